@@ -1,0 +1,1 @@
+"""Prompt templates addressed to models, and their rendering."""

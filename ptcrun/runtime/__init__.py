@@ -1,0 +1,1 @@
+"""The runtime: turn loop, budget ledger, providers, chunker and transcript."""

@@ -1,0 +1,1 @@
+"""LLM providers: one async method that takes messages and returns text plus usage."""
