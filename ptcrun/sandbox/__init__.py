@@ -1,1 +1,42 @@
-"""The sandbox: a confined child process that runs planner programs, and its host-side driver."""
+"""The sandbox: a confined child process that runs planner programs, and its host-side driver.
+
+``Sandbox`` keeps one child alive across programs (REPL semantics); ``execute`` runs one program
+in a fresh sandbox and returns. See ``docs/security.md`` for what the sandbox guarantees.
+
+Names are loaded on first use: the child process imports modules of this package and must not
+pull in trio or the host-side driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["ExecResult", "Failure", "PmapError", "ProgramError", "Sandbox", "execute"]
+
+_HOMES = {
+    "ExecResult": "._results",
+    "Failure": "._pmap",
+    "PmapError": "._pmap",
+    "ProgramError": "._results",
+    "Sandbox": "._driver",
+    "execute": "._driver",
+}
+
+if TYPE_CHECKING:
+    from ._driver import Sandbox, execute
+    from ._pmap import Failure, PmapError
+    from ._results import ExecResult, ProgramError
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ptcrun.sandbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

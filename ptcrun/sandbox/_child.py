@@ -1,0 +1,282 @@
+"""The sandbox child: receive the corpus, lock itself down, then run programs on request.
+
+Started by the host's driver as ``python -I -B -c ...`` with an empty environment, in a new
+session, with two inherited pipe descriptors. Start-up order matters: everything the programs
+may need is imported and warmed up first, then rlimits, then the kernel lockdown (after which no
+file can be opened), and only then is any program text compiled or run.
+
+This module imports nothing outside the standard library, RestrictedPython and the sandbox
+package: no trio, no provider SDKs, no runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import resource
+import sys
+import threading
+import time
+import types
+from typing import Any
+
+from .. import errors
+from . import _host_api, _scope
+from ._link import Link
+
+__all__ = ["main"]
+
+MAX_ERROR_CHARS = 2_000
+
+
+class OutputLimit(BaseException):
+    """The program printed more than Limits.sandbox_output_bytes (uncatchable by programs)."""
+
+
+class _Rejected(Exception):
+    """The program did not compile."""
+
+    def __init__(self, kind: str, message: str, line: int | None, source_line: str | None) -> None:
+        super().__init__(message)
+        self.fields = {"kind": kind, "message": _clip(message), "line": line, "source_line": source_line}
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.fields)
+
+
+class Output:
+    """Captured ``print`` output: streamed to the host in order, capped in bytes."""
+
+    def __init__(self, link: Link, cap_bytes: int) -> None:
+        self._link = link
+        self._cap = cap_bytes
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def reset(self) -> None:
+        self.total = 0
+
+    def write(self, text: str) -> None:
+        size = len(text.encode("utf-8", "replace"))
+        with self._lock:
+            self.total += size
+            over = self.total > self._cap
+        if over:
+            raise OutputLimit(
+                f"the program printed more than {self._cap:,} bytes "
+                f"(Limits.sandbox_output_bytes). Print less: summaries, counts, a few samples."
+            )
+        self._link.send({"op": "output", "text": text, **_scope.position()})
+
+
+def _clip(text: str) -> str:
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 20] + " … (cut)"
+
+
+def _describe(exc: BaseException, source: str, trusted) -> dict[str, Any]:
+    """Kind, message, line and source line of an exception raised by the program."""
+    line = None
+    with trusted():
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<program>":
+                line = tb.tb_lineno
+            tb = tb.tb_next
+    lines = source.splitlines()
+    source_line = lines[line - 1].strip() if line and 0 < line <= len(lines) else None
+    return {"kind": type(exc).__name__, "message": _clip(str(exc)), "line": line, "source_line": source_line}
+
+
+class Child:
+    """The state of one sandbox child: its namespace persists from program to program."""
+
+    def __init__(self, link: Link, init: dict[str, Any], data: Any) -> None:
+        self.link = link
+        self.limits = init["limits"]
+        self.restricted = init.get("language_layer", True)
+        self.output = Output(link, self.limits["sandbox_output_bytes"])
+        from . import _pmap
+
+        self.fanout = _pmap.Fanout(
+            send=link.send,
+            default_concurrency=self.limits["max_concurrency"],
+            default_timeout=self.limits["pmap_timeout"],
+            max_items=self.limits["max_pmap_items"],
+            # the main thread and the link reader are threads too
+            max_threads=max(self.limits["sandbox_threads"] - 2, 0),
+        )
+        done, fail = _host_api.make_done_fail()
+        self.host: dict[str, Any] = {
+            "data": data,
+            "tool": _host_api.Tools(link, init.get("tools", [])),
+            "budget": _host_api.Budget(link),
+            "pmap": self.fanout.pmap,
+            "pcalls": self.fanout.pcalls,
+            "done": done,
+            "fail": fail,
+            "Failure": _pmap.Failure,
+            "PmapError": _pmap.PmapError,
+            "ToolError": errors.ToolError,
+            "ToolArgumentError": errors.ToolArgumentError,
+            "LimitExceeded": errors.LimitExceeded,
+            "BudgetExceeded": errors.BudgetExceeded,
+            "TimeLimitExceeded": errors.TimeLimitExceeded,
+        }
+        if self.restricted:
+            from ._namespace import build_globals
+
+            self.globals = build_globals(host=self.host, write_output=self.output.write)
+        else:
+            self.globals = self._plain_globals()
+
+    def _plain_globals(self) -> dict[str, Any]:
+        """Globals for the language-layer-off mode used by layer tests: real builtins."""
+        import builtins
+
+        def _print(*objects: Any, sep: str = " ", end: str = "\n", **_: Any) -> None:
+            self.output.write(sep.join(map(str, objects)) + end)
+
+        namespace = {"__builtins__": builtins, "print": _print, "__name__": "__program__"}
+        namespace.update(self.host)
+        return namespace
+
+    def _compile(self, source: str) -> types.CodeType:
+        if not self.restricted:
+            try:
+                return compile(source, "<program>", "exec")
+            except SyntaxError as exc:
+                raise _Rejected("SyntaxError", str(exc.msg), exc.lineno, (exc.text or "").strip() or None) from None
+        from ._policy import ProgramRejected, compile_program
+
+        try:
+            return compile_program(source, filename="<program>")
+        except ProgramRejected as exc:
+            raise _Rejected(exc.kind, exc.message, exc.line, exc.source_line) from None
+
+    def execute(self, request: dict[str, Any], trusted) -> dict[str, Any]:
+        source = request["source"]
+        self.output.reset()
+        result: dict[str, Any] = {"status": "ok", "answer": None, "error": None, "restart": False}
+        self._arm_cpu_limit()
+        started = time.process_time()
+        try:
+            try:
+                with trusted():
+                    code = self._compile(source)
+            except _Rejected as exc:
+                result.update(status="error", error=exc.as_dict())
+                return result
+            _scope.set_current(None)
+            try:
+                exec(code, self.globals)
+            except _host_api.ProgramExit as exc:
+                result.update(status=exc.status, answer=exc.value)
+            except OutputLimit as exc:
+                result.update(status="error", error=self._limit("sandbox_output_bytes", exc))
+            except MemoryError as exc:
+                result.update(status="error", error=self._limit("sandbox_memory_bytes", exc), restart=True)
+            except RecursionError as exc:
+                result.update(status="error", error=_describe(exc, source, trusted))
+            except BaseException as exc:  # anything the program raised, reported as data
+                if isinstance(exc, errors.SandboxLimitExceeded):
+                    error = self._limit(exc.setting.removeprefix("Limits."), exc)
+                else:
+                    error = _describe(exc, source, trusted)
+                result.update(status="error", error=error)
+        finally:
+            result["cpu_seconds"] = time.process_time() - started
+            result["threads_peak"] = self.fanout.threads_peak + 2
+        return result
+
+    def _limit(self, setting: str, exc: BaseException) -> dict[str, Any]:
+        message = str(exc)
+        if setting == "sandbox_memory_bytes":
+            message = (
+                f"the program ran out of memory: it needed more than "
+                f"{self.limits['sandbox_memory_bytes']:,} bytes (Limits.sandbox_memory_bytes); "
+                "the sandbox was restarted and earlier variables are gone. Process the data in "
+                "smaller pieces, or raise sandbox_memory_bytes."
+            )
+        return {
+            "kind": "SandboxLimitExceeded",
+            "message": _clip(message),
+            "line": None,
+            "source_line": None,
+            "setting": f"Limits.{setting}",
+            "limit": self.limits.get(setting),
+        }
+
+    def _arm_cpu_limit(self) -> None:
+        """Give this program ``sandbox_cpu_seconds`` of CPU on top of what the child used so far."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        spent = used.ru_utime + used.ru_stime
+        wanted = math.ceil(spent + self.limits["sandbox_cpu_seconds"])
+        if hard != resource.RLIM_INFINITY:
+            wanted = min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (wanted, hard))
+        except (ValueError, OSError):
+            pass  # the session-wide hard limit still holds
+
+
+def _receive_data(link: Link, init: dict[str, Any]) -> Any:
+    """Read the corpus frames that follow ``init``; return a tuple, or a read-only mapping."""
+    named: dict[str, list[str]] = {}
+    plain: list[str] = []
+    while True:
+        frame = link.read()
+        if frame["op"] != "data":
+            raise RuntimeError(f"expected a data frame, got {frame['op']!r}")
+        chunks = [str(c) for c in frame.get("chunks", [])]
+        if frame.get("name") is None:
+            plain.extend(chunks)
+        else:
+            named.setdefault(frame["name"], []).extend(chunks)
+        if frame.get("last"):
+            break
+    if init.get("data_kind") == "mapping":
+        return types.MappingProxyType({name: tuple(chunks) for name, chunks in named.items()})
+    return tuple(plain)
+
+
+def main(fd_in: int, fd_out: int) -> None:
+    link = Link(fd_in, fd_out)
+    init = link.read()
+    data = _receive_data(link, init)
+    limits = init["limits"]
+
+    # Everything a program may touch must be imported before the lockdown closes the files.
+    if init.get("language_layer", True):
+        from ._namespace import warm_up
+
+        warm_up()
+    threading.stack_size(4 << 20)
+    child = Child(link, init, data)
+
+    trusted: Any = contextlib.nullcontext
+    layers = None
+    if init.get("os_layers", True):
+        from . import _confine
+
+        trusted = _confine.trusted
+        _confine.set_rlimits(
+            memory_bytes=limits["sandbox_memory_bytes"],
+            cpu_seconds=max(limits["sandbox_cpu_seconds"] * 20, 600),
+        )
+        layers = _confine.lock_down(network=False, strict=init.get("strict", False))
+        _confine.install_tripwire()
+    link.start_reader()
+    link.send({"op": "ready", "layers": layers.as_dict() if layers is not None else None})
+
+    while True:
+        command = link.commands.get()
+        if command["op"] == "exec":
+            result = child.execute(command, trusted)
+            link.send({"op": "result", "id": command.get("id"), **result})
+        else:  # shutdown, or the host went away
+            break
+    sys.stdout.flush()
+    os._exit(0)

@@ -1,0 +1,95 @@
+"""The child's end of the wire: send frames from any thread, wait for the host's replies.
+
+Planner programs run on several threads at once (pmap items), and each may be waiting on a tool
+call. One reader thread owns the inbound pipe and hands each ``reply`` to the thread waiting for
+it; writers share one lock so frames never interleave.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import threading
+from typing import Any
+
+from . import _protocol
+
+__all__ = ["Link", "Pending"]
+
+
+class Pending:
+    """One request sent to the host whose reply has not arrived yet."""
+
+    __slots__ = ("id", "_event", "reply")
+
+    def __init__(self, request_id: int) -> None:
+        self.id = request_id
+        self._event = threading.Event()
+        self.reply: dict[str, Any] | None = None
+
+    def resolve(self, reply: dict[str, Any]) -> None:
+        self.reply = reply
+        self._event.set()
+
+    def wait(self) -> dict[str, Any]:
+        self._event.wait()
+        assert self.reply is not None
+        return self.reply
+
+
+class Link:
+    """Framed, thread-safe messaging with the host over two inherited pipe descriptors."""
+
+    def __init__(self, fd_in: int, fd_out: int) -> None:
+        self._fd_in = fd_in
+        self._fd_out = fd_out
+        self._write_lock = threading.Lock()
+        self._pending: dict[int, Pending] = {}
+        self._pending_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        #: Frames for the main thread (``exec``, ``shutdown``), in arrival order.
+        self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    def read(self) -> dict[str, Any]:
+        """Read one frame directly (only before the reader thread starts)."""
+        return _protocol.read_frame(self._fd_in)
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = _protocol.encode(message)
+        with self._write_lock:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd_out, view) :]
+
+    def open_request(self) -> Pending:
+        """Reserve a request id whose reply will be delivered to the returned handle."""
+        pending = Pending(next(self._ids))
+        with self._pending_lock:
+            self._pending[pending.id] = pending
+        return pending
+
+    def request(self, message: dict[str, Any], pending: Pending | None = None) -> Pending:
+        """Send a request that expects a reply; return the handle to wait on."""
+        if pending is None:
+            pending = self.open_request()
+        self.send({**message, "id": pending.id})
+        return pending
+
+    def start_reader(self) -> None:
+        threading.Thread(target=self._read_forever, name="ptcrun-link", daemon=True).start()
+
+    def _read_forever(self) -> None:
+        try:
+            while True:
+                frame = _protocol.read_frame(self._fd_in)
+                if frame["op"] == "reply":
+                    with self._pending_lock:
+                        pending = self._pending.pop(frame.get("id"), None)
+                    if pending is not None:
+                        pending.resolve(frame)
+                else:
+                    self.commands.put(frame)
+        except (EOFError, OSError, _protocol.ProtocolError):
+            # The host went away or spoke nonsense: nothing useful is left to do.
+            self.commands.put({"op": "shutdown"})

@@ -1,0 +1,311 @@
+"""``pmap`` and ``pcalls`` inside the child: items on threads, order kept, failures as values.
+
+The program's function runs in the child, so its results stay the Python objects it returned.
+Each item runs on a thread so that the tool calls it makes overlap in time; the host bounds how
+many calls are in flight with the run's one ``CapacityLimiter``. Threads are the child's, capped
+by ``Limits.sandbox_threads``: a pmap takes the threads it can get, and when none are left
+(deeply nested pmaps) it runs its items one by one on the calling thread. Only the host limiter
+bounds calls, and a thread waiting on a nested pmap holds no call slot, so nesting cannot
+deadlock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from typing import Any, Callable
+
+from .. import errors
+from . import _scope
+from ._host_api import Cancelled, ProgramExit
+
+__all__ = ["Failure", "Fanout", "PmapError"]
+
+
+class Failure:
+    """The value in a pmap slot whose item failed or timed out. It is falsy.
+
+    Attributes:
+        index: the item's position in the input.
+        kind: the exception's class name (``"ToolError"``, ``"TimeLimitExceeded"``, ...).
+        message: what went wrong.
+    """
+
+    __slots__ = ("index", "kind", "message")
+
+    def __init__(self, index: int, kind: str, message: str) -> None:
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "message", message)
+
+    @classmethod
+    def from_exception(cls, index: int, exc: BaseException) -> Failure:
+        return cls(index, type(exc).__name__, str(exc))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Failure is read-only")
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"Failure(item {self.index}: {self.kind}: {self.message})"
+
+    __str__ = __repr__
+
+
+class PmapError(Exception):
+    """Raised by ``pmap(..., fail_fast=True)`` at the first failure.
+
+    Attributes:
+        failure: the :class:`Failure` that stopped the fan-out.
+        results: one slot per item: the value of items that finished, ``None`` for the rest.
+    """
+
+    def __init__(self, failure: Failure, results: list[Any], done: int) -> None:
+        super().__init__(
+            f"item {failure.index} failed: {failure.kind}: {failure.message} "
+            f"({done} of {len(results)} items done; the rest were cancelled)"
+        )
+        self.failure = failure
+        self.results = results
+
+
+class _ThreadBudget:
+    """How many more threads the child may start."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._lock = threading.Lock()
+        self.peak = 0
+        self._limit = limit
+
+    def take(self, wanted: int) -> int:
+        with self._lock:
+            got = max(0, min(wanted, self._free))
+            self._free -= got
+            self.peak = max(self.peak, self._limit - self._free)
+            return got
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._free += 1
+
+
+class _Run:
+    """The shared state of one pmap while its items run."""
+
+    def __init__(self, fn: Callable, items: list, scope: _scope.Scope, fail_fast: bool) -> None:
+        self.fn = fn
+        self.items = items
+        self.scope = scope
+        self.fail_fast = fail_fast
+        self.results: list[Any] = [None] * len(items)
+        self.finished = [False] * len(items)
+        self.count = 0
+        self.first_failure: Failure | None = None
+        self.fatal: BaseException | None = None
+        self.all_done = threading.Event()
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take_index(self) -> int | None:
+        with self._lock:
+            if self.scope.cancelled or self._next >= len(self.items):
+                return None
+            index = self._next
+            self._next += 1
+            return index
+
+    def finish(self, index: int, value: Any) -> None:
+        cancel = False
+        with self._lock:
+            if self.finished[index]:
+                return
+            self.finished[index] = True
+            self.results[index] = value
+            self.count += 1
+            if isinstance(value, Failure) and self.first_failure is None:
+                self.first_failure = value
+                cancel = self.fail_fast
+            if self.count == len(self.items):
+                self.all_done.set()
+        if cancel:
+            self.abort()
+
+    def abort(self, fatal: BaseException | None = None) -> None:
+        with self._lock:
+            if fatal is not None and self.fatal is None:
+                self.fatal = fatal
+        self.scope.cancel()
+        self.all_done.set()
+
+
+class Fanout:
+    """Builds the program's ``pmap`` and ``pcalls`` for one child."""
+
+    def __init__(
+        self,
+        *,
+        send: Callable[[dict[str, Any]], None],
+        default_concurrency: int,
+        default_timeout: float,
+        max_items: int,
+        max_threads: int,
+    ) -> None:
+        self._send = send
+        self._default_concurrency = default_concurrency
+        self._default_timeout = default_timeout
+        self._max_items = max_items
+        self._threads = _ThreadBudget(max_threads)
+        self._ids = itertools.count(1)
+
+    @property
+    def threads_peak(self) -> int:
+        return self._threads.peak
+
+    def _send_cancel(self, ids: list[int]) -> None:
+        self._send({"op": "cancel", "ids": ids})
+
+    def pmap(
+        self,
+        fn: Callable[[Any], Any],
+        items: Any,
+        *,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        fail_fast: bool = False,
+    ) -> list[Any]:
+        """Apply ``fn`` to every item concurrently; return the results in input order.
+
+        A failed item's slot holds a falsy ``Failure``; with ``fail_fast=True`` the first
+        failure cancels the items still running and raises ``PmapError`` (with ``.results``).
+        ``timeout`` (seconds, at most Limits.pmap_timeout) bounds the whole fan-out: items not
+        done by then are cancelled and their slots hold a ``Failure`` of kind
+        ``TimeLimitExceeded``.
+        """
+        if not callable(fn):
+            raise TypeError(f"pmap needs a function as its first argument; got {type(fn).__name__}")
+        items = list(itertools.islice(iter(items), self._max_items + 1))
+        if len(items) > self._max_items:
+            raise errors.SandboxLimitExceeded(
+                f"pmap got more than {self._max_items:,} items (Limits.max_pmap_items). "
+                "Batch the items, or raise max_pmap_items.",
+                setting="Limits.max_pmap_items",
+                limit=self._max_items,
+            )
+        if concurrency is None:
+            concurrency = self._default_concurrency
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"pmap concurrency must be a positive whole number; got {concurrency!r}")
+        if timeout is None:
+            timeout = self._default_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"pmap timeout must be a positive number of seconds; got {timeout!r}")
+        clock_seconds = min(float(timeout), self._default_timeout)
+        if not items:
+            return []
+
+        parent = _scope.current()
+        outer = _scope.position()
+        scope = _scope.Scope(
+            parent, deadline=time.monotonic() + clock_seconds, send_cancel=self._send_cancel
+        )
+        pmap_id = next(self._ids)
+        run = _Run(fn, items, scope, fail_fast)
+        threads = self._threads.take(min(concurrency, len(items)))
+        self._send(
+            {
+                "op": "event",
+                "type": "pmap.start",
+                "pmap": pmap_id,
+                "total": len(items),
+                "concurrency": max(threads, 1),
+                "parent_pmap": outer["pmap"],
+                "parent_item": outer["item"],
+            }
+        )
+        try:
+            if threads == 0:
+                self._work(run, pmap_id, 0)
+            else:
+                for slot in range(threads):
+                    threading.Thread(
+                        target=self._thread_main,
+                        args=(run, pmap_id, slot),
+                        name=f"pmap-{pmap_id}-{slot}",
+                        daemon=True,
+                    ).start()
+                wait = scope.seconds_left()
+                run.all_done.wait(None if math.isinf(wait) else max(wait, 0))
+        finally:
+            _scope.set_current(parent, outer["pmap"], outer["item"])
+        # all_done is set when every item finished or when the run was aborted (fail_fast, done(),
+        # a sandbox limit); anything else means the clock ran out first.
+        timed_out = not run.all_done.is_set()
+        if timed_out:
+            scope.cancel()
+            detail = f"{run.count} of {len(items)} items done"
+            exc = errors.TimeLimitExceeded("pmap", clock_seconds, detail)
+            for index in range(len(items)):
+                run.finish(index, Failure.from_exception(index, exc))
+        self._send(
+            {
+                "op": "event",
+                "type": "pmap.end",
+                "pmap": pmap_id,
+                "done": sum(1 for r in run.results if not isinstance(r, Failure)),
+                "failed": sum(1 for r in run.results if isinstance(r, Failure)),
+                "timed_out": timed_out,
+            }
+        )
+        if run.fatal is not None:
+            raise run.fatal
+        if fail_fast and run.first_failure is not None:
+            partial = [None if isinstance(r, Failure) else r for r in run.results]
+            raise PmapError(run.first_failure, partial, sum(r is not None for r in partial))
+        return run.results
+
+    def pcalls(self, *fns: Callable[[], Any], timeout: float | None = None, fail_fast: bool = False) -> list[Any]:
+        """Call each zero-argument function concurrently; results in argument order."""
+        for position, fn in enumerate(fns):
+            if not callable(fn):
+                raise TypeError(
+                    f"pcalls takes functions; argument {position} is {type(fn).__name__}. "
+                    "Wrap calls in lambdas: pcalls(lambda: tool.a(x), lambda: tool.b(x))"
+                )
+        return self.pmap(lambda f: f(), fns, concurrency=max(len(fns), 1), timeout=timeout, fail_fast=fail_fast)
+
+    def _thread_main(self, run: _Run, pmap_id: int, slot: int) -> None:
+        try:
+            self._work(run, pmap_id, slot)
+        finally:
+            self._threads.give_back()
+
+    def _work(self, run: _Run, pmap_id: int, slot: int) -> None:
+        while (index := run.take_index()) is not None:
+            _scope.set_current(run.scope, pmap_id, index)
+            self._send({"op": "event", "type": "item.start", "pmap": pmap_id, "item": index, "slot": slot})
+            try:
+                value = run.fn(run.items[index])
+            except Cancelled:
+                value = None
+                self._send({"op": "event", "type": "item.end", "pmap": pmap_id, "item": index,
+                            "slot": slot, "ok": False, "error": "cancelled"})
+                continue
+            except ProgramExit as exc:
+                run.abort(exc)
+                return
+            except Exception as exc:
+                value = Failure.from_exception(index, exc)
+            except BaseException as exc:  # output or memory limits: end the program
+                run.abort(exc)
+                return
+            failed = isinstance(value, Failure)
+            self._send({"op": "event", "type": "item.end", "pmap": pmap_id, "item": index, "slot": slot,
+                        "ok": not failed, "error": repr(value) if failed else None})
+            run.finish(index, value)
+            if run.scope.seconds_left() <= 0:
+                break
