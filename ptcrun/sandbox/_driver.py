@@ -41,8 +41,8 @@ _CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIO
 _START_TIMEOUT = 60.0
 _DATA_FRAME_CHARS = 4 << 20
 _RESTART_NOTE = (
-    "this program ran in a fresh sandbox: the previous one was stopped ({reason}), "
-    "so variables and functions defined by earlier programs are gone."
+    "this program ran in a fresh sandbox because the previous one was stopped ({reason}); "
+    "earlier variables are gone, so define again what you need."
 )
 
 
@@ -284,7 +284,8 @@ class Sandbox:
         started = time.monotonic()
         result = await run.go()
         if result.restarted:
-            self._stopped_reason = result.error.kind if result.error else "stopped"
+            # The first clause of the error names the limit: "turn clock expired after 1 s (...)".
+            self._stopped_reason = result.error.message.split(";")[0].rstrip(".") if result.error else "stopped"
             await self._kill()
         return attrs.evolve(result, note=note, seconds=time.monotonic() - started)
 
