@@ -8,6 +8,7 @@ and the next ``execute`` starts a fresh one, with a note that earlier variables 
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import math
 import os
@@ -43,6 +44,13 @@ _DATA_FRAME_CHARS = 4 << 20
 _RESTART_NOTE = (
     "this program ran in a fresh sandbox because the previous one was stopped ({reason}); "
     "earlier variables are gone, so define again what you need."
+)
+
+
+#: The tool call being served, as ``{"call": id, "pmap": id | None, "item": index | None}``:
+#: set around each tool so that a tool (the worker LLM) can place its own events under it.
+current_call: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "ptcrun_current_call", default=None
 )
 
 
@@ -374,6 +382,8 @@ class _Execution:
             cpu_seconds=frame.get("cpu_seconds"),
             calls=self.call_count,
             threads_peak=int(frame.get("threads_peak") or 0),
+            candidate=frame.get("candidate"),
+            candidate_set=bool(frame.get("candidate_set")),
         )
 
     async def _child_died(self) -> ExecResult:
@@ -453,6 +463,7 @@ class _Execution:
         reply: dict[str, Any] = {"op": "reply", "id": call_id}
         started = time.monotonic()
         sandbox._on_event({"type": "call.start", "call": call_id, "tool": name, "args": args, "kwargs": kwargs, **where})
+        current_call.set({"call": call_id, **where})
         with trio.CancelScope() as scope:
             self.calls[call_id] = scope
             try:

@@ -57,6 +57,9 @@ class ExecResult:
         cpu_seconds: CPU time the child spent on it, when the child reported it.
         calls: how many tool calls the program made.
         threads_peak: the most threads the child ran at once.
+        candidate: the value of the program's top-level ``answer`` variable after it ran, as
+            JSON data (the run's fallback answer), when ``candidate_set``.
+        candidate_set: the program's namespace holds an ``answer`` that is JSON data.
     """
 
     status: Literal["ok", "done", "failed", "error"]
@@ -70,6 +73,8 @@ class ExecResult:
     cpu_seconds: float | None = None
     calls: int = 0
     threads_peak: int = 0
+    candidate: Any = None
+    candidate_set: bool = False
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,129 @@
+"""One budgeted LLM request: check the window, reserve the worst case, send, settle.
+
+Planner turns and worker calls both go through :func:`budgeted_complete`, so the ledger sees
+every request the same way: a request that cannot reserve its worst case (estimated input plus
+``max_tokens`` of output) is never sent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from .. import errors
+from ._budget import Ledger, worst_case_tokens
+from ._tokens import count_tokens
+from .providers._base import Provider, Reply, Request
+
+__all__ = ["budgeted_complete", "plain", "request_tokens"]
+
+Emit = Callable[..., None]
+
+
+def request_tokens(request: Request) -> int:
+    """The request's input size as counted locally (system prompt plus every message)."""
+    return count_tokens(request.system) + sum(count_tokens(m.content) for m in request.messages)
+
+
+async def budgeted_complete(
+    provider: Provider,
+    request: Request,
+    *,
+    ledger: Ledger,
+    role: Literal["planner", "worker"],
+    what: str,
+    emit: Emit,
+    span: str,
+    parent: str | None,
+) -> Reply:
+    """Send ``request`` to ``provider`` under the run's token budget; return the reply.
+
+    Raises:
+        BudgetExceeded: the worst case does not fit what is left; nothing was sent.
+        ToolError: (workers) the request cannot fit the model's context window.
+        ProviderError: the provider failed after its retries.
+    """
+    input_tokens = request_tokens(request)
+    needed = worst_case_tokens(input_tokens, request.max_tokens)
+    if input_tokens + request.max_tokens > provider.context_window:
+        message = (
+            f"{what} needs about {input_tokens:,} input tokens plus {request.max_tokens:,} output "
+            f"tokens, more than the {provider.context_window:,}-token context window of "
+            f"{provider.name}. Send less text per call (split the chunk), or lower max_tokens."
+        )
+        if role == "worker":
+            raise errors.ToolError(message, tool="worker")
+        raise errors.ConfigError(message)
+    reservation = ledger.reserve(needed, what=what)
+    started = time.monotonic()
+    emit(
+        "llm.start",
+        span,
+        parent,
+        role=role,
+        provider=provider.name,
+        system=request.system,
+        messages=[{"role": m.role, "content": m.content} for m in request.messages],
+        max_tokens=request.max_tokens,
+        reserved_tokens=needed,
+    )
+    with reservation:
+        reservation.mark_sent()
+        try:
+            reply = await provider.complete(request)
+        except BaseException as exc:
+            emit(
+                "llm.end",
+                span,
+                parent,
+                role=role,
+                status="cancelled" if _is_cancel(exc) else "error",
+                error=f"{type(exc).__name__}: {exc}",
+                seconds=time.monotonic() - started,
+            )
+            raise
+        cost = provider.price.cost(reply) if provider.price is not None else None
+        reservation.settle(
+            input_tokens=reply.input_tokens,  # the whole input, cached parts included
+            output_tokens=reply.output_tokens,
+            role=role,
+            cost=cost,
+        )
+    emit(
+        "llm.end",
+        span,
+        parent,
+        role=role,
+        status="ok",
+        text=reply.text,
+        input_tokens=reply.input_tokens,
+        output_tokens=reply.output_tokens,
+        cache_read_tokens=reply.cache_read_tokens,
+        cache_write_tokens=reply.cache_write_tokens,
+        cost=cost,
+        model=reply.model,
+        stop_reason=reply.stop_reason,
+        seconds=time.monotonic() - started,
+    )
+    return reply
+
+
+def _is_cancel(exc: BaseException) -> bool:
+    import trio
+
+    return isinstance(exc, (trio.Cancelled, KeyboardInterrupt))
+
+
+def plain(value: Any) -> Any:
+    """A JSON-safe rendering of ``value`` for events (strings for anything unusual)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no infinity; in limits it means "no limit"
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return repr(value)

@@ -1,0 +1,139 @@
+"""``tool.worker``: one worker-LLM call on a piece of text, under the run's budget.
+
+The worker answers in text, or in JSON checked against a JSON Schema the program gives. A reply
+that is not valid JSON for the schema gets one repair request (the error is shown to the model);
+a second failure is a ``ToolError`` the program can catch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+
+from .. import errors
+from .._limits import Limits
+from .._tools import Tool
+from ..prompts._render import render
+from ..sandbox._driver import current_call
+from ._budget import Ledger
+from ._llm import Emit, budgeted_complete
+from .providers._base import Message, Provider, Request
+
+__all__ = ["make_worker_tool", "parse_json_reply"]
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.S)
+
+
+def parse_json_reply(text: str) -> Any:
+    """Parse a model's JSON answer, tolerating a code fence around it.
+
+    Raises:
+        ValueError: the text holds no JSON value.
+    """
+    match = _FENCE.match(text)
+    body = match.group(1) if match else text.strip()
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError:
+        # A sentence before or after the JSON: take the outermost object or array.
+        starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
+        if not starts:
+            raise ValueError("the reply holds no JSON value") from None
+        start = min(starts)
+        end = max(body.rfind("}"), body.rfind("]"))
+        try:
+            return json.loads(body[start : end + 1])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the reply is not valid JSON: {exc.msg} at character {exc.pos}") from None
+
+
+def _check(value: Any, schema: dict[str, Any]) -> str | None:
+    """Return what is wrong with ``value`` under ``schema``, or None."""
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the answer"
+        return f"{where}: {exc.message}"
+    return None
+
+
+def make_worker_tool(
+    *,
+    provider: Provider,
+    ledger: Ledger,
+    limits: Limits,
+    emit: Emit,
+    span_of_call: Callable[[dict[str, Any] | None], str],
+) -> Tool:
+    """Build the ``worker`` tool bound to one run's provider, ledger and transcript."""
+
+    async def worker(
+        text: str,
+        instruction: str,
+        schema: dict | None = None,
+        max_tokens: int | None = None,
+    ) -> Any:
+        """Ask the worker model to follow `instruction` on `text`; returns its answer.
+
+        With `schema` (a JSON Schema), the answer is parsed JSON that matches it. `max_tokens`
+        caps the answer's length (at most the run's worker_max_tokens).
+        """
+        if max_tokens is None:
+            max_tokens = limits.worker_max_tokens
+        elif max_tokens < 1 or max_tokens > limits.worker_max_tokens:
+            raise errors.ToolArgumentError(
+                f"tool 'worker' got max_tokens={max_tokens}; it must be between 1 and "
+                f"Limits.worker_max_tokens={limits.worker_max_tokens:,}. Raise worker_max_tokens.",
+                tool="worker",
+            )
+        if schema is not None:
+            try:
+                jsonschema.validators.validator_for(schema).check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                raise errors.ToolArgumentError(
+                    f"tool 'worker' got a schema that is not a valid JSON Schema: {exc.message}", tool="worker"
+                ) from None
+        schema_note = render("worker_schema_note", schema=json.dumps(schema)) if schema is not None else ""
+        prompt = render("worker_request", instruction=instruction, text=text, schema_note=schema_note)
+        messages = [Message("user", prompt)]
+        call_span = span_of_call(current_call.get())
+        for attempt in (1, 2):
+            request = Request(
+                messages=tuple(messages),
+                system=render("worker_system"),
+                max_tokens=max_tokens,
+                purpose="worker",
+                cache_system=True,
+            )
+            reply = await budgeted_complete(
+                provider,
+                request,
+                ledger=ledger,
+                role="worker",
+                what="worker call",
+                emit=emit,
+                span=f"{call_span}.llm{attempt}",
+                parent=call_span,
+            )
+            if schema is None:
+                return reply.text
+            try:
+                value = parse_json_reply(reply.text)
+                problem = _check(value, schema)
+            except ValueError as exc:
+                problem = str(exc)
+            if problem is None:
+                return value
+            if attempt == 2:
+                raise errors.ToolError(
+                    f"tool 'worker' answered with JSON that does not match the schema, twice: {problem}",
+                    tool="worker",
+                )
+            messages += [Message("assistant", reply.text), Message("user", render("worker_repair", problem=problem))]
+        raise AssertionError("unreachable")
+
+    return Tool.from_function(worker, name="worker")
