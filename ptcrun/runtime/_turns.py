@@ -34,9 +34,9 @@ ALLOWED_MODULES = (
     "re", "statistics", "string", "textwrap",
 )
 _SAMPLE_CHARS = 40
-# Above this many characters, chunk sizes are estimated (chars / 4) rather than counted, so the
-# inventory of a very large corpus stays cheap; chunks made by chunk_by_tokens carry exact counts.
+# Above this many characters, chunk sizes are estimated from a sample rather than all counted.
 _EXACT_COUNT_CHARS = 2_000_000
+_SAMPLE_COUNT = 50
 _BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.S)
 _ANY_FENCE = re.compile(r"```[^\n`]*\n.*?```", re.S)
 
@@ -73,19 +73,21 @@ def cut_middle(text: str, max_chars: int) -> str:
 
 
 def _sizes(chunks: Sequence[str]) -> tuple[list[int], bool]:
-    total_chars = sum(len(c) for c in chunks)
-    exact = total_chars <= _EXACT_COUNT_CHARS
-    sizes = []
-    for chunk in chunks:
-        known = getattr(chunk, "tokens", None)
-        if isinstance(known, int):
-            sizes.append(known)
-        elif exact:
-            sizes.append(count_tokens(chunk))
-        else:
-            sizes.append(max(1, len(chunk) // 4))
-            exact = False
-    return sizes, exact
+    """Token count per chunk, and whether the counts are exact.
+
+    Chunks from ``chunk_by_tokens`` carry their count. Others are counted, unless the corpus is
+    large: then a sample of chunks is counted and the rest estimated at the sample's ratio of
+    tokens to characters, so building the prompt stays cheap however big the corpus is.
+    """
+    known = [getattr(chunk, "tokens", None) for chunk in chunks]
+    if all(isinstance(k, int) for k in known):
+        return [int(k) for k in known], True  # type: ignore[arg-type]
+    if sum(len(c) for c in chunks) <= _EXACT_COUNT_CHARS:
+        return [count_tokens(c) for c in chunks], True
+    step = max(1, len(chunks) // _SAMPLE_COUNT)
+    sample = chunks[::step][:_SAMPLE_COUNT]
+    ratio = sum(count_tokens(c) for c in sample) / max(1, sum(len(c) for c in sample))
+    return [max(1, round(len(c) * ratio)) for c in chunks], False
 
 
 def _describe_chunks(name: str, chunks: Sequence[str]) -> str:

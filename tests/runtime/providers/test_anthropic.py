@@ -4,12 +4,20 @@ import socket
 
 import pytest
 import trio
-from .fakeservers import Answer, FakeServer, anthropic_error, anthropic_message
 
 from ptcrun.errors import ConfigError, ProviderError
 from ptcrun.runtime.providers._anthropic import AnthropicProvider
-from ptcrun.runtime.providers._base import Message, Price, Provider, Reply, Request, retry_after_seconds
+from ptcrun.runtime.providers._base import (
+    Message,
+    Price,
+    Provider,
+    Reply,
+    Request,
+    retry_after_seconds,
+)
 from ptcrun.runtime.providers._models import KNOWN_MODELS
+
+from .fakeservers import Answer, FakeServer, anthropic_error, anthropic_message
 
 MODEL = "claude-haiku-4-5"
 
@@ -114,8 +122,19 @@ async def test_bad_request_fails_at_once_with_the_api_message(server):
 
 async def test_bad_api_key_names_the_variable(server):
     server.queue(anthropic_error(401, "authentication_error", "invalid x-api-key"))
-    with pytest.raises(ProviderError, match=r"401 authentication: invalid x-api-key\. Check the API key \(ANTHROPIC_API_KEY\)\.$"):
+    with pytest.raises(
+        ProviderError,
+        match=r"401 authentication: invalid x-api-key\. Check the API key \(ANTHROPIC_API_KEY\)\.$",
+    ):
         await provider_for(server).complete(ask())
+    assert len(server.received) == 1
+
+
+async def test_reply_that_is_not_a_message_fails_at_once(server):
+    server.queue(Answer(body={"hello": "world"}))
+    with pytest.raises(ProviderError, match="reply is not a Messages API message") as info:
+        await provider_for(server).complete(ask())
+    assert str(info.value).endswith("Check that base_url serves the Anthropic Messages API.")
     assert len(server.received) == 1
 
 
@@ -144,7 +163,9 @@ async def test_refused_connection_is_retried_then_reported():
     provider = AnthropicProvider(
         MODEL, api_key="k", base_url=f"http://127.0.0.1:{port}", max_retries=1, backoff=0.0
     )
-    with pytest.raises(ProviderError, match=r"^anthropic request failed after 2 attempts: connection failed"):
+    with pytest.raises(
+        ProviderError, match=r"^anthropic request failed after 2 attempts: connection failed"
+    ):
         await provider.complete(ask())
 
 
@@ -195,8 +216,16 @@ def test_unknown_model_has_no_price_unless_given():
 
 
 def test_cost_charges_cached_input_at_cache_prices():
-    price = Price(input_per_mtok=3.0, output_per_mtok=15.0, cache_read_per_mtok=0.3, cache_write_per_mtok=3.75)
-    reply = Reply("x", input_tokens=1_000_000, output_tokens=100_000, cache_read_tokens=500_000, cache_write_tokens=200_000)
+    price = Price(
+        input_per_mtok=3.0, output_per_mtok=15.0, cache_read_per_mtok=0.3, cache_write_per_mtok=3.75
+    )
+    reply = Reply(
+        "x",
+        input_tokens=1_000_000,
+        output_tokens=100_000,
+        cache_read_tokens=500_000,
+        cache_write_tokens=200_000,
+    )
     # 300k uncached * 3 + 500k * 0.3 + 200k * 3.75 + 100k * 15, per million
     assert price.cost(reply) == pytest.approx(0.9 + 0.15 + 0.75 + 1.5)
     assert Price(3.0, 15.0).cost(reply) == pytest.approx(3.0 + 1.5)
@@ -215,3 +244,17 @@ def test_cost_charges_cached_input_at_cache_prices():
 )
 def test_retry_after_header_forms(headers, seconds):
     assert retry_after_seconds(headers) == seconds
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"max_retries": -1}, "AnthropicProvider(max_retries=...) must be a whole number >= 0"),
+        ({"timeout": 0}, "AnthropicProvider(timeout=...) must be seconds > 0; got 0."),
+        ({"backoff": -1.0}, "AnthropicProvider(backoff=...) must be seconds >= 0; got -1.0."),
+    ],
+)
+def test_bad_retry_settings_are_refused(setting, message):
+    with pytest.raises(ConfigError) as info:
+        AnthropicProvider(MODEL, api_key="k", **setting)
+    assert message in str(info.value)

@@ -72,7 +72,11 @@ async def test_function_returning_another_type_is_a_provider_error():
 async def test_usage_counts_system_and_messages_in_and_reply_out():
     provider = ScriptedProvider(["the answer is 42"])
     request = Request(
-        messages=(Message("user", "question one"), Message("assistant", "ok"), Message("user", "q2")),
+        messages=(
+            Message("user", "question one"),
+            Message("assistant", "ok"),
+            Message("user", "q2"),
+        ),
         system="You are terse.",
     )
     reply = await provider.complete(request)
@@ -160,7 +164,11 @@ async def test_from_file_reads_a_json_list(tmp_path):
     path.write_text(json.dumps(["first", "second"]))
     provider = ScriptedProvider.from_file(path)
     assert provider.name == "scripted:replies.json"
-    assert [(await provider.complete(ask())).text for _ in range(3)] == ["first", "second", "second"]
+    assert [(await provider.complete(ask())).text for _ in range(3)] == [
+        "first",
+        "second",
+        "second",
+    ]
 
 
 async def test_from_file_loads_respond_from_python(tmp_path):
@@ -177,6 +185,7 @@ async def test_from_file_loads_respond_from_python(tmp_path):
         ("replies.json", "[1, 2]", "must hold a JSON list of reply strings; got list."),
         ("replies.json", "[", "is not valid JSON"),
         ("script.py", "x = 1\n", "must define respond(request) -> str."),
+        ("script.py", "def respond(:\n", "failed to load: SyntaxError"),
         ("replies.txt", "hello", "must end in .json (a list of replies) or .py"),
     ],
 )

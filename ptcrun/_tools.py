@@ -1,0 +1,730 @@
+"""User tools: plain Python callables the planner's programs reach as ``tool.<name>(...)``.
+
+A program in the sandbox asks the host to run a tool; only JSON-like values cross that boundary
+(str, int, float, bool, None, list, dict with str keys). The host therefore checks every request
+against the tool's signature and type hints *before* the tool runs, so a tool never sees an
+argument its author did not declare, and a program gets one plain sentence saying what it did
+wrong. Whatever the tool returns is turned back into a JSON-like value, or the call fails.
+
+A tool is any function, sync or async: its name, signature and docstring become its
+documentation in the planner's prompt (:meth:`Tool.describe`). The optional :func:`tool`
+decorator only renames it or replaces its description.
+
+Supported type hints, checked recursively: ``str``, ``int`` (``bool`` is not an int here),
+``float`` (an int is accepted), ``bool``, ``None``, ``list``/``list[X]``/``Sequence[X]``,
+``dict``/``dict[str, X]``/``Mapping[str, X]``, ``tuple[...]`` (a list is accepted and passed on
+as a tuple), ``X | None``/``Optional[X]``, other unions, ``Literal[...]`` of scalars, and ``Any``,
+``object`` or no hint (any JSON value). A hint outside this list is refused when the tool is
+registered, since no value that crosses the boundary could ever match it.
+
+This module is over the usual 400 lines because hint checking, signature rendering and result
+conversion are one concept: the tool boundary.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import functools
+import hashlib
+import importlib.machinery
+import importlib.util
+import inspect
+import keyword
+import os
+import reprlib
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeAlias, Union, get_args, get_origin, get_type_hints
+
+import attrs
+import trio
+
+from .errors import ConfigError, PtcrunError, ToolArgumentError, ToolError
+
+__all__ = ["JSON", "RESERVED_TOOL_NAMES", "Tool", "collect_tools", "load_tools_file", "tool"]
+
+JSON: TypeAlias = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
+
+#: Names user tools may not take: ``tool.worker`` is the built-in worker LLM.
+RESERVED_TOOL_NAMES = frozenset({"worker"})
+
+_P = inspect.Parameter
+_NoneType = type(None)
+_META = "__ptcrun_tool__"
+_BARE_TUPLES = (tuple, typing.Tuple)  # get_args() of both is (), like tuple[()]: tell them apart
+_JSON_TYPES = "str, int, float, bool, None, lists and dicts with str keys"
+
+# trio renamed `cancellable` to `abandon_on_cancel` (0.23) and warns on the old name; speak
+# whichever the installed trio understands.
+_ABANDON = (
+    "abandon_on_cancel"
+    if "abandon_on_cancel" in inspect.signature(trio.to_thread.run_sync).parameters
+    else "cancellable"
+)
+
+_shown = reprlib.Repr()
+_shown.maxstring = _shown.maxother = 60
+_shown.maxlist = _shown.maxdict = 6
+
+
+def _show(value: object) -> str:
+    """A value as a message shows it: its repr, cut so one huge argument cannot flood the text."""
+    return _shown.repr(value)
+
+
+def _kind(value: object) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+# --- the decorator -----------------------------------------------------------------------------
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> Any:
+    """Mark a function as a tool, optionally renaming it or replacing its description.
+
+    Works bare (``@tool``) and with arguments (``@tool(name="lookup")``). The function is
+    returned unchanged and stays callable as before; the name and description are recorded on
+    it and read by :meth:`Tool.from_function`. Decorating is never required: any function
+    passed to ``Runtime(tools=...)`` is a tool.
+
+    Raises:
+        ConfigError: ``name`` is not a valid tool name.
+    """
+    if name is not None:
+        _check_name(name)
+
+    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(f):
+            raise ConfigError(f"@tool decorates functions; got {_show(f)} ({_kind(f)}).")
+        setattr(f, _META, (name, description))
+        return f
+
+    return mark if fn is None else mark(fn)
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise ConfigError(
+            f"tool name {_show(name)} is not a Python identifier, so a program cannot write "
+            f"tool.<name>; pass tool(name=...) with letters, digits and underscores."
+        )
+    if name.startswith("_"):
+        raise ConfigError(
+            f"tool name {name!r} starts with '_', which programs in the sandbox cannot reach; "
+            f"rename it or pass tool(name=...)."
+        )
+    return name
+
+
+# --- type hints --------------------------------------------------------------------------------
+
+
+def _is_union(origin: object) -> bool:
+    return origin is Union or origin is types.UnionType
+
+
+def _unsupported(hint: Any) -> Any | None:
+    """Return the part of ``hint`` no JSON value can match, or None when all of it is supported."""
+    if hint in (Any, object, None, _NoneType, str, int, float, bool, list, dict, tuple):
+        return None
+    origin, args = get_origin(hint), get_args(hint)
+    if _is_union(origin) or origin in (list, tuple, cabc.Sequence):
+        return next((bad for a in args if a is not Ellipsis and (bad := _unsupported(a))), None)
+    if origin in (dict, cabc.Mapping):
+        if args and args[0] is not str:
+            return hint
+        return _unsupported(args[1]) if args else None
+    if origin is Literal:
+        scalar = (str, int, float, bool, _NoneType)
+        return None if all(type(a) in scalar for a in args) else hint
+    if hint in (cabc.Sequence, cabc.Mapping):
+        return None
+    return hint
+
+
+def _type_name(hint: Any) -> str:
+    """Render a hint the way a person writes it: ``list[str]``, ``str | None``, ``Any``."""
+    if hint is Any:
+        return "Any"
+    if hint is None or hint is _NoneType:
+        return "None"
+    origin, args = get_origin(hint), get_args(hint)
+    if _is_union(origin):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is Literal:
+        return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin is not None:
+        base = getattr(origin, "__name__", str(origin))
+        if not args:
+            return f"{base}[()]" if origin is tuple and hint not in _BARE_TUPLES else base
+        return f"{base}[{', '.join('...' if a is Ellipsis else _type_name(a) for a in args)}]"
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+class _Mismatch(Exception):
+    """A value does not match its hint at ``path`` (``ids[1]``, ``filters['status']``)."""
+
+    def __init__(self, path: str, value: object) -> None:
+        super().__init__(path)
+        self.path = path
+        self.value = value
+
+
+def _same_scalar(value: object, literal: object) -> bool:
+    # Literal[1] must accept neither True nor 1.0: compare the type as well as the value.
+    return type(value) is type(literal) and value == literal
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """Check ``value`` against ``hint``; return it, with lists made tuples where a tuple is hinted.
+
+    Raises:
+        _Mismatch: at the deepest place where the value does not match.
+    """
+    if hint is Any or hint is object:
+        if value is None or isinstance(value, (str, int, float)):  # bool is an int
+            return value
+        if isinstance(value, list):
+            return [_coerce(v, Any, f"{path}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {_key(k, path, value): _coerce(v, Any, f"{path}[{k!r}]") for k, v in value.items()}
+        raise _Mismatch(path, value)
+    if hint is None or hint is _NoneType:
+        ok = value is None
+    elif hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif hint is str:
+        ok = isinstance(value, str)
+    else:
+        return _coerce_generic(value, hint, path)
+    if not ok:
+        raise _Mismatch(path, value)
+    return value
+
+
+def _key(key: object, path: str, value: object) -> str:
+    if not isinstance(key, str):
+        raise _Mismatch(path, value)
+    return key
+
+
+def _coerce_generic(value: Any, hint: Any, path: str) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if _is_union(origin):
+        misses = []
+        for member in args:
+            try:
+                return _coerce(value, member, path)
+            except _Mismatch as miss:
+                misses.append(miss)
+        # The deepest miss names the item that is wrong, e.g. ids[1] under list[str] | None.
+        raise max(misses, key=lambda m: len(m.path))
+    if origin is Literal:
+        if any(_same_scalar(value, lit) for lit in args):
+            return value
+        raise _Mismatch(path, value)
+    if hint in (list, cabc.Sequence) or origin in (list, cabc.Sequence):
+        if not isinstance(value, list):
+            raise _Mismatch(path, value)
+        item = args[0] if args else Any
+        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if hint in _BARE_TUPLES or origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch(path, value)
+        if hint in _BARE_TUPLES or (len(args) == 2 and args[1] is Ellipsis):
+            item = Any if hint in _BARE_TUPLES else args[0]
+            return tuple(_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise _Mismatch(path, value)
+        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if hint in (dict, cabc.Mapping) or origin in (dict, cabc.Mapping):
+        if not isinstance(value, dict):
+            raise _Mismatch(path, value)
+        item = args[1] if args else Any
+        return {_key(k, path, value): _coerce(v, item, f"{path}[{k!r}]") for k, v in value.items()}
+    raise _Mismatch(path, value)  # unreachable for hints that passed _unsupported
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+class _NotJSON(Exception):
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(problem)
+        self.path = path
+        self.problem = problem
+
+
+def _to_json(value: Any, path: str, active: set[int]) -> JSON:
+    """Convert a tool's result to a JSON-like value, or raise _NotJSON saying where and why.
+
+    Tuples become lists, sets become sorted lists, int dict keys become strings, attrs and
+    dataclass instances become dicts of their fields. ``active`` holds the containers on the
+    current path, so a value that contains itself fails instead of recursing forever.
+    """
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, str):  # str subclasses, e.g. enum members: the plain text
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if id(value) in active:
+        raise _NotJSON(path, "a value that contains itself")
+    active.add(id(value))
+    try:
+        if isinstance(value, (list, tuple)):
+            return [_to_json(v, f"{path}[{i}]", active) for i, v in enumerate(value)]
+        if isinstance(value, (set, frozenset)):
+            try:
+                items = sorted(value)
+            except TypeError:
+                raise _NotJSON(path, "a set whose items cannot be sorted") from None
+            return [_to_json(v, f"{path}[{i}]", active) for i, v in enumerate(items)]
+        if isinstance(value, dict):
+            out: dict[str, JSON] = {}
+            for k, v in value.items():
+                if isinstance(k, int) and not isinstance(k, bool):
+                    k = str(k)
+                if not isinstance(k, str):
+                    raise _NotJSON(path, f"a dict key of type {_kind(k)} ({_show(k)})")
+                if k in out:
+                    raise _NotJSON(path, f"two dict keys that both become {k!r}")
+                out[str.__str__(k)] = _to_json(v, f"{path}[{k!r}]", active)
+            return out
+        if attrs.has(type(value)):
+            names = [a.name for a in attrs.fields(type(value))]
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            names = [f.name for f in dataclasses.fields(value)]
+        else:
+            raise _NotJSON(path, f"a value of type {_kind(value)}")
+        return {n: _to_json(getattr(value, n), f"{path}.{n}", active) for n in names}
+    finally:
+        active.discard(id(value))
+
+
+_AWAITABLE = object()  # what a tool returned instead of a value: a coroutine or other awaitable
+
+
+def _refuse_awaitable(result: Any) -> Any:
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()  # never awaited on purpose; closing it avoids a RuntimeWarning
+        return _AWAITABLE
+    return result
+
+
+def _call_sync(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run a sync tool in its worker thread (trio refuses a coroutine result with a vaguer error)."""
+    return _refuse_awaitable(fn(*args, **kwargs))
+
+
+# --- the tool ----------------------------------------------------------------------------------
+
+
+def _hint_source(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The object whose annotations and docstring describe ``fn``'s parameters."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.isroutine(fn):
+        return fn
+    return type(fn).__call__  # a callable instance: its __call__ carries the hints
+
+
+def _docstring(fn: Callable[..., Any]) -> str:
+    """The callable's own docstring, cleaned; never one inherited from a base class."""
+    source = _hint_source(fn)
+    doc = source.__doc__
+    if source is not fn and not isinstance(fn, functools.partial):
+        # A callable object: its class tells what it does, its __call__ perhaps how.
+        doc = type(fn).__dict__.get("__doc__") or type(fn).__call__.__dict__.get("__doc__")
+    return inspect.cleandoc(doc) if isinstance(doc, str) else ""
+
+
+def _resolve_hints(tool: Tool) -> dict[str, Any]:
+    try:
+        return get_type_hints(_hint_source(tool.fn))
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot resolve the type hints of tool {tool.name!r}: {type(exc).__name__}: {exc}; "
+            f"define or import the types it names before registering it."
+        ) from exc
+
+
+@attrs.frozen
+class Tool:
+    """One user tool: a callable, its name, its documentation, and how to check its arguments.
+
+    Build it with :meth:`from_function` (which checks the name and hints); :func:`collect_tools`
+    does that for every callable passed to a run. A ``Tool`` is immutable and may be shared by
+    many concurrent calls.
+    """
+
+    name: str
+    description: str
+    fn: Callable[..., Any] = attrs.field(repr=False)
+    signature: inspect.Signature = attrs.field(repr=False)
+    is_async: bool
+    #: Resolved type hints by parameter name (and ``"return"``).
+    hints: Mapping[str, Any] = attrs.field(
+        default=attrs.Factory(_resolve_hints, takes_self=True), repr=False, eq=False
+    )
+
+    @classmethod
+    def from_function(
+        cls,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Tool:
+        """Make a tool of a function, bound method, callable object or ``functools.partial``.
+
+        The name is, in order: ``name``, the ``@tool(name=...)`` override, the function's
+        ``__name__``. The description likewise comes from ``description``, the decorator, or
+        the cleaned docstring. ``*args`` and ``**kwargs`` are allowed: each extra value is
+        checked against their hint.
+
+        Raises:
+            ConfigError: ``fn`` is not callable, is a class or an async generator; the name is
+                not an identifier or starts with ``_``; the signature cannot be read; a type
+                hint cannot be resolved or no JSON value could match it.
+        """
+        if isinstance(fn, Tool):
+            return attrs.evolve(
+                fn,
+                name=_check_name(fn.name if name is None else name),
+                description=fn.description if description is None else description,
+            )
+        if not callable(fn):
+            raise ConfigError(
+                f"a tool must be a function; got {_show(fn)} ({_kind(fn)}). Pass a function."
+            )
+        meta_name, meta_description = getattr(fn, _META, (None, None))
+        source = _hint_source(fn)
+        if name is None:
+            name = meta_name or getattr(fn, "__name__", None) or getattr(source, "__name__", None)
+        if name is None or name == "__call__":
+            raise ConfigError(
+                f"the callable {_show(fn)} has no __name__; pass Tool.from_function(fn, name=...) "
+                f"or a dict of names to tools."
+            )
+        _check_name(name)
+        if isinstance(fn, type):
+            raise ConfigError(f"tool {name!r} is a class; register a function that uses it instead.")
+        if inspect.isasyncgenfunction(source):
+            raise ConfigError(
+                f"tool {name!r} is an async generator; a tool returns one value. Collect the items "
+                f"into a list and return it."
+            )
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read the signature of tool {name!r} ({exc}); wrap it in a def with named "
+                f"parameters."
+            ) from exc
+        if description is None:
+            description = meta_description if meta_description is not None else _docstring(fn)
+        is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(source)
+        made = cls(name, description or "", fn, signature, is_async)
+        for param in signature.parameters.values():
+            hint = made.hints.get(param.name, Any)
+            if (bad := _unsupported(hint)) is not None:
+                raise ConfigError(
+                    f"tool {name!r} parameter {param.name!r} is typed {_type_name(hint)}, but "
+                    f"{_type_name(bad)} cannot cross the sandbox boundary; type it with "
+                    f"{_JSON_TYPES} (or list[...], dict[str, ...], tuple[...], Literal[...], "
+                    f"X | None, Any)."
+                )
+        return made
+
+    def parameters_text(self) -> str:
+        """The parameter list as a program would read it: ``(order_id: str, limit: int = 10)``."""
+        parts: list[str] = []
+        star_written = False
+        params = list(self.signature.parameters.values())
+        for i, p in enumerate(params):
+            if p.kind is _P.KEYWORD_ONLY and not star_written:
+                parts.append("*")
+                star_written = True
+            prefix = {_P.VAR_POSITIONAL: "*", _P.VAR_KEYWORD: "**"}.get(p.kind, "")
+            star_written |= p.kind is _P.VAR_POSITIONAL
+            text = prefix + p.name
+            if p.name in self.hints:
+                text += f": {_type_name(self.hints[p.name])}"
+            if p.default is not _P.empty:
+                text += f" = {p.default!r}" if p.name in self.hints else f"={p.default!r}"
+            parts.append(text)
+            nxt = params[i + 1].kind if i + 1 < len(params) else None
+            if p.kind is _P.POSITIONAL_ONLY and nxt is not _P.POSITIONAL_ONLY:
+                parts.append("/")
+        return f"({', '.join(parts)})"
+
+    def describe(self) -> str:
+        """Document the tool for the planner: its call line, then its description indented.
+
+        Example: ``tool.lookup(order_id: str, limit: int = 10) -> dict`` followed by
+        ``    Look up an order by id.``
+        """
+        line = f"tool.{self.name}{self.parameters_text()}"
+        if "return" in self.hints:
+            line += f" -> {_type_name(self.hints['return'])}"
+        if not self.description:
+            return line
+        body = "\n".join(f"    {t}" if t else "" for t in self.description.splitlines())
+        return f"{line}\n{body}"
+
+    def _argument_error(self, what: str) -> ToolArgumentError:
+        return ToolArgumentError(
+            f"tool {self.name!r} {what}; it takes {self.parameters_text()}.", tool=self.name
+        )
+
+    def _check_shape(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise a ToolArgumentError for missing, unexpected or doubled arguments."""
+        params = list(self.signature.parameters.values())
+        positional = [p for p in params if p.kind in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)]
+        has_var_pos = any(p.kind is _P.VAR_POSITIONAL for p in params)
+        has_var_kw = any(p.kind is _P.VAR_KEYWORD for p in params)
+        if len(args) > len(positional) and not has_var_pos:
+            n = len(args)
+            raise self._argument_error(f"got {n} positional argument{'s' * (n != 1)}")
+        by_name = {p.name: p for p in params if p.kind not in (_P.VAR_POSITIONAL, _P.VAR_KEYWORD)}
+        unexpected = [
+            k for k in kwargs
+            if (k not in by_name or by_name[k].kind is _P.POSITIONAL_ONLY) and not has_var_kw
+        ]
+        if unexpected:
+            names = ", ".join(_show(k) for k in unexpected)
+            raise self._argument_error(
+                f"got unexpected argument{'s' * (len(unexpected) != 1)} {names}"
+            )
+        filled = {p.name for p in positional[: len(args)]}
+        twice = [k for k in kwargs if k in filled and by_name[k].kind is not _P.POSITIONAL_ONLY]
+        if twice:
+            raise self._argument_error(f"got argument {twice[0]!r} twice, by position and by name")
+        missing = [
+            p.name for p in by_name.values()
+            if p.default is _P.empty and p.name not in filled and p.name not in kwargs
+        ]
+        if missing:
+            names = ", ".join(repr(m) for m in missing)
+            raise self._argument_error(f"is missing argument{'s' * (len(missing) != 1)} {names}")
+
+    def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
+        """Check a call's arguments against the signature and hints; the tool does not run.
+
+        Returns the bound arguments, with lists turned into tuples where a tuple is hinted.
+        A parameter whose default is ``None`` also accepts ``None``.
+
+        Raises:
+            ToolArgumentError: an argument is missing, unexpected, given twice, not JSON-like,
+                or does not match its hint; the message names the argument and what it got.
+        """
+        self._check_shape(args, kwargs)
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:  # a shape _check_shape did not foresee; say it plainly
+            raise self._argument_error(f"cannot take these arguments ({exc})") from None
+        for name, value in bound.arguments.items():
+            param = self.signature.parameters[name]
+            hint = self.hints.get(name, Any)
+            try:
+                if param.kind is _P.VAR_POSITIONAL:
+                    value = tuple(_coerce(v, hint, f"{name}[{i}]") for i, v in enumerate(value))
+                elif param.kind is _P.VAR_KEYWORD:
+                    value = {k: _coerce(v, hint, k) for k, v in value.items()}
+                elif not (value is None and param.default is None):
+                    value = _coerce(value, hint, name)
+            except _Mismatch as miss:
+                raise ToolArgumentError(
+                    f"tool {self.name!r} takes {self.parameters_text()}; got "
+                    f"{miss.path}={_show(miss.value)} ({_kind(miss.value)}).",
+                    tool=self.name,
+                ) from None
+            bound.arguments[name] = value
+        return bound
+
+    async def call(
+        self,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        limiter: trio.CapacityLimiter | None = None,
+    ) -> JSON:
+        """Validate the arguments, run the tool, and return its result as a JSON-like value.
+
+        Async tools are awaited in the calling task. Sync tools run in a worker thread that
+        borrows a token from ``limiter`` (trio's default thread limiter when None), so slow
+        blocking tools cannot starve the event loop. Do not pass a limiter whose token the
+        calling task already holds for this call: the thread takes a token of its own.
+
+        Cancellation: ``trio.Cancelled`` always propagates unchanged. A cancelled sync tool
+        returns at once, but Python threads cannot be killed: the abandoned thread may still
+        run to its end in the background (its result is discarded, and it keeps its limiter
+        token until then). Tools with side effects should be written with that in mind.
+
+        Raises:
+            ToolArgumentError: the arguments do not match; the tool did not run.
+            ToolError: the tool raised (the exception is ``__cause__``) or returned a value
+                that is not JSON-like.
+        """
+        bound = self.validate(args, kwargs)
+        try:
+            if self.is_async:
+                result = _refuse_awaitable(await self.fn(*bound.args, **bound.kwargs))
+            else:
+                run = functools.partial(_call_sync, self.fn, bound.args, bound.kwargs)
+                result = await trio.to_thread.run_sync(run, limiter=limiter, **{_ABANDON: True})
+        except PtcrunError:
+            # ptcrun's own errors raised inside a tool (the worker's BudgetExceeded, a nested
+            # ToolError) already say what happened and which setting to raise: keep them.
+            raise
+        except Exception as exc:  # trio.Cancelled is a BaseException: it passes untouched
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise ToolError(f"tool {self.name!r} failed: {detail}", tool=self.name) from exc
+        if result is _AWAITABLE:
+            raise ToolError(
+                f"tool {self.name!r} returned an awaitable instead of a value; declare the tool "
+                f"with async def and await inside it.",
+                tool=self.name,
+            )
+        try:
+            return _to_json(result, "result", set())
+        except _NotJSON as bad:
+            where = "" if bad.path == "result" else f" at {bad.path}"
+            raise ToolError(
+                f"tool {self.name!r} returned a non-JSON value: {bad.problem}{where}. Return only "
+                f"{_JSON_TYPES} (convert the value, e.g. with str()).",
+                tool=self.name,
+            ) from None
+
+
+# --- registries --------------------------------------------------------------------------------
+
+
+def collect_tools(
+    tools: Iterable[Callable[..., Any] | Tool] | Mapping[str, Callable[..., Any] | Tool] | None,
+    *,
+    allow_reserved: bool = False,
+) -> dict[str, Tool]:
+    """Turn what the user passed as ``tools`` into a registry of :class:`Tool` by name.
+
+    ``tools`` is a list of callables (each named by :meth:`Tool.from_function`), a dict of
+    name to callable (the key is the name), or None for no tools. The registry keeps the order
+    given. ``allow_reserved`` lets the runtime register its own ``worker``.
+
+    Raises:
+        ConfigError: a single callable instead of a list, an item that is not callable, two
+            tools with the same name, a reserved name, or an invalid name.
+    """
+    if tools is None:
+        return {}
+    if isinstance(tools, (str, bytes, Tool)) or (callable(tools) and not isinstance(tools, Mapping)):
+        label = getattr(tools, "__name__", None) or getattr(tools, "name", None) or "tool"
+        raise ConfigError(
+            f"tools must be a list or a dict of functions; got one {_kind(tools)}. "
+            f"Pass tools=[{label}]."
+        )
+    if isinstance(tools, Mapping):
+        made = [Tool.from_function(fn, name=_check_name(key)) for key, fn in tools.items()]
+    else:
+        made = []
+        for i, fn in enumerate(tools):
+            if not (callable(fn) or isinstance(fn, Tool)):
+                raise ConfigError(
+                    f"tools must be functions; item {i} is {_show(fn)} ({_kind(fn)}). "
+                    f"Pass a function or a Tool."
+                )
+            made.append(Tool.from_function(fn))
+    registry: dict[str, Tool] = {}
+    for t in made:
+        if t.name in RESERVED_TOOL_NAMES and not allow_reserved:
+            raise ConfigError(
+                f"tool name {t.name!r} is reserved for the built-in worker LLM (tool.{t.name}); "
+                f"rename your tool, e.g. with tool(name=...)."
+            )
+        if t.name in registry:
+            raise ConfigError(
+                f"two tools are named {t.name!r}; rename one with tool(name=...) or pass a dict "
+                f"of names to tools."
+            )
+        registry[t.name] = t
+    return registry
+
+
+def load_tools_file(path: str | os.PathLike[str]) -> dict[str, Tool]:
+    """Load the tools defined in a Python file: what the CLI's ``--tools`` option reads.
+
+    The file is imported as a fresh module. Its tools are the names in its ``__all__`` when it
+    has one; otherwise every public module-level function (and :class:`Tool`) defined in the file
+    itself: not imported ones, not names that start with ``_``. The file's own directory is not
+    put on ``sys.path``.
+
+    Raises:
+        ConfigError: the file does not exist, fails to import (the message includes the
+            exception), or defines no tools; or :func:`collect_tools` refuses its tools.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(
+            f"tools file '{file}' does not exist; pass the path of a Python file that defines "
+            f"the tool functions."
+        )
+    digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:16]
+    module_name = f"_ptcrun_tools_{digest}"
+    loader = importlib.machinery.SourceFileLoader(module_name, str(file))
+    spec = importlib.util.spec_from_file_location(module_name, file, loader=loader)
+    assert spec is not None  # an explicit loader always yields a spec
+    module = importlib.util.module_from_spec(spec)
+    # Registered while it runs: dataclasses and typing look their module up in sys.modules.
+    sys.modules[module_name] = module
+    try:
+        loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(module_name, None)
+        raise ConfigError(
+            f"tools file '{file}' failed to import: {type(exc).__name__}: {exc}. Fix the file so "
+            f"that it imports without errors."
+        ) from exc
+    namespace = vars(module)
+    if "__all__" in namespace:
+        chosen = []
+        for name in namespace["__all__"]:
+            if name not in namespace:
+                raise ConfigError(
+                    f"tools file '{file}' lists {name!r} in __all__ but does not define it; "
+                    f"define it or remove it from __all__."
+                )
+            chosen.append(namespace[name])
+    else:
+        chosen = [
+            obj for name, obj in namespace.items()
+            if not name.startswith("_") and _defined_in(obj, module_name)
+        ]
+    if not chosen:
+        raise ConfigError(
+            f"tools file '{file}' defines no tools; define at least one function whose name "
+            f"does not start with '_'."
+        )
+    return collect_tools(chosen)
+
+
+def _defined_in(obj: object, module_name: str) -> bool:
+    if isinstance(obj, Tool):
+        obj = obj.fn
+    return inspect.isfunction(obj) and obj.__module__ == module_name
