@@ -121,6 +121,7 @@ class Sandbox:
         self._frames = _protocol.FrameBuffer(_protocol.MAX_CHILD_FRAME_BYTES)
         self._queued: list[dict[str, Any]] = []
         self._send_lock = trio.Lock()
+        self._outbox: list[bytes] = []
         self._ids = itertools.count(1)
         self._stopped_reason: str | None = None
         self._stderr_tail = b""
@@ -168,6 +169,7 @@ class Sandbox:
         self._from_child = trio.lowlevel.FdStream(from_child_r)
         self._frames = _protocol.FrameBuffer(_protocol.MAX_CHILD_FRAME_BYTES)
         self._queued = []
+        self._outbox = []
         try:
             with trio.fail_after(_START_TIMEOUT):
                 await self._send_init()
@@ -256,9 +258,16 @@ class Sandbox:
     async def _send(self, message: dict[str, Any]) -> None:
         if self._to_child is None:
             raise trio.ClosedResourceError("no sandbox child")
-        data = _protocol.encode(message)
+        # Frames queue up while another task is writing; the writer sends them all in one
+        # write. Under a wide fan-out this turns hundreds of small writes into a few.
+        self._outbox.append(_protocol.encode(message))
+        if self._send_lock.locked():
+            return
         async with self._send_lock:
-            await self._to_child.send_all(data)
+            while self._outbox:
+                data = b"".join(self._outbox)
+                self._outbox.clear()
+                await self._to_child.send_all(data)
 
     async def _next_frame(self) -> dict[str, Any]:
         while not self._queued:
