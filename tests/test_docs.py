@@ -1,0 +1,53 @@
+"""Drift guards: the docs and prompts say what the code does."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import attrs
+
+from ptcrun import errors
+from ptcrun._limits import Limits
+from ptcrun.prompts._render import error_hint, render, template_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _limits_table() -> dict[str, str]:
+    text = (ROOT / "docs" / "limits.md").read_text()
+    return dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", text, flags=re.M))
+
+
+def test_limits_doc_lists_every_setting_with_its_default():
+    table = _limits_table()
+    fields = {f.name: f.default for f in attrs.fields(Limits)}
+    assert list(table) == list(fields)
+    for name, default in fields.items():
+        assert eval(table[name]) == default, name  # the doc writes defaults as Python literals
+
+
+def test_every_error_class_has_a_hint_for_the_planner():
+    classes = [getattr(errors, name) for name in errors.__all__]
+    assert classes
+    for cls in classes:
+        assert error_hint(cls.__name__), f"prompts/errors.md has no section for {cls.__name__}"
+
+
+def test_every_prompt_template_renders_with_its_values():
+    values = {
+        "planner_system": {"allowed_modules": "re"},
+        "planner_first": {"goal": "g", "inventory": "i", "tools": "t", "budget": "b", "schema_note": ""},
+        "turn_feedback": {"note": "", "turn": 1, "output": "o", "error": "", "next_turn": 2, "max_turns": 3, "budget": "b"},
+        "no_code": {"count": 0, "next_turn": 2, "max_turns": 3, "budget": "b"},
+        "schema_failed": {"problem": "p", "next_turn": 2, "max_turns": 3, "budget": "b"},
+        "worker_system": {},
+        "worker_request": {"instruction": "i", "text": "t", "schema_note": ""},
+        "worker_schema_note": {"schema": "{}"},
+        "worker_repair": {"problem": "p"},
+        "errors": {},
+    }
+    assert sorted(values) == template_names()
+    for name, given in values.items():
+        text = render(name, **given)
+        assert "$" not in text.replace("$$", ""), name
