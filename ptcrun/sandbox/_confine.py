@@ -8,7 +8,8 @@ everything and holds its pipes but before it runs any program:
 2. ``lock_down``:
 
    * a new network namespace (nothing to connect to, not even loopback);
-   * ``PR_SET_NO_NEW_PRIVS`` and ``PR_SET_DUMPABLE=0``;
+   * ``PR_SET_NO_NEW_PRIVS``, ``PR_SET_DUMPABLE=0``, and every capability dropped (a root
+     child keeps uid 0 but loses the power to raise limits or bypass permissions);
    * Landlock with every right handled and no rule: no file or directory can be opened, no
      TCP port bound or connected, no process outside signalled (``_landlock``);
    * a seccomp allow-list of about forty system calls; ``execve`` and ``ptrace`` kill the
@@ -19,9 +20,9 @@ everything and holds its pipes but before it runs any program:
 
 After ``lock_down`` the child can still run threads, take locks, sleep, read the clocks,
 allocate memory up to its limit (and get ``MemoryError`` beyond it), handle signals such as
-SIGXCPU, read its rusage, and read and write the descriptors it already had. It can no longer
-import a module that is not loaded yet, open any file (``/proc`` included), start a process,
-open a socket, or change its limits.
+SIGXCPU, read its rusage, move its soft CPU limit below the hard one, and read and write the
+descriptors it already had. It can no longer import a module that is not loaded yet, open any
+file (``/proc`` included), start a process, open a socket, or raise a hard limit.
 
 A layer the machine cannot provide is skipped and named in ``Layers.notes``; with
 ``strict=True`` it is an error instead. ``probe()`` asks a throwaway child what this machine
@@ -61,6 +62,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 _PR_GET_NO_NEW_PRIVS = 39
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 @attrs.frozen
@@ -94,8 +96,9 @@ def set_rlimits(
     """Cap this process's memory, CPU time, file writes and descriptors; disable core dumps.
 
     Limits can only go down: a hard limit already lower than the request is kept. Call this
-    before ``lock_down``, which forbids changing limits. ``RLIMIT_NPROC`` is not set: the
-    kernel ignores it for root, and seccomp forbids new processes anyway.
+    before ``lock_down``, after which only the soft CPU limit can move (below the hard one).
+    ``RLIMIT_NPROC`` is not set: the kernel ignores it for root, and seccomp forbids new
+    processes anyway.
 
     Args:
         memory_bytes: address space (``RLIMIT_AS``). Thread stacks and malloc arenas count
@@ -110,7 +113,8 @@ def set_rlimits(
     Raises:
         ValueError: a limit is not a positive finite number (``file_bytes`` may be 0).
     """
-    if not (memory_bytes > 0 and 0 < cpu_seconds < math.inf and file_bytes >= 0 and open_files > 0):
+    if not (memory_bytes > 0 and 0 < cpu_seconds < math.inf and file_bytes >= 0
+            and open_files > 0):
         raise ValueError(
             f"rlimits must be positive and finite; got memory_bytes={memory_bytes!r}, "
             f"cpu_seconds={cpu_seconds!r}, file_bytes={file_bytes!r}, open_files={open_files!r}."
@@ -165,7 +169,10 @@ def _unshare_network() -> str | None:
     if result < 0:
         result = _libc_call("unshare", _CLONE_NEWUSER | _CLONE_NEWNET)
     if result < 0:
-        return f"network namespace: unshare refused ({os.strerror(-result)}); user namespaces may be disabled"
+        return (
+            f"network namespace: unshare refused ({os.strerror(-result)}); "
+            "user namespaces may be disabled"
+        )
     if os.stat("/proc/self/ns/net").st_ino == before:
         return "network namespace: unshare succeeded but the namespace did not change"
     return None
@@ -175,9 +182,9 @@ def lock_down(*, network: bool = False, strict: bool = False) -> Layers:
     """Confine this process for good; return which layers are now active.
 
     Call it once, in the child, after every import and warm-up and after ``set_rlimits``,
-    while the process has a single thread (Landlock and namespaces apply to the calling
-    thread only, so threads that already run would escape them), and before any untrusted
-    code runs. Layers the machine lacks are skipped and named in ``notes``.
+    while the process has a single thread (Landlock, capabilities and namespaces belong to
+    the calling thread, so threads that already run would escape them), and before any
+    untrusted code runs. Layers the machine lacks are skipped and named in ``notes``.
 
     Args:
         network: keep the network: no namespace, and seccomp and Landlock allow TCP clients.
@@ -189,7 +196,6 @@ def lock_down(*, network: bool = False, strict: bool = False) -> Layers:
         RuntimeError: more than one thread is running; or, with strict, a layer is missing.
             The process may already be partly confined; end it.
     """
-    notes: list[str] = []
     with trusted():  # the tripwire, if installed already, must not stop our own set-up
         threads = _thread_count()
         if threads > 1:
@@ -198,26 +204,55 @@ def lock_down(*, network: bool = False, strict: bool = False) -> Layers:
                 "Start threads after lock_down(), which confines the threads it creates."
             )
         rlimits = _rlimits_active()
-        if not rlimits:
-            notes.append("rlimits: set_rlimits() was not called first; memory and CPU are unbounded")
-        network_namespace = False
-        if not network:
-            note = _unshare_network() if sys.platform.startswith("linux") else "network namespace: not Linux"
-            network_namespace = note is None
-            notes.extend([note] if note else [])
-        load_seccomp = None
-        try:
-            load_seccomp = _seccomp.prepare_filter(network=network)  # imports: before Landlock
-        except _seccomp.SeccompUnavailable as exc:
-            notes.append(f"seccomp: {exc}")
-        no_new_privs = _set_no_new_privs(notes)
-        if _libc_call("prctl", _PR_SET_DUMPABLE, 0, 0, 0, 0) < 0:
-            notes.append("dumpable: PR_SET_DUMPABLE refused; other processes of this user may inspect it")
-        landlock_abi = _apply_landlock(network, notes) if no_new_privs else 0
-        seccomp = False
-        if load_seccomp is not None and no_new_privs:
-            seccomp = _apply_seccomp(load_seccomp, notes)
-    layers = Layers(
+        notes = [] if rlimits else [
+            "rlimits: set_rlimits() was not called first; memory and CPU are unbounded"
+        ]
+        if sys.platform.startswith("linux"):
+            layers = _lock_down_linux(network=network, rlimits=rlimits, notes=notes)
+        else:
+            notes.append(f"kernel layers: none on {sys.platform}; only rlimits apply")
+            layers = Layers(
+                no_new_privs=False, seccomp=False, landlock_abi=0, network_namespace=False,
+                rlimits=rlimits, notes=tuple(notes),
+            )
+    missing = [
+        name
+        for name, active in (
+            ("no_new_privs", layers.no_new_privs), ("seccomp", layers.seccomp),
+            ("landlock", layers.landlock_abi > 0), ("rlimits", layers.rlimits),
+        )
+        if not active
+    ]
+    if strict and missing:
+        raise RuntimeError(
+            f"sandbox lock-down is missing {', '.join(missing)} (strict mode): "
+            f"{'; '.join(layers.notes)}. Run on Linux >= 5.13 with libseccomp, or turn strict off."
+        )
+    return layers
+
+
+def _lock_down_linux(*, network: bool, rlimits: bool, notes: list[str]) -> Layers:
+    network_namespace = False
+    if not network:  # needs CAP_SYS_ADMIN or a user namespace: before capabilities go
+        note = _unshare_network()
+        network_namespace = note is None
+        notes.extend([note] if note else [])
+    no_new_privs = _set_no_new_privs(notes)
+    if _libc_call("prctl", _PR_SET_DUMPABLE, 0, 0, 0, 0) < 0:
+        notes.append("dumpable: PR_SET_DUMPABLE refused; processes of this user may inspect it")
+    capabilities_dropped = _drop_capabilities(notes)
+    load_seccomp = None
+    try:  # imports pyseccomp, so it must come before Landlock closes the files
+        load_seccomp = _seccomp.prepare_filter(
+            network=network, cpu_limit_settable=capabilities_dropped
+        )
+    except _seccomp.SeccompUnavailable as exc:
+        notes.append(f"seccomp: {exc}")
+    landlock_abi = _apply_landlock(network, notes) if no_new_privs else 0
+    seccomp = False
+    if load_seccomp is not None and no_new_privs:
+        seccomp = _apply_seccomp(load_seccomp, notes)
+    return Layers(
         no_new_privs=no_new_privs,
         seccomp=seccomp,
         landlock_abi=landlock_abi,
@@ -225,31 +260,53 @@ def lock_down(*, network: bool = False, strict: bool = False) -> Layers:
         rlimits=rlimits,
         notes=tuple(notes),
     )
-    if strict:
-        missing = [
-            name
-            for name, active in (
-                ("no_new_privs", no_new_privs), ("seccomp", seccomp),
-                ("landlock", landlock_abi > 0), ("rlimits", rlimits),
-            )
-            if not active
-        ]
-        if missing:
-            raise RuntimeError(
-                f"sandbox lock-down is missing {', '.join(missing)} (strict mode): "
-                f"{'; '.join(notes)}. Run on Linux >= 5.13 with libseccomp, or turn strict off."
-            )
-    return layers
 
 
 def _set_no_new_privs(notes: list[str]) -> bool:
-    if not sys.platform.startswith("linux"):
-        notes.append(f"no_new_privs, Landlock, seccomp: not available on {sys.platform}")
-        return False
     result = _libc_call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     if result < 0 or _libc_call("prctl", _PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1:
-        notes.append(f"no_new_privs: prctl refused ({os.strerror(-result) if result < 0 else 'not set'}); "
-                     "Landlock and seccomp need it and were skipped")
+        reason = os.strerror(-result) if result < 0 else "not set"
+        notes.append(
+            f"no_new_privs: prctl refused ({reason}); Landlock and seccomp need it and were skipped"
+        )
+        return False
+    return True
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _drop_capabilities(notes: list[str]) -> bool:
+    """Clear every capability of this (single) thread: root keeps its uid but loses its power.
+
+    Without CAP_SYS_RESOURCE no hard limit can be raised again, which is what lets seccomp
+    allow the child to move its own soft CPU limit.
+    """
+    header = _CapHeader(version=_LINUX_CAPABILITY_VERSION_3, pid=0)
+    data = (_CapData * 2)()  # all zero: no effective, permitted or inheritable capability
+    capset = ctypes.CDLL(None, use_errno=True).capset
+    if capset(ctypes.byref(header), data) != 0:
+        notes.append(
+            f"capabilities: capset refused ({os.strerror(ctypes.get_errno())}); "
+            "the CPU limit cannot be adjusted after lock_down"
+        )
+        return False
+    with open("/proc/self/status") as status:
+        effective = next(line for line in status if line.startswith("CapEff:"))
+    if int(effective.split()[1], 16) != 0:
+        notes.append(
+            "capabilities: capset succeeded but some remain; "
+            "the CPU limit cannot be adjusted after lock_down"
+        )
         return False
     return True
 

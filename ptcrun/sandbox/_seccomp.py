@@ -15,9 +15,12 @@ Arguments are checked where the call itself is the risk:
   ``clone3`` passes its flags in memory a filter cannot read, so it answers ENOSYS and glibc
   falls back to ``clone``.
 * ``tgkill`` only towards this process (its own threads); ``kill`` is denied.
-* ``prlimit64`` only to read this process's limits, never to raise them (a root child could).
-* ``ioctl`` only ``TCGETS`` (``isatty``), so a child on a terminal cannot push keystrokes
-  into it with ``TIOCSTI``.
+* ``prlimit64`` only on this process: reading any limit, and, when asked for, setting
+  ``RLIMIT_CPU`` (so the child can give each program its CPU share). The kernel then keeps
+  the soft limit under the hard one; only CAP_SYS_RESOURCE could raise the hard one, so the
+  caller allows setting only after it has dropped its capabilities.
+* ``ioctl`` only ``TCGETS`` (``isatty``) and ``FIONBIO`` (non-blocking mode), so a child on
+  a terminal cannot push keystrokes into it with ``TIOCSTI``.
 * ``newfstatat`` only with ``AT_EMPTY_PATH`` (``fstat`` of an open descriptor), so Python's
   ``os.stat(path)`` fails; native code can still pass a path with that flag, which reveals
   metadata (size, times) of a path but never its content.
@@ -63,16 +66,20 @@ _CLONE_NAMESPACES = (
     | 0x20000000  # CLONE_NEWPID
     | 0x40000000  # CLONE_NEWNET
 )
-_TCGETS = 0x5401
+_IOCTL_REQUESTS = (0x5401, 0x5421)  # TCGETS (isatty), FIONBIO (socket.settimeout)
 _AT_EMPTY_PATH = 0x1000
-_FCNTL_COMMANDS = (0, 1, 2, 3, 4, 1030)  # F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC
+_RLIMIT_CPU = 0
+# F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC
+_FCNTL_COMMANDS = (0, 1, 2, 3, 4, 1030)
 
 
 class SeccompUnavailable(OSError):
     """libseccomp or kernel seccomp support is missing, or loading the filter failed."""
 
 
-def prepare_filter(*, network: bool = False) -> Callable[[], None]:
+def prepare_filter(
+    *, network: bool = False, cpu_limit_settable: bool = False
+) -> Callable[[], None]:
     """Build the filter now and return the function that installs it.
 
     Building imports pyseccomp and libseccomp, so it must happen while files can still be
@@ -81,6 +88,8 @@ def prepare_filter(*, network: bool = False) -> Callable[[], None]:
 
     Args:
         network: when true, also allow the system calls of a TCP or UDP client.
+        cpu_limit_settable: when true, ``setrlimit(RLIMIT_CPU, ...)`` stays allowed. Only
+            for a process without CAP_SYS_RESOURCE, which cannot raise the hard limit.
 
     Raises:
         SeccompUnavailable: from either step; nothing was installed. The message says why.
@@ -111,7 +120,13 @@ def prepare_filter(*, network: bool = False) -> Callable[[], None]:
         syscall_filter.add_rule(
             seccomp.ALLOW, "prlimit64", seccomp.Arg(0, seccomp.EQ, 0), seccomp.Arg(2, seccomp.EQ, 0)
         )
-        syscall_filter.add_rule(seccomp.ALLOW, "ioctl", seccomp.Arg(1, seccomp.EQ, _TCGETS))
+        if cpu_limit_settable:
+            syscall_filter.add_rule(
+                seccomp.ALLOW, "prlimit64",
+                seccomp.Arg(0, seccomp.EQ, 0), seccomp.Arg(1, seccomp.EQ, _RLIMIT_CPU),
+            )
+        for request in _IOCTL_REQUESTS:
+            syscall_filter.add_rule(seccomp.ALLOW, "ioctl", seccomp.Arg(1, seccomp.EQ, request))
         for command in _FCNTL_COMMANDS:
             syscall_filter.add_rule(seccomp.ALLOW, "fcntl", seccomp.Arg(1, seccomp.EQ, command))
         syscall_filter.add_rule(
@@ -121,6 +136,9 @@ def prepare_filter(*, network: bool = False) -> Callable[[], None]:
         for name in _KILL:
             if known(name):
                 syscall_filter.add_rule(seccomp.KILL_PROCESS, name)
+        # A call made through another architecture's entry point (int 0x80, x32) could
+        # dodge rules written for native numbers, so it ends the process.
+        syscall_filter.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)
         # Every thread gets the filter, not only the caller (belt and braces: lock_down
         # insists on a single thread anyway).
         syscall_filter.set_attr(seccomp.Attr.CTL_TSYNC, 1)
