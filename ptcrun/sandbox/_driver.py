@@ -317,6 +317,7 @@ class _Execution:
         self.output: list[str] = []
         self.output_bytes = 0
         self.calls: dict[int, trio.CancelScope] = {}
+        self.cancelled: set[int] = set()
         self.call_count = 0
 
     async def go(self) -> ExecResult:
@@ -453,6 +454,7 @@ class _Execution:
                 for call_id in frame.get("ids", []):
                     scope = self.calls.get(call_id)
                     if scope is not None:
+                        self.cancelled.add(call_id)
                         scope.cancel()
             elif op == "budget":
                 await sandbox._send({"op": "reply", "id": frame.get("id"), "ok": True, "value": dict(sandbox._budget())})
@@ -485,18 +487,21 @@ class _Execution:
                 if not isinstance(args, list) or not isinstance(kwargs, dict):
                     raise errors.ToolArgumentError(f"tool {name!r} got malformed arguments", tool=name)
                 async with sandbox._limiter:
-                    with trio.fail_after(sandbox.limits.call_timeout):
-                        value = await tool.call(args, kwargs, limiter=sandbox._thread_limiter)
+                    # The call clock starts once the call holds a slot; one scope serves both
+                    # the clock and the child's cancel requests.
+                    scope.deadline = trio.current_time() + sandbox.limits.call_timeout
+                    value = await tool.call(args, kwargs, limiter=sandbox._thread_limiter)
                 reply.update(ok=True, value=value)
-            except trio.TooSlowError:
-                exc = errors.TimeLimitExceeded("call", sandbox.limits.call_timeout, f"tool {name!r} did not answer in time")
-                reply.update(ok=False, error=_error_payload(exc))
             except errors.PtcrunError as exc:
                 reply.update(ok=False, error=_error_payload(exc))
             finally:
                 self.calls.pop(call_id, None)
         if scope.cancelled_caught:
-            reply.update(ok=False, error={"type": "Cancelled", "message": "cancelled"})
+            if call_id in self.cancelled:
+                reply.update(ok=False, error={"type": "Cancelled", "message": "cancelled"})
+            else:
+                exc = errors.TimeLimitExceeded("call", sandbox.limits.call_timeout, f"tool {name!r} did not answer in time")
+                reply.update(ok=False, error=_error_payload(exc))
         ok = bool(reply.get("ok"))
         sandbox._on_event(
             {
