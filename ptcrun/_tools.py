@@ -38,7 +38,17 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, Union, get_args, get_origin, get_type_hints
+from typing import (
+    Any,
+    Literal,
+    TypeAlias,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    overload,
+)
 
 import attrs
 import trio
@@ -55,7 +65,8 @@ RESERVED_TOOL_NAMES = frozenset({"worker"})
 _P = inspect.Parameter
 _NoneType = type(None)
 _META = "__ptcrun_tool__"
-_BARE_TUPLES = (tuple, typing.Tuple)  # get_args() of both is (), like tuple[()]: tell them apart
+# get_args() of both is (), as of tuple[()] (the empty tuple): keep them apart.
+_BARE_TUPLES = (tuple, typing.Tuple)  # noqa: UP006 - the value, not an annotation
 _JSON_TYPES = "str, int, float, bool, None, lists and dicts with str keys"
 
 # trio renamed `cancellable` to `abandon_on_cancel` (0.23) and warns on the old name; speak
@@ -82,7 +93,13 @@ def _kind(value: object) -> str:
 
 # --- the decorator -----------------------------------------------------------------------------
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 
+
+@overload
+def tool(fn: _F, /) -> _F: ...
+@overload
+def tool(*, name: str | None = None, description: str | None = None) -> Callable[[_F], _F]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
     *,

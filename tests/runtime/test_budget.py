@@ -219,18 +219,16 @@ def test_context_manager_settled_inside_keeps_the_settlement():
 
 def test_context_manager_releases_when_an_error_comes_before_send():
     ledger = Ledger(1_000)
-    with pytest.raises(KeyError):
-        with ledger.reserve(400, what="worker call") as r:
-            raise KeyError("prompt template")
+    with pytest.raises(KeyError), ledger.reserve(400, what="worker call") as r:
+        raise KeyError("prompt template")
     assert (ledger.used, ledger.reserved, r.state) == (0, 0, "released")
 
 
 def test_context_manager_charges_in_full_when_an_error_comes_after_send():
     ledger = Ledger(1_000)
-    with pytest.raises(ConnectionError):
-        with ledger.reserve(400, what="worker call") as r:
-            r.mark_sent()
-            raise ConnectionError("reset by peer")
+    with pytest.raises(ConnectionError), ledger.reserve(400, what="worker call") as r:
+        r.mark_sent()
+        raise ConnectionError("reset by peer")
     assert (ledger.used, ledger.reserved, r.state) == (400, 0, "charged")
     assert ledger.usage.unsettled_tokens == 400
     assert ledger.usage.calls == 0
@@ -246,21 +244,19 @@ def test_context_manager_keeps_an_explicit_release_after_send():
 
 async def test_cancelled_before_send_is_released(autojump_clock):
     ledger = Ledger(1_000)
-    with trio.move_on_after(1) as scope:
-        with ledger.reserve(400, what="worker call") as r:
-            await trio.sleep(10)  # e.g. waiting for a CapacityLimiter token
-            r.mark_sent()
+    with trio.move_on_after(1) as scope, ledger.reserve(400, what="worker call") as r:
+        await trio.sleep(10)  # e.g. waiting for a CapacityLimiter token
+        r.mark_sent()
     assert scope.cancelled_caught
     assert (ledger.used, ledger.reserved, r.state, r.sent) == (0, 0, "released", False)
 
 
 async def test_cancelled_after_send_is_charged_in_full(autojump_clock):
     ledger = Ledger(1_000)
-    with trio.move_on_after(1) as scope:
-        with ledger.reserve(400, what="worker call") as r:
-            r.mark_sent()
-            await trio.sleep(10)  # the HTTP request in flight
-            r.settle(input_tokens=1, output_tokens=1, role="worker")
+    with trio.move_on_after(1) as scope, ledger.reserve(400, what="worker call") as r:
+        r.mark_sent()
+        await trio.sleep(10)  # the HTTP request in flight
+        r.settle(input_tokens=1, output_tokens=1, role="worker")
     assert scope.cancelled_caught
     assert (ledger.used, ledger.reserved, r.state) == (400, 0, "charged")
     with pytest.raises(RuntimeError, match="already charged"):

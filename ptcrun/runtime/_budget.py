@@ -1,0 +1,311 @@
+"""The token budget: one ledger for the planner and every worker of a run.
+
+The problem: a run may spend at most ``Limits.max_tokens``, yet an LLM request's cost is known
+only after its reply, and dozens of worker requests are in flight at once. Checking after the
+reply (as some systems do) lets a burst of parallel calls overshoot the limit by their whole
+size. So every request first *reserves* its worst case (estimated input plus the maximum output
+it may write, see :func:`worst_case_tokens`). A request that cannot be reserved is never sent and
+fails with :class:`~ptcrun.errors.BudgetExceeded`. After the reply, the reservation is *settled*
+with the real usage and the unused part goes back to the pool::
+
+    with ledger.reserve(worst_case_tokens(prompt_tokens, max_output), what="worker call") as r:
+        r.mark_sent()
+        reply = await provider.complete(...)
+        r.settle(input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
+                 role="worker", cost=reply.cost)
+
+Reservations in flight count as spent, so ``used + reserved <= max_tokens`` always holds at the
+moment of a reservation, and ``used <= max_tokens`` holds for the whole run as long as no
+request uses more than it reserved.
+"""
+
+from __future__ import annotations
+
+import math
+from types import TracebackType
+from typing import Literal, Self
+
+import attrs
+
+from ..errors import BudgetExceeded
+
+__all__ = [
+    "INPUT_ESTIMATE_MARGIN",
+    "INPUT_OVERHEAD_TOKENS",
+    "Ledger",
+    "Reservation",
+    "Usage",
+    "worst_case_tokens",
+]
+
+Role = Literal["planner", "worker"]
+
+#: Input token counts come from tiktoken's cl100k_base, which is not every provider's tokenizer:
+#: other tokenizers count the same text differently, and for some texts by tens of percent more.
+#: Reserving a quarter more keeps real usage within the reservation for ordinary prose and code.
+INPUT_ESTIMATE_MARGIN = 1.25
+#: Tokens a provider adds around the text it is given (roles, message framing) per request.
+INPUT_OVERHEAD_TOKENS = 32
+
+
+def worst_case_tokens(input_tokens: int, max_output_tokens: int) -> int:
+    """Return the tokens to reserve for one request: its input with a safety margin, plus output.
+
+    Args:
+        input_tokens: the prompt's length as counted locally (cl100k_base).
+        max_output_tokens: the most the reply may write; the request must cap its output there.
+    """
+    return math.ceil(input_tokens * INPUT_ESTIMATE_MARGIN) + INPUT_OVERHEAD_TOKENS + max_output_tokens
+
+
+@attrs.frozen
+class Usage:
+    """Tokens and cost a run spent, split by role.
+
+    ``unsettled_tokens`` are reservations charged in full because their request was sent but
+    never settled (it was cancelled or failed mid-flight, and the provider may bill it anyway);
+    their split between input and output, and their cost, are unknown.
+    """
+
+    planner_input_tokens: int = 0
+    planner_output_tokens: int = 0
+    worker_input_tokens: int = 0
+    worker_output_tokens: int = 0
+    unsettled_tokens: int = 0
+    #: USD of the settled requests; None when some request had no known price.
+    cost: float | None = None
+    #: LLM requests settled, all roles.
+    calls: int = 0
+    planner_calls: int = 0
+    worker_calls: int = 0
+
+    @property
+    def planner_tokens(self) -> int:
+        """Input plus output tokens of the planner's settled requests."""
+        return self.planner_input_tokens + self.planner_output_tokens
+
+    @property
+    def worker_tokens(self) -> int:
+        """Input plus output tokens of the workers' settled requests."""
+        return self.worker_input_tokens + self.worker_output_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        """Every token charged to the budget: planner, workers and unsettled requests."""
+        return self.planner_tokens + self.worker_tokens + self.unsettled_tokens
+
+
+def _check_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0; got {value!r}.")
+    return value
+
+
+class Ledger:
+    """One token ledger for the planner and every worker of a run.
+
+    It belongs to one trio run and is not thread-safe: use it from trio tasks only. Its methods
+    never await, so a check and the change it allows cannot be interleaved with another task's.
+    """
+
+    def __init__(self, max_tokens: int) -> None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
+            raise ValueError(f"max_tokens must be a positive whole number; got {max_tokens!r}.")
+        self.max_tokens = max_tokens
+        self._used = 0
+        self._reserved = 0
+        self._by_role = {
+            "planner": [0, 0, 0],  # input tokens, output tokens, calls
+            "worker": [0, 0, 0],
+        }
+        self._unsettled = 0
+        self._cost = 0.0
+        self._cost_known = True
+
+    def __repr__(self) -> str:
+        return f"Ledger(max_tokens={self.max_tokens}, used={self._used}, reserved={self._reserved})"
+
+    @property
+    def used(self) -> int:
+        """Tokens charged: settled requests and requests charged in full."""
+        return self._used
+
+    @property
+    def reserved(self) -> int:
+        """Tokens held by reservations in flight."""
+        return self._reserved
+
+    @property
+    def remaining(self) -> int:
+        """Tokens a new reservation may take: ``max_tokens - used - reserved``, never below 0."""
+        return max(0, self.max_tokens - self._used - self._reserved)
+
+    def reserve(self, tokens: int, *, what: str) -> Reservation:
+        """Reserve a request's worst case, or refuse it before anything is sent.
+
+        Args:
+            tokens: the most the request can cost, input plus output (:func:`worst_case_tokens`).
+            what: the request as a message names it (``"worker call"``, ``"planner turn 3"``).
+
+        Raises:
+            BudgetExceeded: ``tokens`` is more than :attr:`remaining`. Nothing is charged.
+            ValueError: ``tokens`` is not a positive whole number.
+        """
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
+            raise ValueError(f"a reservation must be a positive whole number of tokens; got {tokens!r}.")
+        if self._used + self._reserved + tokens > self.max_tokens:
+            raise BudgetExceeded.for_request(
+                what=what, needed=tokens, remaining=self.remaining, limit=self.max_tokens
+            )
+        self._reserved += tokens
+        return Reservation(self, tokens, what)
+
+    @property
+    def usage(self) -> Usage:
+        """What has been charged so far, by role (reservations in flight are not included)."""
+        planner, worker = self._by_role["planner"], self._by_role["worker"]
+        return Usage(
+            planner_input_tokens=planner[0],
+            planner_output_tokens=planner[1],
+            worker_input_tokens=worker[0],
+            worker_output_tokens=worker[1],
+            unsettled_tokens=self._unsettled,
+            cost=self._cost if self._cost_known else None,
+            calls=planner[2] + worker[2],
+            planner_calls=planner[2],
+            worker_calls=worker[2],
+        )
+
+    def snapshot(self) -> dict[str, int | float | None]:
+        """The budget as a program sees it in ``budget.remaining``: a JSON-able dict."""
+        return {
+            "tokens_left": self.remaining,
+            "tokens_used": self._used,
+            "tokens_reserved": self._reserved,
+            "max_tokens": self.max_tokens,
+            "cost": self._cost if self._cost_known else None,
+        }
+
+
+class Reservation:
+    """Tokens held for one LLM request until it is settled, released or charged.
+
+    Made by :meth:`Ledger.reserve`. Close it exactly once with :meth:`settle` (the reply came
+    back with its usage) or :meth:`release` (no usage: the request was never sent, or the
+    provider rejected it). A second close raises ``RuntimeError``.
+
+    As a context manager it closes itself if the block exits while it is still open, by an
+    exception, by cancellation, or by a plain return. It is charged conservatively: when
+    :meth:`mark_sent` was called, the request may have reached the provider and a cancelled
+    HTTP request can still be billed, so the whole reservation is charged (as
+    ``Usage.unsettled_tokens``); when it was not, the tokens are released.
+    """
+
+    __slots__ = ("_ledger", "_sent", "_state", "tokens", "what")
+
+    def __init__(self, ledger: Ledger, tokens: int, what: str) -> None:
+        self._ledger = ledger
+        self.tokens = tokens
+        self.what = what
+        self._sent = False
+        self._state: Literal["open", "settled", "released", "charged"] = "open"
+
+    def __repr__(self) -> str:
+        return (
+            f"Reservation(what={self.what!r}, tokens={self.tokens}, state={self._state!r}, "
+            f"sent={self._sent})"
+        )
+
+    @property
+    def state(self) -> Literal["open", "settled", "released", "charged"]:
+        """``open`` until closed; then how it was closed (``charged``: in full, unsettled)."""
+        return self._state
+
+    @property
+    def sent(self) -> bool:
+        """Whether :meth:`mark_sent` was called."""
+        return self._sent
+
+    def _close(self, state: Literal["settled", "released", "charged"]) -> None:
+        if self._state != "open":
+            raise RuntimeError(
+                f"the reservation for {self.what} was already {self._state}; settle or release a "
+                f"reservation exactly once."
+            )
+        self._state = state
+        self._ledger._reserved -= self.tokens
+
+    def mark_sent(self) -> None:
+        """Record that the request is about to leave: from now on it may be billed."""
+        if self._state != "open":
+            raise RuntimeError(f"the reservation for {self.what} is already {self._state}.")
+        self._sent = True
+
+    def settle(
+        self,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        role: Role,
+        cost: float | None = None,
+    ) -> None:
+        """Replace the reservation with the request's real usage; the unused part is freed.
+
+        Real usage above the reservation (the provider counted more input than estimated) is
+        charged anyway: the ledger records what was spent. ``used <= max_tokens`` is guaranteed
+        only while every request stays within its reservation, which the runtime ensures by
+        capping output at the reserved maximum and reserving input with a margin.
+
+        Args:
+            cost: the request's price in USD, or None when no price is known.
+
+        Raises:
+            RuntimeError: the reservation was already closed.
+            ValueError: a negative count, an unknown role or a negative cost.
+        """
+        _check_count("input_tokens", input_tokens)
+        _check_count("output_tokens", output_tokens)
+        if role not in ("planner", "worker"):
+            raise ValueError(f"role must be 'planner' or 'worker'; got {role!r}.")
+        if cost is not None and not cost >= 0:
+            raise ValueError(f"cost must be >= 0 USD or None; got {cost!r}.")
+        self._close("settled")
+        ledger = self._ledger
+        ledger._used += input_tokens + output_tokens
+        counts = ledger._by_role[role]
+        counts[0] += input_tokens
+        counts[1] += output_tokens
+        counts[2] += 1
+        if cost is None:
+            ledger._cost_known = False
+        else:
+            ledger._cost += cost
+
+    def release(self) -> None:
+        """Give the tokens back: the request was never sent, or failed before any usage.
+
+        Raises:
+            RuntimeError: the reservation was already closed.
+        """
+        self._close("released")
+
+    def _charge_in_full(self) -> None:
+        self._close("charged")
+        self._ledger._used += self.tokens
+        self._ledger._unsettled += self.tokens
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state != "open":
+            return
+        if self._sent:
+            self._charge_in_full()
+        else:
+            self.release()
