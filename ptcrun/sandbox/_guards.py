@@ -1,0 +1,353 @@
+"""The guards behind RestrictedPython's hooks: what a program may read, write and catch.
+
+``_policy`` rewrites every attribute read into ``_getattr_``, every attribute or item write
+into a write on ``_write_(obj)``, every augmented assignment into ``_inplacevar_`` and every
+``except`` clause into ``_catchable_(...)``. This module holds what those hooks call.
+Each guard is a small pure function or object with no reference to the program's globals, so
+rebinding a global name (``data = 1``) can never change how a guard behaves.
+
+The rules, in one place:
+
+* Reads: no attribute starting with ``_``; no frame, code or traceback attribute; no ``mro``;
+  no ``AttributeError.obj``; no value that is a module, a frame/code/traceback object, a
+  capsule, a metaclass, ``string.Formatter``, or a raw builtin the sandbox does not offer
+  (``getattr``, ``open``, ``print`` ...). ``str.format``/``format_map`` work but refuse
+  attribute or index lookups inside fields, nested format specs included.
+* Writes: only to lists, dicts, sets, Counters, defaultdicts, OrderedDicts, deques and the
+  program's own classes and their instances. Everything else (``data``, ``budget``, module
+  proxies, functions) is read-only.
+* ``except``: only ``Exception`` and its subclasses; while a ``BaseException`` that is not an
+  ``Exception`` (``done()``, ``fail()``, a cancellation) is on its way out, no clause matches.
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import datetime
+import functools
+import operator
+import string
+import sys
+import types
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+from ._modules import ContainerType, ModuleProxy
+
+__all__ = [
+    "HIDDEN_ATTRIBUTES",
+    "Ownership",
+    "catchable",
+    "check_attribute_name",
+    "check_format_string",
+    "guarded_apply",
+    "guarded_getattr",
+    "guarded_hasattr",
+]
+
+#: Attribute names refused even though they do not start with "_": frame and code
+#: attributes, and ``mro``, which hands out ``object`` and the exception base classes.
+HIDDEN_ATTRIBUTES = INSPECT_ATTRIBUTES | {"mro"}
+
+_RAISE: Any = object()
+
+# Raw builtins that are harmless to meet again as an attribute value; every other function
+# of the builtins module (getattr, open, print, eval, ...) is refused wherever it turns up.
+# (Sets of functions, not of id()s: id() raises an audit event on every call.)
+_HARMLESS_BUILTINS = frozenset(
+    getattr(builtins, name)
+    for name in (
+        "abs", "ascii", "bin", "callable", "chr", "divmod", "format", "hex", "isinstance",
+        "issubclass", "iter", "len", "next", "oct", "ord", "pow", "repr", "round",
+    )
+)
+# Python functions that write attributes behind _write_'s back.
+_FORBIDDEN_FUNCTIONS = frozenset(
+    {functools.update_wrapper, functools.wraps, functools.total_ordering}
+)
+_HIDDEN_TYPES = (
+    types.ModuleType,
+    types.FrameType,
+    types.CodeType,
+    types.TracebackType,
+    type(datetime.datetime_CAPI),  # capsules
+    string.Formatter,
+)
+_FORMATTER = string.Formatter()
+
+
+def _private(name: str) -> AttributeError:
+    return AttributeError(
+        f"{name!r} is not allowed: names starting with '_' are private in the sandbox"
+    )
+
+
+def check_attribute_name(name: object) -> str:
+    """Return name if a program may read or write an attribute of that name; raise if not."""
+    if type(name) is not str:
+        raise TypeError(f"attribute name must be a string, not {type(name).__name__!r}")
+    if name.startswith("_"):
+        raise _private(name)
+    if name in HIDDEN_ATTRIBUTES:
+        raise AttributeError(
+            f"{name!r} is not allowed: frame, code and class-hierarchy attributes are hidden in "
+            "the sandbox"
+        )
+    return name
+
+
+def _check_value(name: str, value: object) -> object:
+    kind = type(value)
+    if isinstance(value, _HIDDEN_TYPES) or (
+        kind is types.FunctionType and value in _FORBIDDEN_FUNCTIONS
+    ):
+        what = "a module" if isinstance(value, types.ModuleType) else "an internal object"
+        raise AttributeError(
+            f"{name!r} is not allowed: it refers to {what}, which the sandbox does not hand out. "
+            "Import one of the allowed modules instead."
+        )
+    if isinstance(value, type) and issubclass(value, (type, string.Formatter)):
+        raise AttributeError(
+            f"{name!r} is not allowed: metaclasses and formatters are hidden in the sandbox"
+        )
+    if kind is types.BuiltinFunctionType and value.__self__ is builtins:
+        if value not in _HARMLESS_BUILTINS:
+            raise AttributeError(
+                f"{name!r} is not allowed: it refers to the raw builtin {value.__name__}()"
+            )
+    return value
+
+
+def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
+    """``getattr`` for programs: the ``_getattr_`` hook and the ``getattr`` builtin.
+
+    A refused name raises AttributeError even when a default is given, so the program learns
+    why. A missing attribute raises a fresh AttributeError with only the message: the original
+    one carries ``.obj``, which could be an object the program never held (CVE-2024-47532).
+    """
+    check_attribute_name(name)
+    if name in ("format", "format_map") and (
+        isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
+    ):
+        return _checked_format(obj, name)
+    if name == "obj" and isinstance(obj, AttributeError):
+        raise AttributeError("'obj' of an AttributeError is hidden in the sandbox")
+    try:
+        value = getattr(obj, name)
+    except AttributeError as exc:
+        if default is not _RAISE:
+            return default
+        message = str(exc)
+    else:
+        return _check_value(name, value)
+    raise AttributeError(message)
+
+
+def guarded_hasattr(obj: object, name: str) -> bool:
+    """``hasattr`` on top of guarded_getattr; a refused name raises instead of answering."""
+    check_attribute_name(name)
+    try:
+        guarded_getattr(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def check_format_string(template: str) -> None:
+    """Refuse a format string whose fields look anything up: ``{0.attr}``, ``{x[0]}``.
+
+    ``str.format`` follows such lookups in C, past every guard, so fields may only be empty,
+    a position or a name; the check recurses into format specs (``{0:{1.attr}}``).
+    """
+    for _literal, field, spec, _conversion in _FORMATTER.parse(template):
+        if field is None:
+            continue
+        if "." in field or "[" in field:
+            raise ValueError(
+                f"format field {{{field}}} is not allowed: attribute and index lookups inside "
+                "format strings are not available in the sandbox. Pass the value itself, "
+                "e.g. '{}'.format(x.name), or use an f-string."
+            )
+        if spec:
+            check_format_string(spec)
+
+
+def _checked_format(target: str | type, name: str) -> Callable[..., str]:
+    """``format``/``format_map`` of a str (bound) or of str or a subclass (unbound), checked."""
+    if isinstance(target, str):
+        template = target
+
+        def bound_format(*args: Any, **kwargs: Any) -> str:
+            check_format_string(template)
+            return str.format(template, *args, **kwargs)
+
+        def bound_format_map(mapping: Mapping[str, Any]) -> str:
+            check_format_string(template)
+            return str.format_map(template, mapping)
+
+        return bound_format if name == "format" else bound_format_map
+
+    def unbound_format(self: str, *args: Any, **kwargs: Any) -> str:
+        if isinstance(self, str):
+            check_format_string(self)
+        return str.format(self, *args, **kwargs)
+
+    def unbound_format_map(self: str, mapping: Mapping[str, Any]) -> str:
+        if isinstance(self, str):
+            check_format_string(self)
+        return str.format_map(self, mapping)
+
+    return unbound_format if name == "format" else unbound_format_map
+
+
+_CHANGEABLE = (
+    "only lists, dicts, sets, Counters, defaultdicts, OrderedDicts, deques and the program's "
+    "own classes and their instances can be changed in the sandbox. Change a copy instead, "
+    "e.g. list(x) or dict(x)."
+)
+
+
+class _ReadOnly:
+    """What ``_write_`` returns for a value the program may not change: every write raises."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        object.__setattr__(self, "_what", what)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise TypeError(f"cannot set attribute {name!r} of {self._what}: {_CHANGEABLE}")
+
+    def __delattr__(self, name: str) -> None:
+        raise TypeError(f"cannot delete attribute {name!r} of {self._what}: {_CHANGEABLE}")
+
+    def __setitem__(self, key: object, value: object) -> None:
+        raise TypeError(f"cannot assign to an item of {self._what}: {_CHANGEABLE}")
+
+    def __delitem__(self, key: object) -> None:
+        raise TypeError(f"cannot delete an item of {self._what}: {_CHANGEABLE}")
+
+
+def _describe(obj: object) -> str:
+    if isinstance(obj, ModuleProxy):
+        return f"module {obj._name!r}"
+    if isinstance(obj, ContainerType):
+        return f"class {obj._type.__name__!r}"
+    if isinstance(obj, type):
+        return f"class {obj.__name__!r}"
+    return f"a {type(obj).__name__!r} object"
+
+
+_OWNED_TYPES = frozenset(
+    {list, dict, set, collections.Counter, collections.defaultdict, collections.OrderedDict,
+     collections.deque}
+)
+_OPERATORS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
+    "+=": (operator.iadd, operator.add),
+    "-=": (operator.isub, operator.sub),
+    "*=": (operator.imul, operator.mul),
+    "/=": (operator.itruediv, operator.truediv),
+    "//=": (operator.ifloordiv, operator.floordiv),
+    "%=": (operator.imod, operator.mod),
+    "**=": (operator.ipow, operator.pow),
+    "<<=": (operator.ilshift, operator.lshift),
+    ">>=": (operator.irshift, operator.rshift),
+    "&=": (operator.iand, operator.and_),
+    "|=": (operator.ior, operator.or_),
+    "^=": (operator.ixor, operator.xor),
+    "@=": (operator.imatmul, operator.matmul),
+}
+
+
+class Ownership:
+    """Which values one program namespace may change: the ``_write_`` and ``_inplacevar_`` hooks.
+
+    A program owns the builtin containers it can create (exact list, dict, set, Counter,
+    defaultdict, OrderedDict, deque) and the classes its ``class`` statements made, with their
+    instances; ``make_class`` is the ``__metaclass__`` hook that records them. Ownership is by
+    type, so a list the host handed over is changeable too: the host hands over tuples and
+    read-only mappings.
+    """
+
+    __slots__ = ("_classes",)
+
+    def __init__(self) -> None:
+        self._classes: weakref.WeakSet[type] = weakref.WeakSet()
+
+    def owns(self, obj: object) -> bool:
+        kind = type(obj)
+        if kind in _OWNED_TYPES or kind in self._classes:
+            return True
+        return isinstance(obj, type) and obj in self._classes
+
+    def write(self, obj: object) -> object:
+        """The ``_write_`` hook: obj itself if the program owns it, else a refusing stand-in."""
+        return obj if self.owns(obj) else _ReadOnly(_describe(obj))
+
+    def inplacevar(self, op: str, target: object, value: object) -> object:
+        """The ``_inplacevar_`` hook: ``target op= value``.
+
+        In place only on values the program owns, where it equals a method call the program
+        could make anyway (``xs += ys`` is ``xs.extend(ys)``); on anything else the plain
+        operator, so ``data += ("x",)`` rebinds the name and leaves the host's tuple alone.
+        """
+        in_place, plain = _OPERATORS[op]
+        return (in_place if self.owns(target) else plain)(target, value)
+
+    def make_class(
+        self, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> type:
+        """The ``__metaclass__`` hook: build a program's class and record it as owned."""
+        cls = type(name, bases, namespace, **kwargs)
+        if issubclass(cls, BaseException) and not issubclass(cls, Exception):
+            raise TypeError(
+                f"class {name!r} cannot derive from a BaseException that is not an Exception "
+                "in the sandbox; derive from Exception"
+            )
+        self._classes.add(cls)
+        return cls
+
+    def setattr(self, obj: object, name: str, value: object) -> None:
+        """The ``setattr`` builtin: the same rules as ``obj.name = value``."""
+        setattr(self.write(obj), check_attribute_name(name), value)
+
+    def delattr(self, obj: object, name: str) -> None:
+        """The ``delattr`` builtin: the same rules as ``del obj.name``."""
+        delattr(self.write(obj), check_attribute_name(name))
+
+
+def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """The ``_apply_`` hook, used for calls with ``*args`` or ``**kwargs``."""
+    return func(*args, **kwargs)
+
+
+def _is_catchable(spec: object) -> bool:
+    if isinstance(spec, tuple):
+        return all(_is_catchable(item) for item in spec)
+    return isinstance(spec, type) and issubclass(spec, Exception)
+
+
+def catchable(spec: object) -> object:
+    """The ``_catchable_`` hook, wrapped around the classes of every ``except`` clause.
+
+    Python evaluates the clause after the exception being handled is set, so this sees it:
+    when that exception is not an ``Exception`` (``done()``, ``fail()``, a cancellation), the
+    clause becomes ``except ():``, which matches nothing, so the exception goes on unchanged.
+    Otherwise the clause must name only Exception subclasses.
+    """
+    pending = sys.exc_info()[1]
+    if pending is not None and not isinstance(pending, Exception):
+        return ()
+    if _is_catchable(spec):
+        return spec
+    if isinstance(spec, ContainerType):
+        spec = spec._type
+    what = spec.__name__ if isinstance(spec, type) else type(spec).__name__
+    raise TypeError(
+        f"'except' can only name Exception and its subclasses in the sandbox, not {what!r}. "
+        "Write 'except Exception:'."
+    )

@@ -1,0 +1,302 @@
+"""The modules a program may import, and the stand-ins it gets instead of modules and types.
+
+``import x`` in a program calls ``guarded_import``, which knows twelve modules: bisect,
+collections, datetime, functools, heapq, itertools, json, math, re, statistics, string and
+textwrap. Each is handed out as a ``ModuleProxy`` that serves a hand-written list of names.
+Real module objects are never reachable: ``json.codecs`` leads to ``builtins.open``,
+``datetime.sys`` to ``sys.modules``, and ``from json import codecs`` skips ``_getattr_``
+entirely. The lists also leave out whatever reads or writes attributes behind the guards'
+backs (``string.Formatter``, ``functools.update_wrapper``/``wraps``/``total_ordering``,
+``singledispatch``), classes that carry shared mutable state (``textwrap.TextWrapper``), and
+``re.DEBUG``, which prints to the process's stdout.
+
+``random`` is not offered: its module-level generator is shared process state.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import datetime
+import functools
+import heapq
+import itertools
+import json
+import math
+import re
+import statistics
+import string
+import sys
+import textwrap
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._tripwire import trusted
+
+__all__ = ["ALLOWED_MODULES", "ContainerType", "ModuleProxy", "guarded_import"]
+
+
+class ModuleProxy:
+    """A read-only stand-in for an allowed module: it serves a fixed set of names, nothing else.
+
+    It never holds or hands out the real module, has no ``__name__`` (so ``from m import x``
+    cannot fall back to ``sys.modules``), and refuses every attribute write.
+    """
+
+    __slots__ = ("_members", "_name")
+
+    def __init__(self, name: str, members: Mapping[str, object]) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_members", types.MappingProxyType(dict(members)))
+
+    def __getattr__(self, attr: str) -> object:
+        try:
+            return self._members[attr]
+        except KeyError:
+            pass
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise AttributeError(
+            f"module {self._name!r} has no attribute {attr!r} in the sandbox; "
+            f"it offers: {', '.join(sorted(self._members))}"
+        )
+
+    def __setattr__(self, attr: str, value: object) -> None:
+        raise AttributeError(f"module {self._name!r} is read-only in the sandbox")
+
+    def __delattr__(self, attr: str) -> None:
+        raise AttributeError(f"module {self._name!r} is read-only in the sandbox")
+
+    def __repr__(self) -> str:
+        return f"<module {self._name!r}>"
+
+
+class ContainerType:
+    """A builtin container type (list, tuple, dict, set, frozenset) whose constructor iterates
+    its argument through ``_getiter_`` (``iter``) first, as RestrictedPython expects of every
+    iteration a program starts.
+
+    It still behaves as the type wherever programs use one: ``isinstance(x, list)``,
+    ``issubclass``, ``class Rows(list)``, ``defaultdict(list)``, ``list.append``,
+    ``dict.fromkeys``, ``list[int]`` and ``list | None``. It returns real containers.
+    """
+
+    __slots__ = ("_type",)
+
+    def __init__(self, kind: type) -> None:
+        object.__setattr__(self, "_type", kind)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # dict(mapping) reads keys and items rather than iterating, so it is left alone.
+        if len(args) == 1 and not (self._type is dict and hasattr(args[0], "keys")):
+            args = (iter(args[0]),)
+        return self._type(*args, **kwargs)
+
+    def __instancecheck__(self, obj: object) -> bool:
+        return isinstance(obj, self._type)
+
+    def __subclasscheck__(self, cls: type) -> bool:
+        return issubclass(cls, self._type)
+
+    def __mro_entries__(self, bases: tuple[object, ...]) -> tuple[type]:
+        return (self._type,)
+
+    def __getattr__(self, attr: str) -> object:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self._type, attr)
+
+    def __setattr__(self, attr: str, value: object) -> None:
+        raise AttributeError(f"{self._type.__name__} is read-only in the sandbox")
+
+    def __getitem__(self, params: object) -> object:
+        return self._type[params]  # type: ignore[index]
+
+    def __or__(self, other: object) -> object:
+        return self._type | (other._type if isinstance(other, ContainerType) else other)
+
+    def __ror__(self, other: object) -> object:
+        return (other._type if isinstance(other, ContainerType) else other) | self._type
+
+    def __repr__(self) -> str:
+        return repr(self._type)
+
+
+def _no_debug(flags: Any) -> Any:
+    if isinstance(flags, int) and flags & re.DEBUG:
+        raise ValueError(
+            "re.DEBUG is not available in the sandbox: it prints to the process's own output. "
+            "Remove the flag."
+        )
+    return flags
+
+
+def _compile(pattern: Any, flags: Any = 0) -> re.Pattern[Any]:
+    return re.compile(pattern, _no_debug(flags))
+
+
+def _search(pattern: Any, string: Any, flags: Any = 0) -> re.Match[Any] | None:
+    return re.search(pattern, string, _no_debug(flags))
+
+
+def _match(pattern: Any, string: Any, flags: Any = 0) -> re.Match[Any] | None:
+    return re.match(pattern, string, _no_debug(flags))
+
+
+def _fullmatch(pattern: Any, string: Any, flags: Any = 0) -> re.Match[Any] | None:
+    return re.fullmatch(pattern, string, _no_debug(flags))
+
+
+def _split(pattern: Any, string: Any, maxsplit: int = 0, flags: Any = 0) -> list[Any]:
+    return re.split(pattern, string, maxsplit=maxsplit, flags=_no_debug(flags))
+
+
+def _findall(pattern: Any, string: Any, flags: Any = 0) -> list[Any]:
+    return re.findall(pattern, string, _no_debug(flags))
+
+
+def _finditer(pattern: Any, string: Any, flags: Any = 0) -> Any:
+    return re.finditer(pattern, string, _no_debug(flags))
+
+
+def _sub(pattern: Any, repl: Any, string: Any, count: int = 0, flags: Any = 0) -> Any:
+    return re.sub(pattern, repl, string, count=count, flags=_no_debug(flags))
+
+
+def _subn(pattern: Any, repl: Any, string: Any, count: int = 0, flags: Any = 0) -> Any:
+    return re.subn(pattern, repl, string, count=count, flags=_no_debug(flags))
+
+
+def _plain_str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"namedtuple {what} must be a str, not {type(value).__name__}")
+    return str.__str__(value)  # an exact str, even from a str subclass
+
+
+def _namedtuple(
+    typename: str, field_names: str | Iterable[str], *, rename: bool = False, defaults: Any = None
+) -> type:
+    """``collections.namedtuple``: a tuple subclass with named fields."""
+    # namedtuple builds its __new__ with eval(), which the audit tripwire refuses in program
+    # code. Its arguments are reduced to plain copies here, outside the trusted section, so
+    # that no program code (a str subclass's __eq__, a generator) runs inside it.
+    name = _plain_str(typename, "typename")
+    if isinstance(field_names, str):
+        fields: str | list[str] = _plain_str(field_names, "field names")
+    else:
+        fields = [_plain_str(field, "field name") for field in field_names]
+    rename = bool(rename)
+    defaults = None if defaults is None else tuple(defaults)
+    with trusted():
+        return collections.namedtuple(
+            name, fields, rename=rename, defaults=defaults, module="__main__"
+        )
+
+
+_NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "bisect": (bisect, (
+        "bisect", "bisect_left", "bisect_right", "insort", "insort_left", "insort_right",
+    )),
+    "collections": (collections, ("Counter", "OrderedDict", "defaultdict", "deque")),
+    "datetime": (datetime, (
+        "MAXYEAR", "MINYEAR", "UTC", "date", "datetime", "time", "timedelta", "timezone", "tzinfo",
+    )),
+    "functools": (functools, ("cache", "cmp_to_key", "lru_cache", "partial", "reduce")),
+    "heapq": (heapq, (
+        "heapify", "heappop", "heappush", "heappushpop", "heapreplace", "merge", "nlargest",
+        "nsmallest",
+    )),
+    "itertools": (itertools, (
+        "accumulate", "chain", "combinations", "combinations_with_replacement", "compress",
+        "count", "cycle", "dropwhile", "filterfalse", "groupby", "islice", "pairwise",
+        "permutations", "product", "repeat", "starmap", "takewhile", "tee", "zip_longest",
+    )),
+    "json": (json, ("JSONDecodeError", "JSONDecoder", "JSONEncoder", "dumps", "loads")),
+    "math": (math, (
+        "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil", "comb",
+        "copysign", "cos", "cosh", "degrees", "dist", "e", "erf", "erfc", "exp", "exp2", "expm1",
+        "fabs", "factorial", "floor", "fmod", "frexp", "fsum", "gamma", "gcd", "hypot", "inf",
+        "isclose", "isfinite", "isinf", "isnan", "isqrt", "lcm", "ldexp", "lgamma", "log",
+        "log10", "log1p", "log2", "modf", "nan", "nextafter", "perm", "pi", "pow", "prod",
+        "radians", "remainder", "sin", "sinh", "sqrt", "tan", "tanh", "tau", "trunc", "ulp",
+    )),
+    "re": (re, (
+        "A", "ASCII", "DOTALL", "I", "IGNORECASE", "M", "MULTILINE", "NOFLAG", "S", "U",
+        "UNICODE", "VERBOSE", "X", "Match", "Pattern", "error", "escape",
+    )),
+    "statistics": (statistics, (
+        "NormalDist", "StatisticsError", "correlation", "covariance", "fmean", "geometric_mean",
+        "harmonic_mean", "linear_regression", "mean", "median", "median_grouped", "median_high",
+        "median_low", "mode", "multimode", "pstdev", "pvariance", "quantiles", "stdev",
+        "variance",
+    )),
+    "string": (string, (
+        "Template", "ascii_letters", "ascii_lowercase", "ascii_uppercase", "capwords", "digits",
+        "hexdigits", "octdigits", "printable", "punctuation", "whitespace",
+    )),
+    "textwrap": (textwrap, ("dedent", "fill", "indent", "shorten", "wrap")),
+}
+# Names served by a wrapper rather than the module's own object.
+_WRAPPED: dict[str, dict[str, object]] = {
+    "collections": {"namedtuple": _namedtuple},
+    "re": {
+        "compile": _compile, "findall": _findall, "finditer": _finditer,
+        "fullmatch": _fullmatch, "match": _match, "search": _search, "split": _split,
+        "sub": _sub, "subn": _subn,
+    },
+}
+
+
+def _members(name: str) -> dict[str, object]:
+    module, names = _NAMES[name]
+    # A name missing from this Python version is simply not offered.
+    members = {n: getattr(module, n) for n in names if hasattr(module, n)}
+    members.update(_WRAPPED.get(name, {}))
+    for member, value in members.items():
+        if isinstance(value, types.ModuleType):  # pragma: no cover - a wrong list entry
+            raise RuntimeError(f"{name}.{member} is a module and must not be offered")
+    return members
+
+
+_PROXIES = {name: ModuleProxy(name, _members(name)) for name in _NAMES}
+
+#: The modules a program may import, sorted.
+ALLOWED_MODULES: tuple[str, ...] = tuple(sorted(_PROXIES))
+
+
+def guarded_import(
+    name: str,
+    globals: Mapping[str, object] | None = None,
+    locals: Mapping[str, object] | None = None,
+    fromlist: Any = None,
+    level: int = 0,
+) -> ModuleProxy | None:
+    """The sandbox's ``__import__``: a ModuleProxy for an allowed module, else ImportError.
+
+    ``from m import a, b`` is checked here too, so a name the proxy does not serve fails
+    with a message that lists what it does serve.
+    """
+    if type(fromlist) is list:
+        # C code called by a program (datetime.strptime, strftime, the json decoder's errors)
+        # imports its helper modules through the __import__ of the calling frame, passing a
+        # list; a program's own import statements pass None or a tuple. C code ignores what
+        # this returns and takes the module from sys.modules, so nothing reaches the program.
+        if name in sys.modules:
+            return None
+        raise ImportError(f"module {name!r} is not loaded in the sandbox")
+    allowed = ", ".join(ALLOWED_MODULES)
+    if level != 0:
+        raise ImportError(
+            f"relative imports are not allowed in the sandbox; allowed modules: {allowed}"
+        )
+    proxy = _PROXIES.get(name)
+    if proxy is None:
+        raise ImportError(f"import of {name!r} is not allowed; allowed modules: {allowed}")
+    for item in fromlist or ():
+        if item not in proxy._members:
+            raise ImportError(
+                f"cannot import name {item!r} from {name!r} in the sandbox; "
+                f"it offers: {', '.join(sorted(proxy._members))}"
+            )
+    return proxy

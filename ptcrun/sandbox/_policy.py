@@ -1,0 +1,408 @@
+"""The compile policy: which planner programs may run, and how their code is rewritten first.
+
+RestrictedPython rewrites attribute, item, iteration, write and print operations into calls to
+hooks (``_getattr_``, ``_write_``, ...) that ``_namespace.build_globals`` supplies, and refuses
+names starting with ``_``. On top of that this policy:
+
+* refuses ``except:`` and ``except BaseException`` (or ``SystemExit``, ``KeyboardInterrupt``,
+  ``GeneratorExit``, alone or in a tuple), and wraps every except clause in ``_catchable_``,
+  so ``done()``/``fail()``, which raise a ``BaseException``, pass every handler;
+* refuses ``return``, ``break``, ``continue`` and ``yield`` inside ``finally``: each would
+  silently swallow ``done()`` on its way out;
+* rewrites ``counts[k] += 1`` and ``self.n += 1`` (RestrictedPython refuses them) so that
+  target and key are evaluated once, the read goes through ``_getitem_``/``_getattr_`` and the
+  write through ``_write_``;
+* refuses positional-only parameters, keyword arguments named ``_...`` and reading
+  ``printed``; allows ``nonlocal`` and annotated assignments, with the usual name checks.
+
+Syntax RestrictedPython does not know stays refused (``match``, ``except*``, ``async``).
+Annotations are never evaluated: RestrictedPython's ``compile`` call inherits
+``from __future__ import annotations``, and the unrestricted mode does the same.
+"""
+
+from __future__ import annotations
+import __future__
+
+import ast
+import types
+import warnings
+
+from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
+from RestrictedPython.transformer import (
+    ALLOWED_FUNC_NAMES,
+    FORBIDDEN_FUNC_NAMES,
+    INSPECT_ATTRIBUTES,
+    IOPERATOR_TO_STR,
+    copy_locations,
+)
+
+__all__ = ["MAX_SOURCE_CHARS", "MAX_SOURCE_LINES", "ProgramRejected", "compile_program"]
+
+#: Longest program accepted, in characters. Compiling is superlinear in deep nesting and the
+#: error for a long statement echoes it, so the child refuses long programs before parsing.
+MAX_SOURCE_CHARS = 50_000
+#: Most lines a program may have.
+MAX_SOURCE_LINES = 2_000
+
+_MAX_PROBLEMS = 10  # listed in one rejection; the rest are counted
+_MAX_SOURCE_LINE_CHARS = 200
+_ANNOTATIONS_FLAG = __future__.annotations.compiler_flag
+
+# Never allowed in an except clause: catching them would also catch done() and fail().
+_UNCATCHABLE = frozenset(
+    {"BaseException", "SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseExceptionGroup"}
+)
+_CATCH_ALL = (
+    "is not allowed: it would also catch done() and fail(), which end the program. "
+    "Write 'except Exception:'."
+)
+_NOT_ALLOWED = {
+    "Match": "'match' statements are not allowed in the sandbox; use if/elif",
+    "TryStar": "'except*' is not allowed in the sandbox; use 'except'",
+    "AsyncFunctionDef": "'async def' is not allowed in the sandbox; use pmap() or pcalls() "
+    "to run calls concurrently",
+    "Await": "'await' is not allowed in the sandbox; use pmap() or pcalls()",
+    "AsyncFor": "'async for' is not allowed in the sandbox; use a plain 'for'",
+    "AsyncWith": "'async with' is not allowed in the sandbox",
+}
+
+
+class ProgramRejected(Exception):
+    """The program cannot be compiled; nothing of it ran.
+
+    Attributes:
+        kind: ``"SyntaxError"`` (or ``"IndentationError"``, ``"TabError"``) when Python
+            cannot parse it; ``"NotAllowed"`` when it uses something the sandbox refuses;
+            ``"TooLarge"`` when it exceeds MAX_SOURCE_CHARS or MAX_SOURCE_LINES;
+            ``"TooDeep"`` when it is nested too deeply to compile.
+        message: what is wrong and how to fix it, written for the program's author (an LLM).
+            Several problems are listed one per line, each prefixed with its line.
+        line: the 1-based line of the (first) problem, when there is one.
+        source_line: that line of the program, stripped and cut to 200 characters.
+    """
+
+    def __init__(
+        self, kind: str, message: str, line: int | None = None, source_line: str | None = None
+    ) -> None:
+        super().__init__(kind, message, line, source_line)
+        self.kind = kind
+        self.message = message
+        self.line = line
+        self.source_line = source_line
+
+    def __str__(self) -> str:
+        text = self.message if self.line is None else f"line {self.line}: {self.message}"
+        return text if not self.source_line else f"{text}\n    {self.source_line}"
+
+
+def compile_program(
+    source: str, *, filename: str = "<program>", restricted: bool = True
+) -> types.CodeType:
+    """Compile a planner program for ``exec`` in the globals of ``_namespace.build_globals``.
+
+    The size checks apply in both modes. With ``restricted=False`` the program is compiled by
+    plain ``compile()``; that mode exists only for tests that check the OS layers alone.
+
+    Raises:
+        ProgramRejected: the program is too large, does not parse, is nested too deeply, or
+            uses something the policy refuses.
+        TypeError: source is not a str.
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"source must be a str, not {type(source).__name__}")
+    # Numbered as Python numbers them: only \n, \r\n and \r end a line.
+    lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    _check_size(source, lines)
+    try:
+        # Programs from LLMs are full of "\d" in plain strings: compile them silently, as
+        # python does for a script, rather than let a DeprecationWarning become an error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, filename, "exec")
+            if not restricted:
+                return compile(tree, filename, "exec", flags=_ANNOTATIONS_FLAG, dont_inherit=True)
+            result = compile_restricted_exec(tree, filename, policy=ProgramPolicy)
+    except SyntaxError as exc:
+        line = exc.lineno
+        kind = type(exc).__name__
+        raise ProgramRejected(kind, exc.msg, line, _source_line(lines, line)) from None
+    except (RecursionError, MemoryError):
+        raise ProgramRejected(
+            "TooDeep",
+            "the program is nested too deeply to compile (brackets, calls, operators or "
+            "blocks inside each other). Split deep expressions into several statements.",
+        ) from None
+    if result.errors:
+        raise _rejection(result.errors, lines)
+    assert result.code is not None
+    return result.code
+
+
+def _check_size(source: str, lines: list[str]) -> None:
+    shorter = "Write a shorter program: variables persist into the next one."
+    if len(source) > MAX_SOURCE_CHARS:
+        raise ProgramRejected(
+            "TooLarge",
+            f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} "
+            f"are allowed. {shorter}",
+        )
+    count = len(lines) - (lines[-1] == "")
+    if count > MAX_SOURCE_LINES:
+        raise ProgramRejected(
+            "TooLarge",
+            f"the program has {count:,} lines; at most {MAX_SOURCE_LINES:,} are allowed. {shorter}",
+        )
+    if "\0" in source:
+        line = next(n for n, text in enumerate(lines, 1) if "\0" in text)
+        message = "the program contains a NUL character; remove it"
+        raise ProgramRejected("SyntaxError", message, line, _source_line(lines, line))
+
+
+def _source_line(lines: list[str], line: int | None) -> str | None:
+    if line is None or not 0 < line <= len(lines):
+        return None
+    text = lines[line - 1].strip().replace("\0", "\\0")
+    if len(text) > _MAX_SOURCE_LINE_CHARS:
+        text = text[: _MAX_SOURCE_LINE_CHARS - 1] + "…"
+    return text or None
+
+
+class _Problem(str):
+    """A policy error: a str, as RestrictedPython expects, that also carries its line."""
+
+    line: int | None
+
+    def __new__(cls, line: int | None, info: str) -> _Problem:
+        self = super().__new__(cls, info)
+        self.line = line
+        return self
+
+
+def _rejection(errors: object, lines: list[str]) -> ProgramRejected:
+    problems = [p if isinstance(p, _Problem) else _Problem(None, str(p)) for p in errors]
+    first = problems[0]
+    message = str(first)
+    if len(problems) > 1:
+        shown = [f"line {p.line}: {p}" if p.line else str(p) for p in problems[:_MAX_PROBLEMS]]
+        if len(problems) > _MAX_PROBLEMS:
+            shown.append(f"... and {len(problems) - _MAX_PROBLEMS} more")
+        message = "\n".join(shown)
+    return ProgramRejected("NotAllowed", message, first.line, _source_line(lines, first.line))
+
+
+def _private(name: str) -> str:
+    return f"{name!r} is not allowed: names starting with '_' are private in the sandbox"
+
+
+def _name_problem(name: str, *, attribute: bool = False) -> str | None:
+    if name.startswith("_") and name != "_":
+        return _private(name)
+    if name.endswith("__roles__"):
+        return f"{name!r} is not allowed: names ending in '__roles__' are reserved"
+    if attribute and name in INSPECT_ATTRIBUTES:
+        return f"{name!r} is not allowed: frame and code objects are hidden in the sandbox"
+    if not attribute and name in FORBIDDEN_FUNC_NAMES:
+        return f"{name!r} is a reserved name in the sandbox; choose another name"
+    return None
+
+
+def _hook(name: str, *args: ast.expr) -> ast.Call:
+    return ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
+
+
+def _load(name: str) -> ast.Name:
+    return ast.Name(name, ast.Load())
+
+
+class ProgramPolicy(RestrictingNodeTransformer):
+    """RestrictedPython's transformer, made stricter and able to rewrite ``x[k] += v``."""
+
+    def error(self, node: ast.AST, info: str) -> None:
+        self.errors.append(_Problem(getattr(node, "lineno", None), info))
+
+    def not_allowed(self, node: ast.AST) -> None:
+        kind = type(node).__name__
+        self.error(node, _NOT_ALLOWED.get(kind, f"{kind} is not allowed in the sandbox"))
+
+    def check_name(
+        self, node: ast.AST, name: str | None, allow_magic_methods: bool = False
+    ) -> None:
+        magic = allow_magic_methods and name in ALLOWED_FUNC_NAMES and node.col_offset != 0
+        problem = None if name is None or magic else _name_problem(name)
+        if problem:
+            self.error(node, problem)
+
+    def check_function_argument_names(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+    ) -> None:
+        # Positional-only parameters once skipped the name check (CVE-2026-55830); planners
+        # have no need for them, so they are refused outright.
+        if node.args.posonlyargs:
+            self.error(node, "positional-only parameters ('/') are not allowed in the sandbox; "
+                             "remove the '/'")
+        super().check_function_argument_names(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        """``a.b`` → ``_getattr_(a, 'b')``; ``a.b = v``, ``del a.b`` write via ``_write_(a)``."""
+        problem = _name_problem(node.attr, attribute=True)
+        if problem:
+            self.error(node, problem)
+        node = self.node_contents_visit(node)
+        if isinstance(node.ctx, ast.Load):
+            call = _hook("_getattr_", node.value, ast.Constant(node.attr))
+            copy_locations(call, node)
+            return call
+        node.value = _hook("_write_", node.value)
+        copy_locations(node.value, node)
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id == "printed" and isinstance(node.ctx, ast.Load):
+            self.error(node, "'printed' is not available in the sandbox; print() writes to the "
+                             "output")
+            return node
+        return super().visit_Name(node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        for keyword in node.keywords:
+            if keyword.arg is not None and keyword.arg.startswith("_"):
+                self.error(node, f"keyword argument {_private(keyword.arg)}")
+        return super().visit_Call(node)
+
+    def visit_Global(self, node: ast.Global | ast.Nonlocal) -> ast.AST:
+        for name in node.names:
+            self.check_name(node, name)
+        return node
+
+    visit_Nonlocal = visit_Global
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        """``x: int = 1``: target and value are checked as in an assignment."""
+        return self.node_contents_visit(node)
+
+    def visit_Try(self, node: ast.Try) -> ast.AST:
+        reported = self.__dict__.setdefault("_reported_escapes", set())
+        for escape, what in _escapes(node.finalbody):
+            if escape not in reported:  # else reported for an enclosing finally already
+                reported.add(escape)
+                self.error(escape, f"'{what}' inside 'finally' is not allowed: it would swallow "
+                           "the exception being raised, including done() and fail(). Move it "
+                           "after the try statement.")
+        return self.node_contents_visit(node)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
+        """Refuse catch-alls; route the clause's classes through ``_catchable_`` at run time."""
+        if node.type is None:
+            self.error(node, f"bare 'except:' {_CATCH_ALL}")
+        for name in _caught_names(node.type):
+            if name in _UNCATCHABLE:
+                self.error(node, f"'except {name}' {_CATCH_ALL}")
+        node = super().visit_ExceptHandler(node)
+        if node.type is not None:
+            node.type = _hook("_catchable_", node.type)
+            copy_locations(node.type, node)
+        return node
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST | list[ast.stmt]:
+        """Rewrite ``t.a op= v`` and ``t[k] op= v``; plain names stay with RestrictedPython.
+
+        ``d[k()] += v()`` becomes, with fresh temporaries::
+
+            _tmp0, _tmp1 = d, k()
+            try:
+                _write_(_tmp0)[_tmp1] = _inplacevar_('+=', _getitem_(_tmp0, _tmp1), v())
+            finally:
+                del _tmp0, _tmp1
+
+        which evaluates in CPython's order, each part once.
+        """
+        target = node.target
+        if isinstance(target, ast.Name):
+            return super().visit_AugAssign(node)
+        obj = self.gen_tmp_name()
+        if isinstance(target, ast.Attribute):
+            problem = _name_problem(target.attr, attribute=True)
+            if problem:
+                self.error(node, problem)
+            parts = [(obj, self.visit(target.value))]
+            read: ast.expr = _hook("_getattr_", _load(obj), ast.Constant(target.attr))
+            store: ast.expr = ast.Attribute(_hook("_write_", _load(obj)), target.attr, ast.Store())
+        else:
+            assert isinstance(target, ast.Subscript)
+            key = self.gen_tmp_name()  # a slice key compiles to a slice() object here too
+            parts = [(obj, self.visit(target.value)), (key, self.visit(target.slice))]
+            read = _hook("_getitem_", _load(obj), _load(key))
+            store = ast.Subscript(_hook("_write_", _load(obj)), _load(key), ast.Store())
+        op = ast.Constant(IOPERATOR_TO_STR[type(node.op)])
+        value = _hook("_inplacevar_", op, read, self.visit(node.value))
+        bind = ast.Assign(
+            targets=[ast.Tuple([ast.Name(n, ast.Store()) for n, _ in parts], ast.Store())],
+            value=ast.Tuple([expr for _, expr in parts], ast.Load()),
+        )
+        write = ast.Try(
+            body=[ast.Assign(targets=[store], value=value)],
+            handlers=[],
+            orelse=[],
+            finalbody=[ast.Delete(targets=[ast.Name(n, ast.Del()) for n, _ in parts])],
+        )
+        copy_locations(bind, node)
+        copy_locations(write, node)
+        return [bind, write]
+
+
+def _caught_names(expr: ast.expr | None) -> list[str]:
+    """Names listed literally in an except clause: ``E`` or ``(A, (B, C))``."""
+    if isinstance(expr, ast.Name):
+        return [expr.id]
+    if isinstance(expr, ast.Tuple):
+        return [name for element in expr.elts for name in _caught_names(element)]
+    return []
+
+
+def _escapes(statements: list[ast.stmt]) -> list[tuple[ast.AST, str]]:
+    """The statements in a finally block that would leave it while an exception is pending.
+
+    ``return``, ``yield`` and ``await`` anywhere in the block's own scope, and ``break`` or
+    ``continue`` that are not inside a loop of their own within the block.
+    """
+    found: list[tuple[ast.AST, str]] = []
+
+    def walk(node: ast.AST, in_loop: bool) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            # A new scope: its body's return/yield stay in it, but its decorators, defaults
+            # and bases are evaluated here.
+            for child in _evaluated_outside(node):
+                walk(child, in_loop)
+            return
+        if isinstance(node, ast.Return):
+            found.append((node, "return"))
+        elif isinstance(node, (ast.Yield, ast.YieldFrom)):
+            found.append((node, "yield"))
+        elif isinstance(node, ast.Await):
+            found.append((node, "await"))
+        elif isinstance(node, (ast.Break, ast.Continue)) and not in_loop:
+            found.append((node, "break" if isinstance(node, ast.Break) else "continue"))
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            heads = [node.test] if isinstance(node, ast.While) else [node.target, node.iter]
+            for child in heads + node.orelse:  # a loop's else belongs to the enclosing loop
+                walk(child, in_loop)
+            for child in node.body:
+                walk(child, True)
+            return
+        for child in ast.iter_child_nodes(node):
+            walk(child, in_loop)
+
+    for statement in statements:
+        walk(statement, False)
+    return found
+
+
+def _evaluated_outside(node: ast.AST) -> list[ast.expr]:
+    """The parts of a def, lambda or class statement evaluated in the enclosing scope."""
+    if isinstance(node, ast.ClassDef):
+        return [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
+    assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+    outside = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+    if not isinstance(node, ast.Lambda):
+        outside.extend(node.decorator_list)
+    return outside
