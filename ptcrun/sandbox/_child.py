@@ -111,7 +111,9 @@ class Child:
             # the main thread and the link reader are threads too
             max_threads=max(self.limits["sandbox_threads"] - 2, 0),
         )
-        done, fail = _host_api.make_done_fail()
+        #: The first done()/fail() of the running program, whatever happens after it.
+        self.exit: _host_api.ProgramExit | None = None
+        done, fail = _host_api.make_done_fail(self._record_exit)
         self.host: dict[str, Any] = {
             "data": data,
             "tool": _host_api.Tools(link, init.get("tools", [])),
@@ -134,6 +136,10 @@ class Child:
             self.globals = build_globals(host=self.host, write_output=self.output.write)
         else:
             self.globals = self._plain_globals()
+
+    def _record_exit(self, exit: _host_api.ProgramExit) -> None:
+        if self.exit is None:
+            self.exit = exit
 
     def _plain_globals(self) -> dict[str, Any]:
         """Globals for the language-layer-off mode used by layer tests: real builtins."""
@@ -162,6 +168,7 @@ class Child:
     def execute(self, request: dict[str, Any], trusted) -> dict[str, Any]:
         source = request["source"]
         self.output.reset()
+        self.exit = None
         result: dict[str, Any] = {"status": "ok", "answer": None, "error": None, "restart": False}
         self._arm_cpu_limit()
         started = time.process_time()
@@ -190,6 +197,9 @@ class Child:
                     error = _describe(exc, source, trusted)
                 result.update(status="error", error=error)
         finally:
+            if self.exit is not None and result["status"] not in ("done", "failed"):
+                # done() was called, then something in a finally block raised over it.
+                result.update(status=self.exit.status, answer=self.exit.value, error=None, restart=False)
             self._report_answer_variable(result)
             result["cpu_seconds"] = time.process_time() - started
             result["threads_peak"] = self.fanout.threads_peak + 2

@@ -9,7 +9,7 @@ refuses bare ``except:`` and ``except BaseException``).
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, defaultdict, deque
-from typing import Any
+from typing import Any, Callable
 
 from .. import errors
 from . import _scope
@@ -207,15 +207,23 @@ class Budget:
         return "<budget: read budget.remaining>"
 
 
-def make_done_fail():
-    """Return the ``done`` and ``fail`` builtins."""
+def make_done_fail(record: Callable[[ProgramExit], None]):
+    """Return the ``done`` and ``fail`` builtins.
+
+    Each records its exit with ``record`` before raising it, so the program ends as it asked
+    even if code in a ``finally`` block raises something else on the way out.
+    """
 
     def done(answer: Any = None) -> None:
         """End the program with ``answer`` as the result."""
-        raise ProgramExit("done", to_json(answer, what="the answer given to done()"))
+        exit = ProgramExit("done", to_json(answer, what="the answer given to done()"))
+        record(exit)
+        raise exit
 
     def fail(reason: Any = "") -> None:
         """End the program, reporting that the goal cannot be reached and why."""
-        raise ProgramExit("failed", str(reason))
+        exit = ProgramExit("failed", str(reason))
+        record(exit)
+        raise exit
 
     return done, fail

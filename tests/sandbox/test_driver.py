@@ -209,3 +209,19 @@ async def test_sandbox_reports_active_layers():
         layers = sandbox.layers
     assert layers is not None
     assert layers["rlimits"] is True
+
+
+async def test_done_still_ends_the_program_when_a_finally_block_raises_over_it():
+    program = """
+try:
+    try:
+        done('the answer')
+    finally:
+        raise ValueError('raised over done')
+except ValueError:
+    print('swallowed')
+"""
+    async with Sandbox(limits=limits()) as sandbox:
+        result = await sandbox.execute(program)
+    assert result.status == "done"
+    assert result.answer == "the answer"
