@@ -51,3 +51,25 @@ def test_every_prompt_template_renders_with_its_values():
     for name, given in values.items():
         text = render(name, **given)
         assert "$" not in text.replace("$$", ""), name
+
+
+def test_readme_python_example_runs(tmp_path):
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"^````python\n(.*?)^````", text, flags=re.M | re.S)
+    assert blocks, "the README lost its Python example"
+    for code in blocks:
+        run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert "done {'Acme': 'gold', 'Globex': 'silver'}" in run.stdout
+
+
+def test_readme_has_exactly_three_commands_near_the_top():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Three commands", 1)[1].split("##", 1)[0]
+    commands = re.findall(r"^```\n(.*?)^```", section, flags=re.M | re.S)[0].strip().splitlines()
+    assert commands == ["pip install -e '.[dev]'", "python examples/log_audit/run.py", "pytest -q"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pytest -q" in ci and "pip install" in ci and "-e '.[dev]'" in ci
