@@ -1,0 +1,157 @@
+"""How much does chunking cost, compared with encoding the same text once?
+
+Chunking by tokens must count real tokens, so it can never be cheaper than one encode of the
+text; it should not cost much more either. This benchmark builds a log of 100,000 lines (request
+records, with a multi-line stack trace now and then), then times, in the same process:
+
+- the baseline: one ``encode_ordinary`` of the whole text with the same tiktoken encoding;
+- ``chunk_by_tokens`` at two sizes, with and without overlap;
+- ``chunk_by_lines`` and ``chunk_by_chars``, which count each chunk's tokens too.
+
+Each case runs ``--repeat`` times, interleaved so that drift hits every case alike, and the table
+gives the median in seconds and as a multiple of the baseline's median. With ``--write`` the
+table replaces the "## Chunker" section of docs/benchmarks.md.
+
+Run: python benchmarks/bench_chunking.py [--lines 100000] [--repeat 5] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import tiktoken
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # so it runs from a checkout without installing
+
+from ptcrun.runtime._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens  # noqa: E402
+from ptcrun.runtime._tokens import ENCODING_NAME, get_encoding  # noqa: E402
+
+SECTION = "## Chunker"
+
+
+def make_log(lines: int, seed: int = 7) -> str:
+    """A deterministic log: one record per line, and every ~200 lines an 8-line stack trace."""
+    rng = random.Random(seed)
+    levels = ["INFO"] * 6 + ["DEBUG"] * 3 + ["WARN", "ERROR"]
+    out: list[str] = []
+    while len(out) < lines:
+        n = len(out)
+        stamp = f"2024-03-{n % 28 + 1:02d}T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}"
+        level = rng.choice(levels)
+        out.append(
+            f"{stamp}.{rng.randrange(1000):03d}Z {level} [worker-{rng.randrange(16)}] "
+            f"request id={rng.getrandbits(64):016x} path=/api/v1/items/{rng.randrange(10**6)} "
+            f"status={rng.choice([200, 200, 200, 201, 404, 500])} "
+            f"took={rng.random() * 100:.2f}ms user=user{rng.randrange(5000)}"
+        )
+        if level == "ERROR" and rng.random() < 0.05:
+            out.append("Traceback (most recent call last):")
+            for depth in range(3):
+                out.append(f'  File "app/handlers/h{depth}.py", line {rng.randrange(400)}, in run')
+                out.append(f"    result = step_{depth}(request, timeout={rng.randrange(30)})")
+            out.append(f"ValueError: item {rng.randrange(10**6)} is locked by another request")
+    return "\n".join(out[:lines]) + "\n"
+
+
+def measure(cases: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, run in cases.items():
+            began = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - began)
+    return times
+
+
+def render(text: str, tokens: int, repeat: int, rows: list[tuple[str, str, float, float]]) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"Chunking a generated log of {text.count(chr(10)):,} lines ({len(text) / 1e6:.1f} M "
+        f"characters, {tokens:,} tokens), against one "
+        f"`encode_ordinary` of the same text with the same encoding ({ENCODING_NAME}), in the "
+        f"same process. Median of {repeat} runs; Python {platform.python_version()}, "
+        f"tiktoken {tiktoken.__version__}, {os.cpu_count()} CPUs. Compare the ratios, not the "
+        f"seconds: on a busy machine both sides slow down together. Reproduce with "
+        f"`python benchmarks/bench_chunking.py --write`.",
+        "",
+        "| case | chunks | median (s) | × one encode |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, chunks, seconds, ratio in rows:
+        lines.append(f"| {name} | {chunks} | {seconds:.2f} | {ratio:.2f} |")
+    lines += [
+        "",
+        "Token chunking encodes each line once to find its cuts, then counts every chunk (and "
+        "every overlap) again after cutting, so that each chunk's own count is exact: about two "
+        "encodes of the text.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(section: str, path: Path) -> None:
+    """Replace the Chunker section of path (or add it), leaving the other sections alone."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    lines = old.splitlines(keepends=True)
+    try:
+        begin = next(i for i, line in enumerate(lines) if line.rstrip() == SECTION)
+    except StopIteration:
+        new = old.rstrip("\n") + "\n\n" + section
+    else:
+        end = next(
+            (i for i in range(begin + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = "".join(lines[end:])
+        new = "".join(lines[:begin]) + section + ("\n" + tail if tail else "")
+    path.write_text(new, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=100_000, help="log lines to generate")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per case; the median is kept")
+    parser.add_argument(
+        "--write", action="store_true", help="write the table into docs/benchmarks.md"
+    )
+    args = parser.parse_args()
+
+    text = make_log(args.lines)
+    encoding = get_encoding()
+    baseline = "one encode (baseline)"
+    cases: dict[str, Callable[[], object]] = {
+        baseline: lambda: encoding.encode_ordinary(text),
+        "chunk_by_tokens(size=4000)": lambda: chunk_by_tokens(text, 4000),
+        "chunk_by_tokens(size=4000, overlap=200)": lambda: chunk_by_tokens(text, 4000, 200),
+        "chunk_by_tokens(size=500, overlap=50)": lambda: chunk_by_tokens(text, 500, 50),
+        "chunk_by_lines(size=200, overlap=20)": lambda: chunk_by_lines(text, 200, 20),
+        "chunk_by_chars(size=16000, overlap=800)": lambda: chunk_by_chars(text, 16_000, 800),
+    }
+    counts = {name: len(run()) for name, run in cases.items()}  # also warms every path up
+    times = measure(cases, args.repeat)
+    base = statistics.median(times[baseline])
+    rows = []
+    for name in cases:
+        median = statistics.median(times[name])
+        chunks = "" if name == baseline else f"{counts[name]:,}"
+        rows.append((f"`{name}`" if name != baseline else name, chunks, median, median / base))
+    section = render(text, counts[baseline], args.repeat, rows)
+    print(section)
+    if args.write:
+        target = ROOT / "docs" / "benchmarks.md"
+        target.parent.mkdir(exist_ok=True)
+        write_section(section, target)
+        print(f"wrote the {SECTION!r} section of docs/benchmarks.md")
+
+
+if __name__ == "__main__":
+    main()
