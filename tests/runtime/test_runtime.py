@@ -264,3 +264,22 @@ def test_first_prompt_does_not_grow_with_the_corpus(tmp_path):
         assert rt.run("Count the chunks.", chunks).answer == len(chunks)
         sizes.append(count_tokens(planner.requests[0].messages[0].content))
     assert abs(sizes[0] - sizes[1]) <= 10
+
+
+def test_long_output_is_cut_from_the_middle_for_the_planner_but_kept_whole(tmp_path):
+    planner = ScriptedProvider([block("for i in range(2000):\n    print('line', i)"), block("done(1)")])
+    rt = Runtime(planner=planner, worker=ScriptedProvider(["x"]), limits=Limits(max_print_chars=500), transcript_dir=tmp_path)
+    result = rt.run("Anything.", CHUNKS)
+    feedback = planner.requests[1].messages[-1].content
+    assert "line 0\n" in feedback and "line 1999" in feedback
+    assert "line 1000\n" not in feedback
+    assert "characters cut from the middle" in feedback
+    assert "line 1000\n" in result.turns[0].output
+
+
+def test_planner_reply_is_capped_at_planner_max_tokens(tmp_path):
+    planner = ScriptedProvider([block("done(1)")])
+    rt = Runtime(planner=planner, worker=ScriptedProvider(["x"]), limits=Limits(planner_max_tokens=777), transcript_dir=tmp_path)
+    rt.run("Anything.", CHUNKS)
+    assert planner.requests[0].max_tokens == 777
+    assert planner.requests[0].cache_system is True
