@@ -30,6 +30,8 @@ __all__ = [
     "chunk_by_lines",
     "chunk_by_tokens",
     "errors",
+    "parallel_events",
+    "progress_callback",
     "tool",
 ]
 
@@ -47,6 +49,8 @@ _HOMES = {
     "chunk_by_chars": ".runtime._chunking",
     "chunk_by_lines": ".runtime._chunking",
     "chunk_by_tokens": ".runtime._chunking",
+    "parallel_events": ".runtime._progress",
+    "progress_callback": ".runtime._progress",
     "tool": "._tools",
 }
 
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
     from ._result import Result, Turn, Usage
     from ._tools import tool
     from .runtime._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens
+    from .runtime._progress import parallel_events, progress_callback
     from .runtime._runtime import Runtime
     from .runtime._transcript import Transcript
     from .runtime.providers._anthropic import AnthropicProvider

@@ -13,7 +13,7 @@ the problem::
     ├── ToolError                            a user tool raised (.tool, __cause__)
     │   └── ToolArgumentError                arguments did not match the tool's signature
     ├── ProviderError                        an LLM call failed after retries (.provider .status)
-    └── TranscriptError                      unreadable, or written by a newer schema
+    └── TranscriptError                      unreadable, or written by a newer schema; exit 2
 
 Messages take one shape: what happened, observed against allowed (the setting), then the fix.
 The values are kept in fields as well, so nothing has to parse the text.
@@ -193,3 +193,5 @@ class ProviderError(PtcrunError):
 
 class TranscriptError(PtcrunError):
     """A transcript file could not be read, or was written by a newer schema."""
+
+    exit_code = 2  # like a bad argument: the file given is not one the command can read

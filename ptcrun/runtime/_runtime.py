@@ -186,6 +186,15 @@ class _Run:
         except trio.Cancelled:
             self._end("cancelled", error=None)
             raise
+        except BaseExceptionGroup as group:
+            # A cancellation or a Ctrl-C that went through a nursery (a pmap's calls) arrives
+            # wrapped in a group; the run must still end its transcript with run.end.
+            stops, rest = group.split((trio.Cancelled, KeyboardInterrupt))
+            if stops is None or rest is not None:
+                raise
+            result = self._end("cancelled", error=None)
+            if stops.subgroup(KeyboardInterrupt) is None:
+                raise
         assert result is not None
         return result
 

@@ -124,6 +124,7 @@ class Sandbox:
         self._outbox: list[bytes] = []
         self._ids = itertools.count(1)
         self._stopped_reason: str | None = None
+        self._busy = False
         self._stderr_tail = b""
         #: The OS layers the child reported active (``None`` before start or when off).
         self.layers: dict[str, Any] | None = None
@@ -139,12 +140,15 @@ class Sandbox:
         """Stop the child. Safe to call twice."""
         if self._process is not None:
             with trio.CancelScope(shield=True):
-                try:
-                    await self._send({"op": "shutdown"})
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
-                with trio.move_on_after(2):
-                    await self._process.wait()
+                if not self._busy:
+                    # An idle child exits on request; one still running a program (the run
+                    # was cancelled mid-pmap) is killed at once.
+                    try:
+                        await self._send({"op": "shutdown"})
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        pass
+                    with trio.move_on_after(2):
+                        await self._process.wait()
                 await self._kill()
 
     # -- child lifecycle -------------------------------------------------------------------
@@ -299,7 +303,11 @@ class Sandbox:
         clock = self.limits.turn_timeout if timeout is None else min(timeout, self.limits.turn_timeout)
         run = _Execution(self, source, clock)
         started = time.monotonic()
-        result = await run.go()
+        self._busy = True
+        try:
+            result = await run.go()
+        finally:
+            self._busy = False
         if result.restarted:
             # The first clause of the error names the limit: "turn clock expired after 1 s (...)".
             self._stopped_reason = result.error.message.split(";")[0].rstrip(".") if result.error else "stopped"
@@ -337,8 +345,11 @@ class _Execution:
                     )
                 nursery.cancel_scope.cancel()
         if clock_scope.cancelled_caught:
+            # Name the setting's value: the clock may have had less left when this program began.
             exc = errors.TimeLimitExceeded(
-                "turn", self.clock, "the program was stopped and the sandbox restarted; earlier variables are gone"
+                "turn",
+                sandbox.limits.turn_timeout,
+                "the program was stopped and the sandbox restarted; earlier variables are gone",
             )
             return self._stopped(exc, "TimeLimitExceeded")
         if failure is not None:
@@ -473,7 +484,15 @@ class _Execution:
         where = {"pmap": frame.get("pmap"), "item": frame.get("item")}
         reply: dict[str, Any] = {"op": "reply", "id": call_id}
         started = time.monotonic()
-        sandbox._on_event({"type": "call.start", "call": call_id, "tool": name, "args": args, "kwargs": kwargs, **where})
+        announced = False
+
+        def announce() -> None:
+            nonlocal announced, started
+            announced, started = True, time.monotonic()
+            sandbox._on_event(
+                {"type": "call.start", "call": call_id, "tool": name, "args": args, "kwargs": kwargs, **where}
+            )
+
         current_call.set({"call": call_id, **where})
         with trio.CancelScope() as scope:
             self.calls[call_id] = scope
@@ -487,8 +506,9 @@ class _Execution:
                 if not isinstance(args, list) or not isinstance(kwargs, dict):
                     raise errors.ToolArgumentError(f"tool {name!r} got malformed arguments", tool=name)
                 async with sandbox._limiter:
-                    # The call clock starts once the call holds a slot; one scope serves both
-                    # the clock and the child's cancel requests.
+                    # The call starts, for its clock and its events, once it holds a slot; one
+                    # scope serves both the clock and the child's cancel requests.
+                    announce()
                     scope.deadline = trio.current_time() + sandbox.limits.call_timeout
                     value = await tool.call(args, kwargs, limiter=sandbox._thread_limiter)
                 reply.update(ok=True, value=value)
@@ -503,6 +523,8 @@ class _Execution:
                 exc = errors.TimeLimitExceeded("call", sandbox.limits.call_timeout, f"tool {name!r} did not answer in time")
                 reply.update(ok=False, error=_error_payload(exc))
         ok = bool(reply.get("ok"))
+        if not announced:  # refused or cancelled before it ran: a zero-length call
+            announce()
         sandbox._on_event(
             {
                 "type": "call.end",

@@ -1,0 +1,148 @@
+"""Export a transcript as Chrome trace events, for chrome://tracing and ui.perfetto.dev.
+
+The Trace Event Format draws each thread id as one track, and a track shows complete
+(``"X"``) events either side by side or nested inside one another, never partly overlapping.
+So the run gets one process, and its spans are laid out on three kinds of tracks:
+
+- ``run``: turns, each holding its planner call and its program (these nest by construction);
+- ``pmap 1..n``: pmaps, each on the lowest track free when it starts (nested and concurrent
+  pmaps overlap in time);
+- ``slot 1..n``: tool calls, each on the lowest slot track free when it starts, so calls that
+  overlap never share a track; a worker call's LLM requests nest inside it.
+
+Times are microseconds from the run's start. Spans that never ended (a killed run) end at the
+transcript's last event and say ``"status": "unfinished"``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ._transcript import SpanRecord, Transcript
+
+__all__ = ["chrome_trace", "chrome_trace_json"]
+
+_PID = 1
+_RUN_TID = 1
+_PMAP_BASE = 100
+_SLOT_BASE = 1000
+
+
+class _Lanes:
+    """Assigns intervals to the lowest-numbered lane that is free at their start."""
+
+    def __init__(self) -> None:
+        self._busy_until: list[float] = []
+
+    def place(self, start: float, end: float) -> int:
+        for lane, busy_until in enumerate(self._busy_until):
+            if busy_until <= start:
+                self._busy_until[lane] = end
+                return lane
+        self._busy_until.append(end)
+        return len(self._busy_until) - 1
+
+    def __len__(self) -> int:
+        return len(self._busy_until)
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+def _args(span: SpanRecord) -> dict[str, Any]:
+    keep = (
+        "turn", "role", "provider", "model", "input_tokens", "output_tokens", "cost", "tool",
+        "args", "kwargs", "value", "error", "total", "concurrency", "done", "failed", "item",
+        "slot", "answer", "note", "restarted", "source", "text",
+    )
+    args: dict[str, Any] = {"span": span.span, "status": span.status}
+    for key in keep:
+        if span.fields.get(key) is not None:
+            args[key] = span.fields[key]
+    return args
+
+
+def _name(span: SpanRecord) -> str:
+    f = span.fields
+    if span.kind == "turn":
+        return f"turn {f.get('turn')}"
+    if span.kind == "llm":
+        return "planner request" if f.get("role") == "planner" else f"worker LLM {span.span.rsplit('.', 1)[-1]}"
+    if span.kind == "pmap":
+        return f"pmap {span.span} ({f.get('total')} items)"
+    if span.kind == "call":
+        return f"{f.get('tool')} c{f.get('call')}"
+    return span.kind
+
+
+def chrome_trace(t: Transcript) -> dict[str, Any]:
+    """The run as a Trace Event Format object: ``{"traceEvents": [...], ...}``."""
+    origin = t.started
+    last = t.ended
+    events: list[dict[str, Any]] = []
+    pmap_lanes = _Lanes()
+    slot_lanes = _Lanes()
+    call_tid: dict[str, int] = {}
+    spans = t.spans()
+
+    def complete(span: SpanRecord, tid: int, cat: str) -> dict[str, Any]:
+        # Round the start and end, not the duration, so nesting survives the rounding.
+        start = _us(span.started - origin)
+        end = max(_us((span.ended if span.ended is not None else last) - origin), start)
+        return {"name": _name(span), "cat": cat, "ph": "X", "ts": start, "dur": end - start,
+                "pid": _PID, "tid": tid, "args": _args(span)}
+
+    for span in spans:
+        end = span.ended if span.ended is not None else last
+        if span.kind in ("run", "turn", "program"):
+            events.append(complete(span, _RUN_TID, span.kind))
+        elif span.kind == "llm" and span.fields.get("role") == "planner":
+            events.append(complete(span, _RUN_TID, "planner"))
+        elif span.kind == "pmap":
+            lane = pmap_lanes.place(_us(span.started - origin), _us(end - origin))
+            events.append(complete(span, _PMAP_BASE + lane, "pmap"))
+        elif span.kind == "call":
+            lane = slot_lanes.place(_us(span.started - origin), _us(end - origin))
+            call_tid[span.span] = _SLOT_BASE + lane
+            events.append(complete(span, _SLOT_BASE + lane, "call"))
+        elif span.kind == "llm" and span.parent in call_tid:
+            events.append(complete(span, call_tid[span.parent], "llm"))
+        elif span.kind == "sandbox":
+            events.append({"name": "sandbox start", "cat": "sandbox", "ph": "i", "s": "t",
+                           "ts": _us(span.started - origin), "pid": _PID, "tid": _RUN_TID,
+                           "args": {"pid": span.fields.get("pid")}})
+    run_name = t.path.parent.name if t.path is not None else "run"
+    meta = [
+        {"name": "process_name", "ph": "M", "pid": _PID, "tid": 0, "args": {"name": f"ptcrun {run_name}: {t.goal[:80]}"}},
+        {"name": "thread_name", "ph": "M", "pid": _PID, "tid": _RUN_TID, "args": {"name": "run: turns, planner, programs"}},
+        {"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": _RUN_TID, "args": {"sort_index": 0}},
+    ]
+    for lane in range(len(pmap_lanes)):
+        meta.append({"name": "thread_name", "ph": "M", "pid": _PID, "tid": _PMAP_BASE + lane, "args": {"name": f"pmap {lane + 1}"}})
+        meta.append({"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": _PMAP_BASE + lane, "args": {"sort_index": 1 + lane}})
+    for lane in range(len(slot_lanes)):
+        meta.append({"name": "thread_name", "ph": "M", "pid": _PID, "tid": _SLOT_BASE + lane, "args": {"name": f"slot {lane + 1}"}})
+        meta.append({"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": _SLOT_BASE + lane, "args": {"sort_index": 1000 + lane}})
+    return {
+        "traceEvents": meta + events,
+        "displayTimeUnit": "ms",
+        "otherData": _other(t),
+    }
+
+
+def _other(t: Transcript) -> Mapping[str, Any]:
+    return {
+        "status": t.status,
+        "goal": t.goal,
+        "turns": len(t.turns),
+        "total_tokens": t.usage.total_tokens,
+        "transcript": str(t.path) if t.path else None,
+    }
+
+
+def chrome_trace_json(t: Transcript) -> str:
+    """:func:`chrome_trace` as JSON text."""
+    return json.dumps(chrome_trace(t), ensure_ascii=False)

@@ -1,0 +1,282 @@
+"""A transcript as one self-contained HTML page: the turns and a timeline of every pmap.
+
+The page has no external resource (inline CSS and a few lines of inline JavaScript) so it
+opens from disk, offline, in any browser. Everything is drawn by this module as plain HTML;
+the script only opens a detail panel when a call is clicked, so the page reads fine without it.
+
+Layout: a header with the run's numbers; a run overview (planner calls, programs and pmaps
+across the run's wall time; a bar links to its turn); then each turn with its program (line
+numbers, the failing line marked), output, error, answer, and a Gantt chart per pmap with one
+row per thread ("slot") and a bar per call coloured by status, a hover title giving its
+duration, and the slowest calls outlined.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from ..errors import ConfigError
+from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
+from ._views import preview
+
+__all__ = ["render_html", "write_html"]
+
+_SLOWEST = 3
+# A call's arguments and reply can be huge (whole chunks); the page keeps this much of each and
+# says how much it cut. The transcript keeps everything.
+_DETAIL_CHARS = 4_000
+_STATUS_COLOURS = ("ok", "error", "cancelled", "unfinished")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _secs(seconds: float | None) -> str:
+    if seconds is None:
+        return "unfinished"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _pct(value: float, total: float) -> str:
+    if total <= 0:
+        return "0"
+    return f"{max(0.0, min(100.0, value / total * 100)):.3f}"
+
+
+def _bar(classes: str, start: float, end: float, origin: float, span: float, title: str, extra: str = "") -> str:
+    left = _pct(start - origin, span)
+    width = _pct(end - start, span)
+    return (f'<div class="bar {classes}" style="left:{left}%;width:{width}%" '
+            f'title="{_e(title)}"{extra}></div>')
+
+
+def _axis(seconds: float) -> str:
+    ticks = [f"<span>{_secs(seconds * i / 5) if i else '0'}</span>" for i in range(6)]
+    return f'<div class="axis">{"".join(ticks)}</div>'
+
+
+def _cut(value: Any) -> Any:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text) <= _DETAIL_CHARS:
+        return value
+    return text[:_DETAIL_CHARS] + f"… [{len(text) - _DETAIL_CHARS:,} more characters in the transcript]"
+
+
+def _call_title(c: CallRecord) -> str:
+    where = f" · item {c.item} · slot {c.slot}" if c.item is not None else ""
+    text = f"{c.tool} c{c.id}{where} · {c.status} · {_secs(c.seconds)}"
+    if c.llm:
+        text += f" · {c.input_tokens:,} → {c.output_tokens:,} tokens"
+    if c.error:
+        text += f" · {c.error.get('type', 'Error')}: {preview(c.error.get('message', ''), 120)}"
+    return text
+
+
+def _call_detail(c: CallRecord) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "tool": c.tool, "status": c.status, "seconds": c.seconds, "item": c.item, "slot": c.slot,
+        "args": _cut(list(c.args)), "kwargs": _cut(dict(c.kwargs)),
+    }
+    if c.ok:
+        detail["value"] = _cut(c.value)
+    if c.error:
+        detail["error"] = dict(c.error)
+    if c.llm:
+        detail["reply"] = _cut(c.reply)
+        detail["tokens"] = {"input": c.input_tokens, "output": c.output_tokens}
+        detail["attempts"] = len(c.llm)
+    return detail
+
+
+def _gantt(p: PmapRecord, t: Transcript, slow: set[str]) -> str:
+    origin = p.started
+    end = p.ended if p.ended is not None else t.ended
+    span = max(end - origin, 1e-6)
+    # Every thread gets a row, idle ones too: an empty row shows a thread that found no work.
+    used = {i.slot for i in p.items if i.slot is not None} | {c.slot for c in p.calls if c.slot is not None}
+    slots = sorted(used | set(range(max(p.concurrency, 1))))
+    rows = []
+    for slot in slots:
+        bars = []
+        for item in p.items:
+            if item.slot == slot or (item.slot is None and slot == 0):
+                item_end = item.ended if item.ended is not None else end
+                bars.append(_bar("item", item.started, item_end, origin, span,
+                                 f"item {item.index} · {item.status} · {_secs(item.seconds)}"))
+        for c in p.calls:
+            if c.slot == slot or (c.slot is None and slot == 0):
+                c_end = c.ended if c.ended is not None else end
+                status = c.status if c.status in _STATUS_COLOURS else "error"
+                classes = f"call {status}" + (" slow" if c.span in slow else "")
+                bars.append(_bar(classes, c.started, c_end, origin, span, _call_title(c),
+                                 f' data-span="{_e(c.span)}"'))
+        rows.append(f'<div class="row"><span class="name">slot {slot}</span><div class="lane">{"".join(bars)}</div></div>')
+    nested = f" · nested in {_e(p.parent)}" if p.parent and ".m" in p.parent else ""
+    counts = f"{p.done} ok, {p.failed} failed" if p.done is not None else f"{len(p.items)} started"
+    head = (f'<h3>pmap {_e(p.span)} <span class="meta">{p.total} items · {p.concurrency} threads · '
+            f'{counts} · <span class="status {_e(p.status)}">{_e(p.status)}</span> · {_secs(p.seconds)}'
+            f'{nested}</span></h3>')
+    return (f'<div class="gantt" data-pmap="{_e(p.span)}">{head}<div class="rows">{"".join(rows)}</div>'
+            f'{_axis(span)}</div>')
+
+
+def _program(turn: TurnRecord) -> str:
+    assert turn.program is not None
+    bad = turn.error.get("line") if turn.error else None
+    lines = []
+    for number, line in enumerate(turn.program.rstrip("\n").split("\n"), 1):
+        cls = ' class="bad"' if number == bad else ""
+        lines.append(f'<code{cls}><span class="ln">{number}</span>{_e(line)}</code>')
+    return f'<pre class="program">{"".join(lines)}</pre>'
+
+
+def _turn(turn: TurnRecord, t: Transcript, slow: set[str]) -> str:
+    meta = [_secs(turn.seconds)]
+    if turn.planner is not None:
+        meta.append(f"planner {turn.planner_input_tokens:,} in / {turn.planner_output_tokens:,} out")
+    if turn.calls:
+        meta.append(f"{len(turn.calls)} calls")
+        meta.append(f"workers {turn.worker_input_tokens:,} in / {turn.worker_output_tokens:,} out")
+    parts = [(f'<h2>Turn {turn.number} <span class="status {_e(turn.status)}">{_e(turn.status)}</span>'
+              f'<span class="meta">{_e(" · ".join(meta))}</span></h2>')]
+    if turn.program is None:
+        parts.append('<div class="label">No program in the reply. The reply:</div>')
+        parts.append(f'<pre class="reply">{_e(turn.reply or "(no reply)")}</pre>')
+    else:
+        parts.append('<div class="label">Program</div>')
+        parts.append(_program(turn))
+        if turn.note:
+            parts.append(f'<div class="note">{_e(turn.note)}</div>')
+        parts.append('<div class="label">Output</div>')
+        parts.append(f'<pre class="output">{_e(turn.output) if turn.output else "(none)"}</pre>')
+        if turn.error:
+            e = turn.error
+            where = f"line {e['line']}: " if e.get("line") else ""
+            text = f"{where}{e.get('kind', 'Error')}: {e.get('message', '')}"
+            if e.get("source_line"):
+                text += f"\n    {e['source_line']}"
+            parts.append(f'<div class="error-box">{_e(text)}</div>')
+        if turn.status in ("done", "failed", "invalid_answer"):
+            verb = "fail" if turn.status == "failed" else "done"
+            parts.append(f'<div class="answer">{verb}({_e(json.dumps(turn.answer, ensure_ascii=False, indent=2))})</div>')
+    for p in turn.pmaps:
+        parts.append(_gantt(p, t, slow))
+    return f'<section class="turn" id="turn-{turn.number}" data-turn="{turn.number}">{"".join(parts)}</section>'
+
+
+def _overview(t: Transcript) -> str:
+    origin = t.started
+    span = max(t.ended - origin, 1e-6)
+    planner, program = [], []
+    for turn in t.turns:
+        link = f' onclick="location.hash=\'turn-{turn.number}\'"'
+        if turn.planner is not None:
+            p = turn.planner
+            end = p.ended if p.ended is not None else t.ended
+            planner.append(_bar("planner", p.started, end, origin, span,
+                                f"turn {turn.number} planner · {_secs(p.seconds)} · {p.input_tokens:,} → {p.output_tokens:,} tokens", link))
+        if turn.program is not None and turn.ended is not None:
+            start = turn.planner.ended if turn.planner and turn.planner.ended else turn.started
+            program.append(_bar("program", start, turn.ended, origin, span,
+                                f"turn {turn.number} program · {turn.status} · {_secs(turn.program_seconds)}", link))
+    lanes: list[float] = []
+    lane_bars: list[list[str]] = []
+    for p in t.pmaps:
+        end = p.ended if p.ended is not None else t.ended
+        for index, busy in enumerate(lanes):
+            if busy <= p.started:
+                lanes[index] = end
+                break
+        else:
+            index = len(lanes)
+            lanes.append(end)
+            lane_bars.append([])
+        lane_bars[index].append(_bar("pmap", p.started, end, origin, span,
+                                     f"pmap {p.span} · {p.total} items · {p.status} · {_secs(p.seconds)}"))
+    program_starts = {e["span"]: float(e["ts"]) for e in t.events if e["type"] == "program.start"}
+    sandbox = []
+    for e in t.events:
+        if e["type"] == "sandbox.start":
+            # A child starts before the first turn, or when a program needs a fresh one.
+            turn = str(e["span"]).split(".")[0]
+            begin = program_starts.get(f"{turn}.program", t.started) if turn != "t0" else t.started
+            sandbox.append(_bar("sandbox", begin, float(e["ts"]), origin, span,
+                                f"sandbox child started (pid {e.get('pid')}) · {_secs(float(e['ts']) - begin)}"))
+    rows = [
+        f'<div class="row"><span class="name">sandbox</span><div class="lane">{"".join(sandbox)}</div></div>',
+        f'<div class="row"><span class="name">planner</span><div class="lane">{"".join(planner)}</div></div>',
+        f'<div class="row"><span class="name">programs</span><div class="lane">{"".join(program)}</div></div>',
+    ]
+    for index, bars in enumerate(lane_bars):
+        rows.append(f'<div class="row"><span class="name">pmaps {index + 1}</span><div class="lane">{"".join(bars)}</div></div>')
+    legend = "".join(
+        f'<span><i style="background:var(--{name})"></i>{label}</span>'
+        for name, label in (("sandbox", "sandbox start"), ("planner", "planner call"), ("program", "program"), ("pmap", "pmap"),
+                            ("ok", "call ok"), ("error", "call failed"), ("cancelled", "cancelled"),
+                            ("unfinished", "unfinished"))
+    )
+    return (f'<section class="overview" id="overview"><h2>Run timeline<span class="meta">{_secs(t.seconds)} wall time; '
+            f'outlined calls are the {_SLOWEST} slowest</span></h2><div class="rows">{"".join(rows)}</div>'
+            f'{_axis(span)}<div class="legend">{legend}</div></section>')
+
+
+def _stats(t: Transcript) -> str:
+    u = t.usage
+    limit = t.limits.get("max_tokens")
+    speedup = t.parallel_speedup
+    items = [
+        ("turns", f"{len(t.turns)}"),
+        ("tokens", f"{u.total_tokens:,}" + (f" of {limit:,}" if isinstance(limit, int) else "")),
+        ("planner", f"{u.planner_input_tokens:,} in / {u.planner_output_tokens:,} out"),
+        ("workers", f"{u.worker_input_tokens:,} in / {u.worker_output_tokens:,} out"),
+        ("cost", f"${u.cost:.4f}" if u.cost is not None else "unknown"),
+        ("wall time", _secs(t.seconds)),
+        ("calls", f"{len(t.calls)}"),
+        ("speed-up", f"{speedup:.1f}x" if speedup is not None else "-"),
+        ("models", f"{t.run.get('planner')} / {t.run.get('worker')}"),
+    ]
+    return "".join(f"<li><b>{_e(k)}</b>{_e(v)}</li>" for k, v in items)
+
+
+def render_html(t: Transcript) -> str:
+    """The page as a string."""
+    template = Template(resources.files("ptcrun.runtime").joinpath("timeline.html").read_text(encoding="utf-8"))
+    timed = sorted((c for c in t.calls if c.seconds is not None), key=lambda c: -(c.seconds or 0.0))
+    slow = {c.span for c in timed[:_SLOWEST]}
+    calls = {c.span: _call_detail(c) for c in t.calls}
+    # Inside <script>, only "</" can end the element early; JSON allows "<\/" for it.
+    calls_json = json.dumps(calls, ensure_ascii=False).replace("</", "<\\/")
+    return template.substitute(
+        title=_e(preview(t.goal, 80)),
+        status=_e(t.status),
+        goal=_e(t.goal),
+        stats=_stats(t),
+        overview=_overview(t),
+        turns="\n".join(_turn(turn, t, slow) for turn in t.turns),
+        source=_e(t.path.name if t.path else "events in memory"),
+        calls=calls_json,
+    )
+
+
+def write_html(t: Transcript, path: str | os.PathLike[str] | None = None) -> Path:
+    """Write the page and return its path (by default ``timeline.html`` beside the transcript).
+
+    Raises:
+        ConfigError: no ``path`` was given for a transcript that was not read from a file.
+    """
+    if path is None:
+        if t.path is None:
+            raise ConfigError("this transcript was not read from a file; pass the path to write the page to.")
+        path = t.path.parent / "timeline.html"
+    out = Path(path)
+    out.write_text(render_html(t), encoding="utf-8")
+    return out

@@ -1,0 +1,289 @@
+"""Observers that show a run while it goes: a live terminal display, plain lines, callbacks.
+
+An observer is a function called with each event as the run emits it (the same events the
+transcript holds), on the run's own thread, before the run goes on: it must be quick and must
+not raise. Four ready-made ones:
+
+- :class:`TerminalProgress`: redraws a few lines in place on a terminal: the current turn,
+  a progress bar per running pmap (done / total, failures, elapsed) and tokens against the limit.
+- :class:`LineProgress`: the same news as plain lines, for logs, pipes and CI.
+- :func:`progress_callback`: ``fn(completed, total, latest_result)`` after each pmap item that
+  finished well, the simple case.
+- :func:`parallel_events`: the worker-pool events ``parallel.start``, ``worker.start``,
+  ``worker.complete`` and ``parallel.complete``, for code written against that vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
+
+from ._events import Observer
+
+__all__ = ["LineProgress", "TerminalProgress", "parallel_events", "progress_callback"]
+
+Event = Mapping[str, Any]
+_BAR_CELLS = 24
+_REDRAW_EVERY = 0.1  # seconds; a 1,000-item pmap must not redraw 4,000 times
+_SHOWN_PMAPS = 6
+
+
+class _State:
+    """What the observers know of the run so far, updated event by event."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.turn = 0
+        self.max_turns: int | None = None
+        self.max_tokens: int | None = None
+        self.tokens = 0
+        self.cost: float | None = None
+        self.phase = "starting"
+        self.pmaps: dict[str, dict[str, Any]] = {}
+
+    def update(self, event: Event) -> None:
+        kind = event["type"]
+        if kind == "run.start":
+            limits = event.get("limits") or {}
+            self.max_turns = limits.get("max_turns")
+            self.max_tokens = limits.get("max_tokens")
+        elif kind == "turn.start":
+            self.turn = int(event.get("turn", self.turn + 1))
+            self.phase = "planner thinking"
+        elif kind == "program.start":
+            self.phase = "program running"
+        elif kind == "turn.end":
+            self.phase = f"turn ended: {event.get('status')}"
+        elif kind == "llm.end":
+            self.tokens += int(event.get("input_tokens") or 0) + int(event.get("output_tokens") or 0)
+            if isinstance(event.get("cost"), (int, float)):
+                self.cost = (self.cost or 0.0) + float(event["cost"])
+        elif kind == "pmap.start":
+            self.pmaps[event["span"]] = {
+                "total": int(event.get("total", 0)), "done": 0, "failed": 0,
+                "started": time.monotonic(), "running": True,
+            }
+        elif kind == "item.end":
+            pmap = self.pmaps.get(str(event.get("parent")))
+            if pmap is not None:
+                pmap["done" if event.get("ok") else "failed"] += 1
+        elif kind == "pmap.end":
+            pmap = self.pmaps.get(event["span"])
+            if pmap is not None:
+                pmap["running"] = False
+                pmap["done"] = int(event.get("done", pmap["done"]))
+                pmap["failed"] = int(event.get("failed", pmap["failed"]))
+                pmap["seconds"] = time.monotonic() - pmap["started"]
+
+    def tokens_text(self) -> str:
+        text = f"tokens {self.tokens:,}"
+        if self.max_tokens:
+            text += f" / {self.max_tokens:,} ({self.tokens / self.max_tokens:.0%})"
+        if self.cost is not None:
+            text += f" · ${self.cost:.4f}"
+        return text
+
+
+def _bar(done: int, total: int) -> str:
+    filled = 0 if total <= 0 else math.floor(_BAR_CELLS * done / total)
+    return "█" * filled + "░" * (_BAR_CELLS - filled)
+
+
+class TerminalProgress:
+    """A live display on a terminal, redrawn in place (ANSI cursor moves).
+
+    Shows the current turn and what it is doing, one bar per running pmap, and tokens used
+    against the limit. Redraws at most every ``redraw_every`` seconds, and at once when a turn,
+    a program or a pmap starts or ends. Pass it as an observer: ``Runtime(..., observers=[TerminalProgress()])``.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, redraw_every: float = _REDRAW_EVERY) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.redraw_every = redraw_every
+        self._state = _State()
+        self._drawn = 0
+        self._last = -math.inf
+
+    def __call__(self, event: Event) -> None:
+        self._state.update(event)
+        kind = event["type"]
+        if kind == "run.end":
+            self._draw(final=True)
+            return
+        urgent = kind in ("turn.start", "turn.end", "program.start", "pmap.start", "pmap.end")
+        now = time.monotonic()
+        if urgent or now - self._last >= self.redraw_every:
+            self._last = now
+            self._draw(final=False)
+
+    def _lines(self) -> list[str]:
+        s = self._state
+        turns = f"{s.turn}/{s.max_turns}" if s.max_turns else str(s.turn)
+        lines = [f"turn {turns} · {s.phase} · {time.monotonic() - s.started:.1f} s"]
+        running = [(span, p) for span, p in s.pmaps.items() if p["running"]]
+        for span, p in running[-_SHOWN_PMAPS:]:
+            finished = p["done"] + p["failed"]
+            failed = f" · {p['failed']} failed" if p["failed"] else ""
+            lines.append(
+                f"  pmap {span} {_bar(finished, p['total'])} {finished}/{p['total']}{failed} · "
+                f"{time.monotonic() - p['started']:.1f} s"
+            )
+        if len(running) > _SHOWN_PMAPS:
+            lines.append(f"  … and {len(running) - _SHOWN_PMAPS} more pmaps running")
+        lines.append(s.tokens_text())
+        return lines
+
+    def _draw(self, *, final: bool) -> None:
+        out = []
+        if self._drawn:
+            out.append(f"\x1b[{self._drawn}F\x1b[J")  # back to the first line drawn, clear below
+        lines = self._lines()
+        out.append("\n".join(lines) + "\n")
+        self.stream.write("".join(out))
+        self.stream.flush()
+        self._drawn = 0 if final else len(lines)
+
+
+class LineProgress:
+    """The run's news as plain lines: turns, programs, pmaps (with a line per quarter done).
+
+    For logs, pipes and CI, where a redrawn display would be noise.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self._state = _State()
+        self._quarters: dict[str, int] = {}
+
+    def _say(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def __call__(self, event: Event) -> None:
+        s = self._state
+        s.update(event)
+        kind = event["type"]
+        turn = f"turn {s.turn}"
+        if kind == "llm.end" and event.get("role") == "planner":
+            if event.get("status") == "ok":
+                self._say(f"{turn}: planner replied ({int(event.get('input_tokens') or 0):,} in / "
+                          f"{int(event.get('output_tokens') or 0):,} out, {float(event.get('seconds') or 0):.1f} s)")
+            else:
+                self._say(f"{turn}: planner call {event.get('status')}: {event.get('error')}")
+        elif kind == "program.end":
+            error = event.get("error")
+            what = f": {error.get('kind')}: {error.get('message')}" if isinstance(error, dict) else ""
+            self._say(f"{turn}: program {event.get('status')}{what} ({float(event.get('seconds') or 0):.1f} s, "
+                      f"{event.get('calls', 0)} calls)")
+        elif kind == "turn.end":
+            self._say(f"{turn}: {event.get('status')} · {s.tokens_text()}")
+        elif kind == "pmap.start":
+            self._say(f"{turn}: pmap {event['span']} started: {event.get('total')} items")
+            self._quarters[event["span"]] = 0
+        elif kind == "item.end":
+            span = str(event.get("parent"))
+            p = s.pmaps.get(span)
+            if p is not None and p["total"] >= 8:
+                finished = p["done"] + p["failed"]
+                quarter = 4 * finished // p["total"]
+                if 0 < quarter < 4 and quarter > self._quarters.get(span, 0):
+                    self._quarters[span] = quarter
+                    failed = f", {p['failed']} failed" if p["failed"] else ""
+                    self._say(f"{turn}: pmap {span}: {finished}/{p['total']}{failed}")
+        elif kind == "pmap.end":
+            p = s.pmaps.get(event["span"], {})
+            timed_out = " (timed out)" if event.get("timed_out") else ""
+            self._say(f"{turn}: pmap {event['span']} ended: {event.get('done')} ok, {event.get('failed')} failed"
+                      f"{timed_out} ({p.get('seconds', 0.0):.1f} s)")
+        elif kind == "sandbox.start" and s.turn:
+            self._say(f"{turn}: sandbox restarted")
+        elif kind == "run.end":
+            self._say(f"run {event.get('status')} after {s.turn} turn{'s' * (s.turn != 1)} · {s.tokens_text()}")
+
+
+def progress_callback(fn: Callable[[int, int, Any], None]) -> Observer:
+    """Turn ``fn(completed, total, latest_result)`` into an observer of pmap progress.
+
+    ``fn`` is called after each item of a top-level pmap that finished well (not after a
+    failed one): ``completed`` counts the items of that pmap finished so far, failed ones
+    included; ``total`` is its item count; ``latest_result`` is the value of the last tool
+    call the item made (``None`` if it made none). Items finish in any order. Nested pmaps
+    count inside their parent's item, not on their own.
+
+    Example::
+
+        def show(done, total, latest):
+            print(f"{done}/{total} - latest: {latest}")
+
+        Runtime(planner=..., observers=[ptcrun.progress_callback(show)])
+    """
+    totals: dict[str, int] = {}
+    finished: dict[str, int] = {}
+    last_value: dict[str, Any] = {}
+
+    def observe(event: Event) -> None:
+        kind = event["type"]
+        if kind == "pmap.start":
+            if str(event.get("parent", "")).endswith(".program"):
+                totals[event["span"]] = int(event.get("total", 0))
+                finished[event["span"]] = 0
+        elif kind == "call.end" and event.get("ok"):
+            last_value[str(event.get("parent"))] = event.get("value")
+        elif kind == "item.end":
+            pmap = str(event.get("parent"))
+            if pmap in totals:
+                finished[pmap] += 1
+                value = last_value.pop(str(event.get("span")), None)
+                if event.get("ok"):
+                    fn(finished[pmap], totals[pmap], value)
+        elif kind == "pmap.end":
+            totals.pop(event["span"], None)
+            finished.pop(event["span"], None)
+
+    return observe
+
+
+def parallel_events(fn: Callable[[dict[str, Any]], None]) -> Observer:
+    """Turn the run's pmap events into worker-pool events and pass each to ``fn``.
+
+    =======================  ===========================================================
+    ``parallel.start``       a pmap started: ``worker_count`` (threads), ``item_count``
+    ``worker.start``         an item started: ``worker_id`` (its slot), ``item_index``,
+                             ``total_items``
+    ``worker.complete``      an item ended: the same, plus ``error`` (true or false)
+    ``parallel.complete``    a pmap ended: ``items_processed``, ``items_failed``,
+                             ``timed_out``
+    =======================  ===========================================================
+
+    Each is ``{"type", "ts", "source": <pmap span>, "data": {...}}``.
+    """
+    totals: dict[str, int] = {}
+
+    def send(kind: str, event: Event, source: str, data: dict[str, Any]) -> None:
+        fn({"type": kind, "ts": event.get("ts"), "source": source, "data": data})
+
+    def observe(event: Event) -> None:
+        kind = event["type"]
+        if kind == "pmap.start":
+            totals[event["span"]] = int(event.get("total", 0))
+            send("parallel.start", event, event["span"],
+                 {"worker_count": event.get("concurrency"), "item_count": event.get("total")})
+        elif kind in ("item.start", "item.end"):
+            pmap = str(event.get("parent"))
+            data = {"worker_id": event.get("slot"), "item_index": event.get("item"), "total_items": totals.get(pmap)}
+            if kind == "item.start":
+                send("worker.start", event, pmap, data)
+            else:
+                send("worker.complete", event, pmap, {**data, "error": not event.get("ok")})
+        elif kind == "pmap.end":
+            totals.pop(event["span"], None)
+            send("parallel.complete", event, event["span"], {
+                "items_processed": int(event.get("done") or 0) + int(event.get("failed") or 0),
+                "items_failed": event.get("failed"),
+                "timed_out": bool(event.get("timed_out")),
+            })
+
+    return observe

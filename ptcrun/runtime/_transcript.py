@@ -1,0 +1,230 @@
+"""Read a run's transcript back as objects: turns, calls, pmaps, LLM requests and usage.
+
+A transcript is the JSONL file a run writes as it goes (``docs/transcript.md`` documents every
+event). Reading it rebuilds the run's span tree from the start and end events, so a user can
+analyse runs in their own code, and every view (``ptcrun show``, ``tree``, ``export``,
+``view``) reads the same objects.
+
+A transcript cut short by a crash or a kill is still readable: its last line may be half
+written (it is dropped), spans that never ended are ``"unfinished"``, and the run's status is
+``"incomplete"`` when no ``run.end`` was written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import TranscriptError
+from ._budget import Usage
+from ._events import SCHEMA_VERSION
+from ._reading import Reader
+from ._records import (
+    CallRecord,
+    ItemRecord,
+    LLMRecord,
+    PmapRecord,
+    SpanRecord,
+    TurnRecord,
+    span_turn,
+)
+
+__all__ = [
+    "CallRecord",
+    "ItemRecord",
+    "LLMRecord",
+    "PmapRecord",
+    "SpanRecord",
+    "Transcript",
+    "TurnRecord",
+    "span_turn",
+]
+
+_FILE_NAME = "transcript.jsonl"
+
+
+@attrs.frozen
+class Transcript:
+    """A run's transcript, read back.
+
+    Build it with :meth:`load` (a ``transcript.jsonl`` file or its run folder) or
+    :meth:`from_events` (events an observer collected). Example::
+
+        t = ptcrun.Transcript.load("runs/20250101T120000Z-ab12cd")
+        print(t.status, t.usage.total_tokens)
+        slow = max(t.calls, key=lambda c: c.seconds or 0)
+        print(slow.tool, slow.seconds, slow.reply)
+
+    Attributes:
+        path: the file read, when read from one.
+        events: every event, in order, as written.
+        status: the run's final status, or ``"incomplete"`` when the file has no ``run.end``
+            (the process was killed).
+        answer, error, fallback_used: from ``run.end``.
+        turns, calls, pmaps, llm_calls: every turn, tool call, pmap and LLM request.
+        usage: tokens and cost; summed from the LLM requests when the run did not end.
+        damaged_tail: the last line was cut mid-write and was dropped.
+    """
+
+    path: Path | None
+    events: tuple[Mapping[str, Any], ...] = attrs.field(repr=False)
+    status: str
+    answer: Any
+    error: Mapping[str, Any] | None
+    fallback_used: bool
+    usage: Usage
+    turns: tuple[TurnRecord, ...] = attrs.field(repr=False)
+    calls: tuple[CallRecord, ...] = attrs.field(repr=False)
+    pmaps: tuple[PmapRecord, ...] = attrs.field(repr=False)
+    llm_calls: tuple[LLMRecord, ...] = attrs.field(repr=False)
+    started: float
+    ended: float
+    damaged_tail: bool = False
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Transcript:
+        """Read a transcript file, or the run folder that holds ``transcript.jsonl``.
+
+        Raises:
+            TranscriptError: the file is missing or is not a ptcrun transcript, a line other
+                than the last is not JSON, or it was written by a newer schema.
+        """
+        file = Path(path)
+        if file.is_dir():
+            file = file / _FILE_NAME
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TranscriptError(
+                f"transcript {os.fspath(path)!r} does not exist; pass a transcript.jsonl file or "
+                f"the run folder that holds one (runs/<timestamp>-<id>/)."
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TranscriptError(f"transcript {str(file)!r} cannot be read: {exc}.") from None
+        lines = text.split("\n")
+        events: list[dict[str, Any]] = []
+        damaged = False
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if number == len(lines) and not text.endswith("\n"):
+                    damaged = True  # the writer was stopped mid-line: keep everything before it
+                    break
+                raise TranscriptError(
+                    f"transcript {str(file)!r} line {number} is not JSON ({exc.msg}); only the "
+                    f"last line may be cut short, so the file was changed after it was written."
+                ) from None
+            if not isinstance(event, dict):
+                raise TranscriptError(f"transcript {str(file)!r} line {number} is not an event object.")
+            events.append(event)
+        return cls.from_events(events, path=file, damaged_tail=damaged)
+
+    @classmethod
+    def from_events(
+        cls,
+        events: Iterable[Mapping[str, Any]],
+        *,
+        path: Path | None = None,
+        damaged_tail: bool = False,
+    ) -> Transcript:
+        """Build a transcript from events, e.g. those an observer collected during a run.
+
+        Raises:
+            TranscriptError: the events do not start with ``run.start``, or one was written
+                by a newer schema than this ptcrun reads.
+        """
+        events = tuple(events)
+        where = f"transcript {str(path)!r}" if path is not None else "the events"
+        if not events:
+            raise TranscriptError(f"{where} holds no events; the run stopped before it started.")
+        for event in events:
+            version = event.get("v")
+            if not isinstance(version, int) or "type" not in event or "ts" not in event:
+                raise TranscriptError(
+                    f"{where} holds {str(event)[:80]!r}, which is not a ptcrun event "
+                    f"(no 'v', 'type' or 'ts')."
+                )
+            if version > SCHEMA_VERSION:
+                raise TranscriptError(
+                    f"{where} was written with transcript schema v{version}; this ptcrun reads up "
+                    f"to v{SCHEMA_VERSION}. Upgrade ptcrun to read it."
+                )
+        if events[0]["type"] != "run.start":
+            raise TranscriptError(
+                f"{where} starts with {events[0]['type']!r}, not 'run.start'; it is not a whole "
+                f"ptcrun transcript."
+            )
+        return cls(path=path, damaged_tail=damaged_tail, **Reader(events).fields())
+
+    # -- views of the run ------------------------------------------------------------------
+
+    @property
+    def run(self) -> Mapping[str, Any]:
+        """The ``run.start`` event: goal, planner, worker, tools, limits, data summary."""
+        return self.events[0]
+
+    @property
+    def goal(self) -> str:
+        return str(self.run.get("goal", ""))
+
+    @property
+    def limits(self) -> Mapping[str, Any]:
+        """The run's limits as written (``None`` stands for ``math.inf``)."""
+        return self.run.get("limits") or {}
+
+    @property
+    def complete(self) -> bool:
+        """The run ended normally or was interrupted, and wrote its ``run.end``."""
+        return self.status != "incomplete"
+
+    @property
+    def seconds(self) -> float:
+        """The run's wall time."""
+        end = self.events[-1]
+        if end["type"] == "run.end" and isinstance(end.get("seconds"), (int, float)):
+            return float(end["seconds"])
+        return max(self.ended - self.started, 0.0)
+
+    @property
+    def call_seconds(self) -> float:
+        """The sum of every tool call's duration."""
+        return sum(c.seconds or 0.0 for c in self.calls)
+
+    @property
+    def parallel_speedup(self) -> float | None:
+        """Sum of the call times over the run's wall time: how much fan-out saved.
+
+        ``None`` when the run made no calls.
+        """
+        if not self.calls or self.seconds <= 0:
+            return None
+        return self.call_seconds / self.seconds
+
+    def turn(self, number: int) -> TurnRecord:
+        """The turn with this 1-based number.
+
+        Raises:
+            TranscriptError: the run has no such turn.
+        """
+        for turn in self.turns:
+            if turn.number == number:
+                return turn
+        raise TranscriptError(
+            f"the run has no turn {number}; it has {len(self.turns)} turn"
+            f"{'s' * (len(self.turns) != 1)} (1 to {len(self.turns)})."
+            if self.turns else f"the run has no turn {number}; it ended before its first turn."
+        )
+
+    def spans(self) -> list[SpanRecord]:
+        """Every span in order of start: the run's tree as a flat list with parent ids."""
+        return Reader(self.events).span_list()

@@ -1,0 +1,247 @@
+"""The ``ptcrun`` command: run, show, tree, export, view and exec --turn, through ``main``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ptcrun import Transcript
+from ptcrun.cli import EXIT_CODES, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOG = "".join(f"2025-01-0{i % 9 + 1} {'ERROR disk full' if i % 3 == 0 else 'INFO ok'}\n" for i in range(24))
+
+LOOK = 'print(len(data), "chunks")\nprint(data[0])'
+FAN_OUT = """
+counts = pmap(lambda c: tool.worker(c, "Count the ERROR lines.", schema={"type": "integer"}), data)
+levels = pmap(lambda level: tool.lookup(level), ["ERROR", "INFO", "BAD"])
+print("errors per chunk:", counts)
+print("levels:", [str(x) for x in levels])
+done({"errors": sum(counts)})
+"""
+
+WORKER = '''
+def respond(request):
+    text = request.messages[0].content.split("<text>", 1)[1]
+    return str(text.count("ERROR"))
+'''
+
+TOOLS = '''
+def lookup(level: str) -> str:
+    """Describe a log level."""
+    if level == "BAD":
+        raise ValueError("unknown level BAD")
+    return {"ERROR": "something failed", "INFO": "all fine"}.get(level, "?")
+'''
+
+
+def block(code: str) -> str:
+    return f"Here is the program.\n```python\n{code.strip()}\n```"
+
+
+def write_files(folder: Path, replies: list[str]) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "corpus": folder / "app.log",
+        "planner": folder / "planner.json",
+        "worker": folder / "worker.py",
+        "tools": folder / "tools.py",
+    }
+    files["corpus"].write_text(LOG)
+    files["planner"].write_text(json.dumps(replies))
+    files["worker"].write_text(WORKER)
+    files["tools"].write_text(TOOLS)
+    return files
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_args(files: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return [
+        "run", str(files["corpus"]), "--goal", "How many ERROR lines are in the log?",
+        "--chunk-lines", "4", "--planner", f"scripted:{files['planner']}", "--worker",
+        f"scripted:{files['worker']}", "--tools", str(files["tools"]), "--out", str(out),
+        "--concurrency", "4", *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def done_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    files = write_files(folder, [block(LOOK), block(FAN_OUT)])
+    code, out, err = run_cli(run_args(files, folder / "runs"))
+    return code, out, err, files
+
+
+@pytest.fixture(scope="module")
+def transcript(done_run) -> Path:
+    _, out, _, _ = done_run
+    return Path(re.search(r"^transcript (.+)$", out, flags=re.MULTILINE).group(1))
+
+
+def test_run_prints_the_answer_a_summary_and_the_transcript(done_run, transcript):
+    code, out, _, _ = done_run
+    assert code == EXIT_CODES["done"] == 0
+    assert out.startswith('answer:\n{\n  "errors": 8\n}\n')
+    for label in ("status     done", "turns      2", "tokens     ", "cost       ", "wall time  ", "calls      9, "):
+        assert f"\n{label}" in out
+    assert re.search(r"parallel speed-up \d+\.\dx \(sum of call times / wall time\)", out)
+    assert transcript.is_file() and Transcript.load(transcript).status == "done"
+    corpus = json.loads((transcript.parent / "corpus.json").read_text())
+    assert corpus["chunk_lines"] == 4 and corpus["chunks"] == 6
+
+
+def test_run_progress_is_plain_lines_when_not_a_terminal(done_run):
+    _, _, err, _ = done_run
+    assert "\x1b[" not in err
+    lines = err.splitlines()
+    assert lines[0].startswith("turn 1: planner replied (")
+    assert "turn 2: pmap t2.m1 started: 6 items" in lines
+    assert any(line.startswith("turn 2: pmap t2.m2 ended: 2 ok, 1 failed") for line in lines)
+    assert lines[-1].startswith("run done after 2 turns · tokens ")
+
+
+@pytest.mark.parametrize(
+    ("replies", "extra", "status", "exit_name"),
+    [
+        ([block("fail('no dates in the log')")], [], "failed", "failed"),
+        ([block("print(1)"), block("print(2)")], ["--token-limit", "2600"], "budget_exceeded", "limit"),
+        ([block("print(1)")], ["--max-turns", "2"], "max_turns", "limit"),
+    ],
+)
+def test_run_exit_code_follows_the_status(tmp_path, replies, extra, status, exit_name):
+    files = write_files(tmp_path, replies)
+    code, out, _ = run_cli(run_args(files, tmp_path / "runs", "--json", *extra))
+    result = json.loads(out)
+    assert (result["status"], code, result["exit_code"]) == (status, EXIT_CODES[exit_name], EXIT_CODES[exit_name])
+    assert Path(result["transcript"]).is_file()
+
+
+def test_quiet_run_prints_no_progress(tmp_path):
+    files = write_files(tmp_path, [block("done(len(data))")])
+    code, out, err = run_cli(run_args(files, tmp_path / "runs", "--quiet"))
+    assert (code, err) == (0, "")
+    assert out.startswith("answer:\n6\n")
+
+
+def test_bad_provider_is_a_config_error(tmp_path):
+    files = write_files(tmp_path, [block("done(1)")])
+    argv = run_args(files, tmp_path / "runs")
+    argv[argv.index("--planner") + 1] = "nonsense"
+    code, _, err = run_cli(argv)
+    assert code == EXIT_CODES["config"]
+    assert err.startswith("ptcrun: provider 'nonsense' is not understood")
+
+
+def test_show_prints_each_turn(transcript):
+    code, out, _ = run_cli(["show", str(transcript)])
+    assert code == 0
+    assert "── turn 1 ── ok" in out and "── turn 2 ── done" in out
+    assert '  1 │ counts = pmap(lambda c: tool.worker(c, "Count the ERROR lines.", schema={"type": "integer"}), data)' in out
+    assert "    errors per chunk: [2, 1, 1, 2, 1, 1]" in out
+
+
+def test_show_one_turn_with_its_calls(transcript):
+    code, out, _ = run_cli(["show", str(transcript.parent), "--turn", "2", "--calls"])
+    assert code == 0 and "── turn 1 ──" not in out
+    assert "  pmap t2.m1: 6 items, 4 threads, 6 ok, 0 failed, ok, " in out
+    assert re.search(r"^    2 +\d +c\d+ +worker +ok +\d\.\d{3} +\d+ +1$", out, flags=re.MULTILINE)
+    assert "ToolError: tool 'lookup' failed: ValueError: unknown level BAD" in out
+
+
+def test_show_of_a_missing_transcript_is_a_config_error(tmp_path):
+    code, _, err = run_cli(["show", str(tmp_path / "nothing")])
+    assert code == EXIT_CODES["config"]
+    assert "does not exist" in err
+
+
+def test_tree_prints_the_span_tree(transcript):
+    code, out, _ = run_cli(["tree", str(transcript)])
+    assert code == 0
+    assert out.startswith("run: How many ERROR lines are in the log?  done  ")
+    assert out.count("◀ slowest") == 3
+
+
+def test_export_writes_chrome_trace_events(transcript):
+    code, out, _ = run_cli(["export", str(transcript), "--format", "chrome"])
+    assert code == 0
+    path = Path(out.strip())
+    assert path == transcript.parent / "trace.chrome.json"
+    events = json.loads(path.read_text())["traceEvents"]
+    assert sum(e["ph"] == "X" and e["cat"] == "call" for e in events) == 9
+    code, out, _ = run_cli(["export", str(transcript), "-o", "-"])
+    assert json.loads(out)["traceEvents"] == events
+
+
+def test_view_writes_one_html_file_and_prints_its_path(transcript):
+    code, out, _ = run_cli(["view", str(transcript)])
+    assert code == 0
+    path = Path(out.strip())
+    assert path == transcript.parent / "timeline.html"
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and 'data-pmap="t2.m1"' in text
+
+
+def test_exec_turn_reruns_a_program_from_recorded_calls(transcript):
+    code, out, err = run_cli(["exec", str(transcript), "--turn", "2"])
+    assert code == 0
+    recorded = Transcript.load(transcript).turn(2)
+    assert out == recorded.output + 'done: {\n  "errors": 8\n}\n'
+    assert "turn 2: the same output and outcome as the recorded run (9 tool calls replayed, 0 live)" in err
+
+
+def test_exec_turn_checks_the_data_matches(transcript, tmp_path):
+    other = tmp_path / "other.log"
+    other.write_text("ERROR\n" * 3)
+    code, _, err = run_cli(["exec", str(transcript), "--turn", "2", "--data", str(other), "--chunk-lines", "4"])
+    assert code == EXIT_CODES["config"]
+    assert "gives 1 chunks but the run had 6" in err
+
+
+def test_exec_turn_without_a_program_says_which_turns_have_one(tmp_path):
+    files = write_files(tmp_path, ["Let me think about it first.", block("done(len(data))")])
+    code, out, _ = run_cli(run_args(files, tmp_path / "runs", "--quiet"))
+    path = re.search(r"^transcript (.+)$", out, flags=re.MULTILINE).group(1)
+    code, _, err = run_cli(["exec", path, "--turn", "1"])
+    assert code == EXIT_CODES["config"]
+    assert "turn 1 has no program (its reply held no code block); turns with one: 2." in err
+
+
+async def test_replay_refuses_a_call_the_run_never_made(transcript):
+    from ptcrun._cli_run import _Replay
+    from ptcrun.errors import ToolError
+
+    replay = _Replay(Transcript.load(transcript).calls)
+    worker = replay.tool("worker", None)
+    assert await worker.call(["2025-01-01 ERROR disk full\n2025-01-02 INFO ok\n2025-01-03 INFO ok\n2025-01-04 ERROR disk full\n",
+                              "Count the ERROR lines."], {"schema": {"type": "integer"}}) == 2
+    with pytest.raises(ToolError, match="arguments the recorded run never used"):
+        await worker.call(["some other text", "Count."], {})
+
+
+def test_docs_list_every_exit_code():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    table = dict(re.findall(r"^\| `(\w+)` \| (\d+) \|", text, flags=re.MULTILINE))
+    assert {name: int(code) for name, code in table.items()} == EXIT_CODES
+
+
+def test_exec_turn_runs_the_earlier_programs_first_unless_fresh(tmp_path):
+    files = write_files(tmp_path, [block("n = len(data)\nprint('chunks:', n)"), block("done(n * 2)")])
+    _, out, _ = run_cli(run_args(files, tmp_path / "runs", "--quiet"))
+    path = re.search(r"^transcript (.+)$", out, flags=re.MULTILINE).group(1)
+    code, out, _ = run_cli(["exec", path, "--turn", "2"])
+    assert (code, out) == (0, "done: 12\n")  # turn 1 ran first, silently, and defined n
+    code, out, err = run_cli(["exec", path, "--turn", "2", "--fresh"])
+    assert code == EXIT_CODES["error"]
+    assert "NameError" in err and "a different output or outcome" in err
