@@ -119,12 +119,16 @@ class TimeLimitExceeded(LimitExceeded, TimeoutError):
         seconds: its value, in seconds.
     """
 
-    def __init__(self, clock: Clock, seconds: float, detail: str = "") -> None:
-        message = f"{clock} clock expired after {_num(seconds)} s (Limits.{clock}_timeout)"
+    def __init__(self, clock: Clock, seconds: float, detail: str = "", *, argument: bool = False) -> None:
+        # ``argument``: the clock was set lower by a program's own ``timeout=`` (pmap), so
+        # raising the Limits setting would not help; say which knob it was.
+        setting = f"{clock}(timeout=...)" if argument else f"Limits.{clock}_timeout"
+        where = f"the {clock}'s timeout= argument" if argument else setting
+        message = f"{clock} clock expired after {_num(seconds)} s ({where})"
         if detail:
             message += f"; {detail}"
-        message += f". Raise {clock}_timeout."
-        super().__init__(message, setting=f"Limits.{clock}_timeout", limit=seconds)
+        message += ". Raise that timeout= argument." if argument else f". Raise {clock}_timeout."
+        super().__init__(message, setting=setting, limit=seconds)
         self.clock = clock
         self.seconds = seconds
 

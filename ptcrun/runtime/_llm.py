@@ -7,10 +7,13 @@ every request the same way: a request that cannot reserve its worst case (estima
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
 from typing import Any, Literal
+
+import trio
 
 from .. import errors
 from ._budget import Ledger, worst_case_tokens
@@ -19,12 +22,20 @@ from .providers._base import Provider, Reply, Request
 
 __all__ = ["budgeted_complete", "plain", "request_tokens"]
 
+_THREAD_COUNT_CHARS = 8_000
+
 Emit = Callable[..., None]
+
+
+@functools.lru_cache(maxsize=32)
+def _system_tokens(system: str) -> int:
+    # System prompts are static templates: count each once per process.
+    return count_tokens(system)
 
 
 def request_tokens(request: Request) -> int:
     """The request's input size as counted locally (system prompt plus every message)."""
-    return count_tokens(request.system) + sum(count_tokens(m.content) for m in request.messages)
+    return _system_tokens(request.system) + sum(count_tokens(m.content) for m in request.messages)
 
 
 async def budgeted_complete(
@@ -45,7 +56,12 @@ async def budgeted_complete(
         ToolError: (workers) the request cannot fit the model's context window.
         ProviderError: the provider failed after its retries.
     """
-    input_tokens = request_tokens(request)
+    if sum(len(m.content) for m in request.messages) > _THREAD_COUNT_CHARS:
+        # Counting a 4,000-token chunk takes milliseconds; off the event loop, a wide fan-out
+        # counts on both cores and keeps the loop answering the sandbox meanwhile.
+        input_tokens = await trio.to_thread.run_sync(request_tokens, request)
+    else:
+        input_tokens = request_tokens(request)
     needed = worst_case_tokens(input_tokens, request.max_tokens)
     if input_tokens + request.max_tokens > provider.context_window:
         message = (
@@ -111,8 +127,6 @@ async def budgeted_complete(
 
 
 def _is_cancel(exc: BaseException) -> bool:
-    import trio
-
     return isinstance(exc, (trio.Cancelled, KeyboardInterrupt))
 
 

@@ -7,6 +7,7 @@ a second failure is a ``ToolError`` the program can catch.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -51,14 +52,23 @@ def parse_json_reply(text: str) -> Any:
             raise ValueError(f"the reply is not valid JSON: {exc.msg} at character {exc.pos}") from None
 
 
-def _check(value: Any, schema: dict[str, Any]) -> str | None:
-    """Return what is wrong with ``value`` under ``schema``, or None."""
-    try:
-        jsonschema.validate(value, schema)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "the answer"
-        return f"{where}: {exc.message}"
-    return None
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    """A checked validator per distinct schema: a fan-out sends the same schema hundreds of times,
+    and checking the schema itself costs more than validating an answer."""
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _check(value: Any, validator: Any) -> str | None:
+    """Return what is wrong with ``value`` under the schema, or None."""
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "the answer"
+    return f"{where}: {error.message}"
 
 
 def make_worker_tool(
@@ -90,9 +100,10 @@ def make_worker_tool(
                 f"Limits.worker_max_tokens={limits.worker_max_tokens:,}. Raise worker_max_tokens.",
                 tool="worker",
             )
+        validator = None
         if schema is not None:
             try:
-                jsonschema.validators.validator_for(schema).check_schema(schema)
+                validator = _validator(json.dumps(schema, sort_keys=True))
             except jsonschema.SchemaError as exc:
                 raise errors.ToolArgumentError(
                     f"tool 'worker' got a schema that is not a valid JSON Schema: {exc.message}", tool="worker"
@@ -123,7 +134,7 @@ def make_worker_tool(
                 return reply.text
             try:
                 value = parse_json_reply(reply.text)
-                problem = _check(value, schema)
+                problem = _check(value, validator)
             except ValueError as exc:
                 problem = str(exc)
             if problem is None:

@@ -248,7 +248,9 @@ class Fanout:
         if timed_out:
             scope.cancel()
             detail = f"{run.count} of {len(items)} items done"
-            exc = errors.TimeLimitExceeded("pmap", clock_seconds, detail)
+            exc = errors.TimeLimitExceeded(
+                "pmap", clock_seconds, detail, argument=clock_seconds < self._default_timeout
+            )
             for index in range(len(items)):
                 run.finish(index, Failure.from_exception(index, exc))
         self._send(

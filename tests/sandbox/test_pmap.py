@@ -95,11 +95,24 @@ done([r.kind if isinstance(r, Failure) else r for r in results])
         assert result.status == "done", result
         assert result.answer[:2] == [0, 1]
         assert result.answer[2:] == ["TimeLimitExceeded"] * 4
-        assert "pmap clock expired after 0.5 s (Limits.pmap_timeout); 2 of 6 items done" in result.output
+        assert (
+            "pmap clock expired after 0.5 s (the pmap's timeout= argument); 2 of 6 items done. "
+            "Raise that timeout= argument." in result.output
+        )
         # the slow calls were cancelled on the host, not left running
         await trio.sleep(0.1)
         assert sorted(tracker.cancelled) == [2, 3, 4, 5]
         assert sorted(tracker.finished) == [0, 1]
+
+
+async def test_pmap_timeout_setting_is_named_when_it_fires():
+    # Each item makes two 0.3 s calls: no call clock (0.4 s) fires, the pmap clock (0.5 s) does.
+    tracker = InFlight(delay=0.3)
+    sandbox_limits = limits(call_timeout=0.4, pmap_timeout=0.5, turn_timeout=5)
+    program = "r = pmap(lambda i: [tool.slow(i), tool.slow(i)], range(2))\nprint(r[0])"
+    async with Sandbox(tools=[slow_tool(tracker)], limits=sandbox_limits) as sandbox:
+        result = await sandbox.execute(program)
+    assert "pmap clock expired after 0.5 s (Limits.pmap_timeout); 0 of 2 items done. Raise pmap_timeout." in result.output
 
 
 async def test_call_timeout_becomes_an_error_value_naming_its_clock():
