@@ -135,6 +135,19 @@ class Providers:
         return f"running with planner {planner}, worker {worker}"
 
 
+def providers_from_args(args: argparse.Namespace, *, programs: Path, respond: Respond) -> Providers:
+    """``choose_providers`` with the options ``add_provider_options`` put on ``args``."""
+    return choose_providers(
+        programs=programs,
+        respond=respond,
+        planner=args.planner,
+        worker=args.worker,
+        offline=args.offline,
+        latency=tuple(args.latency),
+        seed=args.seed,
+    )
+
+
 def choose_providers(
     *,
     programs: Path,

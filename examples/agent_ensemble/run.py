@@ -162,15 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def providers() -> _common.Providers:
         # A fresh pair per run: the scripted planner replays its programs from the first.
-        return _common.choose_providers(
-            programs=PROGRAMS,
-            respond=worker_rules.respond,
-            planner=args.planner,
-            worker=args.worker,
-            offline=args.offline,
-            latency=tuple(args.latency),
-            seed=args.seed,
-        )
+        return _common.providers_from_args(args, programs=PROGRAMS, respond=worker_rules.respond)
 
     first = providers()
     print(first.describe())

@@ -149,15 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folder", type=Path, default=Path("runs") / "custom_tools", help="where to create the database and the log (default runs/custom_tools)")
     _common.add_provider_options(parser)
     args = parser.parse_args(argv)
-    providers = _common.choose_providers(
-        programs=PROGRAMS,
-        respond=worker_rules.respond,
-        planner=args.planner,
-        worker=args.worker,
-        offline=args.offline,
-        latency=tuple(args.latency),
-        seed=args.seed,
-    )
+    providers = _common.providers_from_args(args, programs=PROGRAMS, respond=worker_rules.respond)
     print(providers.describe())
     print(f"database and log in {args.folder}")
     outcome = run_tools_example(args.folder, providers=providers, transcript_dir=args.transcripts)

@@ -225,15 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _common.add_provider_options(parser)
     args = parser.parse_args(argv)
 
-    providers = _common.choose_providers(
-        programs=PROGRAMS,
-        respond=worker_rules.respond,
-        planner=args.planner,
-        worker=args.worker,
-        offline=args.offline,
-        latency=tuple(args.latency),
-        seed=args.seed,
-    )
+    providers = _common.providers_from_args(args, programs=PROGRAMS, respond=worker_rules.respond)
     print(providers.describe())
     log, truth = prepare_corpus(args.corpus, lines=args.lines, seed=args.seed)
     print(

@@ -183,15 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", action="store_true", help="also print the worker-pool events as JSON lines")
     _common.add_provider_options(parser)
     args = parser.parse_args(argv)
-    providers = _common.choose_providers(
-        programs=PROGRAMS,
-        respond=worker_rules.respond,
-        planner=args.planner,
-        worker=args.worker,
-        offline=args.offline,
-        latency=tuple(args.latency),
-        seed=args.seed,
-    )
+    providers = _common.providers_from_args(args, programs=PROGRAMS, respond=worker_rules.respond)
     print(providers.describe())
     print(f"{len(REVIEWS)} reviews" + (f"; the calls for review {', '.join(map(str, args.fail))} will fail" if args.fail else ""))
     pool = (lambda e: print(json.dumps(e))) if args.events else None

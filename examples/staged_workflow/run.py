@@ -300,15 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _common.add_provider_options(parser)
     args = parser.parse_args(argv)
     workflow = load_workflow(args.workflow, sequential=args.sequential, step_timeout=args.step_timeout, max_workers=args.max_workers)
-    providers = _common.choose_providers(
-        programs=PROGRAMS,
-        respond=worker_rules.respond,
-        planner=args.planner,
-        worker=args.worker,
-        offline=args.offline,
-        latency=tuple(args.latency),
-        seed=args.seed,
-    )
+    providers = _common.providers_from_args(args, programs=PROGRAMS, respond=worker_rules.respond)
     print(providers.describe())
     print(f"workflow: {workflow['name']} ({len(workflow['steps'])} steps); execution: {json.dumps(workflow['execution'])}")
     outcome = run_workflow(workflow, providers=providers, slow=dict(args.slow), transcript_dir=args.transcripts)
