@@ -4,6 +4,10 @@ A :class:`Sandbox` owns one child process at a time. The child keeps the program
 from one :meth:`Sandbox.execute` to the next. When a program hits a limit that leaves the child
 unusable (memory, CPU, the turn clock, a crash), the host kills the child's whole process group
 and the next ``execute`` starts a fresh one, with a note that earlier variables are gone.
+
+Longer than most modules because the child's lifecycle and the serving of one program's
+frames share the same private state (the pipe, the frame buffer, the limiter); split, each
+half would reach into the other.
 """
 
 from __future__ import annotations
