@@ -165,7 +165,8 @@ class Child:
         except ProgramRejected as exc:
             raise _Rejected(exc.kind, exc.message, exc.line, exc.source_line) from None
 
-    def execute(self, request: dict[str, Any], trusted) -> dict[str, Any]:
+    def execute(self, request: dict[str, Any]) -> dict[str, Any]:
+        trusted = self._trusted
         source = request["source"]
         self.output.reset()
         self.exit = None
@@ -282,13 +283,11 @@ def main(fd_in: int, fd_out: int) -> None:
     threading.stack_size(4 << 20)
     child = Child(link, init, data)
 
-    trusted: Any = contextlib.nullcontext
     layers = None
     if init.get("os_layers", True):
         from . import _confine
 
-        trusted = _confine.trusted
-        child._trusted = trusted
+        child._trusted = _confine.trusted
         child._exec = _confine.exec_program
         _confine.set_rlimits(
             memory_bytes=limits["sandbox_memory_bytes"],
@@ -302,7 +301,7 @@ def main(fd_in: int, fd_out: int) -> None:
     while True:
         command = link.commands.get()
         if command["op"] == "exec":
-            result = child.execute(command, trusted)
+            result = child.execute(command)
             link.send({"op": "result", "id": command.get("id"), **result})
         else:  # shutdown, or the host went away
             break
