@@ -17,13 +17,13 @@ as a tuple), ``X | None``/``Optional[X]``, other unions, ``Literal[...]`` of sca
 ``object`` or no hint (any JSON value). A hint outside this list is refused when the tool is
 registered, since no value that crosses the boundary could ever match it.
 
-This module is over the usual 400 lines because hint checking, signature rendering and result
-conversion are one concept: the tool boundary.
+Checking values against hints lives in ``_hints.py`` (answer schemas use it too). This module is
+over the usual 400 lines because signature rendering, validation and result conversion are one
+concept: the tool boundary.
 """
 
 from __future__ import annotations
 
-import collections.abc as cabc
 import dataclasses
 import functools
 import hashlib
@@ -34,25 +34,14 @@ import keyword
 import os
 import reprlib
 import sys
-import types
-import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import (
-    Any,
-    Literal,
-    TypeAlias,
-    TypeVar,
-    Union,
-    get_args,
-    get_origin,
-    get_type_hints,
-    overload,
-)
+from typing import Any, TypeAlias, TypeVar, get_type_hints, overload
 
 import attrs
 import trio
 
+from ._hints import Mismatch, coerce, type_name, unsupported
 from .errors import ConfigError, PtcrunError, ToolArgumentError, ToolError
 
 __all__ = ["JSON", "RESERVED_TOOL_NAMES", "Tool", "collect_tools", "load_tools_file", "tool"]
@@ -63,10 +52,7 @@ JSON: TypeAlias = None | bool | int | float | str | list["JSON"] | dict[str, "JS
 RESERVED_TOOL_NAMES = frozenset({"worker"})
 
 _P = inspect.Parameter
-_NoneType = type(None)
 _META = "__ptcrun_tool__"
-# get_args() of both is (), as of tuple[()] (the empty tuple): keep them apart.
-_BARE_TUPLES = (tuple, typing.Tuple)  # noqa: UP006 - the value, not an annotation
 _JSON_TYPES = "str, int, float, bool, None, lists and dicts with str keys"
 
 # trio renamed `cancellable` to `abandon_on_cancel` (0.23) and warns on the old name; speak
@@ -140,139 +126,6 @@ def _check_name(name: object) -> str:
             f"rename it or pass tool(name=...)."
         )
     return name
-
-
-# --- type hints --------------------------------------------------------------------------------
-
-
-def _is_union(origin: object) -> bool:
-    return origin is Union or origin is types.UnionType
-
-
-def _unsupported(hint: Any) -> Any | None:
-    """Return the part of ``hint`` no JSON value can match, or None when all of it is supported."""
-    if hint in (Any, object, None, _NoneType, str, int, float, bool, list, dict, tuple):
-        return None
-    origin, args = get_origin(hint), get_args(hint)
-    if _is_union(origin) or origin in (list, tuple, cabc.Sequence):
-        return next((bad for a in args if a is not Ellipsis and (bad := _unsupported(a))), None)
-    if origin in (dict, cabc.Mapping):
-        if args and args[0] is not str:
-            return hint
-        return _unsupported(args[1]) if args else None
-    if origin is Literal:
-        scalar = (str, int, float, bool, _NoneType)
-        return None if all(type(a) in scalar for a in args) else hint
-    if hint in (cabc.Sequence, cabc.Mapping):
-        return None
-    return hint
-
-
-def _type_name(hint: Any) -> str:
-    """Render a hint the way a person writes it: ``list[str]``, ``str | None``, ``Any``."""
-    if hint is Any:
-        return "Any"
-    if hint is None or hint is _NoneType:
-        return "None"
-    origin, args = get_origin(hint), get_args(hint)
-    if _is_union(origin):
-        return " | ".join(_type_name(a) for a in args)
-    if origin is Literal:
-        return f"Literal[{', '.join(repr(a) for a in args)}]"
-    if origin is not None:
-        base = getattr(origin, "__name__", str(origin))
-        if not args:
-            return f"{base}[()]" if origin is tuple and hint not in _BARE_TUPLES else base
-        return f"{base}[{', '.join('...' if a is Ellipsis else _type_name(a) for a in args)}]"
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
-class _Mismatch(Exception):
-    """A value does not match its hint at ``path`` (``ids[1]``, ``filters['status']``)."""
-
-    def __init__(self, path: str, value: object) -> None:
-        super().__init__(path)
-        self.path = path
-        self.value = value
-
-
-def _same_scalar(value: object, literal: object) -> bool:
-    # Literal[1] must accept neither True nor 1.0: compare the type as well as the value.
-    return type(value) is type(literal) and value == literal
-
-
-def _coerce(value: Any, hint: Any, path: str) -> Any:
-    """Check ``value`` against ``hint``; return it, with lists made tuples where a tuple is hinted.
-
-    Raises:
-        _Mismatch: at the deepest place where the value does not match.
-    """
-    if hint is Any or hint is object:
-        if value is None or isinstance(value, (str, int, float)):  # bool is an int
-            return value
-        if isinstance(value, list):
-            return [_coerce(v, Any, f"{path}[{i}]") for i, v in enumerate(value)]
-        if isinstance(value, dict):
-            return {_key(k, path, value): _coerce(v, Any, f"{path}[{k!r}]") for k, v in value.items()}
-        raise _Mismatch(path, value)
-    if hint is None or hint is _NoneType:
-        ok = value is None
-    elif hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif hint is str:
-        ok = isinstance(value, str)
-    else:
-        return _coerce_generic(value, hint, path)
-    if not ok:
-        raise _Mismatch(path, value)
-    return value
-
-
-def _key(key: object, path: str, value: object) -> str:
-    if not isinstance(key, str):
-        raise _Mismatch(path, value)
-    return key
-
-
-def _coerce_generic(value: Any, hint: Any, path: str) -> Any:
-    origin, args = get_origin(hint), get_args(hint)
-    if _is_union(origin):
-        misses = []
-        for member in args:
-            try:
-                return _coerce(value, member, path)
-            except _Mismatch as miss:
-                misses.append(miss)
-        # The deepest miss names the item that is wrong, e.g. ids[1] under list[str] | None.
-        raise max(misses, key=lambda m: len(m.path))
-    if origin is Literal:
-        if any(_same_scalar(value, lit) for lit in args):
-            return value
-        raise _Mismatch(path, value)
-    if hint in (list, cabc.Sequence) or origin in (list, cabc.Sequence):
-        if not isinstance(value, list):
-            raise _Mismatch(path, value)
-        item = args[0] if args else Any
-        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-    if hint in _BARE_TUPLES or origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise _Mismatch(path, value)
-        if hint in _BARE_TUPLES or (len(args) == 2 and args[1] is Ellipsis):
-            item = Any if hint in _BARE_TUPLES else args[0]
-            return tuple(_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise _Mismatch(path, value)
-        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if hint in (dict, cabc.Mapping) or origin in (dict, cabc.Mapping):
-        if not isinstance(value, dict):
-            raise _Mismatch(path, value)
-        item = args[1] if args else Any
-        return {_key(k, path, value): _coerce(v, item, f"{path}[{k!r}]") for k, v in value.items()}
-    raise _Mismatch(path, value)  # unreachable for hints that passed _unsupported
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -461,10 +314,10 @@ class Tool:
         made = cls(name, description or "", fn, signature, is_async)
         for param in signature.parameters.values():
             hint = made.hints.get(param.name, Any)
-            if (bad := _unsupported(hint)) is not None:
+            if (bad := unsupported(hint)) is not None:
                 raise ConfigError(
-                    f"tool {name!r} parameter {param.name!r} is typed {_type_name(hint)}, but "
-                    f"{_type_name(bad)} cannot cross the sandbox boundary; type it with "
+                    f"tool {name!r} parameter {param.name!r} is typed {type_name(hint)}, but "
+                    f"{type_name(bad)} cannot cross the sandbox boundary; type it with "
                     f"{_JSON_TYPES} (or list[...], dict[str, ...], tuple[...], Literal[...], "
                     f"X | None, Any)."
                 )
@@ -483,7 +336,7 @@ class Tool:
             star_written |= p.kind is _P.VAR_POSITIONAL
             text = prefix + p.name
             if p.name in self.hints:
-                text += f": {_type_name(self.hints[p.name])}"
+                text += f": {type_name(self.hints[p.name])}"
             if p.default is not _P.empty:
                 text += f" = {p.default!r}" if p.name in self.hints else f"={p.default!r}"
             parts.append(text)
@@ -500,7 +353,7 @@ class Tool:
         """
         line = f"tool.{self.name}{self.parameters_text()}"
         if "return" in self.hints:
-            line += f" -> {_type_name(self.hints['return'])}"
+            line += f" -> {type_name(self.hints['return'])}"
         if not self.description:
             return line
         body = "\n".join(f"    {t}" if t else "" for t in self.description.splitlines())
@@ -562,12 +415,12 @@ class Tool:
             hint = self.hints.get(name, Any)
             try:
                 if param.kind is _P.VAR_POSITIONAL:
-                    value = tuple(_coerce(v, hint, f"{name}[{i}]") for i, v in enumerate(value))
+                    value = tuple(coerce(v, hint, f"{name}[{i}]") for i, v in enumerate(value))
                 elif param.kind is _P.VAR_KEYWORD:
-                    value = {k: _coerce(v, hint, k) for k, v in value.items()}
+                    value = {k: coerce(v, hint, k) for k, v in value.items()}
                 elif not (value is None and param.default is None):
-                    value = _coerce(value, hint, name)
-            except _Mismatch as miss:
+                    value = coerce(value, hint, name)
+            except Mismatch as miss:
                 raise ToolArgumentError(
                     f"tool {self.name!r} takes {self.parameters_text()}; got "
                     f"{miss.path}={_show(miss.value)} ({_kind(miss.value)}).",

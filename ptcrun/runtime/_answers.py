@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import jsonschema
 
-from .. import _tools
+from .. import _hints
 from ..errors import ConfigError
 
 __all__ = ["AnswerCheck"]
@@ -36,22 +36,22 @@ class AnswerCheck:
             except jsonschema.SchemaError as exc:
                 raise ConfigError(f"schema is not a valid JSON Schema: {exc.message}") from None
             return cls(schema=schema)
-        bad = _tools._unsupported(schema)
+        bad = _hints.unsupported(schema)
         if bad is not None:
             raise ConfigError(
-                f"schema {_tools._type_name(schema)} cannot be checked: {_tools._type_name(bad)} is not a "
+                f"schema {_hints.type_name(schema)} cannot be checked: {_hints.type_name(bad)} is not a "
                 "JSON type. Use str, int, float, bool, None, list[...], dict[str, ...], Literal[...] "
                 "or a JSON Schema dict."
             )
-        return cls(schema={"description": f"a value of Python type {_tools._type_name(schema)}"}, hint=schema)
+        return cls(schema={"description": f"a value of Python type {_hints.type_name(schema)}"}, hint=schema)
 
     def problem(self, answer: Any) -> str | None:
         """What is wrong with ``answer``, or ``None`` when it matches."""
         if self.hint is not None:
             try:
-                _tools._coerce(answer, self.hint, "answer")
-            except _tools._Mismatch as exc:
-                return f"{exc.path} is {exc.value!r}, which is not {_tools._type_name(self.hint)}"
+                _hints.coerce(answer, self.hint, "answer")
+            except _hints.Mismatch as exc:
+                return f"{exc.path} is {exc.value!r}, which is not {_hints.type_name(self.hint)}"
             return None
         if self.schema is None:
             return None
