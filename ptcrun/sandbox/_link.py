@@ -97,16 +97,22 @@ class Link:
         threading.Thread(target=self._read_forever, name="ptcrun-link", daemon=True).start()
 
     def _read_forever(self) -> None:
+        # Read whatever has arrived, up to 1 MiB at a time: the host batches its frames, so one
+        # read usually brings many replies.
+        frames = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES)
         try:
             while True:
-                frame = _protocol.read_frame(self._fd_in)
-                if frame["op"] == "reply":
-                    with self._pending_lock:
-                        pending = self._pending.pop(frame.get("id"), None)
-                    if pending is not None:
-                        pending.resolve(frame)
-                else:
-                    self.commands.put(frame)
+                chunk = os.read(self._fd_in, 1 << 20)
+                if not chunk:
+                    raise EOFError("the host closed the pipe")
+                for frame in frames.feed(chunk):
+                    if frame["op"] == "reply":
+                        with self._pending_lock:
+                            pending = self._pending.pop(frame.get("id"), None)
+                        if pending is not None:
+                            pending.resolve(frame)
+                    else:
+                        self.commands.put(frame)
         except (EOFError, OSError, _protocol.ProtocolError):
             # The host went away or spoke nonsense: nothing useful is left to do.
             self.commands.put({"op": "shutdown"})
