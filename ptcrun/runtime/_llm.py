@@ -89,6 +89,20 @@ async def budgeted_complete(
         reservation.mark_sent()
         try:
             reply = await provider.complete(request)
+        except errors.ProviderError as exc:
+            # The provider refused or failed after its retries: nothing was billed. (A request
+            # cancelled in flight may have been, so that case keeps the full charge.)
+            reservation.release()
+            emit(
+                "llm.end",
+                span,
+                parent,
+                role=role,
+                status="error",
+                error=f"{type(exc).__name__}: {exc}",
+                seconds=time.monotonic() - started,
+            )
+            raise
         except BaseException as exc:
             emit(
                 "llm.end",

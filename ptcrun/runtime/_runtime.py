@@ -131,6 +131,8 @@ class _Run:
         self.turns: list[Turn] = []
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.run_timeout
+        self.open_turn: str | None = None
+        self.open_program: str | None = None
         self.candidate: Any = None
         self.has_candidate = False
         self.spans = SandboxSpans(events.emit)
@@ -206,6 +208,7 @@ class _Run:
             turn_span = f"t{self.turn}"
             self.spans.turn = self.turn
             self.events.emit("turn.start", turn_span, "run", turn=self.turn)
+            self.open_turn = turn_span
             turn_started = time.monotonic()
             request = Request(
                 messages=tuple(messages),
@@ -245,8 +248,10 @@ class _Run:
                 messages.append(Message("user", render("no_code", count=blocks, next_turn=self.turn + 1, max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))))
                 continue
             self.events.emit("program.start", f"{turn_span}.program", turn_span, source=code)
+            self.open_program = f"{turn_span}.program"
             left = max(self.limits.turn_timeout - (time.monotonic() - turn_started), 0.001)
             executed = await sandbox.execute(code, timeout=left)
+            self.open_program = None
             self.events.emit(
                 "program.end",
                 f"{turn_span}.program",
@@ -295,10 +300,17 @@ class _Run:
         self._turn_end(span, turn.status, program=turn.program is not None)
 
     def _turn_end(self, span: str, status: str, **fields: Any) -> None:
+        self.open_turn = None
         usage = self.ledger.usage
         self.events.emit("turn.end", span, "run", turn=self.turn, status=status, tokens_used=usage.total_tokens, **fields)
 
     def _end(self, status: str, *, error: errors.PtcrunError | None = None, answer: Any = None, fallback: bool = False) -> Result:
+        # A clock or a cancel can end the run mid-turn: close what is open, so every span ends.
+        if self.open_program is not None:
+            self.events.emit("program.end", self.open_program, self.open_turn, status=status, error=None if error is None else {"kind": type(error).__name__, "message": str(error)})
+            self.open_program = None
+        if self.open_turn is not None:
+            self._turn_end(self.open_turn, status)
         usage = self.ledger.usage
         result = Result(
             status=status,  # type: ignore[arg-type]

@@ -52,6 +52,27 @@ def parse_json_reply(text: str) -> Any:
             raise ValueError(f"the reply is not valid JSON: {exc.msg} at character {exc.pos}") from None
 
 
+#: Schema keywords whose values are regular expressions. A program chooses the worker's schema,
+#: and a catastrophic pattern would run on the host's event loop, where no clock can stop it;
+#: programs check patterns themselves with `re`, in the sandbox.
+_REGEX_KEYWORDS = frozenset({"pattern", "patternProperties"})
+
+
+def _regex_keyword(schema: Any) -> str | None:
+    """The first regex keyword anywhere in ``schema``, or None."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _REGEX_KEYWORDS:
+                    return key
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
 @functools.lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
     """A checked validator per distinct schema: a fan-out sends the same schema hundreds of times,
@@ -102,6 +123,13 @@ def make_worker_tool(
             )
         validator = None
         if schema is not None:
+            keyword = _regex_keyword(schema)
+            if keyword is not None:
+                raise errors.ToolArgumentError(
+                    f"tool 'worker' does not take schemas with {keyword!r}: a regular expression "
+                    "would run on the host. Drop it, and check the text in your program with re.",
+                    tool="worker",
+                )
             try:
                 validator = _validator(json.dumps(schema, sort_keys=True))
             except jsonschema.SchemaError as exc:

@@ -23,11 +23,13 @@ from typing import Any
 
 from .. import errors
 from . import _host_api, _scope
-from ._link import Link
+from ._link import FrameTooLarge, Link
 
 __all__ = ["main"]
 
 MAX_ERROR_CHARS = 2_000
+#: Seconds a program's end waits for the items of cancelled pmaps to notice and stop.
+_STRAGGLER_GRACE = 0.25
 
 
 class OutputLimit(BaseException):
@@ -58,6 +60,11 @@ class Output:
         self.total = 0
 
     def write(self, text: str) -> None:
+        scope = _scope.current()
+        if scope is not None and scope.cancelled:
+            # An item of a pmap that timed out or failed fast: stop it here, so its output
+            # cannot land in what the program prints after the pmap.
+            raise _host_api.Cancelled("the enclosing pmap was cancelled")
         size = len(text.encode("utf-8", "replace"))
         with self._lock:
             self.total += size
@@ -198,9 +205,15 @@ class Child:
                     error = _describe(exc, source, trusted)
                 result.update(status="error", error=error)
         finally:
+            stale = self.fanout.stragglers(_STRAGGLER_GRACE)
+            if stale:
+                result["restart"] = True
+                result["restart_reason"] = (
+                    f"{stale} item(s) of a cancelled pmap were still computing when the program ended"
+                )
             if self.exit is not None and result["status"] not in ("done", "failed"):
                 # done() was called, then something in a finally block raised over it.
-                result.update(status=self.exit.status, answer=self.exit.value, error=None, restart=False)
+                result.update(status=self.exit.status, answer=self.exit.value, error=None)
             self._report_answer_variable(result)
             result["cpu_seconds"] = time.process_time() - started
             result["threads_peak"] = self.fanout.threads_peak + 2
@@ -247,6 +260,21 @@ class Child:
                 resource.setrlimit(resource.RLIMIT_CPU, (wanted, hard))
         except (ValueError, OSError):
             pass  # the session-wide hard limit still holds
+
+
+def _send_result(link: Link, frame: dict[str, Any]) -> None:
+    """Send a program's result; an answer too big to cross becomes an error saying so."""
+    try:
+        link.send(frame)
+        return
+    except FrameTooLarge:
+        frame.pop("candidate", None)
+        frame.pop("candidate_set", None)
+    try:
+        link.send(frame)
+    except FrameTooLarge as exc:
+        error = {"kind": "ValueError", "message": f"the answer is too big: {exc}", "line": None, "source_line": None}
+        link.send({**frame, "status": "error", "answer": None, "error": error})
 
 
 def _receive_data(link: Link, init: dict[str, Any]) -> Any:
@@ -302,7 +330,7 @@ def main(fd_in: int, fd_out: int) -> None:
         command = link.commands.get()
         if command["op"] == "exec":
             result = child.execute(command)
-            link.send({"op": "result", "id": command.get("id"), **result})
+            _send_result(link, {"op": "result", "id": command.get("id"), **result})
         else:  # shutdown, or the host went away
             break
     sys.stdout.flush()

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -56,6 +57,34 @@ _RESTART_NOTE = (
 current_call: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "ptcrun_current_call", default=None
 )
+
+
+class _StderrTail:
+    """Drain the child's stderr on a thread, keeping the last few KiB.
+
+    The pipe must never fill: a child blocked writing to it (Python's "Exception ignored"
+    messages, say) would hang with its program half done. What is kept explains a crash.
+    """
+
+    def __init__(self, fd: int, keep_bytes: int = 4096) -> None:
+        self._fd = fd
+        self._keep = keep_bytes
+        self._tail = b""
+        self.finished = threading.Event()
+        threading.Thread(target=self._drain, name="ptcrun-child-stderr", daemon=True).start()
+
+    def _drain(self) -> None:
+        try:
+            while chunk := os.read(self._fd, 65536):
+                self._tail = (self._tail + chunk)[-self._keep :]
+        except OSError:
+            pass
+        finally:
+            os.close(self._fd)
+            self.finished.set()
+
+    def text(self) -> str:
+        return self._tail.decode("utf-8", "replace")
 
 
 def _no_budget() -> dict[str, Any]:
@@ -129,7 +158,7 @@ class Sandbox:
         self._ids = itertools.count(1)
         self._stopped_reason: str | None = None
         self._busy = False
-        self._stderr_tail = b""
+        self._stderr: _StderrTail | None = None
         #: The OS layers the child reported active (``None`` before start or when off).
         self.layers: dict[str, Any] | None = None
 
@@ -160,19 +189,25 @@ class Sandbox:
     async def _start(self) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
             self._process = await trio.lowlevel.open_process(
                 [sys.executable, "-I", "-B", "-c", _BOOT, str(to_child_r), str(from_child_w), _PACKAGE_PARENT],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=err_w,
                 pass_fds=(to_child_r, from_child_w),
                 env=_CHILD_ENV,
                 start_new_session=True,
             )
+        except BaseException:
+            os.close(err_r)
+            raise
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
+            os.close(err_w)
+        self._stderr = _StderrTail(err_r)
         self._to_child = trio.lowlevel.FdStream(to_child_w)
         self._from_child = trio.lowlevel.FdStream(from_child_r)
         self._frames = _protocol.FrameBuffer(_protocol.MAX_CHILD_FRAME_BYTES)
@@ -244,21 +279,17 @@ class Sandbox:
             pass
         with trio.CancelScope(shield=True):
             await process.wait()
-            if process.stderr is not None:
-                await process.stderr.aclose()
 
     async def _stderr_after_death(self) -> str:
         process = self._process
-        if process is None or process.stderr is None:
+        if process is None or self._stderr is None:
             return ""
         with trio.move_on_after(1):
             await process.wait()
-        tail = b""
-        with trio.move_on_after(0.5):
-            while chunk := await process.stderr.receive_some(65536):
-                tail = (tail + chunk)[-2000:]
+        # Let the drain thread take what the dead child wrote last.
+        await trio.to_thread.run_sync(self._stderr.finished.wait, 0.5)
         # Only the last line: it names the fault without showing the host's own code.
-        lines = tail.decode("utf-8", "replace").strip().splitlines()
+        lines = self._stderr.text().strip().splitlines()
         return f"child said: {lines[-1].strip()}" if lines else ""
 
     # -- frames ----------------------------------------------------------------------------
@@ -307,14 +338,16 @@ class Sandbox:
         clock = self.limits.turn_timeout if timeout is None else min(timeout, self.limits.turn_timeout)
         run = _Execution(self, source, clock)
         started = time.monotonic()
+        # Cleared only when the program ends normally: if this call is cancelled, the child is
+        # still running it, and aclose() kills it instead of waiting for it to exit.
         self._busy = True
-        try:
-            result = await run.go()
-        finally:
-            self._busy = False
+        result = await run.go()
+        self._busy = False
         if result.restarted:
             # The first clause of the error names the limit: "turn clock expired after 1 s (...)".
-            self._stopped_reason = result.error.message.split(";")[0].rstrip(".") if result.error else "stopped"
+            self._stopped_reason = run.restart_reason or (
+                result.error.message.split(";")[0].rstrip(".") if result.error else "stopped"
+            )
             await self._kill()
         return attrs.evolve(result, note=note, seconds=time.monotonic() - started)
 
@@ -329,6 +362,7 @@ class _Execution:
         self.output: list[str] = []
         self.output_bytes = 0
         self.calls: dict[int, trio.CancelScope] = {}
+        self.restart_reason: str | None = None
         self.cancelled: set[int] = set()
         self.call_count = 0
 
@@ -349,12 +383,13 @@ class _Execution:
                     )
                 nursery.cancel_scope.cancel()
         if clock_scope.cancelled_caught:
-            # Name the setting's value: the clock may have had less left when this program began.
-            exc = errors.TimeLimitExceeded(
-                "turn",
-                sandbox.limits.turn_timeout,
-                "the program was stopped and the sandbox restarted; earlier variables are gone",
-            )
+            detail = "the program was stopped and the sandbox restarted; earlier variables are gone"
+            if self.clock < sandbox.limits.turn_timeout:
+                detail = (
+                    f"the program had {self.clock:.1f} s of the turn's "
+                    f"{sandbox.limits.turn_timeout:g} s left when it started; {detail}"
+                )
+            exc = errors.TimeLimitExceeded("turn", round(self.clock, 1), detail)
             return self._stopped(exc, "TimeLimitExceeded")
         if failure is not None:
             return failure
@@ -394,6 +429,8 @@ class _Execution:
                     limit=getattr(self.sandbox.limits, setting.removeprefix("Limits."), math.nan),
                     restarted=restart,
                 )
+        if isinstance(frame.get("restart_reason"), str):
+            self.restart_reason = frame["restart_reason"][:500]
         status = frame.get("status")
         if status not in ("ok", "done", "failed", "error"):
             status = "error"
@@ -404,7 +441,7 @@ class _Execution:
             error=program_error,
             limit=limit,
             restarted=restart,
-            cpu_seconds=frame.get("cpu_seconds"),
+            cpu_seconds=frame["cpu_seconds"] if isinstance(frame.get("cpu_seconds"), (int, float)) else None,
             calls=self.call_count,
             threads_peak=int(frame.get("threads_peak") or 0),
             candidate=frame.get("candidate"),
@@ -451,6 +488,7 @@ class _Execution:
         sandbox = self.sandbox
         while True:
             frame = await sandbox._next_frame()
+            _check_frame(frame)
             op = frame["op"]
             if op == "result":
                 return frame
@@ -476,8 +514,6 @@ class _Execution:
             elif op == "event":
                 event = {k: v for k, v in frame.items() if k != "op"}
                 sandbox._on_event(event)
-            else:
-                raise _protocol.ProtocolError(f"unknown op {op!r}")
 
     async def _serve_call(self, frame: dict[str, Any]) -> None:
         sandbox = self.sandbox
@@ -549,6 +585,50 @@ class _Execution:
             await sandbox._send({"op": "reply", "id": call_id, "ok": False, "error": _error_payload(error)})
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+
+_INT = (int,)
+_OPT_INT = (int, type(None))
+# The fields each frame from the child must carry, with their types; `bool` is refused where an
+# int is expected. Everything the child sends is hostile until checked.
+_FRAME_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "output": {"text": (str,), "pmap": _OPT_INT, "item": _OPT_INT},
+    "call": {"id": _INT, "tool": (str,), "args": (list,), "kwargs": (dict,), "pmap": _OPT_INT, "item": _OPT_INT},
+    "cancel": {"ids": (list,)},
+    "budget": {"id": _INT},
+    "event": {"type": (str,)},
+    "result": {"status": (str,), "error": (dict, type(None)), "threads_peak": _OPT_INT, "restart": (bool, type(None))},
+}
+_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "pmap.start": ("pmap", "total", "concurrency"),
+    "pmap.end": ("pmap", "done", "failed"),
+    "item.start": ("pmap", "item", "slot"),
+    "item.end": ("pmap", "item", "slot"),
+}
+
+
+def _check_frame(frame: dict[str, Any]) -> None:
+    """Raise ProtocolError unless ``frame`` has the fields its op needs, with their types."""
+    op = frame["op"]
+    fields = _FRAME_FIELDS.get(op)
+    if fields is None:
+        raise _protocol.ProtocolError(f"unknown op {op!r}")
+    for name, types in fields.items():
+        value = frame.get(name)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise _protocol.ProtocolError(f"{op!r} frame has a bad {name!r}: {type(value).__name__}")
+    if op == "cancel" and not all(type(i) is int for i in frame["ids"]):
+        raise _protocol.ProtocolError("'cancel' frame has ids that are not ints")
+    if op == "event":
+        needed = _EVENT_FIELDS.get(frame["type"])
+        if needed is None:
+            raise _protocol.ProtocolError(f"unknown event type {frame['type']!r}")
+        if not all(type(frame.get(name)) is int for name in needed):
+            raise _protocol.ProtocolError(f"{frame['type']!r} event lacks int fields {needed}")
+    if op == "result" and isinstance(frame["error"], dict):
+        error = frame["error"]
+        if not isinstance(error.get("kind"), str) or not isinstance(error.get("message"), str):
+            raise _protocol.ProtocolError("'result' frame has a malformed error")
 
 
 def _error_payload(exc: errors.PtcrunError) -> dict[str, Any]:

@@ -15,7 +15,11 @@ from typing import Any
 
 from . import _protocol
 
-__all__ = ["Link", "Pending"]
+__all__ = ["FrameTooLarge", "Link", "Pending"]
+
+
+class FrameTooLarge(ValueError):
+    """A message is bigger than the host accepts from the child."""
 
 
 class Pending:
@@ -63,6 +67,11 @@ class Link:
         Frames keep their order, and under a wide fan-out many frames leave in one write.
         """
         data = _protocol.encode(message)
+        if len(data) > _protocol.MAX_CHILD_FRAME_BYTES:
+            raise FrameTooLarge(
+                f"{len(data):,} bytes cannot leave the sandbox in one message (at most "
+                f"{_protocol.MAX_CHILD_FRAME_BYTES:,}); send less: a summary, or the data in parts."
+            )
         with self._queue_lock:
             self._queue.append(data)
             if self._writing:
@@ -114,5 +123,6 @@ class Link:
                     else:
                         self.commands.put(frame)
         except (EOFError, OSError, _protocol.ProtocolError):
-            # The host went away or spoke nonsense: nothing useful is left to do.
-            self.commands.put({"op": "shutdown"})
+            # The host went away or spoke nonsense. Threads may be waiting on replies that will
+            # never come, so leave at once rather than outlive the host.
+            os._exit(0)

@@ -161,6 +161,8 @@ class Fanout:
         self._max_items = max_items
         self._threads = _ThreadBudget(max_threads)
         self._ids = itertools.count(1)
+        self._live: set[threading.Thread] = set()
+        self._live_lock = threading.Lock()
 
     @property
     def threads_peak(self) -> int:
@@ -281,10 +283,32 @@ class Fanout:
         return self.pmap(lambda f: f(), fns, concurrency=max(len(fns), 1), timeout=timeout, fail_fast=fail_fast)
 
     def _thread_main(self, run: _Run, pmap_id: int, slot: int) -> None:
+        me = threading.current_thread()
+        with self._live_lock:
+            self._live.add(me)
         try:
             self._work(run, pmap_id, slot)
+        except BaseException:  # noqa: S110 - a thread must not die printing a traceback
+            pass
         finally:
+            with self._live_lock:
+                self._live.discard(me)
             self._threads.give_back()
+
+    def stragglers(self, grace: float) -> int:
+        """Wait up to ``grace`` seconds for item threads still running; return how many remain.
+
+        Items of a pmap that timed out or failed fast are cancelled at their next tool call or
+        print, but an item busy in pure computation runs on. Left alone, it would keep running
+        into the next program, so the caller replaces the child when this is not zero.
+        """
+        deadline = time.monotonic() + grace
+        with self._live_lock:
+            threads = list(self._live)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._live_lock:
+            return sum(1 for t in self._live if t.is_alive())
 
     def _work(self, run: _Run, pmap_id: int, slot: int) -> None:
         while (index := run.take_index()) is not None:

@@ -283,3 +283,53 @@ def test_planner_reply_is_capped_at_planner_max_tokens(tmp_path):
     rt.run("Anything.", CHUNKS)
     assert planner.requests[0].max_tokens == 777
     assert planner.requests[0].cache_system is True
+
+
+def test_worker_schema_with_a_regex_is_refused_so_the_host_cannot_be_stalled(tmp_path):
+    program = """
+try:
+    tool.worker("a" * 34 + "!", "Repeat the text.", schema={"type": "string", "pattern": "^(a+)+$"})
+except ToolArgumentError as e:
+    done(str(e))
+"""
+    worker = ScriptedProvider(lambda request: request.messages[0].content)
+    rt = Runtime(planner=ScriptedProvider([block(program)]), worker=worker, transcript_dir=tmp_path)
+    result = rt.run("Anything.", CHUNKS)
+    assert "does not take schemas with 'pattern'" in result.answer
+    assert worker.requests == []
+
+
+def test_a_failed_worker_request_gives_its_reservation_back(tmp_path):
+    def down(request: Request) -> Reply:
+        raise errors.ProviderError("openai-compatible request failed after 5 attempts: 503", provider="x", status=503)
+
+    program = """
+before = budget.remaining.tokens
+r = pmap(lambda c: tool.worker(c, "Count."), data)
+done([before, budget.remaining.tokens, [x.kind for x in r]])
+"""
+    rt = Runtime(planner=ScriptedProvider([block(program)]), worker=ScriptedProvider(down), transcript_dir=tmp_path)
+    result = rt.run("Anything.", CHUNKS)
+    before, after, kinds = result.answer
+    assert kinds == ["ProviderError"] * 3
+    assert after == before
+    assert result.usage.worker_tokens == 0
+
+
+def test_run_timeout_mid_program_closes_the_open_spans(tmp_path):
+    async def slow(x: int) -> int:
+        await trio.sleep(30)
+        return x
+
+    rt = Runtime(
+        planner=ScriptedProvider([block("pmap(lambda i: tool.slow(i), range(3))")]),
+        tools=[slow],
+        limits=Limits(call_timeout=2, pmap_timeout=2, turn_timeout=2, run_timeout=2),
+        transcript_dir=tmp_path,
+    )
+    result = rt.run("Anything.", CHUNKS)
+    assert result.status == "timeout"
+    events = [json.loads(line) for line in result.transcript.read_text().splitlines()]
+    types = [e["type"] for e in events]
+    assert types[-3:] == ["program.end", "turn.end", "run.end"]
+    assert result.seconds < 4  # the busy child is killed at once, not waited for

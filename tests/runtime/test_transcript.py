@@ -188,7 +188,7 @@ async def test_interrupted_run_ends_with_run_end_cancelled(tmp_path):
     assert events[-1]["type"] == "run.end" and events[-1]["status"] == "cancelled"
     t = Transcript.load(path)
     assert t.status == "cancelled" and t.complete
-    assert [turn.status for turn in t.turns] == ["unfinished"]
+    assert [turn.status for turn in t.turns] == ["cancelled"]  # run.end closes the open turn and program
     assert sorted(c.args[0] for c in t.calls) == list(range(6))  # every call that started is there
     assert {c.status for c in t.calls} <= {"unfinished", "cancelled"}
     assert t.pmaps[0].status == "unfinished"
