@@ -14,6 +14,13 @@ host's ``data``, modules and tools must come out unchanged, with the host still 
 
 A control property runs harmless payloads through the same contexts and spellings and requires
 them to reach the end with the intended value, so the attacks cannot pass by being malformed.
+A third property walks at random from the objects a program holds, through public attributes,
+calls and iteration, and checks that no step hands out a module, frame, code object, raw
+builtin, metaclass or namespace dict. The bulk runs in process; a sample runs in the real
+child with every OS layer on.
+
+Longer than most test files: the attack tables, the contexts and the checks share one
+vocabulary (``@name@`` tokens, ``REACHED``, the leak markers) and are read together.
 """
 
 from __future__ import annotations
