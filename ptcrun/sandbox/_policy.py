@@ -242,6 +242,18 @@ class ProgramPolicy(RestrictingNodeTransformer):
                              "remove the '/'")
         super().check_function_argument_names(node)
 
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        # Defaults and decorators run where the function is defined, so a ``print`` among them
+        # belongs to the enclosing scope's collector, not to the function's own.
+        defaults, kw_defaults, decorators = node.args.defaults, node.args.kw_defaults, node.decorator_list
+        node.args.defaults, node.decorator_list = [], []
+        node.args.kw_defaults = [None] * len(kw_defaults)  # stays aligned with kwonlyargs
+        node = super().visit_FunctionDef(node)
+        node.args.defaults = [self.visit(d) for d in defaults]
+        node.args.kw_defaults = [None if d is None else self.visit(d) for d in kw_defaults]
+        node.decorator_list = [self.visit(d) for d in decorators]
+        return node
+
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         """``a.b`` → ``_getattr_(a, 'b')``; ``a.b = v``, ``del a.b`` write via ``_write_(a)``."""
         problem = _name_problem(node.attr, attribute=True)

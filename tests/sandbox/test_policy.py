@@ -203,3 +203,17 @@ def test_annotations_are_not_evaluated_in_either_mode() -> None:
 def test_rejects_source_that_is_not_text() -> None:
     with pytest.raises(TypeError, match="source must be a str, not bytes"):
         compile_program(b"x = 1")  # type: ignore[arg-type]
+
+
+def test_print_passed_as_a_default_argument_works():
+    from ptcrun.sandbox import execute
+
+    assert execute("def f(p=print):\n    p(2)\nf()").output == "2\n"
+    assert execute("def g(*, q=print, n=3):\n    q(n)\ng()").output == "3\n"
+
+
+def test_defaults_and_keyword_only_names_are_still_checked():
+    from ptcrun.sandbox import execute
+
+    assert execute("def k(*, _x=1):\n    return 1").error.kind == "NotAllowed"
+    assert execute("def k(a=().__class__):\n    return 1").error.kind == "NotAllowed"
