@@ -77,7 +77,7 @@ async def main(args: argparse.Namespace) -> None:
     pmap_t, trio_t = med(pmap_times), med(trio_times)
     print(f"pmap fan-out: N={args.calls}, concurrency={args.concurrency}, latency={args.latency * 1000:g} ms, "
           f"median of {args.repeat}")
-    print(f"| measure | value |\n|---|---|")
+    print("| measure | value |\n|---|---|")
     print(f"| ideal ceil(N/c) x latency | {ideal:.3f} s |")
     print(f"| plain trio (nursery + CapacityLimiter) | {trio_t:.3f} s ({trio_t / ideal:.3f}x ideal) |")
     print(f"| pmap in the sandbox | {pmap_t:.3f} s ({pmap_t / ideal:.3f}x ideal) |")
