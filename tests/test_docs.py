@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import attrs
+import pytest
 
 from ptcrun import errors
 from ptcrun._limits import Limits
@@ -14,17 +15,17 @@ from ptcrun.prompts._render import error_hint, render, template_names
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _limits_table() -> dict[str, str]:
-    text = (ROOT / "docs" / "limits.md").read_text()
-    return dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", text, flags=re.M))
+def _limits_table(path: Path) -> dict[str, str]:
+    return dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", path.read_text(), flags=re.M))
 
 
-def test_limits_doc_lists_every_setting_with_its_default():
-    table = _limits_table()
+@pytest.mark.parametrize("doc", ["docs/limits.md", "README.md"])
+def test_limits_tables_list_every_setting_with_its_default(doc):
+    table = _limits_table(ROOT / doc)
     fields = {f.name: f.default for f in attrs.fields(Limits)}
     assert list(table) == list(fields)
     for name, default in fields.items():
-        assert eval(table[name]) == default, name  # the doc writes defaults as Python literals
+        assert eval(table[name]) == default, name  # the docs write defaults as Python literals
 
 
 def test_every_error_class_has_a_hint_for_the_planner():
