@@ -488,7 +488,7 @@ class _Execution:
         sandbox = self.sandbox
         while True:
             frame = await sandbox._next_frame()
-            _check_frame(frame)
+            _protocol.check_child_frame(frame)
             op = frame["op"]
             if op == "result":
                 return frame
@@ -585,50 +585,6 @@ class _Execution:
             await sandbox._send({"op": "reply", "id": call_id, "ok": False, "error": _error_payload(error)})
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-
-
-_INT = (int,)
-_OPT_INT = (int, type(None))
-# The fields each frame from the child must carry, with their types; `bool` is refused where an
-# int is expected. Everything the child sends is hostile until checked.
-_FRAME_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "output": {"text": (str,), "pmap": _OPT_INT, "item": _OPT_INT},
-    "call": {"id": _INT, "tool": (str,), "args": (list,), "kwargs": (dict,), "pmap": _OPT_INT, "item": _OPT_INT},
-    "cancel": {"ids": (list,)},
-    "budget": {"id": _INT},
-    "event": {"type": (str,)},
-    "result": {"status": (str,), "error": (dict, type(None)), "threads_peak": _OPT_INT, "restart": (bool, type(None))},
-}
-_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "pmap.start": ("pmap", "total", "concurrency"),
-    "pmap.end": ("pmap", "done", "failed"),
-    "item.start": ("pmap", "item", "slot"),
-    "item.end": ("pmap", "item", "slot"),
-}
-
-
-def _check_frame(frame: dict[str, Any]) -> None:
-    """Raise ProtocolError unless ``frame`` has the fields its op needs, with their types."""
-    op = frame["op"]
-    fields = _FRAME_FIELDS.get(op)
-    if fields is None:
-        raise _protocol.ProtocolError(f"unknown op {op!r}")
-    for name, types in fields.items():
-        value = frame.get(name)
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise _protocol.ProtocolError(f"{op!r} frame has a bad {name!r}: {type(value).__name__}")
-    if op == "cancel" and not all(type(i) is int for i in frame["ids"]):
-        raise _protocol.ProtocolError("'cancel' frame has ids that are not ints")
-    if op == "event":
-        needed = _EVENT_FIELDS.get(frame["type"])
-        if needed is None:
-            raise _protocol.ProtocolError(f"unknown event type {frame['type']!r}")
-        if not all(type(frame.get(name)) is int for name in needed):
-            raise _protocol.ProtocolError(f"{frame['type']!r} event lacks int fields {needed}")
-    if op == "result" and isinstance(frame["error"], dict):
-        error = frame["error"]
-        if not isinstance(error.get("kind"), str) or not isinstance(error.get("message"), str):
-            raise _protocol.ProtocolError("'result' frame has a malformed error")
 
 
 def _error_payload(exc: errors.PtcrunError) -> dict[str, Any]:

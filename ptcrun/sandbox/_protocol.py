@@ -24,6 +24,7 @@ __all__ = [
     "MAX_HOST_FRAME_BYTES",
     "FrameBuffer",
     "ProtocolError",
+    "check_child_frame",
     "encode",
     "read_frame",
     "write_frame",
@@ -109,3 +110,47 @@ def write_frame(fd: int, message: dict[str, Any]) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+_INT = (int,)
+_OPT_INT = (int, type(None))
+# The fields each frame from the child must carry, with their types; `bool` is refused where an
+# int is expected. Everything the child sends is hostile until checked.
+_FRAME_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "output": {"text": (str,), "pmap": _OPT_INT, "item": _OPT_INT},
+    "call": {"id": _INT, "tool": (str,), "args": (list,), "kwargs": (dict,), "pmap": _OPT_INT, "item": _OPT_INT},
+    "cancel": {"ids": (list,)},
+    "budget": {"id": _INT},
+    "event": {"type": (str,)},
+    "result": {"status": (str,), "error": (dict, type(None)), "threads_peak": _OPT_INT, "restart": (bool, type(None))},
+}
+_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "pmap.start": ("pmap", "total", "concurrency"),
+    "pmap.end": ("pmap", "done", "failed"),
+    "item.start": ("pmap", "item", "slot"),
+    "item.end": ("pmap", "item", "slot"),
+}
+
+
+def check_child_frame(frame: dict[str, Any]) -> None:
+    """Raise ProtocolError unless ``frame`` has the fields its op needs, with their types."""
+    op = frame["op"]
+    fields = _FRAME_FIELDS.get(op)
+    if fields is None:
+        raise ProtocolError(f"unknown op {op!r}")
+    for name, types in fields.items():
+        value = frame.get(name)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ProtocolError(f"{op!r} frame has a bad {name!r}: {type(value).__name__}")
+    if op == "cancel" and not all(type(i) is int for i in frame["ids"]):
+        raise ProtocolError("'cancel' frame has ids that are not ints")
+    if op == "event":
+        needed = _EVENT_FIELDS.get(frame["type"])
+        if needed is None:
+            raise ProtocolError(f"unknown event type {frame['type']!r}")
+        if not all(type(frame.get(name)) is int for name in needed):
+            raise ProtocolError(f"{frame['type']!r} event lacks int fields {needed}")
+    if op == "result" and isinstance(frame["error"], dict):
+        error = frame["error"]
+        if not isinstance(error.get("kind"), str) or not isinstance(error.get("message"), str):
+            raise ProtocolError("'result' frame has a malformed error")
