@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import json
 import math
 import sys
@@ -22,6 +21,7 @@ import attrs
 from . import errors
 from ._limits import Limits
 from .errors import ConfigError
+from .runtime._chunking import corpus_digest
 
 __all__ = ["STATUS_EXIT", "cmd_run", "exec_turn", "load_corpus"]
 
@@ -51,13 +51,6 @@ def load_corpus(path: str, *, tokens: int | None, lines: int | None, overlap: in
     if lines is not None:
         return list(chunk_by_lines(text, lines, overlap))
     return list(chunk_by_tokens(text, tokens or _DEFAULT_CHUNK_TOKENS, overlap))
-
-
-def _digest(chunks: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for chunk in chunks:
-        h.update(hashlib.sha256(chunk.encode("utf-8")).digest())
-    return h.hexdigest()
 
 
 def _schema(path: str | None) -> Any:
@@ -129,7 +122,7 @@ def cmd_run(args: argparse.Namespace, exit_codes: Mapping[str, int]) -> int:
         "chunk_lines": args.chunk_lines,
         "overlap": args.overlap,
         "chunks": len(chunks),
-        "sha256": _digest(chunks),
+        "sha256": corpus_digest(chunks),
     }
     (result.transcript.parent / _CORPUS_FILE).write_text(json.dumps(corpus, indent=2) + "\n", encoding="utf-8")
     transcript = Transcript.load(result.transcript)
@@ -236,7 +229,7 @@ def _replay_data(args: argparse.Namespace, transcript: Any) -> list[str]:
     elif recorded:
         chunks = load_corpus(recorded["path"], tokens=recorded.get("chunk_tokens"),
                              lines=recorded.get("chunk_lines"), overlap=int(recorded.get("overlap") or 0))
-        if recorded.get("sha256") and _digest(chunks) != recorded["sha256"]:
+        if recorded.get("sha256") and corpus_digest(chunks) != recorded["sha256"]:
             raise ConfigError(
                 f"corpus {recorded['path']!r} changed since the run (its chunks differ from the ones "
                 f"recorded in {sidecar}); pass the original text with --data."
@@ -246,11 +239,18 @@ def _replay_data(args: argparse.Namespace, transcript: Any) -> list[str]:
             f"the run folder has no {_CORPUS_FILE} (the run was not started by `ptcrun run`); pass "
             f"the corpus with --data FILE and the chunk options the run used."
         )
-    expected = (transcript.run.get("data") or {}).get("chunks")
+    recorded_data = transcript.run.get("data") or {}
+    expected = recorded_data.get("chunks")
     if isinstance(expected, int) and expected != len(chunks):
         raise ConfigError(
             f"--data gives {len(chunks):,} chunks but the run had {expected:,}; pass the same "
             f"--chunk-tokens/--chunk-lines/--overlap the run used."
+        )
+    fingerprint = recorded_data.get("sha256")
+    if isinstance(fingerprint, str) and corpus_digest(chunks) != fingerprint:
+        raise ConfigError(
+            "--data gives chunks that differ from the run's (their fingerprint in the transcript's "
+            "run.start does not match); pass the original text and the chunk options the run used."
         )
     return chunks
 

@@ -245,3 +245,22 @@ def test_exec_turn_runs_the_earlier_programs_first_unless_fresh(tmp_path):
     code, out, err = run_cli(["exec", path, "--turn", "2", "--fresh"])
     assert code == EXIT_CODES["error"]
     assert "NameError" in err and "a different output or outcome" in err
+
+
+def test_exec_turn_refuses_data_with_the_same_count_but_other_text(transcript, tmp_path):
+    # The run had 6 chunks; give 6 different ones: only the recorded fingerprint can tell.
+    other = tmp_path / "other.log"
+    other.write_text("".join(f"INFO line {i}\n" for i in range(24)))
+    code, _, err = run_cli(["exec", str(transcript), "--turn", "2", "--data", str(other), "--chunk-lines", "4"])
+    assert code == EXIT_CODES["config"]
+    assert "fingerprint" in err
+
+
+def test_runs_started_from_python_record_a_fingerprint_of_their_data(tmp_path):
+    from ptcrun import Runtime, ScriptedProvider
+    from ptcrun.runtime._chunking import corpus_digest
+
+    rt = Runtime(planner=ScriptedProvider([block("done(1)")]), transcript_dir=tmp_path)
+    result = rt.run("Anything.", ["a", "b"])
+    start = json.loads(result.transcript.read_text().splitlines()[0])
+    assert start["data"] == {"chunks": 2, "chars": 2, "sha256": corpus_digest(["a", "b"])}

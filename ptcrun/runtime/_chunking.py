@@ -19,6 +19,7 @@ Past 400 lines because the token cutter, most of the module, shares Chunk and th
 
 from __future__ import annotations
 
+import hashlib
 import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from typing import Any, Literal, NoReturn
 from ..errors import ConfigError
 from ._tokens import count_tokens, get_encoding, token_boundaries
 
-__all__ = ["Chunk", "chunk_by_chars", "chunk_by_lines", "chunk_by_tokens", "read_text"]
+__all__ = ["Chunk", "chunk_by_chars", "chunk_by_lines", "chunk_by_tokens", "corpus_digest", "read_text"]
 
 Unit = Literal["tokens", "lines", "characters"]
 
@@ -479,3 +480,15 @@ def _character_too_big(text: str, offset: int, size: int) -> NoReturn:
         f"{count_tokens(character)} tokens, more than size={size} tokens; raise size "
         f"(4 tokens hold any character)."
     )
+
+
+def corpus_digest(chunks: Sequence[str]) -> str:
+    """A fingerprint of a list of chunks: the SHA-256 of their SHA-256s, in order.
+
+    Recorded in each transcript's ``run.start``, so a turn can later be re-run against data
+    proven to be the same.
+    """
+    whole = hashlib.sha256()
+    for chunk in chunks:
+        whole.update(hashlib.sha256(chunk.encode("utf-8", "surrogatepass")).digest())
+    return whole.hexdigest()

@@ -26,6 +26,7 @@ from ..prompts._render import render
 from ..sandbox._driver import Sandbox
 from ._answers import AnswerCheck
 from ._budget import Ledger
+from ._chunking import corpus_digest
 from ._events import EventStream, Observer, new_run_dir
 from ._llm import budgeted_complete
 from ._spans import SandboxSpans
@@ -344,6 +345,9 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
 
 
 def _data_summary(data: Data) -> dict[str, Any]:
+    def one(chunks: Sequence[str]) -> dict[str, Any]:
+        return {"chunks": len(chunks), "chars": sum(len(c) for c in chunks), "sha256": corpus_digest(chunks)}
+
     if isinstance(data, Mapping):
-        return {name: {"chunks": len(chunks), "chars": sum(len(c) for c in chunks)} for name, chunks in data.items()}
-    return {"chunks": len(data), "chars": sum(len(c) for c in data)}
+        return {name: one(chunks) for name, chunks in data.items()}
+    return one(data)
