@@ -185,8 +185,8 @@ def _add_run_and_views(sub: Any) -> None:
     run.add_argument("--chunk-tokens", type=int, metavar="N", help="tokens per chunk (default 4000)")
     run.add_argument("--chunk-lines", type=int, metavar="N", help="lines per chunk (instead of tokens)")
     run.add_argument("--overlap", type=int, default=0, metavar="N", help="overlap between chunks, in tokens or lines")
-    run.add_argument("--planner", default="anthropic:claude-sonnet-4-5", metavar="PROVIDER",
-                     help="the planner model (default anthropic:claude-sonnet-4-5)")
+    run.add_argument("--planner", default="anthropic:claude-sonnet-4-6", metavar="PROVIDER",
+                     help="the planner model (default anthropic:claude-sonnet-4-6)")
     run.add_argument("--worker", metavar="PROVIDER", help="the model behind tool.worker (default: the planner)")
     run.add_argument("--tools", metavar="FILE.py", help="a Python file whose public functions become tool.<name>")
     run.add_argument("--token-limit", type=int, metavar="N", help="tokens the run may spend (Limits.max_tokens)")

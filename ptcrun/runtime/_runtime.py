@@ -44,7 +44,7 @@ class Runtime:
 
     Example::
 
-        rt = Runtime(planner=AnthropicProvider("claude-sonnet-4-5"),
+        rt = Runtime(planner=AnthropicProvider("claude-sonnet-4-6"),
                      worker=AnthropicProvider("claude-haiku-4-5"),
                      tools=[lookup_customer], limits=Limits(max_tokens=100_000))
         result = rt.run("Which customers reported outages?", chunk_by_tokens(text, 4000))
@@ -74,7 +74,7 @@ class Runtime:
             if provider is not None and not callable(getattr(provider, "complete", None)):
                 raise errors.ConfigError(
                     f"{role} must be a provider (an object with an async complete(request) method); "
-                    f"got {type(provider).__name__}. Use e.g. ptcrun.AnthropicProvider('claude-sonnet-4-5')."
+                    f"got {type(provider).__name__}. Use e.g. ptcrun.AnthropicProvider('claude-sonnet-4-6')."
                 )
         if limits is not None and not isinstance(limits, Limits):
             raise errors.ConfigError(f"limits must be a ptcrun.Limits; got {type(limits).__name__}.")
