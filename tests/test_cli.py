@@ -264,3 +264,14 @@ def test_runs_started_from_python_record_a_fingerprint_of_their_data(tmp_path):
     result = rt.run("Anything.", ["a", "b"])
     start = json.loads(result.transcript.read_text().splitlines()[0])
     assert start["data"] == {"chunks": 2, "chars": 2, "sha256": corpus_digest(["a", "b"])}
+
+
+def test_the_exec_example_in_the_cli_doc_prints_what_it_shows(monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "cli.md").read_text()
+    shown = doc.split("$ ptcrun exec examples/hello/count_errors.py", 1)[1].split("```", 1)[0]
+    command, expected = shown.split("\n", 1)
+    monkeypatch.chdir(root)
+    code, out, _ = run_cli(["exec", "examples/hello/count_errors.py", *command.split()])
+    assert code == EXIT_CODES["done"]
+    assert out == expected
