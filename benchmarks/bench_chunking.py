@@ -35,6 +35,8 @@ sys.path.insert(0, str(ROOT))  # so it runs from a checkout without installing
 from ptcrun.runtime._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens  # noqa: E402
 from ptcrun.runtime._tokens import ENCODING_NAME, get_encoding  # noqa: E402
 
+from _docs import write_section  # noqa: E402  (benchmarks/ is the script folder)
+
 SECTION = "## Chunker"
 
 
@@ -99,23 +101,6 @@ def render(text: str, tokens: int, repeat: int, rows: list[tuple[str, str, float
     return "\n".join(lines)
 
 
-def write_section(section: str, path: Path) -> None:
-    """Replace the Chunker section of path (or add it), leaving the other sections alone."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = old.splitlines(keepends=True)
-    try:
-        begin = next(i for i, line in enumerate(lines) if line.rstrip() == SECTION)
-    except StopIteration:
-        new = old.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(begin + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:begin]) + section + ("\n" + tail if tail else "")
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000, help="log lines to generate")
@@ -149,7 +134,7 @@ def main() -> None:
     if args.write:
         target = ROOT / "docs" / "benchmarks.md"
         target.parent.mkdir(exist_ok=True)
-        write_section(section, target)
+        write_section(SECTION, section, target)
         print(f"wrote the {SECTION!r} section of docs/benchmarks.md")
 
 

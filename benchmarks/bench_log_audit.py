@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import _common
 
+from _docs import write_section  # noqa: E402  (benchmarks/ is the script folder)
+
 SECTION = "## Log audit"
 NOTES = (
     "A wave-by-wave fan-out would take the ideal exactly; `pmap` starts the next item as soon as "
@@ -118,21 +120,6 @@ def render(rows: list[dict], latency: tuple[float, float]) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str, path: Path) -> None:
-    """Replace the Log audit section of path (or add it), leaving the other sections alone."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = old.splitlines(keepends=True)
-    try:
-        begin = next(i for i, line in enumerate(lines) if line.rstrip() == SECTION)
-    except StopIteration:
-        new = old.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(begin + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:begin]) + section + ("\n" + tail if tail else "")
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[10_000, 100_000], help="log sizes")
@@ -163,7 +150,7 @@ def main() -> None:
     if args.write:
         target = ROOT / "docs" / "benchmarks.md"
         target.parent.mkdir(exist_ok=True)
-        write_section(section, target)
+        write_section(SECTION, section, target)
         print(f"wrote the {SECTION!r} section of docs/benchmarks.md")
 
 
