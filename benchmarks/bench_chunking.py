@@ -32,8 +32,8 @@ import tiktoken
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so it runs from a checkout without installing
 
-from ptcrun.runtime._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens  # noqa: E402
-from ptcrun.runtime._tokens import ENCODING_NAME, get_encoding  # noqa: E402
+from ptcrun.corpus._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens  # noqa: E402
+from ptcrun.corpus._tokens import ENCODING_NAME, get_encoding  # noqa: E402
 
 from _docs import write_section  # noqa: E402  (benchmarks/ is the script folder)
 

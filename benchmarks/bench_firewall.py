@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from ptcrun import Limits
-from ptcrun.runtime._tokens import count_tokens
+from ptcrun.corpus._tokens import count_tokens
 from ptcrun.runtime._turns import first_message
 from ptcrun.runtime._worker import make_worker_tool
 from ptcrun.runtime.providers._scripted import ScriptedProvider

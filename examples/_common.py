@@ -361,7 +361,7 @@ def transcript_lines(result: Any) -> list[str]:
 def write_timeline(transcript: Path) -> Path | None:
     """Write the run's HTML timeline beside its transcript (what ``ptcrun view`` writes)."""
     try:
-        from ptcrun.runtime._html import write_html
+        from ptcrun.transcript._html import write_html
     except ImportError:  # a ptcrun without the timeline page
         return None
     try:

@@ -43,14 +43,14 @@ _HOMES = {
     "Result": "._result",
     "Runtime": ".runtime._runtime",
     "ScriptedProvider": ".runtime.providers._scripted",
-    "Transcript": ".runtime._transcript",
+    "Transcript": ".transcript._transcript",
     "Turn": "._result",
     "Usage": "._result",
-    "chunk_by_chars": ".runtime._chunking",
-    "chunk_by_lines": ".runtime._chunking",
-    "chunk_by_tokens": ".runtime._chunking",
-    "parallel_events": ".runtime._progress",
-    "progress_callback": ".runtime._progress",
+    "chunk_by_chars": ".corpus._chunking",
+    "chunk_by_lines": ".corpus._chunking",
+    "chunk_by_tokens": ".corpus._chunking",
+    "parallel_events": ".transcript._progress",
+    "progress_callback": ".transcript._progress",
     "tool": "._tools",
 }
 
@@ -58,10 +58,10 @@ if TYPE_CHECKING:
     from ._limits import Limits
     from ._result import Result, Turn, Usage
     from ._tools import tool
-    from .runtime._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens
-    from .runtime._progress import parallel_events, progress_callback
+    from .corpus._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens
+    from .transcript._progress import parallel_events, progress_callback
     from .runtime._runtime import Runtime
-    from .runtime._transcript import Transcript
+    from .transcript._transcript import Transcript
     from .runtime.providers._anthropic import AnthropicProvider
     from .runtime.providers._base import Provider
     from .runtime.providers._openai_compat import OpenAICompatProvider

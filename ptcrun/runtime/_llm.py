@@ -17,7 +17,7 @@ import trio
 
 from .. import errors
 from ._budget import Ledger, worst_case_tokens
-from ._tokens import count_tokens
+from ..corpus._tokens import count_tokens
 from .providers._base import Provider, Reply, Request
 
 __all__ = ["budgeted_complete", "plain", "request_tokens"]

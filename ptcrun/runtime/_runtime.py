@@ -23,11 +23,11 @@ from .._limits import Limits
 from .._result import Result, Turn
 from .._tools import Tool, collect_tools
 from ..prompts._render import render
-from ..sandbox._driver import Sandbox
+from ..sandbox.host._driver import Sandbox
 from ._answers import AnswerCheck
 from ._budget import Ledger
-from ._chunking import corpus_digest
-from ._events import EventStream, Observer, new_run_dir
+from ..corpus._chunking import corpus_digest
+from ..transcript._events import EventStream, Observer, new_run_dir
 from ._llm import budgeted_complete
 from ._spans import SandboxSpans
 from ._turns import budget_line, extract_code, feedback, first_message, system_prompt

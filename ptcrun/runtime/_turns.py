@@ -17,7 +17,7 @@ from .._limits import Limits
 from .._tools import Tool
 from ..prompts._render import error_hint, render
 from ..sandbox._results import ExecResult
-from ._tokens import count_tokens
+from ..corpus._tokens import count_tokens
 
 __all__ = [
     "ALLOWED_MODULES",

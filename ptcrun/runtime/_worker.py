@@ -19,7 +19,7 @@ from .. import errors
 from .._limits import Limits
 from .._tools import Tool
 from ..prompts._render import render
-from ..sandbox._driver import current_call
+from ..sandbox.host._driver import current_call
 from ._budget import Ledger
 from ._llm import Emit, budgeted_complete
 from .providers._base import Message, Provider, Request

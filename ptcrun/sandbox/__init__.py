@@ -16,16 +16,16 @@ __all__ = ["ExecResult", "Failure", "PmapError", "ProgramError", "Sandbox", "exe
 
 _HOMES = {
     "ExecResult": "._results",
-    "Failure": "._pmap",
-    "PmapError": "._pmap",
+    "Failure": ".child._pmap",
+    "PmapError": ".child._pmap",
     "ProgramError": "._results",
-    "Sandbox": "._driver",
-    "execute": "._driver",
+    "Sandbox": ".host._driver",
+    "execute": ".host._driver",
 }
 
 if TYPE_CHECKING:
-    from ._driver import Sandbox, execute
-    from ._pmap import Failure, PmapError
+    from .host._driver import Sandbox, execute
+    from .child._pmap import Failure, PmapError
     from ._results import ExecResult, ProgramError
 
 

@@ -253,7 +253,7 @@ def test_bad_arguments_raise_config_error_before_the_run(tmp_path):
 
 
 def test_first_prompt_does_not_grow_with_the_corpus(tmp_path):
-    from ptcrun.runtime._tokens import count_tokens
+    from ptcrun.corpus._tokens import count_tokens
 
     sizes = []
     for lines in (1_000, 1_000_000):

@@ -52,17 +52,17 @@ from ptcrun.errors import (
     ToolError,
 )
 from ptcrun.sandbox import ExecResult, Sandbox
-from ptcrun.sandbox._guards import HIDDEN_ATTRIBUTES
-from ptcrun.sandbox._host_api import Budget, Tools
-from ptcrun.sandbox._link import Pending
-from ptcrun.sandbox._modules import (
+from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES
+from ptcrun.sandbox.child._host_api import Budget, Tools
+from ptcrun.sandbox.child._link import Pending
+from ptcrun.sandbox.child._modules import (
     ALLOWED_MODULES,
     ContainerType,
     ModuleProxy,
     guarded_import,
 )
-from ptcrun.sandbox._pmap import Failure, Fanout, PmapError
-from ptcrun.sandbox._policy import ProgramRejected
+from ptcrun.sandbox.child._pmap import Failure, Fanout, PmapError
+from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, Session
 
 from .conftest import limits

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ptcrun.sandbox import _confine, _landlock
+from ptcrun.sandbox.child import _confine, _landlock
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the OS confinement layers are Linux features"
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PRELUDE = """\
 import ctypes, errno, json, os, queue, resource, signal, socket, sys, threading, time
 sys.path.insert(0, {root!r})
-from ptcrun.sandbox import _confine, _landlock, _seccomp
+from ptcrun.sandbox.child import _confine, _landlock, _seccomp
 
 def set_no_new_privs():
     assert ctypes.CDLL(None).prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS

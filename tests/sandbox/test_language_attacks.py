@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from ptcrun.sandbox._policy import ProgramRejected
+from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, Session
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"

@@ -71,7 +71,7 @@ async def test_language_layer_alone_stops_non_resource_attacks(attack):
 
 
 async def test_every_os_layer_this_machine_supports_is_active():
-    from ptcrun.sandbox._confine import probe
+    from ptcrun.sandbox.child._confine import probe
 
     supported = probe()
     async with Sandbox(limits=limits()) as sandbox:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from ptcrun.sandbox import _namespace
-from ptcrun.sandbox._namespace import build_globals, warm_up
-from ptcrun.sandbox._policy import compile_program
+from ptcrun.sandbox.child import _namespace
+from ptcrun.sandbox.child._namespace import build_globals, warm_up
+from ptcrun.sandbox.child._policy import compile_program
 from tests.sandbox.inproc import DATA, Session, run
 
 
@@ -554,9 +554,9 @@ def test_datetime_parsing_and_formatting_work_after_warm_up() -> None:
 LOCKED_DOWN_CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from ptcrun.sandbox import _tripwire
-from ptcrun.sandbox._namespace import build_globals, warm_up
-from ptcrun.sandbox._policy import compile_program
+from ptcrun.sandbox.child import _tripwire
+from ptcrun.sandbox.child._namespace import build_globals, warm_up
+from ptcrun.sandbox.child._policy import compile_program
 
 events = set()
 

@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-from ptcrun.sandbox import _policy
-from ptcrun.sandbox._policy import (
+from ptcrun.sandbox.child import _policy
+from ptcrun.sandbox.child._policy import (
     MAX_SOURCE_CHARS,
     MAX_SOURCE_LINES,
     ProgramRejected,

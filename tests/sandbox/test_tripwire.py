@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PRELUDE = """\
 import ctypes, gc, json, marshal, os, queue, socket, sys, threading, time, types
 sys.path.insert(0, {root!r})
-from ptcrun.sandbox import _confine
-from ptcrun.sandbox._confine import exec_program, install_tripwire, trusted
+from ptcrun.sandbox.child import _confine
+from ptcrun.sandbox.child._confine import exec_program, install_tripwire, trusted
 
 def outcome(action):
     try:

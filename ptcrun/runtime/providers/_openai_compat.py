@@ -198,7 +198,7 @@ def _to_reply(request: Request, response: httpx.Response) -> Reply:
     input_tokens = usage.get("prompt_tokens")
     output_tokens = usage.get("completion_tokens")
     if input_tokens is None or output_tokens is None:
-        from .._tokens import count_tokens  # written beside the budget; imported when needed
+        from ...corpus._tokens import count_tokens  # written beside the budget; imported when needed
 
         input_tokens = count_tokens(request.system) + sum(
             count_tokens(m.content) for m in request.messages

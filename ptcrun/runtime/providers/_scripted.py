@@ -162,7 +162,7 @@ class ScriptedProvider:
         return self._latency
 
     def _measure(self, request: Request, text: str) -> Reply:
-        from .._tokens import count_tokens  # written beside the budget; imported when first needed
+        from ...corpus._tokens import count_tokens  # written beside the budget; imported when first needed
 
         input_tokens = count_tokens(request.system) + sum(
             count_tokens(m.content) for m in request.messages

@@ -71,7 +71,7 @@ async def test_system_prompt_is_a_system_message(server):
 
 
 async def test_missing_usage_is_counted_with_the_runtime_tokenizer(server):
-    from ptcrun.runtime._tokens import count_tokens
+    from ptcrun.corpus._tokens import count_tokens
 
     server.queue(openai_completion("four score and seven", prompt_tokens=None))
     reply = await provider_for(server).complete(ask("how many years?", system="Be exact."))

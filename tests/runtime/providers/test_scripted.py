@@ -13,7 +13,7 @@ def ask(text: str = "hi", **options) -> Request:
 
 
 def count_tokens(text: str) -> int:
-    from ptcrun.runtime._tokens import count_tokens
+    from ptcrun.corpus._tokens import count_tokens
 
     return count_tokens(text)
 

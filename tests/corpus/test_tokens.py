@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ptcrun.errors import ConfigError
-from ptcrun.runtime import _tokens
-from ptcrun.runtime._tokens import count_tokens, decode, encode, get_encoding, token_boundaries
+from ptcrun.corpus import _tokens
+from ptcrun.corpus._tokens import count_tokens, decode, encode, get_encoding, token_boundaries
 
 
 def test_tokens_are_cl100k_base():

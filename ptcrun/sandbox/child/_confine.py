@@ -344,7 +344,7 @@ def _apply_seccomp(load: Any, notes: list[str]) -> bool:
 _PROBE = """\
 import json, sys
 sys.path.insert(0, {root!r})
-from ptcrun.sandbox import _confine
+from ptcrun.sandbox.child import _confine
 _confine.set_rlimits(memory_bytes=1 << 30, cpu_seconds=30)
 sys.stdout.write(json.dumps(_confine.lock_down().as_dict()))
 """
@@ -358,7 +358,7 @@ def probe() -> Layers:
     answer is what a real child would get. The caller is not confined. The answer is cached
     for the life of this process; the first call blocks for about a tenth of a second.
     """
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     try:
         completed = subprocess.run(
             [sys.executable, "-I", "-B", "-c", _PROBE.format(root=root)],

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from ._llm import plain
+from ..runtime._llm import plain
 
 __all__ = ["SCHEMA_VERSION", "EventStream", "Observer", "new_run_dir"]
 

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .. import errors
+from ... import errors
 from . import _scope
 from ._host_api import Cancelled, ProgramExit
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict, defaultdict, deque
 from typing import Any, Callable
 
-from .. import errors
+from ... import errors
 from . import _scope
 from ._link import Link
 

@@ -13,7 +13,7 @@ import queue
 import threading
 from typing import Any
 
-from . import _protocol
+from .. import _protocol
 
 __all__ = ["FrameTooLarge", "Link", "Pending"]
 

@@ -13,7 +13,7 @@ import pytest
 from ptcrun import Transcript
 from ptcrun.cli import EXIT_CODES, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 LOG = "".join(f"2025-01-0{i % 9 + 1} {'ERROR disk full' if i % 3 == 0 else 'INFO ok'}\n" for i in range(24))
 
@@ -219,7 +219,7 @@ def test_exec_turn_without_a_program_says_which_turns_have_one(tmp_path):
 
 
 async def test_replay_refuses_a_call_the_run_never_made(transcript):
-    from ptcrun._cli_run import _Replay
+    from ptcrun.cli._run import _Replay
     from ptcrun.errors import ToolError
 
     replay = _Replay(Transcript.load(transcript).calls)
@@ -258,7 +258,7 @@ def test_exec_turn_refuses_data_with_the_same_count_but_other_text(transcript, t
 
 def test_runs_started_from_python_record_a_fingerprint_of_their_data(tmp_path):
     from ptcrun import Runtime, ScriptedProvider
-    from ptcrun.runtime._chunking import corpus_digest
+    from ptcrun.corpus._chunking import corpus_digest
 
     rt = Runtime(planner=ScriptedProvider([block("done(1)")]), transcript_dir=tmp_path)
     result = rt.run("Anything.", ["a", "b"])
@@ -267,7 +267,7 @@ def test_runs_started_from_python_record_a_fingerprint_of_their_data(tmp_path):
 
 
 def test_the_exec_example_in_the_cli_doc_prints_what_it_shows(monkeypatch):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     doc = (root / "docs" / "cli.md").read_text()
     shown = doc.split("$ ptcrun exec examples/hello/count_errors.py", 1)[1].split("```", 1)[0]
     command, expected = shown.split("\n", 1)

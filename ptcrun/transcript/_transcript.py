@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from ..errors import TranscriptError
-from ._budget import Usage
+from ..runtime._budget import Usage
 from ._events import SCHEMA_VERSION
 from ._reading import Reader
 from ._records import (

@@ -7,14 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ptcrun.errors import ConfigError
-from ptcrun.runtime._chunking import (
+from ptcrun.corpus._chunking import (
     Chunk,
     chunk_by_chars,
     chunk_by_lines,
     chunk_by_tokens,
     read_text,
 )
-from ptcrun.runtime._tokens import count_tokens, get_encoding
+from ptcrun.corpus._tokens import count_tokens, get_encoding
 
 CHUNKERS = [chunk_by_tokens, chunk_by_lines, chunk_by_chars]
 

@@ -28,19 +28,19 @@ from typing import Any
 import attrs
 import trio
 
-from .. import errors
-from .._limits import Limits
-from .._tools import Tool, collect_tools
-from . import _protocol
-from ._results import ExecResult, ProgramError
+from ... import errors
+from ..._limits import Limits
+from ..._tools import Tool, collect_tools
+from .. import _protocol
+from .._results import ExecResult, ProgramError
 
 __all__ = ["Sandbox", "execute"]
 
 Event = dict[str, Any]
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[3])
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[3]); "
-    "from ptcrun.sandbox._child import main; main(int(sys.argv[1]), int(sys.argv[2]))"
+    "from ptcrun.sandbox.child._loop import main; main(int(sys.argv[1]), int(sys.argv[2]))"
 )
 # No variable of the host's environment reaches the child: API keys stay on the host.
 _CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ptcrun import Transcript
-from ptcrun.runtime._html import write_html
+from ptcrun.transcript._html import write_html
 
 from .example_runs import example_run
 

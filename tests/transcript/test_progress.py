@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ptcrun.runtime._progress import LineProgress, TerminalProgress
+from ptcrun.transcript._progress import LineProgress, TerminalProgress
 
 from .example_runs import example_run
 

@@ -249,7 +249,7 @@ def _stats(t: Transcript) -> str:
 
 def render_html(t: Transcript) -> str:
     """The page as a string."""
-    template = Template(resources.files("ptcrun.runtime").joinpath("timeline.html").read_text(encoding="utf-8"))
+    template = Template(resources.files("ptcrun.transcript").joinpath("timeline.html").read_text(encoding="utf-8"))
     timed = sorted((c for c in t.calls if c.seconds is not None), key=lambda c: -(c.seconds or 0.0))
     slow = {c.span for c in timed[:_SLOWEST]}
     calls = {c.span: _call_detail(c) for c in t.calls}

@@ -21,7 +21,7 @@ import time
 import types
 from typing import Any
 
-from .. import errors
+from ... import errors
 from . import _host_api, _scope
 from ._link import FrameTooLarge, Link
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from ._budget import Usage
+from ..runtime._budget import Usage
 from ._records import (
     CallRecord,
     ItemRecord,

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import ConfigError, PtcrunError
+from ..errors import ConfigError, PtcrunError
 
 __all__ = ["main"]
 
@@ -31,7 +31,7 @@ EXIT_CODES = {
 def _load_chunks(path: str | None, *, lines: int | None, tokens: int | None, overlap: int) -> list[str]:
     if path is None:
         return []
-    from .runtime._chunking import chunk_by_lines, chunk_by_tokens, read_text
+    from ..corpus._chunking import chunk_by_lines, chunk_by_tokens, read_text
 
     text = read_text(path)
     if tokens is not None:
@@ -42,9 +42,9 @@ def _load_chunks(path: str | None, *, lines: int | None, tokens: int | None, ove
 def _cmd_exec(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import _limits
-    from ._tools import load_tools_file
-    from .sandbox import execute
+    from .. import _limits
+    from .._tools import load_tools_file
+    from ..sandbox import execute
 
     if args.turn is not None:
         return _cmd_exec_turn(args)
@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_exec_turn(args: argparse.Namespace) -> int:
-    from ._cli_run import exec_turn
+    from ._run import exec_turn
 
     result, turn, replay = exec_turn(args)
     code = _report_exec(result)
@@ -126,22 +126,22 @@ def _cmd_exec_turn(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ._cli_run import cmd_run
+    from ._run import cmd_run
 
     return cmd_run(args, EXIT_CODES)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .runtime._transcript import Transcript
-    from .runtime._views import render_show
+    from ..transcript._transcript import Transcript
+    from ..transcript._views import render_show
 
     sys.stdout.write(render_show(Transcript.load(args.transcript), turn=args.turn, calls=args.calls))
     return EXIT_CODES["done"]
 
 
 def _cmd_tree(args: argparse.Namespace) -> int:
-    from .runtime._transcript import Transcript
-    from .runtime._views import render_tree
+    from ..transcript._transcript import Transcript
+    from ..transcript._views import render_tree
 
     sys.stdout.write(render_tree(Transcript.load(args.transcript)))
     return EXIT_CODES["done"]
@@ -150,8 +150,8 @@ def _cmd_tree(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .runtime._chrome import chrome_trace_json
-    from .runtime._transcript import Transcript
+    from ..transcript._chrome import chrome_trace_json
+    from ..transcript._transcript import Transcript
 
     transcript = Transcript.load(args.transcript)
     text = chrome_trace_json(transcript)
@@ -166,8 +166,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
-    from .runtime._html import write_html
-    from .runtime._transcript import Transcript
+    from ..transcript._html import write_html
+    from ..transcript._transcript import Transcript
 
     print(write_html(Transcript.load(args.transcript), args.output))
     return EXIT_CODES["done"]

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from ptcrun.errors import TranscriptError
-from ptcrun.runtime._views import preview, render_show, render_summary, render_tree
+from ptcrun.transcript._views import preview, render_show, render_summary, render_tree
 
 from .example_runs import CHUNKS, block, example_run, runtime
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ptcrun import Transcript
-from ptcrun.runtime._chrome import _Lanes, chrome_trace, chrome_trace_json
+from ptcrun.transcript._chrome import _Lanes, chrome_trace, chrome_trace_json
 
 from .example_runs import example_run
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import attrs
 
-from . import errors
-from ._limits import Limits
-from .errors import ConfigError
-from .runtime._chunking import corpus_digest
+from .. import errors
+from .._limits import Limits
+from ..errors import ConfigError
+from ..corpus._chunking import corpus_digest
 
 __all__ = ["STATUS_EXIT", "cmd_run", "exec_turn", "load_corpus"]
 
@@ -43,7 +43,7 @@ _DEFAULT_CHUNK_TOKENS = 4_000
 
 def load_corpus(path: str, *, tokens: int | None, lines: int | None, overlap: int) -> list[str]:
     """Read a corpus file and cut it into chunks (by tokens unless ``lines`` is given)."""
-    from .runtime._chunking import chunk_by_lines, chunk_by_tokens, read_text
+    from ..corpus._chunking import chunk_by_lines, chunk_by_tokens, read_text
 
     if tokens is not None and lines is not None:
         raise ConfigError("give --chunk-tokens or --chunk-lines, not both.")
@@ -74,7 +74,7 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 
 def _observers(args: argparse.Namespace) -> list[Any]:
-    from .runtime._progress import LineProgress, TerminalProgress
+    from ..transcript._progress import LineProgress, TerminalProgress
 
     if args.quiet:
         return []
@@ -94,11 +94,11 @@ def _exit_name(result: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace, exit_codes: Mapping[str, int]) -> int:
-    from ._tools import load_tools_file
-    from .runtime._runtime import Runtime
-    from .runtime._transcript import Transcript
-    from .runtime._views import render_summary
-    from .runtime.providers._spec import parse_provider
+    from .._tools import load_tools_file
+    from ..runtime._runtime import Runtime
+    from ..transcript._transcript import Transcript
+    from ..transcript._views import render_summary
+    from ..runtime.providers._spec import parse_provider
 
     chunks = load_corpus(args.corpus, tokens=args.chunk_tokens, lines=args.chunk_lines, overlap=args.overlap)
     planner = parse_provider(args.planner)
@@ -184,8 +184,8 @@ class _Replay:
         return json.dumps([tool, list(args), dict(kwargs)], sort_keys=True, ensure_ascii=False)
 
     def tool(self, name: str, live: Any) -> Any:
-        from ._tools import Tool
-        from .runtime._views import preview
+        from .._tools import Tool
+        from ..transcript._views import preview
 
         async def replay(*args: Any, **kwargs: Any) -> Any:
             queue = self._queues.get(self._key(name, args, kwargs))
@@ -264,9 +264,9 @@ def exec_turn(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """
     import trio
 
-    from ._tools import load_tools_file
-    from .runtime._transcript import Transcript
-    from .sandbox._driver import Sandbox
+    from .._tools import load_tools_file
+    from ..transcript._transcript import Transcript
+    from ..sandbox.host._driver import Sandbox
 
     transcript = Transcript.load(args.program)
     turn = transcript.turn(args.turn)

@@ -1,0 +1,1 @@
+"""The corpus: reading files, cutting them into chunks, counting tokens."""

@@ -1,0 +1,1 @@
+"""The transcript: the event schema, the writer, the reader, its records and views."""
