@@ -32,10 +32,10 @@ import tiktoken
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so it runs from a checkout without installing
 
-from ptcrun.corpus._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens  # noqa: E402
-from ptcrun.corpus._tokens import ENCODING_NAME, get_encoding  # noqa: E402
+from _docs import write_section  # benchmarks/ is the script folder
 
-from _docs import write_section  # noqa: E402  (benchmarks/ is the script folder)
+from ptcrun.corpus._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens
+from ptcrun.corpus._tokens import ENCODING_NAME, get_encoding
 
 SECTION = "## Chunker"
 
@@ -78,13 +78,15 @@ def render(text: str, tokens: int, repeat: int, rows: list[tuple[str, str, float
     lines = [
         SECTION,
         "",
-        f"Chunking a generated log of {text.count(chr(10)):,} lines ({len(text) / 1e6:.1f} M "
-        f"characters, {tokens:,} tokens), against one "
-        f"`encode_ordinary` of the same text with the same encoding ({ENCODING_NAME}), in the "
-        f"same process. Median of {repeat} runs; Python {platform.python_version()}, "
-        f"tiktoken {tiktoken.__version__}, {os.cpu_count()} CPUs. Compare the ratios, not the "
-        f"seconds: on a busy machine both sides slow down together. Reproduce with "
-        f"`python benchmarks/bench_chunking.py --write`.",
+        (
+            f"Chunking a generated log of {text.count(chr(10)):,} lines ({len(text) / 1e6:.1f} M "
+            f"characters, {tokens:,} tokens), against one "
+            f"`encode_ordinary` of the same text with the same encoding ({ENCODING_NAME}), in the "
+            f"same process. Median of {repeat} runs; Python {platform.python_version()}, "
+            f"tiktoken {tiktoken.__version__}, {os.cpu_count()} CPUs. Compare the ratios, not the "
+            f"seconds: on a busy machine both sides slow down together. Reproduce with "
+            f"`python benchmarks/bench_chunking.py --write`."
+        ),
         "",
         "| case | chunks | median (s) | × one encode |",
         "| --- | ---: | ---: | ---: |",
@@ -93,9 +95,11 @@ def render(text: str, tokens: int, repeat: int, rows: list[tuple[str, str, float
         lines.append(f"| {name} | {chunks} | {seconds:.2f} | {ratio:.2f} |")
     lines += [
         "",
-        "Token chunking encodes each line once to find its cuts, then counts every chunk (and "
-        "every overlap) again after cutting, so that each chunk's own count is exact: about two "
-        "encodes of the text.",
+        (
+            "Token chunking encodes each line once to find its cuts, then counts every chunk (and "
+            "every overlap) again after cutting, so that each chunk's own count is exact: about two "
+            "encodes of the text."
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))  # so it runs from a checkout without installing
 sys.path.insert(0, str(ROOT / "examples"))
 
 import _common
-
-from _docs import write_section  # noqa: E402  (benchmarks/ is the script folder)
+from _docs import write_section  # benchmarks/ is the script folder
 
 SECTION = "## Log audit"
 NOTES = (

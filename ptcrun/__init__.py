@@ -16,15 +16,27 @@ from .errors import PtcrunError
 
 __all__ = [
     "AnthropicProvider",
+    "CallRecord",
+    "Chunk",
+    "ItemRecord",
+    "LLMRecord",
     "Limits",
+    "Message",
     "OpenAICompatProvider",
+    "PmapRecord",
+    "Price",
     "Provider",
     "PtcrunError",
+    "Reply",
+    "Request",
     "Result",
     "Runtime",
     "ScriptedProvider",
+    "SpanRecord",
+    "Tool",
     "Transcript",
     "Turn",
+    "TurnRecord",
     "Usage",
     "chunk_by_chars",
     "chunk_by_lines",
@@ -37,14 +49,26 @@ __all__ = [
 
 _HOMES = {
     "AnthropicProvider": ".runtime.providers._anthropic",
+    "CallRecord": ".transcript._records",
+    "Chunk": ".corpus._chunking",
+    "ItemRecord": ".transcript._records",
+    "LLMRecord": ".transcript._records",
     "Limits": "._limits",
+    "Message": ".runtime.providers._base",
     "OpenAICompatProvider": ".runtime.providers._openai_compat",
+    "PmapRecord": ".transcript._records",
+    "Price": ".runtime.providers._base",
     "Provider": ".runtime.providers._base",
+    "Reply": ".runtime.providers._base",
+    "Request": ".runtime.providers._base",
     "Result": "._result",
     "Runtime": ".runtime._runtime",
     "ScriptedProvider": ".runtime.providers._scripted",
+    "SpanRecord": ".transcript._records",
+    "Tool": "._tools",
     "Transcript": ".transcript._transcript",
     "Turn": "._result",
+    "TurnRecord": ".transcript._records",
     "Usage": "._result",
     "chunk_by_chars": ".corpus._chunking",
     "chunk_by_lines": ".corpus._chunking",
@@ -57,15 +81,23 @@ _HOMES = {
 if TYPE_CHECKING:
     from ._limits import Limits
     from ._result import Result, Turn, Usage
-    from ._tools import tool
-    from .corpus._chunking import chunk_by_chars, chunk_by_lines, chunk_by_tokens
-    from .transcript._progress import parallel_events, progress_callback
+    from ._tools import Tool, tool
+    from .corpus._chunking import Chunk, chunk_by_chars, chunk_by_lines, chunk_by_tokens
     from .runtime._runtime import Runtime
-    from .transcript._transcript import Transcript
     from .runtime.providers._anthropic import AnthropicProvider
-    from .runtime.providers._base import Provider
+    from .runtime.providers._base import Message, Price, Provider, Reply, Request
     from .runtime.providers._openai_compat import OpenAICompatProvider
     from .runtime.providers._scripted import ScriptedProvider
+    from .transcript._progress import parallel_events, progress_callback
+    from .transcript._records import (
+        CallRecord,
+        ItemRecord,
+        LLMRecord,
+        PmapRecord,
+        SpanRecord,
+        TurnRecord,
+    )
+    from .transcript._transcript import Transcript
 
 
 def __getattr__(name: str) -> Any:
@@ -75,12 +107,32 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(home, __name__), name)
     # Tracebacks and reprs should read ptcrun.Limits, not ptcrun._limits.Limits.
     if isinstance(value, type) and value.__module__.startswith(__name__ + "."):
+        _resolve_annotations(value)
         try:
             value.__module__ = __name__
         except (AttributeError, TypeError):
             pass
     globals()[name] = value
     return value
+
+
+def _resolve_annotations(cls: type) -> None:
+    """Evaluate a class's own annotations in the module that defines it.
+
+    ``typing.get_type_hints`` looks a class's string annotations up in ``sys.modules[cls.__module__]``;
+    once ``__module__`` reads ``ptcrun``, names such as ``Literal`` or ``Path`` would no longer be
+    found there. Evaluated first, they stay resolvable for users' tools (attrs, cattrs, IDEs).
+    """
+    import inspect
+
+    try:
+        resolved = inspect.get_annotations(cls, eval_str=True)
+    except NameError:  # a name imported only for type checkers: leave the strings as they are
+        return
+    try:
+        cls.__annotations__ = resolved
+    except (AttributeError, TypeError):
+        pass
 
 
 def __dir__() -> list[str]:

@@ -143,7 +143,7 @@ def _coerce_generic(value: Any, hint: Any, path: str) -> Any:
             return tuple(coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise Mismatch(path, value)
-        return tuple(coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if hint in (dict, cabc.Mapping) or origin in (dict, cabc.Mapping):
         if not isinstance(value, dict):
             raise Mismatch(path, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Literal
 
@@ -9,10 +10,34 @@ import attrs
 
 from .errors import ConfigError
 
+try:
+    import resource
+except ImportError:  # not on Windows, which has no rlimits to overflow
+    resource = None  # type: ignore[assignment]
+
 __all__ = ["Limits"]
 
+#: The largest rlimit the OS takes: ``setrlimit`` reads a signed 64-bit value, and where
+#: ``RLIM_INFINITY`` is positive that value itself means "no limit".
+_RLIM_MAX = 2**63 - 1
+if resource is not None and resource.RLIM_INFINITY > 0:
+    _RLIM_MAX = min(_RLIM_MAX, resource.RLIM_INFINITY - 1)
+#: The sandbox child's interpreter and modules take about 30 MiB of address space before any
+#: program runs, and each pmap thread 4 MiB more: below this it cannot even start.
+_MIN_SANDBOX_MEMORY = 64 << 20
+#: The child's CPU ceiling over its whole life is 20 times ``sandbox_cpu_seconds``, computed
+#: in floating point, and must fit an rlimit: this bound keeps it far from rounding past one.
+_MAX_SANDBOX_CPU = 10**15
 
-def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
+
+def _show(value: object) -> str:
+    """Render a value for a message; an int of more than 4,300 digits cannot be formatted."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}" if value.bit_length() <= 256 else f"a {value.bit_length():,}-bit number"
+    return repr(value)
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ConfigError(
             f"Limits.{attribute.name} must be a positive number (math.inf for no limit); "
@@ -20,12 +45,48 @@ def _positive(instance: object, attribute: attrs.Attribute, value: float) -> Non
         )
 
 
-def _positive_int(instance: object, attribute: attrs.Attribute, value: int) -> None:
+def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"Limits.{attribute.name} must be a positive whole number; got {value!r}.")
+        raise ConfigError(f"Limits.{attribute.name} must be a positive whole number; got {_show(value)}.")
 
 
-def _finite_positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
+def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    """A positive whole number sent to the sandbox child: past 2**63 - 1 it is no ceiling at all,
+    and one of thousands of digits cannot even be decoded there."""
+    _positive_int(instance, attribute, value)
+    if value > 2**63 - 1:
+        raise ConfigError(
+            f"Limits.{attribute.name}={_show(value)} is larger than any count the sandbox can "
+            "use; pass at most 2**63 - 1."
+        )
+
+
+def _memory_bytes(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    _positive_int(instance, attribute, value)
+    if value < _MIN_SANDBOX_MEMORY:
+        raise ConfigError(
+            f"Limits.sandbox_memory_bytes={_show(value)} is too small for the sandbox to start: its "
+            f"interpreter alone takes about 30 MiB. Give it at least {_MIN_SANDBOX_MEMORY:,} "
+            "bytes (64 MiB)."
+        )
+    if value > _RLIM_MAX:
+        raise ConfigError(
+            f"Limits.sandbox_memory_bytes={_show(value)} is more than the OS can take as a memory "
+            f"limit (at most {_RLIM_MAX:,} bytes). Pass a real ceiling, such as 1 << 30 (1 GiB)."
+        )
+
+
+def _cpu_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _finite_positive(instance, attribute, value)
+    if value > _MAX_SANDBOX_CPU:
+        raise ConfigError(
+            f"Limits.sandbox_cpu_seconds={value:g} is more than the OS can take as a CPU limit "
+            f"(its ceiling over the sandbox's life is 20 times it; at most {_MAX_SANDBOX_CPU:.0e} s). "
+            "Pass a real ceiling, such as 30."
+        )
+
+
+def _finite_positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     _positive(instance, attribute, value)
     if math.isinf(value):
         raise ConfigError(
@@ -54,7 +115,7 @@ class Limits:
     #: Planner turns (one reply, one program) before the run ends with status ``max_turns``.
     max_turns: int = attrs.field(default=8, validator=_positive_int)
     #: Tool and worker calls in flight at once, shared by every (nested) pmap of a run.
-    max_concurrency: int = attrs.field(default=16, validator=_positive_int)
+    max_concurrency: int = attrs.field(default=16, validator=_count)
     #: Seconds one tool or worker call may take.
     call_timeout: float = attrs.field(default=60.0, validator=_positive)
     #: Seconds one ``pmap``/``pcalls`` may take, all items together.
@@ -74,19 +135,20 @@ class Limits:
     #: ``"fail"`` ends the run with status ``budget_exceeded``; ``"return_partial"`` does the
     #: same but returns the last value the program produced as the answer.
     on_budget_exceeded: Literal["fail", "return_partial"] = attrs.field(default="fail")
-    #: Address space of the sandbox child, in bytes.
-    sandbox_memory_bytes: int = attrs.field(default=1 << 30, validator=_positive_int)
+    #: Address space of the sandbox child, in bytes: at least 64 MiB, and no more than the
+    #: OS takes as an rlimit (2**63 - 1 on Linux).
+    sandbox_memory_bytes: int = attrs.field(default=1 << 30, validator=_memory_bytes)
     #: CPU seconds one program may use in the sandbox (threads included).
-    sandbox_cpu_seconds: float = attrs.field(default=30.0, validator=_finite_positive)
+    sandbox_cpu_seconds: float = attrs.field(default=30.0, validator=_cpu_seconds)
     #: Bytes of output one program may print before it is stopped.
-    sandbox_output_bytes: int = attrs.field(default=1 << 20, validator=_positive_int)
+    sandbox_output_bytes: int = attrs.field(default=1 << 20, validator=_count)
     #: Threads the sandbox child may run at once (pmap items run on threads).
-    sandbox_threads: int = attrs.field(default=64, validator=_positive_int)
+    sandbox_threads: int = attrs.field(default=64, validator=_count)
     #: Items one ``pmap`` call may take.
-    max_pmap_items: int = attrs.field(default=100_000, validator=_positive_int)
+    max_pmap_items: int = attrs.field(default=100_000, validator=_count)
 
     @on_budget_exceeded.validator
-    def _check_policy(self, attribute: attrs.Attribute, value: str) -> None:
+    def _check_policy(self, attribute: attrs.Attribute[str], value: str) -> None:
         if value not in ("fail", "return_partial"):
             raise ConfigError(
                 f"Limits.on_budget_exceeded must be 'fail' or 'return_partial'; got {value!r}."
@@ -94,7 +156,7 @@ class Limits:
 
     def __attrs_post_init__(self) -> None:
         clocks = ("call", "pmap", "turn", "run")
-        for inner, outer in zip(clocks, clocks[1:]):
+        for inner, outer in itertools.pairwise(clocks):
             a = getattr(self, f"{inner}_timeout")
             b = getattr(self, f"{outer}_timeout")
             if a > b:

@@ -1,19 +1,119 @@
-"""Result and Turn: what every run gives back, however it ended."""
+"""Result, Turn, Usage and ProgramError: what every run gives back, however it ended.
+
+The runtime, the sandbox and the transcript reader build these; this module imports none of
+them, so imports run one way (those packages depend on the root, never the reverse).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 
-from .errors import PtcrunError
-from .runtime._budget import Usage
-from .sandbox._results import ProgramError
+from .errors import PtcrunError, to_payload
 
-__all__ = ["Result", "Status", "Turn", "Usage"]
+__all__ = ["ProgramError", "Result", "Status", "Turn", "Usage"]
 
 Status = Literal["done", "failed", "budget_exceeded", "max_turns", "timeout", "cancelled", "error"]
+
+
+@attrs.frozen
+class Usage:
+    """Tokens and cost a run spent, split by role.
+
+    ``unsettled_tokens`` are reservations charged in full because their request was sent but
+    never settled (it was cancelled or failed mid-flight, and the provider may bill it anyway);
+    their split between input and output, and their cost, are unknown.
+    """
+
+    planner_input_tokens: int = 0
+    planner_output_tokens: int = 0
+    worker_input_tokens: int = 0
+    worker_output_tokens: int = 0
+    unsettled_tokens: int = 0
+    #: USD of the settled requests; None when some request had no known price.
+    cost: float | None = None
+    #: LLM requests settled, all roles.
+    calls: int = 0
+    planner_calls: int = 0
+    worker_calls: int = 0
+
+    @property
+    def planner_tokens(self) -> int:
+        """Input plus output tokens of the planner's settled requests."""
+        return self.planner_input_tokens + self.planner_output_tokens
+
+    @property
+    def worker_tokens(self) -> int:
+        """Input plus output tokens of the workers' settled requests."""
+        return self.worker_input_tokens + self.worker_output_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        """Every token charged to the budget: planner, workers and unsettled requests."""
+        return self.planner_tokens + self.worker_tokens + self.unsettled_tokens
+
+
+@attrs.frozen
+class ProgramError:
+    """An error in the program, reported as data and written so an LLM can fix its program.
+
+    It crosses from the sandbox to the host, and into the transcript, as an error payload
+    (see :func:`ptcrun.errors.to_payload`): ``kind`` is the payload's ``type``.
+
+    Attributes:
+        kind: the exception's class name (``"SyntaxError"``, ``"NameError"``, ``"ToolError"``,
+            ``"SandboxLimitExceeded"``, ``"TimeLimitExceeded"``, ...).
+        message: what went wrong.
+        line: 1-based line in the program, when known.
+        source_line: the text of that line, when known.
+        fields: the error's fields, for ptcrun's own errors (``setting``, ``limit``, ``clock``...).
+    """
+
+    kind: str
+    message: str
+    line: int | None = None
+    source_line: str | None = None
+    fields: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        text = f"{where}{self.kind}: {self.message}"
+        if self.source_line:
+            text += f"\n    {self.source_line}"
+        return text
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ProgramError:
+        """The program error an exception raised on the host stands for (a clock, a crash)."""
+        return cls.from_payload(to_payload(exc))
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> ProgramError:
+        """Read an error payload; values of the wrong type (from an untrusted child) are dropped."""
+        kind, message = payload.get("type"), payload.get("message")
+        line, source_line = payload.get("line"), payload.get("source_line")
+        fields = payload.get("fields")
+        return cls(
+            kind=kind if isinstance(kind, str) else "Error",
+            message=message if isinstance(message, str) else "",
+            line=line if isinstance(line, int) and not isinstance(line, bool) else None,
+            source_line=source_line if isinstance(source_line, str) else None,
+            fields=dict(fields) if isinstance(fields, Mapping) else {},
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """The error payload: ``type``, ``message``, and ``fields``, ``line``, ``source_line`` when set."""
+        payload: dict[str, Any] = {"type": self.kind, "message": self.message}
+        if self.fields:
+            payload["fields"] = dict(self.fields)
+        if self.line is not None:
+            payload["line"] = self.line
+        if self.source_line is not None:
+            payload["source_line"] = self.source_line
+        return payload
 
 
 @attrs.frozen
@@ -83,4 +183,5 @@ class Result:
             return self
         if self.error is not None:
             raise self.error
-        raise PtcrunError(f"the run ended with status {self.status!r}" + (f": {self.answer}" if self.answer else ""))
+        detail = f": {self.answer}" if self.answer else ""
+        raise PtcrunError(f"the run ended with status {self.status!r}{detail}")

@@ -4,7 +4,9 @@ A program in the sandbox asks the host to run a tool; only JSON-like values cros
 (str, int, float, bool, None, list, dict with str keys). The host therefore checks every request
 against the tool's signature and type hints *before* the tool runs, so a tool never sees an
 argument its author did not declare, and a program gets one plain sentence saying what it did
-wrong. Whatever the tool returns is turned back into a JSON-like value, or the call fails.
+wrong. Whatever the tool returns is converted by ptcrun's one JSON rule (``ptcrun._json``: tuples
+and sets become lists, int keys text, attrs and dataclass instances dicts), or the call fails
+with a ToolError saying where in the value the problem is, before the call is recorded.
 
 A tool is any function, sync or async: its name, signature and docstring become its
 documentation in the planner's prompt (:meth:`Tool.describe`). The optional :func:`tool`
@@ -24,7 +26,6 @@ concept: the tool boundary.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import importlib.machinery
@@ -36,17 +37,16 @@ import reprlib
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar, get_type_hints, overload
+from typing import Any, TypeVar, get_type_hints, overload
 
 import attrs
 import trio
 
 from ._hints import Mismatch, coerce, type_name, unsupported
+from ._json import JSON, NotJSON, to_json
 from .errors import ConfigError, PtcrunError, ToolArgumentError, ToolError
 
 __all__ = ["JSON", "RESERVED_TOOL_NAMES", "Tool", "collect_tools", "load_tools_file", "tool"]
-
-JSON: TypeAlias = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
 
 #: Names user tools may not take: ``tool.worker`` is the built-in worker LLM.
 RESERVED_TOOL_NAMES = frozenset({"worker"})
@@ -131,62 +131,6 @@ def _check_name(name: object) -> str:
 # --- results -----------------------------------------------------------------------------------
 
 
-class _NotJSON(Exception):
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(problem)
-        self.path = path
-        self.problem = problem
-
-
-def _to_json(value: Any, path: str, active: set[int]) -> JSON:
-    """Convert a tool's result to a JSON-like value, or raise _NotJSON saying where and why.
-
-    Tuples become lists, sets become sorted lists, int dict keys become strings, attrs and
-    dataclass instances become dicts of their fields. ``active`` holds the containers on the
-    current path, so a value that contains itself fails instead of recursing forever.
-    """
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    if isinstance(value, str):  # str subclasses, e.g. enum members: the plain text
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if id(value) in active:
-        raise _NotJSON(path, "a value that contains itself")
-    active.add(id(value))
-    try:
-        if isinstance(value, (list, tuple)):
-            return [_to_json(v, f"{path}[{i}]", active) for i, v in enumerate(value)]
-        if isinstance(value, (set, frozenset)):
-            try:
-                items = sorted(value)
-            except TypeError:
-                raise _NotJSON(path, "a set whose items cannot be sorted") from None
-            return [_to_json(v, f"{path}[{i}]", active) for i, v in enumerate(items)]
-        if isinstance(value, dict):
-            out: dict[str, JSON] = {}
-            for k, v in value.items():
-                if isinstance(k, int) and not isinstance(k, bool):
-                    k = str(k)
-                if not isinstance(k, str):
-                    raise _NotJSON(path, f"a dict key of type {_kind(k)} ({_show(k)})")
-                if k in out:
-                    raise _NotJSON(path, f"two dict keys that both become {k!r}")
-                out[str.__str__(k)] = _to_json(v, f"{path}[{k!r}]", active)
-            return out
-        if attrs.has(type(value)):
-            names = [a.name for a in attrs.fields(type(value))]
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            names = [f.name for f in dataclasses.fields(value)]
-        else:
-            raise _NotJSON(path, f"a value of type {_kind(value)}")
-        return {n: _to_json(getattr(value, n), f"{path}.{n}", active) for n in names}
-    finally:
-        active.discard(id(value))
-
-
 _AWAITABLE = object()  # what a tool returned instead of a value: a coroutine or other awaitable
 
 
@@ -257,7 +201,7 @@ class Tool:
     @classmethod
     def from_function(
         cls,
-        fn: Callable[..., Any],
+        fn: Callable[..., Any] | Tool,
         *,
         name: str | None = None,
         description: str | None = None,
@@ -332,7 +276,7 @@ class Tool:
             if p.kind is _P.KEYWORD_ONLY and not star_written:
                 parts.append("*")
                 star_written = True
-            prefix = {_P.VAR_POSITIONAL: "*", _P.VAR_KEYWORD: "**"}.get(p.kind, "")
+            prefix = "*" if p.kind is _P.VAR_POSITIONAL else "**" if p.kind is _P.VAR_KEYWORD else ""
             star_written |= p.kind is _P.VAR_POSITIONAL
             text = prefix + p.name
             if p.name in self.hints:
@@ -413,20 +357,21 @@ class Tool:
         for name, value in bound.arguments.items():
             param = self.signature.parameters[name]
             hint = self.hints.get(name, Any)
+            coerced = value
             try:
                 if param.kind is _P.VAR_POSITIONAL:
-                    value = tuple(coerce(v, hint, f"{name}[{i}]") for i, v in enumerate(value))
+                    coerced = tuple(coerce(v, hint, f"{name}[{i}]") for i, v in enumerate(value))
                 elif param.kind is _P.VAR_KEYWORD:
-                    value = {k: coerce(v, hint, k) for k, v in value.items()}
+                    coerced = {k: coerce(v, hint, k) for k, v in value.items()}
                 elif not (value is None and param.default is None):
-                    value = coerce(value, hint, name)
+                    coerced = coerce(value, hint, name)
             except Mismatch as miss:
                 raise ToolArgumentError(
                     f"tool {self.name!r} takes {self.parameters_text()}; got "
                     f"{miss.path}={_show(miss.value)} ({_kind(miss.value)}).",
                     tool=self.name,
                 ) from None
-            bound.arguments[name] = value
+            bound.arguments[name] = coerced
         return bound
 
     async def call(
@@ -451,7 +396,7 @@ class Tool:
         Raises:
             ToolArgumentError: the arguments do not match; the tool did not run.
             ToolError: the tool raised (the exception is ``__cause__``) or returned a value
-                that is not JSON-like.
+                that ptcrun's JSON rule refuses (NaN, a set of mixed types, a tuple key...).
         """
         bound = self.validate(args, kwargs)
         try:
@@ -459,7 +404,8 @@ class Tool:
                 result = _refuse_awaitable(await self.fn(*bound.args, **bound.kwargs))
             else:
                 run = functools.partial(_call_sync, self.fn, bound.args, bound.kwargs)
-                result = await trio.to_thread.run_sync(run, limiter=limiter, **{_ABANDON: True})
+                abandon: dict[str, Any] = {_ABANDON: True}
+                result = await trio.to_thread.run_sync(run, limiter=limiter, **abandon)
         except PtcrunError:
             # ptcrun's own errors raised inside a tool (the worker's BudgetExceeded, a nested
             # ToolError) already say what happened and which setting to raise: keep them.
@@ -474,14 +420,9 @@ class Tool:
                 tool=self.name,
             )
         try:
-            return _to_json(result, "result", set())
-        except _NotJSON as bad:
-            where = "" if bad.path == "result" else f" at {bad.path}"
-            raise ToolError(
-                f"tool {self.name!r} returned a non-JSON value: {bad.problem}{where}. Return only "
-                f"{_JSON_TYPES} (convert the value, e.g. with str()).",
-                tool=self.name,
-            ) from None
+            return to_json(result, what=f"the result of tool {self.name!r}")
+        except NotJSON as bad:
+            raise ToolError(f"{bad}.", tool=self.name) from None
 
 
 # --- registries --------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (data, pmap and done are the sandbox's builtins)
 # A planner-style program: count ERROR lines per chunk in parallel, then total them.
 import re
 

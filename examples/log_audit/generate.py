@@ -277,8 +277,8 @@ def generate(lines: int = 10_000, seed: int = 7, incidents: int | None = None) -
     wanted = round(count * BOUNDARY_SHARE)
     multi_kinds = log_lines.MULTI_LINE_KINDS
     made: list[Incident] = []
-    for number, kind in enumerate(kinds):
-        placement = "random"
+    for number, planned in enumerate(kinds):
+        kind, placement = planned, "random"
         if number < wanted:
             placement = "cut" if number % 2 == 0 else "overlap"
             if placement == "cut" and kind not in multi_kinds:

@@ -138,7 +138,7 @@ def disagreements(answer: Any, reviews: Sequence[dict[str, Any]] = REVIEWS) -> l
     """Where the answer's sentiments differ from the labels (failed reviews are not counted)."""
     out = []
     results = answer.get("results", []) if isinstance(answer, dict) else []
-    for review, row in zip(reviews, results):
+    for review, row in zip(reviews, results, strict=False):  # a short answer is reported below
         if row.get("review") != review["id"]:
             out.append(f"slot of review {review['id']} holds review {row.get('review')}")
         elif row.get("sentiment") is not None and row["sentiment"] != review["label"]:
@@ -153,7 +153,7 @@ def report(outcome: Outcome, reviews: Sequence[dict[str, Any]] = REVIEWS) -> Non
     print(f"\nrun ended: {result.status}" + (f" ({result.error})" if result.error else ""))
     answer = result.answer if isinstance(result.answer, dict) else {}
     rows = []
-    for review, row in zip(reviews, answer.get("results", [])):
+    for review, row in zip(reviews, answer.get("results", []), strict=False):
         mark = row.get("sentiment") or f"FAILED: {row.get('error', '')[:70]}"
         rows.append(f"[{review['id']:>2}] {review['product']:<28} {mark}")
     _common.print_block("Results, in input order", rows)

@@ -62,7 +62,9 @@ class Chunk(str):
 
     # Hand-written rather than attrs: str is variable-sized, so it can take neither slots nor
     # an attrs __init__; the fields live in the instance dict, set once in __new__.
-    index: int
+    # `index` hides str.index(): chunk.index("x") raises TypeError. The name is public API, so
+    # it stays until it is renamed; str.index(chunk, "x") still works.
+    index: int  # type: ignore[assignment]
     first_line: int
     last_line: int
     start: int

@@ -12,7 +12,7 @@ import re
 import string
 from importlib import resources
 
-__all__ = ["error_hint", "render", "template_names"]
+__all__ = ["error_hint", "render", "render_inline", "template_names"]
 
 
 @functools.cache
@@ -30,10 +30,16 @@ def render(name: str, **values: object) -> str:
     return string.Template(_text(name)).substitute({k: str(v) for k, v in values.items()})
 
 
+def render_inline(name: str, **values: object) -> str:
+    """Fill a one-line template for use inside other text: without the file's final newline."""
+    return render(name, **values).removesuffix("\n")
+
+
 @functools.cache
 def _hints() -> dict[str, str]:
     sections: dict[str, str] = {}
-    for match in re.finditer(r"^## (\w+)\n(.*?)(?=^## |\Z)", _text("errors"), flags=re.M | re.S):
+    pattern = r"^## (\w+)\n(.*?)(?=^## |\Z)"
+    for match in re.finditer(pattern, _text("errors"), flags=re.MULTILINE | re.DOTALL):
         sections[match.group(1)] = match.group(2).strip()
     return sections
 

@@ -25,8 +25,7 @@ import math
 from types import TracebackType
 from typing import Literal, Self
 
-import attrs
-
+from .._result import Usage
 from ..errors import BudgetExceeded
 
 __all__ = [
@@ -56,43 +55,6 @@ def worst_case_tokens(input_tokens: int, max_output_tokens: int) -> int:
         max_output_tokens: the most the reply may write; the request must cap its output there.
     """
     return math.ceil(input_tokens * INPUT_ESTIMATE_MARGIN) + INPUT_OVERHEAD_TOKENS + max_output_tokens
-
-
-@attrs.frozen
-class Usage:
-    """Tokens and cost a run spent, split by role.
-
-    ``unsettled_tokens`` are reservations charged in full because their request was sent but
-    never settled (it was cancelled or failed mid-flight, and the provider may bill it anyway);
-    their split between input and output, and their cost, are unknown.
-    """
-
-    planner_input_tokens: int = 0
-    planner_output_tokens: int = 0
-    worker_input_tokens: int = 0
-    worker_output_tokens: int = 0
-    unsettled_tokens: int = 0
-    #: USD of the settled requests; None when some request had no known price.
-    cost: float | None = None
-    #: LLM requests settled, all roles.
-    calls: int = 0
-    planner_calls: int = 0
-    worker_calls: int = 0
-
-    @property
-    def planner_tokens(self) -> int:
-        """Input plus output tokens of the planner's settled requests."""
-        return self.planner_input_tokens + self.planner_output_tokens
-
-    @property
-    def worker_tokens(self) -> int:
-        """Input plus output tokens of the workers' settled requests."""
-        return self.worker_input_tokens + self.worker_output_tokens
-
-    @property
-    def total_tokens(self) -> int:
-        """Every token charged to the budget: planner, workers and unsettled requests."""
-        return self.planner_tokens + self.worker_tokens + self.unsettled_tokens
 
 
 def _check_count(name: str, value: object) -> int:

@@ -8,23 +8,23 @@ every request the same way: a request that cannot reserve its worst case (estima
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import trio
 
 from .. import errors
-from ._budget import Ledger, worst_case_tokens
 from ..corpus._tokens import count_tokens
+from ..transcript._schema import Event, LLMEnd, LLMStart
+from ._budget import Ledger, worst_case_tokens
 from .providers._base import Provider, Reply, Request
 
-__all__ = ["budgeted_complete", "plain", "request_tokens"]
+__all__ = ["budgeted_complete", "request_tokens"]
 
 _THREAD_COUNT_CHARS = 8_000
 
-Emit = Callable[..., None]
+Emit = Callable[[Event], object]
 
 
 @functools.lru_cache(maxsize=32)
@@ -74,17 +74,16 @@ async def budgeted_complete(
         raise errors.ConfigError(message)
     reservation = ledger.reserve(needed, what=what)
     started = time.monotonic()
-    emit(
-        "llm.start",
-        span,
-        parent,
+    emit(LLMStart(
+        span=span,
+        parent=parent,
         role=role,
         provider=provider.name,
         system=request.system,
         messages=[{"role": m.role, "content": m.content} for m in request.messages],
         max_tokens=request.max_tokens,
         reserved_tokens=needed,
-    )
+    ))
     with reservation:
         reservation.mark_sent()
         try:
@@ -93,26 +92,24 @@ async def budgeted_complete(
             # The provider refused or failed after its retries: nothing was billed. (A request
             # cancelled in flight may have been, so that case keeps the full charge.)
             reservation.release()
-            emit(
-                "llm.end",
-                span,
-                parent,
+            emit(LLMEnd(
+                span=span,
+                parent=parent,
                 role=role,
                 status="error",
-                error=f"{type(exc).__name__}: {exc}",
+                error=errors.to_payload(exc),
                 seconds=time.monotonic() - started,
-            )
+            ))
             raise
         except BaseException as exc:
-            emit(
-                "llm.end",
-                span,
-                parent,
+            emit(LLMEnd(
+                span=span,
+                parent=parent,
                 role=role,
                 status="cancelled" if _is_cancel(exc) else "error",
-                error=f"{type(exc).__name__}: {exc}",
+                error=errors.to_payload(exc),
                 seconds=time.monotonic() - started,
-            )
+            ))
             raise
         cost = provider.price.cost(reply) if provider.price is not None else None
         reservation.settle(
@@ -121,10 +118,9 @@ async def budgeted_complete(
             role=role,
             cost=cost,
         )
-    emit(
-        "llm.end",
-        span,
-        parent,
+    emit(LLMEnd(
+        span=span,
+        parent=parent,
         role=role,
         status="ok",
         text=reply.text,
@@ -136,22 +132,9 @@ async def budgeted_complete(
         model=reply.model,
         stop_reason=reply.stop_reason,
         seconds=time.monotonic() - started,
-    )
+    ))
     return reply
 
 
 def _is_cancel(exc: BaseException) -> bool:
     return isinstance(exc, (trio.Cancelled, KeyboardInterrupt))
-
-
-def plain(value: Any) -> Any:
-    """A JSON-safe rendering of ``value`` for events (strings for anything unusual)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no infinity; in limits it means "no limit"
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    return repr(value)

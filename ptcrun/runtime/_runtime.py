@@ -22,12 +22,13 @@ from .. import errors
 from .._limits import Limits
 from .._result import Result, Turn
 from .._tools import Tool, collect_tools
+from ..corpus._chunking import corpus_digest
 from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
+from ..transcript._events import EventStream, Observer, new_run_dir
+from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
 from ._answers import AnswerCheck
 from ._budget import Ledger
-from ..corpus._chunking import corpus_digest
-from ..transcript._events import EventStream, Observer, new_run_dir
 from ._llm import budgeted_complete
 from ._spans import SandboxSpans
 from ._turns import budget_line, extract_code, feedback, first_message, system_prompt
@@ -37,6 +38,25 @@ from .providers._base import Message, Provider, Request
 __all__ = ["Runtime"]
 
 Data = Sequence[str] | Mapping[str, Sequence[str]]
+
+
+@attrs.frozen
+class _TurnBase:
+    """What every Turn of one planner reply shares, whatever its program did."""
+
+    number: int
+    reply: str
+    planner_input_tokens: int
+    planner_output_tokens: int
+
+    def turn(self, **fields: Any) -> Turn:
+        return Turn(
+            number=self.number,
+            reply=self.reply,
+            planner_input_tokens=self.planner_input_tokens,
+            planner_output_tokens=self.planner_output_tokens,
+            **fields,
+        )
 
 
 class Runtime:
@@ -65,7 +85,7 @@ class Runtime:
         *,
         planner: Provider,
         worker: Provider | None = None,
-        tools: Iterable[Callable[..., Any] | Tool] | Mapping[str, Callable[..., Any]] | None = None,
+        tools: Iterable[Callable[..., Any] | Tool] | Mapping[str, Callable[..., Any] | Tool] | None = None,
         limits: Limits | None = None,
         transcript_dir: str | os.PathLike[str] | None = "runs",
         observers: Sequence[Observer] = (),
@@ -96,13 +116,32 @@ class Runtime:
                 ``list[str]`` or ``dict[str, int]``. A ``done()`` answer that does not match is
                 fed back to the planner and costs a turn.
 
+        A Ctrl-C (``KeyboardInterrupt``) ends the run with status ``cancelled``: this method
+        owns its event loop, so it may turn the interrupt into a :class:`Result`.
+
         Raises:
             ConfigError: a bad argument, before anything runs.
         """
-        return trio.run(self.arun, goal, data, schema)
+        interrupted: list[Result] = []
+        try:
+            return trio.run(self._arun, goal, data, schema, interrupted)
+        except (KeyboardInterrupt, BaseExceptionGroup) as exc:
+            if interrupted and _only_stops(exc):
+                return interrupted[0]
+            raise
 
     async def arun(self, goal: str, data: Data, schema: Any = None) -> Result:
-        """The async form of :meth:`run`, for use under trio."""
+        """The async form of :meth:`run`, for use under trio.
+
+        A ``KeyboardInterrupt`` (or a cancellation from outside) is not turned into a
+        :class:`Result`: it propagates, as trio expects, after the transcript has recorded
+        ``run.end`` with status ``cancelled``.
+        """
+        return await self._arun(goal, data, schema, [])
+
+    async def _arun(
+        self, goal: str, data: Data, schema: Any, interrupted: list[Result]
+    ) -> Result:
         if not isinstance(goal, str) or not goal.strip():
             raise errors.ConfigError("goal must be a non-empty string saying what the planner should find out.")
         checker = AnswerCheck.build(schema)
@@ -110,9 +149,12 @@ class Runtime:
         Sandbox(data=data, limits=self.limits)
         run_dir = new_run_dir(self.transcript_dir) if self.transcript_dir is not None else None
         events = EventStream(run_dir / "transcript.jsonl" if run_dir else None, self.observers)
+        run = _Run(self, goal, data, checker, events)
         try:
-            return await _Run(self, goal, data, checker, events).go()
+            return await run.go()
         finally:
+            if run.interrupted is not None:
+                interrupted.append(run.interrupted)
             events.close()
 
 
@@ -136,6 +178,8 @@ class _Run:
         self.open_program: str | None = None
         self.candidate: Any = None
         self.has_candidate = False
+        # The Result written when a KeyboardInterrupt ended the run; the interrupt propagates.
+        self.interrupted: Result | None = None
         self.spans = SandboxSpans(events.emit)
         worker = make_worker_tool(
             provider=runtime.worker,
@@ -157,17 +201,16 @@ class _Run:
 
     async def go(self) -> Result:
         emit = self.events.emit
-        emit(
-            "run.start",
-            "run",
-            None,
+        emit(RunStart(
+            span="run",
+            parent=None,
             goal=self.goal,
             planner=self.rt.planner.name,
             worker=self.rt.worker.name,
             tools=sorted(self.tools),
             limits=attrs.asdict(self.limits),
             data=_data_summary(self.data),
-        )
+        ))
         result: Result | None = None
         try:
             with trio.move_on_after(self.limits.run_timeout) as run_scope:
@@ -185,7 +228,8 @@ class _Run:
         except errors.SandboxError as exc:
             result = self._end("error", error=exc)
         except KeyboardInterrupt:
-            result = self._end("cancelled", error=None)
+            self.interrupted = self._end("cancelled", error=None)
+            raise
         except trio.Cancelled:
             self._end("cancelled", error=None)
             raise
@@ -195,9 +239,10 @@ class _Run:
             stops, rest = group.split((trio.Cancelled, KeyboardInterrupt))
             if stops is None or rest is not None:
                 raise
-            result = self._end("cancelled", error=None)
-            if stops.subgroup(KeyboardInterrupt) is None:
-                raise
+            ended = self._end("cancelled", error=None)
+            if stops.subgroup(KeyboardInterrupt) is not None:
+                self.interrupted = ended
+            raise
         assert result is not None
         return result
 
@@ -208,7 +253,7 @@ class _Run:
             self.turn += 1
             turn_span = f"t{self.turn}"
             self.spans.turn = self.turn
-            self.events.emit("turn.start", turn_span, "run", turn=self.turn)
+            self.events.emit(TurnStart(span=turn_span, parent="run", turn=self.turn))
             self.open_turn = turn_span
             turn_started = time.monotonic()
             request = Request(
@@ -243,30 +288,29 @@ class _Run:
                 return self._end("error", error=exc)
             messages.append(Message("assistant", reply.text))
             code, blocks = extract_code(reply.text)
-            base = {"number": self.turn, "reply": reply.text, "planner_input_tokens": reply.input_tokens, "planner_output_tokens": reply.output_tokens}
+            base = _TurnBase(self.turn, reply.text, reply.input_tokens, reply.output_tokens)
             if code is None:
-                self._record(Turn(program=None, status="no_code", seconds=time.monotonic() - turn_started, **base), turn_span)
+                self._record(base.turn(program=None, status="no_code", seconds=time.monotonic() - turn_started), turn_span)
                 messages.append(Message("user", render("no_code", count=blocks, next_turn=self.turn + 1, max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))))
                 continue
-            self.events.emit("program.start", f"{turn_span}.program", turn_span, source=code)
+            self.events.emit(ProgramStart(span=f"{turn_span}.program", parent=turn_span, source=code))
             self.open_program = f"{turn_span}.program"
             left = max(self.limits.turn_timeout - (time.monotonic() - turn_started), 0.001)
             executed = await sandbox.execute(code, timeout=left)
             self.open_program = None
-            self.events.emit(
-                "program.end",
-                f"{turn_span}.program",
-                turn_span,
+            self.events.emit(ProgramEnd(
+                span=f"{turn_span}.program",
+                parent=turn_span,
                 status=executed.status,
                 answer=executed.answer,
-                error=None if executed.error is None else {"kind": executed.error.kind, "message": executed.error.message, "line": executed.error.line, "source_line": executed.error.source_line},
+                error=None if executed.error is None else executed.error.to_payload(),
                 note=executed.note,
                 restarted=executed.restarted,
                 seconds=executed.seconds,
                 cpu_seconds=executed.cpu_seconds,
                 calls=executed.calls,
-            )
-            turn = Turn(
+            ))
+            turn = base.turn(
                 program=code,
                 output=executed.output,
                 error=executed.error,
@@ -274,7 +318,6 @@ class _Run:
                 answer=executed.answer,
                 seconds=time.monotonic() - turn_started,
                 program_seconds=executed.seconds,
-                **base,
             )
             if executed.candidate_set:
                 problem = self.checker.problem(executed.candidate)
@@ -303,12 +346,12 @@ class _Run:
     def _turn_end(self, span: str, status: str, **fields: Any) -> None:
         self.open_turn = None
         usage = self.ledger.usage
-        self.events.emit("turn.end", span, "run", turn=self.turn, status=status, tokens_used=usage.total_tokens, **fields)
+        self.events.emit(TurnEnd(span=span, parent="run", turn=self.turn, status=status, tokens_used=usage.total_tokens, **fields))
 
     def _end(self, status: str, *, error: errors.PtcrunError | None = None, answer: Any = None, fallback: bool = False) -> Result:
         # A clock or a cancel can end the run mid-turn: close what is open, so every span ends.
         if self.open_program is not None:
-            self.events.emit("program.end", self.open_program, self.open_turn, status=status, error=None if error is None else {"kind": type(error).__name__, "message": str(error)})
+            self.events.emit(ProgramEnd(span=self.open_program, parent=self.open_turn, status=status, error=None if error is None else errors.to_payload(error)))
             self.open_program = None
         if self.open_turn is not None:
             self._turn_end(self.open_turn, status)
@@ -323,19 +366,26 @@ class _Run:
             fallback_used=fallback,
             seconds=time.monotonic() - self.started,
         )
-        self.events.emit(
-            "run.end",
-            "run",
-            None,
+        self.events.emit(RunEnd(
+            span="run",
+            parent=None,
             status=status,
             answer=answer,
             fallback_used=fallback,
-            error=None if error is None else {"type": type(error).__name__, "message": str(error)},
+            error=None if error is None else errors.to_payload(error),
             usage=_usage_dict(usage),
             turns=len(self.turns),
             seconds=result.seconds,
-        )
+        ))
         return result
+
+
+def _only_stops(exc: BaseException) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt, alone or grouped with cancellations only."""
+    if isinstance(exc, BaseExceptionGroup):
+        stops, rest = exc.split((trio.Cancelled, KeyboardInterrupt))
+        return rest is None and stops is not None and stops.subgroup(KeyboardInterrupt) is not None
+    return isinstance(exc, KeyboardInterrupt)
 
 
 def _usage_dict(usage: Any) -> dict[str, Any]:

@@ -1,21 +1,38 @@
-"""Place the sandbox's events in the run's span tree.
+"""Place the sandbox's events in the run's span tree, as transcript events.
 
 The sandbox numbers its pmaps, items and tool calls; this turns those numbers into span ids
 under the current turn's program: ``t2.program`` → ``t2.m1`` (a pmap) → ``t2.m1.i4`` (its item 4)
 → ``t2.c17`` (a tool call made by that item) → ``t2.c17.llm1`` (the worker's LLM request).
+
+Events of pmaps and items come from the child, which is not trusted: their int fields were
+checked by the protocol, and the rest is reduced here to what the schema allows, so a hostile
+child cannot write a transcript that the reader refuses.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..transcript._schema import (
+    CallEnd,
+    CallStart,
+    Event,
+    ItemEnd,
+    ItemStart,
+    PmapEnd,
+    PmapStart,
+    ProgramOutput,
+    SandboxStart,
+)
 
 __all__ = ["SandboxSpans"]
 
-_RENAMES = {"output": "program.output"}
-
 
 class SandboxSpans:
-    def __init__(self, emit: Callable[..., Any]) -> None:
+    """Turns the sandbox's ``on_event`` dicts into transcript events under the running turn."""
+
+    def __init__(self, emit: Callable[[Event], object]) -> None:
         self._emit = emit
         #: The turn whose program is running; set by the turn loop.
         self.turn = 0
@@ -35,25 +52,63 @@ class SandboxSpans:
             return self._program()
         return f"t{self.turn}.c{context['call']}"
 
-    def on_sandbox_event(self, event: dict[str, Any]) -> None:
+    def on_sandbox_event(self, event: Mapping[str, Any]) -> None:
+        """Emit the transcript event for one sandbox event.
+
+        Raises:
+            ValueError: the sandbox reported an event type this module does not place.
+        """
+        self._emit(self._translate(event))
+
+    def _translate(self, event: Mapping[str, Any]) -> Event:
         kind = event["type"]
-        fields = {k: v for k, v in event.items() if k != "type"}
-        program = self._program()
+        turn = f"t{self.turn}"
         if kind == "sandbox.start":
-            self._emit(kind, f"t{self.turn}.sandbox", f"t{self.turn}" if self.turn else "run", **fields)
-        elif kind == "pmap.start":
-            span = f"t{self.turn}.m{fields['pmap']}"
-            parent = self._item(fields.pop("parent_pmap", None), fields.pop("parent_item", None)) or program
+            layers = event.get("layers")
+            return SandboxStart(span=f"{turn}.sandbox", parent=turn if self.turn else "run", pid=event["pid"],
+                                layers=layers if isinstance(layers, dict) else None)
+        if kind == "output":
+            return ProgramOutput(span=self._program(), parent=turn, text=event["text"],
+                                 pmap=event.get("pmap"), item=event.get("item"))
+        if kind in ("call.start", "call.end"):
+            return self._call(kind, event)
+        if kind in ("pmap.start", "pmap.end"):
+            return self._pmap(kind, event)
+        if kind in ("item.start", "item.end"):
+            return self._pmap_item(kind, event)
+        raise ValueError(f"the sandbox reported an event of unknown type {kind!r}")
+
+    def _call(self, kind: str, event: Mapping[str, Any]) -> Event:
+        span = f"t{self.turn}.c{event['call']}"
+        parent = self._item(event.get("pmap"), event.get("item")) or self._program()
+        where = {"call": event["call"], "tool": event["tool"], "pmap": event.get("pmap"),
+                 "item": event.get("item")}
+        if kind == "call.start":
+            return CallStart(span=span, parent=parent, args=event["args"], kwargs=event["kwargs"], **where)
+        return CallEnd(span=span, parent=parent, ok=event["ok"], value=event.get("value"),
+                       error=event.get("error"), seconds=event["seconds"], **where)
+
+    def _pmap(self, kind: str, event: Mapping[str, Any]) -> Event:
+        span = f"t{self.turn}.m{event['pmap']}"
+        if kind == "pmap.start":
+            parent = self._item(event.get("parent_pmap"), event.get("parent_item")) or self._program()
             self._pmap_parents[span] = parent
-            self._emit(kind, span, parent, **fields)
-        elif kind == "pmap.end":
-            span = f"t{self.turn}.m{fields['pmap']}"
-            self._emit(kind, span, self._pmap_parents.get(span, program), **fields)
-        elif kind in ("item.start", "item.end"):
-            span = self._item(fields["pmap"], fields["item"])
-            self._emit(kind, span, f"t{self.turn}.m{fields['pmap']}", **fields)
-        elif kind in ("call.start", "call.end"):
-            parent = self._item(fields.get("pmap"), fields.get("item")) or program
-            self._emit(kind, f"t{self.turn}.c{fields['call']}", parent, **fields)
-        else:
-            self._emit(_RENAMES.get(kind, kind), program, f"t{self.turn}", **fields)
+            return PmapStart(span=span, parent=parent, pmap=event["pmap"], total=event["total"],
+                             concurrency=event["concurrency"])
+        return PmapEnd(span=span, parent=self._pmap_parents.get(span, self._program()), pmap=event["pmap"],
+                       done=event["done"], failed=event["failed"], timed_out=event.get("timed_out") is True)
+
+    def _pmap_item(self, kind: str, event: Mapping[str, Any]) -> Event:
+        pmap_span = f"t{self.turn}.m{event['pmap']}"
+        where = {"span": f"{pmap_span}.i{event['item']}", "parent": pmap_span,
+                 "pmap": event["pmap"], "item": event["item"], "slot": event["slot"]}
+        if kind == "item.start":
+            return ItemStart(**where)
+        return ItemEnd(ok=event.get("ok") is True, error=_payload(event.get("error")), **where)
+
+
+def _payload(error: Any) -> dict[str, Any] | None:
+    """An item's error as an error payload, whatever the child sent."""
+    if error is None or isinstance(error, dict):
+        return error
+    return {"type": "Error", "message": str(error)}

@@ -15,12 +15,12 @@ from typing import Any
 
 from .._limits import Limits
 from .._tools import Tool
-from ..prompts._render import error_hint, render
-from ..sandbox._results import ExecResult
 from ..corpus._tokens import count_tokens
+from ..prompts._render import error_hint, render, render_inline
+from ..sandbox._language import ALLOWED_MODULES
+from ..sandbox._results import ExecResult
 
 __all__ = [
-    "ALLOWED_MODULES",
     "budget_line",
     "cut_middle",
     "extract_code",
@@ -29,16 +29,12 @@ __all__ = [
     "system_prompt",
 ]
 
-ALLOWED_MODULES = (
-    "bisect", "collections", "datetime", "functools", "heapq", "itertools", "json", "math",
-    "re", "statistics", "string", "textwrap",
-)
 _SAMPLE_CHARS = 40
 # Above this many characters, chunk sizes are estimated from a sample rather than all counted.
 _EXACT_COUNT_CHARS = 2_000_000
 _SAMPLE_COUNT = 50
-_BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.S)
-_ANY_FENCE = re.compile(r"```[^\n`]*\n.*?```", re.S)
+_BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.DOTALL)
+_ANY_FENCE = re.compile(r"```[^\n`]*\n.*?```", re.DOTALL)
 
 
 def system_prompt() -> str:
@@ -66,10 +62,8 @@ def cut_middle(text: str, max_chars: int) -> str:
     head = max_chars * 2 // 3
     tail = max_chars - head
     cut = len(text) - head - tail
-    return (
-        f"{text[:head]}\n[... {cut:,} of {len(text):,} characters cut from the middle; "
-        f"print less, or print a summary ...]\n{text[len(text) - tail:]}"
-    )
+    note = render("output_cut", cut=f"{cut:,}", total=f"{len(text):,}")
+    return f"{text[:head]}\n{note}{text[len(text) - tail:]}"
 
 
 def _sizes(chunks: Sequence[str]) -> tuple[list[int], bool]:
@@ -92,24 +86,29 @@ def _sizes(chunks: Sequence[str]) -> tuple[list[int], bool]:
 
 def _describe_chunks(name: str, chunks: Sequence[str]) -> str:
     if not chunks:
-        return f"`{name}`: 0 chunks (empty)."
+        return render_inline("inventory_empty", label=name)
     sizes, exact = _sizes(chunks)
-    about = "" if exact else "about "
-    lines = [
-        f"`{name}`: {len(chunks):,} chunks, {about}{sum(sizes):,} tokens in all "
-        f"(per chunk: min {min(sizes):,}, median {int(statistics.median(sizes)):,}, max {max(sizes):,}).",
-        "A sample of the first chunks, each cut to a few dozen characters:",
-    ]
+    summary = render(
+        "inventory_chunks",
+        label=name,
+        chunks=f"{len(chunks):,}",
+        tokens=f"{sum(sizes):,}" if exact else f"about {sum(sizes):,}",
+        smallest=f"{min(sizes):,}",
+        median=f"{int(statistics.median(sizes)):,}",
+        largest=f"{max(sizes):,}",
+    )
+    samples = []
     for index, chunk in enumerate(chunks[:3]):
-        snippet = chunk[:_SAMPLE_CHARS].replace("\n", "\\n")
+        # JSON string escapes make line breaks and quotes visible on one line.
+        snippet = json.dumps(chunk[:_SAMPLE_CHARS], ensure_ascii=False)[1:-1]
         more = "..." if len(chunk) > _SAMPLE_CHARS else ""
-        lines.append(f"  [{index}] {json.dumps(snippet, ensure_ascii=False)[1:-1]}{more}")
-    return "\n".join(lines)
+        samples.append(f"  [{index}] {snippet}{more}")
+    return summary + "\n".join(samples)
 
 
 def inventory(data: Sequence[str] | Mapping[str, Sequence[str]]) -> str:
     if isinstance(data, Mapping):
-        parts = [f"`data` is a mapping of {len(data)} datasets: {', '.join(map(repr, data))}."]
+        parts = [render_inline("inventory_datasets", count=len(data), names=", ".join(map(repr, data)))]
         parts += [_describe_chunks(f"data[{name!r}]", chunks) for name, chunks in data.items()]
         return "\n".join(parts)
     return _describe_chunks("data", data)
@@ -137,24 +136,19 @@ def first_message(
     """The planner's first user message: goal, corpus inventory, tools, budget, schema."""
     described = [tools["worker"].describe()] if "worker" in tools else []
     described += [t.describe() for name, t in sorted(tools.items()) if name != "worker"]
-    budget = (
-        f"Left: {budget_line(snapshot)}. Planner and workers share the tokens. A worker call "
-        f"reserves its input plus up to {limits.worker_max_tokens:,} output tokens; at most "
-        f"{limits.max_concurrency} calls run at once; each call may take {limits.call_timeout:g} s "
-        f"and each pmap {limits.pmap_timeout:g} s."
-    )
     schema_note = ""
     if schema is not None:
-        schema_note = (
-            "\n## Answer format\n\nThe value given to done() must match this JSON Schema:\n"
-            f"{json.dumps(schema, indent=2)}\n"
-        )
+        schema_note = render("planner_schema_note", schema=json.dumps(schema, indent=2))
     return render(
         "planner_first",
         goal=goal.strip(),
         inventory=inventory(data),
         tools="\n\n".join(described) or "(none)",
-        budget=budget,
+        budget=budget_line(snapshot),
+        worker_max_tokens=f"{limits.worker_max_tokens:,}",
+        max_concurrency=limits.max_concurrency,
+        call_timeout=f"{limits.call_timeout:g}",
+        pmap_timeout=f"{limits.pmap_timeout:g}",
         schema_note=schema_note,
     )
 
@@ -167,12 +161,12 @@ def feedback(
     snapshot: Mapping[str, Any],
 ) -> str:
     """The message after a program ran: its output (cut), its error, the turn and budget."""
-    output = result.output if result.output else "(no output - did you forget to print?)"
+    output = result.output or render_inline("no_output")
     error = ""
     if result.error is not None:
         hint = error_hint(result.error.kind)
-        error = f"\n<error>\n{result.error}\n</error>\n" + (f"Hint: {hint}\n" if hint else "")
-    note = f"Note: {result.note}\n" if result.note else ""
+        error = render("turn_error", error=result.error) + (render("turn_hint", hint=hint) if hint else "")
+    note = render("turn_note", note=result.note) if result.note else ""
     return render(
         "turn_feedback",
         note=note,

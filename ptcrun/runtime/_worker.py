@@ -10,35 +10,41 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import jsonschema
 
 from .. import errors
+from .._json import JSON, MAX_DEPTH, NotJSON, to_json
 from .._limits import Limits
 from .._tools import Tool
 from ..prompts._render import render
-from ..sandbox.host._driver import current_call
+from ..sandbox.host._calls import current_call
 from ._budget import Ledger
 from ._llm import Emit, budgeted_complete
 from .providers._base import Message, Provider, Request
 
 __all__ = ["make_worker_tool", "parse_json_reply"]
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.S)
+_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
 
-def parse_json_reply(text: str) -> Any:
-    """Parse a model's JSON answer, tolerating a code fence around it.
+def parse_json_reply(text: str) -> JSON:
+    """Parse a model's JSON answer, tolerating a code fence around it; apply the one JSON rule.
+
+    JSON text can hold what the rule refuses (``NaN``, ``Infinity``, integers too long to write,
+    nesting deeper than ``MAX_DEPTH``), so the parsed value is converted like any value that
+    crosses into the sandbox: the program, the transcript and a replay see the same answer.
 
     Raises:
-        ValueError: the text holds no JSON value.
+        ValueError: the text holds no JSON value, or one the rule refuses (``NotJSON``).
     """
     match = _FENCE.match(text)
     body = match.group(1) if match else text.strip()
     try:
-        return json.loads(body)
+        value = _loads(body)
     except json.JSONDecodeError:
         # A sentence before or after the JSON: take the outermost object or array.
         starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
@@ -47,9 +53,31 @@ def parse_json_reply(text: str) -> Any:
         start = min(starts)
         end = max(body.rfind("}"), body.rfind("]"))
         try:
-            return json.loads(body[start : end + 1])
+            value = _loads(body[start : end + 1])
         except json.JSONDecodeError as exc:
             raise ValueError(f"the reply is not valid JSON: {exc.msg} at character {exc.pos}") from None
+    return to_json(value, what="the worker's answer")
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except RecursionError:
+        raise NotJSON(
+            "the worker's answer", "", f"nested deeper than {MAX_DEPTH} levels", "flatten it"
+        ) from None
+
+
+def _parse_int(digits: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        raise NotJSON(
+            "a number in the worker's answer",
+            "",
+            f"an integer of more than {limit} digits",
+            "write it as a string",
+        )
+    return int(digits)
 
 
 #: Schema keywords whose values are regular expressions. A program chooses the worker's schema,
@@ -66,7 +94,7 @@ def _regex_keyword(schema: Any) -> str | None:
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in _REGEX_KEYWORDS:
-                    return key
+                    return str(key)
                 stack.append(value)
         elif isinstance(node, list):
             stack.extend(node)
@@ -105,7 +133,7 @@ def make_worker_tool(
     async def worker(
         text: str,
         instruction: str,
-        schema: dict | None = None,
+        schema: dict | None = None,  # type: ignore[type-arg]  # the planner reads `dict`
         max_tokens: int | None = None,
     ) -> Any:
         """Ask the worker model to follow `instruction` on `text`; returns its answer.
@@ -134,7 +162,8 @@ def make_worker_tool(
                 validator = _validator(json.dumps(schema, sort_keys=True))
             except jsonschema.SchemaError as exc:
                 raise errors.ToolArgumentError(
-                    f"tool 'worker' got a schema that is not a valid JSON Schema: {exc.message}", tool="worker"
+                    f"tool 'worker' got a schema that is not a valid JSON Schema: {exc.message}",
+                    tool="worker",
                 ) from None
         schema_note = render("worker_schema_note", schema=json.dumps(schema)) if schema is not None else ""
         prompt = render("worker_request", instruction=instruction, text=text, schema_note=schema_note)
@@ -172,7 +201,8 @@ def make_worker_tool(
                     f"tool 'worker' answered with JSON that does not match the schema, twice: {problem}",
                     tool="worker",
                 )
-            messages += [Message("assistant", reply.text), Message("user", render("worker_repair", problem=problem))]
+            repair = render("worker_repair", problem=problem)
+            messages += [Message("assistant", reply.text), Message("user", repair)]
         raise AssertionError("unreachable")
 
     return Tool.from_function(worker, name="worker")

@@ -1,7 +1,8 @@
 """The sandbox: a confined child process that runs planner programs, and its host-side driver.
 
 ``Sandbox`` keeps one child alive across programs (REPL semantics); ``execute`` runs one program
-in a fresh sandbox and returns. See ``docs/security.md`` for what the sandbox guarantees.
+in a fresh sandbox and returns. ``probe`` reports which confinement layers this machine gives
+a child (as ``Layers``). See ``docs/security.md`` for what the sandbox guarantees.
 
 Names are loaded on first use: the child process imports modules of this package and must not
 pull in trio or the host-side driver.
@@ -12,21 +13,24 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ExecResult", "Failure", "PmapError", "ProgramError", "Sandbox", "execute"]
+__all__ = ["ExecResult", "Failure", "Layers", "PmapError", "ProgramError", "Sandbox", "execute", "probe"]
 
 _HOMES = {
     "ExecResult": "._results",
     "Failure": ".child._pmap",
+    "Layers": ".child._confine",
     "PmapError": ".child._pmap",
     "ProgramError": "._results",
     "Sandbox": ".host._driver",
     "execute": ".host._driver",
+    "probe": ".child._confine",
 }
 
 if TYPE_CHECKING:
-    from .host._driver import Sandbox, execute
-    from .child._pmap import Failure, PmapError
     from ._results import ExecResult, ProgramError
+    from .child._confine import Layers, probe
+    from .child._pmap import Failure, PmapError
+    from .host._driver import Sandbox, execute
 
 
 def __getattr__(name: str) -> Any:

@@ -1,75 +1,363 @@
-"""The wire between the host and the sandbox child: length-prefixed JSON frames.
+"""The wire between the host and the sandbox child: one frame class per op, sent as JSON.
 
-Each frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON encoding one
-object with an ``op`` key. Only JSON crosses (never pickle: unpickling what an untrusted process
-sends is code execution). Frames from the child are capped at :data:`MAX_CHILD_FRAME_BYTES`; the
-host kills a child that sends a bigger, malformed or unknown frame.
+On the pipe, each frame is a 4-byte big-endian length followed by that many bytes of UTF-8
+JSON: one object whose ``op`` names the frame's class and whose other keys are exactly that
+class's fields. Only JSON crosses (never pickle: unpickling what an untrusted process sends is
+code execution).
 
-Ops, host → child: ``init``, ``data``, ``exec``, ``reply``, ``shutdown``.
-Ops, child → host: ``ready``, ``call``, ``cancel``, ``budget``, ``output``, ``event``, ``result``.
+Host → child: :class:`Init`, :class:`Data`, :class:`Exec`, :class:`Reply`, :class:`Shutdown`.
+Child → host: :class:`Ready`, :class:`Call`, :class:`Cancel`, :class:`BudgetQuery`,
+:class:`Output`, :class:`PmapStart`, :class:`PmapEnd`, :class:`ItemStart`, :class:`ItemEnd`,
+:class:`Result`.
 
-This module is imported by both sides, so it uses only the standard library.
+Everything the child sends is hostile until checked, so decoding checks every field once,
+against the type its class declares: a frame that is not JSON, holds NaN or an infinity, nests
+too deep, is bigger than :data:`MAX_CHILD_FRAME_BYTES`, names an op the reader does not accept,
+or lacks, adds or mistypes a field raises :class:`ProtocolError`, and the host replaces the
+child. Code that holds a frame object can trust its fields.
+
+This module is imported by both sides, so it uses only the standard library: the frames are
+frozen dataclasses with slots.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform
+
+from .._json import JSON
 
 __all__ = [
-    "CHILD_OPS",
+    "CHILD_FRAMES",
+    "HOST_FRAMES",
     "MAX_CHILD_FRAME_BYTES",
     "MAX_HOST_FRAME_BYTES",
+    "BudgetQuery",
+    "Call",
+    "Cancel",
+    "Data",
+    "Exec",
+    "Frame",
     "FrameBuffer",
+    "Init",
+    "ItemEnd",
+    "ItemStart",
+    "Output",
+    "PmapEnd",
+    "PmapStart",
     "ProtocolError",
-    "check_child_frame",
+    "Ready",
+    "Reply",
+    "Result",
+    "Shutdown",
+    "decode",
     "encode",
+    "fields_of",
     "read_frame",
-    "write_frame",
 ]
 
 MAX_CHILD_FRAME_BYTES = 8 << 20
 MAX_HOST_FRAME_BYTES = 256 << 20
-CHILD_OPS = frozenset({"ready", "call", "cancel", "budget", "output", "event", "result"})
 
 _HEADER = struct.Struct(">I")
 
+Status = Literal["ok", "done", "failed", "error"]
+DataKind = Literal["sequence", "mapping"]
+
 
 class ProtocolError(Exception):
-    """A frame was malformed, too big or of an unknown kind."""
+    """A frame was malformed, too big, of an unknown op, or sent by the wrong side."""
 
 
-def _dumps(message: dict[str, Any]) -> bytes:
-    # allow_nan=False: NaN and infinities are not JSON, and a peer must not have to guess.
-    return json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+class Frame:
+    """One message on the wire. Subclasses are frozen dataclasses; ``OP`` names them on the wire."""
+
+    __slots__ = ()
+    OP: ClassVar[str]
+    #: Each field's name and the check its decoded value must pass, in wire order.
+    FIELDS: ClassVar[tuple[tuple[str, Callable[[Any], bool]], ...]]
+    _NAMES: ClassVar[frozenset[str]]
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    """Return one frame holding ``message``."""
-    body = _dumps(message)
+def _is_number(value: Any) -> bool:
+    return type(value) is int or type(value) is float
+
+
+# What each declared field type accepts from the JSON decoder, which only ever gives JSON data:
+# ``bool`` is refused where an int is expected, and list items are checked where they are typed.
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: type(v) is int,
+    "int | None": lambda v: v is None or type(v) is int,
+    "float | None": lambda v: v is None or _is_number(v),
+    "str": lambda v: type(v) is str,
+    "str | None": lambda v: v is None or type(v) is str,
+    "bool": lambda v: type(v) is bool,
+    "JSON": lambda v: True,
+    "list[JSON]": lambda v: type(v) is list,
+    "list[int]": lambda v: type(v) is list and all(type(i) is int for i in v),
+    "list[str]": lambda v: type(v) is list and all(type(i) is str for i in v),
+    "dict[str, JSON]": lambda v: type(v) is dict,
+    "dict[str, JSON] | None": lambda v: v is None or type(v) is dict,
+    "dict[str, float]": lambda v: type(v) is dict and all(_is_number(x) for x in v.values()),
+    "Status": lambda v: v in ("ok", "done", "failed", "error"),
+    "DataKind": lambda v: v in ("sequence", "mapping"),
+}
+
+F = TypeVar("F", bound=Frame)
+
+
+@dataclass_transform(frozen_default=True)
+def _frame(cls: type[F]) -> type[F]:
+    """Make ``cls`` a frozen dataclass with slots; derive its checks from its annotations."""
+    cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    # An annotation without a check is a typo in this module: it fails at import.
+    cls.FIELDS = tuple((f.name, _CHECKS[str(f.type)]) for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    cls._NAMES = frozenset(name for name, _ in cls.FIELDS)
+    return cls
+
+
+@_frame
+class Init(Frame):
+    """The child's settings, the first frame it reads; the corpus follows as :class:`Data`."""
+
+    OP = "init"
+    limits: dict[str, float]
+    tools: list[str]
+    data_kind: DataKind
+    language_layer: bool
+    os_layers: bool
+    strict: bool
+
+
+@_frame
+class Data(Frame):
+    """Chunks of the corpus (of the dataset ``name``, or the one sequence when ``None``)."""
+
+    OP = "data"
+    name: str | None
+    chunks: list[str]
+    last: bool
+
+
+@_frame
+class Exec(Frame):
+    """Run one program; the child answers with a :class:`Result` of the same id."""
+
+    OP = "exec"
+    id: int
+    source: str
+
+
+@_frame
+class Reply(Frame):
+    """The answer to a :class:`Call` or a :class:`BudgetQuery`: a value, or an error payload.
+
+    The payload is the one form errors take wherever they cross (see ``ptcrun.errors``).
+    """
+
+    OP = "reply"
+    id: int
+    ok: bool
+    value: JSON = None
+    error: dict[str, JSON] | None = None
+
+
+@_frame
+class Shutdown(Frame):
+    """Exit once the current command is done."""
+
+    OP = "shutdown"
+
+
+@_frame
+class Ready(Frame):
+    """The child is locked down and waits for programs; ``layers`` are its active OS layers."""
+
+    OP = "ready"
+    layers: dict[str, JSON] | None
+
+
+@_frame
+class Call(Frame):
+    """``tool.<tool>(*args, **kwargs)``, made by item ``item`` of pmap ``pmap`` (or the program)."""
+
+    OP = "call"
+    id: int
+    tool: str
+    args: list[JSON]
+    kwargs: dict[str, JSON]
+    pmap: int | None = None
+    item: int | None = None
+
+
+@_frame
+class Cancel(Frame):
+    """Stop the calls with these ids (their pmap timed out or failed fast)."""
+
+    OP = "cancel"
+    ids: list[int]
+
+
+@_frame
+class BudgetQuery(Frame):
+    """What ``budget.remaining`` shows; answered by a :class:`Reply` whose value is a dict."""
+
+    OP = "budget"
+    id: int
+
+
+@_frame
+class Output(Frame):
+    """Text the program printed, from item ``item`` of pmap ``pmap`` (or the program)."""
+
+    OP = "output"
+    text: str
+    pmap: int | None = None
+    item: int | None = None
+
+
+@_frame
+class PmapStart(Frame):
+    """A pmap began: ``total`` items on ``concurrency`` threads, inside the given parent item."""
+
+    OP = "pmap.start"
+    pmap: int
+    total: int
+    concurrency: int
+    parent_pmap: int | None
+    parent_item: int | None
+
+
+@_frame
+class PmapEnd(Frame):
+    """A pmap ended with ``done`` items finished and ``failed`` failed."""
+
+    OP = "pmap.end"
+    pmap: int
+    done: int
+    failed: int
+    timed_out: bool
+
+
+@_frame
+class ItemStart(Frame):
+    """Item ``item`` of pmap ``pmap`` started on thread ``slot``."""
+
+    OP = "item.start"
+    pmap: int
+    item: int
+    slot: int
+
+
+@_frame
+class ItemEnd(Frame):
+    """Item ``item`` of pmap ``pmap`` ended; ``error`` is a failure's error payload."""
+
+    OP = "item.end"
+    pmap: int
+    item: int
+    slot: int
+    ok: bool
+    error: dict[str, JSON] | None
+
+
+@_frame
+class Result(Frame):
+    """How the program of :class:`Exec` ``id`` ended.
+
+    ``error`` is the program's error payload, read by the host as untrusted. ``restart`` asks
+    the host to replace the child (``restart_reason`` says why); ``candidate`` is the program's
+    ``answer`` variable when ``candidate_set``.
+    """
+
+    OP = "result"
+    id: int | None
+    status: Status
+    answer: JSON = None
+    error: dict[str, JSON] | None = None
+    restart: bool = False
+    restart_reason: str | None = None
+    cpu_seconds: float | None = None
+    threads_peak: int = 0
+    candidate: JSON = None
+    candidate_set: bool = False
+
+
+#: The frames each side may send, by op: the host reads ``CHILD_FRAMES``, the child ``HOST_FRAMES``.
+HOST_FRAMES: Mapping[str, type[Frame]] = {cls.OP: cls for cls in (Init, Data, Exec, Reply, Shutdown)}
+CHILD_FRAMES: Mapping[str, type[Frame]] = {
+    cls.OP: cls
+    for cls in (Ready, Call, Cancel, BudgetQuery, Output, PmapStart, PmapEnd, ItemStart, ItemEnd, Result)
+}
+
+
+def fields_of(frame: Frame) -> dict[str, Any]:
+    """Return the frame's fields as a dict, in wire order (shallow: values are shared)."""
+    return {name: getattr(frame, name) for name, _ in frame.FIELDS}
+
+
+def encode(frame: Frame) -> bytes:
+    """Return the bytes of one frame, header included.
+
+    Raises:
+        TypeError, ValueError: a field holds something JSON cannot carry (NaN, an object).
+    """
+    body = _ENCODER.encode({"op": frame.OP, **fields_of(frame)}).encode()
     return _HEADER.pack(len(body)) + body
 
 
-def _decode(body: bytes) -> dict[str, Any]:
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# One encoder and one decoder, made once: json.dumps and json.loads given options build a new
+# one per call, which costs more than the rest of a small frame's encoding. Neither keeps state
+# between calls. NaN and infinities are not JSON, and a peer must not have to guess: both refuse.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def decode(body: bytes, accept: Mapping[str, type[Frame]]) -> Frame:
+    """Return the frame in ``body`` (without its header) if it is one of ``accept``, checked.
+
+    Raises:
+        ProtocolError: anything else.
+    """
     try:
-        message = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        message = _DECODER.decode(body.decode())
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"frame is not valid JSON: {exc}") from None
-    if not isinstance(message, dict) or not isinstance(message.get("op"), str):
-        raise ProtocolError("frame is not an object with a string 'op'")
-    return message
+    if type(message) is not dict:
+        raise ProtocolError("frame is not a JSON object")
+    op = message.pop("op", None)
+    cls = accept.get(op) if type(op) is str else None
+    if cls is None:
+        raise ProtocolError(f"unexpected op {op!r}")
+    if message.keys() != cls._NAMES:
+        missing = sorted(cls._NAMES - message.keys())
+        extra = sorted(message.keys() - cls._NAMES)
+        raise ProtocolError(f"{op!r} frame lacks fields {missing} or has unknown fields {extra}")
+    for name, check in cls.FIELDS:
+        value = message[name]
+        if not check(value):
+            raise ProtocolError(f"{op!r} frame has a bad {name!r}: {type(value).__name__}")
+    return cls(**message)
 
 
 class FrameBuffer:
-    """Accumulate bytes as they arrive and yield complete frames (used by the async host)."""
+    """Accumulate bytes as they arrive and return the complete frames, decoded and checked."""
 
-    def __init__(self, max_frame_bytes: int) -> None:
+    def __init__(self, max_frame_bytes: int, accept: Mapping[str, type[Frame]]) -> None:
         self._buffer = bytearray()
         self._max = max_frame_bytes
+        self._accept = accept
 
-    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+    def feed(self, chunk: bytes) -> list[Frame]:
+        """Add ``chunk``; return the frames it completes, in order (raises ProtocolError)."""
         self._buffer += chunk
         frames = []
         while len(self._buffer) >= _HEADER.size:
@@ -81,7 +369,7 @@ class FrameBuffer:
                 break
             body = bytes(self._buffer[_HEADER.size : end])
             del self._buffer[:end]
-            frames.append(_decode(body))
+            frames.append(decode(body, self._accept))
         return frames
 
 
@@ -96,61 +384,10 @@ def _read_exact(fd: int, n: int) -> bytes:
     return b"".join(parts)
 
 
-def read_frame(fd: int, *, max_frame_bytes: int = MAX_HOST_FRAME_BYTES) -> dict[str, Any]:
-    """Read one frame from a blocking file descriptor (used by the child)."""
+def read_frame(fd: int, accept: Mapping[str, type[Frame]], max_bytes: int = MAX_HOST_FRAME_BYTES) -> Frame:
+    """Read one frame from a blocking descriptor (the child, before its reader thread starts)."""
     (length,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
-    if length > max_frame_bytes:
-        raise ProtocolError(f"frame of {length:,} bytes exceeds the {max_frame_bytes:,}-byte cap")
-    return _decode(_read_exact(fd, length))
+    if length > max_bytes:
+        raise ProtocolError(f"frame of {length:,} bytes exceeds the {max_bytes:,}-byte cap")
+    return decode(_read_exact(fd, length), accept)
 
-
-def write_frame(fd: int, message: dict[str, Any]) -> None:
-    """Write one frame to a blocking file descriptor (callers serialise writers)."""
-    view = memoryview(encode(message))
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-_INT = (int,)
-_OPT_INT = (int, type(None))
-# The fields each frame from the child must carry, with their types; `bool` is refused where an
-# int is expected. Everything the child sends is hostile until checked.
-_FRAME_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "output": {"text": (str,), "pmap": _OPT_INT, "item": _OPT_INT},
-    "call": {"id": _INT, "tool": (str,), "args": (list,), "kwargs": (dict,), "pmap": _OPT_INT, "item": _OPT_INT},
-    "cancel": {"ids": (list,)},
-    "budget": {"id": _INT},
-    "event": {"type": (str,)},
-    "result": {"status": (str,), "error": (dict, type(None)), "threads_peak": _OPT_INT, "restart": (bool, type(None))},
-}
-_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "pmap.start": ("pmap", "total", "concurrency"),
-    "pmap.end": ("pmap", "done", "failed"),
-    "item.start": ("pmap", "item", "slot"),
-    "item.end": ("pmap", "item", "slot"),
-}
-
-
-def check_child_frame(frame: dict[str, Any]) -> None:
-    """Raise ProtocolError unless ``frame`` has the fields its op needs, with their types."""
-    op = frame["op"]
-    fields = _FRAME_FIELDS.get(op)
-    if fields is None:
-        raise ProtocolError(f"unknown op {op!r}")
-    for name, types in fields.items():
-        value = frame.get(name)
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise ProtocolError(f"{op!r} frame has a bad {name!r}: {type(value).__name__}")
-    if op == "cancel" and not all(type(i) is int for i in frame["ids"]):
-        raise ProtocolError("'cancel' frame has ids that are not ints")
-    if op == "event":
-        needed = _EVENT_FIELDS.get(frame["type"])
-        if needed is None:
-            raise ProtocolError(f"unknown event type {frame['type']!r}")
-        if not all(type(frame.get(name)) is int for name in needed):
-            raise ProtocolError(f"{frame['type']!r} event lacks int fields {needed}")
-    if op == "result" and isinstance(frame["error"], dict):
-        error = frame["error"]
-        if not isinstance(error.get("kind"), str) or not isinstance(error.get("message"), str):
-            raise ProtocolError("'result' frame has a malformed error")

@@ -1,4 +1,8 @@
-"""What one program execution gives back to the host."""
+"""What one program execution gives back to the host.
+
+:class:`ProgramError` lives with the run's results (``Turn.error`` holds one) and is offered
+here too, where the sandbox's callers look for it.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,10 @@ from typing import Any, Literal
 
 import attrs
 
+from .._result import ProgramError
 from ..errors import PtcrunError
 
 __all__ = ["ExecResult", "ProgramError"]
-
-
-@attrs.frozen
-class ProgramError:
-    """An error in the program, reported as data and written so an LLM can fix its program.
-
-    Attributes:
-        kind: the exception's class name (``"SyntaxError"``, ``"NameError"``, ``"ToolError"``,
-            ``"SandboxLimitExceeded"``, ``"TimeLimitExceeded"``, ...).
-        message: what went wrong.
-        line: 1-based line in the program, when known.
-        source_line: the text of that line, when known.
-    """
-
-    kind: str
-    message: str
-    line: int | None = None
-    source_line: str | None = None
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        text = f"{where}{self.kind}: {self.message}"
-        if self.source_line:
-            text += f"\n    {self.source_line}"
-        return text
 
 
 @attrs.frozen

@@ -70,7 +70,8 @@ def _name(span: SpanRecord) -> str:
     if span.kind == "turn":
         return f"turn {f.get('turn')}"
     if span.kind == "llm":
-        return "planner request" if f.get("role") == "planner" else f"worker LLM {span.span.rsplit('.', 1)[-1]}"
+        attempt = span.span.rsplit(".", 1)[-1]
+        return "planner request" if f.get("role") == "planner" else f"worker LLM {attempt}"
     if span.kind == "pmap":
         return f"pmap {span.span} ({f.get('total')} items)"
     if span.kind == "call":
@@ -116,16 +117,14 @@ def chrome_trace(t: Transcript) -> dict[str, Any]:
                            "args": {"pid": span.fields.get("pid")}})
     run_name = t.path.parent.name if t.path is not None else "run"
     meta = [
-        {"name": "process_name", "ph": "M", "pid": _PID, "tid": 0, "args": {"name": f"ptcrun {run_name}: {t.goal[:80]}"}},
-        {"name": "thread_name", "ph": "M", "pid": _PID, "tid": _RUN_TID, "args": {"name": "run: turns, planner, programs"}},
-        {"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": _RUN_TID, "args": {"sort_index": 0}},
+        {"name": "process_name", "ph": "M", "pid": _PID, "tid": 0,
+         "args": {"name": f"ptcrun {run_name}: {t.goal[:80]}"}},
+        *_track(_RUN_TID, "run: turns, planner, programs", 0),
     ]
     for lane in range(len(pmap_lanes)):
-        meta.append({"name": "thread_name", "ph": "M", "pid": _PID, "tid": _PMAP_BASE + lane, "args": {"name": f"pmap {lane + 1}"}})
-        meta.append({"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": _PMAP_BASE + lane, "args": {"sort_index": 1 + lane}})
+        meta += _track(_PMAP_BASE + lane, f"pmap {lane + 1}", 1 + lane)
     for lane in range(len(slot_lanes)):
-        meta.append({"name": "thread_name", "ph": "M", "pid": _PID, "tid": _SLOT_BASE + lane, "args": {"name": f"slot {lane + 1}"}})
-        meta.append({"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": _SLOT_BASE + lane, "args": {"sort_index": 1000 + lane}})
+        meta += _track(_SLOT_BASE + lane, f"slot {lane + 1}", 1000 + lane)
     return {
         "traceEvents": meta + events,
         "displayTimeUnit": "ms",
@@ -141,6 +140,14 @@ def _other(t: Transcript) -> Mapping[str, Any]:
         "total_tokens": t.usage.total_tokens,
         "transcript": str(t.path) if t.path else None,
     }
+
+
+def _track(tid: int, name: str, sort_index: int) -> list[dict[str, Any]]:
+    """The metadata events that name a track and place it among the others."""
+    return [
+        {"name": "thread_name", "ph": "M", "pid": _PID, "tid": tid, "args": {"name": name}},
+        {"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": tid, "args": {"sort_index": sort_index}},
+    ]
 
 
 def chrome_trace_json(t: Transcript) -> str:

@@ -1,10 +1,9 @@
 """The one event stream of a run: appended to the transcript file and handed to observers.
 
-Every event is a JSON object with ``v`` (the schema version), ``type``, ``ts`` (Unix seconds),
-``span`` and ``parent`` (span ids that make the run a tree: run → turn → planner call / program
-→ pmap → item → tool or worker call) and the fields of its type. Each line is written and flushed
-as it happens, so a crash, a kill or Ctrl-C leaves a valid file. ``docs/transcript.md`` documents
-every type.
+The runtime emits event objects (one class per type, :mod:`._schema`); each is written as one
+JSON line (``v``, ``type``, ``ts``, ``span``, ``parent`` and the fields of its type) and flushed
+as it happens, so a crash, a kill or Ctrl-C leaves a valid file. Observers get the same JSON
+object, as a dict. ``docs/transcript.md`` documents every type.
 """
 
 from __future__ import annotations
@@ -12,25 +11,21 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ..runtime._llm import plain
+from ._schema import Event
 
-__all__ = ["SCHEMA_VERSION", "EventStream", "Observer", "new_run_dir"]
-
-#: Bumped when a field changes meaning or disappears; readers refuse newer versions.
-SCHEMA_VERSION = 1
+__all__ = ["EventStream", "Observer", "new_run_dir"]
 
 Observer = Callable[[dict[str, Any]], None]
 
 
 def new_run_dir(root: str | os.PathLike[str]) -> Path:
     """Make and return ``root/<UTC timestamp>-<short id>/``."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = Path(root) / f"{stamp}-{secrets.token_hex(3)}"
     path.mkdir(parents=True, exist_ok=False)
     return path
@@ -47,15 +42,15 @@ class EventStream:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("a", encoding="utf-8")
 
-    def emit(self, type: str, span: str, parent: str | None, **fields: Any) -> dict[str, Any]:
-        event = {"v": SCHEMA_VERSION, "type": type, "ts": time.time(), "span": span, "parent": parent}
-        event.update({k: plain(v) for k, v in fields.items()})
+    def emit(self, event: Event) -> dict[str, Any]:
+        """Write ``event`` and pass its JSON object to each observer; return that object."""
+        data: dict[str, Any] = event.as_json()
         if self._file is not None:
-            self._file.write(json.dumps(event, ensure_ascii=False) + "\n")
+            self._file.write(json.dumps(data, ensure_ascii=False) + "\n")
             self._file.flush()
         for observer in self._observers:
-            observer(event)
-        return event
+            observer(data)
+        return data
 
     def close(self) -> None:
         if self._file is not None:

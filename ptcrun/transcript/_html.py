@@ -52,7 +52,13 @@ def _pct(value: float, total: float) -> str:
     return f"{max(0.0, min(100.0, value / total * 100)):.3f}"
 
 
-def _bar(classes: str, start: float, end: float, origin: float, span: float, title: str, extra: str = "") -> str:
+def _row(name: str, bars: list[str]) -> str:
+    return f'<div class="row"><span class="name">{name}</span><div class="lane">{"".join(bars)}</div></div>'
+
+
+def _bar(
+    classes: str, start: float, end: float, origin: float, span: float, title: str, extra: str = ""
+) -> str:
     left = _pct(start - origin, span)
     width = _pct(end - start, span)
     return (f'<div class="bar {classes}" style="left:{left}%;width:{width}%" '
@@ -119,7 +125,7 @@ def _gantt(p: PmapRecord, t: Transcript, slow: set[str]) -> str:
                 classes = f"call {status}" + (" slow" if c.span in slow else "")
                 bars.append(_bar(classes, c.started, c_end, origin, span, _call_title(c),
                                  f' data-span="{_e(c.span)}"'))
-        rows.append(f'<div class="row"><span class="name">slot {slot}</span><div class="lane">{"".join(bars)}</div></div>')
+        rows.append(_row(f"slot {slot}", bars))
     nested = f" · nested in {_e(p.parent)}" if p.parent and ".m" in p.parent else ""
     counts = f"{p.done} ok, {p.failed} failed" if p.done is not None else f"{len(p.items)} started"
     head = (f'<h3>pmap {_e(p.span)} <span class="meta">{p.total} items · {p.concurrency} threads · '
@@ -161,16 +167,18 @@ def _turn(turn: TurnRecord, t: Transcript, slow: set[str]) -> str:
         if turn.error:
             e = turn.error
             where = f"line {e['line']}: " if e.get("line") else ""
-            text = f"{where}{e.get('kind', 'Error')}: {e.get('message', '')}"
+            text = f"{where}{e.get('type', 'Error')}: {e.get('message', '')}"
             if e.get("source_line"):
                 text += f"\n    {e['source_line']}"
             parts.append(f'<div class="error-box">{_e(text)}</div>')
         if turn.status in ("done", "failed", "invalid_answer"):
             verb = "fail" if turn.status == "failed" else "done"
-            parts.append(f'<div class="answer">{verb}({_e(json.dumps(turn.answer, ensure_ascii=False, indent=2))})</div>')
+            answer = _e(json.dumps(turn.answer, ensure_ascii=False, indent=2))
+            parts.append(f'<div class="answer">{verb}({answer})</div>')
     for p in turn.pmaps:
         parts.append(_gantt(p, t, slow))
-    return f'<section class="turn" id="turn-{turn.number}" data-turn="{turn.number}">{"".join(parts)}</section>'
+    body = "".join(parts)
+    return f'<section class="turn" id="turn-{turn.number}" data-turn="{turn.number}">{body}</section>'
 
 
 def _overview(t: Transcript) -> str:
@@ -180,14 +188,15 @@ def _overview(t: Transcript) -> str:
     for turn in t.turns:
         link = f' onclick="location.hash=\'turn-{turn.number}\'"'
         if turn.planner is not None:
-            p = turn.planner
-            end = p.ended if p.ended is not None else t.ended
-            planner.append(_bar("planner", p.started, end, origin, span,
-                                f"turn {turn.number} planner · {_secs(p.seconds)} · {p.input_tokens:,} → {p.output_tokens:,} tokens", link))
+            req = turn.planner
+            end = req.ended if req.ended is not None else t.ended
+            tokens = f"{req.input_tokens:,} → {req.output_tokens:,} tokens"
+            planner.append(_bar("planner", req.started, end, origin, span,
+                                f"turn {turn.number} planner · {_secs(req.seconds)} · {tokens}", link))
         if turn.program is not None and turn.ended is not None:
             start = turn.planner.ended if turn.planner and turn.planner.ended else turn.started
-            program.append(_bar("program", start, turn.ended, origin, span,
-                                f"turn {turn.number} program · {turn.status} · {_secs(turn.program_seconds)}", link))
+            title = f"turn {turn.number} program · {turn.status} · {_secs(turn.program_seconds)}"
+            program.append(_bar("program", start, turn.ended, origin, span, title, link))
     lanes: list[float] = []
     lane_bars: list[list[str]] = []
     for p in t.pmaps:
@@ -207,26 +216,22 @@ def _overview(t: Transcript) -> str:
     for e in t.events:
         if e["type"] == "sandbox.start":
             # A child starts before the first turn, or when a program needs a fresh one.
-            turn = str(e["span"]).split(".")[0]
-            begin = program_starts.get(f"{turn}.program", t.started) if turn != "t0" else t.started
-            sandbox.append(_bar("sandbox", begin, float(e["ts"]), origin, span,
-                                f"sandbox child started (pid {e.get('pid')}) · {_secs(float(e['ts']) - begin)}"))
-    rows = [
-        f'<div class="row"><span class="name">sandbox</span><div class="lane">{"".join(sandbox)}</div></div>',
-        f'<div class="row"><span class="name">planner</span><div class="lane">{"".join(planner)}</div></div>',
-        f'<div class="row"><span class="name">programs</span><div class="lane">{"".join(program)}</div></div>',
-    ]
-    for index, bars in enumerate(lane_bars):
-        rows.append(f'<div class="row"><span class="name">pmaps {index + 1}</span><div class="lane">{"".join(bars)}</div></div>')
+            turn_id = str(e["span"]).split(".")[0]
+            begin = program_starts.get(f"{turn_id}.program", t.started) if turn_id != "t0" else t.started
+            title = f"sandbox child started (pid {e.get('pid')}) · {_secs(float(e['ts']) - begin)}"
+            sandbox.append(_bar("sandbox", begin, float(e["ts"]), origin, span, title))
+    rows = [_row("sandbox", sandbox), _row("planner", planner), _row("programs", program)]
+    rows += [_row(f"pmaps {index + 1}", bars) for index, bars in enumerate(lane_bars)]
     legend = "".join(
         f'<span><i style="background:var(--{name})"></i>{label}</span>'
-        for name, label in (("sandbox", "sandbox start"), ("planner", "planner call"), ("program", "program"), ("pmap", "pmap"),
-                            ("ok", "call ok"), ("error", "call failed"), ("cancelled", "cancelled"),
-                            ("unfinished", "unfinished"))
+        for name, label in (("sandbox", "sandbox start"), ("planner", "planner call"), ("program", "program"),
+                            ("pmap", "pmap"), ("ok", "call ok"), ("error", "call failed"),
+                            ("cancelled", "cancelled"), ("unfinished", "unfinished"))
     )
-    return (f'<section class="overview" id="overview"><h2>Run timeline<span class="meta">{_secs(t.seconds)} wall time; '
-            f'outlined calls are the {_SLOWEST} slowest</span></h2><div class="rows">{"".join(rows)}</div>'
-            f'{_axis(span)}<div class="legend">{legend}</div></section>')
+    return (f'<section class="overview" id="overview"><h2>Run timeline<span class="meta">{_secs(t.seconds)} '
+            f'wall time; outlined calls are the {_SLOWEST} slowest</span></h2>'
+            f'<div class="rows">{"".join(rows)}</div>{_axis(span)}'
+            f'<div class="legend">{legend}</div></section>')
 
 
 def _stats(t: Transcript) -> str:
@@ -249,7 +254,8 @@ def _stats(t: Transcript) -> str:
 
 def render_html(t: Transcript) -> str:
     """The page as a string."""
-    template = Template(resources.files("ptcrun.transcript").joinpath("timeline.html").read_text(encoding="utf-8"))
+    page = resources.files("ptcrun.transcript").joinpath("timeline.html")
+    template = Template(page.read_text(encoding="utf-8"))
     timed = sorted((c for c in t.calls if c.seconds is not None), key=lambda c: -(c.seconds or 0.0))
     slow = {c.span for c in timed[:_SLOWEST]}
     calls = {c.span: _call_detail(c) for c in t.calls}

@@ -87,6 +87,13 @@ class _State:
         return text
 
 
+def _error_text(error: Any) -> str:
+    """``": Type: message"`` for an error payload, or nothing."""
+    if not isinstance(error, Mapping):
+        return ""
+    return f": {error.get('type')}: {error.get('message')}"
+
+
 def _bar(done: int, total: int) -> str:
     filled = 0 if total <= 0 else math.floor(_BAR_CELLS * done / total)
     return "█" * filled + "░" * (_BAR_CELLS - filled)
@@ -97,7 +104,8 @@ class TerminalProgress:
 
     Shows the current turn and what it is doing, one bar per running pmap, and tokens used
     against the limit. Redraws at most every ``redraw_every`` seconds, and at once when a turn,
-    a program or a pmap starts or ends. Pass it as an observer: ``Runtime(..., observers=[TerminalProgress()])``.
+    a program or a pmap starts or ends. Pass it as an observer:
+    ``Runtime(..., observers=[TerminalProgress()])``.
     """
 
     def __init__(self, stream: TextIO | None = None, *, redraw_every: float = _REDRAW_EVERY) -> None:
@@ -168,16 +176,17 @@ class LineProgress:
         kind = event["type"]
         turn = f"turn {s.turn}"
         if kind == "llm.end" and event.get("role") == "planner":
+            seconds = float(event.get("seconds") or 0)
             if event.get("status") == "ok":
                 self._say(f"{turn}: planner replied ({int(event.get('input_tokens') or 0):,} in / "
-                          f"{int(event.get('output_tokens') or 0):,} out, {float(event.get('seconds') or 0):.1f} s)")
+                          f"{int(event.get('output_tokens') or 0):,} out, {seconds:.1f} s)")
             else:
-                self._say(f"{turn}: planner call {event.get('status')}: {event.get('error')}")
+                self._say(f"{turn}: planner call {event.get('status')}{_error_text(event.get('error'))}")
         elif kind == "program.end":
-            error = event.get("error")
-            what = f": {error.get('kind')}: {error.get('message')}" if isinstance(error, dict) else ""
-            self._say(f"{turn}: program {event.get('status')}{what} ({float(event.get('seconds') or 0):.1f} s, "
-                      f"{event.get('calls', 0)} calls)")
+            what = _error_text(event.get("error"))
+            seconds = float(event.get("seconds") or 0)
+            self._say(f"{turn}: program {event.get('status')}{what} ({seconds:.1f} s, "
+                      f"{event.get('calls') or 0} calls)")
         elif kind == "turn.end":
             self._say(f"{turn}: {event.get('status')} · {s.tokens_text()}")
         elif kind == "pmap.start":
@@ -196,12 +205,13 @@ class LineProgress:
         elif kind == "pmap.end":
             p = s.pmaps.get(event["span"], {})
             timed_out = " (timed out)" if event.get("timed_out") else ""
-            self._say(f"{turn}: pmap {event['span']} ended: {event.get('done')} ok, {event.get('failed')} failed"
-                      f"{timed_out} ({p.get('seconds', 0.0):.1f} s)")
+            self._say(f"{turn}: pmap {event['span']} ended: {event.get('done')} ok, "
+                      f"{event.get('failed')} failed{timed_out} ({p.get('seconds', 0.0):.1f} s)")
         elif kind == "sandbox.start" and s.turn:
             self._say(f"{turn}: sandbox restarted")
         elif kind == "run.end":
-            self._say(f"run {event.get('status')} after {s.turn} turn{'s' * (s.turn != 1)} · {s.tokens_text()}")
+            turns = f"{s.turn} turn{'s' * (s.turn != 1)}"
+            self._say(f"run {event.get('status')} after {turns} · {s.tokens_text()}")
 
 
 def progress_callback(fn: Callable[[int, int, Any], None]) -> Observer:
@@ -273,7 +283,8 @@ def parallel_events(fn: Callable[[dict[str, Any]], None]) -> Observer:
                  {"worker_count": event.get("concurrency"), "item_count": event.get("total")})
         elif kind in ("item.start", "item.end"):
             pmap = str(event.get("parent"))
-            data = {"worker_id": event.get("slot"), "item_index": event.get("item"), "total_items": totals.get(pmap)}
+            data = {"worker_id": event.get("slot"), "item_index": event.get("item"),
+                    "total_items": totals.get(pmap)}
             if kind == "item.start":
                 send("worker.start", event, pmap, data)
             else:

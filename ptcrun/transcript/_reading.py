@@ -2,18 +2,19 @@
 
 Events of one span share its id: ``call.start`` and ``call.end`` of ``t2.c7``, say. A span with
 a start and no end never finished (the run was killed or interrupted); its record says
-``"unfinished"`` rather than guess.
+``"unfinished"`` rather than guess. The reader works on the schema's event objects
+(:mod:`._schema`), so every field it reads has the type the schema gives it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-from ..runtime._budget import Usage
+from .._result import Usage
 from ._records import (
     CallRecord,
     ItemRecord,
@@ -24,43 +25,72 @@ from ._records import (
     seconds_between,
     span_turn,
 )
+from ._schema import (
+    CallEnd,
+    CallStart,
+    Event,
+    ItemEnd,
+    ItemStart,
+    LLMEnd,
+    LLMStart,
+    PmapEnd,
+    PmapStart,
+    ProgramEnd,
+    ProgramOutput,
+    ProgramStart,
+    RunEnd,
+    SandboxStart,
+    TurnEnd,
+    TurnStart,
+)
 
 __all__ = ["Reader"]
+
+_E = TypeVar("_E", bound=Event)
+
 
 class Reader:
     """Pairs start and end events by span, then builds the records."""
 
-    def __init__(self, events: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, events: Sequence[Event]) -> None:
         self.events = events
-        self.starts: dict[str, Mapping[str, Any]] = {}
-        self.ends: dict[str, Mapping[str, Any]] = {}
+        self.starts: dict[str, Event] = {}
+        self.ends: dict[str, Event] = {}
         self.outputs: dict[str, list[str]] = {}
         self.order: list[str] = []
         for event in events:
-            kind = event["type"]
-            span = event.get("span")
-            if not isinstance(span, str):
-                continue
-            if kind == "program.output":
-                self.outputs.setdefault(span, []).append(str(event.get("text", "")))
-            elif kind.endswith(".start"):
+            span = event.span
+            if isinstance(event, ProgramOutput):
+                self.outputs.setdefault(span, []).append(event.text)
+            elif event.type.endswith(".start"):
                 if span not in self.starts:
                     self.order.append(span)
                 self.starts[span] = event
-            elif kind.endswith(".end"):
+            elif event.type.endswith(".end"):
                 self.ends[span] = event
 
+    def _spans(self, kind: type[_E]) -> list[tuple[str, _E]]:
+        """The spans started by a ``kind`` event, in order, with that event."""
+        out = []
+        for span in self.order:
+            start = self.starts[span]
+            if isinstance(start, kind):
+                out.append((span, start))
+        return out
+
+    def _end(self, span: str, kind: type[_E]) -> _E | None:
+        end = self.ends.get(span)
+        return end if isinstance(end, kind) else None
+
     def fields(self) -> dict[str, Any]:
-        """The fields of a :class:`Transcript` other than ``path`` and ``damaged_tail``."""
-        llm = {s: self._llm(s) for s in self.order if self.starts[s]["type"] == "llm.start"}
-        items = {s: self._item(s) for s in self.order if self.starts[s]["type"] == "item.start"}
+        """The fields of a :class:`Transcript` other than ``path``, ``events`` and ``damaged_tail``."""
+        llm = {s: self._llm(s, e) for s, e in self._spans(LLMStart)}
+        items = {s: self._item(s, e) for s, e in self._spans(ItemStart)}
         # Group children by parent once, so a run of many thousand calls reads in linear time.
         llm_by_parent: dict[str | None, list[LLMRecord]] = {}
         for record in llm.values():
             llm_by_parent.setdefault(record.parent, []).append(record)
-        calls = [
-            self._call(s, llm_by_parent.get(s, []), items) for s in self.order if self.starts[s]["type"] == "call.start"
-        ]
+        calls = [self._call(s, e, llm_by_parent.get(s, []), items) for s, e in self._spans(CallStart)]
         items_by_pmap: dict[str, list[ItemRecord]] = {}
         for span, item in items.items():
             items_by_pmap.setdefault(span.rsplit(".", 1)[0], []).append(item)
@@ -68,76 +98,70 @@ class Reader:
         for call in calls:
             calls_by_pmap.setdefault(call.pmap, []).append(call)
         pmaps = [
-            self._pmap(s, items_by_pmap.get(s, []), calls_by_pmap.get(s, []))
-            for s in self.order
-            if self.starts[s]["type"] == "pmap.start"
+            self._pmap(s, e, items_by_pmap.get(s, []), calls_by_pmap.get(s, []))
+            for s, e in self._spans(PmapStart)
         ]
-        turns = [
-            self._turn(s, llm, calls, pmaps) for s in self.order if self.starts[s]["type"] == "turn.start"
-        ]
+        turns = [self._turn(s, e, llm, calls, pmaps) for s, e in self._spans(TurnStart)]
         last = self.events[-1]
-        ended = last.get("type") == "run.end"
+        end = last if isinstance(last, RunEnd) else None
         return {
-            "events": tuple(self.events),
-            "status": str(last.get("status")) if ended else "incomplete",
-            "answer": last.get("answer") if ended else None,
-            "error": last.get("error") if ended else None,
-            "fallback_used": bool(last.get("fallback_used")) if ended else False,
-            "usage": _usage(last.get("usage")) if ended and isinstance(last.get("usage"), dict) else _sum_usage(llm.values()),
+            "status": end.status if end else "incomplete",
+            "answer": end.answer if end else None,
+            "error": end.error if end else None,
+            "fallback_used": end.fallback_used if end else False,
+            "usage": _usage(end.usage) if end else _sum_usage(llm.values()),
             "turns": tuple(turns),
             "calls": tuple(calls),
             "pmaps": tuple(pmaps),
             "llm_calls": tuple(llm.values()),
-            "started": float(self.events[0]["ts"]),
-            "ended": float(last["ts"]),
+            "started": float(self.events[0].ts),
+            "ended": float(last.ts),
         }
 
     def _times(self, span: str) -> tuple[float, float | None, float | None]:
-        started = float(self.starts[span]["ts"])
+        started = float(self.starts[span].ts)
         end = self.ends.get(span)
-        ended = None if end is None else float(end["ts"])
+        ended = None if end is None else float(end.ts)
         return started, ended, seconds_between(started, ended)
 
-    def _llm(self, span: str) -> LLMRecord:
-        start = self.starts[span]
-        end = self.ends.get(span, {})
+    def _llm(self, span: str, start: LLMStart) -> LLMRecord:
+        end = self._end(span, LLMEnd)
         started, ended, seconds = self._times(span)
         return LLMRecord(
             span=span,
-            parent=start.get("parent"),
-            role=str(start.get("role", "")),
-            provider=str(start.get("provider", "")),
-            system=str(start.get("system", "")),
-            messages=tuple(start.get("messages") or ()),
-            text=end.get("text"),
-            status=str(end.get("status", "unfinished")),
-            error=end.get("error"),
-            input_tokens=int(end.get("input_tokens") or 0),
-            output_tokens=int(end.get("output_tokens") or 0),
-            cache_read_tokens=int(end.get("cache_read_tokens") or 0),
-            cache_write_tokens=int(end.get("cache_write_tokens") or 0),
-            cost=end.get("cost"),
-            model=end.get("model"),
-            stop_reason=end.get("stop_reason"),
+            parent=start.parent,
+            role=start.role,
+            provider=start.provider,
+            system=start.system,
+            messages=tuple(start.messages),
+            text=end.text if end else None,
+            status=end.status if end else "unfinished",
+            error=end.error if end else None,
+            input_tokens=end.input_tokens if end else 0,
+            output_tokens=end.output_tokens if end else 0,
+            cache_read_tokens=end.cache_read_tokens if end else 0,
+            cache_write_tokens=end.cache_write_tokens if end else 0,
+            cost=end.cost if end else None,
+            model=end.model if end else None,
+            stop_reason=end.stop_reason if end else None,
             started=started,
             ended=ended,
-            seconds=end.get("seconds", seconds),
+            seconds=end.seconds if end else seconds,
         )
 
-    def _item(self, span: str) -> ItemRecord:
-        start = self.starts[span]
-        end = self.ends.get(span)
+    def _item(self, span: str, start: ItemStart) -> ItemRecord:
+        end = self._end(span, ItemEnd)
         started, ended, seconds = self._times(span)
         if end is None:
             status, error = "unfinished", None
-        elif end.get("ok"):
+        elif end.ok:
             status, error = "ok", None
         else:
-            error = end.get("error")
-            status = "cancelled" if error == "cancelled" else "error"
+            error = end.error
+            status = "cancelled" if error is not None and error.get("type") == "Cancelled" else "error"
         return ItemRecord(
-            index=int(start.get("item", 0)),
-            slot=start.get("slot"),
+            index=start.item,
+            slot=start.slot,
             status=status,
             error=error,
             started=started,
@@ -145,62 +169,63 @@ class Reader:
             seconds=seconds,
         )
 
-    def _call(self, span: str, llm: Sequence[LLMRecord], items: Mapping[str, ItemRecord]) -> CallRecord:
-        start = self.starts[span]
-        end = self.ends.get(span)
+    def _call(
+        self, span: str, start: CallStart, llm: Sequence[LLMRecord], items: Mapping[str, ItemRecord]
+    ) -> CallRecord:
+        end = self._end(span, CallEnd)
         started, ended, _ = self._times(span)
+        error: Mapping[str, Any] | None
         if end is None:
             status, error = "unfinished", None
-        elif end.get("ok"):
+        elif end.ok:
             status, error = "ok", None
         else:
-            error = end.get("error") or {"type": "Error", "message": ""}
+            error = end.error or {"type": "Error", "message": ""}
             status = "cancelled" if error.get("type") == "Cancelled" else "error"
-        parent = start.get("parent")
-        item = items.get(parent) if isinstance(parent, str) else None
+        item = items.get(start.parent) if start.parent is not None else None
         turn = span_turn(span)
-        pmap_id = start.get("pmap")
         return CallRecord(
             span=span,
             turn=turn,
-            id=int(start.get("call", 0)),
-            tool=str(start.get("tool", "")),
-            args=tuple(start.get("args") or ()),
-            kwargs=dict(start.get("kwargs") or {}),
+            id=start.call,
+            tool=start.tool,
+            args=tuple(start.args),
+            kwargs=dict(start.kwargs),
             status=status,
-            value=end.get("value") if end else None,
+            value=end.value if end else None,
             error=error,
-            pmap=None if pmap_id is None else f"t{turn}.m{pmap_id}",
-            item=start.get("item"),
+            pmap=None if start.pmap is None else f"t{turn}.m{start.pmap}",
+            item=start.item,
             slot=item.slot if item else None,
             llm=tuple(llm),
             started=started,
             ended=ended,
-            seconds=end.get("seconds", seconds_between(started, ended)) if end else None,
+            seconds=end.seconds if end else None,
         )
 
-    def _pmap(self, span: str, items: Sequence[ItemRecord], calls: Sequence[CallRecord]) -> PmapRecord:
-        start = self.starts[span]
-        end = self.ends.get(span)
+    def _pmap(
+        self, span: str, start: PmapStart, items: Sequence[ItemRecord], calls: Sequence[CallRecord]
+    ) -> PmapRecord:
+        end = self._end(span, PmapEnd)
         started, ended, seconds = self._times(span)
         own = sorted(items, key=lambda r: r.index)
         if end is None:
             status = "unfinished"
-        elif end.get("timed_out"):
+        elif end.timed_out:
             status = "timeout"
-        elif end.get("failed"):
+        elif end.failed:
             status = "failed"
         else:
             status = "ok"
         return PmapRecord(
             span=span,
             turn=span_turn(span),
-            parent=start.get("parent"),
-            total=int(start.get("total", 0)),
-            concurrency=int(start.get("concurrency", 1)),
-            done=None if end is None else end.get("done"),
-            failed=None if end is None else end.get("failed"),
-            timed_out=bool(end and end.get("timed_out")),
+            parent=start.parent,
+            total=start.total,
+            concurrency=start.concurrency,
+            done=end.done if end else None,
+            failed=end.failed if end else None,
+            timed_out=bool(end and end.timed_out),
             status=status,
             items=tuple(own),
             calls=tuple(calls),
@@ -212,35 +237,36 @@ class Reader:
     def _turn(
         self,
         span: str,
+        start: TurnStart,
         llm: Mapping[str, LLMRecord],
         calls: Sequence[CallRecord],
         pmaps: Sequence[PmapRecord],
     ) -> TurnRecord:
-        start = self.starts[span]
-        end = self.ends.get(span, {})
+        end = self._end(span, TurnEnd)
         started, ended, seconds = self._times(span)
-        number = int(start.get("turn", span_turn(span)))
+        number = start.turn
         planner = llm.get(f"{span}.planner")
         program_start = self.starts.get(f"{span}.program")
-        program_end = self.ends.get(f"{span}.program", {})
+        source = program_start.source if isinstance(program_start, ProgramStart) else None
+        program_end = self._end(f"{span}.program", ProgramEnd)
         return TurnRecord(
             number=number,
-            status=str(end.get("status", "unfinished")),
+            status=end.status if end else "unfinished",
             reply=planner.text if planner else None,
-            program=program_start.get("source") if program_start else None,
+            program=source,
             output="".join(self.outputs.get(f"{span}.program", ())),
-            error=program_end.get("error"),
-            answer=program_end.get("answer"),
-            note=program_end.get("note"),
-            restarted=bool(program_end.get("restarted")),
+            error=program_end.error if program_end else None,
+            answer=program_end.answer if program_end else None,
+            note=program_end.note if program_end else None,
+            restarted=bool(program_end and program_end.restarted),
             planner=planner,
             calls=tuple(c for c in calls if c.turn == number),
             pmaps=tuple(p for p in pmaps if p.turn == number),
             started=started,
             ended=ended,
             seconds=seconds,
-            program_seconds=program_end.get("seconds"),
-            tokens_used=end.get("tokens_used"),
+            program_seconds=program_end.seconds if program_end else None,
+            tokens_used=end.tokens_used if end else None,
         )
 
     def span_list(self) -> list[SpanRecord]:
@@ -248,18 +274,18 @@ class Reader:
         out = []
         for span in self.order:
             start = self.starts[span]
-            kind = str(start["type"]).split(".")[0]  # "call.start" -> "call"
+            kind = start.type.split(".")[0]  # "call.start" -> "call"
             # A sandbox start is an instant: it ends where it starts.
-            end = start if kind == "sandbox" else self.ends.get(span)
-            fields = {**start, **(end or {})}
+            end = start if isinstance(start, SandboxStart) else self.ends.get(span)
+            fields = {**_fields(start), **(_fields(end) if end else {})}
             out.append(
                 SpanRecord(
                     span=span,
-                    parent=start.get("parent"),
+                    parent=start.parent,
                     kind=kind,
-                    status=_span_status(kind, end),
-                    started=float(start["ts"]),
-                    ended=None if end is None else float(end["ts"]),
+                    status=_span_status(end),
+                    started=float(start.ts),
+                    ended=None if end is None else float(end.ts),
                     fields=fields,
                 )
             )
@@ -267,20 +293,27 @@ class Reader:
         return out
 
 
-def _span_status(kind: str, end: Mapping[str, Any] | None) -> str:
+def _fields(event: Event) -> dict[str, Any]:
+    """An event's envelope and fields as a dict, as the schema reads them."""
+    return {"type": event.type, **attrs.asdict(event, recurse=False)}
+
+
+def _span_status(end: Event | None) -> str:
     if end is None:
         return "unfinished"
-    if kind == "sandbox":
+    if isinstance(end, SandboxStart):
         return "ok"
-    if kind in ("call", "item"):
-        if end.get("ok"):
-            return "ok"
-        error = end.get("error")
-        cancelled = error == "cancelled" or (isinstance(error, dict) and error.get("type") == "Cancelled")
-        return "cancelled" if cancelled else "error"
-    if kind == "pmap":
-        return "timeout" if end.get("timed_out") else "failed" if end.get("failed") else "ok"
-    return str(end.get("status", "ok"))
+    if isinstance(end, ItemEnd):
+        cancelled = end.error is not None and end.error.get("type") == "Cancelled"
+        return "ok" if end.ok else "cancelled" if cancelled else "error"
+    if isinstance(end, CallEnd):
+        cancelled = end.error is not None and end.error.get("type") == "Cancelled"
+        return "ok" if end.ok else "cancelled" if cancelled else "error"
+    if isinstance(end, PmapEnd):
+        return "timeout" if end.timed_out else "failed" if end.failed else "ok"
+    if isinstance(end, (LLMEnd, ProgramEnd, TurnEnd, RunEnd)):
+        return end.status
+    return "ok"
 
 
 def _usage(fields: Mapping[str, Any]) -> Usage:

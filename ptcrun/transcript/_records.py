@@ -48,7 +48,7 @@ class LLMRecord:
         messages: the messages sent, as ``{"role", "content"}`` dicts, uncut.
         text: the reply text, or ``None`` when the request did not complete.
         status: ``"ok"``, ``"error"``, ``"cancelled"`` or ``"unfinished"``.
-        error: what went wrong, when it failed.
+        error: the error payload (``{"type", "message", ...}``) when it failed.
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens: the usage reported.
         cost: USD, when the provider's prices are known.
         started, ended: Unix seconds (``ended`` is ``None`` when unfinished).
@@ -63,7 +63,7 @@ class LLMRecord:
     messages: tuple[Mapping[str, str], ...]
     text: str | None
     status: str
-    error: str | None
+    error: Mapping[str, Any] | None
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int
@@ -148,12 +148,16 @@ class CallRecord:
 
 @attrs.frozen
 class ItemRecord:
-    """One item of a pmap: which thread ran it, when, and whether it failed."""
+    """One item of a pmap: which thread ran it, when, and whether it failed.
+
+    ``status`` is ``"ok"``, ``"error"``, ``"cancelled"`` or ``"unfinished"``; ``error`` is the
+    failure's error payload (``{"type", "message", ...}``).
+    """
 
     index: int
     slot: int | None
     status: str
-    error: str | None
+    error: Mapping[str, Any] | None
     started: float
     ended: float | None
     seconds: float | None
@@ -203,7 +207,8 @@ class TurnRecord:
         reply: the planner's reply text, or ``None`` when no reply came.
         program: the code that ran, or ``None``.
         output: everything the program printed, uncut.
-        error: the program's error as ``{"kind", "message", "line", "source_line"}``.
+        error: the program's error payload: ``{"type", "message"}``, with ``fields``, ``line``
+            and ``source_line`` when known.
         answer: the value given to ``done``/``fail``.
         note: a note about the run of the program (e.g. it ran in a fresh sandbox).
         restarted: the program hit a limit and the sandbox was restarted after it.

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from .._result import Usage
 from ..errors import TranscriptError
-from ..runtime._budget import Usage
-from ._events import SCHEMA_VERSION
+from ._parsing import parse_event
 from ._reading import Reader
 from ._records import (
     CallRecord,
@@ -33,6 +33,7 @@ from ._records import (
     TurnRecord,
     span_turn,
 )
+from ._schema import SCHEMA_VERSION, Event
 
 __all__ = [
     "CallRecord",
@@ -62,7 +63,7 @@ class Transcript:
 
     Attributes:
         path: the file read, when read from one.
-        events: every event, in order, as written.
+        events: every event, in order, as written (an older schema version's in its own shape).
         status: the run's final status, or ``"incomplete"`` when the file has no ``run.end``
             (the process was killed).
         answer, error, fallback_used: from ``run.end``.
@@ -94,7 +95,8 @@ class Transcript:
 
         Raises:
             TranscriptError: the file is missing or is not a ptcrun transcript, a line other
-                than the last is not JSON, or it was written by a newer schema.
+                than the last is not JSON or does not fit its event type, or the file was
+                written by a newer schema.
         """
         file = Path(path)
         if file.is_dir():
@@ -110,6 +112,7 @@ class Transcript:
             raise TranscriptError(f"transcript {str(file)!r} cannot be read: {exc}.") from None
         lines = text.split("\n")
         events: list[dict[str, Any]] = []
+        numbers: list[int] = []
         damaged = False
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -127,7 +130,8 @@ class Transcript:
             if not isinstance(event, dict):
                 raise TranscriptError(f"transcript {str(file)!r} line {number} is not an event object.")
             events.append(event)
-        return cls.from_events(events, path=file, damaged_tail=damaged)
+            numbers.append(number)
+        return cls._read(tuple(events), path=file, damaged_tail=damaged, lines=numbers)
 
     @classmethod
     def from_events(
@@ -140,31 +144,46 @@ class Transcript:
         """Build a transcript from events, e.g. those an observer collected during a run.
 
         Raises:
-            TranscriptError: the events do not start with ``run.start``, or one was written
-                by a newer schema than this ptcrun reads.
+            TranscriptError: the events do not start with ``run.start``, one was written by a
+                newer schema than this ptcrun reads, or one does not fit its type's schema.
         """
-        events = tuple(events)
-        where = f"transcript {str(path)!r}" if path is not None else "the events"
+        return cls._read(tuple(events), path=path, damaged_tail=damaged_tail, lines=None)
+
+    @classmethod
+    def _read(
+        cls,
+        events: tuple[Mapping[str, Any], ...],
+        *,
+        path: Path | None,
+        damaged_tail: bool,
+        lines: Sequence[int] | None,
+    ) -> Transcript:
+        """Check the events against the schema and build the records.
+
+        ``lines`` are the file's line numbers of the events, for the error messages.
+        """
+        source = f"transcript {str(path)!r}" if path is not None else "the events"
         if not events:
-            raise TranscriptError(f"{where} holds no events; the run stopped before it started.")
+            raise TranscriptError(f"{source} holds no events; the run stopped before it started.")
         for event in events:
             version = event.get("v")
-            if not isinstance(version, int) or "type" not in event or "ts" not in event:
+            if not isinstance(version, int) or not isinstance(event.get("type"), str) or "ts" not in event:
                 raise TranscriptError(
-                    f"{where} holds {str(event)[:80]!r}, which is not a ptcrun event "
+                    f"{source} holds {str(event)[:80]!r}, which is not a ptcrun event "
                     f"(no 'v', 'type' or 'ts')."
                 )
             if version > SCHEMA_VERSION:
                 raise TranscriptError(
-                    f"{where} was written with transcript schema v{version}; this ptcrun reads up "
+                    f"{source} was written with transcript schema v{version}; this ptcrun reads up "
                     f"to v{SCHEMA_VERSION}. Upgrade ptcrun to read it."
                 )
         if events[0]["type"] != "run.start":
             raise TranscriptError(
-                f"{where} starts with {events[0]['type']!r}, not 'run.start'; it is not a whole "
+                f"{source} starts with {events[0]['type']!r}, not 'run.start'; it is not a whole "
                 f"ptcrun transcript."
             )
-        return cls(path=path, damaged_tail=damaged_tail, **Reader(events).fields())
+        parsed = _parse(events, source, lines)
+        return cls(path=path, events=events, damaged_tail=damaged_tail, **Reader(parsed).fields())
 
     # -- views of the run ------------------------------------------------------------------
 
@@ -227,4 +246,21 @@ class Transcript:
 
     def spans(self) -> list[SpanRecord]:
         """Every span in order of start: the run's tree as a flat list with parent ids."""
-        return Reader(self.events).span_list()
+        return Reader(_parse(self.events, "the transcript", None)).span_list()
+
+
+def _parse(events: Iterable[Mapping[str, Any]], source: str, lines: Sequence[int] | None) -> list[Event]:
+    """The schema's object for each event, skipping types this ptcrun does not know."""
+    parsed = []
+    for index, event in enumerate(events):
+        try:
+            typed = parse_event(event)
+        except ValueError as exc:
+            at = f"{source} line {lines[index]}" if lines is not None else f"event {index + 1} of {source}"
+            raise TranscriptError(
+                f"{at}: the {event['type']} event {exc}; it was changed after it was "
+                f"written, or was not written by ptcrun."
+            ) from None
+        if typed is not None:
+            parsed.append(typed)
+    return parsed

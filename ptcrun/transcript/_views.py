@@ -49,9 +49,13 @@ def _indent(text: str, prefix: str) -> str:
 def _error_text(error: Mapping[str, Any] | None) -> str:
     if not error:
         return ""
-    kind = error.get("kind") or error.get("type") or "Error"
+    kind = error.get("type") or "Error"
     where = f"line {error['line']}: " if error.get("line") else ""
     return f"{where}{kind}: {error.get('message', '')}"
+
+
+def _calls(count: int) -> str:
+    return f"{count} call{'s' * (count != 1)}"
 
 
 def _numbered(program: str, error_line: int | None) -> str:
@@ -112,7 +116,7 @@ def _call_rows(calls: Iterable[CallRecord]) -> list[str]:
             preview(shown) if shown is not None else "",
         ])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+    return ["".join(c.ljust(w) + "  " for c, w in zip(r[:-1], widths, strict=True)) + r[-1] for r in rows]
 
 
 def _pmap_line(p: PmapRecord) -> str:
@@ -149,7 +153,8 @@ def _show_turn(turn: TurnRecord, *, calls: bool) -> list[str]:
     if turn.restarted:
         out.append("  the sandbox was restarted after this program")
     if turn.status in ("done", "invalid_answer"):
-        out.append(f"  done({json.dumps(turn.answer, ensure_ascii=False)})" + (" - refused: it did not match the schema" if turn.status == "invalid_answer" else ""))
+        refused = " - refused: it did not match the schema" if turn.status == "invalid_answer" else ""
+        out.append(f"  done({json.dumps(turn.answer, ensure_ascii=False)}){refused}")
     elif turn.status == "failed":
         out.append(f"  fail({json.dumps(turn.answer, ensure_ascii=False)})")
     if calls:
@@ -192,9 +197,9 @@ def render_summary(t: Transcript) -> str:
     lines = [
         f"status     {t.status}" + (f" ({t.error['type']}: {t.error['message']})" if t.error else ""),
         f"turns      {len(t.turns)}",
-        f"tokens     {u.total_tokens:,}{of}: planner {_tokens(u.planner_input_tokens, u.planner_output_tokens)}"
-        f" ({u.planner_calls} call{'s' * (u.planner_calls != 1)}), workers "
-        f"{_tokens(u.worker_input_tokens, u.worker_output_tokens)} ({u.worker_calls} call{'s' * (u.worker_calls != 1)})"
+        f"tokens     {u.total_tokens:,}{of}: "
+        f"planner {_tokens(u.planner_input_tokens, u.planner_output_tokens)} ({_calls(u.planner_calls)}), "
+        f"workers {_tokens(u.worker_input_tokens, u.worker_output_tokens)} ({_calls(u.worker_calls)})"
         + (f", {u.unsettled_tokens:,} unsettled" if u.unsettled_tokens else ""),
         f"cost       {f'${u.cost:.4f}' if u.cost is not None else 'unknown (no price for a model)'}",
         f"wall time  {_secs(t.seconds)}",

@@ -61,9 +61,13 @@ def write_files(folder: Path, replies: list[str]) -> dict[str, Path]:
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """Run the command; return its exit code (argparse's too, for a usage error), stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
     return code, out.getvalue(), err.getvalue()
 
 
@@ -219,7 +223,7 @@ def test_exec_turn_without_a_program_says_which_turns_have_one(tmp_path):
 
 
 async def test_replay_refuses_a_call_the_run_never_made(transcript):
-    from ptcrun.cli._run import _Replay
+    from ptcrun.cli._exec import _Replay
     from ptcrun.errors import ToolError
 
     replay = _Replay(Transcript.load(transcript).calls)
@@ -275,3 +279,75 @@ def test_the_exec_example_in_the_cli_doc_prints_what_it_shows(monkeypatch):
     code, out, _ = run_cli(["exec", "examples/hello/count_errors.py", *command.split()])
     assert code == EXIT_CODES["done"]
     assert out == expected
+
+
+def test_exit_codes_are_the_error_classes_own():
+    from ptcrun import errors
+
+    assert EXIT_CODES["config"] == errors.ConfigError.exit_code == errors.TranscriptError.exit_code
+    assert EXIT_CODES["limit"] == errors.LimitExceeded.exit_code == errors.BudgetExceeded.exit_code
+    assert EXIT_CODES["sandbox"] == errors.SandboxError.exit_code
+    assert EXIT_CODES["error"] == errors.PtcrunError.exit_code == errors.ProviderError.exit_code
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if isinstance(cls, type):
+            assert cls.exit_code in EXIT_CODES.values(), name
+    assert len(set(EXIT_CODES.values())) == len(EXIT_CODES)  # no two endings share a code
+
+
+def test_every_run_status_has_an_exit_code():
+    import typing
+
+    from ptcrun import errors
+    from ptcrun._result import Status
+    from ptcrun.cli._parser import status_exit_code
+
+    codes = {status: status_exit_code(status, None) for status in typing.get_args(Status)}
+    assert codes == {"done": 0, "failed": 1, "budget_exceeded": 3, "max_turns": 3, "timeout": 3,
+                     "cancelled": 130, "error": 5}
+    # A run that ended with an error exits with that error's code.
+    assert status_exit_code("error", errors.SandboxError("child crashed")) == EXIT_CODES["sandbox"]
+    assert status_exit_code("error", errors.ConfigError("bad")) == EXIT_CODES["config"]
+    assert status_exit_code("error", errors.ProviderError("down", provider="p")) == EXIT_CODES["error"]
+
+
+def test_exec_of_a_program_stopped_by_a_limit_exits_with_the_limit_code(tmp_path):
+    program = tmp_path / "loud.py"
+    program.write_text("print('x' * 3_000_000)")
+    code, _, err = run_cli(["exec", str(program)])
+    assert code == EXIT_CODES["limit"]
+    assert "SandboxLimitExceeded" in err
+
+
+def test_cli_words_name_the_flags_of_the_limits_run_sets():
+    from ptcrun.cli._parser import in_cli_words
+
+    message = ("planner turn 2 needs 5,400 tokens; 3,100 of Limits.max_tokens=200,000 remain. "
+               "Raise max_tokens, or send less text.")
+    assert in_cli_words(message) == ("planner turn 2 needs 5,400 tokens; 3,100 of --token-limit=200,000 remain. "
+                                     "Raise --token-limit, or send less text.")
+    assert in_cli_words("Limits.max_turns=8; Limits.max_concurrency=16") == "--max-turns=8; --concurrency=16"
+    # Settings with no flag, and other settings that share a name, are left as they are.
+    for kept in ("call clock expired after 60 s (Limits.call_timeout). Raise call_timeout.",
+                 "Limits.worker_max_tokens=1,024. Raise worker_max_tokens.",
+                 "a request of 9,000 tokens; send less text, or lower max_tokens."):
+        assert in_cli_words(kept) == kept
+
+
+def test_run_errors_name_the_flag_not_the_limits_field(tmp_path):
+    files = write_files(tmp_path, [block("print(1)")])
+    code, out, _ = run_cli(run_args(files, tmp_path / "runs", "--json", "--token-limit", "2600"))
+    error = json.loads(out)["error"]
+    assert code == EXIT_CODES["limit"] and error["type"] == "BudgetExceeded"
+    assert "of --token-limit=2,600 remain. Raise --token-limit," in error["message"]
+    code, out, _ = run_cli(run_args(files, tmp_path / "runs", "--quiet", "--token-limit", "2600"))
+    status = next(line for line in out.splitlines() if line.startswith("status"))
+    assert "--token-limit=2,600" in status and "Limits." not in status
+
+
+@pytest.mark.parametrize("flag", ["--token-limit", "--max-turns", "--concurrency"])
+def test_a_limit_flag_below_one_is_a_usage_error_naming_the_flag(tmp_path, flag):
+    files = write_files(tmp_path, [block("done(1)")])
+    code, _, err = run_cli(run_args(files, tmp_path / "runs", flag, "0"))
+    assert code == EXIT_CODES["config"]
+    assert f"argument {flag}: must be a whole number of at least 1; got '0'" in err

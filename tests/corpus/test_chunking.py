@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ptcrun.errors import ConfigError
 from ptcrun.corpus._chunking import (
     Chunk,
     chunk_by_chars,
@@ -15,6 +14,7 @@ from ptcrun.corpus._chunking import (
     read_text,
 )
 from ptcrun.corpus._tokens import count_tokens, get_encoding
+from ptcrun.errors import ConfigError
 
 CHUNKERS = [chunk_by_tokens, chunk_by_lines, chunk_by_chars]
 

@@ -6,9 +6,9 @@ import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ptcrun.errors import ConfigError
 from ptcrun.corpus import _tokens
 from ptcrun.corpus._tokens import count_tokens, decode, encode, get_encoding, token_boundaries
+from ptcrun.errors import ConfigError
 
 
 def test_tokens_are_cl100k_base():

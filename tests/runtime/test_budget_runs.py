@@ -5,8 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptcrun import Limits, Runtime, ScriptedProvider
-from ptcrun.runtime.providers._base import Reply, Request
+from ptcrun import Limits, Reply, Request, Runtime, ScriptedProvider
 
 PROGRAM = """```python
 def ask(c):

@@ -7,8 +7,7 @@ import json
 import pytest
 import trio
 
-from ptcrun import Limits, Runtime, ScriptedProvider, errors
-from ptcrun.runtime.providers._base import Reply, Request
+from ptcrun import Limits, Reply, Request, Runtime, ScriptedProvider, errors
 
 
 def block(code: str) -> str:
@@ -333,3 +332,49 @@ def test_run_timeout_mid_program_closes_the_open_spans(tmp_path):
     types = [e["type"] for e in events]
     assert types[-3:] == ["program.end", "turn.end", "run.end"]
     assert result.seconds < 4  # the busy child is killed at once, not waited for
+
+
+def _interrupt(*_args):
+    raise KeyboardInterrupt
+
+
+def _last_event(tmp_path):
+    transcript = next(tmp_path.glob("*/transcript.jsonl"))
+    return json.loads(transcript.read_text().splitlines()[-1])
+
+
+def _interrupted_runtimes(tmp_path):
+    """A Ctrl-C in each place user code runs: a tool, the planner, a worker inside a pmap."""
+
+    def explode(text: str) -> str:
+        """Raise KeyboardInterrupt, as a Ctrl-C landing in a tool would."""
+        raise KeyboardInterrupt
+
+    return {
+        "tool": Runtime(
+            planner=ScriptedProvider([block("tool.explode('x')")]), tools=[explode], transcript_dir=tmp_path
+        ),
+        "planner": Runtime(planner=ScriptedProvider(_interrupt), transcript_dir=tmp_path),
+        "worker": Runtime(
+            planner=ScriptedProvider([block("pmap(lambda c: tool.worker(c, 'Count.'), data)")]),
+            worker=ScriptedProvider(_interrupt),
+            transcript_dir=tmp_path,
+        ),
+    }
+
+
+@pytest.mark.parametrize("where", ["tool", "planner", "worker"])
+async def test_arun_lets_a_keyboard_interrupt_propagate_after_ending_the_transcript(tmp_path, where):
+    rt = _interrupted_runtimes(tmp_path)[where]
+    # A Ctrl-C that went through a nursery (a pmap's calls) arrives wrapped in a group.
+    with pytest.RaisesGroup(KeyboardInterrupt, allow_unwrapped=True, flatten_subgroups=True):
+        await rt.arun("Anything.", CHUNKS)
+    last = _last_event(tmp_path)
+    assert last["type"] == "run.end" and last["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("where", ["tool", "planner", "worker"])
+def test_run_turns_a_keyboard_interrupt_into_a_cancelled_result(tmp_path, where):
+    result = _interrupted_runtimes(tmp_path)[where].run("Anything.", CHUNKS)
+    assert result.status == "cancelled"
+    assert _last_event(tmp_path)["status"] == "cancelled"

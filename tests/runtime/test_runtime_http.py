@@ -3,10 +3,9 @@ local fake APIs, through the real SDK, retries, budget and sandbox."""
 
 from __future__ import annotations
 
-from ptcrun import AnthropicProvider, Limits, OpenAICompatProvider, Runtime
-from ptcrun.runtime.providers._base import Price
+from ptcrun import AnthropicProvider, Limits, OpenAICompatProvider, Price, Runtime
 
-from .providers.fakeservers import Answer, FakeServer, anthropic_message, openai_completion, openai_error
+from .providers.fakeservers import FakeServer, anthropic_message, openai_completion, openai_error
 
 PROGRAM = """Counting per chunk in parallel.
 ```python

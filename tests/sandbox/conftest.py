@@ -64,4 +64,4 @@ def make_tool(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     return fn
 
 
-__all__ = ["InFlight", "Sandbox", "TEST_LIMITS", "limits", "make_tool"]
+__all__ = ["TEST_LIMITS", "InFlight", "Sandbox", "limits", "make_tool"]

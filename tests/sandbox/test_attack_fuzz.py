@@ -51,7 +51,7 @@ from ptcrun.errors import (
     ToolArgumentError,
     ToolError,
 )
-from ptcrun.sandbox import ExecResult, Sandbox
+from ptcrun.sandbox import ExecResult, Sandbox, _protocol
 from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES
 from ptcrun.sandbox.child._host_api import Budget, Tools
 from ptcrun.sandbox.child._link import Pending
@@ -183,7 +183,8 @@ PRIVATE_NAMES = [
     "__traceback__", "__context__", "__cause__", "__wrapped__", "__getattribute__",
     "__reduce_ex__", "__loader__", "__spec__", "__defaults__", "__kwdefaults__", "__import__",
     "__call__", "_link", "_members", "_type", "_callers", "_what", "_lock", "_classes", "_name",
-] + sorted(HIDDEN_ATTRIBUTES)
+    *sorted(HIDDEN_ATTRIBUTES),
+]
 # How a program can ask for an attribute; {o} is the object, {n} the spelled name.
 ATTRIBUTE_READS = [
     "getattr({o}, {n})", "getattr({o}, {n}, None)", "hasattr({o}, {n})",
@@ -494,7 +495,7 @@ def wrapped(draw: st.DrawFn, attack: Attack) -> tuple[str, str]:
         ]
     name, program = draw(st.sampled_from(contexts))
     program = PRELUDE + attack.prelude + program + "\n"
-    for token, fresh in zip(TOKENS, draw(NAMES)):
+    for token, fresh in zip(TOKENS, draw(NAMES), strict=True):
         program = program.replace(f"@{token}@", fresh)
     return name, program
 
@@ -515,20 +516,20 @@ class FakeLink:
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
+        self._pending: dict[int, Pending] = {}
 
     def open_request(self) -> Pending:
-        return Pending(next(self._ids))
-
-    def request(self, message: dict[str, Any], pending: Pending | None = None) -> Pending:
-        pending = pending or self.open_request()
-        if message["op"] == "budget":
-            pending.resolve({"ok": True, "value": {"tokens": 1000, "turns": 3, "seconds": 60.0, "cost": 0.0}})
-        else:
-            pending.resolve({"ok": True, "value": (message["args"] or [None])[0]})
+        pending = Pending(next(self._ids))
+        self._pending[pending.id] = pending
         return pending
 
-    def send(self, message: dict[str, Any]) -> None:
-        pass
+    def send(self, frame: _protocol.Frame) -> None:
+        if isinstance(frame, _protocol.BudgetQuery):
+            budget = {"tokens": 1000, "turns": 3, "seconds": 60.0, "cost": 0.0}
+            self._pending.pop(frame.id).resolve(_protocol.Reply(frame.id, True, budget))
+        elif isinstance(frame, _protocol.Call):
+            value = (frame.args or [None])[0]
+            self._pending.pop(frame.id).resolve(_protocol.Reply(frame.id, True, value))
 
 
 def host_session(**extra: Any) -> Session:
@@ -550,7 +551,7 @@ def run_in_process(program: str, namespace: Session | None = None) -> Outcome:
         namespace.run(program)
     except ProgramRejected as exc:
         return Outcome("rejected", exc.kind, exc.message)
-    except (Exception, Done) as exc:  # noqa: BLE001 - every way a program can end is an outcome
+    except (Exception, Done) as exc:  # every way a program can end is an outcome
         return Outcome("error", type(exc).__name__, str(exc), "".join(namespace.writes[start:]))
     return Outcome("ok", output="".join(namespace.writes[start:]))
 
@@ -651,7 +652,8 @@ def test_harmless_payloads_run_to_the_end_in_every_context(data: st.DataObject) 
 
 # -- random walks over what a program can reach ---------------------------------------------------
 
-WALK_ROOTS = OBJECTS + [
+WALK_ROOTS = [
+    *OBJECTS,
     ("budget.remaining", ""), ("pcalls", ""), ("fail", ""), ("PmapError", ""),
     ("ToolError('x', tool='t')", ""), ("json.JSONEncoder()", ""), ("re.match('(a)', 'a')", ""),
     ("functools.lru_cache(len)", ""), ("itertools.count()", ""), ("collections.defaultdict(list)", ""),
@@ -773,7 +775,7 @@ class ChildSandbox:
                 self._stop = trio.Event()
                 self._ready.set()
                 await self._stop.wait()
-        except BaseException as exc:  # noqa: BLE001 - raised again by __init__ on the test's thread
+        except BaseException as exc:  # raised again by __init__ on the test's thread
             self._failure = exc
         finally:
             self._ready.set()

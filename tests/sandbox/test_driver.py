@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import sys
+from pathlib import Path
 
 import pytest
 import trio
@@ -225,3 +228,80 @@ except ValueError:
         result = await sandbox.execute(program)
     assert result.status == "done"
     assert result.answer == "the answer"
+
+
+EVENT_FIELDS = {
+    "sandbox.start": {"pid", "layers"},
+    "call.start": {"call", "tool", "args", "kwargs", "pmap", "item"},
+    "call.end": {"call", "tool", "ok", "value", "error", "seconds", "pmap", "item"},
+    "pmap.start": {"pmap", "total", "concurrency", "parent_pmap", "parent_item"},
+    "item.start": {"pmap", "item", "slot"},
+    "item.end": {"pmap", "item", "slot", "ok", "error"},
+    "pmap.end": {"pmap", "done", "failed", "timed_out"},
+    "output": {"text", "pmap", "item"},
+}
+
+
+async def test_events_keep_their_names_and_fields():
+    def lookup(x: int) -> int:
+        return x * 2
+
+    events: list[dict] = []
+    program = "r = pmap(lambda i: tool.lookup(i), range(2))\nprint(r)\ntool.lookup(5)"
+    async with Sandbox(tools=[lookup], limits=limits(), on_event=events.append) as sandbox:
+        result = await sandbox.execute(program)
+    assert result.status == "ok", result.error
+    assert {e["type"] for e in events} == set(EVENT_FIELDS)
+    for event in events:
+        assert set(event) - {"type"} == EVENT_FIELDS[event["type"]], event
+    json.dumps(events)  # plain JSON data: no frame object reaches on_event
+    last_call = [e for e in events if e["type"] == "call.end"][-1]
+    assert last_call["value"] == 10 and last_call["pmap"] is None and last_call["item"] is None
+
+
+def forged(message: str) -> str:
+    """A program (language layer off) that writes a raw frame on the child's pipe, then waits."""
+    return (
+        "import os, struct, sys, time\n"
+        f"body = {message!r}.encode()\n"
+        "os.write(int(sys.argv[2]), struct.pack('>I', len(body)) + body)\n"
+        "time.sleep(5)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"op": "output", "text": NaN, "pmap": null, "item": null}',
+        '{"op": "output", "text": "x", "pmap": null, "item": null, "secret": 1}',
+        '{"op": "reply", "id": 1, "ok": true, "value": 1, "error": null}',
+        '{"op": "ready", "layers": null}',
+        "[" * 50_000 + "]" * 50_000,
+    ],
+    ids=["nan", "extra-field", "host-op", "out-of-place", "deep-nesting"],
+)
+async def test_any_bad_frame_is_one_protocol_error_and_a_fresh_child(message):
+    async with Sandbox(limits=limits(), _language_layer=False) as sandbox:
+        with trio.fail_after(10):
+            result = await sandbox.execute(forged(message))
+            after = await sandbox.execute("print('fresh child')")
+    assert result.error.kind == "SandboxError"
+    assert "broke the protocol" in result.error.message
+    assert result.restarted
+    assert after.output == "fresh child\n"
+
+
+def test_host_objects_use_only_each_others_public_names():
+    """Each host object keeps its state to itself: ``x._name`` appears only as ``self._name``."""
+    host = Path(__file__).parents[2] / "ptcrun" / "sandbox" / "host"
+    reaching = []
+    for module in sorted(host.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            ):
+                reaching.append(f"{module.name}:{node.lineno}: {ast.unparse(node)}")
+    assert reaching == []

@@ -267,7 +267,7 @@ def test_host_values_survive_attacks_unchanged() -> None:
         except (TypeError, AttributeError):
             pass
     assert session.host["data"] == DATA
-    assert session["data"] == DATA + ("injected", "more")  # the program's own new tuple
+    assert session["data"] == (*DATA, "injected", "more")  # the program's own new tuple
     assert (json.loads, json.dumps, math.pi) == (loads, dumps, pi)
     out = Session().run("import json, math\nprint(json.loads('[1]'), json.dumps(2), math.pi)")
     assert out == f"[1] 2 {math.pi}\n"

@@ -155,8 +155,10 @@ def test_rejection_lists_every_problem_with_its_line() -> None:
     assert exc.source_line == "a = x.__class__"
     assert exc.message.splitlines() == [
         "line 1: '__class__' is not allowed: names starting with '_' are private in the sandbox",
-        "line 5: bare 'except:' is not allowed: it would also catch done() and fail(), which end "
-        "the program. Write 'except Exception:'.",
+        (
+            "line 5: bare 'except:' is not allowed: it would also catch done() and fail(), which end "
+            "the program. Write 'except Exception:'."
+        ),
     ]
 
 

@@ -38,7 +38,7 @@ def run_child(body: str) -> Any:
     """Run body in a fresh `python -I` child; return the value it reported last."""
     completed = subprocess.run(
         [sys.executable, "-I", "-B", "-c", PRELUDE.format(root=str(ROOT)) + textwrap.dedent(body)],
-        env={}, capture_output=True, text=True, timeout=60,
+        env={}, capture_output=True, text=True, timeout=60, check=False,
     )
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout.splitlines()[-1])

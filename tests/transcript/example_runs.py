@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ptcrun import Limits, Result, Runtime, ScriptedProvider, Transcript
-from ptcrun.runtime.providers._base import Request
+from ptcrun import Limits, Request, Result, Runtime, ScriptedProvider, Transcript
 
 # Short clocks, so a run that hits one ends in about a second.
 FAST = {"call_timeout": 5, "pmap_timeout": 10, "turn_timeout": 20, "run_timeout": 60}

@@ -117,7 +117,7 @@ def test_a_call_link_opens_its_details(page, tmp_path):
     assert "open" in panel["class"].split()
     assert "unknown level BAD" in html.text["details-body"]
     assert html.text["details-title"].startswith(f"lookup c{failed.id} · item {failed.item}")
-    selected = [a for a in html.with_class("selected")]
+    selected = list(html.with_class("selected"))
     assert [a["data-span"] for a in selected] == [failed.span]
 
 
@@ -149,8 +149,8 @@ def test_markup_in_the_run_is_shown_as_text(page, tmp_path):
     transcript, _ = page
     hostile = "</script><script>document.title='owned'</script><b id=injected>x</b>"
     events = []
-    for event in transcript.events:
-        event = dict(event)
+    for written in transcript.events:
+        event = dict(written)
         if event["type"] == "run.start":
             event["goal"] = hostile
         elif event["type"] == "program.output":

@@ -17,6 +17,7 @@ from ptcrun.errors import TranscriptError
 from .example_runs import CHUNKS, FAN_OUT, LOOK, block, example_run, runtime
 
 ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent / "data"
 
 
 def lines(path: Path) -> list[dict]:
@@ -26,7 +27,7 @@ def lines(path: Path) -> list[dict]:
 def assert_turns_match(result: ptcrun.Result, t: Transcript) -> None:
     """Every turn of the Result is in the transcript, with the same program and output."""
     assert [turn.number for turn in t.turns[: len(result.turns)]] == [turn.number for turn in result.turns]
-    for mine, theirs in zip(result.turns, t.turns):
+    for mine, theirs in zip(result.turns, t.turns, strict=False):
         assert theirs.program == mine.program
         assert theirs.output == mine.output
         assert theirs.reply == mine.reply
@@ -161,7 +162,7 @@ def test_sandbox_restart_shows_in_the_transcript(tmp_path):
     assert result.status == t.status == "done" and t.answer == len(CHUNKS)
     assert_turns_match(result, t)
     first, second = t.turns
-    assert first.restarted and first.error["kind"] == "TimeLimitExceeded"
+    assert first.restarted and first.error["type"] == "TimeLimitExceeded"
     assert not second.restarted and "fresh sandbox" in second.note
     sandboxes = [s.span for s in t.spans() if s.kind == "sandbox"]
     assert sandboxes == ["t0.sandbox", "t2.sandbox"]
@@ -211,9 +212,59 @@ def test_killed_run_is_read_up_to_the_cut(done_run, tmp_path):
 
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "transcript.jsonl"
-    path.write_text(json.dumps({"v": 99, "type": "run.start", "ts": 1.0, "span": "run", "parent": None}) + "\n")
-    with pytest.raises(TranscriptError, match=r"schema v99; this ptcrun reads up to v1\. Upgrade ptcrun"):
+    path.write_text(json.dumps({"v": 3, "type": "run.start", "ts": 1.0, "span": "run", "parent": None}) + "\n")
+    with pytest.raises(TranscriptError, match=r"schema v3; this ptcrun reads up to v2\. Upgrade ptcrun"):
         Transcript.load(path)
+
+
+def calls_in_short(t: Transcript) -> list[tuple]:
+    return sorted((c.tool, c.args, c.kwargs, c.status, c.value, c.error and c.error["type"], c.pmap, c.item)
+                  for c in t.calls)
+
+
+def test_v1_transcript_reads_like_a_new_run_of_the_same_programs(done_run):
+    """``data/v1_run.jsonl`` was written by ptcrun's schema version 1 from ``example_run``."""
+    _, now = done_run
+    old = Transcript.load(DATA / "v1_run.jsonl")
+    assert {e["v"] for e in old.events} == {1}
+    assert (old.status, old.answer, old.complete, old.damaged_tail) == (now.status, now.answer, True, False)
+    assert old.answer == {"errors": sum(c.count("ERROR") for c in CHUNKS)}
+    def shape(t: Transcript) -> list[tuple]:
+        return [(x.number, x.status, x.reply, x.program, x.output, x.error) for x in t.turns]
+
+    def pmap_shape(t: Transcript) -> list[tuple]:
+        return [(p.total, p.done, p.failed, p.status, [i.status for i in p.items]) for p in t.pmaps]
+
+    assert shape(old) == shape(now)
+    assert calls_in_short(old) == calls_in_short(now)
+    assert Counter(c.tool for c in old.calls) == {"worker": 12, "lookup": 3}
+    assert pmap_shape(old) == pmap_shape(now)
+    failed_item = old.pmaps[1].items[2]
+    assert failed_item.error["type"] == now.pmaps[1].items[2].error["type"] == "ToolError"
+    assert "unknown level BAD" in failed_item.error["message"]
+    assert old.usage.total_tokens == old.events[-1]["usage"]["total_tokens"]
+    assert Counter(s.kind for s in old.spans()) == Counter(s.kind for s in now.spans())
+
+
+def test_v1_transcript_of_a_restart_and_a_timeout_reads_its_errors_as_payloads():
+    """``data/v1_restart_timeout.jsonl``: turn 1 loops until the turn clock restarts the sandbox;
+    turn 2's worker call fails (the provider is down), then it loops until the run clock ends."""
+    t = Transcript.load(DATA / "v1_restart_timeout.jsonl")
+    assert (t.status, t.complete, t.error["type"]) == ("timeout", True, "TimeLimitExceeded")
+    first, second = t.turns
+    assert (first.status, first.restarted, first.error["type"]) == ("error", True, "TimeLimitExceeded")
+    assert "line" not in first.error  # version 1 wrote null for an unknown line
+    assert second.status == "timeout" and second.program_seconds is None
+    assert second.error == {"type": "TimeLimitExceeded",
+                            "message": "run clock expired after 3 s (Limits.run_timeout). Raise run_timeout."}
+    assert second.output == "second turn\nworker failed: scripted outage\n"
+    (call,) = t.calls
+    assert (call.status, call.error["type"], call.error["fields"]["status"]) == ("error", "ProviderError", 529)
+    (request,) = call.llm
+    assert request.status == "error"
+    assert request.error == {"type": "ProviderError", "message": "scripted outage"}
+    assert request.input_tokens == 0 and request.text is None
+    assert [s.span for s in t.spans() if s.kind == "sandbox"] == ["t0.sandbox", "t2.sandbox"]
 
 
 def test_damaged_line_before_the_end_is_an_error(done_run, tmp_path):
@@ -242,7 +293,7 @@ def test_files_that_are_not_transcripts_are_refused(tmp_path, content, message):
 
 
 def test_missing_file_names_what_to_pass(tmp_path):
-    with pytest.raises(TranscriptError, match="does not exist; pass a transcript.jsonl file or the run folder"):
+    with pytest.raises(TranscriptError, match=r"does not exist; pass a transcript\.jsonl file or the run folder"):
         Transcript.load(tmp_path / "nope")
 
 
@@ -287,7 +338,7 @@ def test_transcript_doc_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for code in blocks:
-        exec(compile(code, "docs/transcript.md", "exec"), namespace)  # noqa: S102 - the docs' own examples
+        exec(compile(code, "docs/transcript.md", "exec"), namespace)
     out = capsys.readouterr().out
     assert out.startswith("done 2 ")
     assert "1/2 chunks counted" in out

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+from ptcrun import Transcript
 from ptcrun.errors import TranscriptError
+from ptcrun.transcript._chrome import chrome_trace
+from ptcrun.transcript._html import write_html
 from ptcrun.transcript._views import preview, render_show, render_summary, render_tree
 
 from .example_runs import CHUNKS, block, example_run, runtime
@@ -84,7 +88,7 @@ def test_tree_nests_every_span_and_marks_the_slowest_calls(example):
     for rank, call in enumerate(slowest, 1):
         assert marked[str(call.id)].endswith(f"◀ slowest #{rank}")
     for call in example.calls:
-        (line,) = [l for l in lines if f"{call.tool} c{call.id}  " in l]
+        (line,) = [text for text in lines if f"{call.tool} c{call.id}  " in text]
         index = lines.index(line)
         above = lines[index - 1]
         assert f"item {call.item} (slot {call.slot})  " in above and _indent(above) < _indent(line)
@@ -109,3 +113,13 @@ def test_preview_keeps_one_line_of_a_set_width():
     assert preview("a\nb  c") == "a b c"
     assert preview("x" * 100, 10) == "x" * 9 + "…"
     assert preview({"k": [1, 2]}) == '{"k": [1, 2]}'
+
+
+@pytest.mark.parametrize("name", ["v1_run.jsonl", "v1_restart_timeout.jsonl"])
+def test_every_view_reads_a_version_1_transcript(name, tmp_path):
+    t = Transcript.load(Path(__file__).parent / "data" / name)
+    assert render_show(t, calls=True).startswith("run ")
+    assert render_tree(t).startswith(f"run: {t.goal}")
+    assert render_summary(t)
+    assert chrome_trace(t)
+    assert write_html(t, tmp_path / "view.html").read_text().startswith("<!DOCTYPE html>")

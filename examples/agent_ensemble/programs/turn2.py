@@ -42,7 +42,7 @@ names = list(SPECIALISTS)
 reviews = pcalls(*[reviewer(name) for name in names])
 findings = {}
 failed = []
-for name, review in zip(names, reviews):
+for name, review in zip(names, reviews, strict=True):
     if isinstance(review, Failure):
         failed.append(name)
         print(name, "failed:", review.message[:100])

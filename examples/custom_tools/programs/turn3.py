@@ -12,7 +12,7 @@ def lookup(customer_id):
 found = pmap(lookup, ids)
 customers = []
 unknown = []
-for customer_id, customer in zip(ids, found):
+for customer_id, customer in zip(ids, found, strict=True):
     if customer is None:
         unknown.append(str(customer_id))
         continue
@@ -36,7 +36,7 @@ def notify(customer):
 
 
 enterprise = [c for c in customers if c["plan"] == "enterprise"]
-for customer, sent in zip(enterprise, pmap(notify, enterprise)):
+for customer, sent in zip(enterprise, pmap(notify, enterprise), strict=True):
     customer["notified"] = None if isinstance(sent, Failure) else sent
 print("notified:", [(c["name"], c["notified"]) for c in enterprise], "unknown:", unknown)
 done({"customers": customers, "unknown": unknown})

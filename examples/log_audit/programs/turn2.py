@@ -42,7 +42,7 @@ failed = [i for i, r in enumerate(reports) if isinstance(r, Failure)]
 if failed:
     print("retrying", len(failed), "failed chunks, e.g.", reports[failed[0]])
     again = pmap(audit, [data[i] for i in failed])
-    for i, r in zip(failed, again):
+    for i, r in zip(failed, again, strict=True):
         reports[i] = r
     failed = [i for i, r in enumerate(reports) if isinstance(r, Failure)]
 

@@ -32,7 +32,7 @@ if waiting:
     while node not in path:
         path.append(node)
         node = min(waiting[node])
-    cycle = path[path.index(node):] + [node]
+    cycle = [*path[path.index(node):], node]
     fail("the workflow has a cycle: " + " -> ".join(cycle) + "; nothing was run")
 
 dependents = {sid: [t for t in order if sid in steps[t]["depends_on"]] for sid in steps}

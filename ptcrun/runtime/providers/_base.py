@@ -12,7 +12,7 @@ import email.utils
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -35,6 +35,10 @@ class Message:
     content: str
 
 
+def _message_tuple(messages: Iterable[Message]) -> tuple[Message, ...]:
+    return tuple(messages)
+
+
 @attrs.frozen
 class Request:
     """What to ask a model.
@@ -45,7 +49,7 @@ class Request:
     they ignore ``purpose``, which only labels logs and transcripts.
     """
 
-    messages: tuple[Message, ...] = attrs.field(converter=tuple)
+    messages: tuple[Message, ...] = attrs.field(converter=_message_tuple)
     system: str = ""
     max_tokens: int = 1024
     purpose: Literal["planner", "worker"] = "worker"

@@ -128,10 +128,9 @@ def set_rlimits(
         (resource.RLIMIT_CORE, 0, 0),
     ):
         _, current_hard = resource.getrlimit(limit)
-        if current_hard != resource.RLIM_INFINITY:
-            hard = min(hard, current_hard)
+        ceiling = hard if current_hard == resource.RLIM_INFINITY else min(hard, current_hard)
         with trusted():  # resource.setrlimit is an audit event
-            resource.setrlimit(limit, (min(soft, hard), hard))
+            resource.setrlimit(limit, (min(soft, ceiling), ceiling))
 
 
 def _rlimits_active() -> bool:
@@ -363,6 +362,7 @@ def probe() -> Layers:
         completed = subprocess.run(
             [sys.executable, "-I", "-B", "-c", _PROBE.format(root=root)],
             env={}, capture_output=True, timeout=60, close_fds=True, start_new_session=True,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         return _failed(f"probe: the child could not run ({exc})")

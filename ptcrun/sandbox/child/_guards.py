@@ -114,11 +114,14 @@ def _check_value(name: str, value: object) -> object:
         raise AttributeError(
             f"{name!r} is not allowed: metaclasses and formatters are hidden in the sandbox"
         )
-    if kind is types.BuiltinFunctionType and value.__self__ is builtins:
-        if value not in _HARMLESS_BUILTINS:
-            raise AttributeError(
-                f"{name!r} is not allowed: it refers to the raw builtin {value.__name__}()"
-            )
+    if (
+        type(value) is types.BuiltinFunctionType
+        and value.__self__ is builtins
+        and value not in _HARMLESS_BUILTINS
+    ):
+        raise AttributeError(
+            f"{name!r} is not allowed: it refers to the raw builtin {value.__name__}()"
+        )
     return value
 
 
@@ -215,6 +218,7 @@ class _ReadOnly:
     """What ``_write_`` returns for a value the program may not change: every write raises."""
 
     __slots__ = ("_what",)
+    _what: str
 
     def __init__(self, what: str) -> None:
         object.__setattr__(self, "_what", what)

@@ -4,16 +4,24 @@ None of these objects holds anything of value: ``tool.<name>`` sends a request o
 ``budget.remaining`` asks the host, and ``done``/``fail`` raise :class:`ProgramExit`, which
 derives from ``BaseException`` and so passes through ``except Exception`` (the compile policy
 refuses bare ``except:`` and ``except BaseException``).
+
+Values cross with ptcrun's one JSON rule (``ptcrun._json``): tool arguments and ``done()``
+answers are converted here, before they leave, so the host, the transcript and a replay get
+exactly what the rule made of them; a value the rule refuses raises ``NotJSON`` (a
+``ValueError``) in the program. Errors come back as payloads (``ptcrun.errors.to_payload``) and
+are rebuilt as the same class, message and fields, so programs can catch them
+(``except ToolError``) and read ``e.tool``.
 """
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, defaultdict, deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from ... import errors
+from ... import _json, errors
+from .. import _protocol
 from . import _scope
-from ._link import Link
+from ._link import FrameTooLarge, Link
 
 __all__ = [
     "Budget",
@@ -22,26 +30,8 @@ __all__ = [
     "Remaining",
     "Tools",
     "make_done_fail",
-    "to_json",
+    "too_big",
 ]
-
-#: Exceptions the host may send back in a reply, rebuilt in the child by name so programs can
-#: catch them (``except ToolError``) and read their fields.
-_REMOTE_ERRORS: dict[str, type[BaseException]] = {
-    cls.__name__: cls
-    for cls in (
-        errors.ToolError,
-        errors.ToolArgumentError,
-        errors.BudgetExceeded,
-        errors.TimeLimitExceeded,
-        errors.ProviderError,
-        errors.LimitExceeded,
-        errors.PtcrunError,
-    )
-}
-
-MAX_JSON_DEPTH = 50
-
 
 class ProgramExit(BaseException):
     """Raised by ``done``/``fail``: ends the program, whatever ``except Exception`` it is in."""
@@ -56,95 +46,64 @@ class Cancelled(BaseException):
     """The pmap this code runs in was cancelled (timeout or fail_fast); unwind at once."""
 
 
-def to_json(value: Any, *, what: str, depth: int = 0) -> Any:
-    """Return ``value`` as plain JSON data, or raise TypeError saying what cannot cross.
+def _rebuild_error(payload: dict[str, Any] | None) -> BaseException:
+    """The exception an error payload from the host stands for, as the program will catch it."""
+    payload = payload or {}
+    if payload.get("type") == "Cancelled":
+        message = payload.get("message")
+        return Cancelled(message if isinstance(message, str) else "cancelled")
+    return errors.from_payload(payload)
 
-    Tuples, sets, deques and Counters become lists and dicts (sets sorted when they can be),
-    so the usual results of a program cross without ceremony; anything else is refused.
-    """
-    if depth > MAX_JSON_DEPTH:
-        raise ValueError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
-    kind = type(value)
-    if value is None or kind in (str, bool, int):
-        return value
-    if kind is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"{what} contains {value!r}, which JSON cannot carry; use None or a string")
-        return value
-    if kind in (list, tuple, deque):
-        return [to_json(v, what=what, depth=depth + 1) for v in value]
-    if kind in (set, frozenset):
-        items = [to_json(v, what=what, depth=depth + 1) for v in value]
-        try:
-            return sorted(items)
-        except TypeError:
-            return items
-    if kind in (dict, Counter, OrderedDict, defaultdict):
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str:
-                if k is None or type(k) in (int, float, bool):
-                    k = str(k)
-                else:
-                    raise TypeError(f"{what} has a dict key of type {type(k).__name__}; keys must be str")
-            out[k] = to_json(v, what=what, depth=depth + 1)
-        return out
-    raise TypeError(
-        f"{what} must be JSON-like (str, int, float, bool, None, list, dict); "
-        f"got {kind.__name__}. Convert it first, e.g. with str() or list()."
+
+def too_big(what: str, value: _json.JSON) -> FrameTooLarge:
+    """The error for a value too big to leave the sandbox; its size is the value's own, so the
+    message is the same wherever the value is sent from."""
+    size = len(_json.dumps(value).encode("utf-8"))
+    return FrameTooLarge(
+        f"{what} too big: {size:,} bytes of JSON cannot leave the sandbox in one message (at most "
+        f"{_protocol.MAX_CHILD_FRAME_BYTES:,}); send less: a summary, or the data in parts."
     )
-
-
-def _rebuild_error(error: dict[str, Any]) -> BaseException:
-    kind = error.get("type", "PtcrunError")
-    message = str(error.get("message", ""))
-    if kind == "Cancelled":
-        return Cancelled(message)
-    cls = _REMOTE_ERRORS.get(kind, errors.PtcrunError)
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, message)
-    fields = error.get("fields") or {}
-    if isinstance(fields, dict):
-        exc.__dict__.update({k: v for k, v in fields.items() if not k.startswith("_")})
-    return exc
 
 
 class Tools:
     """``tool.<name>(...)``: each attribute is a function that calls a host tool by name."""
 
-    __slots__ = ("_link", "_names", "_callers")
+    __slots__ = ("_callers", "_link", "_names")
+    _link: Link
+    _names: tuple[str, ...]
+    _callers: dict[str, Callable[..., Any]]
 
     def __init__(self, link: Link, names: list[str]) -> None:
         object.__setattr__(self, "_link", link)
         object.__setattr__(self, "_names", tuple(sorted(names)))
         object.__setattr__(self, "_callers", {name: self._make_caller(name) for name in names})
 
-    def _make_caller(self, name: str):
+    def _make_caller(self, name: str) -> Callable[..., Any]:
         link = self._link
 
         def call(*args: Any, **kwargs: Any) -> Any:
             scope = _scope.current()
             if scope is not None and scope.cancelled:
                 raise Cancelled("the enclosing pmap was cancelled")
-            message = {
-                "op": "call",
-                "tool": name,
-                "args": to_json(list(args), what=f"the arguments of tool.{name}"),
-                "kwargs": to_json(kwargs, what=f"the arguments of tool.{name}"),
-                **_scope.position(),
+            call_args = [_json.to_json(a, what=f"argument {i} of tool.{name}") for i, a in enumerate(args)]
+            call_kwargs = {
+                k: _json.to_json(v, what=f"argument {k!r} of tool.{name}") for k, v in kwargs.items()
             }
             pending = link.open_request()
             if scope is not None:
                 scope.register(pending.id)
             try:
-                link.request(message, pending)
+                try:
+                    link.send(_protocol.Call(pending.id, name, call_args, call_kwargs, **_scope.position()))
+                except FrameTooLarge:
+                    raise too_big(f"the arguments of tool.{name} are", [call_args, call_kwargs]) from None
                 reply = pending.wait()
             finally:
                 if scope is not None:
                     scope.unregister(pending.id)
-            if reply.get("ok"):
-                return reply.get("value")
-            raise _rebuild_error(reply.get("error") or {})
+            if reply.ok:
+                return reply.value
+            raise _rebuild_error(reply.error)
 
         call.__name__ = name
         call.__qualname__ = f"tool.{name}"
@@ -173,17 +132,18 @@ class Tools:
 class Remaining:
     """What is left to spend, as the host sees it at the moment of asking."""
 
-    __slots__ = ("tokens", "turns", "seconds", "cost")
+    __slots__ = ("cost", "seconds", "tokens", "turns")
+    _SHOWN = ("tokens", "turns", "seconds", "cost")  # the order of the repr
 
     def __init__(self, snapshot: dict[str, Any]) -> None:
-        for name in self.__slots__:
+        for name in self._SHOWN:
             object.__setattr__(self, name, snapshot.get(name))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("budget.remaining is read-only")
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        parts = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._SHOWN)
         return f"Remaining({parts})"
 
 
@@ -191,14 +151,17 @@ class Budget:
     """``budget.remaining``: tokens, turns and seconds left, and cost so far (live)."""
 
     __slots__ = ("_link",)
+    _link: Link
 
     def __init__(self, link: Link) -> None:
         object.__setattr__(self, "_link", link)
 
     @property
     def remaining(self) -> Remaining:
-        reply = self._link.request({"op": "budget"}).wait()
-        return Remaining(reply.get("value") or {})
+        pending = self._link.open_request()
+        self._link.send(_protocol.BudgetQuery(pending.id))
+        value = pending.wait().value
+        return Remaining(value if isinstance(value, dict) else {})
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("budget is read-only")
@@ -207,7 +170,7 @@ class Budget:
         return "<budget: read budget.remaining>"
 
 
-def make_done_fail(record: Callable[[ProgramExit], None]):
+def make_done_fail(record: Callable[[ProgramExit], None]) -> tuple[Callable[..., None], Callable[..., None]]:
     """Return the ``done`` and ``fail`` builtins.
 
     Each records its exit with ``record`` before raising it, so the program ends as it asked
@@ -216,7 +179,7 @@ def make_done_fail(record: Callable[[ProgramExit], None]):
 
     def done(answer: Any = None) -> None:
         """End the program with ``answer`` as the result."""
-        exit = ProgramExit("done", to_json(answer, what="the answer given to done()"))
+        exit = ProgramExit("done", _json.to_json(answer, what="the answer given to done()"))
         record(exit)
         raise exit
 

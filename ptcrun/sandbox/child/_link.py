@@ -1,8 +1,8 @@
 """The child's end of the wire: send frames from any thread, wait for the host's replies.
 
 Planner programs run on several threads at once (pmap items), and each may be waiting on a tool
-call. One reader thread owns the inbound pipe and hands each ``reply`` to the thread waiting for
-it; writers share one lock so frames never interleave.
+call. One reader thread owns the inbound pipe and hands each :class:`~.._protocol.Reply` to the
+thread waiting for it; writers share one lock so frames never interleave.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import itertools
 import os
 import queue
 import threading
-from typing import Any
 
 from .. import _protocol
 
@@ -25,18 +24,18 @@ class FrameTooLarge(ValueError):
 class Pending:
     """One request sent to the host whose reply has not arrived yet."""
 
-    __slots__ = ("id", "_event", "reply")
+    __slots__ = ("_event", "id", "reply")
 
     def __init__(self, request_id: int) -> None:
         self.id = request_id
         self._event = threading.Event()
-        self.reply: dict[str, Any] | None = None
+        self.reply: _protocol.Reply | None = None
 
-    def resolve(self, reply: dict[str, Any]) -> None:
+    def resolve(self, reply: _protocol.Reply) -> None:
         self.reply = reply
         self._event.set()
 
-    def wait(self) -> dict[str, Any]:
+    def wait(self) -> _protocol.Reply:
         self._event.wait()
         assert self.reply is not None
         return self.reply
@@ -54,19 +53,19 @@ class Link:
         self._pending: dict[int, Pending] = {}
         self._pending_lock = threading.Lock()
         self._ids = itertools.count(1)
-        #: Frames for the main thread (``exec``, ``shutdown``), in arrival order.
-        self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
+        #: Frames for the main thread (``Exec``, ``Shutdown``), in arrival order.
+        self.commands: queue.Queue[_protocol.Frame] = queue.Queue()
 
-    def read(self) -> dict[str, Any]:
+    def read(self) -> _protocol.Frame:
         """Read one frame directly (only before the reader thread starts)."""
-        return _protocol.read_frame(self._fd_in)
+        return _protocol.read_frame(self._fd_in, _protocol.HOST_FRAMES)
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, frame: _protocol.Frame) -> None:
         """Queue a frame; the thread that finds no writer at work writes the whole queue.
 
         Frames keep their order, and under a wide fan-out many frames leave in one write.
         """
-        data = _protocol.encode(message)
+        data = _protocol.encode(frame)
         if len(data) > _protocol.MAX_CHILD_FRAME_BYTES:
             raise FrameTooLarge(
                 f"{len(data):,} bytes cannot leave the sandbox in one message (at most "
@@ -89,17 +88,10 @@ class Link:
                 view = view[os.write(self._fd_out, view) :]
 
     def open_request(self) -> Pending:
-        """Reserve a request id whose reply will be delivered to the returned handle."""
+        """Reserve a request id; send a frame with ``pending.id``, then ``pending.wait()``."""
         pending = Pending(next(self._ids))
         with self._pending_lock:
             self._pending[pending.id] = pending
-        return pending
-
-    def request(self, message: dict[str, Any], pending: Pending | None = None) -> Pending:
-        """Send a request that expects a reply; return the handle to wait on."""
-        if pending is None:
-            pending = self.open_request()
-        self.send({**message, "id": pending.id})
         return pending
 
     def start_reader(self) -> None:
@@ -108,16 +100,16 @@ class Link:
     def _read_forever(self) -> None:
         # Read whatever has arrived, up to 1 MiB at a time: the host batches its frames, so one
         # read usually brings many replies.
-        frames = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES)
+        frames = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, _protocol.HOST_FRAMES)
         try:
             while True:
                 chunk = os.read(self._fd_in, 1 << 20)
                 if not chunk:
                     raise EOFError("the host closed the pipe")
                 for frame in frames.feed(chunk):
-                    if frame["op"] == "reply":
+                    if isinstance(frame, _protocol.Reply):
                         with self._pending_lock:
-                            pending = self._pending.pop(frame.get("id"), None)
+                            pending = self._pending.pop(frame.id, None)
                         if pending is not None:
                             pending.resolve(frame)
                     else:

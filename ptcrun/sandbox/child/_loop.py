@@ -12,6 +12,7 @@ package: no trio, no provider SDKs, no runtime.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import resource
@@ -21,7 +22,8 @@ import time
 import types
 from typing import Any
 
-from ... import errors
+from ... import _json, errors
+from .. import _protocol
 from . import _host_api, _scope
 from ._link import FrameTooLarge, Link
 
@@ -41,10 +43,14 @@ class _Rejected(Exception):
 
     def __init__(self, kind: str, message: str, line: int | None, source_line: str | None) -> None:
         super().__init__(message)
-        self.fields = {"kind": kind, "message": _clip(message), "line": line, "source_line": source_line}
+        self.kind = kind
+        self.line = line
+        self.source_line = source_line
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.fields)
+    def payload(self) -> dict[str, Any]:
+        """The error payload, with the policy's kind (``NotAllowed``, ``SyntaxError``...) as its type."""
+        payload = errors.to_payload(self, line=self.line, source_line=self.source_line)
+        return {**payload, "type": self.kind, "message": _clip(payload["message"])}
 
 
 class Output:
@@ -74,7 +80,7 @@ class Output:
                 f"the program printed more than {self._cap:,} bytes "
                 f"(Limits.sandbox_output_bytes). Print less: summaries, counts, a few samples."
             )
-        self._link.send({"op": "output", "text": text, **_scope.position()})
+        self._link.send(_protocol.Output(text, **_scope.position()))
 
 
 def _clip(text: str) -> str:
@@ -82,8 +88,8 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 20] + " … (cut)"
 
 
-def _describe(exc: BaseException, source: str, trusted) -> dict[str, Any]:
-    """Kind, message, line and source line of an exception raised by the program."""
+def _describe(exc: BaseException, source: str, trusted: Any) -> dict[str, Any]:
+    """The error payload of an exception raised by the program, with its line when known."""
     line = None
     with trusted():
         tb = exc.__traceback__
@@ -93,37 +99,38 @@ def _describe(exc: BaseException, source: str, trusted) -> dict[str, Any]:
             tb = tb.tb_next
     lines = source.splitlines()
     source_line = lines[line - 1].strip() if line and 0 < line <= len(lines) else None
-    return {"kind": type(exc).__name__, "message": _clip(str(exc)), "line": line, "source_line": source_line}
+    payload = errors.to_payload(exc, line=line, source_line=source_line)
+    return {**payload, "message": _clip(payload["message"])}
 
 
 class Child:
     """The state of one sandbox child: its namespace persists from program to program."""
 
-    def __init__(self, link: Link, init: dict[str, Any], data: Any) -> None:
+    def __init__(self, link: Link, init: _protocol.Init, data: Any) -> None:
         self.link = link
-        self.limits = init["limits"]
-        self.restricted = init.get("language_layer", True)
+        self.limits = init.limits
+        self.restricted = init.language_layer
         # Set by main() once the OS layers are known: how to mark trusted code for the
         # tripwire, and how to run a program so the tripwire lets exactly its exec through.
         self._trusted: Any = contextlib.nullcontext
         self._exec: Any = exec
-        self.output = Output(link, self.limits["sandbox_output_bytes"])
+        self.output = Output(link, int(self.limits["sandbox_output_bytes"]))
         from . import _pmap
 
         self.fanout = _pmap.Fanout(
             send=link.send,
-            default_concurrency=self.limits["max_concurrency"],
+            default_concurrency=int(self.limits["max_concurrency"]),
             default_timeout=self.limits["pmap_timeout"],
-            max_items=self.limits["max_pmap_items"],
+            max_items=int(self.limits["max_pmap_items"]),
             # the main thread and the link reader are threads too
-            max_threads=max(self.limits["sandbox_threads"] - 2, 0),
+            max_threads=max(int(self.limits["sandbox_threads"]) - 2, 0),
         )
         #: The first done()/fail() of the running program, whatever happens after it.
         self.exit: _host_api.ProgramExit | None = None
         done, fail = _host_api.make_done_fail(self._record_exit)
         self.host: dict[str, Any] = {
             "data": data,
-            "tool": _host_api.Tools(link, init.get("tools", [])),
+            "tool": _host_api.Tools(link, init.tools),
             "budget": _host_api.Budget(link),
             "pmap": self.fanout.pmap,
             "pcalls": self.fanout.pcalls,
@@ -164,7 +171,8 @@ class Child:
             try:
                 return compile(source, "<program>", "exec")
             except SyntaxError as exc:
-                raise _Rejected("SyntaxError", str(exc.msg), exc.lineno, (exc.text or "").strip() or None) from None
+                text = (exc.text or "").strip() or None
+                raise _Rejected("SyntaxError", str(exc.msg), exc.lineno, text) from None
         from ._policy import ProgramRejected, compile_program
 
         try:
@@ -172,9 +180,9 @@ class Child:
         except ProgramRejected as exc:
             raise _Rejected(exc.kind, exc.message, exc.line, exc.source_line) from None
 
-    def execute(self, request: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, request: _protocol.Exec) -> dict[str, Any]:
         trusted = self._trusted
-        source = request["source"]
+        source = request.source
         self.output.reset()
         self.exit = None
         result: dict[str, Any] = {"status": "ok", "answer": None, "error": None, "restart": False}
@@ -185,7 +193,7 @@ class Child:
                 with trusted():
                     code = self._compile(source)
             except _Rejected as exc:
-                result.update(status="error", error=exc.as_dict())
+                result.update(status="error", error=exc.payload())
                 return result
             _scope.set_current(None)
             try:
@@ -224,9 +232,9 @@ class Child:
         if "answer" not in self.globals:
             return
         try:
-            result["candidate"] = _host_api.to_json(self.globals["answer"], what="answer")
+            result["candidate"] = _json.to_json(self.globals["answer"], what="the answer variable")
             result["candidate_set"] = True
-        except (TypeError, ValueError, RecursionError):
+        except (_json.NotJSON, RecursionError):
             pass  # not JSON data: it cannot be an answer
 
     def _limit(self, setting: str, exc: BaseException) -> dict[str, Any]:
@@ -238,18 +246,17 @@ class Child:
                 "the sandbox was restarted and earlier variables are gone. Process the data in "
                 "smaller pieces, or raise sandbox_memory_bytes."
             )
-        return {
-            "kind": "SandboxLimitExceeded",
-            "message": _clip(message),
-            "line": None,
-            "source_line": None,
-            "setting": f"Limits.{setting}",
-            "limit": self.limits.get(setting),
-        }
+        limit = errors.SandboxLimitExceeded(
+            _clip(message),
+            setting=f"Limits.{setting}",
+            limit=self.limits.get(setting, math.nan),
+            restarted=setting == "sandbox_memory_bytes",
+        )
+        return errors.to_payload(limit)
 
     def _arm_cpu_limit(self) -> None:
         """Give this program ``sandbox_cpu_seconds`` of CPU on top of what the child used so far."""
-        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
         used = resource.getrusage(resource.RUSAGE_SELF)
         spent = used.ru_utime + used.ru_stime
         wanted = math.ceil(spent + self.limits["sandbox_cpu_seconds"])
@@ -262,37 +269,38 @@ class Child:
             pass  # the session-wide hard limit still holds
 
 
-def _send_result(link: Link, frame: dict[str, Any]) -> None:
+def _send_result(link: Link, frame: _protocol.Result) -> None:
     """Send a program's result; an answer too big to cross becomes an error saying so."""
     try:
         link.send(frame)
         return
     except FrameTooLarge:
-        frame.pop("candidate", None)
-        frame.pop("candidate_set", None)
+        frame = dataclasses.replace(frame, candidate=None, candidate_set=False)
     try:
         link.send(frame)
-    except FrameTooLarge as exc:
-        error = {"kind": "ValueError", "message": f"the answer is too big: {exc}", "line": None, "source_line": None}
-        link.send({**frame, "status": "error", "answer": None, "error": error})
+    except FrameTooLarge:
+        what = {"done": "the answer given to done() is", "failed": "the reason given to fail() is"}.get(
+            frame.status, "the program's result is"
+        )
+        error = errors.to_payload(_host_api.too_big(what, frame.answer))
+        link.send(dataclasses.replace(frame, status="error", answer=None, error=error))
 
 
-def _receive_data(link: Link, init: dict[str, Any]) -> Any:
+def _receive_data(link: Link, init: _protocol.Init) -> Any:
     """Read the corpus frames that follow ``init``; return a tuple, or a read-only mapping."""
     named: dict[str, list[str]] = {}
     plain: list[str] = []
     while True:
         frame = link.read()
-        if frame["op"] != "data":
-            raise RuntimeError(f"expected a data frame, got {frame['op']!r}")
-        chunks = [str(c) for c in frame.get("chunks", [])]
-        if frame.get("name") is None:
-            plain.extend(chunks)
+        if not isinstance(frame, _protocol.Data):
+            raise RuntimeError(f"expected a data frame, got {frame.OP!r}")
+        if frame.name is None:
+            plain.extend(frame.chunks)
         else:
-            named.setdefault(frame["name"], []).extend(chunks)
-        if frame.get("last"):
+            named.setdefault(frame.name, []).extend(frame.chunks)
+        if frame.last:
             break
-    if init.get("data_kind") == "mapping":
+    if init.data_kind == "mapping":
         return types.MappingProxyType({name: tuple(chunks) for name, chunks in named.items()})
     return tuple(plain)
 
@@ -300,11 +308,13 @@ def _receive_data(link: Link, init: dict[str, Any]) -> Any:
 def main(fd_in: int, fd_out: int) -> None:
     link = Link(fd_in, fd_out)
     init = link.read()
+    if not isinstance(init, _protocol.Init):
+        raise RuntimeError(f"expected an init frame, got {init.OP!r}")
     data = _receive_data(link, init)
-    limits = init["limits"]
+    limits = init.limits
 
     # Everything a program may touch must be imported before the lockdown closes the files.
-    if init.get("language_layer", True):
+    if init.language_layer:
         from ._namespace import warm_up
 
         warm_up()
@@ -312,25 +322,25 @@ def main(fd_in: int, fd_out: int) -> None:
     child = Child(link, init, data)
 
     layers = None
-    if init.get("os_layers", True):
+    if init.os_layers:
         from . import _confine
 
         child._trusted = _confine.trusted
         child._exec = _confine.exec_program
         _confine.set_rlimits(
-            memory_bytes=limits["sandbox_memory_bytes"],
+            memory_bytes=int(limits["sandbox_memory_bytes"]),
             cpu_seconds=max(limits["sandbox_cpu_seconds"] * 20, 600),
         )
-        layers = _confine.lock_down(network=False, strict=init.get("strict", False))
+        layers = _confine.lock_down(network=False, strict=init.strict)
         _confine.install_tripwire()
     link.start_reader()
-    link.send({"op": "ready", "layers": layers.as_dict() if layers is not None else None})
+    link.send(_protocol.Ready(layers.as_dict() if layers is not None else None))
 
     while True:
         command = link.commands.get()
-        if command["op"] == "exec":
+        if isinstance(command, _protocol.Exec):
             result = child.execute(command)
-            _send_result(link, {"op": "result", "id": command.get("id"), **result})
+            _send_result(link, _protocol.Result(id=command.id, **result))
         else:  # shutdown, or the host went away
             break
     sys.stdout.flush()

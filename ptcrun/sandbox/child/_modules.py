@@ -32,6 +32,7 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._language import ALLOWED_MODULES
 from ._tripwire import trusted
 
 __all__ = ["ALLOWED_MODULES", "ContainerType", "ModuleProxy", "guarded_import"]
@@ -45,6 +46,8 @@ class ModuleProxy:
     """
 
     __slots__ = ("_members", "_name")
+    _name: str
+    _members: types.MappingProxyType[str, object]
 
     def __init__(self, name: str, members: Mapping[str, object]) -> None:
         object.__setattr__(self, "_name", name)
@@ -83,6 +86,7 @@ class ContainerType:
     """
 
     __slots__ = ("_type",)
+    _type: type
 
     def __init__(self, kind: type) -> None:
         object.__setattr__(self, "_type", kind)
@@ -111,6 +115,8 @@ class ContainerType:
         raise AttributeError(f"{self._type.__name__} is read-only in the sandbox")
 
     def __getitem__(self, params: object) -> object:
+        # list[int] and the like: each container type has __class_getitem__, which a plain
+        # `type` does not declare.
         return self._type[params]  # type: ignore[index]
 
     def __or__(self, other: object) -> object:
@@ -259,10 +265,13 @@ def _members(name: str) -> dict[str, object]:
     return members
 
 
-_PROXIES = {name: ModuleProxy(name, _members(name)) for name in _NAMES}
-
-#: The modules a program may import, sorted.
-ALLOWED_MODULES: tuple[str, ...] = tuple(sorted(_PROXIES))
+# The list of modules is shared with the host, which names them in the planner's prompt; the
+# names each one serves are the child's business and live here.
+if set(_NAMES) != set(ALLOWED_MODULES):  # pragma: no cover - the two lists drifted apart
+    raise RuntimeError(
+        f"sandbox/_language.py allows {sorted(ALLOWED_MODULES)}, but _modules.py serves {sorted(_NAMES)}"
+    )
+_PROXIES = {name: ModuleProxy(name, _members(name)) for name in ALLOWED_MODULES}
 
 
 def guarded_import(

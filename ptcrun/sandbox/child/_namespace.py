@@ -267,12 +267,12 @@ def warm_up() -> None:
                 "%c %x %X %U %W %Z"):
         text = moment.strftime(fmt)
         try:
-            datetime.datetime.strptime(text, fmt)
+            datetime.datetime.strptime(text, fmt)  # noqa: DTZ007 - only loads the parser
         except (ValueError, re.error):
             pass  # some formats do not round-trip; loading the machinery is what counts
     time.strptime("2024", "%Y")
     datetime.datetime.now().astimezone()  # reads the local time zone once
-    datetime.datetime.fromtimestamp(0)
+    datetime.datetime.fromtimestamp(0)  # noqa: DTZ006 - loads the local-time conversion
     re.compile(r"(?ix) \b\w+ \s* \d+ \N{BULLET}").findall("Ab 12\N{BULLET}")
     ast.literal_eval('"\\N{BULLET}"')  # the compiler looks \N{...} names up in unicodedata
     json.loads(json.dumps({"a": [1, 2.5, None, True, "\u00e9"]}, indent=2, ensure_ascii=False))
@@ -281,7 +281,8 @@ def warm_up() -> None:
     except json.JSONDecodeError:
         pass
     statistics.quantiles(statistics.NormalDist(0, 1).samples(5, seed=1), n=4)
-    statistics.stdev([fractions.Fraction(1, 3), 2, 4.5])
+    mixed: list[Any] = [fractions.Fraction(1, 3), 2, 4.5]  # walks the numeric-type coercion
+    statistics.stdev(mixed)
     statistics.correlation([1, 2, 3], [2, 4, 7])
     statistics.linear_regression([1, 2, 3], [2, 4, 7])
     textwrap.shorten(textwrap.fill(textwrap.dedent("  a b c"), width=3), width=10)

@@ -15,17 +15,26 @@ import itertools
 import math
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ... import errors
+from .. import _protocol
 from . import _scope
 from ._host_api import Cancelled, ProgramExit
 
 __all__ = ["Failure", "Fanout", "PmapError"]
 
+#: An item's error message is cut to this many characters in its ``item.end`` event.
+_EVENT_MESSAGE_CHARS = 2_000
+
 
 class Failure:
     """The value in a pmap slot whose item failed or timed out. It is falsy.
+
+    Its ``kind`` and ``message`` are the ``type`` and ``message`` of the exception's error
+    payload (``ptcrun.errors.to_payload``), and the whole payload goes to the host in the item's
+    ``item.end`` event.
 
     Attributes:
         index: the item's position in the input.
@@ -33,16 +42,24 @@ class Failure:
         message: what went wrong.
     """
 
-    __slots__ = ("index", "kind", "message")
+    __slots__ = ("_payload", "index", "kind", "message")
+    index: int
+    kind: str
+    message: str
+    _payload: dict[str, Any]
 
     def __init__(self, index: int, kind: str, message: str) -> None:
         object.__setattr__(self, "index", index)
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "message", message)
+        object.__setattr__(self, "_payload", {"type": kind, "message": message})
 
     @classmethod
     def from_exception(cls, index: int, exc: BaseException) -> Failure:
-        return cls(index, type(exc).__name__, str(exc))
+        payload = errors.to_payload(exc)
+        failure = cls(index, payload["type"], payload["message"])
+        object.__setattr__(failure, "_payload", payload)
+        return failure
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Failure is read-only")
@@ -97,7 +114,9 @@ class _ThreadBudget:
 class _Run:
     """The shared state of one pmap while its items run."""
 
-    def __init__(self, fn: Callable, items: list, scope: _scope.Scope, fail_fast: bool) -> None:
+    def __init__(
+        self, fn: Callable[[Any], Any], items: list[Any], scope: _scope.Scope, fail_fast: bool
+    ) -> None:
         self.fn = fn
         self.items = items
         self.scope = scope
@@ -149,7 +168,7 @@ class Fanout:
     def __init__(
         self,
         *,
-        send: Callable[[dict[str, Any]], None],
+        send: Callable[[_protocol.Frame], None],
         default_concurrency: int,
         default_timeout: float,
         max_items: int,
@@ -169,7 +188,7 @@ class Fanout:
         return self._threads.peak
 
     def _send_cancel(self, ids: list[int]) -> None:
-        self._send({"op": "cancel", "ids": ids})
+        self._send(_protocol.Cancel(ids))
 
     def pmap(
         self,
@@ -219,15 +238,13 @@ class Fanout:
         run = _Run(fn, items, scope, fail_fast)
         threads = self._threads.take(min(concurrency, len(items)))
         self._send(
-            {
-                "op": "event",
-                "type": "pmap.start",
-                "pmap": pmap_id,
-                "total": len(items),
-                "concurrency": max(threads, 1),
-                "parent_pmap": outer["pmap"],
-                "parent_item": outer["item"],
-            }
+            _protocol.PmapStart(
+                pmap=pmap_id,
+                total=len(items),
+                concurrency=max(threads, 1),
+                parent_pmap=outer["pmap"],
+                parent_item=outer["item"],
+            )
         )
         try:
             if threads == 0:
@@ -255,16 +272,8 @@ class Fanout:
             )
             for index in range(len(items)):
                 run.finish(index, Failure.from_exception(index, exc))
-        self._send(
-            {
-                "op": "event",
-                "type": "pmap.end",
-                "pmap": pmap_id,
-                "done": sum(1 for r in run.results if not isinstance(r, Failure)),
-                "failed": sum(1 for r in run.results if isinstance(r, Failure)),
-                "timed_out": timed_out,
-            }
-        )
+        failed = sum(1 for r in run.results if isinstance(r, Failure))
+        self._send(_protocol.PmapEnd(pmap_id, done=len(items) - failed, failed=failed, timed_out=timed_out))
         if run.fatal is not None:
             raise run.fatal
         if fail_fast and run.first_failure is not None:
@@ -272,7 +281,9 @@ class Fanout:
             raise PmapError(run.first_failure, partial, sum(r is not None for r in partial))
         return run.results
 
-    def pcalls(self, *fns: Callable[[], Any], timeout: float | None = None, fail_fast: bool = False) -> list[Any]:
+    def pcalls(
+        self, *fns: Callable[[], Any], timeout: float | None = None, fail_fast: bool = False
+    ) -> list[Any]:
         """Call each zero-argument function concurrently; results in argument order."""
         for position, fn in enumerate(fns):
             if not callable(fn):
@@ -280,7 +291,8 @@ class Fanout:
                     f"pcalls takes functions; argument {position} is {type(fn).__name__}. "
                     "Wrap calls in lambdas: pcalls(lambda: tool.a(x), lambda: tool.b(x))"
                 )
-        return self.pmap(lambda f: f(), fns, concurrency=max(len(fns), 1), timeout=timeout, fail_fast=fail_fast)
+        concurrency = max(len(fns), 1)
+        return self.pmap(lambda f: f(), fns, concurrency=concurrency, timeout=timeout, fail_fast=fail_fast)
 
     def _thread_main(self, run: _Run, pmap_id: int, slot: int) -> None:
         me = threading.current_thread()
@@ -288,7 +300,7 @@ class Fanout:
             self._live.add(me)
         try:
             self._work(run, pmap_id, slot)
-        except BaseException:  # noqa: S110 - a thread must not die printing a traceback
+        except BaseException:  # a thread must not die printing a traceback
             pass
         finally:
             with self._live_lock:
@@ -313,13 +325,12 @@ class Fanout:
     def _work(self, run: _Run, pmap_id: int, slot: int) -> None:
         while (index := run.take_index()) is not None:
             _scope.set_current(run.scope, pmap_id, index)
-            self._send({"op": "event", "type": "item.start", "pmap": pmap_id, "item": index, "slot": slot})
+            self._send(_protocol.ItemStart(pmap_id, index, slot))
             try:
                 value = run.fn(run.items[index])
-            except Cancelled:
+            except Cancelled as exc:
                 value = None
-                self._send({"op": "event", "type": "item.end", "pmap": pmap_id, "item": index,
-                            "slot": slot, "ok": False, "error": "cancelled"})
+                self._send(_protocol.ItemEnd(pmap_id, index, slot, False, _event_error(exc)))
                 continue
             except ProgramExit as exc:
                 run.abort(exc)
@@ -330,8 +341,17 @@ class Fanout:
                 run.abort(exc)
                 return
             failed = isinstance(value, Failure)
-            self._send({"op": "event", "type": "item.end", "pmap": pmap_id, "item": index, "slot": slot,
-                        "ok": not failed, "error": repr(value) if failed else None})
+            error = _event_error(value) if isinstance(value, Failure) else None
+            self._send(_protocol.ItemEnd(pmap_id, index, slot, not failed, error))
             run.finish(index, value)
             if run.scope.seconds_left() <= 0:
                 break
+
+
+def _event_error(failed: Failure | Cancelled) -> dict[str, Any]:
+    """The error payload of an item's ``item.end`` event, its message cut to fit a frame."""
+    payload = dict(failed._payload) if isinstance(failed, Failure) else errors.to_payload(failed)
+    message = payload["message"]
+    if len(message) > _EVENT_MESSAGE_CHARS:
+        payload["message"] = message[: _EVENT_MESSAGE_CHARS - 20] + " … (cut)"
+    return payload

@@ -26,13 +26,16 @@ import __future__
 import ast
 import types
 import warnings
+from collections.abc import Iterable, Sequence
+from typing import TypeAlias
 
-from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
+from RestrictedPython.compile import compile_restricted_exec
 from RestrictedPython.transformer import (
     ALLOWED_FUNC_NAMES,
     FORBIDDEN_FUNC_NAMES,
     INSPECT_ATTRIBUTES,
     IOPERATOR_TO_STR,
+    RestrictingNodeTransformer,
     copy_locations,
 )
 
@@ -47,6 +50,9 @@ MAX_SOURCE_LINES = 2_000
 _MAX_PROBLEMS = 10  # listed in one rejection; the rest are counted
 _MAX_SOURCE_LINE_CHARS = 200
 _ANNOTATIONS_FLAG = __future__.annotations.compiler_flag
+
+# What a NodeTransformer's visit_* may return: a node, nodes to splice in, or None to drop it.
+_Visited: TypeAlias = ast.AST | Iterable[ast.AST] | None
 
 # Never allowed in an except clause: catching them would also catch done() and fail().
 _UNCATCHABLE = frozenset(
@@ -120,7 +126,10 @@ def compile_program(
             warnings.simplefilter("ignore")
             tree = ast.parse(source, filename, "exec")
             if not restricted:
-                return compile(tree, filename, "exec", flags=_ANNOTATIONS_FLAG, dont_inherit=True)
+                code: types.CodeType = compile(
+                    tree, filename, "exec", flags=_ANNOTATIONS_FLAG, dont_inherit=True
+                )
+                return code
             result = compile_restricted_exec(tree, filename, policy=ProgramPolicy)
     except SyntaxError as exc:
         line = exc.lineno
@@ -178,7 +187,7 @@ class _Problem(str):
         return self
 
 
-def _rejection(errors: object, lines: list[str]) -> ProgramRejected:
+def _rejection(errors: Sequence[str], lines: list[str]) -> ProgramRejected:
     problems = [p if isinstance(p, _Problem) else _Problem(None, str(p)) for p in errors]
     first = problems[0]
     message = str(first)
@@ -227,7 +236,9 @@ class ProgramPolicy(RestrictingNodeTransformer):
     def check_name(
         self, node: ast.AST, name: str | None, allow_magic_methods: bool = False
     ) -> None:
-        magic = allow_magic_methods and name in ALLOWED_FUNC_NAMES and node.col_offset != 0
+        # A node without a position counts as module level, where magic names stay refused.
+        nested = getattr(node, "col_offset", 0) != 0
+        magic = allow_magic_methods and name in ALLOWED_FUNC_NAMES and nested
         problem = None if name is None or magic else _name_problem(name)
         if problem:
             self.error(node, problem)
@@ -248,7 +259,9 @@ class ProgramPolicy(RestrictingNodeTransformer):
         defaults, kw_defaults, decorators = node.args.defaults, node.args.kw_defaults, node.decorator_list
         node.args.defaults, node.decorator_list = [], []
         node.args.kw_defaults = [None] * len(kw_defaults)  # stays aligned with kwonlyargs
-        node = super().visit_FunctionDef(node)
+        visited = super().visit_FunctionDef(node)
+        assert isinstance(visited, ast.FunctionDef)  # RestrictedPython keeps the def
+        node = visited
         node.args.defaults = [self.visit(d) for d in defaults]
         node.args.kw_defaults = [None if d is None else self.visit(d) for d in kw_defaults]
         node.decorator_list = [self.visit(d) for d in decorators]
@@ -268,14 +281,14 @@ class ProgramPolicy(RestrictingNodeTransformer):
         copy_locations(node.value, node)
         return node
 
-    def visit_Name(self, node: ast.Name) -> ast.AST:
+    def visit_Name(self, node: ast.Name) -> _Visited:
         if node.id == "printed" and isinstance(node.ctx, ast.Load):
             self.error(node, "'printed' is not available in the sandbox; print() writes to the "
                              "output")
             return node
         return super().visit_Name(node)
 
-    def visit_Call(self, node: ast.Call) -> ast.AST:
+    def visit_Call(self, node: ast.Call) -> _Visited:
         for keyword in node.keywords:
             if keyword.arg is not None and keyword.arg.startswith("_"):
                 self.error(node, f"keyword argument {_private(keyword.arg)}")
@@ -309,13 +322,15 @@ class ProgramPolicy(RestrictingNodeTransformer):
         for name in _caught_names(node.type):
             if name in _UNCATCHABLE:
                 self.error(node, f"'except {name}' {_CATCH_ALL}")
-        node = super().visit_ExceptHandler(node)
+        visited = super().visit_ExceptHandler(node)
+        assert isinstance(visited, ast.ExceptHandler)  # RestrictedPython keeps the handler
+        node = visited
         if node.type is not None:
             node.type = _hook("_catchable_", node.type)
             copy_locations(node.type, node)
         return node
 
-    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST | list[ast.stmt]:
+    def visit_AugAssign(self, node: ast.AugAssign) -> _Visited:
         """Rewrite ``t.a op= v`` and ``t[k] op= v``; plain names stay with RestrictedPython.
 
         ``d[k()] += v()`` becomes, with fresh temporaries::
@@ -383,8 +398,8 @@ def _escapes(statements: list[ast.stmt]) -> list[tuple[ast.AST, str]]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
             # A new scope: its body's return/yield stay in it, but its decorators, defaults
             # and bases are evaluated here.
-            for child in _evaluated_outside(node):
-                walk(child, in_loop)
+            for part in _evaluated_outside(node):
+                walk(part, in_loop)
             return
         if isinstance(node, ast.Return):
             found.append((node, "return"))
@@ -396,10 +411,12 @@ def _escapes(statements: list[ast.stmt]) -> list[tuple[ast.AST, str]]:
             found.append((node, "break" if isinstance(node, ast.Break) else "continue"))
         if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
             heads = [node.test] if isinstance(node, ast.While) else [node.target, node.iter]
-            for child in heads + node.orelse:  # a loop's else belongs to the enclosing loop
-                walk(child, in_loop)
-            for child in node.body:
-                walk(child, True)
+            for head in heads:
+                walk(head, in_loop)
+            for statement in node.orelse:  # a loop's else belongs to the enclosing loop
+                walk(statement, in_loop)
+            for statement in node.body:
+                walk(statement, True)
             return
         for child in ast.iter_child_nodes(node):
             walk(child, in_loop)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Scope", "current", "position", "set_current"]
 
@@ -30,7 +31,7 @@ class Scope:
         send_cancel: Callable[[list[int]], None],
     ) -> None:
         self.parent = parent
-        self.deadline = min(deadline, parent.deadline if parent else math.inf)
+        self.deadline: float = min(deadline, parent.deadline if parent else math.inf)
         self.cancelled = False
         self._children: list[Scope] = []
         self._calls: set[int] = set()

@@ -103,7 +103,8 @@ def prepare_filter(
         # -1 means no architecture knows the name; other negative numbers are libseccomp's
         # placeholders for calls the native architecture lacks (poll on aarch64), which
         # add_rule accepts and ignores.
-        return seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) != -1
+        number: int = seccomp.resolve_syscall(seccomp.Arch.NATIVE, name)
+        return number != -1
 
     try:
         syscall_filter = seccomp.SyscallFilter(seccomp.ERRNO(errno.EPERM))

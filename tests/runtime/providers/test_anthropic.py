@@ -5,16 +5,9 @@ import socket
 import pytest
 import trio
 
+from ptcrun import AnthropicProvider, Message, Price, Provider, Reply, Request
 from ptcrun.errors import ConfigError, ProviderError
-from ptcrun.runtime.providers._anthropic import AnthropicProvider
-from ptcrun.runtime.providers._base import (
-    Message,
-    Price,
-    Provider,
-    Reply,
-    Request,
-    retry_after_seconds,
-)
+from ptcrun.runtime.providers._base import retry_after_seconds
 from ptcrun.runtime.providers._models import KNOWN_MODELS
 
 from .fakeservers import Answer, FakeServer, anthropic_error, anthropic_message

@@ -5,9 +5,8 @@ import socket
 import pytest
 import trio
 
+from ptcrun import Message, OpenAICompatProvider, Provider, Reply, Request
 from ptcrun.errors import ConfigError, ProviderError
-from ptcrun.runtime.providers._base import Message, Provider, Reply, Request
-from ptcrun.runtime.providers._openai_compat import OpenAICompatProvider
 
 from .fakeservers import Answer, FakeServer, openai_completion, openai_error
 

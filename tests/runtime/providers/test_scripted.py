@@ -2,10 +2,10 @@ import json
 
 import pytest
 import trio
+import trio.lowlevel
 
+from ptcrun import Message, Provider, Reply, Request, ScriptedProvider
 from ptcrun.errors import ConfigError, ProviderError
-from ptcrun.runtime.providers._base import Message, Provider, Reply, Request
-from ptcrun.runtime.providers._scripted import ScriptedProvider
 
 
 def ask(text: str = "hi", **options) -> Request:
@@ -37,7 +37,7 @@ async def test_concurrent_requests_take_replies_in_arrival_order(autojump_clock)
     async with trio.open_nursery() as nursery:
         for i in range(2):
             nursery.start_soon(call, i)
-            await trio.sleep(0)  # start them in a known order
+            await trio.lowlevel.checkpoint()  # start them in a known order
     assert finished == [1, 0]
     assert got == {0: "first", 1: "second"}
 
@@ -50,7 +50,7 @@ async def test_function_provider_answers_each_request():
 
 async def test_async_function_provider_is_awaited():
     async def respond(request):
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return f"system was {request.system!r}"
 
     reply = await ScriptedProvider(respond).complete(ask(system="be brief"))
@@ -198,5 +198,5 @@ def test_from_file_refuses_what_is_not_a_script(tmp_path, name, content, message
 
 
 def test_from_file_names_a_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="scripted provider file not found: .*nope.json"):
+    with pytest.raises(ConfigError, match=r"scripted provider file not found: .*nope\.json"):
         ScriptedProvider.from_file(tmp_path / "nope.json")

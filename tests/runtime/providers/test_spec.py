@@ -1,12 +1,10 @@
 import json
+import re
 
 import pytest
 
+from ptcrun import AnthropicProvider, Message, OpenAICompatProvider, Request, ScriptedProvider
 from ptcrun.errors import ConfigError
-from ptcrun.runtime.providers._anthropic import AnthropicProvider
-from ptcrun.runtime.providers._base import Message, Request
-from ptcrun.runtime.providers._openai_compat import OpenAICompatProvider
-from ptcrun.runtime.providers._scripted import ScriptedProvider
 from ptcrun.runtime.providers._spec import parse_provider
 
 from .fakeservers import FakeServer, anthropic_message
@@ -50,13 +48,13 @@ def test_openai_model_name_may_contain_an_at_sign():
 
 
 def test_openai_without_base_url_means_openai_and_needs_its_key():
-    with pytest.raises(ConfigError, match="^OPENAI_API_KEY is not set"):
+    with pytest.raises(ConfigError, match=r"^OPENAI_API_KEY is not set"):
         parse_provider("openai:gpt-4o-mini")
 
 
 def test_base_url_given_twice_is_refused():
     with pytest.raises(
-        ConfigError, match="gives a base URL and base_url='http://b/v1' gives another; give one."
+        ConfigError, match=re.escape("gives a base URL and base_url='http://b/v1' gives another; give one.")
     ):
         parse_provider("openai:m@http://a/v1", base_url="http://b/v1")
 

@@ -1,0 +1,197 @@
+"""The ``ptcrun`` command line: its flags, its exit codes, and errors spelled in its flags.
+
+Exit codes are derived, not restated: an error exits with its class's ``exit_code``
+(``ptcrun/errors.py`` is the only place those are set), and :data:`EXIT_CODES` names them beside
+the endings that are not errors. ``docs/cli.md`` lists the same table; a test keeps it in step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+from collections.abc import Callable
+
+from ..corpus._load import DEFAULT_CHUNK_TOKENS
+from ..errors import ConfigError, LimitExceeded, PtcrunError, SandboxError
+
+__all__ = ["EXIT_CODES", "LIMIT_FLAGS", "build_parser", "in_cli_words", "status_exit_code"]
+
+#: The exit code of each way a command can end, by name.
+EXIT_CODES: dict[str, int] = {
+    "done": 0,
+    "failed": 1,  # the program called fail(): an answer of its own, not an error
+    "config": ConfigError.exit_code,
+    "limit": LimitExceeded.exit_code,
+    "sandbox": SandboxError.exit_code,
+    "error": PtcrunError.exit_code,
+    "interrupted": 128 + signal.SIGINT,  # the shell's code for a process ended by Ctrl-C
+}
+
+# Which row each run status exits with; a run that ended with status ``error`` exits with its
+# error's own code instead (a sandbox failure, a bad setting found late).
+_STATUS_EXIT = {
+    "done": "done",
+    "failed": "failed",
+    "budget_exceeded": "limit",
+    "max_turns": "limit",
+    "timeout": "limit",
+    "cancelled": "interrupted",
+    "error": "error",
+}
+
+
+def status_exit_code(status: str, error: PtcrunError | None) -> int:
+    """The exit code of a run that ended with ``status`` (a ``Result.status``) and ``error``."""
+    if status == "error" and error is not None:
+        return error.exit_code
+    return EXIT_CODES[_STATUS_EXIT.get(status, "error")]
+
+
+#: The ``Limits`` fields ``ptcrun run`` sets: field name → (flag, help). The parser adds the flags
+#: from it, ``run`` builds ``Limits`` from it, and :func:`in_cli_words` spells errors with it.
+LIMIT_FLAGS: dict[str, tuple[str, str]] = {
+    "max_tokens": ("--token-limit", "tokens the run may spend, planner and workers together"),
+    "max_turns": ("--max-turns", "planner turns"),
+    "max_concurrency": ("--concurrency", "tool and worker calls in flight at once"),
+}
+
+
+def in_cli_words(message: str) -> str:
+    """Spell the ``Limits`` fields a message names as the flags that set them.
+
+    ``Limits.max_tokens`` becomes ``--token-limit``, and so does ``max_tokens`` in the fix the
+    message names ("Raise max_tokens"). A bare field name elsewhere is left alone: it may be
+    another setting of the same name (a worker call's ``max_tokens``).
+    """
+    for field, (flag, _) in LIMIT_FLAGS.items():
+        message = re.sub(rf"\bLimits\.{field}\b", flag, message)
+        message = re.sub(rf"\b([Rr]aise) {field}\b", rf"\1 {flag}", message)
+    return message
+
+
+def _count(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``least`` (argparse names the flag)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {least}; got {text!r}")
+        return value
+
+    return parse
+
+
+_POSITIVE = _count(1)
+_NON_NEGATIVE = _count(0)
+
+
+def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that say how a corpus is cut: the same for ``run`` and ``exec``."""
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--chunk-tokens", type=_POSITIVE, metavar="N",
+                      help=f"tokens per chunk (default {DEFAULT_CHUNK_TOKENS})")
+    size.add_argument("--chunk-lines", type=_POSITIVE, metavar="N", help="lines per chunk, instead of tokens")
+    parser.add_argument("--overlap", type=_NON_NEGATIVE, metavar="N",
+                        help="tokens (or lines) repeated between neighbouring chunks (default 0)")
+
+
+def _transcript_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("transcript", metavar="TRANSCRIPT", help="a transcript.jsonl file or its run folder")
+
+
+def _tools_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tools", metavar="FILE.py", help="a Python file whose public functions become tool.<name>"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand; ``args.command`` names the one given."""
+    parser = argparse.ArgumentParser(
+        prog="ptcrun",
+        description="Run a planner LLM over a corpus it never sees, through sandboxed Python programs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the planner on a corpus and print the answer",
+        description="Run the planner on a corpus with live progress; print the answer, a summary and "
+        "the transcript path.",
+    )
+    run.add_argument("corpus", metavar="CORPUS", help="a UTF-8 text file, cut into chunks as `data`")
+    run.add_argument("--goal", required=True, help="what the planner must find out or produce")
+    _add_corpus_flags(run)
+    run.add_argument("--planner", default="anthropic:claude-sonnet-4-6", metavar="PROVIDER",
+                     help="the planner model (default anthropic:claude-sonnet-4-6)")
+    run.add_argument("--worker", metavar="PROVIDER",
+                     help="the model behind tool.worker (default: the planner)")
+    _tools_flag(run)
+    for field, (flag, text) in LIMIT_FLAGS.items():
+        run.add_argument(flag, dest=field, type=_POSITIVE, metavar="N", help=f"{text} (Limits.{field})")
+    run.add_argument("--out", default="runs", metavar="DIR", help="where run folders are made (default runs)")
+    run.add_argument("--schema", metavar="FILE.json", help="a JSON Schema the answer must match")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+    ex = sub.add_parser(
+        "exec",
+        help="run one program file in the sandbox, with no LLM (to debug a program)",
+        description="Run a program in the sandbox with no LLM: prints its output, then the done "
+        "value or the error.",
+    )
+    ex.add_argument("program", metavar="PROGRAM",
+                    help="a .py program file; with --turn, a transcript or its run folder")
+    ex.add_argument("--data", metavar="FILE", help="a UTF-8 text file, cut into chunks as `data`")
+    _add_corpus_flags(ex)
+    _tools_flag(ex)
+    ex.add_argument(
+        "--turn",
+        type=_POSITIVE,
+        metavar="N",
+        help="PROGRAM is a transcript (or run folder): run turn N's program again, tool calls "
+        "answered from the transcript",
+    )
+    ex.add_argument("--fresh", action="store_true", help="with --turn: skip the earlier turns' programs")
+
+    show = sub.add_parser(
+        "show",
+        help="the turn-by-turn view of a transcript",
+        description="Each turn's program with line numbers, its output, error, tokens and time.",
+    )
+    _transcript_argument(show)
+    show.add_argument("--turn", type=_POSITIVE, metavar="N", help="only turn N")
+    show.add_argument("--calls", action="store_true", help="also each pmap's calls: duration, status, reply")
+
+    tree = sub.add_parser(
+        "tree",
+        help="the span tree of a transcript, slowest calls marked",
+        description="Every span (turn, planner call, program, pmap, item, call) with its duration "
+        "and status.",
+    )
+    _transcript_argument(tree)
+
+    export = sub.add_parser(
+        "export",
+        help="export a transcript as Chrome/Perfetto trace events",
+        description="Write trace events for chrome://tracing and ui.perfetto.dev; print the path.",
+    )
+    _transcript_argument(export)
+    export.add_argument("--format", choices=["chrome"], default="chrome", help="the trace format (chrome)")
+    export.add_argument("--output", "-o", metavar="FILE",
+                        help="where to write (default trace.chrome.json in the run folder; - for stdout)")
+
+    view = sub.add_parser(
+        "view",
+        help="write a self-contained HTML page of a run and print its path",
+        description="Write one HTML file (turns, programs, outputs, a timeline of every pmap); "
+        "print its path.",
+    )
+    _transcript_argument(view)
+    view.add_argument("--output", "-o", metavar="FILE",
+                      help="where to write (default timeline.html in the run folder)")
+    return parser

@@ -1,0 +1,79 @@
+"""The host's end of the wire to one sandbox child: send and receive checked frames.
+
+A :class:`Channel` owns the two pipes to one child and nothing else: it does not know what the
+frames mean. Many tasks send at once (every tool call ends in a reply), so frames queue while
+one task writes, and that task sends the whole queue in one write: under a wide fan-out this
+turns hundreds of small writes into a few. One task receives.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import trio
+
+from .. import _protocol
+
+__all__ = ["CHILD_GONE", "Channel"]
+
+#: What :meth:`Channel.send` and :meth:`Channel.receive` raise when the child's end is gone.
+CHILD_GONE = (EOFError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+class Channel:
+    """Framed messaging with one child over the two ends of its pipes.
+
+    Args:
+        to_child: the descriptor the host writes to.
+        from_child: the descriptor the host reads from. Frames from the child are decoded and
+            checked as they arrive, and must be at most ``MAX_CHILD_FRAME_BYTES``.
+
+    The channel takes ownership of both descriptors; :meth:`aclose` closes them.
+    """
+
+    def __init__(self, to_child: int, from_child: int) -> None:
+        self._to_child = trio.lowlevel.FdStream(to_child)
+        self._from_child = trio.lowlevel.FdStream(from_child)
+        self._buffer = _protocol.FrameBuffer(_protocol.MAX_CHILD_FRAME_BYTES, _protocol.CHILD_FRAMES)
+        self._received: deque[_protocol.Frame] = deque()
+        self._outbox: list[bytes] = []
+        self._send_lock = trio.Lock()
+
+    async def send(self, frame: _protocol.Frame) -> None:
+        """Send ``frame``, after the frames queued before it.
+
+        Returns once the frame is written or queued behind a write in progress (whose task
+        then writes it too).
+
+        Raises:
+            TypeError, ValueError: a field cannot be encoded as JSON; nothing was queued.
+            trio.BrokenResourceError, trio.ClosedResourceError: the child or the channel is gone.
+        """
+        self._outbox.append(_protocol.encode(frame))
+        if self._send_lock.locked():
+            return
+        async with self._send_lock:
+            while self._outbox:
+                data = b"".join(self._outbox)
+                self._outbox.clear()
+                await self._to_child.send_all(data)
+
+    async def receive(self) -> _protocol.Frame:
+        """Return the child's next frame.
+
+        Raises:
+            EOFError: the child closed its end.
+            ProtocolError: the child sent a frame that is too big, malformed or not its to send.
+        """
+        while not self._received:
+            chunk = await self._from_child.receive_some(1 << 16)
+            if not chunk:
+                raise EOFError("the sandbox child closed its pipe")
+            self._received.extend(self._buffer.feed(chunk))
+        return self._received.popleft()
+
+    async def aclose(self) -> None:
+        """Close both pipes, even in a cancelled scope. Safe to call twice."""
+        with trio.CancelScope(shield=True):
+            await self._to_child.aclose()
+            await self._from_child.aclose()

@@ -1,0 +1,335 @@
+"""The transcript's event schema: one frozen class per event type.
+
+A run tells its story as events. Each class below is one event type: its class-level ``type`` is
+the name written to the file (``"call.end"``), and its fields are the fields of that type. Every
+event also carries the envelope: ``v`` (the schema version), ``type``, ``ts`` (Unix seconds),
+``span`` and ``parent`` (the span ids that make the run a tree). The runtime builds these objects
+and hands them to :class:`~._events.EventStream`, which writes :meth:`Event.as_json` of each; the
+reader turns each line back into its class (``._parsing.parse_event``), checking every field's
+type against the annotation, and builds its records from the objects. ``docs/transcript.md`` documents
+every class and field, and a test holds the two together.
+
+Values go through ptcrun's one JSON rule, in its form for events (``ptcrun._json.for_event``):
+what the rule refuses is still written, as a stand-in, so that an odd value cannot stop a run
+from recording its end. Errors are written as error payloads (``ptcrun.errors.to_payload``).
+
+Schema versions: ``v`` changes when a field changes meaning or disappears, and each older version
+has an upgrade in ``._parsing``, applied as a line is read. Version 2 writes every field of a
+type (version 1 left out those that did not apply; they read as their defaults) and writes the
+errors of LLM requests, pmap items and programs as error payloads (version 1 wrote
+``"Type: message"`` text, ``"Failure(item 2: Type: message)"`` or ``"cancelled"``, and
+``{"kind", ...}``).
+"""
+
+from __future__ import annotations
+
+import time
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import attrs
+
+from .._json import JSON, for_event
+
+__all__ = [
+    "ENVELOPE",
+    "EVENT_TYPES",
+    "SCHEMA_VERSION",
+    "AnyJSON",
+    "CallEnd",
+    "CallStart",
+    "Event",
+    "ItemEnd",
+    "ItemStart",
+    "LLMEnd",
+    "LLMStart",
+    "PmapEnd",
+    "PmapStart",
+    "ProgramEnd",
+    "ProgramOutput",
+    "ProgramStart",
+    "RunEnd",
+    "RunStart",
+    "SandboxStart",
+    "TurnEnd",
+    "TurnStart",
+    "describe_type",
+    "event_fields",
+]
+
+#: Bumped when a field changes meaning or disappears; readers refuse newer versions.
+SCHEMA_VERSION = 2
+
+#: The fields every event has, in the order they are written.
+ENVELOPE = ("v", "type", "ts", "span", "parent")
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """The envelope every event shares: where in the span tree it happened, and when."""
+
+    type: ClassVar[str] = ""
+    span: str
+    parent: str | None
+    ts: float = attrs.field(factory=time.time)
+
+    def as_json(self) -> dict[str, JSON]:
+        """The event as the JSON object written to the transcript and given to observers."""
+        out: dict[str, JSON] = {
+            "v": SCHEMA_VERSION, "type": self.type, "ts": self.ts, "span": self.span, "parent": self.parent,
+        }
+        for name in _FIELDS[type(self)]:
+            out[name] = for_event(getattr(self, name))
+        return out
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class RunStart(Event):
+    """The run began (span ``run``): the goal, the providers, the tools, the limits, the data."""
+
+    type = "run.start"
+    goal: str
+    planner: str
+    worker: str
+    tools: Sequence[str]
+    #: Every ``Limits`` field; ``math.inf`` (no limit) is written as ``null``.
+    limits: Mapping[str, JSON]
+    data: Mapping[str, JSON]
+
+
+@attrs.frozen(kw_only=True)
+class RunEnd(Event):
+    """The run ended (span ``run``), however it ended: always the last event of a whole file."""
+
+    type = "run.end"
+    status: str
+    answer: JSON
+    fallback_used: bool
+    error: Mapping[str, JSON] | None
+    usage: Mapping[str, JSON]
+    turns: int
+    seconds: float
+
+
+@attrs.frozen(kw_only=True)
+class SandboxStart(Event):
+    """A sandbox child started (span ``tN.sandbox``), at the run's start or after a restart."""
+
+    type = "sandbox.start"
+    pid: int
+    layers: Mapping[str, JSON] | None
+
+
+# -- turns and the planner -------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class TurnStart(Event):
+    """A planner turn began (span ``tN``)."""
+
+    type = "turn.start"
+    turn: int
+
+
+@attrs.frozen(kw_only=True)
+class TurnEnd(Event):
+    """A planner turn ended (span ``tN``)."""
+
+    type = "turn.end"
+    turn: int
+    status: str
+    tokens_used: int
+    #: Whether the reply held a program; ``None`` when the turn ended before a reply was read.
+    program: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class LLMStart(Event):
+    """An LLM request was sent (span ``tN.planner``, or ``tN.cK.llmA`` for a worker call)."""
+
+    type = "llm.start"
+    role: str
+    provider: str
+    system: str
+    messages: Sequence[Mapping[str, str]]
+    max_tokens: int
+    reserved_tokens: int
+
+
+@attrs.frozen(kw_only=True)
+class LLMEnd(Event):
+    """An LLM request ended: its reply and usage, or its error."""
+
+    type = "llm.end"
+    role: str
+    status: str
+    seconds: float
+    text: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost: float | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    error: Mapping[str, JSON] | None = None
+
+
+# -- the program -----------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ProgramStart(Event):
+    """A turn's program began to run (span ``tN.program``)."""
+
+    type = "program.start"
+    source: str
+
+
+@attrs.frozen(kw_only=True)
+class ProgramOutput(Event):
+    """The program printed (span ``tN.program``); ``pmap`` and ``item`` say which item did."""
+
+    type = "program.output"
+    text: str
+    pmap: int | None
+    item: int | None
+
+
+@attrs.frozen(kw_only=True)
+class ProgramEnd(Event):
+    """The program ended (span ``tN.program``); a run that ends meanwhile writes only the status
+    and the error."""
+
+    type = "program.end"
+    status: str
+    answer: JSON = None
+    error: Mapping[str, JSON] | None = None
+    note: str | None = None
+    restarted: bool = False
+    seconds: float | None = None
+    cpu_seconds: float | None = None
+    calls: int | None = None
+
+
+# -- fan-out and calls -----------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class PmapStart(Event):
+    """A ``pmap`` or ``pcalls`` began (span ``tN.mK``)."""
+
+    type = "pmap.start"
+    pmap: int
+    total: int
+    concurrency: int
+
+
+@attrs.frozen(kw_only=True)
+class PmapEnd(Event):
+    """A ``pmap`` or ``pcalls`` ended (span ``tN.mK``)."""
+
+    type = "pmap.end"
+    pmap: int
+    done: int
+    failed: int
+    timed_out: bool
+
+
+@attrs.frozen(kw_only=True)
+class ItemStart(Event):
+    """One item of a pmap began on a thread (span ``tN.mK.iJ``)."""
+
+    type = "item.start"
+    pmap: int
+    item: int
+    slot: int
+
+
+@attrs.frozen(kw_only=True)
+class ItemEnd(Event):
+    """One item of a pmap ended (span ``tN.mK.iJ``)."""
+
+    type = "item.end"
+    pmap: int
+    item: int
+    slot: int
+    ok: bool
+    error: Mapping[str, JSON] | None
+
+
+@attrs.frozen(kw_only=True)
+class CallStart(Event):
+    """A tool call began (span ``tN.cK``), once it held a concurrency slot."""
+
+    type = "call.start"
+    call: int
+    tool: str
+    args: Sequence[JSON]
+    kwargs: Mapping[str, JSON]
+    pmap: int | None
+    item: int | None
+
+
+@attrs.frozen(kw_only=True)
+class CallEnd(Event):
+    """A tool call ended (span ``tN.cK``): its value or its error."""
+
+    type = "call.end"
+    call: int
+    tool: str
+    ok: bool
+    value: JSON
+    error: Mapping[str, JSON] | None
+    seconds: float
+    pmap: int | None
+    item: int | None
+
+
+#: Every event type by its name, in the order of a run.
+EVENT_TYPES: Mapping[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStart, SandboxStart, TurnStart, LLMStart, LLMEnd, ProgramStart, ProgramOutput,
+        PmapStart, ItemStart, CallStart, CallEnd, ItemEnd, PmapEnd, ProgramEnd, TurnEnd, RunEnd,
+    )
+}
+
+#: Each type's own fields (the envelope aside), in the order they are written.
+_FIELDS: dict[type[Event], tuple[str, ...]] = {
+    cls: tuple(f.name for f in attrs.fields(cls) if f.name not in ENVELOPE) for cls in EVENT_TYPES.values()
+}
+
+
+def event_fields(cls: type[Event]) -> dict[str, Any]:
+    """The type hint of each of ``cls``'s own fields, in order; ``JSON`` stands for any JSON value."""
+    hints = typing.get_type_hints(cls, localns={"JSON": AnyJSON})
+    return {name: hints[name] for name in _FIELDS[cls]}
+
+
+class AnyJSON:
+    """Stands for ``JSON`` in the hints :func:`event_fields` gives: any JSON value."""
+
+
+def describe_type(hint: Any) -> str:
+    """A field's type as the docs spell it: ``int``, ``str or null``, ``list[JSON]`` ..."""
+    if hint is AnyJSON:
+        return "JSON"
+    if hint is type(None):
+        return "null"
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in sorted(args, key=lambda a: a is type(None)))
+    if origin is Sequence:
+        return f"list[{describe_type(args[0])}]"
+    if origin is Mapping:
+        return f"dict[{describe_type(args[0])}, {describe_type(args[1])}]"
+    if isinstance(hint, type):
+        return hint.__name__
+    raise TypeError(f"no rule to describe the type {hint!r}")
