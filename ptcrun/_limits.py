@@ -50,6 +50,11 @@ def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int)
         raise ConfigError(f"Limits.{attribute.name} must be a positive whole number; got {_show(value)}.")
 
 
+def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"Limits.{attribute.name} must be a whole number >= 0; got {_show(value)}.")
+
+
 def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     """A positive whole number sent to the sandbox child: past 2**63 - 1 it is no ceiling at all,
     and one of thousands of digits cannot even be decoded there."""
@@ -131,6 +136,12 @@ class Limits:
     #: Characters of printed output the planner is shown per turn; the rest is cut from the
     #: middle with a note. The transcript keeps everything.
     max_print_chars: int = attrs.field(default=8_000, validator=_positive_int)
+    #: Tokens kept, while a program runs, for the feedback the planner reads after it. With the
+    #: conversation so far and ``planner_max_tokens`` of reply they make the planner's next turn,
+    #: which workers may not spend: a worker call that would eat into it fails with
+    #: ``BudgetExceeded``, so the planner always gets to read what failed. When the budget is
+    #: short, the printed output in the feedback is cut to fit.
+    feedback_reserve_tokens: int = attrs.field(default=2_000, validator=_non_negative_int)
     #: What happens when the planner's own next request does not fit the budget:
     #: ``"fail"`` ends the run with status ``budget_exceeded``; ``"return_partial"`` does the
     #: same but returns the last value the program produced as the answer.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from signal import Signals
 from typing import Any, Literal
 
 import attrs
@@ -155,8 +156,9 @@ class Result:
         status: ``done`` (the program called ``done`` with a valid answer), ``failed`` (it called
             ``fail``), ``budget_exceeded`` (the planner's next request did not fit the token
             budget), ``max_turns``, ``timeout`` (the run or a planner call ran out of time),
-            ``cancelled`` (interrupted) or ``error`` (the planner's provider failed, or the
-            sandbox could not run).
+            ``cancelled`` (interrupted: Ctrl-C, SIGTERM or SIGHUP, named by ``signal``) or
+            ``error`` (the planner's provider failed, the sandbox could not run, or an
+            exception ptcrun did not foresee, which is then the error's ``__cause__``).
         answer: the answer; with ``fallback_used``, the last valid value of the program's
             ``answer`` variable (``max_turns``, or ``budget_exceeded`` with
             ``on_budget_exceeded="return_partial"``).
@@ -166,6 +168,17 @@ class Result:
         transcript: the path of the run's transcript file, when one was written.
         fallback_used: ``answer`` is a fallback, not a value given to ``done``.
         seconds: wall time of the run.
+        signal: the signal that stopped the run (``signal.SIGINT`` for Ctrl-C, ``SIGTERM``,
+            ``SIGHUP``), when one did; its status is then ``cancelled``.
+        warnings: what went wrong beside the run without changing its outcome, one sentence
+            each: the transcript file stopped short (a full or failing disk), an observer raised
+            and was dropped.
+        failed_calls: the calls whose results came back to the programs as failures, by error
+            kind (``{"BudgetExceeded": 43}``): pmap items whose slot holds a ``Failure``, and
+            tool calls that failed where the program went on (outside pmap, or caught inside
+            an item). Empty when none failed.
+        calls_made: what ``failed_calls`` is out of: every pmap item, every tool call outside
+            pmap, and the failed calls caught inside items.
     """
 
     status: Status
@@ -176,6 +189,26 @@ class Result:
     transcript: Path | None = None
     fallback_used: bool = False
     seconds: float = 0.0
+    signal: Signals | None = None  # not signal.Signals: the field's own name would shadow the module
+    warnings: tuple[str, ...] = ()
+    failed_calls: Mapping[str, int] = attrs.field(factory=dict)
+    calls_made: int = 0
+
+    @property
+    def partial(self) -> bool:
+        """Whether the answer was built while calls were failing: the run has an answer
+        (``done``, or a fallback) and ``failed_calls`` is not empty.
+
+        The programs were told of every failure after they ran, and the answer may have made
+        up for them (by running the failed calls again); the transcript shows whether it did.
+        A ``partial`` run is still ``done``: ``raise_for_status`` does not raise for it.
+        """
+        return bool(self.failed_calls) and (self.status == "done" or self.fallback_used)
+
+    @property
+    def failed_call_count(self) -> int:
+        """How many calls failed in all: the sum of ``failed_calls``."""
+        return sum(self.failed_calls.values())
 
     def raise_for_status(self) -> Result:
         """Return self when the run is ``done``; otherwise raise the error that ended it."""

@@ -46,7 +46,15 @@ from ._hints import Mismatch, coerce, type_name, unsupported
 from ._json import JSON, NotJSON, to_json
 from .errors import ConfigError, PtcrunError, ToolArgumentError, ToolError
 
-__all__ = ["JSON", "RESERVED_TOOL_NAMES", "Tool", "collect_tools", "load_tools_file", "tool"]
+__all__ = [
+    "JSON",
+    "RESERVED_TOOL_NAMES",
+    "Tool",
+    "collect_tools",
+    "describe_exception",
+    "load_tools_file",
+    "tool",
+]
 
 #: Names user tools may not take: ``tool.worker`` is the built-in worker LLM.
 RESERVED_TOOL_NAMES = frozenset({"worker"})
@@ -75,6 +83,39 @@ def _show(value: object) -> str:
 
 def _kind(value: object) -> str:
     return "None" if value is None else type(value).__name__
+
+
+#: What a tool may raise that is not its own failure: trio's cancellation (a clock or a cancel
+#: request of ours) and Ctrl-C, which must stay the interrupt it is.
+_OURS = (trio.Cancelled, KeyboardInterrupt)
+
+#: The most characters of an exception's text a message repeats.
+_MAX_DETAIL_CHARS = 1_000
+
+
+def describe_exception(exc: BaseException) -> str:
+    """An exception as a message repeats it: ``Type: text``, never raising.
+
+    An exception whose ``__str__`` itself raises still gets a description, saying so; a long
+    text is cut; an exception group names its first few exceptions; ``SystemExit`` says what
+    usually raises it.
+    """
+    name = type(exc).__name__
+    try:
+        text = str(exc)
+    except _OURS:
+        raise
+    except BaseException as broken:
+        return f"<{name}; its message could not be rendered: {type(broken).__name__} in its __str__>"
+    if len(text) > _MAX_DETAIL_CHARS:
+        text = f"{text[:_MAX_DETAIL_CHARS]}... ({len(text) - _MAX_DETAIL_CHARS:,} more characters)"
+    detail = f"{name}: {text}" if text else name
+    if isinstance(exc, SystemExit):
+        detail += " (the tool called sys.exit(), as argparse does on a bad argument)"
+    if isinstance(exc, BaseExceptionGroup):
+        inner = [describe_exception(e) for e in exc.exceptions[:3]]
+        detail += ": " + "; ".join(inner) + ("; ..." if len(exc.exceptions) > 3 else "")
+    return detail
 
 
 # --- the decorator -----------------------------------------------------------------------------
@@ -388,7 +429,9 @@ class Tool:
         blocking tools cannot starve the event loop. Do not pass a limiter whose token the
         calling task already holds for this call: the thread takes a token of its own.
 
-        Cancellation: ``trio.Cancelled`` always propagates unchanged. A cancelled sync tool
+        Cancellation: ``trio.Cancelled`` and ``KeyboardInterrupt`` always propagate unchanged
+        (alone or in an exception group); anything else the tool raises, ``BaseException``
+        subclasses such as ``SystemExit`` included, becomes a ``ToolError``. A cancelled sync tool
         returns at once, but Python threads cannot be killed: the abandoned thread may still
         run to its end in the background (its result is discarded, and it keeps its limiter
         token until then). Tools with side effects should be written with that in mind.
@@ -410,8 +453,17 @@ class Tool:
             # ptcrun's own errors raised inside a tool (the worker's BudgetExceeded, a nested
             # ToolError) already say what happened and which setting to raise: keep them.
             raise
-        except Exception as exc:  # trio.Cancelled is a BaseException: it passes untouched
-            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except _OURS:
+            raise
+        except BaseExceptionGroup as group:
+            if group.subgroup(_OURS) is not None:
+                raise  # a cancel scope of ours, or Ctrl-C, must see its own exception
+            detail = describe_exception(group)
+            raise ToolError(f"tool {self.name!r} failed: {detail}", tool=self.name) from group
+        except BaseException as exc:
+            # Anything else a tool raises is that call's failure, even a BaseException: a tool
+            # that calls sys.exit() (as argparse does on a bad argument) must not end the run.
+            detail = describe_exception(exc)
             raise ToolError(f"tool {self.name!r} failed: {detail}", tool=self.name) from exc
         if result is _AWAITABLE:
             raise ToolError(
@@ -445,7 +497,11 @@ def collect_tools(
     """
     if tools is None:
         return {}
-    if isinstance(tools, (str, bytes, Tool)) or (callable(tools) and not isinstance(tools, Mapping)):
+    if (
+        isinstance(tools, (str, bytes, Tool))
+        or (callable(tools) and not isinstance(tools, Mapping))
+        or not isinstance(tools, Iterable)
+    ):
         label = getattr(tools, "__name__", None) or getattr(tools, "name", None) or "tool"
         raise ConfigError(
             f"tools must be a list or a dict of functions; got one {_kind(tools)}. "
@@ -509,7 +565,7 @@ def load_tools_file(path: str | os.PathLike[str]) -> dict[str, Tool]:
     except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
         raise ConfigError(
-            f"tools file '{file}' failed to import: {type(exc).__name__}: {exc}. Fix the file so "
+            f"tools file '{file}' failed to import: {describe_exception(exc)}. Fix the file so "
             f"that it imports without errors."
         ) from exc
     namespace = vars(module)

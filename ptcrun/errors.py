@@ -12,7 +12,7 @@ the problem::
     ├── SandboxError                         the child crashed, broke the protocol or was killed; exit 4
     ├── ToolError                            a user tool raised (.tool, __cause__)
     │   └── ToolArgumentError                arguments did not match the tool's signature
-    ├── ProviderError                        an LLM call failed after retries (.provider .status)
+    ├── ProviderError                        an LLM call failed after retries (.provider .status .request_id)
     └── TranscriptError                      unreadable, or written by a newer schema; exit 2
 
 Messages take one shape: what happened, observed against allowed (the setting), then the fix.
@@ -208,19 +208,28 @@ class ToolArgumentError(ToolError, TypeError):
 
 
 class ProviderError(PtcrunError):
-    """An LLM request failed after its retries.
+    """An LLM request failed after its retries, or the provider broke its contract.
+
+    Whatever went wrong inside a provider (an error status, a body that is not the API's, a
+    reply of the wrong type, an exception of its own) reaches the runtime as this class; the
+    original exception, when there was one, is ``__cause__``.
 
     Attributes:
         provider: a short name of the provider (``"anthropic:claude-haiku-4-5"``).
         status: the HTTP status of the last attempt, when there was one.
+        request_id: the server's id of the last attempt (its ``request-id`` or
+            ``x-request-id`` header), when it sent one: quote it to the provider's support.
     """
 
-    payload_fields: ClassVar[tuple[str, ...]] = ("provider", "status")
+    payload_fields: ClassVar[tuple[str, ...]] = ("provider", "status", "request_id")
 
-    def __init__(self, message: str, *, provider: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider: str, status: int | None = None, request_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.status = status
+        self.request_id = request_id
 
 
 class TranscriptError(PtcrunError):

@@ -63,7 +63,11 @@ ERRORS: dict[type[errors.PtcrunError], st.SearchStrategy[errors.PtcrunError]] = 
     errors.ToolError: st.builds(errors.ToolError, text, tool=text),
     errors.ToolArgumentError: st.builds(errors.ToolArgumentError, text, tool=text),
     errors.ProviderError: st.builds(
-        errors.ProviderError, text, provider=text, status=st.none() | st.integers(100, 599)
+        errors.ProviderError,
+        text,
+        provider=text,
+        status=st.none() | st.integers(100, 599),
+        request_id=st.none() | text,
     ),
 }
 

@@ -8,6 +8,7 @@ the endings that are not errors. ``docs/cli.md`` lists the same table; a test ke
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import signal
 from collections.abc import Callable
@@ -15,7 +16,14 @@ from collections.abc import Callable
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 from ..errors import ConfigError, LimitExceeded, PtcrunError, SandboxError
 
-__all__ = ["EXIT_CODES", "LIMIT_FLAGS", "build_parser", "in_cli_words", "status_exit_code"]
+__all__ = [
+    "EXIT_CODES",
+    "LIMIT_FLAGS",
+    "PROVIDER_FLAGS",
+    "build_parser",
+    "in_cli_words",
+    "status_exit_code",
+]
 
 #: The exit code of each way a command can end, by name.
 EXIT_CODES: dict[str, int] = {
@@ -25,7 +33,13 @@ EXIT_CODES: dict[str, int] = {
     "limit": LimitExceeded.exit_code,
     "sandbox": SandboxError.exit_code,
     "error": PtcrunError.exit_code,
+    # With --fail-on-partial: the run is done, but its answer was built while calls were
+    # failing (``Result.partial``). Without the flag such a run exits 0, as any done run.
+    "partial": 6,
     "interrupted": 128 + signal.SIGINT,  # the shell's code for a process ended by Ctrl-C
+    # SIGTERM and SIGHUP end a run as Ctrl-C does, and exit with the shell's code for them too.
+    "terminated": 128 + signal.SIGTERM,
+    "hangup": 128 + signal.SIGHUP,
 }
 
 # Which row each run status exits with; a run that ended with status ``error`` exits with its
@@ -41,8 +55,14 @@ _STATUS_EXIT = {
 }
 
 
-def status_exit_code(status: str, error: PtcrunError | None) -> int:
-    """The exit code of a run that ended with ``status`` (a ``Result.status``) and ``error``."""
+def status_exit_code(status: str, error: PtcrunError | None, stopped_by: int | None = None) -> int:
+    """The exit code of a run that ended with ``status`` (a ``Result.status``) and ``error``.
+
+    A run a signal stopped (``Result.signal``) exits with 128 + its number, as a shell reports
+    a process that signal ended: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
+    """
+    if status == "cancelled" and stopped_by is not None:
+        return 128 + stopped_by
     if status == "error" and error is not None:
         return error.exit_code
     return EXIT_CODES[_STATUS_EXIT.get(status, "error")]
@@ -50,24 +70,62 @@ def status_exit_code(status: str, error: PtcrunError | None) -> int:
 
 #: The ``Limits`` fields ``ptcrun run`` sets: field name → (flag, help). The parser adds the flags
 #: from it, ``run`` builds ``Limits`` from it, and :func:`in_cli_words` spells errors with it.
+#: Fields ending in ``_timeout`` take seconds; the others a whole number.
 LIMIT_FLAGS: dict[str, tuple[str, str]] = {
     "max_tokens": ("--token-limit", "tokens the run may spend, planner and workers together"),
     "max_turns": ("--max-turns", "planner turns"),
     "max_concurrency": ("--concurrency", "tool and worker calls in flight at once"),
+    "call_timeout": ("--call-timeout", "seconds one tool or worker call may take"),
+    "pmap_timeout": ("--pmap-timeout", "seconds one pmap may take, all its items together"),
+    "turn_timeout": ("--turn-timeout", "seconds one turn may take: the planner's reply and its program"),
+    "run_timeout": ("--run-timeout", "seconds the whole run may take"),
 }
+
+#: The settings of the HTTP providers (``AnthropicProvider``, ``OpenAICompatProvider``) that
+#: ``ptcrun run`` sets, for the planner and the worker alike: argument → (flag, help).
+PROVIDER_FLAGS: dict[str, tuple[str, str]] = {
+    "timeout": ("--request-timeout", "seconds one attempt of an LLM request may take"),
+    "max_retries": ("--max-retries", "retries of a failed LLM request (rate limit, overload, 5xx, timeout)"),
+    "max_retry_wait": ("--max-retry-wait", "seconds a busy server may ask to wait before a retry"),
+}
+
+_PROVIDER_SETTINGS = re.compile(r"\b(?:AnthropicProvider|OpenAICompatProvider)\(([^()]*)\)")
 
 
 def in_cli_words(message: str) -> str:
-    """Spell the ``Limits`` fields a message names as the flags that set them.
+    """Spell the settings a message names as the flags that set them.
 
     ``Limits.max_tokens`` becomes ``--token-limit``, and so does ``max_tokens`` in the fix the
     message names ("Raise max_tokens"). A bare field name elsewhere is left alone: it may be
-    another setting of the same name (a worker call's ``max_tokens``).
+    another setting of the same name (a worker call's ``max_tokens``); the clocks' names
+    (``turn_timeout``) belong to ``Limits`` alone and are spelled as flags wherever they appear.
+    A provider's settings, ``AnthropicProvider(timeout=2, max_retries=1)``, become
+    ``--request-timeout=2, --max-retries=1`` when ``run`` has a flag for each of them.
     """
     for field, (flag, _) in LIMIT_FLAGS.items():
         message = re.sub(rf"\bLimits\.{field}\b", flag, message)
-        message = re.sub(rf"\b([Rr]aise) {field}\b", rf"\1 {flag}", message)
+        if field.endswith("_timeout"):  # no other setting has these names
+            message = re.sub(rf"\b{field}\b", flag, message)
+        else:
+            message = re.sub(rf"\b([Rr]aise) {field}\b", rf"\1 {flag}", message)
+    message = _PROVIDER_SETTINGS.sub(_provider_flags, message)
+    # Unlike "timeout", these two names belong to the providers alone.
+    for name in ("max_retry_wait", "max_retries"):
+        message = re.sub(rf"\b{name}\b", PROVIDER_FLAGS[name][0], message)
     return message
+
+
+def _provider_flags(match: re.Match[str]) -> str:
+    """``--request-timeout=2, --max-retries=1`` for ``AnthropicProvider(timeout=2, max_retries=1)``;
+    the text as it was when a setting has no flag (``api_key=...``)."""
+    spelled = []
+    for part in match.group(1).split(","):
+        name, _, value = part.strip().partition("=")
+        if name not in PROVIDER_FLAGS:
+            return match.group(0)
+        flag = PROVIDER_FLAGS[name][0]
+        spelled.append(flag if value in ("", "...") else f"{flag}={value}")
+    return ", ".join(spelled)
 
 
 def _count(least: int) -> Callable[[str], int]:
@@ -87,6 +145,26 @@ def _count(least: int) -> Callable[[str], int]:
 
 _POSITIVE = _count(1)
 _NON_NEGATIVE = _count(0)
+
+
+def _seconds(least: float, *, inclusive: bool) -> Callable[[str], float]:
+    """An argparse type: seconds, above ``least`` (or at least it); ``inf`` means no limit."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value >= least if inclusive else value > least):
+            bound = f"at least {least:g}" if inclusive else f"more than {least:g}"
+            raise argparse.ArgumentTypeError(f"must be seconds, {bound} (inf for no limit); got {text!r}")
+        return value
+
+    return parse
+
+
+_DURATION = _seconds(0, inclusive=False)
+_WAIT = _seconds(0, inclusive=True)
 
 
 def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
@@ -132,11 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the model behind tool.worker (default: the planner)")
     _tools_flag(run)
     for field, (flag, text) in LIMIT_FLAGS.items():
-        run.add_argument(flag, dest=field, type=_POSITIVE, metavar="N", help=f"{text} (Limits.{field})")
+        seconds = field.endswith("_timeout")
+        run.add_argument(flag, dest=field, type=_DURATION if seconds else _POSITIVE,
+                         metavar="SECONDS" if seconds else "N", help=f"{text} (Limits.{field})")
+    for setting, (flag, text) in PROVIDER_FLAGS.items():
+        kind, metavar = {"timeout": (_DURATION, "SECONDS"), "max_retries": (_NON_NEGATIVE, "N"),
+                         "max_retry_wait": (_WAIT, "SECONDS")}[setting]
+        run.add_argument(flag, dest=setting, type=kind, metavar=metavar,
+                         help=f"{text}; for HTTP planner and worker providers ({setting}=)")
     run.add_argument("--out", default="runs", metavar="DIR", help="where run folders are made (default runs)")
     run.add_argument("--schema", metavar="FILE.json", help="a JSON Schema the answer must match")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.add_argument("--fail-on-partial", action="store_true",
+                     help=f"exit {EXIT_CODES['partial']}, not 0, when the answer was built while calls "
+                     "were failing")
 
     ex = sub.add_parser(
         "exec",

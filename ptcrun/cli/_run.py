@@ -2,42 +2,113 @@
 
 Prints the answer, the run's summary and the transcript's path (or one JSON object with
 ``--json``), and writes ``corpus.json`` beside the transcript so a turn can be run again later.
-Errors it prints name the flags that set a limit, not the ``Limits`` fields behind them.
+Errors it prints name the flags that set a limit, not the ``Limits`` fields behind them; the
+error that ended a run is also printed on standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._limits import Limits
 from ..corpus._load import load_corpus
-from ..errors import ConfigError, to_payload
-from ._corpus import chunk_options, write_record
-from ._parser import LIMIT_FLAGS, in_cli_words, status_exit_code
+from ..errors import ConfigError, TranscriptError, to_payload
+from ..transcript._events import os_error_reason
+from ._corpus import CORPUS_FILE, chunk_options, write_record
+from ._parser import EXIT_CODES, LIMIT_FLAGS, PROVIDER_FLAGS, in_cli_words, status_exit_code
+
+if TYPE_CHECKING:
+    from .._result import Result
+    from ..transcript._transcript import Transcript
 
 __all__ = ["cmd_run"]
 
 
 def _schema(path: str | None) -> Any:
+    """The JSON Schema ``--schema`` names, read and checked before the run starts."""
+    from ..runtime._answers import AnswerCheck
+
     if path is None:
         return None
+    fix = "pass the path of a JSON Schema file"
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"schema file {path!r} does not exist; pass a JSON Schema file.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"schema file {path!r} is not valid JSON: {exc}.") from None
+        raise ConfigError(f"--schema {path!r} does not exist; {fix}.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--schema {path!r} is a directory, not a file; {fix}.") from None
+    except OSError as exc:
+        raise ConfigError(f"--schema {path!r} cannot be read: {os_error_reason(exc)}; {fix}.") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"--schema {path!r} is not UTF-8 text: byte 0x{data[exc.start]:02x} at byte offset "
+            f"{exc.start:,}; save it as UTF-8 JSON."
+        ) from None
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"--schema {path!r} is not valid JSON: {exc.msg} at line {exc.lineno}, column "
+            f"{exc.colno}; fix the file."
+        ) from None
+    if not isinstance(schema, dict):
+        raise ConfigError(
+            f"--schema {path!r} holds a JSON {type(schema).__name__}, not an object; a JSON "
+            f'Schema is an object, such as {{"type": "object"}}.'
+        )
+    try:
+        AnswerCheck.build(schema)
+    except ConfigError as exc:
+        raise ConfigError(f"--schema {path!r}: {str(exc).rstrip('.')}; fix the file.") from None
+    return schema
+
+
+def _check_out(out: str) -> None:
+    """Refuse an ``--out`` that cannot hold run folders, before anything runs."""
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--out {out!r} cannot hold run folders: {os_error_reason(exc)} "
+            f"({exc.strerror or exc}); pass --out a folder you can write to."
+        ) from None
+
+
+#: The clocks from the outermost in: each must fit inside the one before it.
+_CLOCKS = ("run_timeout", "turn_timeout", "pmap_timeout", "call_timeout")
 
 
 def _limits(args: argparse.Namespace) -> Limits:
     given: dict[str, Any] = {field: getattr(args, field) for field in LIMIT_FLAGS}
-    return Limits(**{field: value for field, value in given.items() if value is not None})
+    given = {field: value for field, value in given.items() if value is not None}
+    # A clock given shorter than an inner clock's default (--turn-timeout 60, with pmaps
+    # allowed 300 s) lowers the inner clocks that were not given, rather than be refused.
+    defaults = Limits()
+    outer = math.inf
+    for clock in _CLOCKS:
+        if clock not in given and getattr(defaults, clock) > outer:
+            given[clock] = outer
+        outer = given.get(clock, getattr(defaults, clock))
+    return Limits(**given)
+
+
+def _provider_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``PROVIDER_FLAGS`` given, as ``parse_provider`` takes them."""
+    return {setting: getattr(args, setting) for setting in PROVIDER_FLAGS}
 
 
 def _observers(args: argparse.Namespace) -> list[Any]:
@@ -55,13 +126,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .._tools import load_tools_file
     from ..runtime._runtime import Runtime
     from ..runtime.providers._spec import parse_provider
-    from ..transcript._transcript import Transcript
     from ..transcript._views import render_summary
 
     options = chunk_options(args)
+    _check_out(args.out)
+    schema = _schema(args.schema)
     chunks = load_corpus(args.corpus, **options)
-    planner = parse_provider(args.planner)
-    worker = parse_provider(args.worker) if args.worker else None
+    settings = _provider_settings(args)
+    planner = parse_provider(args.planner, **settings)
+    worker = parse_provider(args.worker, **settings) if args.worker else None
     tools = list(load_tools_file(args.tools).values()) if args.tools else None
     runtime = Runtime(
         planner=planner,
@@ -71,11 +144,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         transcript_dir=args.out,
         observers=_observers(args),
     )
-    result = runtime.run(args.goal, chunks, schema=_schema(args.schema))
-    code = status_exit_code(result.status, result.error)
+    result = runtime.run(args.goal, chunks, schema=schema)
+    code = status_exit_code(result.status, result.error, result.signal)
+    if args.fail_on_partial and result.partial and code == EXIT_CODES["done"]:
+        code = EXIT_CODES["partial"]
     assert result.transcript is not None  # the command always writes one
-    write_record(result.transcript.parent, args.corpus, options, chunks)
-    transcript = Transcript.load(result.transcript)
+    warnings = list(result.warnings)
+    try:
+        write_record(result.transcript.parent, args.corpus, options, chunks)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # a file cut short would read as a broken record
+            (result.transcript.parent / CORPUS_FILE).unlink(missing_ok=True)
+        warnings.append(
+            f"corpus.json was not written beside the transcript ({os_error_reason(exc)}); "
+            f"`ptcrun exec TRANSCRIPT --turn N` will need --data {args.corpus}."
+        )
+    transcript = _whole_transcript(result)
+    if result.error is not None:
+        # What ended the run and its fix, where a failing command says it, whatever stdout holds.
+        print(f"ptcrun: {in_cli_words(str(result.error))}", file=sys.stderr)
+    if result.failed_calls:
+        print(f"ptcrun: warning: {_failures_warning(result)}", file=sys.stderr)
+    for warning in warnings:
+        print(f"ptcrun: warning: {warning}", file=sys.stderr)
     if args.json:
         error = result.error
         shown = None if error is None else {**to_payload(error), "message": in_cli_words(str(error))}
@@ -87,8 +178,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             "turns": len(result.turns),
             "usage": {**attrs.asdict(result.usage), "total_tokens": result.usage.total_tokens},
             "seconds": result.seconds,
-            "parallel_speedup": transcript.parallel_speedup,
+            "parallel_speedup": None if transcript is None else transcript.parallel_speedup,
             "transcript": str(result.transcript),
+            "warnings": warnings,
+            "partial": result.partial,
+            "failed_calls": dict(result.failed_calls),
+            "calls_made": result.calls_made,
             "exit_code": code,
         }, ensure_ascii=False))
         return code
@@ -100,6 +195,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print("no answer")
     print()
-    print(in_cli_words(render_summary(transcript)))
-    print(f"transcript {result.transcript}")
+    print(in_cli_words(render_summary(transcript) if transcript is not None else _result_summary(result)))
+    print(f"transcript {result.transcript}" + ("" if transcript is not None else " (incomplete)"))
     return code
+
+
+def _failures_warning(result: Result) -> str:
+    """The line on standard error that says which calls failed, and what it means for the answer."""
+    from ..transcript._views import failure_kinds
+
+    count = result.failed_call_count
+    made = max(result.calls_made, count)
+    text = f"{count:,} of {made:,} calls failed ({failure_kinds(result.failed_calls)})"
+    if result.partial:
+        text += "; the answer was built while they were failing and may be incomplete"
+    return f"{text}. `ptcrun show {result.transcript} --calls` lists them."
+
+
+def _whole_transcript(result: Result) -> Transcript | None:
+    """The run's transcript, or None when the file stops short of ``run.end`` (a full disk)."""
+    from ..transcript._transcript import Transcript
+
+    assert result.transcript is not None
+    try:
+        transcript = Transcript.load(result.transcript)
+    except (TranscriptError, OSError):
+        return None
+    return transcript if transcript.complete else None
+
+
+def _result_summary(result: Result) -> str:
+    """The summary's first lines, from the Result, for a run whose transcript stops short."""
+    from ..transcript._views import status_text
+
+    u = result.usage
+    error = f" ({type(result.error).__name__}: {result.error})" if result.error is not None else ""
+    status = status_text(result.status, result.failed_calls, result.calls_made, result.partial)
+    return "\n".join([
+        f"status     {status}{error}",
+        f"turns      {len(result.turns)}",
+        (
+            f"tokens     {u.total_tokens:,}: planner {u.planner_input_tokens:,} in / "
+            f"{u.planner_output_tokens:,} out, workers {u.worker_input_tokens:,} in / "
+            f"{u.worker_output_tokens:,} out"
+        ),
+        f"wall time  {result.seconds:.1f} s",
+    ])

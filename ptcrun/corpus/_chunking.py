@@ -14,6 +14,11 @@ chunk after the first starts after the one before it, and dropping each chunk's 
 A line is everything up to and including a ``\\n`` (so ``\\r\\n`` endings stay inside their line),
 or the rest of the text after the last ``\\n``.
 
+Memory is bounded by the chunk size, not by the longest line: a line longer than
+``_PIECE_CHARS`` is indexed and counted in pieces of about that length (see :class:`_TokenIndex`
+and :func:`_count`), so a 50 MB corpus on one line costs what 50 MB of ordinary lines costs.
+``benchmarks/bench_chunk_memory.py`` measures both.
+
 Past 400 lines because the token cutter, most of the module, shares Chunk and the line index.
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import accumulate, pairwise
@@ -40,6 +46,19 @@ Unit = Literal["tokens", "lines", "characters"]
 _SNAP_DIVISOR = 4
 # Estimates are usually exact, so one count settles a chunk; a few more correct a bad guess.
 _MAX_TRIES = 8
+
+# Lines longer than this many characters are indexed and counted in pieces of about this
+# length. Encoding a whole line at once holds a Python int per token (some 70 bytes each with
+# the boundaries), so a 50 MB line took over 1 GB; pieces keep that to about a megabyte.
+# Ordinary lines are far shorter, so they are handled exactly as before.
+_PIECE_CHARS = 1 << 15
+
+# A place where cl100k's pre-tokenizer always splits, so the tokens of the text on either side
+# are the tokens of the whole: after an ASCII letter or digit, before ASCII punctuation or a
+# space. Each pre-token ends there (a run of letters or digits stops at the first other
+# character, and no pattern looks behind), so counting the two sides on their own adds up to the
+# count of the whole.
+_SPLIT = re.compile(r"[A-Za-z0-9](?=[ !-/:-@\[-`{-~])")
 
 
 class Chunk(str):
@@ -285,11 +304,51 @@ def _check_arguments(text: object, size: object, overlap: object, unit: Unit) ->
 
 def _line_starts(text: str) -> list[int]:
     """Offsets where each line starts, then len(text): line k is text[starts[k]:starts[k+1]]."""
-    parts = text.split("\n")
-    starts = [0, *accumulate(len(part) + 1 for part in parts[:-1])]
-    if parts[-1]:  # the text does not end with a line break: its last line has none
+    # Found one by one rather than with split(), which would copy the whole text into lines.
+    starts = [0]
+    find, at = text.find, text.find("\n")
+    while at != -1:
+        starts.append(at + 1)
+        at = find("\n", at + 1)
+    if starts[-1] != len(text):  # the text does not end with a line break: its last line has none
         starts.append(len(text))
     return starts
+
+
+def _pieces(text: str, start: int, end: int) -> list[int]:
+    """Where to cut text[start:end] into pieces of at most about _PIECE_CHARS characters.
+
+    Returns the offsets inside it, ascending, where a piece starts (not start itself). A cut is
+    at a pre-token boundary (``_SPLIT``) in the second half of each piece when there is one,
+    so counting the pieces on their own gives the count of the whole; otherwise (a run of
+    letters longer than half a piece) it is at the piece's length, and counts only estimate.
+    """
+    cuts: list[int] = []
+    at = start
+    while end - at > _PIECE_CHARS:
+        limit = at + _PIECE_CHARS
+        cut = limit
+        for match in _SPLIT.finditer(text, limit - _PIECE_CHARS // 2, limit):
+            cut = match.end()
+        cuts.append(cut)
+        at = cut
+    return cuts
+
+
+def _count(text: str, start: int, end: int) -> int:
+    """count_tokens(text[start:end]), in pieces when the span is long, so memory stays bounded.
+
+    A long span is counted in pieces cut at pre-token boundaries, which add up exactly; where
+    no such boundary is near, the pieces are joined, so the count stays exact.
+    """
+    if end - start <= _PIECE_CHARS:
+        return count_tokens(text[start:end])
+    total, at = 0, start
+    for cut in _pieces(text, start, end):
+        if _SPLIT.match(text, cut - 1) is not None:  # a true boundary: the sides add up
+            total += count_tokens(text[at:cut])
+            at = cut
+    return total + count_tokens(text[at:end])
 
 
 def _make_chunks(
@@ -299,16 +358,15 @@ def _make_chunks(
     chunks: list[Chunk] = []
     previous_end = 0
     for index, (start, end, *counted) in enumerate(spans):
-        piece = text[start:end]
         chunks.append(
             Chunk(
-                piece,
+                text[start:end],
                 index=index,
                 first_line=bisect_right(starts, start),
                 last_line=bisect_right(starts, end - 1),
                 start=start,
                 end=end,
-                tokens=counted[0] if counted else count_tokens(piece),
+                tokens=counted[0] if counted else _count(text, start, end),
                 overlap=max(previous_end - start, 0),
             )
         )
@@ -317,63 +375,79 @@ def _make_chunks(
 
 
 class _TokenIndex:
-    """Estimated token positions in a text, from one encode per line.
+    """Estimated token positions in a text, from one encode per line (or piece of a line).
 
     The position of a line start is the sum of the token counts of the lines before it, each
     line counted on its own. That can differ from counting the text at once (tokens such as
     ``"\\n\\n"`` can span lines), so it only guides where to cut; every cut is counted exactly
     afterwards. Inside a line, positions come from the line's own tokens, computed only for
     the few lines a cut lands in.
+
+    A line longer than ``_PIECE_CHARS`` is indexed as pieces (:func:`_pieces`): ``marks`` holds
+    every line start and piece start, and ``positions`` the token position of each mark, so
+    no line is ever encoded whole. Cuts prefer line starts (``starts``, ``line_positions``);
+    piece starts are only places where positions are known.
     """
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.starts = _line_starts(text)
         encode = get_encoding().encode_ordinary
-        counts = (len(encode(text[a:b])) for a, b in pairwise(self.starts))
+        long_lines = [(a, b) for a, b in pairwise(self.starts) if b - a > _PIECE_CHARS]
+        if not long_lines:
+            self.marks = self.starts
+        else:
+            inside = {a: _pieces(text, a, b) for a, b in long_lines}
+            self.marks = [m for a in self.starts for m in (a, *inside.get(a, ()))]
+        counts = (len(encode(text[a:b])) for a, b in pairwise(self.marks))
         self.positions = [0, *accumulate(counts)]
         self.total = self.positions[-1]
+        if self.marks is self.starts:
+            self.line_positions = self.positions
+        else:
+            at_line = set(self.starts)
+            self.line_positions = [p for m, p in zip(self.marks, self.positions, strict=True) if m in at_line]
         self._boundaries: dict[int, tuple[list[int], list[int]]] = {}
 
     def position(self, offset: int) -> int:
         """The token position of a character offset (a cut point at or before it)."""
-        line = bisect_right(self.starts, offset) - 1
-        if line >= len(self.starts) - 1:
+        mark = bisect_right(self.marks, offset) - 1
+        if mark >= len(self.marks) - 1:
             return self.total
-        if offset == self.starts[line]:
-            return self.positions[line]
-        chars, counts = self._line_boundaries(line)
-        return self.positions[line] + counts[bisect_right(chars, offset - self.starts[line]) - 1]
+        if offset == self.marks[mark]:
+            return self.positions[mark]
+        chars, counts = self._boundaries_of(mark)
+        return self.positions[mark] + counts[bisect_right(chars, offset - self.marks[mark]) - 1]
 
     def cut(self, position: int, *, after: bool = False) -> int:
         """The character offset of the last cut point at or before a token position (with
         after: the first one at or after it). Cut points are line starts and token ends."""
-        line = bisect_right(self.positions, position) - 1
-        if line >= len(self.starts) - 1:
+        mark = bisect_right(self.positions, position) - 1
+        if mark >= len(self.marks) - 1:
             return len(self.text)
-        within = position - self.positions[line]
+        within = position - self.positions[mark]
         if within == 0:
-            return self.starts[line]
-        chars, counts = self._line_boundaries(line)
+            return self.marks[mark]
+        chars, counts = self._boundaries_of(mark)
         found = bisect_left(counts, within) if after else bisect_right(counts, within) - 1
-        return self.starts[line] + chars[found]
+        return self.marks[mark] + chars[found]
 
     def line_start(self, position: int, *, after: bool = False) -> tuple[int, int]:
         """The last line start at or before a token position (with after: the first one at or
         after it), as (character offset, token position)."""
         if after:
-            line = bisect_left(self.positions, position)
+            line = bisect_left(self.line_positions, position)
         else:
-            line = bisect_right(self.positions, position) - 1
-        return self.starts[line], self.positions[line]
+            line = bisect_right(self.line_positions, position) - 1
+        return self.starts[line], self.line_positions[line]
 
-    def _line_boundaries(self, line: int) -> tuple[list[int], list[int]]:
-        found = self._boundaries.get(line)
+    def _boundaries_of(self, mark: int) -> tuple[list[int], list[int]]:
+        found = self._boundaries.get(mark)
         if found is None:
             if len(self._boundaries) >= 4:  # cuts move forward; old lines are not needed again
                 self._boundaries.clear()
-            found = token_boundaries(self.text[self.starts[line] : self.starts[line + 1]])
-            self._boundaries[line] = found
+            found = token_boundaries(self.text[self.marks[mark] : self.marks[mark + 1]])
+            self._boundaries[mark] = found
         return found
 
 

@@ -17,11 +17,21 @@ with the real usage and the unused part goes back to the pool::
 Reservations in flight count as spent, so ``used + reserved <= max_tokens`` always holds at the
 moment of a reservation, and ``used <= max_tokens`` holds for the whole run as long as no
 request uses more than it reserved.
+
+The planner must keep the tokens of its next turn, or a wide fan-out that spends the budget also
+ends the run before the planner can read what failed. So while a program runs, the runtime
+*holds back* that turn's worst case (:meth:`Ledger.holding_back`): a worker reservation that
+would eat into it is refused like one that does not fit, with a message that says so::
+
+    with ledger.holding_back(next_turn_tokens, for_what="the planner's next turn"):
+        await sandbox.execute(program)      # its workers cannot spend next_turn_tokens
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Literal, Self
 
@@ -34,6 +44,7 @@ __all__ = [
     "Ledger",
     "Reservation",
     "Usage",
+    "input_room",
     "worst_case_tokens",
 ]
 
@@ -55,6 +66,14 @@ def worst_case_tokens(input_tokens: int, max_output_tokens: int) -> int:
         max_output_tokens: the most the reply may write; the request must cap its output there.
     """
     return math.ceil(input_tokens * INPUT_ESTIMATE_MARGIN) + INPUT_OVERHEAD_TOKENS + max_output_tokens
+
+
+def input_room(free_tokens: int, max_output_tokens: int) -> int:
+    """The most input tokens a request may have for its worst case to fit ``free_tokens``.
+
+    The inverse of :func:`worst_case_tokens`; negative when not even an empty input fits.
+    """
+    return math.floor((free_tokens - INPUT_OVERHEAD_TOKENS - max_output_tokens) / INPUT_ESTIMATE_MARGIN)
 
 
 def _check_count(name: str, value: object) -> int:
@@ -83,9 +102,12 @@ class Ledger:
         self._unsettled = 0
         self._cost = 0.0
         self._cost_known = True
+        self._held = 0
+        self._held_for = ""
 
     def __repr__(self) -> str:
-        return f"Ledger(max_tokens={self.max_tokens}, used={self._used}, reserved={self._reserved})"
+        held = f", held={self._held}" if self._held else ""
+        return f"Ledger(max_tokens={self.max_tokens}, used={self._used}, reserved={self._reserved}{held})"
 
     @property
     def used(self) -> int:
@@ -98,9 +120,39 @@ class Ledger:
         return self._reserved
 
     @property
+    def held(self) -> int:
+        """Tokens held back from new reservations (:meth:`holding_back`); 0 outside a hold."""
+        return self._held
+
+    @property
     def remaining(self) -> int:
-        """Tokens a new reservation may take: ``max_tokens - used - reserved``, never below 0."""
-        return max(0, self.max_tokens - self._used - self._reserved)
+        """Tokens a new reservation may take: ``max_tokens - used - reserved - held``, never
+        below 0."""
+        return max(0, self.max_tokens - self._used - self._reserved - self._held)
+
+    @contextlib.contextmanager
+    def holding_back(self, tokens: int, *, for_what: str) -> Iterator[None]:
+        """Keep ``tokens`` of the budget from every reservation made inside the block.
+
+        The hold is a floor, not a reservation: nothing is charged, and the tokens are free
+        again when the block exits (however it exits). Holds do not nest: a hold replaces the
+        one before it for the block's duration.
+
+        Args:
+            tokens: what to keep, a whole number >= 0 (0 holds nothing back).
+            for_what: whom the tokens are kept for, as a refusal names it
+                (``"the planner's next turn"``).
+
+        Raises:
+            ValueError: ``tokens`` is not a whole number >= 0.
+        """
+        _check_count("tokens held back", tokens)
+        before = self._held, self._held_for
+        self._held, self._held_for = tokens, for_what
+        try:
+            yield
+        finally:
+            self._held, self._held_for = before
 
     def reserve(self, tokens: int, *, what: str) -> Reservation:
         """Reserve a request's worst case, or refuse it before anything is sent.
@@ -110,17 +162,33 @@ class Ledger:
             what: the request as a message names it (``"worker call"``, ``"planner turn 3"``).
 
         Raises:
-            BudgetExceeded: ``tokens`` is more than :attr:`remaining`. Nothing is charged.
+            BudgetExceeded: ``tokens`` is more than :attr:`remaining`. Nothing is charged. When
+                only the tokens held back stand in the way, the message says whom they are
+                kept for.
             ValueError: ``tokens`` is not a positive whole number.
         """
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
             raise ValueError(f"a reservation must be a positive whole number of tokens; got {tokens!r}.")
-        if self._used + self._reserved + tokens > self.max_tokens:
+        if self._used + self._reserved + self._held + tokens > self.max_tokens:
+            if self._held:
+                raise self._refused_by_hold(what, tokens)
             raise BudgetExceeded.for_request(
                 what=what, needed=tokens, remaining=self.remaining, limit=self.max_tokens
             )
         self._reserved += tokens
         return Reservation(self, tokens, what)
+
+    def _refused_by_hold(self, what: str, needed: int) -> BudgetExceeded:
+        unspent = max(0, self.max_tokens - self._used - self._reserved)
+        held = min(self._held, unspent)
+        return BudgetExceeded(
+            f"{what} needs {needed:,} tokens; {unspent:,} of Limits.max_tokens={self.max_tokens:,} "
+            f"remain, and {held:,} of them are held back for {self._held_for}, so {unspent - held:,} "
+            f"may be spent. Raise max_tokens, or send less text.",
+            setting="Limits.max_tokens",
+            limit=self.max_tokens,
+            observed=needed,
+        )
 
     @property
     def usage(self) -> Usage:

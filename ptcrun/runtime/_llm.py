@@ -18,7 +18,7 @@ from .. import errors
 from ..corpus._tokens import count_tokens
 from ..transcript._schema import Event, LLMEnd, LLMStart
 from ._budget import Ledger, worst_case_tokens
-from .providers._base import Provider, Reply, Request
+from .providers._base import Provider, Reply, Request, call_provider
 
 __all__ = ["budgeted_complete", "request_tokens"]
 
@@ -54,7 +54,9 @@ async def budgeted_complete(
     Raises:
         BudgetExceeded: the worst case does not fit what is left; nothing was sent.
         ToolError: (workers) the request cannot fit the model's context window.
-        ProviderError: the provider failed after its retries.
+        ProviderError: the provider failed after its retries, or broke its contract (raised
+            another exception, returned something that is not a Reply): every provider
+            failure arrives as this class, through ``call_provider``.
     """
     if sum(len(m.content) for m in request.messages) > _THREAD_COUNT_CHARS:
         # Counting a 4,000-token chunk takes milliseconds; off the event loop, a wide fan-out
@@ -87,11 +89,13 @@ async def budgeted_complete(
     with reservation:
         reservation.mark_sent()
         try:
-            reply = await provider.complete(request)
+            reply = await call_provider(provider, request)
         except errors.ProviderError as exc:
-            # The provider refused or failed after its retries: nothing was billed. (A request
-            # cancelled in flight may have been, so that case keeps the full charge.)
-            reservation.release()
+            # The provider refused or failed after its retries: nothing was billed. A server
+            # that answered 2xx with a body we could not read did bill, and a request
+            # cancelled in flight may have been billed: those keep the full charge.
+            if exc.status is None or not 200 <= exc.status < 300:
+                reservation.release()
             emit(LLMEnd(
                 span=span,
                 parent=parent,

@@ -8,8 +8,11 @@ only a bad argument raises, and only before anything runs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,13 +28,16 @@ from .._tools import Tool, collect_tools
 from ..corpus._chunking import corpus_digest
 from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
-from ..transcript._events import EventStream, Observer, new_run_dir
+from ..transcript._events import EventStream, Observer, new_run_dir, os_error_reason
 from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
 from ._answers import AnswerCheck
-from ._budget import Ledger
-from ._llm import budgeted_complete
+from ._arguments import check_data, check_goal, check_observers, check_schema, check_transcript_dir
+from ._budget import Ledger, input_room, worst_case_tokens
+from ._failures import FailureTally
+from ._llm import budgeted_complete, request_tokens
 from ._spans import SandboxSpans
-from ._turns import budget_line, extract_code, feedback, first_message, system_prompt
+from ._stops import go_until_signal, holds, stop_error, unexpected_error
+from ._turns import budget_line, calls_report, extract_code, feedback, first_message, system_prompt
 from ._worker import make_worker_tool
 from .providers._base import Message, Provider, Request
 
@@ -90,6 +96,11 @@ class Runtime:
         transcript_dir: str | os.PathLike[str] | None = "runs",
         observers: Sequence[Observer] = (),
     ) -> None:
+        if planner is None:
+            raise errors.ConfigError(
+                "planner is None; pass the provider that writes the programs, e.g. "
+                "planner=ptcrun.AnthropicProvider('claude-sonnet-4-6')."
+            )
         for role, provider in (("planner", planner), ("worker", worker)):
             if provider is not None and not callable(getattr(provider, "complete", None)):
                 raise errors.ConfigError(
@@ -102,8 +113,8 @@ class Runtime:
         self.worker = worker if worker is not None else planner
         self.tools = collect_tools(tools)
         self.limits = limits if limits is not None else Limits()
-        self.transcript_dir = None if transcript_dir is None else Path(transcript_dir)
-        self.observers = tuple(observers)
+        self.transcript_dir = check_transcript_dir(transcript_dir)
+        self.observers = check_observers(observers)
 
     def run(self, goal: str, data: Data, *, schema: Any = None) -> Result:
         """Run to the end and return the :class:`Result` (synchronous; starts its own trio loop).
@@ -116,17 +127,22 @@ class Runtime:
                 ``list[str]`` or ``dict[str, int]``. A ``done()`` answer that does not match is
                 fed back to the planner and costs a turn.
 
-        A Ctrl-C (``KeyboardInterrupt``) ends the run with status ``cancelled``: this method
-        owns its event loop, so it may turn the interrupt into a :class:`Result`.
+        Signals: a Ctrl-C (``KeyboardInterrupt``), and SIGTERM or SIGHUP (what ``timeout``,
+        ``docker stop``, systemd and a closing terminal send) end the run with status
+        ``cancelled``: the calls in flight are cancelled, the sandbox child is stopped, the
+        transcript ends with ``run.end``, and ``Result.signal`` and ``Result.error`` name the
+        signal. This method owns its event loop, so it may turn a signal into a
+        :class:`Result`. It handles SIGTERM and SIGHUP only when called in the main thread
+        (Python delivers signals there), and puts their previous handlers back when it returns.
 
         Raises:
             ConfigError: a bad argument, before anything runs.
         """
         interrupted: list[Result] = []
         try:
-            return trio.run(self._arun, goal, data, schema, interrupted)
-        except (KeyboardInterrupt, BaseExceptionGroup) as exc:
-            if interrupted and _only_stops(exc):
+            return trio.run(self._arun, goal, data, schema, interrupted, True)
+        except BaseException as exc:
+            if interrupted and holds(exc, KeyboardInterrupt):
                 return interrupted[0]
             raise
 
@@ -135,33 +151,64 @@ class Runtime:
 
         A ``KeyboardInterrupt`` (or a cancellation from outside) is not turned into a
         :class:`Result`: it propagates, as trio expects, after the transcript has recorded
-        ``run.end`` with status ``cancelled``.
+        ``run.end`` with status ``cancelled``. Other signals are left to the application: it
+        owns the event loop, so it decides what SIGTERM means (``trio.open_signal_receiver``,
+        then cancel the scope the run is in: the run then ends the same way).
         """
         return await self._arun(goal, data, schema, [])
 
     async def _arun(
-        self, goal: str, data: Data, schema: Any, interrupted: list[Result]
+        self, goal: str, data: Data, schema: Any, interrupted: list[Result], watch_signals: bool = False
     ) -> Result:
-        if not isinstance(goal, str) or not goal.strip():
-            raise errors.ConfigError("goal must be a non-empty string saying what the planner should find out.")
-        checker = AnswerCheck.build(schema)
-        # Validate the data now, so a bad corpus is a ConfigError before the run starts.
+        # Every argument is checked before anything runs or is written: a bad one is a
+        # ConfigError, never a half-started run.
+        check_goal(goal)
+        checker = AnswerCheck.build(check_schema(schema))
+        check_data(data)
         Sandbox(data=data, limits=self.limits)
-        run_dir = new_run_dir(self.transcript_dir) if self.transcript_dir is not None else None
-        events = EventStream(run_dir / "transcript.jsonl" if run_dir else None, self.observers)
+        events = self._open_events()
         run = _Run(self, goal, data, checker, events)
         try:
-            return await run.go()
+            if watch_signals and threading.current_thread() is threading.main_thread():
+                result = await go_until_signal(run.go, run.stop)
+            else:
+                result = await run.go()
         finally:
-            if run.interrupted is not None:
-                interrupted.append(run.interrupted)
             events.close()
+            if run.interrupted is not None:
+                interrupted.append(_with_warnings(run.interrupted, events))
+        return _with_warnings(result, events)
+
+    def _open_events(self) -> EventStream:
+        """The run's event stream, its transcript file made first.
+
+        Raises:
+            ConfigError: ``transcript_dir`` cannot hold a transcript (a file, a read-only
+                disk, no permission, a full disk).
+        """
+        if self.transcript_dir is None:
+            return EventStream(None, self.observers)
+        run_dir: Path | None = None
+        try:
+            run_dir = new_run_dir(self.transcript_dir)
+            return EventStream(run_dir / "transcript.jsonl", self.observers)
+        except OSError as exc:
+            if run_dir is not None:
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()
+            raise errors.ConfigError(
+                f"transcript_dir={str(self.transcript_dir)!r} cannot hold transcripts: "
+                f"{os_error_reason(exc)} ({exc.strerror or exc}). Pass transcript_dir= a folder you "
+                f"can write to, or None to write no transcript."
+            ) from None
 
 
 class _Run:
     """The state of one run while it goes."""
 
-    def __init__(self, runtime: Runtime, goal: str, data: Data, checker: AnswerCheck, events: EventStream) -> None:
+    def __init__(
+        self, runtime: Runtime, goal: str, data: Data, checker: AnswerCheck, events: EventStream
+    ) -> None:
         self.rt = runtime
         self.limits = runtime.limits
         self.goal = goal
@@ -180,7 +227,12 @@ class _Run:
         self.has_candidate = False
         # The Result written when a KeyboardInterrupt ended the run; the interrupt propagates.
         self.interrupted: Result | None = None
-        self.spans = SandboxSpans(events.emit)
+        # Cancelled by stop(): a signal ends the run like a clock, with a Result.
+        self.stop_scope = trio.CancelScope()
+        self.stopped_by: signal.Signals | None = None
+        # Counts the calls that fail, for the planner's feedback and the Result.
+        self.failures = FailureTally()
+        self.spans = SandboxSpans(self.failures.watch(events.emit))
         worker = make_worker_tool(
             provider=runtime.worker,
             ledger=self.ledger,
@@ -199,6 +251,12 @@ class _Run:
             "cost": self.ledger.usage.cost,
         }
 
+    def stop(self, signum: signal.Signals) -> None:
+        """End the run with status ``cancelled``, naming the signal; later calls do nothing."""
+        if self.stopped_by is None:
+            self.stopped_by = signum
+            self.stop_scope.cancel()
+
     async def go(self) -> Result:
         emit = self.events.emit
         emit(RunStart(
@@ -213,22 +271,26 @@ class _Run:
         ))
         result: Result | None = None
         try:
-            with trio.move_on_after(self.limits.run_timeout) as run_scope:
-                async with Sandbox(
-                    data=self.data,
-                    tools=self.tools,
-                    limits=self.limits,
-                    budget=self.snapshot,
-                    limiter=self.limiter,
-                    on_event=self.spans.on_sandbox_event,
-                ) as sandbox:
-                    result = await self._loop(sandbox)
-            if run_scope.cancelled_caught:
-                result = self._end("timeout", error=errors.TimeLimitExceeded("run", self.limits.run_timeout))
+            with self.stop_scope:
+                with trio.move_on_after(self.limits.run_timeout) as run_scope:
+                    async with Sandbox(
+                        data=self.data,
+                        tools=self.tools,
+                        limits=self.limits,
+                        budget=self.snapshot,
+                        limiter=self.limiter,
+                        on_event=self.spans.on_sandbox_event,
+                    ) as sandbox:
+                        result = await self._loop(sandbox)
+                if run_scope.cancelled_caught:
+                    expired = errors.TimeLimitExceeded("run", self.limits.run_timeout)
+                    result = self._end("timeout", error=expired)
+            if result is None and self.stopped_by is not None:
+                result = self._stopped(self.stopped_by)
         except errors.SandboxError as exc:
             result = self._end("error", error=exc)
         except KeyboardInterrupt:
-            self.interrupted = self._end("cancelled", error=None)
+            self.interrupted = self._stopped(signal.SIGINT)
             raise
         except trio.Cancelled:
             self._end("cancelled", error=None)
@@ -236,18 +298,29 @@ class _Run:
         except BaseExceptionGroup as group:
             # A cancellation or a Ctrl-C that went through a nursery (a pmap's calls) arrives
             # wrapped in a group; the run must still end its transcript with run.end.
-            stops, rest = group.split((trio.Cancelled, KeyboardInterrupt))
-            if stops is None or rest is not None:
+            if not holds(group, (trio.Cancelled, KeyboardInterrupt)):
+                result = self._end("error", error=unexpected_error(group))
+            elif holds(group, KeyboardInterrupt):
+                self.interrupted = self._stopped(signal.SIGINT)
                 raise
-            ended = self._end("cancelled", error=None)
-            if stops.subgroup(KeyboardInterrupt) is not None:
-                self.interrupted = ended
-            raise
+            else:
+                self._end("cancelled", error=None)
+                raise
+        except Exception as exc:
+            # Every way ptcrun knows a run can fail has its own status and message; this is
+            # the one it did not foresee. The run still ends with a Result and run.end.
+            result = self._end("error", error=unexpected_error(exc))
         assert result is not None
         return result
 
+    def _stopped(self, signum: signal.Signals) -> Result:
+        return self._end("cancelled", error=stop_error(signum), signal=signum)
+
     async def _loop(self, sandbox: Sandbox) -> Result:
-        messages = [Message("user", first_message(self.goal, self.data, self.tools, self.limits, self.snapshot(), self.checker.schema))]
+        first = first_message(
+            self.goal, self.data, self.tools, self.limits, self.snapshot(), self.checker.schema
+        )
+        messages = [Message("user", first)]
         system = system_prompt()
         while self.turn < self.limits.max_turns:
             self.turn += 1
@@ -282,7 +355,10 @@ class _Run:
                 return self._end("budget_exceeded", error=exc)
             except trio.TooSlowError:
                 self._turn_end(turn_span, "timeout")
-                return self._end("timeout", error=errors.TimeLimitExceeded("turn", self.limits.turn_timeout, "the planner did not reply in time"))
+                expired = errors.TimeLimitExceeded(
+                    "turn", self.limits.turn_timeout, "the planner did not reply in time"
+                )
+                return self._end("timeout", error=expired)
             except (errors.ProviderError, errors.ConfigError) as exc:
                 self._turn_end(turn_span, "error")
                 return self._end("error", error=exc)
@@ -290,13 +366,24 @@ class _Run:
             code, blocks = extract_code(reply.text)
             base = _TurnBase(self.turn, reply.text, reply.input_tokens, reply.output_tokens)
             if code is None:
-                self._record(base.turn(program=None, status="no_code", seconds=time.monotonic() - turn_started), turn_span)
-                messages.append(Message("user", render("no_code", count=blocks, next_turn=self.turn + 1, max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))))
+                seconds = time.monotonic() - turn_started
+                self._record(base.turn(program=None, status="no_code", seconds=seconds), turn_span)
+                no_code = render("no_code", count=blocks, next_turn=self.turn + 1,
+                                 max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))
+                messages.append(Message("user", no_code))
                 continue
             self.events.emit(ProgramStart(span=f"{turn_span}.program", parent=turn_span, source=code))
             self.open_program = f"{turn_span}.program"
             left = max(self.limits.turn_timeout - (time.monotonic() - turn_started), 0.001)
-            executed = await sandbox.execute(code, timeout=left)
+            # Nothing else of the run is going on between the reply and its program: counting
+            # here holds up no call.
+            conversation = _conversation_tokens(messages, system)
+            self.failures.start_program()
+            # Workers may not spend what the planner needs to read how the program went.
+            held = self._next_turn_tokens(conversation)
+            with self.ledger.holding_back(held, for_what="the planner's next turn"):
+                executed = await sandbox.execute(code, timeout=left)
+            failures = self.failures.end_program(None if executed.error is None else executed.error.kind)
             self.open_program = None
             self.events.emit(ProgramEnd(
                 span=f"{turn_span}.program",
@@ -329,15 +416,29 @@ class _Run:
                     self._record(turn, turn_span)
                     return self._end("done", answer=executed.answer)
                 self._record(attrs.evolve(turn, status="invalid_answer"), turn_span)
-                messages.append(Message("user", render("schema_failed", problem=problem, next_turn=self.turn + 1, max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))))
+                refused = render("schema_failed", problem=problem, next_turn=self.turn + 1,
+                                 max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))
+                report = calls_report(failures).strip("\n")
+                messages.append(Message("user", f"{report}\n\n{refused}" if report else refused))
                 continue
             self._record(turn, turn_span)
             if executed.status == "failed":
                 return self._end("failed", answer=executed.answer)
-            messages.append(Message("user", feedback(executed, turn=self.turn, limits=self.limits, snapshot=self.snapshot())))
+            room = input_room(self.ledger.remaining, self.limits.planner_max_tokens) - conversation
+            told = feedback(executed, turn=self.turn, limits=self.limits, snapshot=self.snapshot(),
+                            failures=failures, fit_tokens=room)
+            messages.append(Message("user", told))
         if self.has_candidate:
             return self._end("max_turns", answer=self.candidate, fallback=True)
         return self._end("max_turns")
+
+    def _next_turn_tokens(self, conversation: int) -> int:
+        """The worst case of the planner's next request: the conversation so far, the feedback
+        on the program (``Limits.feedback_reserve_tokens``) and a whole reply; 0 on the last turn."""
+        if self.turn >= self.limits.max_turns:
+            return 0
+        limits = self.limits
+        return worst_case_tokens(conversation + limits.feedback_reserve_tokens, limits.planner_max_tokens)
 
     def _record(self, turn: Turn, span: str) -> None:
         self.turns.append(turn)
@@ -346,12 +447,25 @@ class _Run:
     def _turn_end(self, span: str, status: str, **fields: Any) -> None:
         self.open_turn = None
         usage = self.ledger.usage
-        self.events.emit(TurnEnd(span=span, parent="run", turn=self.turn, status=status, tokens_used=usage.total_tokens, **fields))
+        self.events.emit(TurnEnd(
+            span=span, parent="run", turn=self.turn, status=status, tokens_used=usage.total_tokens, **fields
+        ))
 
-    def _end(self, status: str, *, error: errors.PtcrunError | None = None, answer: Any = None, fallback: bool = False) -> Result:
+    def _end(
+        self,
+        status: str,
+        *,
+        error: errors.PtcrunError | None = None,
+        answer: Any = None,
+        fallback: bool = False,
+        signal: signal.Signals | None = None,
+    ) -> Result:
         # A clock or a cancel can end the run mid-turn: close what is open, so every span ends.
         if self.open_program is not None:
-            self.events.emit(ProgramEnd(span=self.open_program, parent=self.open_turn, status=status, error=None if error is None else errors.to_payload(error)))
+            payload = None if error is None else errors.to_payload(error)
+            self.events.emit(
+                ProgramEnd(span=self.open_program, parent=self.open_turn, status=status, error=payload)
+            )
             self.open_program = None
         if self.open_turn is not None:
             self._turn_end(self.open_turn, status)
@@ -365,6 +479,9 @@ class _Run:
             transcript=self.events.path,
             fallback_used=fallback,
             seconds=time.monotonic() - self.started,
+            signal=signal,
+            failed_calls=self.failures.run_failures,
+            calls_made=self.failures.calls,
         )
         self.events.emit(RunEnd(
             span="run",
@@ -376,16 +493,21 @@ class _Run:
             usage=_usage_dict(usage),
             turns=len(self.turns),
             seconds=result.seconds,
+            failed_calls=result.failed_calls,
+            calls_made=result.calls_made,
+            partial=result.partial,
         ))
         return result
 
 
-def _only_stops(exc: BaseException) -> bool:
-    """Whether ``exc`` is a KeyboardInterrupt, alone or grouped with cancellations only."""
-    if isinstance(exc, BaseExceptionGroup):
-        stops, rest = exc.split((trio.Cancelled, KeyboardInterrupt))
-        return rest is None and stops is not None and stops.subgroup(KeyboardInterrupt) is not None
-    return isinstance(exc, KeyboardInterrupt)
+def _with_warnings(result: Result, events: EventStream) -> Result:
+    """The result, with what went wrong beside the run (the transcript stopped short...)."""
+    return attrs.evolve(result, warnings=tuple(events.warnings)) if events.warnings else result
+
+
+def _conversation_tokens(messages: Sequence[Message], system: str) -> int:
+    """The planner's conversation so far as its next request counts it, before the feedback."""
+    return request_tokens(Request(messages=tuple(messages), system=system, purpose="planner"))
 
 
 def _usage_dict(usage: Any) -> dict[str, Any]:

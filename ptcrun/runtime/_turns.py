@@ -3,6 +3,10 @@
 Everything here is pure: text in, text out. The prompt never holds the corpus itself, only its
 inventory (counts, sizes and a three-item sample cut to a few dozen characters), so the planner's
 prompt does not grow with the corpus.
+
+The feedback states, whatever the program printed, how each of its pmaps went and which calls
+failed and why (:func:`calls_report`): a program that sums the results it got and prints a
+total must not make 43 failures out of 92 look like an answer.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from ..corpus._tokens import count_tokens
 from ..prompts._render import error_hint, render, render_inline
 from ..sandbox._language import ALLOWED_MODULES
 from ..sandbox._results import ExecResult
+from ._failures import PmapOutcome, ProgramFailures
 
 __all__ = [
     "budget_line",
+    "calls_report",
     "cut_middle",
     "extract_code",
     "feedback",
@@ -33,6 +39,12 @@ _SAMPLE_CHARS = 40
 # Above this many characters, chunk sizes are estimated from a sample rather than all counted.
 _EXACT_COUNT_CHARS = 2_000_000
 _SAMPLE_COUNT = 50
+#: Pmaps listed one by one in the feedback; the rest are summed on one line.
+_SHOWN_PMAPS = 8
+#: Characters of each failure kind's example message in the feedback.
+_EXAMPLE_CHARS = 300
+#: The fewest characters of printed output kept when the output is cut to fit the budget.
+_MIN_OUTPUT_CHARS = 200
 _BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.DOTALL)
 _ANY_FENCE = re.compile(r"```[^\n`]*\n.*?```", re.DOTALL)
 
@@ -153,27 +165,110 @@ def first_message(
     )
 
 
+def _kinds(kinds: Mapping[str, int]) -> str:
+    """`` (43 BudgetExceeded, 2 ToolError)``, most frequent first; nothing when empty."""
+    ranked = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+    return f" ({', '.join(f'{count:,} {kind}' for kind, count in ranked)})" if ranked else ""
+
+
+def _pmap_line(p: PmapOutcome) -> str:
+    return render_inline(
+        "turn_calls_pmap",
+        total=f"{p.total:,}",
+        nested=render_inline("turn_calls_nested") if p.nested else "",
+        ok=f"{p.ok:,}",
+        failed=f"{p.failed:,}",
+        kinds=_kinds(p.kinds),
+    )
+
+
+def calls_report(failures: ProgramFailures) -> str:
+    """The feedback's account of a program's calls: each pmap's outcome, the failures by kind
+    and why, and what to do about them; empty when the program ran no pmap and no call failed."""
+    if not failures.pmaps and not failures.failed:
+        return ""
+    lines = [_pmap_line(p) for p in failures.pmaps[:_SHOWN_PMAPS]]
+    rest = failures.pmaps[_SHOWN_PMAPS:]
+    if rest:
+        kinds: dict[str, int] = {}
+        for p in rest:
+            for kind, count in p.kinds.items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        lines.append(render_inline(
+            "turn_calls_more",
+            count=len(rest),
+            total=f"{sum(p.total for p in rest):,}",
+            ok=f"{sum(p.ok for p in rest):,}",
+            failed=f"{sum(p.failed for p in rest):,}",
+            kinds=_kinds(kinds),
+        ))
+    calls = (("turn_calls_loose", failures.loose_failed), ("turn_calls_caught", failures.caught_failed))
+    for name, counts in calls:
+        if counts:
+            lines.append(render_inline(name, failed=f"{sum(counts.values()):,}", kinds=_kinds(counts)))
+    why = advice = ""
+    if failures.failed:
+        examples = [
+            f"- {kind}: {' '.join(message.split())[:_EXAMPLE_CHARS]}"
+            for kind, message in failures.examples.items()
+        ]
+        if examples:
+            why = render("turn_calls_why", examples="\n".join(examples))
+        advice = render("turn_calls_advice", failed=f"{failures.failed:,}")
+    return render("turn_calls", lines="\n".join(lines), why=why, advice=advice)
+
+
 def feedback(
     result: ExecResult,
     *,
     turn: int,
     limits: Limits,
     snapshot: Mapping[str, Any],
+    failures: ProgramFailures | None = None,
+    fit_tokens: int | None = None,
 ) -> str:
-    """The message after a program ran: its output (cut), its error, the turn and budget."""
-    output = result.output or render_inline("no_output")
+    """The message after a program ran: its output (cut), its error, its calls, the turn and budget.
+
+    Args:
+        failures: the program's pmaps and failed calls (:func:`calls_report`).
+        fit_tokens: the most tokens the message may take so that the planner's next turn fits
+            the budget; the printed output is cut further, down to a few hundred characters,
+            to fit them. ``None``: cut at ``limits.max_print_chars`` only.
+    """
+    output = (result.output or render_inline("no_output")).rstrip("\n")
     error = ""
     if result.error is not None:
         hint = error_hint(result.error.kind)
         error = render("turn_error", error=result.error) + (render("turn_hint", hint=hint) if hint else "")
     note = render("turn_note", note=result.note) if result.note else ""
-    return render(
-        "turn_feedback",
-        note=note,
-        turn=turn,
-        output=cut_middle(output.rstrip("\n"), limits.max_print_chars),
-        error=error,
-        next_turn=turn + 1,
-        max_turns=limits.max_turns,
-        budget=budget_line(snapshot),
-    )
+    calls = calls_report(failures) if failures is not None else ""
+
+    def text(max_chars: int) -> str:
+        return render(
+            "turn_feedback",
+            note=note,
+            turn=turn,
+            output=cut_middle(output, max_chars),
+            error=error,
+            calls=calls,
+            next_turn=turn + 1,
+            max_turns=limits.max_turns,
+            budget=budget_line(snapshot),
+        )
+
+    max_chars = limits.max_print_chars
+    message = text(max_chars)
+    if fit_tokens is None:
+        return message
+    # Printed output is the one part of the message that may be long; the rest must reach
+    # the planner whole. Shrink the output until the message fits, or cannot shrink more.
+    for _ in range(4):
+        excess = count_tokens(message) - fit_tokens
+        shown = cut_middle(output, max_chars)
+        if excess <= 0 or len(shown) <= _MIN_OUTPUT_CHARS:
+            break
+        shown_tokens = max(count_tokens(shown), 1)
+        keep = max(shown_tokens - excess, 0) / shown_tokens
+        max_chars = max(_MIN_OUTPUT_CHARS, int(len(shown) * keep * 0.9))
+        message = text(max_chars)
+    return message

@@ -4,7 +4,9 @@ The page has no external resource (inline CSS and a few lines of inline JavaScri
 opens from disk, offline, in any browser. Everything is drawn by this module as plain HTML;
 the script only opens a detail panel when a call is clicked, so the page reads fine without it.
 
-Layout: a header with the run's numbers; a run overview (planner calls, programs and pmaps
+Layout: a header with the run's status (amber and spelled ``done (partial: 43 of 92 calls
+failed)`` when the answer was built while calls were failing, with a line naming the failures by
+kind) and its numbers; a run overview (planner calls, programs and pmaps
 across the run's wall time; a bar links to its turn); then each turn with its program (line
 numbers, the failing line marked), output, error, answer, and a Gantt chart per pmap with one
 row per thread ("slot") and a bar per call coloured by status, a hover title giving its
@@ -23,7 +25,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
-from ._views import preview
+from ._views import failure_kinds, preview, status_text
 
 __all__ = ["render_html", "write_html"]
 
@@ -150,7 +152,8 @@ def _turn(turn: TurnRecord, t: Transcript, slow: set[str]) -> str:
     if turn.planner is not None:
         meta.append(f"planner {turn.planner_input_tokens:,} in / {turn.planner_output_tokens:,} out")
     if turn.calls:
-        meta.append(f"{len(turn.calls)} calls")
+        failed = sum(1 for c in turn.calls if c.status == "error")
+        meta.append(f"{len(turn.calls)} calls" + (f" ({failed} failed)" if failed else ""))
         meta.append(f"workers {turn.worker_input_tokens:,} in / {turn.worker_output_tokens:,} out")
     parts = [(f'<h2>Turn {turn.number} <span class="status {_e(turn.status)}">{_e(turn.status)}</span>'
               f'<span class="meta">{_e(" · ".join(meta))}</span></h2>')]
@@ -246,10 +249,25 @@ def _stats(t: Transcript) -> str:
         ("cost", f"${u.cost:.4f}" if u.cost is not None else "unknown"),
         ("wall time", _secs(t.seconds)),
         ("calls", f"{len(t.calls)}"),
+    ]
+    if t.failed_calls:
+        items.append(("failed calls", f"{sum(t.failed_calls.values()):,} of {t.calls_made:,}"))
+    items += [
         ("speed-up", f"{speedup:.1f}x" if speedup is not None else "-"),
         ("models", f"{t.run.get('planner')} / {t.run.get('worker')}"),
     ]
     return "".join(f"<li><b>{_e(k)}</b>{_e(v)}</li>" for k, v in items)
+
+
+def _failures(t: Transcript) -> str:
+    """The header's line on failed calls: what failed, and that the answer rests on it."""
+    if not t.failed_calls:
+        return ""
+    count = sum(t.failed_calls.values())
+    what = f"{count:,} of {max(t.calls_made, count):,} calls failed: {failure_kinds(t.failed_calls)}."
+    if t.partial:
+        what += " The answer was built while these calls were failing; it may be incomplete."
+    return f'<p class="failures" id="failures">{_e(what)}</p>'
 
 
 def render_html(t: Transcript) -> str:
@@ -263,7 +281,9 @@ def render_html(t: Transcript) -> str:
     calls_json = json.dumps(calls, ensure_ascii=False).replace("</", "<\\/")
     return template.substitute(
         title=_e(preview(t.goal, 80)),
-        status=_e(t.status),
+        status_class=_e(f"{t.status} partial" if t.partial else t.status),
+        status=_e(status_text(t.status, t.failed_calls, t.calls_made, t.partial)),
+        failures=_failures(t),
         goal=_e(t.goal),
         stats=_stats(t),
         overview=_overview(t),

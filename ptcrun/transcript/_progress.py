@@ -5,7 +5,9 @@ transcript holds), on the run's own thread, before the run goes on: it must be q
 not raise. Four ready-made ones:
 
 - :class:`TerminalProgress`: redraws a few lines in place on a terminal: the current turn,
-  a progress bar per running pmap (done / total, failures, elapsed) and tokens against the limit.
+  a progress bar per running pmap (done / total, failures, elapsed), tokens against the limit
+  and the calls failed so far; at the end, the run's status, ``done (partial: 43 of 92 calls
+  failed)`` when the answer was built while calls were failing.
 - :class:`LineProgress`: the same news as plain lines, for logs, pipes and CI.
 - :func:`progress_callback`: ``fn(completed, total, latest_result)`` after each pmap item that
   finished well, the simple case.
@@ -22,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from ._events import Observer
+from ._views import failure_kinds, status_text
 
 __all__ = ["LineProgress", "TerminalProgress", "parallel_events", "progress_callback"]
 
@@ -43,6 +46,11 @@ class _State:
         self.cost: float | None = None
         self.phase = "starting"
         self.pmaps: dict[str, dict[str, Any]] = {}
+        #: Failed pmap items and tool calls outside pmap so far (the run's end gives the count).
+        self.failed = 0
+        self.ended: str | None = None  # the run's status, as the views show it, once it ended
+        self.failures = ""  # how many calls failed, and their kinds, once it ended
+        self.kinds = ""  # the failures' kinds alone
 
     def update(self, event: Event) -> None:
         kind = event["type"]
@@ -77,6 +85,21 @@ class _State:
                 pmap["done"] = int(event.get("done", pmap["done"]))
                 pmap["failed"] = int(event.get("failed", pmap["failed"]))
                 pmap["seconds"] = time.monotonic() - pmap["started"]
+                self.failed += pmap["failed"]
+        elif kind == "call.end" and event.get("pmap") is None and not event.get("ok"):
+            self.failed += 1
+        elif kind == "run.end":
+            self._run_end(event)
+
+    def _run_end(self, event: Event) -> None:
+        failed = event.get("failed_calls")
+        failed = {str(k): int(v) for k, v in failed.items()} if isinstance(failed, Mapping) else {}
+        calls = int(event.get("calls_made") or 0)
+        self.ended = status_text(str(event.get("status")), failed, calls, event.get("partial") is True)
+        if failed:
+            count = sum(failed.values())
+            self.kinds = failure_kinds(failed)
+            self.failures = f"{count:,} of {max(calls, count):,} calls failed: {self.kinds}"
 
     def tokens_text(self) -> str:
         text = f"tokens {self.tokens:,}"
@@ -84,6 +107,8 @@ class _State:
             text += f" / {self.max_tokens:,} ({self.tokens / self.max_tokens:.0%})"
         if self.cost is not None:
             text += f" · ${self.cost:.4f}"
+        if self.failed and self.ended is None:
+            text += f" · {self.failed:,} call{'s' * (self.failed != 1)} failed"
         return text
 
 
@@ -131,6 +156,8 @@ class TerminalProgress:
         s = self._state
         turns = f"{s.turn}/{s.max_turns}" if s.max_turns else str(s.turn)
         lines = [f"turn {turns} · {s.phase} · {time.monotonic() - s.started:.1f} s"]
+        if s.ended is not None:
+            lines.append(f"run {s.ended}" + (f" · {s.kinds}" if s.kinds else ""))
         running = [(span, p) for span, p in s.pmaps.items() if p["running"]]
         for span, p in running[-_SHOWN_PMAPS:]:
             finished = p["done"] + p["failed"]
@@ -211,7 +238,9 @@ class LineProgress:
             self._say(f"{turn}: sandbox restarted")
         elif kind == "run.end":
             turns = f"{s.turn} turn{'s' * (s.turn != 1)}"
-            self._say(f"run {event.get('status')} after {turns} · {s.tokens_text()}")
+            self._say(f"run {s.ended} after {turns} · {s.tokens_text()}")
+            if s.failures:
+                self._say(f"run: {s.failures}")
 
 
 def progress_callback(fn: Callable[[int, int, Any], None]) -> Observer:

@@ -114,6 +114,12 @@ class RunEnd(Event):
     usage: Mapping[str, JSON]
     turns: int
     seconds: float
+    #: Calls whose results came back as failures, by error kind (absent before this field).
+    failed_calls: Mapping[str, int] = attrs.field(factory=dict)
+    #: What ``failed_calls`` is out of: pmap items, tool calls outside pmap, caught failures.
+    calls_made: int = 0
+    #: The answer was built while calls were failing (``Result.partial``).
+    partial: bool = False
 
 
 @attrs.frozen(kw_only=True)

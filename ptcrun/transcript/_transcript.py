@@ -67,6 +67,9 @@ class Transcript:
         status: the run's final status, or ``"incomplete"`` when the file has no ``run.end``
             (the process was killed).
         answer, error, fallback_used: from ``run.end``.
+        failed_calls, calls_made, partial: from ``run.end`` (``Result.failed_calls``,
+            ``Result.calls_made``, ``Result.partial``); empty, 0 and false for a transcript
+            written before ``run.end`` carried them, or with no ``run.end``.
         turns, calls, pmaps, llm_calls: every turn, tool call, pmap and LLM request.
         usage: tokens and cost; summed from the LLM requests when the run did not end.
         damaged_tail: the last line was cut mid-write and was dropped.
@@ -86,6 +89,9 @@ class Transcript:
     started: float
     ended: float
     damaged_tail: bool = False
+    failed_calls: Mapping[str, int] = attrs.field(factory=dict)
+    calls_made: int = 0
+    partial: bool = False
 
     # -- loading ---------------------------------------------------------------------------
 

@@ -3,6 +3,9 @@
 Each function takes a :class:`Transcript` and returns plain text (no colour codes), so the
 same text goes to a terminal, a file or a test. Nothing is cut except where a preview says so:
 reply previews in ``show --calls`` keep one line of a set width.
+
+An answer built while calls were failing is never shown as a plain ``done``: its status reads
+``done (partial: 43 of 92 calls failed)`` wherever a status is shown (:func:`status_text`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from ._transcript import CallRecord, PmapRecord, SpanRecord, Transcript, TurnRecord
 
-__all__ = ["preview", "render_show", "render_summary", "render_tree"]
+__all__ = ["failure_kinds", "preview", "render_show", "render_summary", "render_tree", "status_text"]
 
 _PREVIEW_CHARS = 60
 _SLOWEST = 3
@@ -24,6 +27,21 @@ def preview(value: Any, width: int = _PREVIEW_CHARS) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def failure_kinds(failed: Mapping[str, int]) -> str:
+    """``"43 BudgetExceeded, 2 ToolError"``: failures by kind, most frequent first."""
+    ranked = sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{count:,} {kind}" for kind, count in ranked)
+
+
+def status_text(status: str, failed: Mapping[str, int], calls: int, partial: bool) -> str:
+    """The run's status as every view shows it: ``done``, or
+    ``done (partial: 43 of 92 calls failed)`` when the answer was built while calls failed."""
+    if not partial:
+        return status
+    count = sum(failed.values())
+    return f"{status} (partial: {count:,} of {max(calls, count):,} call{'s' * (calls != 1)} failed)"
 
 
 def _secs(seconds: float | None) -> str:
@@ -77,7 +95,7 @@ def _header(t: Transcript) -> list[str]:
     else:
         corpus = ", ".join(f"{name}: {d.get('chunks', 0):,} chunks" for name, d in data.items()) or "none"
     return [
-        (f"run {t.path.parent.name if t.path else '(in memory)'}: {t.status} · {len(t.turns)} "
+        (f"run {t.path.parent.name if t.path else '(in memory)'}: {_status(t)} · {len(t.turns)} "
          f"turn{'s' * (len(t.turns) != 1)} · {t.usage.total_tokens:,} tokens · {_secs(t.seconds)}"),
         f"goal: {t.goal}",
         f"planner: {run.get('planner')} · worker: {run.get('worker')} · tools: {tools} · corpus: {corpus}",
@@ -89,7 +107,9 @@ def _turn_line(turn: TurnRecord) -> str:
     if turn.planner is not None:
         parts.append(f"planner {_tokens(turn.planner_input_tokens, turn.planner_output_tokens)}")
     if turn.calls:
-        parts.append(f"{len(turn.calls)} call{'s' * (len(turn.calls) != 1)}")
+        failed = sum(1 for c in turn.calls if c.status == "error")
+        parts.append(f"{len(turn.calls)} call{'s' * (len(turn.calls) != 1)}"
+                     + (f" ({failed} failed)" if failed else ""))
         if turn.worker_input_tokens or turn.worker_output_tokens:
             parts.append(f"workers {_tokens(turn.worker_input_tokens, turn.worker_output_tokens)}")
     return f"── turn {turn.number} ── " + " · ".join(parts)
@@ -195,7 +215,14 @@ def render_summary(t: Transcript) -> str:
     limit = t.limits.get("max_tokens")
     of = f" of {limit:,}" if isinstance(limit, int) else ""
     lines = [
-        f"status     {t.status}" + (f" ({t.error['type']}: {t.error['message']})" if t.error else ""),
+        f"status     {_status(t)}" + (f" ({t.error['type']}: {t.error['message']})" if t.error else ""),
+    ]
+    if t.failed_calls:
+        count = sum(t.failed_calls.values())
+        built = "; the answer was built while they were failing" if t.partial else ""
+        lines.append(f"failed     {count:,} of {max(t.calls_made, count):,} calls: "
+                     f"{failure_kinds(t.failed_calls)}{built}")
+    lines += [
         f"turns      {len(t.turns)}",
         f"tokens     {u.total_tokens:,}{of}: "
         f"planner {_tokens(u.planner_input_tokens, u.planner_output_tokens)} ({_calls(u.planner_calls)}), "
@@ -215,6 +242,10 @@ def render_summary(t: Transcript) -> str:
     if t.fallback_used:
         lines.append("answer     a fallback (the program's last `answer` value), not given to done()")
     return "\n".join(lines)
+
+
+def _status(t: Transcript) -> str:
+    return status_text(t.status, t.failed_calls, t.calls_made, t.partial)
 
 
 # -- tree --------------------------------------------------------------------------------------

@@ -113,7 +113,10 @@ def test_run_progress_is_plain_lines_when_not_a_terminal(done_run):
     assert lines[0].startswith("turn 1: planner replied (")
     assert "turn 2: pmap t2.m1 started: 6 items" in lines
     assert any(line.startswith("turn 2: pmap t2.m2 ended: 2 ok, 1 failed") for line in lines)
-    assert lines[-1].startswith("run done after 2 turns · tokens ")
+    # The lookup of "BAD" failed, and the answer was built all the same: the run says so.
+    assert lines[-3].startswith("run done (partial: 1 of 9 calls failed) after 2 turns · tokens ")
+    assert lines[-2] == "run: 1 of 9 calls failed: 1 ToolError"
+    assert lines[-1].startswith("ptcrun: warning: 1 of 9 calls failed (1 ToolError); the answer was built while")
 
 
 @pytest.mark.parametrize(
@@ -327,10 +330,26 @@ def test_cli_words_name_the_flags_of_the_limits_run_sets():
     assert in_cli_words(message) == ("planner turn 2 needs 5,400 tokens; 3,100 of --token-limit=200,000 remain. "
                                      "Raise --token-limit, or send less text.")
     assert in_cli_words("Limits.max_turns=8; Limits.max_concurrency=16") == "--max-turns=8; --concurrency=16"
+    assert in_cli_words("call clock expired after 60 s (Limits.call_timeout). Raise call_timeout.") == (
+        "call clock expired after 60 s (--call-timeout). Raise --call-timeout.")
+    assert in_cli_words("pmap_timeout=300 is longer than turn_timeout=60; raise turn_timeout or lower "
+                        "pmap_timeout.") == ("--pmap-timeout=300 is longer than --turn-timeout=60; raise "
+                                             "--turn-timeout or lower --pmap-timeout.")
+    # A provider's settings become the flags that set them for both providers.
+    assert in_cli_words("failed after 2 attempts: no reply within 2 s (AnthropicProvider(timeout=2, "
+                        "max_retries=1)). Check that the server is up, or raise "
+                        "AnthropicProvider(timeout=...) for long replies.") == (
+        "failed after 2 attempts: no reply within 2 s (--request-timeout=2, --max-retries=1). Check that "
+        "the server is up, or raise --request-timeout for long replies.")
+    assert in_cli_words("the server asked to wait 86400 s, more than max_retry_wait=60 s. Try again "
+                        "later, or raise OpenAICompatProvider(max_retry_wait=...).") == (
+        "the server asked to wait 86400 s, more than --max-retry-wait=60 s. Try again later, or raise "
+        "--max-retry-wait.")
     # Settings with no flag, and other settings that share a name, are left as they are.
-    for kept in ("call clock expired after 60 s (Limits.call_timeout). Raise call_timeout.",
-                 "Limits.worker_max_tokens=1,024. Raise worker_max_tokens.",
-                 "a request of 9,000 tokens; send less text, or lower max_tokens."):
+    for kept in ("Limits.worker_max_tokens=1,024. Raise worker_max_tokens.",
+                 "a request of 9,000 tokens; send less text, or lower max_tokens.",
+                 "pmap clock expired after 5 s (the pmap's timeout= argument). Raise that timeout= argument.",
+                 "ANTHROPIC_API_KEY is not set; export it or pass AnthropicProvider(api_key=...)."):
         assert in_cli_words(kept) == kept
 
 

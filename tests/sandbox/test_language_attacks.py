@@ -32,6 +32,8 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "getattr_dunder_with_default": ("getattr(1, '__class__', None)", AttributeError, PRIVATE),
     "hasattr_dunder": ("hasattr(1, '__globals__')", AttributeError, f"'__globals__' {PRIVATE}"),
     "getattr_non_string_name": ("getattr(1, 5)", TypeError, "attribute name must be a string, not 'int'"),
+    "getattr_str_subclass_name": ("class N(str):\n    def startswith(self, prefix):\n        return False\ngetattr(len, N('__self__'))", TypeError, "attribute name must be a string, not 'N'"),
+    "setattr_str_subclass_name": ("class N(str):\n    def startswith(self, prefix):\n        return False\nclass A:\n    pass\nsetattr(A, N('__eq__'), 1)", TypeError, "attribute name must be a string, not 'N'"),
     "function_globals": ("f = lambda: 0\ngetattr(f, '__globals__')", AttributeError, PRIVATE),
     "exception_traceback": ("try:\n    1/0\nexcept Exception as e:\n    getattr(e, '__traceback__')", AttributeError, PRIVATE),
     "object_subclasses": ("getattr(object, '__subclasses__')()", AttributeError, PRIVATE),
@@ -162,6 +164,9 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "system_exit_by_name": ("raise SystemExit(0)", NameError, "name 'SystemExit' is not defined"),
     "catch_base_exception_obtained_at_run_time": ("kinds = [ValueError]\ntry:\n    1/0\nexcept kinds.pop().mro()[-2]:\n    pass", AttributeError, f"'mro' {HIDDEN}"),
     "catch_non_exception_class": ("try:\n    1/0\nexcept list:\n    pass", TypeError, "'except' can only name Exception and its subclasses in the sandbox, not 'list'"),
+    "catch_nested_tuple": ("try:\n    1/0\nexcept (ValueError, (ZeroDivisionError,)):\n    pass", TypeError, "'except' can only name Exception and its subclasses"),
+    # --- with
+    "with_non_context_manager": ("with data:\n    pass", TypeError, "'tuple' object does not support the context manager protocol"),
 }
 
 
@@ -234,6 +239,21 @@ def test_done_passes_through_a_clause_naming_its_class() -> None:
                 print("swallowed")
         """)
     assert info.value.status == "failed"
+    assert session.writes == []
+
+
+def test_done_passes_through_an_error_raised_over_it() -> None:
+    session = Session()
+    with pytest.raises(ValueError, match="raised over done"):
+        session.run("""
+            try:
+                try:
+                    done(1)
+                finally:
+                    raise ValueError("raised over done")
+            except ValueError:
+                print("swallowed")
+        """)
     assert session.writes == []
 
 

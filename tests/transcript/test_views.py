@@ -34,16 +34,18 @@ def broken(tmp_path_factory):
 
 def test_show_lists_each_turn_with_numbered_program_and_output(example):
     text = render_show(example)
-    assert text.startswith(f"run {example.path.parent.name}: done · 2 turns · ")
+    # One of the three lookups failed, and the program called done() all the same.
+    assert text.startswith(f"run {example.path.parent.name}: done (partial: 1 of 15 calls failed) · 2 turns · ")
     assert re.search(r"^── turn 1 ── ok · .* · planner [\d,]+ in / \d+ out$", text, flags=re.MULTILINE)
-    assert re.search(r"^── turn 2 ── done · .* · 15 calls · workers [\d,]+ in / \d+ out$", text, flags=re.MULTILINE)
+    assert re.search(r"^── turn 2 ── done · .* · 15 calls \(1 failed\) · workers [\d,]+ in / \d+ out$", text, flags=re.MULTILINE)
     for turn in example.turns:
         for number, line in enumerate(turn.program.rstrip("\n").split("\n"), 1):
             assert f"  {number} │ {line}\n" in text
     assert "  output:\n    12 chunks\n" in text
     assert f"    errors per chunk: {[c.count('ERROR') for c in CHUNKS]}\n" in text
     assert '  done({"errors": 18})\n' in text
-    assert "\nstatus     done\n" in text
+    assert ("\nstatus     done (partial: 1 of 15 calls failed)\n"
+            "failed     1 of 15 calls: 1 ToolError; the answer was built while they were failing\n") in text
 
 
 def test_show_one_turn(example):

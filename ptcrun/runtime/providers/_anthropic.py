@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 from typing import TYPE_CHECKING, Any
@@ -9,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ...errors import ConfigError
-from ._base import (
+from ._base import Price, Reply, Request
+from ._http import (
     AttemptFailed,
     PerRunClient,
-    Price,
-    Reply,
-    Request,
     call_with_retries,
     check_retry_settings,
     is_retryable_status,
     retry_after_seconds,
+    status_summary,
+    token_count,
 )
 from ._models import lookup_model
 
@@ -45,17 +46,23 @@ class AnthropicProvider:
     the same way: rate limits (429), overload (529), server errors (5xx), timeouts and
     dropped connections are retried up to ``max_retries`` times, waiting what the server's
     ``retry-after`` asks or else an exponential backoff from ``backoff`` seconds with jitter.
-    Other 4xx fail at once with the API's own message.
+    A server that asks to wait more than ``max_retry_wait`` seconds (``math.inf``: no cap)
+    is not waited for: the request fails at once, saying so. Other 4xx fail at once with the
+    API's own message, and so does a reply that is not a Messages API message.
 
-    ``timeout`` bounds each attempt, in seconds. With ``request.cache_system`` the system
-    prompt is sent as a cached block (``cache_control: ephemeral``). The reply's
-    ``input_tokens`` counts all input, cached or not; the cache counts say which part.
+    ``timeout`` bounds each attempt, in seconds; with the defaults a server that never
+    answers is given up after three attempts of two minutes, inside the planner's turn clock.
+    ``base_url`` (else ``ANTHROPIC_BASE_URL``) points at another server speaking the
+    Messages API. With ``request.cache_system`` the system prompt is sent as a cached block
+    (``cache_control: ephemeral``). The reply's ``input_tokens`` counts all input, cached or
+    not; the cache counts say which part.
 
     ``context_window`` and ``price`` default to the known-models table, then to
     200,000 tokens and no price.
 
     Raises:
-        ConfigError: no API key was given and ``ANTHROPIC_API_KEY`` is not set.
+        ConfigError: no API key was given and ``ANTHROPIC_API_KEY`` is not set; a base URL
+            that is not http(s); a bad retry setting.
     """
 
     def __init__(
@@ -64,19 +71,32 @@ class AnthropicProvider:
         *,
         api_key: str | None = None,
         base_url: str | None = None,
-        max_retries: int = 4,
+        max_retries: int = 2,
         timeout: float = 120.0,
         context_window: int | None = None,
         price: Price | None = None,
         backoff: float = 1.0,
+        max_retry_wait: float = 60.0,
     ) -> None:
         api_key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not api_key:
             raise ConfigError(
                 "ANTHROPIC_API_KEY is not set; export it or pass AnthropicProvider(api_key=...)."
             )
+        # Checked here, not left to the SDK: it would read ANTHROPIC_BASE_URL itself, and an
+        # ftp:// or bare host:port would fail only at the first request, as a connection error.
+        base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        if base_url is not None and not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"AnthropicProvider(base_url=...) must start with http:// or https://; got "
+                f"{base_url!r} (from ANTHROPIC_BASE_URL or the argument)."
+            )
         check_retry_settings(
-            "AnthropicProvider", max_retries=max_retries, timeout=timeout, backoff=backoff
+            "AnthropicProvider",
+            max_retries=max_retries,
+            timeout=timeout,
+            backoff=backoff,
+            max_retry_wait=max_retry_wait,
         )
         # Importing the SDK takes seconds; do it here, before the event loop runs, rather than
         # at module import (most programs never build this provider) or inside the first call
@@ -90,9 +110,11 @@ class AnthropicProvider:
             known.context_window if known else DEFAULT_CONTEXT_WINDOW
         )
         self.price = price if price is not None else (known.price if known else None)
+        self.base_url = base_url
         self.max_retries = max_retries
         self.timeout = timeout
         self.backoff = backoff
+        self.max_retry_wait = max_retry_wait
         self._rng = random.Random()
         self._clients: PerRunClient[anthropic.AsyncAnthropic] = PerRunClient(
             lambda: anthropic.AsyncAnthropic(
@@ -114,6 +136,8 @@ class AnthropicProvider:
             cls_name="AnthropicProvider",
             max_retries=self.max_retries,
             backoff=self.backoff,
+            max_retry_wait=self.max_retry_wait,
+            purpose=request.purpose,
             rng=self._rng,
         )
 
@@ -138,12 +162,16 @@ class AnthropicProvider:
             params["extra_body"] = {"temperature": request.temperature}
         client = self._clients.get()
         timed_out = AttemptFailed(
-            f"no reply within {self.timeout:g} s", setting=f"timeout={self.timeout:g}"
+            f"no reply within {self.timeout:g} s",
+            setting=f"timeout={self.timeout:g}",
+            fix="Check that the server is up, or raise AnthropicProvider(timeout=...) for long replies.",
         )
         # The SDK's own timeout covers each read; this scope bounds the whole attempt.
         with trio.move_on_after(self.timeout):
             try:
-                message = await client.messages.create(**params)
+                # The raw response keeps the status and request id when its body turns out
+                # not to be a message.
+                raw = await client.messages.with_raw_response.create(**params)
             except anthropic.APIStatusError as exc:
                 raise _status_failure(exc) from exc
             except anthropic.APITimeoutError as exc:
@@ -151,14 +179,31 @@ class AnthropicProvider:
             except anthropic.APIConnectionError as exc:
                 cause = exc.__cause__ or exc  # the SDK's own text is only "Connection error."
                 raise AttemptFailed(
-                    f"connection failed: {str(cause) or type(cause).__name__}"
+                    f"connection failed: {str(cause) or type(cause).__name__}",
+                    fix="Check base_url and that the server is up.",
                 ) from exc
-            except anthropic.APIError as exc:  # e.g. a body the SDK could not parse
-                raise _unreadable(exc) from exc
+            except anthropic.APIError as exc:  # e.g. a response the SDK refused to read
+                raise AttemptFailed(
+                    f"reply is not a Messages API message: {_describe(exc)}",
+                    retryable=False,
+                    fix="Check that base_url serves the Anthropic Messages API.",
+                ) from exc
+            status, request_id = raw.status_code, raw.headers.get("request-id")
             try:
-                return _to_reply(message)
-            except (AttributeError, TypeError) as exc:  # the SDK does not check a body's shape
-                raise _unreadable(exc) from exc
+                # parse() is a coroutine in some SDK versions and a plain call in others.
+                parsed: Any = raw.parse()
+                if inspect.isawaitable(parsed):
+                    parsed = await parsed
+                return _to_reply(parsed)
+            except (anthropic.APIError, ValueError, TypeError, AttributeError) as exc:
+                # ValueError covers truncated or empty JSON; the SDK does not check a body's shape.
+                raise AttemptFailed(
+                    f"{status} reply is not a Messages API message: {_describe(exc)}",
+                    status=status,
+                    retryable=False,
+                    fix="Check that base_url serves the Anthropic Messages API.",
+                    request_id=request_id,
+                ) from exc
         raise timed_out
 
     def __repr__(self) -> str:
@@ -168,12 +213,22 @@ class AnthropicProvider:
 def _status_failure(exc: anthropic.APIStatusError) -> AttemptFailed:
     status = exc.status_code
     kind, message = _error_fields(exc.body)
-    # "overloaded_error" reads "529 overloaded"; the bare "api_error" keeps its noun.
-    name = kind.removesuffix("_error").replace("_", " ") if kind != "api_error" else "api error"
-    summary = f"{status} {name}" if name else str(status)
+    request_id = exc.response.headers.get("request-id") or None
+    # "overloaded_error" reads "529 overloaded". The generic "api_error", or no type at all (an
+    # HTML page from a proxy), says less than the HTTP reason ("503 service unavailable").
+    reason = str(getattr(exc.response, "reason_phrase", "") or "")
+    if kind and kind != "api_error":
+        phrase = kind.removesuffix("_error").replace("_", " ")
+    else:
+        phrase = reason or kind.replace("_", " ")
+    summary = status_summary(status, phrase)
     if is_retryable_status(status):
         return AttemptFailed(
-            summary, status=status, retry_after=retry_after_seconds(exc.response.headers)
+            summary,
+            status=status,
+            retry_after=retry_after_seconds(exc.response.headers),
+            fix="Try again later, or raise AnthropicProvider(max_retries=...).",
+            request_id=request_id,
         )
     if message and message != kind:
         summary += f": {message}"
@@ -182,15 +237,13 @@ def _status_failure(exc: anthropic.APIStatusError) -> AttemptFailed:
         status=status,
         retryable=False,
         fix=_FIXES.get(status, "Fix the request; it was not retried."),
+        request_id=request_id,
     )
 
 
-def _unreadable(exc: Exception) -> AttemptFailed:
-    return AttemptFailed(
-        f"reply is not a Messages API message ({type(exc).__name__}: {exc})",
-        retryable=False,
-        fix="Check that base_url serves the Anthropic Messages API.",
-    )
+def _describe(exc: Exception) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def _error_fields(body: object) -> tuple[str, str]:
@@ -201,17 +254,45 @@ def _error_fields(body: object) -> tuple[str, str]:
     return str(error.get("type") or ""), str(error.get("message") or "")
 
 
-def _to_reply(message: anthropic.types.Message) -> Reply:
+def _to_reply(message: object) -> Reply:
+    """The reply a parsed Messages API body holds.
+
+    The SDK builds its models without checking types, so each field used is checked here.
+
+    Raises:
+        ValueError: the body is not a message, or a field has the wrong type.
+    """
+    import anthropic
+
+    if not isinstance(message, anthropic.types.Message):
+        raise ValueError(f"the body is a {type(message).__name__}: {str(message)[:120]!r}")
     usage = message.usage
-    cache_read = usage.cache_read_input_tokens or 0
-    cache_write = usage.cache_creation_input_tokens or 0
+    cache_read = token_count(
+        getattr(usage, "cache_read_input_tokens", None) or 0, "usage.cache_read_input_tokens"
+    )
+    cache_write = token_count(
+        getattr(usage, "cache_creation_input_tokens", None) or 0, "usage.cache_creation_input_tokens"
+    )
+    input_tokens = token_count(getattr(usage, "input_tokens", None), "usage.input_tokens")
+    output_tokens = token_count(getattr(usage, "output_tokens", None), "usage.output_tokens")
+    content: object = message.content
+    if not isinstance(content, list):
+        raise ValueError(f"content is a {type(content).__name__}, not a list of blocks")
+    texts = []
+    for block in content:
+        if getattr(block, "type", None) == "text":
+            text = getattr(block, "text", None)
+            if not isinstance(text, str):
+                raise ValueError(f"a text block's text is a {type(text).__name__}, not a string")
+            texts.append(text)
+    stop_reason = message.stop_reason
     return Reply(
-        text="".join(block.text for block in message.content if block.type == "text"),
+        text="".join(texts),
         # The API reports cached input apart from input_tokens; the budget charges all of it.
-        input_tokens=usage.input_tokens + cache_read + cache_write,
-        output_tokens=usage.output_tokens,
+        input_tokens=input_tokens + cache_read + cache_write,
+        output_tokens=output_tokens,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
-        model=message.model,
-        stop_reason=message.stop_reason,
+        model=message.model if isinstance(message.model, str) else "",
+        stop_reason=stop_reason if isinstance(stop_reason, str) else None,
     )

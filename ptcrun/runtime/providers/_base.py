@@ -2,27 +2,20 @@
 
 Everything the runtime knows about an LLM goes through :class:`Provider`: one async method,
 ``complete(Request) -> Reply``, plus the three facts the budget needs before sending (a name for
-logs, the context window, the price). The HTTP providers share the retry policy and the
-per-run client kept here, so they fail the same way with the same messages.
+logs, the context window, the price). The runtime calls every provider through
+:func:`call_provider`, the one place that holds a provider to that contract.
 """
 
 from __future__ import annotations
 
-import email.utils
-import math
-import random
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
+from collections.abc import Iterable, Mapping
+from typing import Literal, Protocol, runtime_checkable
 
 import attrs
-import trio
 
-from ...errors import ConfigError, ProviderError
+from ...errors import ProviderError
 
-__all__ = ["Message", "Price", "Provider", "Reply", "Request"]
-
-T = TypeVar("T")
+__all__ = ["Message", "Price", "Provider", "Reply", "Request", "call_provider"]
 
 
 @attrs.frozen
@@ -45,8 +38,8 @@ class Request:
 
     ``max_tokens`` caps the reply; the budget reserves it before the request is sent.
     ``cache_system`` asks the provider to cache the system prompt (worth it when the same long
-    prompt is sent many times, as the planner's is); providers without caching ignore it, as
-    they ignore ``purpose``, which only labels logs and transcripts.
+    prompt is sent many times, as the planner's is); providers without caching ignore it.
+    ``purpose`` labels logs, transcripts and messages (which clock bounds the request).
     """
 
     messages: tuple[Message, ...] = attrs.field(converter=_message_tuple)
@@ -124,177 +117,128 @@ class Provider(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------
-# Shared by the HTTP providers.
+# The boundary every request crosses.
 
-#: The longest wait between attempts when the server gives no ``retry-after``, in seconds.
-MAX_BACKOFF = 30.0
-
-
-class AttemptFailed(Exception):
-    """One HTTP attempt failed; raised by a provider's attempt, read by :func:`call_with_retries`.
-
-    Attributes:
-        summary: what went wrong, short: ``"529 overloaded"``, ``"no reply within 2 s"``.
-        status: the HTTP status, when there was a response.
-        retryable: whether another attempt may succeed.
-        retry_after: seconds the server asked us to wait, when it did.
-        fix: for a failure that is not retried, what the user should change.
-        setting: the constructor setting that bears on it besides ``max_retries``
-            (``"timeout=2"``).
-    """
-
-    def __init__(
-        self,
-        summary: str,
-        *,
-        status: int | None = None,
-        retryable: bool = True,
-        retry_after: float | None = None,
-        fix: str = "",
-        setting: str = "",
-    ) -> None:
-        super().__init__(summary)
-        self.summary = summary
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.fix = fix
-        self.setting = setting
+_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
-def check_retry_settings(
-    cls_name: str, *, max_retries: int, timeout: float, backoff: float
-) -> None:
-    """Refuse settings the retry loop cannot use, naming the argument as the user spells it."""
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ConfigError(
-            f"{cls_name}(max_retries=...) must be a whole number >= 0; got {max_retries!r}."
-        )
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise ConfigError(f"{cls_name}(timeout=...) must be seconds > 0; got {timeout!r}.")
-    if not (isinstance(backoff, (int, float)) and 0 <= backoff < math.inf):
-        raise ConfigError(f"{cls_name}(backoff=...) must be seconds >= 0; got {backoff!r}.")
+async def call_provider(provider: Provider, request: Request) -> Reply:
+    """Ask ``provider`` to complete ``request``; every way it can fail ends in ``ProviderError``.
 
+    A provider may be ours, the user's, or a script, and it talks to servers that answer
+    truncated JSON, HTML pages or strings where numbers belong. The runtime sends every
+    planner and worker request through here, so whatever goes wrong reaches it as one class:
 
-def is_retryable_status(status: int) -> bool:
-    """Rate limits (429), overload (529), server errors (5xx), timeouts (408) and lock
-    conflicts (409) pass; other 4xx mean the request itself is wrong."""
-    return status in (408, 409, 429) or status >= 500
+    - a ``ProviderError`` passes as it is;
+    - any other ``Exception`` (a body the SDK could not parse, a scripted ``respond()`` that
+      raised, a bug) becomes a ``ProviderError`` that names the provider and the exception,
+      keeps it as ``__cause__``, and carries the HTTP status and request id when the
+      exception (or one it was raised from) has them;
+    - a returned value that is not a ``Reply`` with text and whole token counts becomes a
+      ``ProviderError`` too, before the budget reads it.
 
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds a response asks the client to wait: ``retry-after-ms``, else ``retry-after``
-    as seconds or as an HTTP date. ``None`` when absent or unreadable."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            value = float(millis) / 1000
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(value):
-                return max(value, 0.0)
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        return max(when.timestamp() - time.time(), 0.0)
-    return max(value, 0.0) if math.isfinite(value) else None
-
-
-async def call_with_retries(
-    attempt: Callable[[], Awaitable[T]],
-    *,
-    provider: str,
-    what: str,
-    cls_name: str,
-    max_retries: int,
-    backoff: float,
-    rng: random.Random,
-) -> T:
-    """Run ``attempt`` until it returns, retrying retryable ``AttemptFailed`` up to
-    ``max_retries`` more times.
-
-    Between attempts it waits what the server asked (``retry-after``), or else
-    ``backoff * 2**(n-1)`` seconds (at most ``MAX_BACKOFF``), scaled by a random factor in
-    [0.5, 1] so that many workers throttled together do not come back together. The wait is a
-    ``trio.sleep``: the run's clocks can cancel it.
+    ``trio.Cancelled``, ``KeyboardInterrupt`` and every other ``BaseException`` pass untouched:
+    they are the caller stopping the request, not the provider failing.
 
     Raises:
-        ProviderError: at once for a failure that is not retryable, with its fix; after the
-            last attempt otherwise, naming the attempts and the settings that raise them.
+        ProviderError: the provider failed or broke its contract.
     """
-    for n in range(1, max_retries + 2):
-        try:
-            return await attempt()
-        except AttemptFailed as failure:
-            if not failure.retryable:
-                fix = f" {failure.fix}" if failure.fix else ""
-                raise ProviderError(
-                    f"{what} failed: {failure.summary}.{fix}",
-                    provider=provider,
-                    status=failure.status,
-                ) from failure
-            if n > max_retries:
-                settings = ", ".join(filter(None, [failure.setting, f"max_retries={max_retries}"]))
-                raise ProviderError(
-                    f"{what} failed after {n} attempt{'s' if n > 1 else ''}: "
-                    f"{failure.summary} ({cls_name}({settings})).",
-                    provider=provider,
-                    status=failure.status,
-                ) from failure
-            if failure.retry_after is not None:
-                delay = failure.retry_after
-            else:
-                delay = min(backoff * 2 ** (n - 1), MAX_BACKOFF) * (0.5 + rng.random() / 2)
-        await trio.sleep(delay)
-    raise AssertionError("unreachable: the loop returns or raises")
+    name = _provider_name(provider)
+    try:
+        reply = await provider.complete(request)
+    except ProviderError:
+        raise
+    except Exception as exc:
+        status, request_id = _response_facts(exc)
+        detail = _describe(exc)
+        if status is not None:
+            detail += f" (HTTP {status})"
+        message = (
+            f"{name} failed: {detail}. The provider raised it instead of replying; fix the "
+            "provider (a scripted provider's respond()) or the server it calls."
+        )
+        if request_id:
+            message += f" Request id {request_id}."
+        raise ProviderError(message, provider=name, status=status, request_id=request_id) from exc
+    problem = _reply_problem(reply)
+    if problem is not None:
+        raise ProviderError(
+            f"{name} returned {problem}; complete() must return a Reply with text and whole "
+            "token counts. Fix the provider.",
+            provider=name,
+        )
+    return reply
 
 
-C = TypeVar("C")
+def _provider_name(provider: object) -> str:
+    """The provider's ``name``, or its class name when it has no usable one."""
+    name = getattr(provider, "name", None)
+    return name if isinstance(name, str) and name else type(provider).__name__
 
 
-class PerRunClient(Generic[C]):
-    """One HTTP client per trio run, closed when that run ends.
+def _describe(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # an exception may break its own __str__
+        text = ""
+    kind = type(exc).__name__
+    return f"{kind}: {text[:300]}" if text else kind
 
-    A pooled HTTP client is bound to the event loop that opened its connections, but a
-    provider is built before ``trio.run`` and may serve several runs. So each run gets its
-    own client, opened on first use and closed by a system task when the run's main task
-    finishes (trio cancels system tasks then), which leaves no socket for the garbage
-    collector to complain about.
+
+def _response_facts(exc: BaseException) -> tuple[int | None, str | None]:
+    """``(HTTP status, request id)`` from ``exc`` or the exceptions it was raised from.
+
+    SDK errors carry ``status_code`` and ``request_id``; httpx's carry a ``response`` with
+    headers. Any attribute may be missing or may raise (httpx raises on an unset request),
+    so each read is guarded.
     """
-
-    def __init__(self, open: Callable[[], C], close: Callable[[C], Awaitable[object]]) -> None:
-        self._open = open
-        self._close = close
-        self._var: trio.lowlevel.RunVar[C] = trio.lowlevel.RunVar("ptcrun provider client")
-
-    def get(self) -> C:
-        """The current run's client, opened on first use."""
-        try:
-            return self._var.get()
-        except LookupError:
-            pass
-        client = self._open()
-        self._var.set(client)
-        trio.lowlevel.spawn_system_task(self._close_at_exit, client, name="ptcrun client closer")
-        return client
-
-    async def _close_at_exit(self, client: C) -> None:
-        try:
-            await trio.sleep_forever()
-        finally:
-            # Closing drops idle sockets; it should be instant, but never hold the run's exit
-            # hostage to a peer that will not answer.
-            with trio.move_on_after(5) as scope:
-                scope.shield = True
+    status: int | None = None
+    request_id: str | None = None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and (status is None or request_id is None):
+        seen.add(id(current))
+        response = _attribute(current, "response")
+        if status is None:
+            for code in (_attribute(current, "status_code"), _attribute(response, "status_code")):
+                if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+                    status = code
+                    break
+        if request_id is None:
+            found = _attribute(current, "request_id")
+            headers = _attribute(response, "headers")
+            if not isinstance(found, str) and isinstance(headers, Mapping):
                 try:
-                    await self._close(client)
+                    found = headers.get("request-id") or headers.get("x-request-id")
                 except Exception:
-                    pass  # nothing useful to do with a failed close at exit
+                    found = None
+            if isinstance(found, str) and found:
+                request_id = found[:200]
+        current = current.__cause__ or current.__context__
+    return status, request_id
+
+
+def _attribute(obj: object, name: str) -> object:
+    if obj is None:
+        return None
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _reply_problem(reply: object) -> str | None:
+    """What makes ``reply`` unusable as a ``Reply``, or ``None``."""
+    if not isinstance(reply, Reply):
+        return f"a {type(reply).__name__}, not a Reply"
+    if not isinstance(reply.text, str):
+        return f"a Reply whose text is a {type(reply.text).__name__}, not a str"
+    for field in _TOKEN_FIELDS:
+        value = getattr(reply, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"a Reply whose {field} is {value!r:.40}, not a whole number >= 0"
+    if not isinstance(reply.model, str):
+        return f"a Reply whose model is a {type(reply.model).__name__}, not a str"
+    if reply.stop_reason is not None and not isinstance(reply.stop_reason, str):
+        return f"a Reply whose stop_reason is a {type(reply.stop_reason).__name__}, not a str"
+    return None

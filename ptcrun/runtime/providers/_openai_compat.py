@@ -10,16 +10,16 @@ import httpx
 import trio
 
 from ...errors import ConfigError
-from ._base import (
+from ._base import Price, Reply, Request
+from ._http import (
     AttemptFailed,
     PerRunClient,
-    Price,
-    Reply,
-    Request,
     call_with_retries,
     check_retry_settings,
     is_retryable_status,
     retry_after_seconds,
+    status_summary,
+    token_count,
 )
 
 __all__ = ["OpenAICompatProvider"]
@@ -37,16 +37,19 @@ _FIXES = {
 class OpenAICompatProvider:
     """A model behind an OpenAI-compatible ``POST {base_url}/chat/completions``.
 
-    Built on ``httpx`` directly, so a local server needs no vendor SDK. The API key comes from
-    ``api_key`` or ``OPENAI_API_KEY``; it is required only for OpenAI's own ``base_url``
+    Built on ``httpx`` directly, so a local server needs no vendor SDK. ``base_url`` defaults,
+    as in OpenAI's own SDK, to ``OPENAI_BASE_URL`` and then to OpenAI's API. The API key comes
+    from ``api_key`` or ``OPENAI_API_KEY``; it is required only for OpenAI's own ``base_url``
     (local servers usually take none). The system prompt is sent as a ``system`` message.
     The output cap is sent as ``max_completion_tokens`` to OpenAI, whose newer models refuse
     ``max_tokens``, and as ``max_tokens`` elsewhere, which is what local servers read.
 
     Retries, timeouts and error messages are those of ``AnthropicProvider``: 429, 5xx,
     timeouts and dropped connections are retried up to ``max_retries`` times, honouring
-    ``retry-after``; other 4xx fail at once with the server's message. Usage comes from the
-    response's ``usage``; a server that sends none is measured with the runtime's tokenizer.
+    ``retry-after`` up to ``max_retry_wait`` seconds; other 4xx fail at once with the server's
+    message, and so does a body that is not a chat completion. Usage comes from the
+    response's ``usage``; a server that sends none is measured with the runtime's tokenizer,
+    and one that sends counts that are not whole numbers is refused.
 
     Raises:
         ConfigError: OpenAI's ``base_url`` with no API key, or a bad setting.
@@ -56,16 +59,17 @@ class OpenAICompatProvider:
         self,
         model: str,
         *,
-        base_url: str = OPENAI_BASE_URL,
+        base_url: str | None = None,
         api_key: str | None = None,
-        max_retries: int = 4,
+        max_retries: int = 2,
         timeout: float = 120.0,
         context_window: int = 128_000,
         price: Price | None = None,
         backoff: float = 1.0,
+        max_retry_wait: float = 60.0,
     ) -> None:
         api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        base_url = base_url.rstrip("/")
+        base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
         if api_key is None and base_url == OPENAI_BASE_URL:
             raise ConfigError(
                 "OPENAI_API_KEY is not set; export it or pass OpenAICompatProvider(api_key=...)."
@@ -76,7 +80,11 @@ class OpenAICompatProvider:
                 f"got {base_url!r}."
             )
         check_retry_settings(
-            "OpenAICompatProvider", max_retries=max_retries, timeout=timeout, backoff=backoff
+            "OpenAICompatProvider",
+            max_retries=max_retries,
+            timeout=timeout,
+            backoff=backoff,
+            max_retry_wait=max_retry_wait,
         )
         self.model = model
         self.name = f"openai:{model}"
@@ -86,6 +94,7 @@ class OpenAICompatProvider:
         self.max_retries = max_retries
         self.timeout = timeout
         self.backoff = backoff
+        self.max_retry_wait = max_retry_wait
         self._url = f"{base_url}/chat/completions"
         self._max_tokens_field = (
             "max_completion_tokens" if base_url == OPENAI_BASE_URL else "max_tokens"
@@ -110,6 +119,8 @@ class OpenAICompatProvider:
             cls_name="OpenAICompatProvider",
             max_retries=self.max_retries,
             backoff=self.backoff,
+            max_retry_wait=self.max_retry_wait,
+            purpose=request.purpose,
             rng=self._rng,
         )
 
@@ -125,7 +136,9 @@ class OpenAICompatProvider:
             body["temperature"] = request.temperature
         client = self._clients.get()
         timed_out = AttemptFailed(
-            f"no reply within {self.timeout:g} s", setting=f"timeout={self.timeout:g}"
+            f"no reply within {self.timeout:g} s",
+            setting=f"timeout={self.timeout:g}",
+            fix="Check that the server is up, or raise OpenAICompatProvider(timeout=...) for long replies.",
         )
         # httpx's timeout covers each read; this scope bounds the whole attempt.
         with trio.move_on_after(self.timeout):
@@ -134,7 +147,10 @@ class OpenAICompatProvider:
             except httpx.TimeoutException as exc:
                 raise timed_out from exc
             except httpx.TransportError as exc:
-                raise AttemptFailed(f"connection failed: {str(exc) or type(exc).__name__}") from exc
+                raise AttemptFailed(
+                    f"connection failed: {str(exc) or type(exc).__name__}",
+                    fix="Check base_url and that the server is up.",
+                ) from exc
             if response.status_code >= 400:
                 raise _status_failure(response)
             return _to_reply(request, response)
@@ -144,15 +160,23 @@ class OpenAICompatProvider:
         return f"OpenAICompatProvider({self.model!r}, base_url={self.base_url!r})"
 
 
+def _request_id(response: httpx.Response) -> str | None:
+    return response.headers.get("x-request-id") or response.headers.get("request-id") or None
+
+
 def _status_failure(response: httpx.Response) -> AttemptFailed:
     status = response.status_code
     kind, message = _error_fields(response)
     # The HTTP reason names the failure; 529 has none, so the error type stands in.
-    phrase = response.reason_phrase.lower() or kind.removesuffix("_error").replace("_", " ")
-    summary = f"{status} {phrase}" if phrase else str(status)
+    phrase = response.reason_phrase or kind.removesuffix("_error").replace("_", " ")
+    summary = status_summary(status, phrase)
     if is_retryable_status(status):
         return AttemptFailed(
-            summary, status=status, retry_after=retry_after_seconds(response.headers)
+            summary,
+            status=status,
+            retry_after=retry_after_seconds(response.headers),
+            fix="Try again later, or raise OpenAICompatProvider(max_retries=...).",
+            request_id=_request_id(response),
         )
     if message:
         summary += f": {message}"
@@ -161,6 +185,7 @@ def _status_failure(response: httpx.Response) -> AttemptFailed:
         status=status,
         retryable=False,
         fix=_FIXES.get(status, "Fix the request; it was not retried."),
+        request_id=_request_id(response),
     )
 
 
@@ -184,16 +209,37 @@ def _error_fields(response: httpx.Response) -> tuple[str, str]:
 
 def _to_reply(request: Request, response: httpx.Response) -> Reply:
     try:
-        data = response.json()
-        choice = data["choices"][0]
-        text = choice["message"].get("content") or ""
+        return _read_completion(request, response)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        problem = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         raise AttemptFailed(
-            f"{response.status_code} reply is not a chat completion: {response.text[:200]!r}",
+            f"{response.status_code} reply is not a chat completion ({problem[:200]}): "
+            f"{response.text[:200]!r}",
             status=response.status_code,
             retryable=False,
             fix="Check that base_url serves an OpenAI-compatible /chat/completions.",
+            request_id=_request_id(response),
         ) from exc
+
+
+def _read_completion(request: Request, response: httpx.Response) -> Reply:
+    """The reply a chat completion body holds, every field used checked for its type.
+
+    Raises:
+        ValueError: the body is not JSON, or a field is missing or of the wrong type.
+    """
+    try:
+        data = response.json()
+    except ValueError as exc:  # json.JSONDecodeError, or bytes that are not text
+        raise ValueError(f"the body is not JSON: {exc}") from exc
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ValueError("it has no choices[0]")
+    choice = choices[0]
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise ValueError("choices[0] has no message")
+    text = _text_of(message.get("content"))
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     input_tokens = usage.get("prompt_tokens")
     output_tokens = usage.get("completion_tokens")
@@ -206,11 +252,27 @@ def _to_reply(request: Request, response: httpx.Response) -> Reply:
         output_tokens = count_tokens(text)
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    finish = choice.get("finish_reason")
     return Reply(
         text=text,
-        input_tokens=int(input_tokens),
-        output_tokens=int(output_tokens),
-        cache_read_tokens=int(cached or 0),
+        input_tokens=token_count(input_tokens, "usage.prompt_tokens"),
+        output_tokens=token_count(output_tokens, "usage.completion_tokens"),
+        cache_read_tokens=token_count(cached or 0, "usage.prompt_tokens_details.cached_tokens"),
         model=str(data.get("model") or ""),
-        stop_reason=choice.get("finish_reason"),
+        stop_reason=finish if isinstance(finish, str) else None,
     )
+
+
+def _text_of(content: object) -> str:
+    """A message's text: a string, nothing (a reply of tool calls only), or a list of parts
+    of which the ``text`` ones count."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        texts = [p for p in parts if isinstance(p, str)]
+        if len(texts) == len(parts):
+            return "".join(texts)
+    raise ValueError(f"choices[0].message.content is a {type(content).__name__}, not text")

@@ -32,7 +32,9 @@ class ScriptedProvider:
 
     A list is used in order, one reply per request in the order requests arrive, and its last
     reply repeats forever after. A function is called with each ``Request`` and returns the
-    reply text (or a whole ``Reply`` to set the usage itself); it may be sync or async.
+    reply text (or a whole ``Reply`` to set the usage itself); it may be sync or async. A
+    function that raises fails that request: the runtime reports it as a ``ProviderError``
+    naming this provider, with the exception as ``__cause__``, as it would a server's fault.
 
     Each request first waits ``latency`` seconds: a fixed number, or for a ``(low, high)``
     pair a uniform draw from ``random.Random(seed)``, so runs repeat. The wait is a
@@ -91,15 +93,37 @@ class ScriptedProvider:
         ``respond(request) -> str``. ``options`` are passed to the constructor.
 
         Raises:
-            ConfigError: the file is missing, of another kind, or does not hold a script.
+            ConfigError: the file is missing, a directory, unreadable, not UTF-8 text, of
+                another kind, or does not hold a script.
         """
         path = Path(path)
         options.setdefault("name", f"scripted:{path.name}")
+        if path.is_dir():
+            raise ConfigError(
+                f"scripted provider file {path} is a directory; give a .json list of replies "
+                f"or a .py file defining respond(request)."
+            )
         if not path.is_file():
             raise ConfigError(f"scripted provider file not found: {path}.")
+        if path.suffix not in (".json", ".py"):
+            raise ConfigError(
+                f"scripted provider file must end in .json (a list of replies) or .py (defining "
+                f"respond(request)); got {path.name}."
+            )
+        try:
+            source = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"scripted provider file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                f"at offset {exc.start:,}); save it as UTF-8."
+            ) from None
+        except OSError as exc:
+            raise ConfigError(
+                f"scripted provider file {path} cannot be read: {exc.strerror or exc}."
+            ) from None
         if path.suffix == ".json":
             try:
-                replies = json.loads(path.read_text(encoding="utf-8"))
+                replies = json.loads(source)
             except json.JSONDecodeError as exc:
                 raise ConfigError(
                     f"scripted provider file {path} is not valid JSON: {exc}."
@@ -110,26 +134,21 @@ class ScriptedProvider:
                     f"got {type(replies).__name__}."
                 )
             return cls(replies, **options)
-        if path.suffix == ".py":
-            spec = importlib.util.spec_from_file_location(f"_ptcrun_script_{path.stem}", path)
-            assert spec is not None and spec.loader is not None  # a .py path always has both
-            module = importlib.util.module_from_spec(spec)
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                raise ConfigError(
-                    f"scripted provider file {path} failed to load: {type(exc).__name__}: {exc}."
-                ) from exc
-            respond = getattr(module, "respond", None)
-            if not callable(respond):
-                raise ConfigError(
-                    f"scripted provider file {path} must define respond(request) -> str."
-                )
-            return cls(respond, **options)
-        raise ConfigError(
-            f"scripted provider file must end in .json (a list of replies) or .py (defining "
-            f"respond(request)); got {path.name}."
-        )
+        spec = importlib.util.spec_from_file_location(f"_ptcrun_script_{path.stem}", path)
+        assert spec is not None and spec.loader is not None  # a .py path always has both
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ConfigError(
+                f"scripted provider file {path} failed to load: {type(exc).__name__}: {exc}."
+            ) from exc
+        respond = getattr(module, "respond", None)
+        if not callable(respond):
+            raise ConfigError(
+                f"scripted provider file {path} must define respond(request) -> str."
+            )
+        return cls(respond, **options)
 
     async def complete(self, request: Request) -> Reply:
         """Wait the latency, then reply from the script."""

@@ -17,7 +17,14 @@ The rules, in one place:
   program's own classes and their instances. Everything else (``data``, ``budget``, module
   proxies, functions) is read-only.
 * ``except``: only ``Exception`` and its subclasses; while a ``BaseException`` that is not an
-  ``Exception`` (``done()``, ``fail()``, a cancellation) is on its way out, no clause matches.
+  ``Exception`` (``done()``, ``fail()``, a cancellation) is on its way out, no clause matches,
+  not even one for an exception raised over it (by a ``finally`` block or an ``__exit__``).
+* ``with``: the context manager's ``__exit__`` may swallow an ``Exception``, never ``done()``,
+  ``fail()`` or a cancellation.
+* Names: attribute names must be exact ``str``; a ``str`` subclass can look like any name in a
+  dict lookup while its own methods (``startswith``) say otherwise.
+
+It runs past 400 lines on purpose: every rule a program meets at run time is in one file.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ __all__ = [
     "guarded_apply",
     "guarded_getattr",
     "guarded_hasattr",
+    "guarded_with",
 ]
 
 #: Attribute names refused even though they do not start with "_": frame and code
@@ -329,23 +337,55 @@ def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return func(*args, **kwargs)
 
 
-def _is_catchable(spec: object) -> bool:
-    if isinstance(spec, tuple):
-        return all(_is_catchable(item) for item in spec)
+#: How far back ``catchable`` follows the chain of exceptions raised over one another.
+_CONTEXT_DEPTH = 100
+
+
+def _is_exception_class(spec: object) -> bool:
     return isinstance(spec, type) and issubclass(spec, Exception)
+
+
+def _is_catchable(spec: object) -> bool:
+    # A flat tuple, as Python requires: no recursion into nested tuples, however deep.
+    if type(spec) is tuple:
+        return all(_is_exception_class(item) for item in spec)
+    return _is_exception_class(spec)
+
+
+def _ends_the_program(pending: BaseException | None) -> bool:
+    """Whether pending is an exception that is not an Exception, or was raised over one.
+
+    A generator being closed is not the program ending: what its ``finally`` block raises
+    and catches while ``GeneratorExit`` is on its way out behaves as in Python.
+    """
+    if pending is None:
+        return False
+    if not isinstance(pending, Exception):
+        return True
+    for _ in range(_CONTEXT_DEPTH):
+        pending = pending.__context__
+        if pending is None:
+            return False
+        if not isinstance(pending, (Exception, GeneratorExit)):
+            return True
+    return False
 
 
 def catchable(spec: object) -> object:
     """The ``_catchable_`` hook, wrapped around the classes of every ``except`` clause.
 
     Python evaluates the clause after the exception being handled is set, so this sees it:
-    when that exception is not an ``Exception`` (``done()``, ``fail()``, a cancellation), the
-    clause becomes ``except ():``, which matches nothing, so the exception goes on unchanged.
-    Otherwise the clause must name only Exception subclasses.
+    when that exception is not an ``Exception`` (``done()``, ``fail()``, a cancellation), or
+    was raised while one was on its way out (by a ``finally`` block or a context manager's
+    ``__exit__``), the clause becomes ``except ():``, which matches nothing, so the exception
+    goes on unchanged. Otherwise the clause must name only Exception subclasses; the tuple
+    Python matches is an exact copy of the one checked.
     """
-    pending = sys.exc_info()[1]
-    if pending is not None and not isinstance(pending, Exception):
+    if _ends_the_program(sys.exc_info()[1]):
         return ()
+    if type(spec) is not tuple and issubclass(type(spec), tuple):
+        # The tuple's own items, not what a subclass's methods would yield.
+        spec = tuple(tuple.__iter__(spec))  # type: ignore[arg-type]
     if _is_catchable(spec):
         return spec
     if isinstance(spec, ContainerType):
@@ -355,3 +395,39 @@ def catchable(spec: object) -> object:
         f"'except' can only name Exception and its subclasses in the sandbox, not {what!r}. "
         "Write 'except Exception:'."
     )
+
+
+class _Context:
+    """What a ``with`` statement enters in place of the context manager a program gave it.
+
+    It calls the manager's own ``__enter__`` and ``__exit__``, but an ``__exit__`` that
+    returns true swallows only an ``Exception``: ``done()``, ``fail()``, a cancellation or a
+    limit goes on, as ``except Exception`` lets it.
+    """
+
+    __slots__ = ("_enter", "_exit", "_manager")
+
+    def __init__(self, manager: object) -> None:
+        kind = type(manager)
+        try:  # looked up on the class, as the with statement does
+            self._enter = kind.__enter__  # type: ignore[attr-defined]
+            self._exit = kind.__exit__  # type: ignore[attr-defined]
+        except AttributeError:
+            raise TypeError(
+                f"{kind.__name__!r} object does not support the context manager protocol"
+            ) from None
+        self._manager = manager
+
+    def __enter__(self) -> object:
+        return self._enter(self._manager)
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        swallow = self._exit(self._manager, kind, exc, tb)
+        if exc is not None and not isinstance(exc, Exception):
+            return False
+        return bool(swallow)
+
+
+def guarded_with(manager: object) -> object:
+    """The ``_with_`` hook, wrapped around the context manager of every ``with`` item."""
+    return _Context(manager)

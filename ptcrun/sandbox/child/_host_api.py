@@ -86,8 +86,10 @@ class Tools:
             if scope is not None and scope.cancelled:
                 raise Cancelled("the enclosing pmap was cancelled")
             call_args = [_json.to_json(a, what=f"argument {i} of tool.{name}") for i, a in enumerate(args)]
+            # Keyword names are str, maybe a program's subclass: the host gets their exact text.
             call_kwargs = {
-                k: _json.to_json(v, what=f"argument {k!r} of tool.{name}") for k, v in kwargs.items()
+                str.__str__(k): _json.to_json(v, what=f"argument {str.__str__(k)!r} of tool.{name}")
+                for k, v in kwargs.items()
             }
             pending = link.open_request()
             if scope is not None:
@@ -185,7 +187,7 @@ def make_done_fail(record: Callable[[ProgramExit], None]) -> tuple[Callable[...,
 
     def fail(reason: Any = "") -> None:
         """End the program, reporting that the goal cannot be reached and why."""
-        exit = ProgramExit("failed", str(reason))
+        exit = ProgramExit("failed", str.__str__(str(reason)))  # exact, whatever __str__ returned
         record(exit)
         raise exit
 

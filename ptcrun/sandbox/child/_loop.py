@@ -24,7 +24,7 @@ from typing import Any
 
 from ... import _json, errors
 from .. import _protocol
-from . import _host_api, _scope
+from . import _exact, _host_api, _scope
 from ._link import FrameTooLarge, Link
 
 __all__ = ["main"]
@@ -99,7 +99,7 @@ def _describe(exc: BaseException, source: str, trusted: Any) -> dict[str, Any]:
             tb = tb.tb_next
     lines = source.splitlines()
     source_line = lines[line - 1].strip() if line and 0 < line <= len(lines) else None
-    payload = errors.to_payload(exc, line=line, source_line=source_line)
+    payload = _exact.error_payload(exc, line=line, source_line=source_line)
     return {**payload, "message": _clip(payload["message"])}
 
 
@@ -207,7 +207,7 @@ class Child:
             except RecursionError as exc:
                 result.update(status="error", error=_describe(exc, source, trusted))
             except BaseException as exc:  # anything the program raised, reported as data
-                if isinstance(exc, errors.SandboxLimitExceeded):
+                if type(exc) is errors.SandboxLimitExceeded and type(exc.setting) is str:
                     error = self._limit(exc.setting.removeprefix("Limits."), exc)
                 else:
                     error = _describe(exc, source, trusted)
@@ -234,11 +234,11 @@ class Child:
         try:
             result["candidate"] = _json.to_json(self.globals["answer"], what="the answer variable")
             result["candidate_set"] = True
-        except (_json.NotJSON, RecursionError):
-            pass  # not JSON data: it cannot be an answer
+        except Exception:  # not JSON data (or too deep, too big): it cannot be an answer
+            pass
 
     def _limit(self, setting: str, exc: BaseException) -> dict[str, Any]:
-        message = str(exc)
+        message = _exact.text(exc)  # a program may raise MemoryError(...) of its own objects
         if setting == "sandbox_memory_bytes":
             message = (
                 f"the program ran out of memory: it needed more than "

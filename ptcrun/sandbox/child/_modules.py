@@ -54,6 +54,8 @@ class ModuleProxy:
         object.__setattr__(self, "_members", types.MappingProxyType(dict(members)))
 
     def __getattr__(self, attr: str) -> object:
+        if type(attr) is not str:  # a str subclass may equal a member yet say it is no dunder
+            raise AttributeError("attribute names are exact strings in the sandbox")
         try:
             return self._members[attr]
         except KeyError:
@@ -107,7 +109,7 @@ class ContainerType:
         return (self._type,)
 
     def __getattr__(self, attr: str) -> object:
-        if attr.startswith("_"):
+        if type(attr) is not str or attr.startswith("_"):
             raise AttributeError(attr)
         return getattr(self._type, attr)
 
@@ -130,11 +132,14 @@ class ContainerType:
 
 
 def _no_debug(flags: Any) -> Any:
-    if isinstance(flags, int) and flags & re.DEBUG:
-        raise ValueError(
-            "re.DEBUG is not available in the sandbox: it prints to the process's own output. "
-            "Remove the flag."
-        )
+    if issubclass(type(flags), int):
+        # The exact value: what is checked here is what re compiles with.
+        flags = int.__index__(flags)
+        if flags & re.DEBUG:
+            raise ValueError(
+                "re.DEBUG is not available in the sandbox: it prints to the process's own "
+                "output. Remove the flag."
+            )
     return flags
 
 
@@ -260,8 +265,13 @@ def _members(name: str) -> dict[str, object]:
     members = {n: getattr(module, n) for n in names if hasattr(module, n)}
     members.update(_WRAPPED.get(name, {}))
     for member, value in members.items():
-        if isinstance(value, types.ModuleType):  # pragma: no cover - a wrong list entry
-            raise RuntimeError(f"{name}.{member} is a module and must not be offered")
+        # A wrong list entry. `from m import x` reads the proxy with a plain getattr, past
+        # _getattr_'s checks of the value, so the lists themselves must hold no module and no
+        # metaclass (which would build classes the write guard does not know).
+        if isinstance(value, types.ModuleType) or (  # pragma: no cover
+            isinstance(value, type) and issubclass(value, type)
+        ):
+            raise RuntimeError(f"{name}.{member} is a module or a metaclass and must not be offered")
     return members
 
 
@@ -286,6 +296,8 @@ def guarded_import(
     ``from m import a, b`` is checked here too, so a name the proxy does not serve fails
     with a message that lists what it does serve.
     """
+    if type(name) is not str or type(level) is not int:
+        raise ImportError("import takes a module name (an exact str) and level 0 in the sandbox")
     if type(fromlist) is list:
         # C code called by a program (datetime.strptime, strftime, the json decoder's errors)
         # imports its helper modules through the __import__ of the calling frame, passing a
@@ -303,7 +315,7 @@ def guarded_import(
     if proxy is None:
         raise ImportError(f"import of {name!r} is not allowed; allowed modules: {allowed}")
     for item in fromlist or ():
-        if item not in proxy._members:
+        if type(item) is not str or item not in proxy._members:
             raise ImportError(
                 f"cannot import name {item!r} from {name!r} in the sandbox; "
                 f"it offers: {', '.join(sorted(proxy._members))}"

@@ -39,7 +39,14 @@ from typing import Any
 
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
-from ._guards import Ownership, catchable, guarded_apply, guarded_getattr, guarded_hasattr
+from ._guards import (
+    Ownership,
+    catchable,
+    guarded_apply,
+    guarded_getattr,
+    guarded_hasattr,
+    guarded_with,
+)
 from ._modules import ContainerType, guarded_import
 
 __all__ = ["Printer", "build_globals", "warm_up"]
@@ -89,7 +96,7 @@ def _separator(name: str, value: object, default: str) -> str:
         return default
     if not isinstance(value, str):
         raise TypeError(f"{name} must be None or a string, not {type(value).__name__}")
-    return value
+    return str.__str__(value)  # the text of a str subclass, exactly
 
 
 # The builtins that consume an iterable, each calling _getiter_ on it first. They carry the
@@ -205,7 +212,7 @@ def build_globals(
 
     It holds the curated ``__builtins__``, every hook the compile policy emits (``_getattr_``,
     ``_getitem_``, ``_getiter_``, ``_write_``, ``_inplacevar_``, ``_apply_``, ``_print_``,
-    ``_unpack_sequence_``, ``_iter_unpack_sequence_``, ``_catchable_``, ``__metaclass__``,
+    ``_unpack_sequence_``, ``_iter_unpack_sequence_``, ``_catchable_``, ``_with_``, ``__metaclass__``,
     ``__name__``) and the entries of host as plain globals. Reuse the dict for every program
     of a session: classes a program defines stay writable in later programs.
 
@@ -239,6 +246,7 @@ def build_globals(
         "_unpack_sequence_": guarded_unpack_sequence,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_catchable_": catchable,
+        "_with_": guarded_with,
     }
     namespace.update(host)
     return namespace

@@ -20,7 +20,7 @@ from typing import Any
 
 from ... import errors
 from .. import _protocol
-from . import _scope
+from . import _exact, _scope
 from ._host_api import Cancelled, ProgramExit
 
 __all__ = ["Failure", "Fanout", "PmapError"]
@@ -34,7 +34,8 @@ class Failure:
 
     Its ``kind`` and ``message`` are the ``type`` and ``message`` of the exception's error
     payload (``ptcrun.errors.to_payload``), and the whole payload goes to the host in the item's
-    ``item.end`` event.
+    ``item.end`` event. A program may build one too; its fields are then exact copies of
+    what it passed (a whole number and two strings).
 
     Attributes:
         index: the item's position in the input.
@@ -49,6 +50,9 @@ class Failure:
     _payload: dict[str, Any]
 
     def __init__(self, index: int, kind: str, message: str) -> None:
+        index = _exact.whole_number(index, "Failure index")
+        kind = _exact.plain_str(kind, "Failure kind")
+        message = _exact.plain_str(message, "Failure message")
         object.__setattr__(self, "index", index)
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "message", message)
@@ -56,7 +60,7 @@ class Failure:
 
     @classmethod
     def from_exception(cls, index: int, exc: BaseException) -> Failure:
-        payload = errors.to_payload(exc)
+        payload = _exact.error_payload(exc)
         failure = cls(index, payload["type"], payload["message"])
         object.__setattr__(failure, "_payload", payload)
         return failure
@@ -91,15 +95,25 @@ class PmapError(Exception):
 
 
 class _ThreadBudget:
-    """How many more threads the child may start."""
+    """How many more threads the child may start: never more than ``limit`` at once.
+
+    It only counts exact ints: ``take`` refuses anything else, so a program's number (whose
+    comparisons may lie) can neither take more than is free nor, taken as negative, raise
+    the budget; ``give_back`` never brings it above ``limit``.
+    """
 
     def __init__(self, limit: int) -> None:
+        if type(limit) is not int or limit < 0:
+            raise ValueError(f"thread limit must be a whole number >= 0; got {limit!r}")
         self._free = limit
         self._lock = threading.Lock()
         self.peak = 0
         self._limit = limit
 
     def take(self, wanted: int) -> int:
+        """Take up to ``wanted`` threads (an exact int); return how many, from 0 to wanted."""
+        if type(wanted) is not int:
+            raise TypeError(f"threads are counted in exact ints, not {type(wanted).__name__}")
         with self._lock:
             got = max(0, min(wanted, self._free))
             self._free -= got
@@ -108,7 +122,11 @@ class _ThreadBudget:
 
     def give_back(self) -> None:
         with self._lock:
-            self._free += 1
+            self._free = min(self._free + 1, self._limit)
+
+    @property
+    def free(self) -> int:
+        return self._free
 
 
 class _Run:
@@ -175,8 +193,8 @@ class Fanout:
         max_threads: int,
     ) -> None:
         self._send = send
-        self._default_concurrency = default_concurrency
-        self._default_timeout = default_timeout
+        self._default_concurrency = int(default_concurrency)
+        self._default_timeout = float(default_timeout)
         self._max_items = max_items
         self._threads = _ThreadBudget(max_threads)
         self._ids = itertools.count(1)
@@ -217,15 +235,24 @@ class Fanout:
                 setting="Limits.max_pmap_items",
                 limit=self._max_items,
             )
-        if concurrency is None:
-            concurrency = self._default_concurrency
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"pmap concurrency must be a positive whole number; got {concurrency!r}")
-        if timeout is None:
-            timeout = self._default_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ValueError(f"pmap timeout must be a positive number of seconds; got {timeout!r}")
-        clock_seconds = min(float(timeout), self._default_timeout)
+        # The program's values become exact ints, floats and bools before anything compares or
+        # stores them: a subclass of int or float may lie in its comparisons.
+        threads_wanted = self._default_concurrency
+        if concurrency is not None:
+            threads_wanted = _exact.whole_number(concurrency, "pmap concurrency")
+        if threads_wanted < 1:
+            raise ValueError(
+                f"pmap concurrency must be a positive whole number; got {_exact.show(concurrency)}"
+            )
+        seconds = self._default_timeout
+        if timeout is not None:
+            seconds = _exact.seconds(timeout, "pmap timeout")
+        if not seconds > 0:
+            raise ValueError(
+                f"pmap timeout must be a positive number of seconds; got {_exact.show(timeout)}"
+            )
+        clock_seconds = min(seconds, self._default_timeout)
+        fail_fast = bool(fail_fast)
         if not items:
             return []
 
@@ -236,7 +263,7 @@ class Fanout:
         )
         pmap_id = next(self._ids)
         run = _Run(fn, items, scope, fail_fast)
-        threads = self._threads.take(min(concurrency, len(items)))
+        threads = self._threads.take(min(threads_wanted, len(items)))
         self._send(
             _protocol.PmapStart(
                 pmap=pmap_id,
@@ -258,7 +285,7 @@ class Fanout:
                         daemon=True,
                     ).start()
                 wait = scope.seconds_left()
-                run.all_done.wait(None if math.isinf(wait) else max(wait, 0))
+                run.all_done.wait(None if math.isinf(wait) else max(wait, 0.0))
         finally:
             _scope.set_current(parent, outer["pmap"], outer["item"])
         # all_done is set when every item finished or when the run was aborted (fail_fast, done(),
@@ -300,12 +327,12 @@ class Fanout:
             self._live.add(me)
         try:
             self._work(run, pmap_id, slot)
-        except BaseException:  # a thread must not die printing a traceback
-            pass
+        except BaseException as exc:  # a thread must not die printing a traceback
+            run.abort(exc)  # nor leave its item unfinished: the pmap would wait for its clock
         finally:
+            self._threads.give_back()  # first: once no thread is live, every thread is back
             with self._live_lock:
                 self._live.discard(me)
-            self._threads.give_back()
 
     def stragglers(self, grace: float) -> int:
         """Wait up to ``grace`` seconds for item threads still running; return how many remain.

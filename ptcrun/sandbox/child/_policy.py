@@ -9,6 +9,8 @@ names starting with ``_``. On top of that this policy:
   so ``done()``/``fail()``, which raise a ``BaseException``, pass every handler;
 * refuses ``return``, ``break``, ``continue`` and ``yield`` inside ``finally``: each would
   silently swallow ``done()`` on its way out;
+* wraps the context manager of every ``with`` item in ``_with_``, whose ``__exit__`` cannot
+  swallow ``done()``/``fail()`` either;
 * rewrites ``counts[k] += 1`` and ``self.n += 1`` (RestrictedPython refuses them) so that
   target and key are evaluated once, the read goes through ``_getitem_``/``_getattr_`` and the
   write through ``_write_``;
@@ -18,6 +20,8 @@ names starting with ``_``. On top of that this policy:
 Syntax RestrictedPython does not know stays refused (``match``, ``except*``, ``async``).
 Annotations are never evaluated: RestrictedPython's ``compile`` call inherits
 ``from __future__ import annotations``, and the unrestricted mode does the same.
+
+It runs past 400 lines on purpose: one transformer, so every rewrite reads in one file.
 """
 
 from __future__ import annotations
@@ -329,6 +333,15 @@ class ProgramPolicy(RestrictingNodeTransformer):
             node.type = _hook("_catchable_", node.type)
             copy_locations(node.type, node)
         return node
+
+    def visit_With(self, node: ast.With) -> ast.AST:
+        """``with m as x:`` → ``with _with_(m) as x:``, for every item."""
+        visited = super().visit_With(node)
+        assert isinstance(visited, ast.With)  # RestrictedPython keeps the statement
+        for item in visited.items:
+            item.context_expr = _hook("_with_", item.context_expr)
+            copy_locations(item.context_expr, visited)
+        return visited
 
     def visit_AugAssign(self, node: ast.AugAssign) -> _Visited:
         """Rewrite ``t.a op= v`` and ``t[k] op= v``; plain names stay with RestrictedPython.

@@ -31,6 +31,8 @@ class Scope:
         send_cancel: Callable[[list[int]], None],
     ) -> None:
         self.parent = parent
+        if type(deadline) is not float:  # a clock takes only exact floats, never a program's number
+            raise TypeError(f"a deadline is an exact float, not {type(deadline).__name__}")
         self.deadline: float = min(deadline, parent.deadline if parent else math.inf)
         self.cancelled = False
         self._children: list[Scope] = []

@@ -23,20 +23,37 @@ Contract for the code that runs programs:
   program-defined objects (their ``__str__``, callbacks) from inside it.
 * Threads start untrusted; ``trusted()`` is per thread.
 
+Program code never runs trusted, and two mechanisms hold that even where the code inside a
+section cannot see it coming:
+
+* The garbage collector could otherwise finalize a program's object in the middle of a
+  section (a paused generator with a ``finally`` block, left in a reference cycle, runs that
+  block when it is collected), on the thread that happened to allocate. So automatic
+  collection is paused while any thread is inside a section, and the garbage is finalized
+  after it, untrusted.
+* Whatever the path, an event raised while a frame of a program (a code object that
+  ``exec_program`` ran, or code compiled from the same file name) is on the stack between the
+  event and the innermost ``trusted()`` of the thread is judged as untrusted. A program frame
+  *below* the section (the program called ``namedtuple``, which opened it) does not count.
+
+Nothing that evaluates strings or executes generated code on behalf of a program runs inside a
+section unless the code is built only from checked, exact values (``namedtuple`` with field
+names it validates itself); ``typing``'s string annotations and ``dataclasses``' generated
+methods do not qualify.
+
 Outside ``trusted()`` only a few harmless events pass (``time.sleep``, ``builtins.id``,
 ``array.__new__``, the exception hooks, thread start on newer Pythons); every other event is
 refused, so an event added by a future Python is refused until someone allows it here.
-Inside ``trusted()`` everything passes except starting processes, signalling processes and
-opening sockets, which nothing trusted in the child does either.
+Inside ``trusted()`` every event of the child's own code passes except starting processes,
+signalling processes and opening sockets, which nothing trusted in the child does either.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["exec_program", "install_tripwire", "trusted"]
@@ -61,23 +78,85 @@ _NEVER = (
 class _ThreadState(threading.local):
     depth = 0
     program: types.CodeType | None = None
+    checking = False  # walking the stack: the walk's own events pass (see _walking)
+
+    def __init__(self) -> None:
+        #: The frame that opened each trusted() section of this thread, innermost last.
+        self.entries: list[types.FrameType] = []
 
 
 _state = _ThreadState()
 _installed = False
 _install_lock = threading.Lock()
+#: File names of the programs exec_program ran; their frames are never trusted.
+_program_files: set[str] = set()
+# Automatic garbage collection is paused while any thread is inside a trusted section.
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if event in _HARMLESS:
         return
     if _state.depth:
-        if not event.startswith(_NEVER):
+        if event.startswith(_NEVER):
+            raise PermissionError(f"blocked by the sandbox: {event}")
+        if (_state.checking and _walking(event, args)) or not _program_code_inside_section():
             return
     elif event == "exec" and _state.program is not None and args and args[0] is _state.program:
         _state.program = None
         return
     raise PermissionError(f"blocked by the sandbox: {event}")
+
+
+def _walking(event: str, args: tuple[Any, ...]) -> bool:
+    """Whether event is one that walking the stack raises: reading a frame's code object.
+
+    Only these pass while a walk is under way, so code that runs in the middle of one (a
+    finalizer the collector calls) gets no other event through.
+    """
+    if event == "sys._getframe":
+        return True
+    return (
+        event == "object.__getattr__" and len(args) == 2 and args[1] == "f_code"
+        and type(args[0]) is types.FrameType
+    )
+
+
+def _program_code_inside_section() -> bool:
+    """Whether a program's frame runs between here and the innermost trusted() entry."""
+    if not _program_files:
+        return False
+    walking = _state.checking
+    _state.checking = True  # sys._getframe and f_code raise events of their own
+    try:
+        entry = _state.entries[-1] if _state.entries else None
+        frame: types.FrameType | None = sys._getframe(1)
+        while frame is not None and frame is not entry:
+            if frame.f_code.co_filename in _program_files:
+                return True
+            frame = frame.f_back
+        return False
+    finally:
+        _state.checking = walking
+
+
+def _pause_gc() -> None:
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+
+
+def _resume_gc() -> None:
+    global _gc_pauses
+    with _gc_lock:
+        _gc_pauses -= 1
+        if _gc_pauses == 0 and _gc_was_enabled:
+            gc.enable()
 
 
 def install_tripwire() -> None:
@@ -93,18 +172,44 @@ def install_tripwire() -> None:
             _installed = True
 
 
-@contextmanager
-def trusted() -> Iterator[None]:
+class _Trusted:
+    """The context manager ``trusted()`` returns; its state is the calling thread's."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _pause_gc()
+        _state.depth += 1
+        walking = _state.checking
+        _state.checking = True  # the sys._getframe event is the section's own
+        try:
+            _state.entries.append(sys._getframe(1))
+        except BaseException:  # (a MemoryError) no section was opened: undo the rest
+            _state.depth -= 1
+            _resume_gc()
+            raise
+        finally:
+            _state.checking = walking
+
+    def __exit__(self, *exc_info: object) -> None:
+        _state.entries.pop()
+        _state.depth -= 1
+        _resume_gc()
+
+
+_TRUSTED = _Trusted()
+
+
+def trusted() -> _Trusted:
     """Let the current thread raise any audit event (except process and socket ones) inside.
 
     For the child's own work on a program: compiling it, reading its traceback. Sections
-    nest. Program code must never run inside one; use ``exec_program`` to run it.
+    nest. Program code must never run inside one; use ``exec_program`` to run it. While any
+    thread is inside a section, automatic garbage collection waits, so no program object is
+    finalized (and no program ``finally`` block runs) in it; an event raised by program code
+    that gets into a section anyway is refused as if the section were not there.
     """
-    _state.depth += 1
-    try:
-        yield
-    finally:
-        _state.depth -= 1
+    return _TRUSTED
 
 
 def exec_program(code: types.CodeType, namespace: dict[str, Any]) -> None:
@@ -122,6 +227,7 @@ def exec_program(code: types.CodeType, namespace: dict[str, Any]) -> None:
             "exec_program() was called inside trusted(), so the program would run with the "
             "tripwire off; call it outside the trusted section."
         )
+    _program_files.add(code.co_filename)
     _state.program = code
     try:
         exec(code, namespace)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -31,8 +33,13 @@ __all__ = [
     "Received",
     "anthropic_error",
     "anthropic_message",
+    "empty_body",
+    "hang",
+    "html_page",
     "openai_completion",
     "openai_error",
+    "reset_mid_body",
+    "truncated_json",
 ]
 
 
@@ -45,6 +52,11 @@ class Answer:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     #: Seconds to wait before answering, to play a slow or hung server.
     delay: float = 0.0
+    #: Bytes sent as the body instead of ``body`` as JSON (a broken or foreign body).
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    #: Send only this many bytes of the body (announcing all of them), then reset the connection.
+    cut_after: int | None = None
 
 
 @attrs.frozen
@@ -142,6 +154,32 @@ def openai_error(
     return Answer(status=status, body=body, headers=headers)
 
 
+def truncated_json(answer: Answer, keep: int = 40) -> Answer:
+    """``answer`` with its JSON body cut after ``keep`` bytes, as a proxy that gave up would."""
+    return attrs.evolve(answer, raw=json.dumps(answer.body).encode()[:keep])
+
+
+def html_page(status: int = 200) -> Answer:
+    """An HTML error page, as a load balancer or a captive portal answers."""
+    page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    return Answer(status=status, raw=page, content_type="text/html")
+
+
+def empty_body(status: int = 200) -> Answer:
+    """A reply with no body at all."""
+    return Answer(status=status, raw=b"")
+
+
+def hang() -> Answer:
+    """No reply until the client gives up (or the server stops)."""
+    return Answer(delay=3600)
+
+
+def reset_mid_body(answer: Answer, keep: int = 30) -> Answer:
+    """``answer``, but the connection is reset after ``keep`` bytes of its body."""
+    return attrs.evolve(answer, cut_after=keep)
+
+
 _DEFAULTS = {
     "/v1/messages": anthropic_message,
     "/v1/chat/completions": openai_completion,
@@ -159,6 +197,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self._answers: deque[Answer] = deque()
+        self._always: Answer | None = None
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -177,6 +216,11 @@ class FakeServer:
         with self._lock:
             self._answers.extend(answers)
 
+    def always(self, answer: Answer) -> None:
+        """Once the queue is empty, answer every request with ``answer`` (a storm)."""
+        with self._lock:
+            self._always = answer
+
     def __enter__(self) -> FakeServer:
         self._thread.start()
         return self
@@ -191,6 +235,8 @@ class FakeServer:
         with self._lock:
             if self._answers:
                 return self._answers.popleft()
+            if self._always is not None:
+                return self._always
         default = _DEFAULTS.get(path)
         if default is None:
             return Answer(status=404, body={"error": {"message": f"no route {path}"}})
@@ -216,18 +262,30 @@ class FakeServer:
                 answer = server._next_answer(self.path)
                 if answer.delay and server._closing.wait(answer.delay):
                     return
-                body = answer.body
-                if body is None:
-                    body = _DEFAULTS[self.path]().body
-                payload = json.dumps(body).encode()
+                if answer.raw is not None:
+                    payload = answer.raw
+                else:
+                    body = answer.body
+                    if body is None:
+                        body = _DEFAULTS[self.path]().body
+                    payload = json.dumps(body).encode()
                 try:
                     self.send_response(answer.status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", answer.content_type)
                     self.send_header("content-length", str(len(payload)))
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if answer.cut_after is None:
+                        self.wfile.write(payload)
+                        return
+                    self.wfile.write(payload[: answer.cut_after])
+                    # SO_LINGER with a zero timeout makes close() send RST: a reset, not an end.
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.close_connection = True
+                    self.connection.close()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (its timeout fired): nothing left to tell it
 

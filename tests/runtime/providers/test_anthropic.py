@@ -7,7 +7,7 @@ import trio
 
 from ptcrun import AnthropicProvider, Message, Price, Provider, Reply, Request
 from ptcrun.errors import ConfigError, ProviderError
-from ptcrun.runtime.providers._base import retry_after_seconds
+from ptcrun.runtime.providers._http import retry_after_seconds
 from ptcrun.runtime.providers._models import KNOWN_MODELS
 
 from .fakeservers import Answer, FakeServer, anthropic_error, anthropic_message
@@ -23,6 +23,11 @@ def ask(text: str = "hi", **options) -> Request:
 def server():
     with FakeServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def no_base_url_from_environment(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
 
 
 def provider_for(server: FakeServer, **options) -> AnthropicProvider:
@@ -95,7 +100,8 @@ async def test_overloaded_every_time_fails_after_all_attempts(server):
         await provider_for(server, max_retries=2).complete(ask())
     assert str(info.value) == (
         "anthropic request failed after 3 attempts: 529 overloaded "
-        "(AnthropicProvider(max_retries=2))."
+        "(AnthropicProvider(max_retries=2)). Try again later, or raise "
+        "AnthropicProvider(max_retries=...)."
     )
     assert (info.value.status, info.value.provider) == (529, "anthropic:claude-haiku-4-5")
     assert len(server.received) == 3
@@ -144,7 +150,8 @@ async def test_slow_reply_every_time_names_the_timeout(server):
         await provider_for(server, timeout=0.3, max_retries=1).complete(ask())
     assert str(info.value) == (
         "anthropic request failed after 2 attempts: no reply within 0.3 s "
-        "(AnthropicProvider(timeout=0.3, max_retries=1))."
+        "(AnthropicProvider(timeout=0.3, max_retries=1)). Check that the server is up, or raise "
+        "AnthropicProvider(timeout=...) for long replies."
     )
     assert info.value.status is None
 
@@ -245,6 +252,10 @@ def test_retry_after_header_forms(headers, seconds):
         ({"max_retries": -1}, "AnthropicProvider(max_retries=...) must be a whole number >= 0"),
         ({"timeout": 0}, "AnthropicProvider(timeout=...) must be seconds > 0; got 0."),
         ({"backoff": -1.0}, "AnthropicProvider(backoff=...) must be seconds >= 0; got -1.0."),
+        (
+            {"max_retry_wait": -1},
+            "AnthropicProvider(max_retry_wait=...) must be seconds >= 0 (math.inf for no cap); got -1.",
+        ),
     ],
 )
 def test_bad_retry_settings_are_refused(setting, message):

@@ -24,6 +24,7 @@ def server():
 @pytest.fixture(autouse=True)
 def no_key_from_environment(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
 def provider_for(server: FakeServer, **options) -> OpenAICompatProvider:
@@ -113,7 +114,8 @@ async def test_unavailable_every_time_fails_after_all_attempts(server):
         await provider_for(server, max_retries=2).complete(ask())
     assert str(info.value) == (
         "openai-compatible request failed after 3 attempts: 503 service unavailable "
-        "(OpenAICompatProvider(max_retries=2))."
+        "(OpenAICompatProvider(max_retries=2)). Try again later, or raise "
+        "OpenAICompatProvider(max_retries=...)."
     )
     assert (info.value.status, info.value.provider) == (503, "openai:local-model")
     assert len(server.received) == 3
@@ -125,7 +127,8 @@ async def test_overloaded_is_retried_and_reported_by_its_type(server):
         await provider_for(server, max_retries=1).complete(ask())
     assert str(info.value) == (
         "openai-compatible request failed after 2 attempts: 529 overloaded "
-        "(OpenAICompatProvider(max_retries=1))."
+        "(OpenAICompatProvider(max_retries=1)). Try again later, or raise "
+        "OpenAICompatProvider(max_retries=...)."
     )
     assert info.value.status == 529
 
@@ -173,7 +176,8 @@ async def test_slow_reply_every_time_names_the_timeout(server):
         await provider_for(server, timeout=0.3, max_retries=1).complete(ask())
     assert str(info.value) == (
         "openai-compatible request failed after 2 attempts: no reply within 0.3 s "
-        "(OpenAICompatProvider(timeout=0.3, max_retries=1))."
+        "(OpenAICompatProvider(timeout=0.3, max_retries=1)). Check that the server is up, or "
+        "raise OpenAICompatProvider(timeout=...) for long replies."
     )
 
 
@@ -189,7 +193,9 @@ async def test_refused_connection_is_retried_then_reported():
     assert str(info.value).startswith(
         "openai-compatible request failed after 2 attempts: connection failed: "
     )
-    assert str(info.value).endswith("(OpenAICompatProvider(max_retries=1)).")
+    assert str(info.value).endswith(
+        "(OpenAICompatProvider(max_retries=1)). Check base_url and that the server is up."
+    )
 
 
 async def test_cancelling_a_call_abandons_it(server):
