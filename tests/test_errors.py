@@ -7,8 +7,6 @@ caught it, into the transcript, and out of the CLI (``show``, ``exec --turn``, `
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import pickle
@@ -24,8 +22,10 @@ from hypothesis import strategies as st
 import ptcrun
 from ptcrun import Limits, Runtime, ScriptedProvider, Transcript, errors
 from ptcrun._json import to_json
-from ptcrun.cli import EXIT_CODES, main
+from ptcrun.cli import EXIT_CODES
 from ptcrun.sandbox import ProgramError
+
+from .clirun import run_cli
 
 DATA = Path(__file__).parent / "transcript" / "data"
 KEYS = {"type", "message", "fields", "line", "source_line"}
@@ -239,11 +239,6 @@ def failed_run(tmp_path_factory):
     return result, Transcript.load(result.transcript), corpus
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_a_tool_error_reaches_the_program_and_the_transcript_as_one_payload(failed_run):

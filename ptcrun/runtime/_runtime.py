@@ -9,11 +9,8 @@ only a bad argument raises, and only before anything runs.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import signal
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,46 +20,17 @@ import trio
 
 from .. import errors
 from .._limits import Limits
-from .._result import Result, Turn
+from .._result import Result
 from .._tools import Tool, collect_tools
-from ..corpus._chunking import corpus_digest
-from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
 from ..transcript._events import EventStream, Observer, new_run_dir, os_error_reason
-from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
 from ._answers import AnswerCheck
 from ._arguments import check_data, check_goal, check_observers, check_schema, check_transcript_dir
-from ._budget import Ledger, input_room, worst_case_tokens
-from ._failures import FailureTally
-from ._llm import budgeted_complete, request_tokens
-from ._spans import SandboxSpans
-from ._stops import go_until_signal, holds, stop_error, unexpected_error
-from ._turns import budget_line, calls_report, extract_code, feedback, first_message, system_prompt
-from ._worker import make_worker_tool
-from .providers._base import Message, Provider, Request
+from ._stops import go_until_signal, holds
+from ._turnloop import Data, Run
+from .providers._base import Provider
 
 __all__ = ["Runtime"]
-
-Data = Sequence[str] | Mapping[str, Sequence[str]]
-
-
-@attrs.frozen
-class _TurnBase:
-    """What every Turn of one planner reply shares, whatever its program did."""
-
-    number: int
-    reply: str
-    planner_input_tokens: int
-    planner_output_tokens: int
-
-    def turn(self, **fields: Any) -> Turn:
-        return Turn(
-            number=self.number,
-            reply=self.reply,
-            planner_input_tokens=self.planner_input_tokens,
-            planner_output_tokens=self.planner_output_tokens,
-            **fields,
-        )
 
 
 class Runtime:
@@ -167,7 +135,7 @@ class Runtime:
         check_data(data)
         Sandbox(data=data, limits=self.limits)
         events = self._open_events()
-        run = _Run(self, goal, data, checker, events)
+        run = Run(self, goal, data, checker, events)
         try:
             if watch_signals and threading.current_thread() is threading.main_thread():
                 result = await go_until_signal(run.go, run.stop)
@@ -203,323 +171,6 @@ class Runtime:
             ) from None
 
 
-class _Run:
-    """The state of one run while it goes."""
-
-    def __init__(
-        self, runtime: Runtime, goal: str, data: Data, checker: AnswerCheck, events: EventStream
-    ) -> None:
-        self.rt = runtime
-        self.limits = runtime.limits
-        self.goal = goal
-        self.data = data
-        self.checker = checker
-        self.events = events
-        self.ledger = Ledger(self.limits.max_tokens)
-        self.limiter = trio.CapacityLimiter(self.limits.max_concurrency)
-        self.turn = 0
-        self.turns: list[Turn] = []
-        self.started = time.monotonic()
-        self.deadline = self.started + self.limits.run_timeout
-        self.open_turn: str | None = None
-        self.open_program: str | None = None
-        self.candidate: Any = None
-        self.has_candidate = False
-        # The Result written when a KeyboardInterrupt ended the run; the interrupt propagates.
-        self.interrupted: Result | None = None
-        # Cancelled by stop(): a signal ends the run like a clock, with a Result.
-        self.stop_scope = trio.CancelScope()
-        self.stopped_by: signal.Signals | None = None
-        # Counts the calls that fail, for the planner's feedback and the Result.
-        self.failures = FailureTally()
-        self.spans = SandboxSpans(self.failures.watch(events.emit))
-        worker = make_worker_tool(
-            provider=runtime.worker,
-            ledger=self.ledger,
-            limits=self.limits,
-            emit=events.emit,
-            span_of_call=self.spans.call_span,
-        )
-        self.tools: dict[str, Tool] = {"worker": worker, **runtime.tools}
-
-    def snapshot(self) -> dict[str, Any]:
-        left = self.deadline - time.monotonic()
-        return {
-            "tokens": self.ledger.remaining,
-            "turns": self.limits.max_turns - self.turn,
-            "seconds": None if math.isinf(left) else round(max(left, 0.0), 1),
-            "cost": self.ledger.usage.cost,
-        }
-
-    def stop(self, signum: signal.Signals) -> None:
-        """End the run with status ``cancelled``, naming the signal; later calls do nothing."""
-        if self.stopped_by is None:
-            self.stopped_by = signum
-            self.stop_scope.cancel()
-
-    async def go(self) -> Result:
-        emit = self.events.emit
-        emit(RunStart(
-            span="run",
-            parent=None,
-            goal=self.goal,
-            planner=self.rt.planner.name,
-            worker=self.rt.worker.name,
-            tools=sorted(self.tools),
-            limits=attrs.asdict(self.limits),
-            data=_data_summary(self.data),
-        ))
-        result: Result | None = None
-        try:
-            with self.stop_scope:
-                with trio.move_on_after(self.limits.run_timeout) as run_scope:
-                    async with Sandbox(
-                        data=self.data,
-                        tools=self.tools,
-                        limits=self.limits,
-                        budget=self.snapshot,
-                        limiter=self.limiter,
-                        on_event=self.spans.on_sandbox_event,
-                    ) as sandbox:
-                        result = await self._loop(sandbox)
-                if run_scope.cancelled_caught:
-                    expired = errors.TimeLimitExceeded("run", self.limits.run_timeout)
-                    result = self._end("timeout", error=expired)
-            if result is None and self.stopped_by is not None:
-                result = self._stopped(self.stopped_by)
-        except errors.SandboxError as exc:
-            result = self._end("error", error=exc)
-        except KeyboardInterrupt:
-            self.interrupted = self._stopped(signal.SIGINT)
-            raise
-        except trio.Cancelled:
-            self._end("cancelled", error=None)
-            raise
-        except BaseExceptionGroup as group:
-            # A cancellation or a Ctrl-C that went through a nursery (a pmap's calls) arrives
-            # wrapped in a group; the run must still end its transcript with run.end.
-            if not holds(group, (trio.Cancelled, KeyboardInterrupt)):
-                result = self._end("error", error=unexpected_error(group))
-            elif holds(group, KeyboardInterrupt):
-                self.interrupted = self._stopped(signal.SIGINT)
-                raise
-            else:
-                self._end("cancelled", error=None)
-                raise
-        except Exception as exc:
-            # Every way ptcrun knows a run can fail has its own status and message; this is
-            # the one it did not foresee. The run still ends with a Result and run.end.
-            result = self._end("error", error=unexpected_error(exc))
-        assert result is not None
-        return result
-
-    def _stopped(self, signum: signal.Signals) -> Result:
-        return self._end("cancelled", error=stop_error(signum), signal=signum)
-
-    async def _loop(self, sandbox: Sandbox) -> Result:
-        first = first_message(
-            self.goal, self.data, self.tools, self.limits, self.snapshot(), self.checker.schema
-        )
-        messages = [Message("user", first)]
-        system = system_prompt()
-        while self.turn < self.limits.max_turns:
-            self.turn += 1
-            turn_span = f"t{self.turn}"
-            self.spans.turn = self.turn
-            self.events.emit(TurnStart(span=turn_span, parent="run", turn=self.turn))
-            self.open_turn = turn_span
-            turn_started = time.monotonic()
-            request = Request(
-                messages=tuple(messages),
-                system=system,
-                max_tokens=self.limits.planner_max_tokens,
-                purpose="planner",
-                cache_system=True,
-            )
-            try:
-                with trio.fail_after(self.limits.turn_timeout):
-                    reply = await budgeted_complete(
-                        self.rt.planner,
-                        request,
-                        ledger=self.ledger,
-                        role="planner",
-                        what=f"planner turn {self.turn}",
-                        emit=self.events.emit,
-                        span=f"{turn_span}.planner",
-                        parent=turn_span,
-                    )
-            except errors.BudgetExceeded as exc:
-                self._turn_end(turn_span, "budget_exceeded")
-                if self.limits.on_budget_exceeded == "return_partial" and self.has_candidate:
-                    return self._end("budget_exceeded", error=exc, answer=self.candidate, fallback=True)
-                return self._end("budget_exceeded", error=exc)
-            except trio.TooSlowError:
-                self._turn_end(turn_span, "timeout")
-                expired = errors.TimeLimitExceeded(
-                    "turn", self.limits.turn_timeout, "the planner did not reply in time"
-                )
-                return self._end("timeout", error=expired)
-            except (errors.ProviderError, errors.ConfigError) as exc:
-                self._turn_end(turn_span, "error")
-                return self._end("error", error=exc)
-            messages.append(Message("assistant", reply.text))
-            code, blocks = extract_code(reply.text)
-            base = _TurnBase(self.turn, reply.text, reply.input_tokens, reply.output_tokens)
-            if code is None:
-                seconds = time.monotonic() - turn_started
-                self._record(base.turn(program=None, status="no_code", seconds=seconds), turn_span)
-                no_code = render("no_code", count=blocks, next_turn=self.turn + 1,
-                                 max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))
-                messages.append(Message("user", no_code))
-                continue
-            self.events.emit(ProgramStart(span=f"{turn_span}.program", parent=turn_span, source=code))
-            self.open_program = f"{turn_span}.program"
-            left = max(self.limits.turn_timeout - (time.monotonic() - turn_started), 0.001)
-            # Nothing else of the run is going on between the reply and its program: counting
-            # here holds up no call.
-            conversation = _conversation_tokens(messages, system)
-            self.failures.start_program()
-            # Workers may not spend what the planner needs to read how the program went.
-            held = self._next_turn_tokens(conversation)
-            with self.ledger.holding_back(held, for_what="the planner's next turn"):
-                executed = await sandbox.execute(code, timeout=left)
-            failures = self.failures.end_program(None if executed.error is None else executed.error.kind)
-            self.open_program = None
-            self.events.emit(ProgramEnd(
-                span=f"{turn_span}.program",
-                parent=turn_span,
-                status=executed.status,
-                answer=executed.answer,
-                error=None if executed.error is None else executed.error.to_payload(),
-                note=executed.note,
-                restarted=executed.restarted,
-                seconds=executed.seconds,
-                cpu_seconds=executed.cpu_seconds,
-                calls=executed.calls,
-            ))
-            turn = base.turn(
-                program=code,
-                output=executed.output,
-                error=executed.error,
-                status=executed.status,
-                answer=executed.answer,
-                seconds=time.monotonic() - turn_started,
-                program_seconds=executed.seconds,
-            )
-            if executed.candidate_set:
-                problem = self.checker.problem(executed.candidate)
-                if problem is None:
-                    self.candidate, self.has_candidate = executed.candidate, True
-            if executed.status == "done":
-                problem = self.checker.problem(executed.answer)
-                if problem is None:
-                    self._record(turn, turn_span)
-                    return self._end("done", answer=executed.answer)
-                self._record(attrs.evolve(turn, status="invalid_answer"), turn_span)
-                refused = render("schema_failed", problem=problem, next_turn=self.turn + 1,
-                                 max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))
-                report = calls_report(failures).strip("\n")
-                messages.append(Message("user", f"{report}\n\n{refused}" if report else refused))
-                continue
-            self._record(turn, turn_span)
-            if executed.status == "failed":
-                return self._end("failed", answer=executed.answer)
-            room = input_room(self.ledger.remaining, self.limits.planner_max_tokens) - conversation
-            told = feedback(executed, turn=self.turn, limits=self.limits, snapshot=self.snapshot(),
-                            failures=failures, fit_tokens=room)
-            messages.append(Message("user", told))
-        if self.has_candidate:
-            return self._end("max_turns", answer=self.candidate, fallback=True)
-        return self._end("max_turns")
-
-    def _next_turn_tokens(self, conversation: int) -> int:
-        """The worst case of the planner's next request: the conversation so far, the feedback
-        on the program (``Limits.feedback_reserve_tokens``) and a whole reply; 0 on the last turn."""
-        if self.turn >= self.limits.max_turns:
-            return 0
-        limits = self.limits
-        return worst_case_tokens(conversation + limits.feedback_reserve_tokens, limits.planner_max_tokens)
-
-    def _record(self, turn: Turn, span: str) -> None:
-        self.turns.append(turn)
-        self._turn_end(span, turn.status, program=turn.program is not None)
-
-    def _turn_end(self, span: str, status: str, **fields: Any) -> None:
-        self.open_turn = None
-        usage = self.ledger.usage
-        self.events.emit(TurnEnd(
-            span=span, parent="run", turn=self.turn, status=status, tokens_used=usage.total_tokens, **fields
-        ))
-
-    def _end(
-        self,
-        status: str,
-        *,
-        error: errors.PtcrunError | None = None,
-        answer: Any = None,
-        fallback: bool = False,
-        signal: signal.Signals | None = None,
-    ) -> Result:
-        # A clock or a cancel can end the run mid-turn: close what is open, so every span ends.
-        if self.open_program is not None:
-            payload = None if error is None else errors.to_payload(error)
-            self.events.emit(
-                ProgramEnd(span=self.open_program, parent=self.open_turn, status=status, error=payload)
-            )
-            self.open_program = None
-        if self.open_turn is not None:
-            self._turn_end(self.open_turn, status)
-        usage = self.ledger.usage
-        result = Result(
-            status=status,  # type: ignore[arg-type]
-            answer=answer,
-            error=error,
-            turns=tuple(self.turns),
-            usage=usage,
-            transcript=self.events.path,
-            fallback_used=fallback,
-            seconds=time.monotonic() - self.started,
-            signal=signal,
-            failed_calls=self.failures.run_failures,
-            calls_made=self.failures.calls,
-        )
-        self.events.emit(RunEnd(
-            span="run",
-            parent=None,
-            status=status,
-            answer=answer,
-            fallback_used=fallback,
-            error=None if error is None else errors.to_payload(error),
-            usage=_usage_dict(usage),
-            turns=len(self.turns),
-            seconds=result.seconds,
-            failed_calls=result.failed_calls,
-            calls_made=result.calls_made,
-            partial=result.partial,
-        ))
-        return result
-
-
 def _with_warnings(result: Result, events: EventStream) -> Result:
     """The result, with what went wrong beside the run (the transcript stopped short...)."""
     return attrs.evolve(result, warnings=tuple(events.warnings)) if events.warnings else result
-
-
-def _conversation_tokens(messages: Sequence[Message], system: str) -> int:
-    """The planner's conversation so far as its next request counts it, before the feedback."""
-    return request_tokens(Request(messages=tuple(messages), system=system, purpose="planner"))
-
-
-def _usage_dict(usage: Any) -> dict[str, Any]:
-    out = attrs.asdict(usage)
-    out["total_tokens"] = usage.total_tokens
-    return out
-
-
-def _data_summary(data: Data) -> dict[str, Any]:
-    def one(chunks: Sequence[str]) -> dict[str, Any]:
-        return {"chunks": len(chunks), "chars": sum(len(c) for c in chunks), "sha256": corpus_digest(chunks)}
-
-    if isinstance(data, Mapping):
-        return {name: one(chunks) for name, chunks in data.items()}
-    return one(data)

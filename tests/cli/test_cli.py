@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
@@ -11,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from ptcrun import Transcript
-from ptcrun.cli import EXIT_CODES, main
+from ptcrun.cli import EXIT_CODES
+
+from ..clirun import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,15 +60,6 @@ def write_files(folder: Path, replies: list[str]) -> dict[str, Path]:
     return files
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """Run the command; return its exit code (argparse's too, for a usage error), stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def run_args(files: dict[str, Path], out: Path, *extra: str) -> list[str]:

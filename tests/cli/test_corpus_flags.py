@@ -12,7 +12,8 @@ import pytest
 from ptcrun.cli import EXIT_CODES
 from ptcrun.corpus._load import DEFAULT_CHUNK_TOKENS
 
-from .test_cli import block, run_cli
+from ..clirun import run_cli
+from .test_cli import block
 
 # 300 short lines, about 2,400 tokens: one chunk by the default token size, three by 100 lines.
 TEXT = "".join(f"line {i} ok\n" for i in range(300))

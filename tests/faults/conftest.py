@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ptcrun.cli import main
 from ptcrun.corpus._tokens import get_encoding
 
 
@@ -52,12 +49,3 @@ def finished_calls(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {e["call"]: e for e in events if e["type"] == "call.end"}
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """Run the command in this process; return its exit code, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()

@@ -28,7 +28,8 @@ from ptcrun.cli import EXIT_CODES
 from ptcrun.errors import ConfigError
 from ptcrun.transcript import _events
 
-from .conftest import assert_ends, block, events_of, run_cli, transcript_of
+from ..clirun import run_cli
+from .conftest import assert_ends, block, events_of, transcript_of
 
 PROGRAMS = [
     block("counts = pmap(lambda c: tool.worker(c, 'Count ERROR.'), data)\nprint(counts)"),

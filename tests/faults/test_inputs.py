@@ -15,7 +15,8 @@ from ptcrun import Limits, Runtime, ScriptedProvider
 from ptcrun.cli import EXIT_CODES
 from ptcrun.errors import ConfigError
 
-from .conftest import block, run_cli
+from ..clirun import run_cli
+from .conftest import block
 
 
 def lookup(order_id: str) -> str:

@@ -6,7 +6,7 @@ Each still ends in one Result and a transcript that ends with ``run.end``.
 from __future__ import annotations
 
 from ptcrun import Runtime, ScriptedProvider
-from ptcrun.runtime import _runtime
+from ptcrun.runtime import _turnloop
 
 from .conftest import assert_ends, block, events_of, transcript_of
 
@@ -37,7 +37,7 @@ def test_an_unforeseen_exception_ends_the_run_with_status_error_and_run_end(tmp_
     def broken(text: str) -> tuple[str | None, int]:
         raise RuntimeError("a bug in a helper")
 
-    monkeypatch.setattr(_runtime, "extract_code", broken)
+    monkeypatch.setattr(_turnloop, "extract_code", broken)
     rt = Runtime(planner=ScriptedProvider([block("done(1)")]), transcript_dir=tmp_path)
     result = rt.run("Anything.", ["a chunk"])
     assert result.status == "error"

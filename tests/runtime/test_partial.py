@@ -30,7 +30,7 @@ from ptcrun.transcript._progress import LineProgress, TerminalProgress
 from ptcrun.transcript._schema import CallEnd, ItemEnd, PmapEnd, PmapStart
 from ptcrun.transcript._views import render_show, render_summary
 
-from ..cli.test_cli import run_cli
+from ..clirun import run_cli
 
 SERVICES = ("auth", "billing", "search", "gateway", "ordering", "storage")
 LEVELS = ("INFO", "INFO", "DEBUG", "INFO", "WARN")

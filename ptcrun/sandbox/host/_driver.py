@@ -243,12 +243,14 @@ class Sandbox:
         """Kill the child's process group, recording that the host did and why; wait for it."""
         process, self._process = self._process, None
         channel, self._channel = self._channel, None
+        # Record the kill before the first checkpoint: the task running a program wakes when the
+        # channel closes, and must find the host's own signal among the evidence of the death.
+        if process is not None and self._watch is not None:
+            self._watch.kill(reason)
         if channel is not None:
             await channel.aclose()
         if process is None:
             return
-        if self._watch is not None:
-            self._watch.kill(reason)
         with trio.CancelScope(shield=True):
             await process.wait()
 

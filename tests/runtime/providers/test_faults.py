@@ -16,8 +16,6 @@ Providers here wait at most half a second per attempt and retry once, so no test
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -36,11 +34,12 @@ from ptcrun import (
     Runtime,
     ScriptedProvider,
 )
-from ptcrun.cli import EXIT_CODES, main
+from ptcrun.cli import EXIT_CODES
 from ptcrun.errors import ConfigError, ProviderError
 from ptcrun.runtime.providers._base import call_provider
 from ptcrun.runtime.providers._spec import parse_provider
 
+from ...clirun import run_cli
 from .fakeservers import (
     Answer,
     FakeServer,
@@ -477,14 +476,6 @@ def test_a_scripted_file_that_cannot_be_read_is_a_config_error(tmp_path, case):
 # --- through the command line ----------------------------------------------------------------
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
