@@ -31,7 +31,8 @@ def main() -> None:
         data = corpus(lines)
         tools = {"worker": make_worker_tool(provider=provider, ledger=None, limits=Limits(), emit=None, span_of_call=None)}
         start = time.perf_counter()
-        prompt = first_message("Find every incident.", data, tools, Limits(), snapshot, None)
+        prompt = first_message("Find every incident.", data, tools, Limits(), snapshot, None,
+                               corpus_tokens=0, pass_tokens=0)
         elapsed = time.perf_counter() - start
         chars = sum(len(c) for c in data)
         print(f"| {lines:,} | {chars:,} | {count_tokens(prompt):,} | {elapsed * 1000:.0f} ms |")

@@ -18,6 +18,7 @@ __all__ = [
     "AnthropicProvider",
     "CallRecord",
     "Chunk",
+    "Estimate",
     "ItemRecord",
     "LLMRecord",
     "Limits",
@@ -51,6 +52,7 @@ _HOMES = {
     "AnthropicProvider": ".runtime.providers._anthropic",
     "CallRecord": ".transcript._records",
     "Chunk": ".corpus._chunking",
+    "Estimate": ".runtime._estimate",
     "ItemRecord": ".transcript._records",
     "LLMRecord": ".transcript._records",
     "Limits": "._limits",
@@ -83,6 +85,7 @@ if TYPE_CHECKING:
     from ._result import Result, Turn, Usage
     from ._tools import Tool, tool
     from .corpus._chunking import Chunk, chunk_by_chars, chunk_by_lines, chunk_by_tokens
+    from .runtime._estimate import Estimate
     from .runtime._runtime import Runtime
     from .runtime.providers._anthropic import AnthropicProvider
     from .runtime.providers._base import Message, Price, Provider, Reply, Request

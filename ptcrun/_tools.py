@@ -35,6 +35,7 @@ import keyword
 import os
 import reprlib
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints, overload
@@ -50,6 +51,7 @@ __all__ = [
     "JSON",
     "RESERVED_TOOL_NAMES",
     "Tool",
+    "check_documented",
     "collect_tools",
     "describe_exception",
     "load_tools_file",
@@ -532,6 +534,42 @@ def collect_tools(
             )
         registry[t.name] = t
     return registry
+
+
+def _undocumented(t: Tool) -> list[str]:
+    """What the planner will not be told about ``t``: its docstring, hints it lacks."""
+    missing = [] if t.description.strip() else ["a docstring"]
+    unhinted = [p.name for p in t.signature.parameters.values() if p.name not in t.hints]
+    if unhinted:
+        missing.append(f"type hints for {', '.join(unhinted)}")
+    if "return" not in t.hints:
+        missing.append("a return type hint")
+    return missing
+
+
+def check_documented(tools: Mapping[str, Tool], *, strict: bool = False) -> None:
+    """Warn about each tool the planner would have to guess at: one with no docstring, or a
+    parameter or return value with no type hint.
+
+    The planner knows a tool only by the line and text :meth:`Tool.describe` writes into its
+    prompt; with neither hints nor a docstring that is ``tool.fx_rate(currency)``, and it must
+    guess what to pass, what comes back and when to call it. A wrong guess costs a turn.
+
+    Raises:
+        ConfigError: under ``strict``, for the first such tool, instead of a warning.
+    """
+    for t in tools.values():
+        missing = _undocumented(t)
+        if not missing:
+            continue
+        message = (
+            f"tool {t.name!r} has no {' and no '.join(m.removeprefix('a ') for m in missing)}; "
+            f"the planner will see only `{t.describe().splitlines()[0]}` and must guess what it "
+            f"does, what to pass and what it returns. Add a docstring and type hints."
+        )
+        if strict:
+            raise ConfigError(message + " (strict_tools=True refuses undocumented tools.)")
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def load_tools_file(path: str | os.PathLike[str]) -> dict[str, Tool]:

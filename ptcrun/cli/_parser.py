@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--schema", metavar="FILE.json", help="a JSON Schema the answer must match")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print what the run would cost (no LLM is called, no run folder is made) and exit")
     run.add_argument("--fail-on-partial", action="store_true",
                      help=f"exit {EXIT_CODES['partial']}, not 0, when the answer was built while calls "
                      "were failing")

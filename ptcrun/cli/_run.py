@@ -28,6 +28,7 @@ from ._parser import EXIT_CODES, LIMIT_FLAGS, PROVIDER_FLAGS, in_cli_words, stat
 
 if TYPE_CHECKING:
     from .._result import Result
+    from ..runtime._estimate import Estimate
     from ..transcript._transcript import Transcript
 
 __all__ = ["cmd_run"]
@@ -121,6 +122,15 @@ def _observers(args: argparse.Namespace) -> list[Any]:
     return [LineProgress(sys.stderr)]
 
 
+def _dry_run(estimate: Estimate, *, as_json: bool) -> int:
+    """Print what the run would cost (``--dry-run``); nothing was sent and nothing written."""
+    if as_json:
+        print(json.dumps(attrs.asdict(estimate)))
+    else:
+        print(in_cli_words(estimate.describe()))
+    return EXIT_CODES["done"]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the planner on ``args.corpus``; print the outcome; return the exit code."""
     from .._tools import load_tools_file
@@ -129,7 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..transcript._views import render_summary
 
     options = chunk_options(args)
-    _check_out(args.out)
+    if not args.dry_run:
+        _check_out(args.out)
     schema = _schema(args.schema)
     chunks = load_corpus(args.corpus, **options)
     settings = _provider_settings(args)
@@ -144,6 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         transcript_dir=args.out,
         observers=_observers(args),
     )
+    if args.dry_run:
+        return _dry_run(runtime.estimate(args.goal, chunks, schema=schema), as_json=args.json)
     result = runtime.run(args.goal, chunks, schema=schema)
     code = status_exit_code(result.status, result.error, result.signal)
     if args.fail_on_partial and result.partial and code == EXIT_CODES["done"]:

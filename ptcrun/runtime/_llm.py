@@ -16,9 +16,10 @@ import trio
 
 from .. import errors
 from ..corpus._tokens import count_tokens
-from ..transcript._schema import Event, LLMEnd, LLMStart
+from ..transcript._schema import Event, LLMEnd, LLMRetry, LLMStart
 from ._budget import Ledger, worst_case_tokens
 from .providers._base import Provider, Reply, Request, call_provider
+from .providers._http import Retry, reporting_retries
 
 __all__ = ["budgeted_complete", "request_tokens"]
 
@@ -86,10 +87,15 @@ async def budgeted_complete(
         max_tokens=request.max_tokens,
         reserved_tokens=needed,
     ))
+    def report(retry: Retry) -> None:
+        emit(LLMRetry(span=span, parent=parent, role=role, attempt=retry.attempt, reason=retry.reason,
+                      wait=retry.wait, status=retry.status, request_id=retry.request_id))
+
     with reservation:
         reservation.mark_sent()
         try:
-            reply = await call_provider(provider, request)
+            with reporting_retries(report):
+                reply = await call_provider(provider, request)
         except errors.ProviderError as exc:
             # The provider refused or failed after its retries: nothing was billed. A server
             # that answered 2xx with a body we could not read did bill, and a request

@@ -21,11 +21,12 @@ import trio
 from .. import errors
 from .._limits import Limits
 from .._result import Result
-from .._tools import Tool, collect_tools
+from .._tools import Tool, check_documented, collect_tools
 from ..sandbox.host._driver import Sandbox
 from ..transcript._events import EventStream, Observer, new_run_dir, os_error_reason
 from ._answers import AnswerCheck
 from ._arguments import check_data, check_goal, check_observers, check_schema, check_transcript_dir
+from ._estimate import Estimate, estimate
 from ._stops import go_until_signal, holds
 from ._turnloop import Data, Run
 from .providers._base import Provider
@@ -52,6 +53,8 @@ class Runtime:
             ``None`` writes no file.
         observers: functions called with every event as it happens (the same events the
             transcript holds).
+        strict_tools: refuse (``ConfigError``) a tool with no docstring or a missing type hint,
+            instead of warning: the planner learns a tool only from its hints and docstring.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Runtime:
         limits: Limits | None = None,
         transcript_dir: str | os.PathLike[str] | None = "runs",
         observers: Sequence[Observer] = (),
+        strict_tools: bool = False,
     ) -> None:
         if planner is None:
             raise errors.ConfigError(
@@ -80,6 +84,8 @@ class Runtime:
         self.planner = planner
         self.worker = worker if worker is not None else planner
         self.tools = collect_tools(tools)
+        # The planner knows a tool only by its hints and docstring: say so when one lacks them.
+        check_documented(self.tools, strict=strict_tools)
         self.limits = limits if limits is not None else Limits()
         self.transcript_dir = check_transcript_dir(transcript_dir)
         self.observers = check_observers(observers)
@@ -113,6 +119,48 @@ class Runtime:
             if interrupted and holds(exc, KeyboardInterrupt):
                 return interrupted[0]
             raise
+
+    def estimate(
+        self, goal: str, data: Data, schema: Any = None, *, worker_output_tokens: int | None = None
+    ) -> Estimate:
+        """What a run of ``goal`` over ``data`` would cost, computed before anything is spent.
+
+        No provider is called and nothing is written. The :class:`Estimate` gives the corpus's
+        size, what one ``tool.worker`` call on every chunk reserves (the worker's own prompt
+        and template, counted with the ledger's counter and reserved by the ledger's rule), the
+        planner's first turn, the price where the providers have one, and whether a full pass
+        and the planner's first two turns fit ``Limits.max_tokens``.
+
+        Args:
+            goal, data, schema: as for :meth:`run`.
+            worker_output_tokens: the output allowed to each call of the pass; defaults to
+                ``Limits.worker_max_tokens``, what ``tool.worker`` allows when not told.
+
+        Raises:
+            ConfigError: a bad argument.
+        """
+        check_goal(goal)
+        checker = AnswerCheck.build(check_schema(schema))
+        check_data(data)
+        if worker_output_tokens is not None and (
+            isinstance(worker_output_tokens, bool)
+            or not isinstance(worker_output_tokens, int)
+            or not 1 <= worker_output_tokens <= self.limits.worker_max_tokens
+        ):
+            raise errors.ConfigError(
+                f"worker_output_tokens must be a whole number from 1 to Limits.worker_max_tokens="
+                f"{self.limits.worker_max_tokens:,}; got {worker_output_tokens!r}."
+            )
+        return estimate(
+            planner=self.planner,
+            worker=self.worker,
+            tools=self.tools,
+            limits=self.limits,
+            goal=goal,
+            data=data,
+            schema=checker.schema,
+            output_tokens=worker_output_tokens,
+        )
 
     async def arun(self, goal: str, data: Data, schema: Any = None) -> Result:
         """The async form of :meth:`run`, for use under trio.

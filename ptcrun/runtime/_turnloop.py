@@ -28,6 +28,7 @@ from ..transcript._events import EventStream
 from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
 from ._answers import AnswerCheck
 from ._budget import Ledger, input_room, worst_case_tokens
+from ._estimate import make_estimator, pass_tokens_about
 from ._failures import FailureTally
 from ._llm import budgeted_complete, request_tokens
 from ._spans import SandboxSpans
@@ -138,6 +139,7 @@ class Run:
                         tools=self.tools,
                         limits=self.limits,
                         budget=self.snapshot,
+                        estimate=make_estimator(self.limits),
                         limiter=self.limiter,
                         on_event=self.spans.on_sandbox_event,
                     ) as sandbox:
@@ -177,8 +179,10 @@ class Run:
         return self._end("cancelled", error=stop_error(signum), signal=signum)
 
     async def _loop(self, sandbox: Sandbox) -> Result:
+        corpus_tokens, pass_tokens = pass_tokens_about(self.data, self.goal, self.limits.worker_max_tokens)
         first = first_message(
-            self.goal, self.data, self.tools, self.limits, self.snapshot(), self.checker.schema
+            self.goal, self.data, self.tools, self.limits, self.snapshot(), self.checker.schema,
+            corpus_tokens=corpus_tokens, pass_tokens=pass_tokens,
         )
         messages = [Message("user", first)]
         system = system_prompt()

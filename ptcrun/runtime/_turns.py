@@ -144,8 +144,15 @@ def first_message(
     limits: Limits,
     snapshot: Mapping[str, Any],
     schema: Any | None,
+    *,
+    corpus_tokens: int,
+    pass_tokens: int,
 ) -> str:
-    """The planner's first user message: goal, corpus inventory, tools, budget, schema."""
+    """The planner's first user message: goal, corpus inventory, tools, budget, schema.
+
+    ``corpus_tokens`` and ``pass_tokens`` (what one worker call on every chunk reserves) let
+    the planner size its first fan-out against the budget.
+    """
     described = [tools["worker"].describe()] if "worker" in tools else []
     described += [t.describe() for name, t in sorted(tools.items()) if name != "worker"]
     schema_note = ""
@@ -157,6 +164,9 @@ def first_message(
         inventory=inventory(data),
         tools="\n\n".join(described) or "(none)",
         budget=budget_line(snapshot),
+        corpus_tokens=f"{corpus_tokens:,}",
+        pass_tokens=f"{pass_tokens:,}",
+        pass_share=f"{pass_tokens / limits.max_tokens:.0%}",
         worker_max_tokens=f"{limits.worker_max_tokens:,}",
         max_concurrency=limits.max_concurrency,
         call_timeout=f"{limits.call_timeout:g}",

@@ -26,7 +26,7 @@ from ._budget import Ledger
 from ._llm import Emit, budgeted_complete
 from .providers._base import Message, Provider, Request
 
-__all__ = ["make_worker_tool", "parse_json_reply"]
+__all__ = ["make_worker_tool", "parse_json_reply", "worker_prompt", "worker_request"]
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
@@ -120,6 +120,23 @@ def _check(value: Any, validator: Any) -> str | None:
     return f"{where}: {error.message}"
 
 
+def worker_prompt(text: str, instruction: str, schema: Any = None) -> str:
+    """The user message of a worker call: ``instruction`` on ``text``, with the schema's note."""
+    schema_note = render("worker_schema_note", schema=json.dumps(schema)) if schema is not None else ""
+    return render("worker_request", instruction=instruction, text=text, schema_note=schema_note)
+
+
+def worker_request(messages: tuple[Message, ...], max_tokens: int) -> Request:
+    """The request a worker call sends: the one rendering the call and its estimates share."""
+    return Request(
+        messages=messages,
+        system=render("worker_system"),
+        max_tokens=max_tokens,
+        purpose="worker",
+        cache_system=True,
+    )
+
+
 def make_worker_tool(
     *,
     provider: Provider,
@@ -165,18 +182,10 @@ def make_worker_tool(
                     f"tool 'worker' got a schema that is not a valid JSON Schema: {exc.message}",
                     tool="worker",
                 ) from None
-        schema_note = render("worker_schema_note", schema=json.dumps(schema)) if schema is not None else ""
-        prompt = render("worker_request", instruction=instruction, text=text, schema_note=schema_note)
-        messages = [Message("user", prompt)]
+        messages = [Message("user", worker_prompt(text, instruction, schema))]
         call_span = span_of_call(current_call.get())
         for attempt in (1, 2):
-            request = Request(
-                messages=tuple(messages),
-                system=render("worker_system"),
-                max_tokens=max_tokens,
-                purpose="worker",
-                cache_system=True,
-            )
+            request = worker_request(tuple(messages), max_tokens)
             reply = await budgeted_complete(
                 provider,
                 request,

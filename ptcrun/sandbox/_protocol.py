@@ -7,8 +7,8 @@ code execution).
 
 Host → child: :class:`Init`, :class:`Data`, :class:`Exec`, :class:`Reply`, :class:`Shutdown`.
 Child → host: :class:`Ready`, :class:`Call`, :class:`Cancel`, :class:`BudgetQuery`,
-:class:`Output`, :class:`PmapStart`, :class:`PmapEnd`, :class:`ItemStart`, :class:`ItemEnd`,
-:class:`Result`.
+:class:`EstimateQuery`, :class:`Output`, :class:`PmapStart`, :class:`PmapEnd`,
+:class:`ItemStart`, :class:`ItemEnd`, :class:`Result`.
 
 Everything the child sends is hostile until checked, so decoding checks every field once,
 against the type its class declares: a frame that is not JSON, holds NaN or an infinity, nests
@@ -35,11 +35,13 @@ __all__ = [
     "CHILD_FRAMES",
     "HOST_FRAMES",
     "MAX_CHILD_FRAME_BYTES",
+    "MAX_ESTIMATE_TEXTS",
     "MAX_HOST_FRAME_BYTES",
     "BudgetQuery",
     "Call",
     "Cancel",
     "Data",
+    "EstimateQuery",
     "Exec",
     "Frame",
     "FrameBuffer",
@@ -62,6 +64,8 @@ __all__ = [
 
 MAX_CHILD_FRAME_BYTES = 8 << 20
 MAX_HOST_FRAME_BYTES = 256 << 20
+#: The most texts one ``budget.estimate`` may ask about, as many as a pmap may take by default.
+MAX_ESTIMATE_TEXTS = 100_000
 
 _HEADER = struct.Struct(">I")
 
@@ -154,7 +158,8 @@ class Exec(Frame):
 
 @_frame
 class Reply(Frame):
-    """The answer to a :class:`Call` or a :class:`BudgetQuery`: a value, or an error payload.
+    """The answer to a :class:`Call`, :class:`BudgetQuery` or :class:`EstimateQuery`: a value, or
+    an error payload.
 
     The payload is the one form errors take wherever they cross (see ``ptcrun.errors``).
     """
@@ -208,6 +213,19 @@ class BudgetQuery(Frame):
 
     OP = "budget"
     id: int
+
+
+@_frame
+class EstimateQuery(Frame):
+    """``budget.estimate``: the tokens ``tool.worker(text, instruction, schema, max_tokens)`` on
+    each of ``texts`` would reserve; answered by a :class:`Reply` whose value is an int."""
+
+    OP = "estimate"
+    id: int
+    texts: list[str]
+    instruction: str
+    schema: JSON = None
+    max_tokens: int | None = None
 
 
 @_frame
@@ -291,7 +309,10 @@ class Result(Frame):
 HOST_FRAMES: Mapping[str, type[Frame]] = {cls.OP: cls for cls in (Init, Data, Exec, Reply, Shutdown)}
 CHILD_FRAMES: Mapping[str, type[Frame]] = {
     cls.OP: cls
-    for cls in (Ready, Call, Cancel, BudgetQuery, Output, PmapStart, PmapEnd, ItemStart, ItemEnd, Result)
+    for cls in (
+        Ready, Call, Cancel, BudgetQuery, EstimateQuery, Output,
+        PmapStart, PmapEnd, ItemStart, ItemEnd, Result,
+    )
 }
 
 

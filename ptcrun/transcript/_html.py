@@ -84,6 +84,9 @@ def _call_title(c: CallRecord) -> str:
     text = f"{c.tool} c{c.id}{where} · {c.status} · {_secs(c.seconds)}"
     if c.llm:
         text += f" · {c.input_tokens:,} → {c.output_tokens:,} tokens"
+    if c.retries:
+        reasons = ", ".join(str(r.get("reason", "?")) for llm in c.llm for r in llm.retries)
+        text += f" · ↻ retried {c.retries}× ({reasons})"
     if c.error:
         text += f" · {c.error.get('type', 'Error')}: {preview(c.error.get('message', ''), 120)}"
     return text
@@ -102,6 +105,8 @@ def _call_detail(c: CallRecord) -> dict[str, Any]:
         detail["reply"] = _cut(c.reply)
         detail["tokens"] = {"input": c.input_tokens, "output": c.output_tokens}
         detail["attempts"] = len(c.llm)
+    if c.retries:
+        detail["retries"] = [dict(r) for llm in c.llm for r in llm.retries]
     return detail
 
 
@@ -124,7 +129,8 @@ def _gantt(p: PmapRecord, t: Transcript, slow: set[str]) -> str:
             if c.slot == slot or (c.slot is None and slot == 0):
                 c_end = c.ended if c.ended is not None else end
                 status = c.status if c.status in _STATUS_COLOURS else "error"
-                classes = f"call {status}" + (" slow" if c.span in slow else "")
+                classes = (f"call {status}" + (" slow" if c.span in slow else "")
+                           + (" retried" if c.retries else ""))
                 bars.append(_bar(classes, c.started, c_end, origin, span, _call_title(c),
                                  f' data-span="{_e(c.span)}"'))
         rows.append(_row(f"slot {slot}", bars))

@@ -5,9 +5,10 @@ transcript holds), on the run's own thread, before the run goes on: it must be q
 not raise. Four ready-made ones:
 
 - :class:`TerminalProgress`: redraws a few lines in place on a terminal: the current turn,
-  a progress bar per running pmap (done / total, failures, elapsed), tokens against the limit
-  and the calls failed so far; at the end, the run's status, ``done (partial: 43 of 92 calls
-  failed)`` when the answer was built while calls were failing.
+  a progress bar per running pmap (done / total, failures, elapsed), tokens against the limit,
+  the calls failed and the requests retried so far, with a line kept for each finished turn;
+  at the end, the run's status, ``done (partial: 43 of 92 calls failed)`` when the answer was
+  built while calls were failing.
 - :class:`LineProgress`: the same news as plain lines, for logs, pipes and CI.
 - :func:`progress_callback`: ``fn(completed, total, latest_result)`` after each pmap item that
   finished well, the simple case.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -32,6 +34,7 @@ Event = Mapping[str, Any]
 _BAR_CELLS = 24
 _REDRAW_EVERY = 0.1  # seconds; a 1,000-item pmap must not redraw 4,000 times
 _SHOWN_PMAPS = 6
+_TICK_EVERY = 0.5  # seconds between redraws when no event comes (the planner thinking)
 
 
 class _State:
@@ -48,6 +51,9 @@ class _State:
         self.pmaps: dict[str, dict[str, Any]] = {}
         #: Failed pmap items and tool calls outside pmap so far (the run's end gives the count).
         self.failed = 0
+        #: LLM requests the provider sent again (``llm.retry`` events) so far.
+        self.retries = 0
+        self.turn_started = self.started
         self.ended: str | None = None  # the run's status, as the views show it, once it ended
         self.failures = ""  # how many calls failed, and their kinds, once it ended
         self.kinds = ""  # the failures' kinds alone
@@ -61,10 +67,13 @@ class _State:
         elif kind == "turn.start":
             self.turn = int(event.get("turn", self.turn + 1))
             self.phase = "planner thinking"
+            self.turn_started = time.monotonic()
         elif kind == "program.start":
             self.phase = "program running"
         elif kind == "turn.end":
             self.phase = f"turn ended: {event.get('status')}"
+        elif kind == "llm.retry":
+            self.retries += 1
         elif kind == "llm.end":
             self.tokens += int(event.get("input_tokens") or 0) + int(event.get("output_tokens") or 0)
             if isinstance(event.get("cost"), (int, float)):
@@ -109,6 +118,8 @@ class _State:
             text += f" · ${self.cost:.4f}"
         if self.failed and self.ended is None:
             text += f" · {self.failed:,} call{'s' * (self.failed != 1)} failed"
+        if self.retries:
+            text += f" · {self.retries:,} retr{'y' if self.retries == 1 else 'ies'}"
         return text
 
 
@@ -128,34 +139,90 @@ class TerminalProgress:
     """A live display on a terminal, redrawn in place (ANSI cursor moves).
 
     Shows the current turn and what it is doing, one bar per running pmap, and tokens used
-    against the limit. Redraws at most every ``redraw_every`` seconds, and at once when a turn,
-    a program or a pmap starts or ends. Pass it as an observer:
-    ``Runtime(..., observers=[TerminalProgress()])``.
+    against the limit; each finished turn leaves a line above the display. Redraws at most
+    every ``redraw_every`` seconds, and at once when a turn, a program or a pmap starts or ends.
+    Pass it as an observer: ``Runtime(..., observers=[TerminalProgress()])``.
+
+    On a terminal (``stream.isatty()``) a thread also redraws every ``tick_every`` seconds from
+    ``run.start`` to ``run.end``, so the clocks move while no event comes (the planner
+    thinking); ``run.end`` stops it and waits for it. Events and ticks draw under one lock.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, redraw_every: float = _REDRAW_EVERY) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        redraw_every: float = _REDRAW_EVERY,
+        tick_every: float = _TICK_EVERY,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.redraw_every = redraw_every
+        self.tick_every = tick_every
         self._state = _State()
         self._drawn = 0
         self._last = -math.inf
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __call__(self, event: Event) -> None:
-        self._state.update(event)
         kind = event["type"]
         if kind == "run.end":
-            self._draw(final=True)
+            self._stop_ticker()
+        with self._lock:
+            self._state.update(event)
+            if kind == "run.end":
+                self._draw(final=True)
+                return
+            kept = [self._turn_line(event)] if kind == "turn.end" else []
+            urgent = kind in ("turn.start", "turn.end", "program.start", "pmap.start", "pmap.end")
+            now = time.monotonic()
+            if urgent or now - self._last >= self.redraw_every:
+                self._last = now
+                self._draw(final=False, kept=kept)
+        if kind == "run.start":
+            self._start_ticker()
+
+    def _turn_line(self, event: Event) -> str:
+        s = self._state
+        seconds = time.monotonic() - s.turn_started
+        return f"turn {s.turn}: {event.get('status')} · {seconds:.1f} s · {s.tokens_text()}"
+
+    def _start_ticker(self) -> None:
+        try:
+            on_terminal = self.stream.isatty()
+        except (AttributeError, ValueError):  # a closed or file-less stream
+            on_terminal = False
+        if not on_terminal or self._ticker is not None or not 0 < self.tick_every < math.inf:
             return
-        urgent = kind in ("turn.start", "turn.end", "program.start", "pmap.start", "pmap.end")
-        now = time.monotonic()
-        if urgent or now - self._last >= self.redraw_every:
-            self._last = now
-            self._draw(final=False)
+        self._stop.clear()
+        self._ticker = threading.Thread(target=self._tick, name="ptcrun progress", daemon=True)
+        self._ticker.start()
+
+    def _stop_ticker(self) -> None:
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            self._stop.set()
+            if ticker is not threading.current_thread():
+                ticker.join()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.tick_every):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                try:
+                    self._draw(final=False)
+                except (OSError, ValueError):  # the terminal went away; stop drawing
+                    return
 
     def _lines(self) -> list[str]:
         s = self._state
         turns = f"{s.turn}/{s.max_turns}" if s.max_turns else str(s.turn)
-        lines = [f"turn {turns} · {s.phase} · {time.monotonic() - s.started:.1f} s"]
+        phase = s.phase
+        if phase == "planner thinking":
+            phase += f" {time.monotonic() - s.turn_started:.1f} s"
+        lines = [f"turn {turns} · {phase} · {time.monotonic() - s.started:.1f} s"]
         if s.ended is not None:
             lines.append(f"run {s.ended}" + (f" · {s.kinds}" if s.kinds else ""))
         running = [(span, p) for span, p in s.pmaps.items() if p["running"]]
@@ -171,10 +238,12 @@ class TerminalProgress:
         lines.append(s.tokens_text())
         return lines
 
-    def _draw(self, *, final: bool) -> None:
+    def _draw(self, *, final: bool, kept: list[str] | None = None) -> None:
         out = []
         if self._drawn:
             out.append(f"\x1b[{self._drawn}F\x1b[J")  # back to the first line drawn, clear below
+        for line in kept or ():
+            out.append(line + "\n")  # above the live lines, so it stays when they are redrawn
         lines = self._lines()
         out.append("\n".join(lines) + "\n")
         self.stream.write("".join(out))

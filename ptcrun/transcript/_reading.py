@@ -32,6 +32,7 @@ from ._schema import (
     ItemEnd,
     ItemStart,
     LLMEnd,
+    LLMRetry,
     LLMStart,
     PmapEnd,
     PmapStart,
@@ -57,11 +58,17 @@ class Reader:
         self.starts: dict[str, Event] = {}
         self.ends: dict[str, Event] = {}
         self.outputs: dict[str, list[str]] = {}
+        self.retries: dict[str, list[dict[str, Any]]] = {}
         self.order: list[str] = []
         for event in events:
             span = event.span
             if isinstance(event, ProgramOutput):
                 self.outputs.setdefault(span, []).append(event.text)
+            elif isinstance(event, LLMRetry):
+                self.retries.setdefault(span, []).append({
+                    "attempt": event.attempt, "reason": event.reason, "wait": event.wait,
+                    "status": event.status, "request_id": event.request_id, "ts": event.ts,
+                })
             elif event.type.endswith(".start"):
                 if span not in self.starts:
                     self.order.append(span)
@@ -150,6 +157,7 @@ class Reader:
             started=started,
             ended=ended,
             seconds=end.seconds if end else seconds,
+            retries=tuple(self.retries.get(span, ())),
         )
 
     def _item(self, span: str, start: ItemStart) -> ItemRecord:
@@ -281,6 +289,8 @@ class Reader:
             # A sandbox start is an instant: it ends where it starts.
             end = start if isinstance(start, SandboxStart) else self.ends.get(span)
             fields = {**_fields(start), **(_fields(end) if end else {})}
+            if span in self.retries:
+                fields["retries"] = self.retries[span]
             out.append(
                 SpanRecord(
                     span=span,

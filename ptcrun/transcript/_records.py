@@ -52,7 +52,9 @@ class LLMRecord:
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens: the usage reported.
         cost: USD, when the provider's prices are known.
         started, ended: Unix seconds (``ended`` is ``None`` when unfinished).
-        seconds: how long the request took.
+        seconds: how long the request took, retries and their waits included.
+        retries: the provider's retries of this request, as ``{"attempt", "reason", "wait",
+            "status", "request_id", "ts"}`` dicts (the ``llm.retry`` events), in order.
     """
 
     span: str
@@ -74,6 +76,7 @@ class LLMRecord:
     started: float
     ended: float | None
     seconds: float | None
+    retries: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def prompt(self) -> str:
@@ -102,8 +105,8 @@ class CallRecord:
         item: the index of that item.
         slot: the pmap thread (0-based) that ran the item.
         llm: the worker's LLM requests (two when the first reply needed a repair).
-        started, ended, seconds: timing; a call's time includes waiting for a free
-            concurrency slot.
+        started, ended, seconds: timing; a call starts once it holds a concurrency slot, so
+            its time is running time, not time spent waiting for a slot.
     """
 
     span: str
@@ -126,6 +129,11 @@ class CallRecord:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def retries(self) -> int:
+        """How many times the provider retried the worker's requests (0 for other tools)."""
+        return sum(len(r.retries) for r in self.llm)
 
     @property
     def prompt(self) -> str | None:

@@ -44,6 +44,7 @@ __all__ = [
     "ItemEnd",
     "ItemStart",
     "LLMEnd",
+    "LLMRetry",
     "LLMStart",
     "PmapEnd",
     "PmapStart",
@@ -186,6 +187,20 @@ class LLMEnd(Event):
     error: Mapping[str, JSON] | None = None
 
 
+@attrs.frozen(kw_only=True)
+class LLMRetry(Event):
+    """An attempt of an LLM request failed and the request will be sent again (same span as its
+    ``llm.start``), after ``wait`` seconds."""
+
+    type = "llm.retry"
+    role: str
+    attempt: int
+    reason: str
+    wait: float
+    status: int | None
+    request_id: str | None
+
+
 # -- the program -----------------------------------------------------------------------------
 
 
@@ -301,7 +316,7 @@ class CallEnd(Event):
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        RunStart, SandboxStart, TurnStart, LLMStart, LLMEnd, ProgramStart, ProgramOutput,
+        RunStart, SandboxStart, TurnStart, LLMStart, LLMRetry, LLMEnd, ProgramStart, ProgramOutput,
         PmapStart, ItemStart, CallStart, CallEnd, ItemEnd, PmapEnd, ProgramEnd, TurnEnd, RunEnd,
     )
 }

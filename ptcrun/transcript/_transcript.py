@@ -13,6 +13,7 @@ written (it is dropped), spans that never ended are ``"unfinished"``, and the ru
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -226,14 +227,35 @@ class Transcript:
         return sum(c.seconds or 0.0 for c in self.calls)
 
     @property
-    def parallel_speedup(self) -> float | None:
-        """Sum of the call times over the run's wall time: how much fan-out saved.
+    def call_busy_seconds(self) -> float:
+        """The wall time during which at least one tool call was running.
 
-        ``None`` when the run made no calls.
+        A call runs from ``call.start``, sent once it holds a concurrency slot, to ``call.end``;
+        time spent waiting for a slot, and time with no call at all (the planner thinking), is
+        not counted.
         """
-        if not self.calls or self.seconds <= 0:
+        spans = sorted(
+            (c.started, c.started + c.seconds) for c in self.calls if c.seconds is not None
+        )
+        busy, reach = 0.0, -math.inf
+        for start, end in spans:
+            if end > reach:
+                busy += end - max(start, reach)
+                reach = end
+        return busy
+
+    @property
+    def parallel_speedup(self) -> float | None:
+        """How many calls ran at once, on average, while any call was running: the sum of the
+        calls' running times over :attr:`call_busy_seconds`. A serial run is 1.0x; four calls
+        always in flight make 4.0x.
+
+        ``None`` when the run made no calls, or none that took measurable time.
+        """
+        busy = self.call_busy_seconds
+        if not self.calls or busy <= 0:
             return None
-        return self.call_seconds / self.seconds
+        return self.call_seconds / busy
 
     def turn(self, number: int) -> TurnRecord:
         """The turn with this 1-based number.

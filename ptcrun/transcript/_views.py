@@ -130,13 +130,28 @@ def _call_rows(calls: Iterable[CallRecord]) -> list[str]:
             "-" if c.slot is None else str(c.slot),
             f"c{c.id}",
             c.tool,
-            c.status,
+            c.status + (f", {_retries(c.retries)}" if c.retries else ""),
             "?" if c.seconds is None else f"{c.seconds:.3f}",
             tokens,
             preview(shown) if shown is not None else "",
         ])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return ["".join(c.ljust(w) + "  " for c, w in zip(r[:-1], widths, strict=True)) + r[-1] for r in rows]
+
+
+def _retries(count: int) -> str:
+    return f"{count} retr{'y' if count == 1 else 'ies'}"
+
+
+def _retry_note(retries: Iterable[Mapping[str, Any]]) -> str:
+    """``"retried 2× (429 rate limited, waited 1.0 s; …)"``: what each retry was for."""
+    retries = list(retries)
+    reasons = "; ".join(
+        f"{r.get('reason', '?')}, waited {_secs(r.get('wait'))}"
+        + (f", request id {r['request_id']}" if r.get("request_id") else "")
+        for r in retries
+    )
+    return f"retried {len(retries)}× ({reasons})"
 
 
 def _pmap_line(p: PmapRecord) -> str:
@@ -237,7 +252,7 @@ def render_summary(t: Transcript) -> str:
     else:
         lines.append(
             f"calls      {len(t.calls)}, {_secs(t.call_seconds)} in all; parallel speed-up "
-            f"{speedup:.1f}x (sum of call times / wall time)"
+            f"{speedup:.1f}x (sum of call times / time with a call running)"
         )
     if t.fallback_used:
         lines.append("answer     a fallback (the program's last `answer` value), not given to done()")
@@ -279,6 +294,8 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
     else:
         head = kind
     text = f"{head}  {s.status}  {_secs(s.seconds)}"
+    if f.get("retries"):
+        text += f"  ↻ {_retry_note(f['retries'])}"
     if s.span in slow_rank:
         text += f"  ◀ slowest #{slow_rank[s.span]}"
     return text

@@ -91,7 +91,7 @@ def test_run_prints_the_answer_a_summary_and_the_transcript(done_run, transcript
     assert out.startswith('answer:\n{\n  "errors": 8\n}\n')
     for label in ("status     done", "turns      2", "tokens     ", "cost       ", "wall time  ", "calls      9, "):
         assert f"\n{label}" in out
-    assert re.search(r"parallel speed-up \d+\.\dx \(sum of call times / wall time\)", out)
+    assert re.search(r"parallel speed-up \d+\.\dx \(sum of call times / time with a call running\)", out)
     assert transcript.is_file() and Transcript.load(transcript).status == "done"
     corpus = json.loads((transcript.parent / "corpus.json").read_text())
     assert corpus["chunk_lines"] == 4 and corpus["chunks"] == 6

@@ -317,6 +317,7 @@ done([before, budget.remaining.tokens, [x.kind for x in r]])
 
 def test_run_timeout_mid_program_closes_the_open_spans(tmp_path):
     async def slow(x: int) -> int:
+        """Return x after 30 s."""
         await trio.sleep(30)
         return x
 

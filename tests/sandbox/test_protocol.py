@@ -34,6 +34,7 @@ SAMPLES: list[_protocol.Frame] = [
     _protocol.Call(2, "lookup", [], {}),
     _protocol.Cancel([4, 5]),
     _protocol.BudgetQuery(9),
+    _protocol.EstimateQuery(10, ["a chunk", "another"], "Summarise.", {"type": "string"}, 300),
     _protocol.Output("line\n", pmap=None, item=None),
     _protocol.PmapStart(pmap=1, total=3, concurrency=2, parent_pmap=None, parent_item=None),
     _protocol.PmapEnd(1, done=2, failed=1, timed_out=False),

@@ -170,6 +170,7 @@ def test_sandbox_restart_shows_in_the_transcript(tmp_path):
 
 async def test_interrupted_run_ends_with_run_end_cancelled(tmp_path):
     async def slow(x: int) -> int:
+        """Return x after 30 s."""
         await trio.sleep(30)
         return x
 

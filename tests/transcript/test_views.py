@@ -107,7 +107,7 @@ def test_summary_gives_tokens_by_role_and_speedup(example):
     u = example.usage
     assert f"tokens     {u.total_tokens:,} of 200,000: planner {u.planner_input_tokens:,} in / " in text
     assert f"workers {u.worker_input_tokens:,} in / {u.worker_output_tokens:,} out (12 calls)" in text
-    assert f"parallel speed-up {example.call_seconds / example.seconds:.1f}x" in text
+    assert f"parallel speed-up {example.call_seconds / example.call_busy_seconds:.1f}x" in text
     assert "cost       unknown" in text
 
 

@@ -3,18 +3,22 @@
 Both HTTP providers turn one attempt's failure into :class:`AttemptFailed`, and
 :func:`call_with_retries` decides what happens next, so they fail the same way with the same
 messages: which server answered what, after how many attempts, and which constructor setting
-would change the outcome.
+would change the outcome. Each retry is also told, as it happens, to whoever wraps the request in
+:func:`reporting_retries` (the runtime writes it to the transcript as ``llm.retry``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import email.utils
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Generic, Literal, TypeVar
 
+import attrs
 import trio
 
 from ...errors import ConfigError, ProviderError
@@ -23,9 +27,11 @@ __all__ = [
     "MAX_BACKOFF",
     "AttemptFailed",
     "PerRunClient",
+    "Retry",
     "call_with_retries",
     "check_retry_settings",
     "is_retryable_status",
+    "reporting_retries",
     "retry_after_seconds",
     "status_summary",
     "token_count",
@@ -70,6 +76,45 @@ class AttemptFailed(Exception):
         self.fix = fix
         self.setting = setting
         self.request_id = request_id
+
+
+@attrs.frozen
+class Retry:
+    """One failed attempt that :func:`call_with_retries` is about to retry.
+
+    Attributes:
+        attempt: the attempt that failed, from 1.
+        reason: what went wrong, short (``AttemptFailed.summary``).
+        wait: seconds until the next attempt.
+        status: the HTTP status, when there was a response.
+        request_id: the server's id for the failed attempt, when it sent one.
+    """
+
+    attempt: int
+    reason: str
+    wait: float
+    status: int | None
+    request_id: str | None
+
+
+_on_retry: contextvars.ContextVar[Callable[[Retry], object] | None] = contextvars.ContextVar(
+    "ptcrun retry reporter", default=None
+)
+
+
+@contextlib.contextmanager
+def reporting_retries(report: Callable[[Retry], object]) -> Iterator[None]:
+    """Call ``report`` with each :class:`Retry` of the requests sent inside the block.
+
+    A context variable carries ``report`` down to the retry loop, so providers need no
+    parameter for it and a request sent with no reporter around it retries silently. The
+    reporter runs on the event loop before the wait; keep it quick.
+    """
+    token = _on_retry.set(report)
+    try:
+        yield
+    finally:
+        _on_retry.reset(token)
 
 
 def check_retry_settings(
@@ -211,6 +256,10 @@ async def call_with_retries(
                 )
                 fix = f"Try again later, or raise {clock}_timeout."
                 raise _failed(failure, provider, head, fix=fix) from failure
+            report = _on_retry.get()
+            if report is not None:
+                report(Retry(attempt=n, reason=failure.summary, wait=delay, status=failure.status,
+                             request_id=failure.request_id))
         await trio.sleep(delay)
     raise AssertionError("unreachable: the loop returns or raises")
 

@@ -32,7 +32,9 @@ class ScriptedProvider:
 
     A list is used in order, one reply per request in the order requests arrive, and its last
     reply repeats forever after. A function is called with each ``Request`` and returns the
-    reply text (or a whole ``Reply`` to set the usage itself); it may be sync or async. A
+    reply text (or a whole ``Reply`` to set the usage itself); it may be sync or async. An
+    ``async def`` runs on the event loop; a plain function runs in a worker thread, so one
+    that blocks (``time.sleep``) still lets calls overlap up to the run's concurrency. A
     function that raises fails that request: the runtime reports it as a ``ProviderError``
     naming this provider, with the exception as ``__cause__``, as it would a server's fault.
 
@@ -164,8 +166,7 @@ class ScriptedProvider:
         else:
             await trio.lowlevel.checkpoint()  # a real call always yields; so does this one
         if self._respond is not None:
-            answer = self._respond(request)
-            scripted = await answer if inspect.isawaitable(answer) else answer
+            scripted = await self._call_respond(self._respond, request)
         if isinstance(scripted, Reply):
             return scripted
         if not isinstance(scripted, str):
@@ -174,6 +175,19 @@ class ScriptedProvider:
                 provider=self.name,
             )
         return self._measure(request, scripted)
+
+    @staticmethod
+    async def _call_respond(respond: Respond, request: Request) -> str | Reply:
+        answer: str | Reply | Awaitable[str | Reply]
+        call = type(respond).__call__ if not inspect.isroutine(respond) else None
+        if inspect.iscoroutinefunction(respond) or inspect.iscoroutinefunction(call):
+            answer = respond(request)
+        else:
+            # A plain function may block (time.sleep, a subprocess, a local model): on the
+            # event loop it would run the calls one at a time, so it runs in a thread. A
+            # cancelled call abandons the thread, which finishes on its own, answer dropped.
+            answer = await trio.to_thread.run_sync(respond, request, abandon_on_cancel=True)
+        return await answer if inspect.isawaitable(answer) else answer
 
     def _next_delay(self) -> float:
         if isinstance(self._latency, tuple):

@@ -1,9 +1,9 @@
 """What a program sees of the host, inside the child: ``tool``, ``budget``, ``done``, ``fail``.
 
 None of these objects holds anything of value: ``tool.<name>`` sends a request over the wire,
-``budget.remaining`` asks the host, and ``done``/``fail`` raise :class:`ProgramExit`, which
-derives from ``BaseException`` and so passes through ``except Exception`` (the compile policy
-refuses bare ``except:`` and ``except BaseException``).
+``budget.remaining`` and ``budget.estimate`` ask the host, and ``done``/``fail`` raise
+:class:`ProgramExit`, which derives from ``BaseException`` and so passes through ``except
+Exception`` (the compile policy refuses bare ``except:`` and ``except BaseException``).
 
 Values cross with ptcrun's one JSON rule (``ptcrun._json``): tool arguments and ``done()``
 answers are converted here, before they leave, so the host, the transcript and a replay get
@@ -20,7 +20,7 @@ from typing import Any
 
 from ... import _json, errors
 from .. import _protocol
-from . import _scope
+from . import _exact, _scope
 from ._link import FrameTooLarge, Link
 
 __all__ = [
@@ -149,8 +149,13 @@ class Remaining:
         return f"Remaining({parts})"
 
 
+#: Bytes of texts sent in one ``budget.estimate`` query; more go in several, summed.
+_ESTIMATE_BATCH_BYTES = _protocol.MAX_CHILD_FRAME_BYTES // 2
+
+
 class Budget:
-    """``budget.remaining``: tokens, turns and seconds left, and cost so far (live)."""
+    """``budget.remaining``: tokens, turns and seconds left, and cost so far (live);
+    ``budget.estimate``: what worker calls would reserve, before making them."""
 
     __slots__ = ("_link",)
     _link: Link
@@ -165,11 +170,54 @@ class Budget:
         value = pending.wait().value
         return Remaining(value if isinstance(value, dict) else {})
 
+    def estimate(self, texts: Any, instruction: Any, schema: Any = None, max_tokens: Any = None) -> int:
+        """The tokens ``tool.worker(text, instruction, schema, max_tokens)`` on each of ``texts``
+        would reserve from the budget, in total; nothing is sent to a worker."""
+        if issubclass(type(texts), str):
+            raise TypeError("budget.estimate takes a list of texts; for one text, pass [text]")
+        exact: list[str] = []
+        for index, item in enumerate(texts):
+            if index >= _protocol.MAX_ESTIMATE_TEXTS:
+                raise ValueError(
+                    f"budget.estimate takes at most {_protocol.MAX_ESTIMATE_TEXTS:,} texts; "
+                    "estimate a sample and scale it"
+                )
+            exact.append(_exact.plain_str(item, f"text {index} of budget.estimate"))
+        what = _exact.plain_str(instruction, "the instruction of budget.estimate")
+        shape = _json.to_json(schema, what="the schema of budget.estimate")
+        cap = None if max_tokens is None else _exact.whole_number(max_tokens, "max_tokens")
+        total = 0
+        for batch in _batches(exact):
+            pending = self._link.open_request()
+            self._link.send(_protocol.EstimateQuery(pending.id, batch, what, shape, cap))
+            reply = pending.wait()
+            if not reply.ok:
+                raise _rebuild_error(reply.error)
+            value = reply.value
+            if type(value) is not int:
+                raise errors.ToolError("budget.estimate got no count from the host", tool="worker")
+            total += value
+        return total
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("budget is read-only")
 
     def __repr__(self) -> str:
         return "<budget: read budget.remaining>"
+
+
+def _batches(texts: list[str]) -> list[list[str]]:
+    """``texts`` cut into runs small enough for one frame each (at least one run)."""
+    batches: list[list[str]] = [[]]
+    size = 0
+    for text in texts:
+        length = 4 * len(text)  # UTF-8 takes at most 4 bytes a char, JSON escapes aside
+        if batches[-1] and size + length > _ESTIMATE_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(text)
+        size += length
+    return batches
 
 
 def make_done_fail(record: Callable[[ProgramExit], None]) -> tuple[Callable[..., None], Callable[..., None]]:

@@ -1,4 +1,4 @@
-"""Serve what a program asks of the host: tool calls and ``budget.remaining``.
+"""Serve what a program asks of the host: tool calls, ``budget.remaining`` and ``budget.estimate``.
 
 A :class:`CallServer` holds the user's tools and the limiters that bound them, for the life of a
 :class:`~ptcrun.sandbox.Sandbox` (across child restarts). Each tool call waits for a token of
@@ -10,6 +10,7 @@ reply says so. Every call gets exactly one reply, unless the program itself has 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -23,11 +24,13 @@ from ..._limits import Limits
 from ..._tools import Tool
 from .. import _protocol
 
-__all__ = ["CallServer", "Event", "current_call"]
+__all__ = ["CallServer", "Estimator", "Event", "current_call"]
 
 #: What ``on_event`` receives: a dict with a ``type`` key (``call.start``, ``output``, ...).
 Event = dict[str, Any]
 
+#: Answers ``budget.estimate``: (texts, instruction, schema, max_tokens) -> tokens reserved.
+Estimator = Callable[[list[str], str, Any, int | None], int]
 #: The tool call being served, as ``{"call": id, "pmap": id | None, "item": index | None}``:
 #: set around each tool so that a tool (the worker LLM) can place its own events under it.
 current_call: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -45,6 +48,9 @@ class CallServer:
         limiter: bounds the tool calls in flight; shared with the rest of the run.
         budget: returns what ``budget.remaining`` shows, asked at each query.
         on_event: receives ``call.start`` and ``call.end``.
+        estimate: answers ``budget.estimate(texts, instruction, schema, max_tokens)``: the
+            tokens those worker calls would reserve. It runs in a worker thread (counting
+            tokens takes time) and may raise a ``PtcrunError`` for the program to catch.
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class CallServer:
         limiter: trio.CapacityLimiter,
         budget: Callable[[], Mapping[str, Any]],
         on_event: Callable[[Event], None],
+        estimate: Estimator | None = None,
     ) -> None:
         self._tools = dict(tools)
         self._call_timeout = limits.call_timeout
@@ -62,6 +69,7 @@ class CallServer:
         self._thread_limiter = trio.CapacityLimiter(limits.max_concurrency)
         self._budget = budget
         self._on_event = on_event
+        self._estimate = estimate
         self._in_flight: dict[int, trio.CancelScope] = {}
         self._cancelled: set[int] = set()
 
@@ -73,6 +81,35 @@ class CallServer:
     def answer_budget(self, query: _protocol.BudgetQuery) -> _protocol.Reply:
         """Return the reply to ``budget.remaining``: the budget as it is now."""
         return _protocol.Reply(query.id, True, dict(self._budget()))
+
+    async def answer_estimate(
+        self, query: _protocol.EstimateQuery, send: Callable[[_protocol.Frame], Awaitable[None]]
+    ) -> None:
+        """Answer ``budget.estimate`` with the tokens the worker calls would reserve, or an error.
+
+        The frame's fields were type-checked when it was decoded; the count is bounded here,
+        before any text is counted.
+        """
+        reply: _protocol.Reply
+        try:
+            if self._estimate is None:
+                raise errors.ToolError("budget.estimate is not available here", tool="worker")
+            if len(query.texts) > _protocol.MAX_ESTIMATE_TEXTS:
+                raise errors.ToolArgumentError(
+                    f"budget.estimate got {len(query.texts):,} texts; it takes at most "
+                    f"{_protocol.MAX_ESTIMATE_TEXTS:,}. Estimate a sample and scale it.",
+                    tool="worker",
+                )
+            estimate = self._estimate
+            tokens = await trio.to_thread.run_sync(
+                lambda: estimate(query.texts, query.instruction, query.schema, query.max_tokens),
+                limiter=self._thread_limiter,
+            )
+            reply = _protocol.Reply(query.id, True, tokens)
+        except errors.PtcrunError as exc:
+            reply = _protocol.Reply(query.id, False, None, errors.to_payload(exc))
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await send(reply)
 
     def cancel(self, ids: Iterable[int]) -> None:
         """Cancel the calls in flight among ``ids``; ids of calls already answered are ignored."""

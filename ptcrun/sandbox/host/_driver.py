@@ -31,7 +31,7 @@ from ..._limits import Limits
 from ..._tools import Tool, collect_tools
 from .. import _protocol
 from .._results import ExecResult
-from ._calls import CallServer, Event
+from ._calls import CallServer, Estimator, Event
 from ._channel import CHILD_GONE, Channel
 from ._death import Death
 from ._program import ProgramRun
@@ -80,6 +80,9 @@ class Sandbox:
         limits: the ceilings; see :class:`~ptcrun.Limits`.
         budget: a function returning what ``budget.remaining`` shows, asked live each time a
             program reads it (``tokens``, ``turns``, ``seconds``, ``cost``).
+        estimate: answers ``budget.estimate(texts, instruction, schema, max_tokens)`` with the
+            tokens those worker calls would reserve; without it, programs that ask get a
+            ``ToolError``.
         limiter: the ``trio.CapacityLimiter`` that bounds tool calls in flight; pass the run's
             one limiter to share it. Defaults to a new one of ``limits.max_concurrency``.
         on_event: called with each event (``call.start``, ``call.end``, ``pmap.start``,
@@ -96,6 +99,7 @@ class Sandbox:
         tools: Iterable[Callable[..., Any] | Tool] | Mapping[str, Callable[..., Any] | Tool] | None = None,
         limits: Limits | None = None,
         budget: Callable[[], Mapping[str, Any]] | None = None,
+        estimate: Estimator | None = None,
         limiter: trio.CapacityLimiter | None = None,
         on_event: Callable[[Event], None] | None = None,
         strict: bool = False,
@@ -111,6 +115,7 @@ class Sandbox:
             limiter=limiter or trio.CapacityLimiter(self.limits.max_concurrency),
             budget=budget or _no_budget,
             on_event=self._on_event,
+            estimate=estimate,
         )
         self._strict = strict
         self._language_layer = _language_layer

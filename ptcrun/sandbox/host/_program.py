@@ -94,6 +94,8 @@ class ProgramRun:
                     self._server.cancel(frame.ids)
                 case _protocol.BudgetQuery():
                     await channel.send(self._server.answer_budget(frame))
+                case _protocol.EstimateQuery():
+                    nursery.start_soon(self._server.answer_estimate, frame, channel.send)
                 case _protocol.Result():
                     return frame
                 case _:
