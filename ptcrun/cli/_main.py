@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import PtcrunError
 from ._exec import cmd_exec
-from ._parser import EXIT_CODES, build_parser, in_cli_words
+from ._parser import EXIT_CODES, in_cli_words, parse
 from ._run import cmd_run
 from ._views import cmd_export, cmd_show, cmd_tree, cmd_view
 
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     A usage error (an unknown flag, a missing argument, two flags that exclude each other)
     exits from argparse with code 2, the ``config`` code, after printing the usage.
     """
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return _COMMANDS[args.command](args)
     except PtcrunError as exc:

@@ -8,10 +8,12 @@ the endings that are not errors. ``docs/cli.md`` lists the same table; a test ke
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib.metadata
 import math
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 from ..errors import ConfigError, LimitExceeded, PtcrunError, SandboxError
@@ -22,6 +24,7 @@ __all__ = [
     "PROVIDER_FLAGS",
     "build_parser",
     "in_cli_words",
+    "parse",
     "status_exit_code",
 ]
 
@@ -187,16 +190,28 @@ def _tools_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("ptcrun")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; ``args.command`` names the one given."""
+    # No abbreviations: `--plan` must not silently mean `--planner`, and a new flag must never
+    # change what an old command line means.
     parser = argparse.ArgumentParser(
         prog="ptcrun",
         description="Run a planner LLM over a corpus it never sees, through sandboxed Python programs.",
+        allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"ptcrun {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
         "run",
+        allow_abbrev=False,
         help="run the planner on a corpus and print the answer",
         description="Run the planner on a corpus with live progress; print the answer, a summary and "
         "the transcript path.",
@@ -230,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser(
         "exec",
+        allow_abbrev=False,
         help="run one program file in the sandbox, with no LLM (to debug a program)",
         description="Run a program in the sandbox with no LLM: prints its output, then the done "
         "value or the error.",
@@ -250,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser(
         "show",
+        allow_abbrev=False,
         help="the turn-by-turn view of a transcript",
         description="Each turn's program with line numbers, its output, error, tokens and time.",
     )
@@ -259,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tree = sub.add_parser(
         "tree",
+        allow_abbrev=False,
         help="the span tree of a transcript, slowest calls marked",
         description="Every span (turn, planner call, program, pmap, item, call) with its duration "
         "and status.",
@@ -267,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser(
         "export",
+        allow_abbrev=False,
         help="export a transcript as Chrome/Perfetto trace events",
         description="Write trace events for chrome://tracing and ui.perfetto.dev; print the path.",
     )
@@ -277,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     view = sub.add_parser(
         "view",
+        allow_abbrev=False,
         help="write a self-contained HTML page of a run and print its path",
         description="Write one HTML file (turns, programs, outputs, a timeline of every pmap); "
         "print its path.",
@@ -285,3 +305,29 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--output", "-o", metavar="FILE",
                       help="where to write (default timeline.html in the run folder)")
     return parser
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse a command line; an unknown option is refused by its subcommand, with a suggestion.
+
+    argparse leaves options a subcommand does not know to the top-level parser, whose usage
+    says nothing about the subcommand; here the subcommand's own usage is printed instead,
+    with the nearest flag it has (``--planer``: did you mean ``--planner``?).
+    """
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = _subparsers(parser).get(args.command, parser)
+        flags = [flag for action in command._actions for flag in action.option_strings]
+        option = next((u for u in unknown if u.startswith("-")), unknown[0]).split("=", 1)[0]
+        near = difflib.get_close_matches(option, flags, n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    return args
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
