@@ -24,6 +24,7 @@ from typing import Any
 
 from ... import _json, errors
 from .. import _protocol
+from .._ceilings import lifetime_cpu_seconds
 from . import _exact, _host_api, _scope
 from ._link import FrameTooLarge, Link
 
@@ -329,7 +330,7 @@ def main(fd_in: int, fd_out: int) -> None:
         child._exec = _confine.exec_program
         _confine.set_rlimits(
             memory_bytes=int(limits["sandbox_memory_bytes"]),
-            cpu_seconds=max(limits["sandbox_cpu_seconds"] * 20, 600),
+            cpu_seconds=lifetime_cpu_seconds(limits["sandbox_cpu_seconds"]),
         )
         layers = _confine.lock_down(network=False, strict=init.strict)
         _confine.install_tripwire()

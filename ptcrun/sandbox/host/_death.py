@@ -26,6 +26,7 @@ import attrs
 
 from ... import errors
 from ..._limits import Limits
+from .._ceilings import lifetime_cpu_seconds
 
 __all__ = ["Death", "classify", "lifetime_cpu_ceiling"]
 
@@ -49,11 +50,10 @@ _RESTARTED = "the sandbox was restarted and earlier variables are gone"
 def lifetime_cpu_ceiling(limits: Limits) -> int:
     """The hard ``RLIMIT_CPU`` of a child, in seconds of CPU over its whole life.
 
-    It mirrors what the child's loop passes to ``set_rlimits``: twenty programs' worth of
-    ``sandbox_cpu_seconds``, at least 600 s, rounded up, plus the one second between the soft
-    and the hard limit. Each program gets a soft limit of its own below it.
+    The soft limit the child sets (:func:`lifetime_cpu_seconds`), rounded up, plus the one
+    second between the soft and the hard limit.
     """
-    return math.ceil(max(limits.sandbox_cpu_seconds * 20, 600)) + 1
+    return math.ceil(lifetime_cpu_seconds(limits.sandbox_cpu_seconds)) + 1
 
 
 @attrs.frozen(kw_only=True)
