@@ -14,6 +14,7 @@ import math
 import re
 import signal
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 from ..errors import ConfigError, LimitExceeded, PtcrunError, SandboxError
@@ -190,6 +191,15 @@ def _tools_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser that reads flags whole: ``--plan`` must not silently mean ``--planner``, and a
+    new flag must never change what an old command line means."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("ptcrun")
@@ -199,19 +209,15 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; ``args.command`` names the one given."""
-    # No abbreviations: `--plan` must not silently mean `--planner`, and a new flag must never
-    # change what an old command line means.
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ptcrun",
         description="Run a planner LLM over a corpus it never sees, through sandboxed Python programs.",
-        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"ptcrun {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser(
         "run",
-        allow_abbrev=False,
         help="run the planner on a corpus and print the answer",
         description="Run the planner on a corpus with live progress; print the answer, a summary and "
         "the transcript path.",
@@ -245,7 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser(
         "exec",
-        allow_abbrev=False,
         help="run one program file in the sandbox, with no LLM (to debug a program)",
         description="Run a program in the sandbox with no LLM: prints its output, then the done "
         "value or the error.",
@@ -266,7 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser(
         "show",
-        allow_abbrev=False,
         help="the turn-by-turn view of a transcript",
         description="Each turn's program with line numbers, its output, error, tokens and time.",
     )
@@ -276,7 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     tree = sub.add_parser(
         "tree",
-        allow_abbrev=False,
         help="the span tree of a transcript, slowest calls marked",
         description="Every span (turn, planner call, program, pmap, item, call) with its duration "
         "and status.",
@@ -285,7 +288,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser(
         "export",
-        allow_abbrev=False,
         help="export a transcript as Chrome/Perfetto trace events",
         description="Write trace events for chrome://tracing and ui.perfetto.dev; print the path.",
     )
@@ -296,7 +298,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     view = sub.add_parser(
         "view",
-        allow_abbrev=False,
         help="write a self-contained HTML page of a run and print its path",
         description="Write one HTML file (turns, programs, outputs, a timeline of every pmap); "
         "print its path.",
