@@ -15,7 +15,7 @@ try:
 except ImportError:  # not on Windows, which has no rlimits to overflow
     resource = None  # type: ignore[assignment]
 
-__all__ = ["Limits"]
+__all__ = ["MAX_DEPTH", "Limits"]
 
 #: The largest rlimit the OS takes: ``setrlimit`` reads a signed 64-bit value, and where
 #: ``RLIM_INFINITY`` is positive that value itself means "no limit".
@@ -63,6 +63,19 @@ def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> Non
         raise ConfigError(
             f"Limits.{attribute.name}={_show(value)} is larger than any count the sandbox can "
             "use; pass at most 2**63 - 1."
+        )
+
+
+#: The deepest ``Limits.max_depth`` allowed: each depth may keep ``max_concurrency`` sandbox
+#: processes alive, so the bound keeps a run's processes countable.
+MAX_DEPTH = 8
+
+
+def _depth(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DEPTH:
+        raise ConfigError(
+            f"Limits.max_depth must be a whole number from 0 (no tool.agent) to {MAX_DEPTH}; "
+            f"got {_show(value)}."
         )
 
 
@@ -157,6 +170,11 @@ class Limits:
     sandbox_threads: int = attrs.field(default=64, validator=_count)
     #: Items one ``pmap`` call may take.
     max_pmap_items: int = attrs.field(default=100_000, validator=_count)
+    #: How deep ``tool.agent`` sub-runs may nest: 0 offers no ``tool.agent``, 1 lets the run's
+    #: programs start sub-runs, 2 lets those start their own, and so on, up to
+    #: ``MAX_DEPTH`` (8). Each depth may have up to ``max_concurrency`` sub-runs alive at once,
+    #: each with its own sandbox process.
+    max_depth: int = attrs.field(default=2, validator=_depth)
 
     @on_budget_exceeded.validator
     def _check_policy(self, attribute: attrs.Attribute[str], value: str) -> None:

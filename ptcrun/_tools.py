@@ -58,8 +58,9 @@ __all__ = [
     "tool",
 ]
 
-#: Names user tools may not take: ``tool.worker`` is the built-in worker LLM.
-RESERVED_TOOL_NAMES = frozenset({"worker"})
+#: Names user tools may not take: the runtime's own tools, by what they are.
+_BUILT_IN = {"agent": "sub-run", "worker": "worker LLM"}
+RESERVED_TOOL_NAMES = frozenset(_BUILT_IN)
 
 _P = inspect.Parameter
 _META = "__ptcrun_tool__"
@@ -240,6 +241,10 @@ class Tool:
     hints: Mapping[str, Any] = attrs.field(
         default=attrs.Factory(_resolve_hints, takes_self=True), repr=False, eq=False
     )
+    #: Whether a call holds a slot of the run's concurrency limit and runs under the call clock.
+    #: False only for the runtime's ``tool.agent``: a sub-run waits on calls of its own, which
+    #: take their own slots, and its own clocks bound it.
+    holds_slot: bool = True
 
     @classmethod
     def from_function(
@@ -524,7 +529,8 @@ def collect_tools(
     for t in made:
         if t.name in RESERVED_TOOL_NAMES and not allow_reserved:
             raise ConfigError(
-                f"tool name {t.name!r} is reserved for the built-in worker LLM (tool.{t.name}); "
+                f"tool name {t.name!r} is reserved for the built-in {_BUILT_IN[t.name]} "
+                f"(tool.{t.name}); "
                 f"rename your tool, e.g. with tool(name=...)."
             )
         if t.name in registry:

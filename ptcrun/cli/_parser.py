@@ -83,6 +83,7 @@ LIMIT_FLAGS: dict[str, tuple[str, str]] = {
     "pmap_timeout": ("--pmap-timeout", "seconds one pmap may take, all its items together"),
     "turn_timeout": ("--turn-timeout", "seconds one turn may take: the planner's reply and its program"),
     "run_timeout": ("--run-timeout", "seconds the whole run may take"),
+    "max_depth": ("--max-depth", "how deep tool.agent sub-runs may nest (0: no tool.agent)"),
 }
 
 #: The settings of the HTTP providers (``AnthropicProvider``, ``OpenAICompatProvider``) that
@@ -232,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     _tools_flag(run)
     for field, (flag, text) in LIMIT_FLAGS.items():
         seconds = field.endswith("_timeout")
-        run.add_argument(flag, dest=field, type=_DURATION if seconds else _POSITIVE,
+        count = _NON_NEGATIVE if field == "max_depth" else _POSITIVE
+        run.add_argument(flag, dest=field, type=_DURATION if seconds else count,
                          metavar="SECONDS" if seconds else "N", help=f"{text} (Limits.{field})")
     for setting, (flag, text) in PROVIDER_FLAGS.items():
         kind, metavar = {"timeout": (_DURATION, "SECONDS"), "max_retries": (_NON_NEGATIVE, "N"),

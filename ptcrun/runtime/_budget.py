@@ -25,6 +25,16 @@ would eat into it is refused like one that does not fit, with a message that say
 
     with ledger.holding_back(next_turn_tokens, for_what="the planner's next turn"):
         await sandbox.execute(program)      # its workers cannot spend next_turn_tokens
+
+A sub-run (``tool.agent``) gets a *slice*: its tokens are reserved in its caller's ledger like
+one request's worst case, and the sub-run spends them through a ledger of its own whose limit
+is the slice (:meth:`Ledger.open_slice`). When the sub-run ends, the slice is closed: what the
+sub-run spent is charged to the caller, by role, and the rest goes back. A slice is a
+reservation, so the caller's invariant holds however many slices are open, and the sub-run's
+own ledger keeps it within its slice::
+
+    with ledger.open_slice(20_000, what="tool.agent sub-run") as sub:
+        await run_sub_run(ledger=sub)       # sub.max_tokens == 20_000
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ __all__ = [
     "INPUT_OVERHEAD_TOKENS",
     "Ledger",
     "Reservation",
+    "Slice",
     "Usage",
     "input_room",
     "worst_case_tokens",
@@ -104,6 +115,8 @@ class Ledger:
         self._cost_known = True
         self._held = 0
         self._held_for = ""
+        #: Set when this ledger is a slice that was closed: it takes no more reservations.
+        self._closed_for: str | None = None
 
     def __repr__(self) -> str:
         held = f", held={self._held}" if self._held else ""
@@ -169,6 +182,14 @@ class Ledger:
         """
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
             raise ValueError(f"a reservation must be a positive whole number of tokens; got {tokens!r}.")
+        if self._closed_for is not None:
+            raise BudgetExceeded(
+                f"{what} needs {tokens:,} tokens, but {self._closed_for} has ended and its slice of "
+                f"{self.max_tokens:,} tokens was given back.",
+                setting="Limits.max_tokens",
+                limit=self.max_tokens,
+                observed=tokens,
+            )
         if self._used + self._reserved + self._held + tokens > self.max_tokens:
             if self._held:
                 raise self._refused_by_hold(what, tokens)
@@ -177,6 +198,18 @@ class Ledger:
             )
         self._reserved += tokens
         return Reservation(self, tokens, what)
+
+    def open_slice(self, tokens: int, *, what: str) -> Slice:
+        """Reserve ``tokens`` for a sub-run and return its own ledger of that limit.
+
+        Close the slice (use it as a context manager) when the sub-run has ended: what it
+        spent is then charged here and the rest is freed.
+
+        Raises:
+            BudgetExceeded: ``tokens`` is more than :attr:`remaining`; nothing is reserved.
+            ValueError: ``tokens`` is not a positive whole number.
+        """
+        return Slice(self.reserve(tokens, what=what))
 
     def _refused_by_hold(self, what: str, needed: int) -> BudgetExceeded:
         unspent = max(0, self.max_tokens - self._used - self._reserved)
@@ -263,7 +296,8 @@ class Reservation:
                 f"reservation exactly once."
             )
         self._state = state
-        self._ledger._reserved -= self.tokens
+        if self._ledger._closed_for is None:
+            self._ledger._reserved -= self.tokens
 
     def mark_sent(self) -> None:
         """Record that the request is about to leave: from now on it may be billed."""
@@ -301,6 +335,8 @@ class Reservation:
             raise ValueError(f"cost must be >= 0 USD or None; got {cost!r}.")
         self._close("settled")
         ledger = self._ledger
+        if ledger._closed_for is not None:
+            return  # its slice was closed with this request charged in full
         ledger._used += input_tokens + output_tokens
         counts = ledger._by_role[role]
         counts[0] += input_tokens
@@ -321,6 +357,8 @@ class Reservation:
 
     def _charge_in_full(self) -> None:
         self._close("charged")
+        if self._ledger._closed_for is not None:
+            return
         self._ledger._used += self.tokens
         self._ledger._unsettled += self.tokens
 
@@ -339,3 +377,66 @@ class Reservation:
             self._charge_in_full()
         else:
             self.release()
+
+
+class Slice:
+    """A sub-run's share of its caller's budget: a reservation there, a ledger of its own here.
+
+    Made by :meth:`Ledger.open_slice`. :attr:`ledger` has ``max_tokens`` equal to the slice, so
+    the sub-run's own reservations can never take more than the slice. :meth:`close` charges
+    the caller with what the sub-run spent (its settled usage by role, its unsettled tokens,
+    its cost) and frees the rest; a reservation still open in the slice then is charged in
+    full, as a request cancelled in flight is. After the close the slice's ledger refuses
+    every reservation, so a straggler cannot spend what was given back.
+    """
+
+    __slots__ = ("_reservation", "ledger")
+
+    def __init__(self, reservation: Reservation) -> None:
+        self._reservation = reservation
+        self.ledger = Ledger(reservation.tokens)
+
+    def __repr__(self) -> str:
+        return f"Slice(what={self._reservation.what!r}, {self.ledger!r})"
+
+    @property
+    def closed(self) -> bool:
+        return self._reservation.state != "open"
+
+    def close(self) -> None:
+        """Charge the caller's ledger with what the slice spent; free the rest.
+
+        Raises:
+            RuntimeError: the slice was already closed.
+        """
+        sub = self.ledger
+        if self.closed:
+            raise RuntimeError(f"the slice for {self._reservation.what} was already closed.")
+        self._reservation._close("settled")
+        sub._closed_for = self._reservation.what
+        caller = self._reservation._ledger
+        in_flight, sub._reserved = sub._reserved, 0
+        sub._used += in_flight
+        sub._unsettled += in_flight
+        caller._used += sub._used
+        caller._unsettled += sub._unsettled
+        for role, counts in sub._by_role.items():
+            mine = caller._by_role[role]
+            for i, n in enumerate(counts):
+                mine[i] += n
+        if sub._cost_known:
+            caller._cost += sub._cost
+        else:
+            caller._cost_known = False
+
+    def __enter__(self) -> Ledger:
+        return self.ledger
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.closed:
+            self.close()

@@ -47,6 +47,8 @@ class Runtime:
     Args:
         planner: the provider that writes the programs.
         worker: the provider behind ``tool.worker``; defaults to the planner.
+        sub_planner: the provider that writes the programs of ``tool.agent``'s sub-runs;
+            defaults to the planner.
         tools: the user's tools: plain functions (sync or async) or ``@ptcrun.tool`` ones.
         limits: every ceiling of a run.
         transcript_dir: where each run writes ``<timestamp>-<id>/transcript.jsonl``;
@@ -62,6 +64,7 @@ class Runtime:
         *,
         planner: Provider,
         worker: Provider | None = None,
+        sub_planner: Provider | None = None,
         tools: Iterable[Callable[..., Any] | Tool] | Mapping[str, Callable[..., Any] | Tool] | None = None,
         limits: Limits | None = None,
         transcript_dir: str | os.PathLike[str] | None = "runs",
@@ -73,7 +76,7 @@ class Runtime:
                 "planner is None; pass the provider that writes the programs, e.g. "
                 "planner=ptcrun.AnthropicProvider('claude-sonnet-4-6')."
             )
-        for role, provider in (("planner", planner), ("worker", worker)):
+        for role, provider in (("planner", planner), ("worker", worker), ("sub_planner", sub_planner)):
             if provider is not None and not callable(getattr(provider, "complete", None)):
                 raise errors.ConfigError(
                     f"{role} must be a provider (an object with an async complete(request) method); "
@@ -83,6 +86,7 @@ class Runtime:
             raise errors.ConfigError(f"limits must be a ptcrun.Limits; got {type(limits).__name__}.")
         self.planner = planner
         self.worker = worker if worker is not None else planner
+        self.sub_planner = sub_planner if sub_planner is not None else planner
         self.tools = collect_tools(tools)
         # The planner knows a tool only by its hints and docstring: say so when one lacks them.
         check_documented(self.tools, strict=strict_tools)

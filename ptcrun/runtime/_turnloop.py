@@ -9,6 +9,7 @@ open spans and writes ``run.end``, so every ending is one :class:`~ptcrun.Result
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
@@ -19,6 +20,7 @@ import attrs
 import trio
 
 from .. import errors
+from .._limits import Limits
 from .._result import Result, Turn
 from .._tools import Tool
 from ..corpus._chunking import corpus_digest
@@ -26,6 +28,7 @@ from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
 from ..transcript._events import EventStream
 from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
+from ._agent import NestedEvents, Nesting, SubRun, make_agent_tool
 from ._answers import AnswerCheck
 from ._budget import Ledger, input_room, worst_case_tokens
 from ._estimate import make_estimator, pass_tokens_about
@@ -65,19 +68,35 @@ class _TurnBase:
 
 
 class Run:
-    """The state of one run while it goes."""
+    """The state of one run while it goes: the run itself, or a sub-run of ``tool.agent``.
+
+    A sub-run is given its slice of the budget (``ledger``), its limits (its turns, its clocks
+    inside its caller's) and its place in the tree (``nesting``); it writes its events, spans
+    prefixed, into the run's one stream.
+    """
 
     def __init__(
-        self, runtime: Runtime, goal: str, data: Data, checker: AnswerCheck, events: EventStream
+        self,
+        runtime: Runtime,
+        goal: str,
+        data: Data,
+        checker: AnswerCheck,
+        events: EventStream | NestedEvents,
+        *,
+        limits: Limits | None = None,
+        ledger: Ledger | None = None,
+        nesting: Nesting | None = None,
     ) -> None:
         self.rt = runtime
-        self.limits = runtime.limits
+        self.limits = limits if limits is not None else runtime.limits
         self.goal = goal
         self.data = data
         self.checker = checker
         self.events = events
-        self.ledger = Ledger(self.limits.max_tokens)
-        self.limiter = trio.CapacityLimiter(self.limits.max_concurrency)
+        self.ledger = ledger if ledger is not None else Ledger(self.limits.max_tokens)
+        self.nesting = nesting if nesting is not None else Nesting.top(self.limits)
+        self.limiter = self.nesting.limiter
+        self.planner = runtime.planner if self.nesting.depth == 0 else runtime.sub_planner
         self.turn = 0
         self.turns: list[Turn] = []
         self.started = time.monotonic()
@@ -101,7 +120,32 @@ class Run:
             emit=events.emit,
             span_of_call=self.spans.call_span,
         )
-        self.tools: dict[str, Tool] = {"worker": worker, **runtime.tools}
+        self.tools: dict[str, Tool] = {"worker": worker}
+        if self.limits.max_depth:
+            self.tools["agent"] = make_agent_tool(
+                data=data,
+                limits=self.limits,
+                ledger=self.ledger,
+                nesting=self.nesting,
+                span_of_call=self.spans.call_span,
+                start=self._sub_run,
+            )
+        self.tools.update(runtime.tools)
+
+    async def _sub_run(self, request: SubRun, ledger: Ledger, limits: Limits) -> Result:
+        """Run the sub-run a program's ``tool.agent`` call asks for, to its Result."""
+        nesting = self.nesting.below(request.call_span)
+        sub = Run(
+            self.rt,
+            request.goal,
+            request.data,
+            AnswerCheck.build(request.schema),
+            NestedEvents(self.events, nesting),
+            limits=limits,
+            ledger=ledger,
+            nesting=nesting,
+        )
+        return await sub.go()
 
     def snapshot(self) -> dict[str, Any]:
         left = self.deadline - time.monotonic()
@@ -124,11 +168,12 @@ class Run:
             span="run",
             parent=None,
             goal=self.goal,
-            planner=self.rt.planner.name,
+            planner=self.planner.name,
             worker=self.rt.worker.name,
             tools=sorted(self.tools),
             limits=attrs.asdict(self.limits),
             data=_data_summary(self.data),
+            depth=self.nesting.depth,
         ))
         result: Result | None = None
         try:
@@ -202,16 +247,18 @@ class Run:
             )
             try:
                 with trio.fail_after(self.limits.turn_timeout):
-                    reply = await budgeted_complete(
-                        self.rt.planner,
-                        request,
-                        ledger=self.ledger,
-                        role="planner",
-                        what=f"planner turn {self.turn}",
-                        emit=self.events.emit,
-                        span=f"{turn_span}.planner",
-                        parent=turn_span,
-                    )
+                    # A sub-run's planner reply is a leaf call like a worker's: it takes a slot.
+                    async with self._planner_slot():
+                        reply = await budgeted_complete(
+                            self.planner,
+                            request,
+                            ledger=self.ledger,
+                            role="planner",
+                            what=f"planner turn {self.turn}",
+                            emit=self.events.emit,
+                            span=f"{turn_span}.planner",
+                            parent=turn_span,
+                        )
             except errors.BudgetExceeded as exc:
                 self._turn_end(turn_span, "budget_exceeded")
                 if self.limits.on_budget_exceeded == "return_partial" and self.has_candidate:
@@ -295,6 +342,13 @@ class Run:
         if self.has_candidate:
             return self._end("max_turns", answer=self.candidate, fallback=True)
         return self._end("max_turns")
+
+    def _planner_slot(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """A slot of the run's limiter for a sub-run's planner request; none for the run's own,
+        which never overlaps its program's calls."""
+        if self.nesting.depth:
+            return self.limiter
+        return contextlib.nullcontext()
 
     def _next_turn_tokens(self, conversation: int) -> int:
         """The worst case of the planner's next request: the conversation so far, the feedback

@@ -101,6 +101,9 @@ class RunStart(Event):
     #: Every ``Limits`` field; ``math.inf`` (no limit) is written as ``null``.
     limits: Mapping[str, JSON]
     data: Mapping[str, JSON]
+    #: 0 for the run; 1 and more for a sub-run of ``tool.agent``, whose spans are prefixed
+    #: with the span of the call that started it and a ``/`` (``t1.c3/run``).
+    depth: int = 0
 
 
 @attrs.frozen(kw_only=True)

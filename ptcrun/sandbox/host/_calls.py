@@ -155,11 +155,17 @@ class CallServer:
                     listed = ", ".join(self.tool_names) or "none"
                     message = f"there is no tool named {call.tool!r}; tools: {listed}"
                     raise errors.ToolError(message, tool=call.tool)
-                async with self._limiter:
-                    # The call starts, for its clock and its events, once it holds a slot; one
-                    # scope serves both the clock and the child's cancel requests.
+                if tool.holds_slot:
+                    async with self._limiter:
+                        # The call starts, for its clock and its events, once it holds a slot;
+                        # one scope serves both the clock and the child's cancel requests.
+                        announce()
+                        scope.deadline = trio.current_time() + self._call_timeout
+                        value = await tool.call(call.args, call.kwargs, limiter=self._thread_limiter)
+                else:
+                    # A sub-run (tool.agent) holds no slot while it waits on calls of its own,
+                    # which take theirs: holding one could starve them (a deadlock).
                     announce()
-                    scope.deadline = trio.current_time() + self._call_timeout
                     value = await tool.call(call.args, call.kwargs, limiter=self._thread_limiter)
                 _check_fits(call.tool, value)
             except errors.PtcrunError as exc:

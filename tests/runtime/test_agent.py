@@ -1,0 +1,243 @@
+"""tool.agent end to end: sub-runs over slices of the corpus and of the budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import trio
+
+from ptcrun import Limits, Request, Runtime, ScriptedProvider
+
+
+def block(code: str) -> str:
+    return f"```python\n{code.strip()}\n```"
+
+
+def goal_of(request: Request) -> str:
+    """The sub-run's goal: the first line of its first message."""
+    return request.messages[0].content.strip().splitlines()[0]
+
+
+CHUNKS = ["alpha beta gamma", "delta epsilon", "zeta", "eta theta iota kappa"]
+
+LIMITS = {"call_timeout": 20, "pmap_timeout": 40, "turn_timeout": 60, "run_timeout": 120,
+          "planner_max_tokens": 300}
+
+
+def runtime(top, sub, tmp_path, **limits) -> Runtime:
+    return Runtime(
+        planner=ScriptedProvider(top),
+        sub_planner=ScriptedProvider(sub) if not isinstance(sub, ScriptedProvider) else sub,
+        limits=Limits(**{**LIMITS, **limits}),
+        transcript_dir=tmp_path,
+    )
+
+
+def events(result) -> list[dict]:
+    return [json.loads(line) for line in result.transcript.read_text().splitlines()]
+
+
+def count_words(request: Request) -> str:
+    return block("print(len(data), budget.remaining.tokens)\ndone(sum(len(c.split()) for c in data))")
+
+
+def test_sub_runs_answer_over_their_slice_and_are_charged_to_the_run(tmp_path):
+    top = block("""
+counts = pmap(lambda i: tool.agent("Count the words.", data=[i], max_tokens=6_000, max_turns=1),
+              range(len(data)))
+both = tool.agent("Count the words.", data=[0, 3], max_tokens=6_000, max_turns=1)
+done({"each": counts, "both": both})
+""")
+    rt = runtime([top], count_words, tmp_path)
+    result = rt.run("Count words per chunk.", CHUNKS)
+    assert result.status == "done", result.error
+    assert result.answer == {"each": [3, 2, 1, 4], "both": 7}
+    # One planner request for the run, one for each of the five sub-runs: all charged here.
+    assert result.usage.planner_calls == 6
+    runs = [e for e in events(result) if e["type"] == "run.start"]
+    assert [r["depth"] for r in runs] == [0, 1, 1, 1, 1, 1]
+    assert sorted(r["data"]["chunks"] for r in runs[1:]) == [1, 1, 1, 1, 2]
+    # budget.remaining inside a sub-run shows its slice, not the run's budget.
+    outputs = [e for e in events(result) if e["type"] == "program.output" and "/" in e["span"]]
+    assert outputs and all(int(e["text"].split()[1]) <= 6_000 for e in outputs)
+
+
+def test_a_sub_run_cannot_spend_more_than_its_slice(tmp_path):
+    # The sub-run's planner reply alone needs more than the 500 tokens it was given.
+    top = block("""
+try:
+    tool.agent("Count the words.", data=[0], max_tokens=500)
+except ToolError as exc:
+    print("ToolError", exc)
+done("ok")
+""")
+    rt = runtime([top], count_words, tmp_path)
+    result = rt.run("Count.", CHUNKS)
+    assert result.status == "done"
+    printed = result.turns[0].output
+    assert printed.startswith("ToolError tool 'agent' failed: the sub-run ended with status 'budget_exceeded'")
+    assert "Limits.max_tokens=500" in printed
+    sub_end = [e for e in events(result) if e["type"] == "run.end" and e["span"] != "run"]
+    assert sub_end[0]["status"] == "budget_exceeded"
+    assert sub_end[0]["usage"]["total_tokens"] == 0
+
+
+def test_a_slice_larger_than_what_is_left_is_refused_before_the_sub_run_starts(tmp_path):
+    top = block("""
+try:
+    tool.agent("Count the words.", data=[0], max_tokens=10_000_000)
+except BudgetExceeded:
+    print("BudgetExceeded")
+done("ok")
+""")
+    sub = ScriptedProvider(count_words)
+    rt = runtime([top], sub, tmp_path)
+    result = rt.run("Count.", CHUNKS)
+    assert result.turns[0].output == "BudgetExceeded\n"
+    assert sub.requests == []
+
+
+def test_the_depth_limit_is_refused_with_a_clear_error(tmp_path):
+    top = block("""
+done(tool.agent("Go one level deeper.", data=[0], max_tokens=8_000, max_turns=1))
+""")
+
+    def sub(request: Request) -> str:
+        return block("""
+try:
+    tool.agent("Deeper still.", data=[0], max_tokens=1_000)
+except LimitExceeded as exc:
+    done(f"LimitExceeded: {exc}")
+""")
+
+    rt = runtime([top], sub, tmp_path, max_depth=1)
+    result = rt.run("Nest.", CHUNKS)
+    assert result.status == "done", result.error
+    assert result.answer == (
+        "LimitExceeded: tool.agent would start a sub-run at depth 2; Limits.max_depth=1 allows 1. "
+        "Do this part with tool.worker and pmap, or raise max_depth."
+    )
+
+
+def test_max_depth_zero_offers_no_agent(tmp_path):
+    top = block("""
+try:
+    tool.agent("Count.", data=[0], max_tokens=5_000)
+except AttributeError as exc:
+    done(str(exc))
+""")
+    result = runtime([top], count_words, tmp_path, max_depth=0).run("Tools?", CHUNKS)
+    assert result.answer == "there is no tool named 'agent'; tools: worker"
+    assert events(result)[0]["tools"] == ["worker"]
+
+
+def test_fifty_sub_runs_under_concurrency_four_finish_and_keep_the_bound(tmp_path):
+    in_flight = 0
+    most = 0
+
+    async def sub(request: Request) -> str:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await trio.sleep(0.01)
+        in_flight -= 1
+        return block("done(len(data[0]))")
+
+    top = block("""
+lengths = pmap(lambda i: tool.agent("Measure.", data=[i % 4], max_tokens=3_000, max_turns=1),
+               range(50))
+done(lengths)
+""")
+    rt = runtime([top], sub, tmp_path, max_concurrency=4, max_tokens=1_000_000)
+    result = rt.run("Measure fifty times.", CHUNKS)
+    assert result.status == "done", result.error
+    assert result.answer == [len(CHUNKS[i % 4]) for i in range(50)]
+    assert 1 <= most <= 4
+    # Sub-runs alive at once (run.start to run.end at depth 1) never exceed the bound either.
+    alive = peak = 0
+    for e in events(result):
+        if e["type"] in ("run.start", "run.end") and e["span"] != "run":
+            alive += 1 if e["type"] == "run.start" else -1
+            peak = max(peak, alive)
+    assert peak == 4
+
+
+def test_a_failed_sub_run_reaches_the_caller_as_an_error_value(tmp_path):
+    top = block("""
+r = pmap(lambda i: tool.agent("Try.", data=[i], max_tokens=5_000, max_turns=1), [0, 1])
+done([(x.kind, x.message) if isinstance(x, Failure) else x for x in r])
+""")
+
+    def sub(request: Request) -> str:
+        return block("if len(data[0]) > 14:\n    fail('too long to judge')\ndone('fine')")
+
+    result = runtime([top], sub, tmp_path).run("Judge.", CHUNKS)
+    assert result.answer == [
+        ["ToolError", "tool 'agent' failed: the sub-run called fail(): too long to judge"],
+        "fine",
+    ]
+
+
+def test_a_sub_run_that_runs_out_of_time_reaches_the_caller_as_an_error_value(tmp_path):
+    top = block("""
+r = pmap(lambda i: tool.agent("Think.", data=[i], max_tokens=5_000, max_turns=1, timeout=1), [0])
+done([x.message for x in r])
+""")
+    rt = runtime([top], ScriptedProvider(count_words, latency=30), tmp_path)
+    result = rt.run("Think.", CHUNKS)
+    assert result.status == "done", result.error
+    [message] = result.answer
+    assert message.startswith("tool 'agent' failed: the sub-run ended with status 'timeout'")
+    assert "clock expired after 1 s" in message
+
+
+def test_a_cancelled_sub_run_reaches_the_caller_as_an_error_value_and_ends_its_transcript(tmp_path):
+    # The pmap's clock (1 s) fires while the sub-runs' planner is still thinking.
+    top = block("""
+r = pmap(lambda i: tool.agent("Think.", data=[i], max_tokens=5_000, max_turns=1), [0, 1], timeout=1)
+done([x.kind for x in r])
+""")
+    rt = runtime([top], ScriptedProvider(count_words, latency=30), tmp_path)
+    result = rt.run("Think.", CHUNKS)
+    assert result.status == "done", result.error
+    assert result.answer == ["TimeLimitExceeded", "TimeLimitExceeded"]
+    sub_ends = [e for e in events(result) if e["type"] == "run.end" and e["span"] != "run"]
+    assert [e["status"] for e in sub_ends] == ["cancelled", "cancelled"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("[9]", "tool 'agent' got 9 in data; chunk indices run from 0 to 3 (len=4)."),
+        ("[-1]", "tool 'agent' got -1 in data; chunk indices run from 0 to 3 (len=4)."),
+        ("[]", "tool 'agent' got an empty list for data; give at least one chunk index."),
+        ("'logs'", "tool 'agent' takes data= as a list of chunk indices, or a list of texts; got \"logs\"."),
+        ("{'a': [0]}", "tool 'agent' takes data= as a list of chunk indices, or a list of texts; got {\"a\":[0]}."),
+    ],
+)
+def test_a_bad_slice_is_refused_before_anything_is_spent(tmp_path, data, message):
+    top = block(f"""
+try:
+    tool.agent("Count.", data={data}, max_tokens=5_000)
+except ToolArgumentError as exc:
+    done(str(exc))
+""")
+    sub = ScriptedProvider(count_words)
+    result = runtime([top], sub, tmp_path).run("Count.", CHUNKS)
+    assert result.answer == message
+    assert sub.requests == []
+
+
+def test_a_sub_run_sees_only_its_slice(tmp_path):
+    top = block("""done(tool.agent("Look.", data=[2], max_tokens=5_000, max_turns=3))""")
+    sub = block("done([len(data), data[0], budget.remaining.turns])")
+    result = runtime([top], [sub], tmp_path).run("Look.", CHUNKS)
+    assert result.answer == [1, "zeta", 2]
+
+
+def test_named_datasets_are_sliced_by_name(tmp_path):
+    top = block("""done(tool.agent("Look.", data={"b": [1]}, max_tokens=5_000, max_turns=1))""")
+    sub = block("done({name: list(chunks) for name, chunks in data.items()})")
+    result = runtime([top], [sub], tmp_path).run("Look.", {"a": ["x"], "b": ["y", "z"]})
+    assert result.answer == {"b": ["z"]}
