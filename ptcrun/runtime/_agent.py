@@ -52,16 +52,11 @@ class Nesting:
 
     Attributes:
         depth: 0 for the run, 1 for a sub-run its programs start, and so on.
-        prefix: put before each span id of this run's events (``""`` at the top,
-            ``"t1.c3/"`` for the sub-run that call ``t1.c3`` started).
-        call_span: the span of the call that started this run (its ``run.start``'s parent).
         limiter: the run's one limiter of calls in flight, shared by every depth.
         alive: per depth (index 0 is depth 1), the sub-runs alive at once.
     """
 
     depth: int
-    prefix: str
-    call_span: str | None
     limiter: trio.CapacityLimiter
     alive: tuple[trio.CapacityLimiter, ...]
 
@@ -69,30 +64,28 @@ class Nesting:
     def top(cls, limits: Limits) -> Nesting:
         return cls(
             depth=0,
-            prefix="",
-            call_span=None,
             limiter=trio.CapacityLimiter(limits.max_concurrency),
             alive=tuple(trio.CapacityLimiter(limits.max_concurrency) for _ in range(limits.max_depth)),
         )
 
-    def below(self, call_span: str) -> Nesting:
-        """The nesting of a sub-run started by the call ``call_span`` (a span of this run)."""
-        return attrs.evolve(self, depth=self.depth + 1, prefix=f"{self.prefix}{call_span}/",
-                            call_span=f"{self.prefix}{call_span}")
+    def below(self) -> Nesting:
+        """The nesting of a sub-run this run starts."""
+        return attrs.evolve(self, depth=self.depth + 1)
 
 
 class NestedEvents:
-    """A sub-run's event stream: its events go to the run's one stream, their spans prefixed.
+    """A sub-run's event stream: its events go to its caller's stream, their spans prefixed.
 
     The sub-run names its spans as any run does (``run``, ``t1``, ``t1.c2``); here they become
-    ``t1.c3/run``, ``t1.c3/t1``, ... and its ``run.start`` gets the calling span as parent, so
-    one file holds the whole tree and a reader can split it by prefix.
+    ``t1.c3/run``, ``t1.c3/t1``, ... and its ``run.start`` gets the calling span as parent. The
+    caller's own stream prefixes them again if the caller is a sub-run itself, so one file holds
+    the whole tree and a reader can split it at each ``/``.
     """
 
-    def __init__(self, stream: EventStream | NestedEvents, nesting: Nesting) -> None:
+    def __init__(self, stream: EventStream | NestedEvents, call_span: str) -> None:
         self._stream = stream
-        self._prefix = nesting.prefix
-        self._call_span = nesting.call_span
+        self._prefix = f"{call_span}/"
+        self._call_span = call_span
         self.path: Path | None = stream.path
 
     def emit(self, event: Event) -> object:

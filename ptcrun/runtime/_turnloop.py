@@ -134,16 +134,15 @@ class Run:
 
     async def _sub_run(self, request: SubRun, ledger: Ledger, limits: Limits) -> Result:
         """Run the sub-run a program's ``tool.agent`` call asks for, to its Result."""
-        nesting = self.nesting.below(request.call_span)
         sub = Run(
             self.rt,
             request.goal,
             request.data,
             AnswerCheck.build(request.schema),
-            NestedEvents(self.events, nesting),
+            NestedEvents(self.events, request.call_span),
             limits=limits,
             ledger=ledger,
-            nesting=nesting,
+            nesting=self.nesting.below(),
         )
         return await sub.go()
 

@@ -10,7 +10,8 @@ So the run gets one process, and its spans are laid out on three kinds of tracks
 - ``slot 1..n``: tool calls, each on the lowest slot track free when it starts, so calls that
   overlap never share a track; a worker call's LLM requests nest inside it.
 
-Times are microseconds from the run's start. Spans that never ended (a killed run) end at the
+Each ``tool.agent`` sub-run is a process of its own with the same tracks, named for the call
+that started it. Times are microseconds from the run's start. Spans that never ended (a killed run) end at the
 transcript's last event and say ``"status": "unfinished"``.
 """
 
@@ -80,21 +81,50 @@ def _name(span: SpanRecord) -> str:
 
 
 def chrome_trace(t: Transcript) -> dict[str, Any]:
-    """The run as a Trace Event Format object: ``{"traceEvents": [...], ...}``."""
-    origin = t.started
-    last = t.ended
+    """The run as a Trace Event Format object: ``{"traceEvents": [...], ...}``.
+
+    The run is process 1; each ``tool.agent`` sub-run is a process of its own (2, 3, ... in
+    order of start), named for the call that started it, with the same three kinds of tracks,
+    on the run's time axis.
+    """
+    events: list[dict[str, Any]] = []
+    for pid, (prefix, run) in enumerate(t.walk(), _PID):
+        name = _process_name(t, prefix, run)
+        events += _process(run, pid, prefix, origin=t.started, last=t.ended, name=name)
+    meta = [e for e in events if e["ph"] == "M"]
+    return {
+        "traceEvents": meta + [e for e in events if e["ph"] != "M"],
+        "displayTimeUnit": "ms",
+        "otherData": _other(t),
+    }
+
+
+def _process_name(t: Transcript, prefix: str, run: Transcript) -> str:
+    if not prefix:
+        run_name = t.path.parent.name if t.path is not None else "run"
+        return f"ptcrun {run_name}: {t.goal[:80]}"
+    return f"sub-run of {prefix.rstrip('/')} (depth {run.depth}): {run.goal[:80]}"
+
+
+def _process(
+    t: Transcript, pid: int, prefix: str, *, origin: float, last: float, name: str
+) -> list[dict[str, Any]]:
+    """One run's own spans (not its sub-runs') as a process: metadata and span events."""
     events: list[dict[str, Any]] = []
     pmap_lanes = _Lanes()
     slot_lanes = _Lanes()
     call_tid: dict[str, int] = {}
-    spans = t.spans()
+    spans = [s for s in t.spans() if "/" not in s.span]
 
     def complete(span: SpanRecord, tid: int, cat: str) -> dict[str, Any]:
         # Round the start and end, not the duration, so nesting survives the rounding.
         start = _us(span.started - origin)
         end = max(_us((span.ended if span.ended is not None else last) - origin), start)
+        args = _args(span)
+        if prefix:
+            args["span"] = prefix + span.span
         return {"name": _name(span), "cat": cat, "ph": "X", "ts": start, "dur": end - start,
-                "pid": _PID, "tid": tid, "args": _args(span)}
+                "pid": pid, "tid": tid, "args": args}
 
     for span in spans:
         end = span.ended if span.ended is not None else last
@@ -113,23 +143,17 @@ def chrome_trace(t: Transcript) -> dict[str, Any]:
             events.append(complete(span, call_tid[span.parent], "llm"))
         elif span.kind == "sandbox":
             events.append({"name": "sandbox start", "cat": "sandbox", "ph": "i", "s": "t",
-                           "ts": _us(span.started - origin), "pid": _PID, "tid": _RUN_TID,
+                           "ts": _us(span.started - origin), "pid": pid, "tid": _RUN_TID,
                            "args": {"pid": span.fields.get("pid")}})
-    run_name = t.path.parent.name if t.path is not None else "run"
     meta = [
-        {"name": "process_name", "ph": "M", "pid": _PID, "tid": 0,
-         "args": {"name": f"ptcrun {run_name}: {t.goal[:80]}"}},
-        *_track(_RUN_TID, "run: turns, planner, programs", 0),
+        {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": name}},
+        *_track(pid, _RUN_TID, "run: turns, planner, programs", 0),
     ]
     for lane in range(len(pmap_lanes)):
-        meta += _track(_PMAP_BASE + lane, f"pmap {lane + 1}", 1 + lane)
+        meta += _track(pid, _PMAP_BASE + lane, f"pmap {lane + 1}", 1 + lane)
     for lane in range(len(slot_lanes)):
-        meta += _track(_SLOT_BASE + lane, f"slot {lane + 1}", 1000 + lane)
-    return {
-        "traceEvents": meta + events,
-        "displayTimeUnit": "ms",
-        "otherData": _other(t),
-    }
+        meta += _track(pid, _SLOT_BASE + lane, f"slot {lane + 1}", 1000 + lane)
+    return meta + events
 
 
 def _other(t: Transcript) -> Mapping[str, Any]:
@@ -142,11 +166,11 @@ def _other(t: Transcript) -> Mapping[str, Any]:
     }
 
 
-def _track(tid: int, name: str, sort_index: int) -> list[dict[str, Any]]:
+def _track(pid: int, tid: int, name: str, sort_index: int) -> list[dict[str, Any]]:
     """The metadata events that name a track and place it among the others."""
     return [
-        {"name": "thread_name", "ph": "M", "pid": _PID, "tid": tid, "args": {"name": name}},
-        {"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": tid, "args": {"sort_index": sort_index}},
+        {"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}},
+        {"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid, "args": {"sort_index": sort_index}},
     ]
 
 

@@ -110,7 +110,7 @@ def _call_detail(c: CallRecord) -> dict[str, Any]:
     return detail
 
 
-def _gantt(p: PmapRecord, t: Transcript, slow: set[str]) -> str:
+def _gantt(p: PmapRecord, t: Transcript, slow: set[str], prefix: str = "") -> str:
     origin = p.started
     end = p.ended if p.ended is not None else t.ended
     span = max(end - origin, 1e-6)
@@ -132,15 +132,15 @@ def _gantt(p: PmapRecord, t: Transcript, slow: set[str]) -> str:
                 classes = (f"call {status}" + (" slow" if c.span in slow else "")
                            + (" retried" if c.retries else ""))
                 bars.append(_bar(classes, c.started, c_end, origin, span, _call_title(c),
-                                 f' data-span="{_e(c.span)}"'))
+                                 f' data-span="{_e(prefix + c.span)}"'))
         rows.append(_row(f"slot {slot}", bars))
     nested = f" · nested in {_e(p.parent)}" if p.parent and ".m" in p.parent else ""
     counts = f"{p.done} ok, {p.failed} failed" if p.done is not None else f"{len(p.items)} started"
     head = (f'<h3>pmap {_e(p.span)} <span class="meta">{p.total} items · {p.concurrency} threads · '
             f'{counts} · <span class="status {_e(p.status)}">{_e(p.status)}</span> · {_secs(p.seconds)}'
             f'{nested}</span></h3>')
-    return (f'<div class="gantt" data-pmap="{_e(p.span)}">{head}<div class="rows">{"".join(rows)}</div>'
-            f'{_axis(span)}</div>')
+    return (f'<div class="gantt" data-pmap="{_e(prefix + p.span)}">{head}'
+            f'<div class="rows">{"".join(rows)}</div>{_axis(span)}</div>')
 
 
 def _program(turn: TurnRecord) -> str:
@@ -153,7 +153,7 @@ def _program(turn: TurnRecord) -> str:
     return f'<pre class="program">{"".join(lines)}</pre>'
 
 
-def _turn(turn: TurnRecord, t: Transcript, slow: set[str]) -> str:
+def _turn(turn: TurnRecord, t: Transcript, slow: set[str], prefix: str = "") -> str:
     meta = [_secs(turn.seconds)]
     if turn.planner is not None:
         meta.append(f"planner {turn.planner_input_tokens:,} in / {turn.planner_output_tokens:,} out")
@@ -185,9 +185,51 @@ def _turn(turn: TurnRecord, t: Transcript, slow: set[str]) -> str:
             answer = _e(json.dumps(turn.answer, ensure_ascii=False, indent=2))
             parts.append(f'<div class="answer">{verb}({answer})</div>')
     for p in turn.pmaps:
-        parts.append(_gantt(p, t, slow))
+        parts.append(_gantt(p, t, slow, prefix))
     body = "".join(parts)
-    return f'<section class="turn" id="turn-{turn.number}" data-turn="{turn.number}">{body}</section>'
+    return (f'<section class="turn" id="{_e(prefix)}turn-{turn.number}" data-turn="{turn.number}">'
+            f'{body}</section>')
+
+
+def _sub_run(prefix: str, sub: Transcript, slow: set[str]) -> str:
+    """A sub-run's turns, under a heading that names the call that started it, indented by depth."""
+    call = prefix.rstrip("/")
+    meta = [f"depth {sub.depth}", f"{len(sub.turns)} turn{'s' * (len(sub.turns) != 1)}",
+            f"{sub.usage.total_tokens:,} tokens", _secs(sub.seconds)]
+    status = status_text(sub.status, sub.failed_calls, sub.calls_made, sub.partial)
+    head = (f'<h2>Sub-run of call {_e(call)} <span class="status {_e(sub.status)}">{_e(status)}</span>'
+            f'<span class="meta">{_e(" · ".join(meta))}</span></h2>'
+            f'<div class="label">Goal</div><pre class="reply">{_e(sub.goal)}</pre>')
+    if sub.error:
+        error = f'{sub.error.get("type", "Error")}: {sub.error.get("message", "")}'
+        head += f'<div class="error-box">{_e(error)}</div>'
+    turns = "".join(_turn(turn, sub, slow, prefix) for turn in sub.turns)
+    return (f'<section class="sub-run" id="sub-{_e(call)}" data-sub-run="{_e(call)}" '
+            f'style="margin-left:{1.5 * sub.depth:g}em">{head}{turns}</section>')
+
+
+def _sub_run_rows(t: Transcript, origin: float, span: float) -> list[str]:
+    """The overview's rows of sub-runs: each a bar from its start to its end, on the lowest row
+    free when it starts; a click goes to its section."""
+    lanes: list[float] = []
+    lane_bars: list[list[str]] = []
+    for prefix, sub in list(t.walk())[1:]:
+        end = sub.ended if sub.complete else t.ended
+        for index, busy in enumerate(lanes):
+            if busy <= sub.started:
+                lanes[index] = end
+                break
+        else:
+            index = len(lanes)
+            lanes.append(end)
+            lane_bars.append([])
+        call = prefix.rstrip("/")
+        title = (f"sub-run of {call} (depth {sub.depth}) · {preview(sub.goal, 60)} · {sub.status} · "
+                 f"{_secs(sub.seconds)}")
+        link = f' onclick="location.hash=\'sub-{_e(call)}\'"'
+        colour = {"done": "ok", "cancelled": "cancelled", "incomplete": "unfinished"}.get(sub.status, "error")
+        lane_bars[index].append(_bar(f"sub-run {colour}", sub.started, end, origin, span, title, link))
+    return [_row(f"sub-runs {index + 1}", bars) for index, bars in enumerate(lane_bars)]
 
 
 def _overview(t: Transcript) -> str:
@@ -231,6 +273,7 @@ def _overview(t: Transcript) -> str:
             sandbox.append(_bar("sandbox", begin, float(e["ts"]), origin, span, title))
     rows = [_row("sandbox", sandbox), _row("planner", planner), _row("programs", program)]
     rows += [_row(f"pmaps {index + 1}", bars) for index, bars in enumerate(lane_bars)]
+    rows += _sub_run_rows(t, origin, span)
     legend = "".join(
         f'<span><i style="background:var(--{name})"></i>{label}</span>'
         for name, label in (("sandbox", "sandbox start"), ("planner", "planner call"), ("program", "program"),
@@ -282,7 +325,7 @@ def render_html(t: Transcript) -> str:
     template = Template(page.read_text(encoding="utf-8"))
     timed = sorted((c for c in t.calls if c.seconds is not None), key=lambda c: -(c.seconds or 0.0))
     slow = {c.span for c in timed[:_SLOWEST]}
-    calls = {c.span: _call_detail(c) for c in t.calls}
+    calls = {prefix + c.span: _call_detail(c) for prefix, run in t.walk() for c in run.calls}
     # Inside <script>, only "</" can end the element early; JSON allows "<\/" for it.
     calls_json = json.dumps(calls, ensure_ascii=False).replace("</", "<\\/")
     return template.substitute(
@@ -293,7 +336,8 @@ def render_html(t: Transcript) -> str:
         goal=_e(t.goal),
         stats=_stats(t),
         overview=_overview(t),
-        turns="\n".join(_turn(turn, t, slow) for turn in t.turns),
+        turns="\n".join([*(_turn(turn, t, slow) for turn in t.turns),
+                          *(_sub_run(prefix, sub, slow) for prefix, sub in list(t.walk())[1:])]),
         source=_e(t.path.name if t.path else "events in memory"),
         calls=calls_json,
     )

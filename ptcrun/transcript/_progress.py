@@ -60,6 +60,8 @@ class _State:
 
     def update(self, event: Event) -> None:
         kind = event["type"]
+        if in_sub_run(event) and kind not in ("llm.end", "llm.retry"):
+            return  # a sub-run's tokens are the run's; its turns and pmaps are its own
         if kind == "run.start":
             limits = event.get("limits") or {}
             self.max_turns = limits.get("max_turns")
@@ -123,6 +125,12 @@ class _State:
         return text
 
 
+def in_sub_run(event: Event) -> bool:
+    """Whether the event is a ``tool.agent`` sub-run's: its span id has a ``/``. The progress
+    lines follow the run's own turns and pmaps; a sub-run adds its tokens and retries."""
+    return "/" in str(event.get("span", ""))
+
+
 def _error_text(error: Any) -> str:
     """``": Type: message"`` for an error payload, or nothing."""
     if not isinstance(error, Mapping):
@@ -167,6 +175,10 @@ class TerminalProgress:
 
     def __call__(self, event: Event) -> None:
         kind = event["type"]
+        if in_sub_run(event):
+            with self._lock:
+                self._state.update(event)
+            return
         if kind == "run.end":
             self._stop_ticker()
         with self._lock:
@@ -269,6 +281,8 @@ class LineProgress:
     def __call__(self, event: Event) -> None:
         s = self._state
         s.update(event)
+        if in_sub_run(event):
+            return
         kind = event["type"]
         turn = f"turn {s.turn}"
         if kind == "llm.end" and event.get("role") == "planner":
@@ -333,6 +347,8 @@ def progress_callback(fn: Callable[[int, int, Any], None]) -> Observer:
     last_value: dict[str, Any] = {}
 
     def observe(event: Event) -> None:
+        if in_sub_run(event):
+            return  # the run's own top-level pmaps only
         kind = event["type"]
         if kind == "pmap.start":
             if str(event.get("parent", "")).endswith(".program"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,13 @@ class Transcript:
             ``Result.calls_made``, ``Result.partial``); empty, 0 and false for a transcript
             written before ``run.end`` carried them, or with no ``run.end``.
         turns, calls, pmaps, llm_calls: every turn, tool call, pmap and LLM request.
-        usage: tokens and cost; summed from the LLM requests when the run did not end.
+        usage: tokens and cost; summed from the LLM requests when the run did not end. A
+            run's ``run.end`` counts its sub-runs' usage too.
         damaged_tail: the last line was cut mid-write and was dropped.
+        sub_runs: the sub-runs its ``tool.agent`` calls started, each a ``Transcript`` of its
+            own (with its own ``sub_runs``), keyed by the span of the call that started it
+            (``"t1.c3"``). ``events``, ``turns``, ``calls`` and the rest are this run's own;
+            :meth:`spans` and :meth:`walk` cover the whole tree.
     """
 
     path: Path | None
@@ -93,6 +98,7 @@ class Transcript:
     failed_calls: Mapping[str, int] = attrs.field(factory=dict)
     calls_made: int = 0
     partial: bool = False
+    sub_runs: Mapping[str, Transcript] = attrs.field(factory=dict, repr=False)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -189,8 +195,16 @@ class Transcript:
                 f"{source} starts with {events[0]['type']!r}, not 'run.start'; it is not a whole "
                 f"ptcrun transcript."
             )
-        parsed = _parse(events, source, lines)
-        return cls(path=path, events=events, damaged_tail=damaged_tail, **Reader(parsed).fields())
+        own, own_lines, nested = _split(events, lines)
+        parsed = _parse(own, source, own_lines)
+        sub_runs: dict[str, Transcript] = {}
+        for call, group in nested.items():
+            sub_source = f"{source} (the sub-run of call {call})"
+            if group[0]["type"] != "run.start":
+                raise TranscriptError(f"{sub_source} starts with {group[0]['type']!r}, not 'run.start'.")
+            sub_runs[call] = cls._read(tuple(group), path=path, damaged_tail=False, lines=None)
+        return cls(path=path, events=own, damaged_tail=damaged_tail, sub_runs=sub_runs,
+                   **Reader(parsed).fields())
 
     # -- views of the run ------------------------------------------------------------------
 
@@ -272,9 +286,58 @@ class Transcript:
             if self.turns else f"the run has no turn {number}; it ended before its first turn."
         )
 
+    @property
+    def depth(self) -> int:
+        """0 for the run, 1 for a sub-run its programs started, and so on."""
+        depth = self.run.get("depth", 0)
+        return depth if isinstance(depth, int) else 0
+
+    def walk(self) -> Iterator[tuple[str, Transcript]]:
+        """This run and every sub-run below it, depth first in order of start, each with the
+        prefix of its span ids in the file (``""``, ``"t1.c3/"``, ``"t1.c3/t2.c1/"``)."""
+        yield "", self
+        for call, sub in sorted(self.sub_runs.items(), key=lambda kv: kv[1].started):
+            for prefix, run in sub.walk():
+                yield f"{call}/{prefix}", run
+
     def spans(self) -> list[SpanRecord]:
-        """Every span in order of start: the run's tree as a flat list with parent ids."""
-        return Reader(_parse(self.events, "the transcript", None)).span_list()
+        """Every span in order of start: the run's tree as a flat list with parent ids.
+
+        Sub-runs' spans are included, with the span ids the file gives them
+        (``t1.c3/t1.program``); a sub-run's ``run`` span has the call that started it as parent.
+        """
+        own = Reader(_parse(self.events, "the transcript", None)).span_list()
+        for call, sub in self.sub_runs.items():
+            for record in sub.spans():
+                parent = call if record.parent is None else f"{call}/{record.parent}"
+                own.append(attrs.evolve(record, span=f"{call}/{record.span}", parent=parent))
+        own.sort(key=lambda s: s.started)
+        return own
+
+
+def _split(
+    events: Sequence[Mapping[str, Any]], lines: Sequence[int] | None
+) -> tuple[tuple[Mapping[str, Any], ...], list[int] | None, dict[str, list[dict[str, Any]]]]:
+    """This run's own events (and their line numbers), and its sub-runs' events by the call
+    that started each, with that call's prefix taken off their span ids."""
+    own: list[Mapping[str, Any]] = []
+    own_lines: list[int] | None = None if lines is None else []
+    nested: dict[str, list[dict[str, Any]]] = {}
+    for index, event in enumerate(events):
+        span = event.get("span")
+        call, slash, rest = span.partition("/") if isinstance(span, str) else ("", "", "")
+        if not slash:
+            own.append(event)
+            if own_lines is not None and lines is not None:
+                own_lines.append(lines[index])
+            continue
+        parent = event.get("parent")
+        if parent == call:
+            parent = None
+        elif isinstance(parent, str) and parent.startswith(f"{call}/"):
+            parent = parent[len(call) + 1 :]
+        nested.setdefault(call, []).append({**event, "span": rest, "parent": parent})
+    return tuple(own), own_lines, nested
 
 
 def _parse(events: Iterable[Mapping[str, Any]], source: str, lines: Sequence[int] | None) -> list[Event]:

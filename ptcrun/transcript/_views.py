@@ -219,9 +219,27 @@ def render_show(t: Transcript, *, turn: int | None = None, calls: bool = False) 
         out.append("")
         out.extend(_show_turn(record, calls=calls))
     if turn is None:
+        for prefix, sub in list(t.walk())[1:]:
+            out.append("")
+            out.extend(_show_sub_run(prefix.rstrip("/"), sub, calls=calls))
         out.append("")
         out.append(render_summary(t))
     return "\n".join(out) + "\n"
+
+
+def _show_sub_run(call: str, sub: Transcript, *, calls: bool) -> list[str]:
+    """A sub-run's turns, indented by its depth under a line that names the call that started it."""
+    pad = "    " * sub.depth
+    out = [
+        (f"{pad}══ sub-run of call {call} (depth {sub.depth}) ══ {_status(sub)} · {len(sub.turns)} "
+         f"turn{'s' * (len(sub.turns) != 1)} · {sub.usage.total_tokens:,} tokens · {_secs(sub.seconds)}"),
+        f"{pad}goal: {sub.goal}",
+    ]
+    if sub.error:
+        out.append(f"{pad}error: {_error_text(sub.error)}")
+    for record in sub.turns:
+        out.extend(_indent("\n".join(_show_turn(record, calls=calls)), pad).split("\n"))
+    return out
 
 
 def render_summary(t: Transcript) -> str:
@@ -270,7 +288,7 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
     f = s.fields
     kind = s.kind
     if kind == "run":
-        head = f"run: {f.get('goal', '')!s}"
+        head = f"sub-run: {f.get('goal', '')!s}" if f.get("depth") else f"run: {f.get('goal', '')!s}"
         head = preview(head, 70)
     elif kind == "turn":
         head = f"turn {f.get('turn', '?')}"

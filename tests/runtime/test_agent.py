@@ -7,7 +7,7 @@ import json
 import pytest
 import trio
 
-from ptcrun import Limits, Request, Runtime, ScriptedProvider
+from ptcrun import Limits, Request, Runtime, ScriptedProvider, Transcript
 
 
 def block(code: str) -> str:
@@ -15,8 +15,8 @@ def block(code: str) -> str:
 
 
 def goal_of(request: Request) -> str:
-    """The sub-run's goal: the first line of its first message."""
-    return request.messages[0].content.strip().splitlines()[0]
+    """The (sub-)run's goal, as its first message gives it."""
+    return request.messages[0].content.split("## Goal", 1)[1].strip().splitlines()[0]
 
 
 CHUNKS = ["alpha beta gamma", "delta epsilon", "zeta", "eta theta iota kappa"]
@@ -241,3 +241,30 @@ def test_named_datasets_are_sliced_by_name(tmp_path):
     sub = block("done({name: list(chunks) for name, chunks in data.items()})")
     result = runtime([top], [sub], tmp_path).run("Look.", {"a": ["x"], "b": ["y", "z"]})
     assert result.answer == {"b": ["z"]}
+
+
+def test_the_transcript_reads_back_as_a_tree(tmp_path):
+    top = block("""
+done(pmap(lambda i: tool.agent("Count the words.", data=[i], max_tokens=8_000, max_turns=1), [0, 1]))
+""")
+
+    def sub(request: Request) -> str:
+        if goal_of(request) == "Count the words.":
+            return block("""done(tool.agent("Count again.", data=[0], max_tokens=3_000, max_turns=1))""")
+        return block("done(len(data[0].split()))")
+
+    result = runtime([top], sub, tmp_path).run("Count.", CHUNKS)
+    assert result.answer == [3, 2]
+    t = Transcript.load(result.transcript)
+    assert t.status == "done"
+    assert [turn.number for turn in t.turns] == [1]
+    assert sorted(t.sub_runs) == ["t1.c1", "t1.c2"]
+    for sub_run in t.sub_runs.values():
+        assert sub_run.status == "done"
+        assert sub_run.depth == 1
+        assert [c.tool for c in sub_run.calls] == ["agent"]
+        [inner] = sub_run.sub_runs.values()
+        assert inner.depth == 2 and inner.status == "done"
+        assert inner.answer in (3, 2)
+    # The run's usage counts every sub-run's requests.
+    assert t.usage.planner_calls == 5
