@@ -42,7 +42,8 @@ def test_every_error_class_has_a_hint_for_the_planner():
 
 def test_every_prompt_template_renders_with_its_values():
     values = {
-        "planner_system": {"allowed_modules": "re"},
+        "planner_system": {"allowed_modules": "re", "agent": ""},
+        "planner_agent": {},
         "planner_first": {
             "goal": "g", "inventory": "i", "tools": "t", "budget": "b", "worker_max_tokens": "1,024",
             "max_concurrency": 16, "call_timeout": 60, "pmap_timeout": 300, "schema_note": "",

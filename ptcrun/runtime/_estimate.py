@@ -23,8 +23,10 @@ import attrs
 
 from .. import errors
 from .._limits import Limits
+from .._result import Result
 from .._tools import Tool
 from ..corpus._tokens import count_tokens
+from ._agent import Nesting, make_agent_tool
 from ._budget import Ledger, worst_case_tokens
 from ._llm import request_tokens
 from ._turns import _sizes, first_message, system_prompt
@@ -39,6 +41,11 @@ __all__ = [
     "pass_tokens_about",
     "worker_reservations",
 ]
+
+
+async def _never(*args: Any) -> Result:
+    raise AssertionError("an estimate starts no sub-run")
+
 
 @attrs.frozen
 class Estimate:
@@ -219,12 +226,18 @@ def estimate(
         emit=lambda event: None,
         span_of_call=lambda call: "",
     )
+    offered = {"worker": worker_tool}
+    if limits.max_depth:
+        offered["agent"] = make_agent_tool(
+            data=data, limits=limits, ledger=Ledger(limits.max_tokens), nesting=Nesting.top(limits),
+            span_of_call=lambda call: "", start=_never,
+        )
     corpus, about = pass_tokens_about(data, goal, limits.worker_max_tokens)
     first = first_message(
-        goal, data, {"worker": worker_tool, **tools}, limits, first_snapshot(limits), schema,
+        goal, data, {**offered, **tools}, limits, first_snapshot(limits), schema,
         corpus_tokens=corpus, pass_tokens=about,
     )
-    planner_input = count_tokens(system_prompt()) + count_tokens(first)
+    planner_input = count_tokens(system_prompt(agent=limits.max_depth > 0)) + count_tokens(first)
     reply = limits.planner_max_tokens
     planner_first = worst_case_tokens(planner_input, reply)
     second_input = planner_input + reply + limits.feedback_reserve_tokens

@@ -224,12 +224,16 @@ class Run:
 
     async def _loop(self, sandbox: Sandbox) -> Result:
         corpus_tokens, pass_tokens = pass_tokens_about(self.data, self.goal, self.limits.worker_max_tokens)
+        # At the deepest level tool.agent only refuses (with a message that says why): it is
+        # not offered to a planner that could not use it.
+        nests = self.nesting.depth < self.limits.max_depth
+        offered = {name: t for name, t in self.tools.items() if name != "agent" or nests}
         first = first_message(
-            self.goal, self.data, self.tools, self.limits, self.snapshot(), self.checker.schema,
+            self.goal, self.data, offered, self.limits, self.snapshot(), self.checker.schema,
             corpus_tokens=corpus_tokens, pass_tokens=pass_tokens,
         )
         messages = [Message("user", first)]
-        system = system_prompt()
+        system = system_prompt(agent=nests)
         while self.turn < self.limits.max_turns:
             self.turn += 1
             turn_span = f"t{self.turn}"

@@ -49,9 +49,14 @@ _BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.DOTALL)
 _ANY_FENCE = re.compile(r"```[^\n`]*\n.*?```", re.DOTALL)
 
 
-def system_prompt() -> str:
-    """The planner's system prompt: static, so providers can cache it."""
-    return render("planner_system", allowed_modules=", ".join(ALLOWED_MODULES))
+def system_prompt(agent: bool = True) -> str:
+    """The planner's system prompt: static, so providers can cache it.
+
+    ``agent`` says whether the planner may start sub-runs (``tool.agent``): false when
+    ``Limits.max_depth`` is 0, or in a sub-run at that depth.
+    """
+    offer = render("planner_agent") if agent else ""
+    return render("planner_system", allowed_modules=", ".join(ALLOWED_MODULES), agent=offer)
 
 
 def extract_code(reply: str) -> tuple[str | None, int]:
