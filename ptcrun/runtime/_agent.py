@@ -36,7 +36,9 @@ from .._tools import Tool
 from ..sandbox.host._calls import current_call
 from ..transcript._events import EventStream
 from ..transcript._schema import Event
+from ._answers import AnswerCheck
 from ._budget import Ledger
+from ._worker import regex_keyword
 
 __all__ = ["NestedEvents", "Nesting", "SubRun", "make_agent_tool", "select_data", "sub_limits"]
 
@@ -99,7 +101,7 @@ class SubRun:
 
     goal: str
     data: Data
-    schema: Any
+    check: AnswerCheck
     max_turns: int
     call_span: str
 
@@ -254,7 +256,18 @@ def make_agent_tool(
             raise _argument(f"got max_turns={turns}; it must be between 1 and {limits.max_turns}.")
         if timeout is not None and not timeout > 0:
             raise _argument(f"got timeout={timeout}; give the sub-run a positive number of seconds.")
-        request = SubRun(goal=goal, data=chosen, schema=schema, max_turns=turns,
+        keyword = None if schema is None else regex_keyword(schema)
+        if keyword is not None:
+            # The sub-run's answer is checked on the host, as a worker's is: no regex there.
+            raise _argument(
+                f"does not take schemas with {keyword!r}: a regular expression would run on the "
+                "host. Drop it, and check the text in the sub-run's program with re."
+            )
+        try:
+            check = AnswerCheck.build(schema)
+        except errors.ConfigError as exc:
+            raise _argument(f"got a schema it cannot use: {exc}") from None
+        request = SubRun(goal=goal, data=chosen, check=check, max_turns=turns,
                          call_span=span_of_call(current_call.get()))
         # A sub-run takes its place among those alive before it takes its slice: a sub-run
         # waiting for its turn holds no tokens its running siblings could spend.

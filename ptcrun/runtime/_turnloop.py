@@ -138,7 +138,7 @@ class Run:
             self.rt,
             request.goal,
             request.data,
-            AnswerCheck.build(request.schema),
+            request.check,
             NestedEvents(self.events, request.call_span),
             limits=limits,
             ledger=ledger,

@@ -26,7 +26,7 @@ from ._budget import Ledger
 from ._llm import Emit, budgeted_complete
 from .providers._base import Message, Provider, Request
 
-__all__ = ["make_worker_tool", "parse_json_reply", "worker_prompt", "worker_request"]
+__all__ = ["make_worker_tool", "parse_json_reply", "regex_keyword", "worker_prompt", "worker_request"]
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
@@ -86,7 +86,7 @@ def _parse_int(digits: str) -> int:
 _REGEX_KEYWORDS = frozenset({"pattern", "patternProperties"})
 
 
-def _regex_keyword(schema: Any) -> str | None:
+def regex_keyword(schema: Any) -> str | None:
     """The first regex keyword anywhere in ``schema``, or None."""
     stack = [schema]
     while stack:
@@ -168,7 +168,7 @@ def make_worker_tool(
             )
         validator = None
         if schema is not None:
-            keyword = _regex_keyword(schema)
+            keyword = regex_keyword(schema)
             if keyword is not None:
                 raise errors.ToolArgumentError(
                     f"tool 'worker' does not take schemas with {keyword!r}: a regular expression "

@@ -268,3 +268,67 @@ done(pmap(lambda i: tool.agent("Count the words.", data=[i], max_tokens=8_000, m
         assert inner.answer in (3, 2)
     # The run's usage counts every sub-run's requests.
     assert t.usage.planner_calls == 5
+
+
+# -- a program trying to break tool.agent --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ('tool.agent("x", data=[True], max_tokens=5_000)',
+         ("tool 'agent' takes (goal: str, data: list[int] | list[str] | dict[str, list[int]] | str | None = None, "
+         "schema: dict | None = None, *, max_tokens: int, max_turns: int | None = None, timeout: float | None = None); "
+         "got data[0]=True (bool).")),
+        ('tool.agent("x", data=[0], max_tokens=-5)',
+         "tool 'agent' got max_tokens=-5; give the sub-run a positive number of tokens."),
+        ('tool.agent("x", data=[0], max_tokens=5_000, max_turns=99)',
+         "tool 'agent' got max_turns=99; it must be between 1 and 8."),
+        ('tool.agent("x", data=[0], max_tokens=5_000, timeout=-1)',
+         "tool 'agent' got timeout=-1; give the sub-run a positive number of seconds."),
+        ('tool.agent("   ", data=[0], max_tokens=5_000)',
+         "tool 'agent' got an empty goal; say what the sub-run must find out."),
+        ('tool.agent("x", data=[0], max_tokens=5_000, schema={"type": "string", "pattern": "(a+)+$"})',
+         ("tool 'agent' does not take schemas with 'pattern': a regular expression would run on the host. "
+         "Drop it, and check the text in the sub-run's program with re.")),
+        ('tool.agent("x", data=[0], max_tokens=5_000, schema={"type": 12})',
+         "tool 'agent' got a schema it cannot use: schema is not a valid JSON Schema: "),
+        ('tool.agent("x", data=[0, "a"], max_tokens=5_000)',
+         "tool 'agent' takes (goal: str, data: list[int] | list[str]"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_spent(tmp_path, call, message):
+    top = block(f"""
+try:
+    {call}
+except ToolArgumentError as exc:
+    done(str(exc))
+""")
+    sub = ScriptedProvider(count_words)
+    result = runtime([top], sub, tmp_path).run("Break it.", CHUNKS)
+    assert result.status == "done", result.turns[-1].error
+    assert result.answer.startswith(message)
+    assert sub.requests == []
+    assert result.usage.planner_calls == 1
+
+
+def test_a_greedy_fan_out_of_sub_runs_cannot_exceed_the_run_budget(tmp_path):
+    # Forty sub-runs that each ask for a quarter of the budget: at most four slices fit at once,
+    # the rest are refused or wait, and the run never spends more than its limit.
+    top = block("""
+r = pmap(lambda i: tool.agent("Count the words.", data=[i % 4], max_tokens=20_000, max_turns=1), range(40))
+done([x if not isinstance(x, Failure) else x.kind for x in r])
+""")
+    rt = runtime([top], count_words, tmp_path, max_tokens=80_000, max_concurrency=8, max_turns=1)
+    result = rt.run("Count.", CHUNKS)
+    assert result.status == "done", result.error
+    assert result.usage.total_tokens <= 80_000
+    assert "BudgetExceeded" in result.answer
+    assert any(isinstance(x, int) for x in result.answer)
+
+
+def test_texts_given_literally_become_the_sub_runs_corpus(tmp_path):
+    top = block("""done(tool.agent("Look.", data=["made up", "by the program"], max_tokens=5_000, max_turns=1))""")
+    sub = block("done(list(data))")
+    result = runtime([top], [sub], tmp_path).run("Look.", CHUNKS)
+    assert result.answer == ["made up", "by the program"]
