@@ -230,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the planner model (default anthropic:claude-sonnet-4-6)")
     run.add_argument("--worker", metavar="PROVIDER",
                      help="the model behind tool.worker (default: the planner)")
+    run.add_argument("--sub-planner", metavar="PROVIDER",
+                     help="the model that writes tool.agent's sub-run programs (default: the planner)")
     _tools_flag(run)
     for field, (flag, text) in LIMIT_FLAGS.items():
         seconds = field.endswith("_timeout")

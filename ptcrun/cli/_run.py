@@ -146,10 +146,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _provider_settings(args)
     planner = parse_provider(args.planner, **settings)
     worker = parse_provider(args.worker, **settings) if args.worker else None
+    sub_planner = parse_provider(args.sub_planner, **settings) if args.sub_planner else None
     tools = list(load_tools_file(args.tools).values()) if args.tools else None
     runtime = Runtime(
         planner=planner,
         worker=worker,
+        sub_planner=sub_planner,
         tools=tools,
         limits=_limits(args),
         transcript_dir=args.out,
