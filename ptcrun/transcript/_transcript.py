@@ -203,8 +203,12 @@ class Transcript:
             if group[0]["type"] != "run.start":
                 raise TranscriptError(f"{sub_source} starts with {group[0]['type']!r}, not 'run.start'.")
             sub_runs[call] = cls._read(tuple(group), path=path, damaged_tail=False, lines=None)
-        return cls(path=path, events=own, damaged_tail=damaged_tail, sub_runs=sub_runs,
-                   **Reader(parsed).fields())
+        fields = Reader(parsed).fields()
+        if fields["status"] == "incomplete":
+            # No run.end to count the sub-runs' usage in: add up what they wrote.
+            for sub in sub_runs.values():
+                fields["usage"] = _plus(fields["usage"], sub.usage)
+        return cls(path=path, events=own, damaged_tail=damaged_tail, sub_runs=sub_runs, **fields)
 
     # -- views of the run ------------------------------------------------------------------
 
@@ -313,6 +317,14 @@ class Transcript:
                 own.append(attrs.evolve(record, span=f"{call}/{record.span}", parent=parent))
         own.sort(key=lambda s: s.started)
         return own
+
+
+def _plus(a: Usage, b: Usage) -> Usage:
+    """Two usages together; the cost is unknown when either has calls of unknown price."""
+    names = [f.name for f in attrs.fields(Usage) if f.name != "cost"]
+    counts = {name: getattr(a, name) + getattr(b, name) for name in names}
+    unknown = (a.cost is None and a.calls) or (b.cost is None and b.calls) or not counts["calls"]
+    return Usage(**counts, cost=None if unknown else (a.cost or 0.0) + (b.cost or 0.0))
 
 
 def _split(

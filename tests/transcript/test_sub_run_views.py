@@ -132,3 +132,12 @@ def test_the_html_timeline_has_a_section_and_a_bar_for_each_sub_run(nested):
     assert "sub-runs 1</" in page  # the overview's row of sub-run bars
     calls = json.loads(page.split('id="call-data">', 1)[1].split("</script>", 1)[0])
     assert {"t1.c1", "t1.c1/t1.c1", "t1.c1/t1.c2"} <= set(calls)
+
+
+def test_a_run_killed_before_its_end_still_counts_its_sub_runs_usage(nested):
+    with open(nested.path, encoding="utf-8") as f:
+        events = [json.loads(line) for line in f]
+    killed = Transcript.from_events(events[:-1])  # no run.end: the process was killed
+    assert killed.status == "incomplete"
+    assert killed.usage.planner_calls == nested.usage.planner_calls == 4
+    assert killed.usage.total_tokens == nested.usage.total_tokens
