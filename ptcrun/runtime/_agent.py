@@ -14,8 +14,9 @@ What the tree of runs shares, and how it stays bounded (``docs/design.md`` has t
   run's one limiter; a sub-run itself holds none while it waits on its own calls;
 - processes: each depth has its own limiter of ``max_concurrency`` sub-runs alive at once, so
   waiting for a sub-run of depth d+1 can never wait on a slot that a depth-d sub-run holds;
-- clocks: a sub-run's run clock is its caller's time left (at most ``Limits.run_timeout``),
-  and its inner clocks fit in it.
+- clocks: a sub-run's run clock is ``timeout=``, or most of its caller's time left (at most
+  ``Limits.run_timeout``), and its inner clocks fit in it; it holds no call clock, as it holds
+  no slot: its own calls have theirs.
 """
 
 from __future__ import annotations
@@ -220,6 +221,7 @@ def make_agent_tool(
     start: Start,
 ) -> Tool:
     """Build ``tool.agent`` for one run (or sub-run): ``start`` runs the sub-run it asks for."""
+    caller_data = data  # the tool's own ``data`` parameter names a part of it
 
     async def agent(
         goal: str,
@@ -231,10 +233,11 @@ def make_agent_tool(
         timeout: float | None = None,  # noqa: ASYNC109  # the program's clock for the sub-run
     ) -> Any:
         """Start a sub-run: a planner of its own writes programs for `goal` over the chunks
-        `data` names (a list of chunk indices, or of texts) and returns its done() answer, or
-        fails as a tool call does. `max_tokens` of the budget are set aside for it; what it does
-        not spend comes back. `timeout` (seconds) defaults to most of the time you have left.
-        Use it for a part too large or too open for one worker call.
+        `data` names (a list of chunk indices, a dataset's name, or texts) and returns its
+        done() answer, or fails as a tool call does. `max_tokens` of the budget are set aside
+        for it; what it does not spend comes back. `max_turns` is at most your own; `timeout`
+        (seconds) defaults to most of the time you have left. Use it for a part too large or
+        too open for one worker call.
         """
         depth = nesting.depth + 1
         if depth > limits.max_depth:
@@ -277,6 +280,5 @@ def make_agent_tool(
                 result = await start(request, sliced, within)
         return outcome(result)
 
-    caller_data = data
     made = Tool.from_function(agent, name="agent")
     return attrs.evolve(made, holds_slot=False)

@@ -319,6 +319,12 @@ class Transcript:
         return own
 
 
+# ``sub_runs`` names the class itself, which the generated ``__init__`` cannot see when its
+# hints are read: resolve them once the class exists, for ``typing.get_type_hints``.
+attrs.resolve_types(Transcript)
+Transcript.__init__.__annotations__.update({f.name: f.type for f in attrs.fields(Transcript)})
+
+
 def _plus(a: Usage, b: Usage) -> Usage:
     """Two usages together; the cost is unknown when either has calls of unknown price."""
     names = [f.name for f in attrs.fields(Usage) if f.name != "cost"]
