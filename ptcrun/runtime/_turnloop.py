@@ -24,6 +24,7 @@ from .._tools import Tool
 from ..corpus._chunking import corpus_digest
 from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
+from ..telemetry._live import open_tracing
 from ..transcript._events import EventStream
 from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
 from ._answers import AnswerCheck
@@ -76,6 +77,10 @@ class Run:
         self.data = data
         self.checker = checker
         self.events = events
+        # Every event goes through self.emit: with a tracer provider configured, it also makes
+        # the run's OpenTelemetry spans (ptcrun/telemetry); without one, it is events.emit.
+        tracing = open_tracing(events.path, events.warnings)
+        self.emit = events.emit if tracing is None else tracing.watch(events.emit)
         self.ledger = Ledger(self.limits.max_tokens)
         self.limiter = trio.CapacityLimiter(self.limits.max_concurrency)
         self.turn = 0
@@ -93,12 +98,12 @@ class Run:
         self.stopped_by: signal.Signals | None = None
         # Counts the calls that fail, for the planner's feedback and the Result.
         self.failures = FailureTally()
-        self.spans = SandboxSpans(self.failures.watch(events.emit))
+        self.spans = SandboxSpans(self.failures.watch(self.emit))
         worker = make_worker_tool(
             provider=runtime.worker,
             ledger=self.ledger,
             limits=self.limits,
-            emit=events.emit,
+            emit=self.emit,
             span_of_call=self.spans.call_span,
         )
         self.tools: dict[str, Tool] = {"worker": worker, **runtime.tools}
@@ -119,7 +124,7 @@ class Run:
             self.stop_scope.cancel()
 
     async def go(self) -> Result:
-        emit = self.events.emit
+        emit = self.emit
         emit(RunStart(
             span="run",
             parent=None,
@@ -190,7 +195,7 @@ class Run:
             self.turn += 1
             turn_span = f"t{self.turn}"
             self.spans.turn = self.turn
-            self.events.emit(TurnStart(span=turn_span, parent="run", turn=self.turn))
+            self.emit(TurnStart(span=turn_span, parent="run", turn=self.turn))
             self.open_turn = turn_span
             turn_started = time.monotonic()
             request = Request(
@@ -208,7 +213,7 @@ class Run:
                         ledger=self.ledger,
                         role="planner",
                         what=f"planner turn {self.turn}",
-                        emit=self.events.emit,
+                        emit=self.emit,
                         span=f"{turn_span}.planner",
                         parent=turn_span,
                     )
@@ -236,7 +241,7 @@ class Run:
                                  max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))
                 messages.append(Message("user", no_code))
                 continue
-            self.events.emit(ProgramStart(span=f"{turn_span}.program", parent=turn_span, source=code))
+            self.emit(ProgramStart(span=f"{turn_span}.program", parent=turn_span, source=code))
             self.open_program = f"{turn_span}.program"
             left = max(self.limits.turn_timeout - (time.monotonic() - turn_started), 0.001)
             # Nothing else of the run is going on between the reply and its program: counting
@@ -249,7 +254,7 @@ class Run:
                 executed = await sandbox.execute(code, timeout=left)
             failures = self.failures.end_program(None if executed.error is None else executed.error.kind)
             self.open_program = None
-            self.events.emit(ProgramEnd(
+            self.emit(ProgramEnd(
                 span=f"{turn_span}.program",
                 parent=turn_span,
                 status=executed.status,
@@ -311,7 +316,7 @@ class Run:
     def _turn_end(self, span: str, status: str, **fields: Any) -> None:
         self.open_turn = None
         usage = self.ledger.usage
-        self.events.emit(TurnEnd(
+        self.emit(TurnEnd(
             span=span, parent="run", turn=self.turn, status=status, tokens_used=usage.total_tokens, **fields
         ))
 
@@ -327,7 +332,7 @@ class Run:
         # A clock or a cancel can end the run mid-turn: close what is open, so every span ends.
         if self.open_program is not None:
             payload = None if error is None else errors.to_payload(error)
-            self.events.emit(
+            self.emit(
                 ProgramEnd(span=self.open_program, parent=self.open_turn, status=status, error=payload)
             )
             self.open_program = None
@@ -347,7 +352,7 @@ class Run:
             failed_calls=self.failures.run_failures,
             calls_made=self.failures.calls,
         )
-        self.events.emit(RunEnd(
+        self.emit(RunEnd(
             span="run",
             parent=None,
             status=status,
