@@ -19,7 +19,7 @@ package.
 
 from __future__ import annotations
 
-import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,16 +69,6 @@ class SpanShape:
 def nanos(ts: float) -> int:
     """A transcript time (Unix seconds) as OpenTelemetry's Unix nanoseconds."""
     return round(ts * 1_000_000_000)
-
-
-def run_trace_id(run_id: str) -> str:
-    """The 32-hex-digit trace id an export gives the run ``run_id``, the same every time."""
-    return hashlib.sha256(f"ptcrun trace {run_id}".encode()).hexdigest()[:32]
-
-
-def run_span_id(run_id: str, span: str) -> str:
-    """The 16-hex-digit span id an export gives ``span`` of the run ``run_id``."""
-    return hashlib.sha256(f"ptcrun span {run_id} {span}".encode()).hexdigest()[:16]
 
 
 def describe(record: SpanRecord, *, run_id: str | None = None) -> SpanShape:
@@ -255,6 +245,8 @@ def _clean(attributes: Mapping[str, Any]) -> dict[str, AttributeValue]:
     for key, value in attributes.items():
         if value is None:
             continue
+        if isinstance(value, float) and not math.isfinite(value):
+            continue  # JSON has no NaN or infinity, and a cost is never either
         if isinstance(value, (str, bool, int, float)):
             out[key] = value
         elif isinstance(value, (list, tuple)):
