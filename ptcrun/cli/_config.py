@@ -152,22 +152,23 @@ def _read_file(path: Path) -> dict[str, Any]:
                 known = {s.key for s in SETTINGS if s.section == key}
                 for inner in value:
                     if inner not in known:
-                        raise ConfigError(f"{path}: [{key}] {inner} is not a setting{_near(inner, known)}.")
+                        raise ConfigError(f"{path}: [{key}] {inner} is not a setting{_near(inner, known)}")
         elif key not in top:
-            raise ConfigError(f"{path}: {key} is not a setting{_near(key, top | _SECTIONS)}.")
+            raise ConfigError(f"{path}: {key} is not a setting{_near(key, top | _SECTIONS)}")
     return data
 
 
 def _near(key: str, known: set[str]) -> str:
     near = difflib.get_close_matches(key, sorted(known), n=1)
-    return f"; did you mean {near[0]}?" if near else f"; the settings here are: {', '.join(sorted(known))}"
+    return f"; did you mean {near[0]}?" if near else f"; the settings here are: {', '.join(sorted(known))}."
 
 
 def _prices(
     given: list[str], environ: Mapping[str, str], file: Mapping[str, Any], path: Path | None
 ) -> dict[str, tuple[float, float]]:
     """Model → (input, output) USD per million tokens: the flags over ``PTCRUN_PRICE`` over the
-    file's ``[prices]``."""
+    file's ``[prices]``, in that order from the last (the same provider may be priced under two
+    names, ``openai:llama3`` and ``llama3``: the highest source wins)."""
     prices: dict[str, tuple[float, float]] = {}
     for model, pair in (file.get("prices") or {}).items():
         if not isinstance(pair, list) or len(pair) != 2:
@@ -176,7 +177,7 @@ def _prices(
                 f"output tokens, e.g. {model!r} = [0.2, 0.6]; fix the file."
             )
         try:
-            prices[model] = price_pair(pair)
+            prices[model] = price_pair(pair)  # the file comes first: the lowest source
         except BadValue as exc:
             raise ConfigError(f"{path}: [prices] {model!r} {exc}; fix the file.") from None
     for entry in (environ.get("PTCRUN_PRICE") or "").split():
@@ -186,11 +187,13 @@ def _prices(
             raise ConfigError(
                 f"PTCRUN_PRICE holds {entry!r}, which {exc}; separate several with spaces."
             ) from None
+        prices.pop(model, None)  # kept in order of precedence, the highest last
         prices[model] = pair
     for entry in given:
         try:
             model, pair = parse_price(entry)
         except BadValue as exc:
             raise ConfigError(f"--price {entry!r} {exc}.") from None
+        prices.pop(model, None)
         prices[model] = pair
     return prices

@@ -40,10 +40,10 @@ def build_limits(args: argparse.Namespace, base: Limits | None = None) -> Limits
 
 def price_names(spec: str, provider: Provider) -> list[str]:
     """The names a price may be given under for this provider, most exact first: the provider
-    string as written, without its ``@URL``, its name (``openai:llama3``), its model as written
-    (``llama3``; a scripted provider's file) and as the provider knows it."""
-    bare = spec.split("@http", 1)[0]
-    names = [spec, bare, provider.name, bare.partition(":")[2], str(getattr(provider, "model", "") or "")]
+    string as written, without its ``@URL``, its name (``openai:llama3``, ``scripted:p.json``),
+    and the model alone in each (``llama3``, ``p.json``)."""
+    full = [spec, spec.split("@http", 1)[0], provider.name]
+    names = [*full, *(name.partition(":")[2] for name in full), str(getattr(provider, "model", "") or "")]
     return [name for name in dict.fromkeys(names) if name]
 
 
@@ -54,10 +54,12 @@ def build_provider(spec: str, args: argparse.Namespace) -> Provider:
 
     provider = parse_provider(spec, **{name: getattr(args, name, None) for name in PROVIDER_FLAGS})
     prices: dict[str, tuple[float, float]] = getattr(args, "prices", None) or {}
-    for name in price_names(spec, provider):
-        if name in prices:
-            # A price the user gives wins over the known-models table: prices change.
-            provider.price = Price(*prices[name])
+    names = set(price_names(spec, provider))
+    # The prices come lowest source first, so the last that names this provider wins; a price
+    # the user gives wins over the known-models table, as prices change.
+    for model, pair in reversed(prices.items()):
+        if model in names:
+            provider.price = Price(*pair)
             break
     return provider
 

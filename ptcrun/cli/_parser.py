@@ -80,9 +80,10 @@ _PROVIDER_SETTINGS = re.compile(r"\b(?:AnthropicProvider|OpenAICompatProvider)\(
 def in_cli_words(message: str) -> str:
     """Spell the settings a message names as the flags that set them.
 
-    ``Limits.max_tokens`` becomes ``--token-limit``, and so does ``max_tokens`` in the fix the
-    message names ("Raise max_tokens"). A bare field name elsewhere is left alone: it may be
-    another setting of the same name (a worker call's ``max_tokens``); the clocks' names
+    ``Limits.max_tokens`` becomes ``--token-limit``, and so does a field in the fix the message
+    names ("Raise max_tokens", "lower sandbox_memory_bytes"; but "lower max_tokens" is a call's
+    own argument: lowering the run's budget is never a fix). A bare field name elsewhere is left
+    alone: it may be another setting of the same name (a worker call's ``max_tokens``); the clocks' names
     (``turn_timeout``) belong to ``Limits`` alone and are spelled as flags wherever they appear.
     A provider's settings, ``AnthropicProvider(timeout=2, max_retries=1)``, become
     ``--request-timeout=2, --max-retries=1`` when ``run`` has a flag for each of them.
@@ -91,8 +92,10 @@ def in_cli_words(message: str) -> str:
         message = re.sub(rf"\bLimits\.{field}\b", flag, message)
         if field.endswith("_timeout"):  # no other setting has these names
             message = re.sub(rf"\b{field}\b", flag, message)
-        else:
+        elif field == "max_tokens":  # "lower max_tokens" is a call's own max_tokens= argument
             message = re.sub(rf"\b([Rr]aise) {field}\b", rf"\1 {flag}", message)
+        else:
+            message = re.sub(rf"\b([Rr]aise|[Ll]ower) {field}\b", rf"\1 {flag}", message)
     # The command reads API keys and base URLs from the providers' own variables and the
     # provider string (anthropic:MODEL@URL); it has no flag for either.
     message = _API_KEY_ARGUMENT.sub("", message)
