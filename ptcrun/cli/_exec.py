@@ -29,7 +29,7 @@ from ..corpus._load import load_corpus
 from ..errors import ConfigError
 from ._corpus import CORPUS_FILE, chunk_options, read_corpus, read_record
 from ._options import build_limits, build_provider
-from ._parser import EXIT_CODES
+from ._parser import EXIT_CODES, in_cli_words
 from ._runs import resolve_transcript
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def _report(result: ExecResult) -> int:
         print(f"failed: {result.answer}")
         return EXIT_CODES["failed"]
     if result.status == "error":
-        print(f"error: {result.error}", file=sys.stderr)
+        print(f"error: {in_cli_words(str(result.error))}", file=sys.stderr)
         # A limit or a crashed child exits with its error's code; the program's own errors
         # (NameError, a failed tool call it did not catch) with the generic one.
         return result.limit.exit_code if result.limit is not None else EXIT_CODES["error"]
