@@ -54,11 +54,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     spans as OTLP/JSON (to the run folder, a file or stdout)."""
     from ..telemetry._otlp import otlp_json_text
     from ..transcript._chrome import chrome_trace_json
-    from ._parser import _version
 
     transcript = _load(args)
     if args.format == "otlp-json":
-        text, name = otlp_json_text(transcript, version=_version()), "trace.otlp.json"
+        text, name = otlp_json_text(transcript), "trace.otlp.json"
     else:
         text, name = chrome_trace_json(transcript), "trace.chrome.json"
     if args.output == "-":

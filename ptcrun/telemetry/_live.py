@@ -33,7 +33,7 @@ import trio
 from .._tools import describe_exception
 from ..transcript._reading import Reader
 from ..transcript._schema import Event, LLMRetry, ProgramOutput, RunEnd, SandboxStart
-from ._semconv import SCOPE, SpanShape, describe, nanos, sandbox_event
+from ._semconv import SCOPE, SpanShape, describe, nanos, sandbox_event, scope_version
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
@@ -70,15 +70,9 @@ def open_tracing(transcript: Path | None, warnings: list[str]) -> Tracing | None
     """
     if not tracer_provider_configured():
         return None
-    import importlib.metadata
-
     from opentelemetry import trace
 
-    try:
-        version = importlib.metadata.version("ptcrun")
-    except importlib.metadata.PackageNotFoundError:  # a source tree that is not installed
-        version = None
-    tracer = trace.get_tracer(SCOPE, version)
+    tracer = trace.get_tracer(SCOPE, scope_version())
     run_id = transcript.parent.name if transcript is not None else None
     return Tracing(tracer, run_id=run_id, warnings=warnings)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from .._json import dumps as json_dumps
 from ..transcript._transcript import SpanRecord, Transcript
-from ._semconv import SCOPE, AttributeValue, ShapeEvent, describe, nanos, sandbox_event
+from ._semconv import SCOPE, AttributeValue, ShapeEvent, describe, nanos, sandbox_event, scope_version
 
 __all__ = ["otlp_json", "otlp_json_text", "run_id_of"]
 
@@ -52,8 +52,10 @@ def otlp_json(t: Transcript, *, version: str | None = None) -> dict[str, Any]:
     """The run's spans as an OTLP/JSON ``ExportTraceServiceRequest`` (module docstring).
 
     Args:
-        version: ptcrun's version, for the instrumentation scope (as a live run names it).
+        version: the instrumentation scope's version; by default this ptcrun's, as a live run
+            names it.
     """
+    version = version or scope_version()
     run_id = run_id_of(t)
     trace = trace_id(run_id)
     records = t.spans()

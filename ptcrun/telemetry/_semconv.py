@@ -19,6 +19,7 @@ package.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,7 +28,16 @@ import attrs
 
 from ..transcript._records import SpanRecord, span_turn
 
-__all__ = ["SCOPE", "AttributeValue", "ShapeEvent", "SpanShape", "describe", "nanos", "sandbox_event"]
+__all__ = [
+    "SCOPE",
+    "AttributeValue",
+    "ShapeEvent",
+    "SpanShape",
+    "describe",
+    "nanos",
+    "sandbox_event",
+    "scope_version",
+]
 
 #: The instrumentation scope of every ptcrun span.
 SCOPE = "ptcrun"
@@ -64,6 +74,14 @@ class SpanShape:
     attributes: Mapping[str, AttributeValue]
     error: tuple[str, str] | None
     events: tuple[ShapeEvent, ...] = ()
+
+
+def scope_version() -> str | None:
+    """ptcrun's version, for the instrumentation scope; ``None`` for a source tree not installed."""
+    try:
+        return importlib.metadata.version("ptcrun")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def nanos(ts: float) -> int:
@@ -118,7 +136,7 @@ def describe(record: SpanRecord, *, run_id: str | None = None) -> SpanShape:
             "ptcrun.turn": span_turn(record.span),
             "ptcrun.program.calls": f.get("calls"),
             "ptcrun.program.cpu_seconds": f.get("cpu_seconds"),
-            "ptcrun.program.restarted": f.get("restarted") if "restarted" in f else None,
+            "ptcrun.program.restarted": f.get("restarted"),
         })
     elif kind == "turn":
         name = "turn"
