@@ -11,7 +11,7 @@ import trio
 from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 
-from ptcrun import AnthropicProvider, Limits, Runtime, ScriptedProvider
+from ptcrun import AnthropicProvider, Limits, Runtime, ScriptedProvider, Transcript
 from ptcrun.telemetry._live import open_tracing, tracer_provider_configured
 
 from ..runtime.providers.fakeservers import FakeServer, anthropic_message
@@ -41,7 +41,7 @@ async def fetch_async(key: str) -> str:
 
 
 def worker_with_sdk_span(request):
-    with sdk.start_as_current_span("worker SDK call"):
+    with sdk.start_as_current_span("worker SDK call", attributes={"prompt": request.messages[-1].content}):
         return counting_worker(request)
 
 
@@ -63,10 +63,13 @@ def test_spans_made_in_providers_and_tools_nest_under_ptcrun_spans(exporter, tmp
     assert parents["GET a"] == ["execute_tool fetch_sync"]
     assert parents["GET b"] == ["execute_tool fetch_async"]
     ours = by_ptcrun_span(spans)
+    # Three worker calls ran at once, two at a time: each SDK span is under its own request's span.
+    requests = {r.span: r for r in Transcript.load(result.transcript).llm_calls}
     for s in spans:
         if s.name == "worker SDK call":
             chat = parent_of(s, spans)
-            assert chat is not None and parent_of(chat, spans).name == "execute_tool worker"
+            assert s.attributes["prompt"] == requests[chat.attributes["ptcrun.span"]].prompt
+            assert parent_of(chat, spans).name == "execute_tool worker"
     assert parent_of(ours["t1.c4"], spans) is ours["t1.program"]  # a call outside pmap
 
 
