@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from ..errors import TranscriptError
 from ..transcript._runs import RunSummary, latest_run, list_runs
 from ._parser import EXIT_CODES
 
@@ -27,10 +28,17 @@ def resolve_transcript(given: str | None, out: str) -> str:
     under ``out``; a file or folder that is really named ``latest`` is taken as it is.
 
     Raises:
-        TranscriptError: ``latest`` was asked for and ``out`` holds no run.
+        TranscriptError: ``latest`` was asked for and ``out`` holds no run; or ``given`` is a
+            folder of run folders (``runs``), not one run.
     """
     if given is None or (given == LATEST and not Path(given).exists()):
         return str(latest_run(out))
+    folder = Path(given)
+    if folder.is_dir() and not (folder / "transcript.jsonl").exists() and list_runs(folder):
+        raise TranscriptError(
+            f"{given!r} is a folder of runs, not one run; `ptcrun runs --out {given}` lists them, "
+            f"and latest --out {given} names the newest."
+        )
     return given
 
 

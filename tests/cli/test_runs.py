@@ -132,3 +132,11 @@ def test_latest_with_no_runs_says_where_it_looked(tmp_path):
     assert code == EXIT_CODES["config"]
     assert err == (f"ptcrun: there is no run in {str(tmp_path)!r} to take as the latest; pass a transcript "
                    f"or run folder, or the output folder the runs were written to.\n")
+
+
+def test_show_of_a_folder_of_runs_points_at_runs_and_latest(two_runs):
+    out = str(two_runs["out"])
+    code, _, err = run_cli(["show", out])
+    assert code == EXIT_CODES["config"]
+    assert err == (f"ptcrun: {out!r} is a folder of runs, not one run; `ptcrun runs --out {out}` lists them, "
+                   f"and latest --out {out} names the newest.\n")
