@@ -44,6 +44,12 @@ SCOPE = "ptcrun"
 
 AttributeValue = str | bool | int | float | Sequence[str]
 
+#: The longest text a span takes from a run: a program (or a child it broke into) chooses its
+#: errors' messages and could choose a tool's name, and a span is not the place for megabytes.
+MAX_TEXT_CHARS = 1_000
+#: The longest tool name in a span's name, which backends group by.
+MAX_NAME_CHARS = 100
+
 #: Statuses that end a span in error, besides any span whose end carries an error payload.
 _FAILED = frozenset({"error", "failed", "timeout", "budget_exceeded", "cancelled", "max_turns"})
 
@@ -109,7 +115,7 @@ def describe(record: SpanRecord, *, run_id: str | None = None) -> SpanShape:
         client = True
         attributes.update(_llm(f, provider, model, record.status))
     elif kind == "call":
-        name = f"execute_tool {f.get('tool')}"
+        name = f"execute_tool {_cut(str(f.get('tool')), MAX_NAME_CHARS)}"
         attributes.update({
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": f.get("tool"),
@@ -248,7 +254,8 @@ def _error(record: SpanRecord) -> tuple[str, str] | None:
     """
     payload = record.fields.get("error")
     if isinstance(payload, Mapping):
-        return str(payload.get("type") or "_OTHER"), str(payload.get("message") or "")
+        kind = _cut(str(payload.get("type") or "_OTHER"), MAX_NAME_CHARS)
+        return kind, _cut(str(payload.get("message") or ""), MAX_TEXT_CHARS)
     if record.status not in _FAILED:
         return None
     f = record.fields
@@ -265,10 +272,16 @@ def _clean(attributes: Mapping[str, Any]) -> dict[str, AttributeValue]:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             continue  # JSON has no NaN or infinity, and a cost is never either
-        if isinstance(value, (str, bool, int, float)):
+        if isinstance(value, str):
+            out[key] = _cut(value, MAX_TEXT_CHARS)
+        elif isinstance(value, (bool, int, float)):
             out[key] = value
         elif isinstance(value, (list, tuple)):
-            out[key] = [str(v) for v in value]
+            out[key] = [_cut(str(v), MAX_TEXT_CHARS) for v in value]
         else:
-            out[key] = str(value)
+            out[key] = _cut(str(value), MAX_TEXT_CHARS)
     return out
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

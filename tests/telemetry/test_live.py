@@ -185,3 +185,17 @@ def test_a_run_without_tracing_imports_no_opentelemetry(tmp_path):
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_program_cannot_put_megabytes_into_a_span(exporter, tmp_path):
+    program = """
+def item(i):
+    raise ValueError("x" * 1_000_000)
+print(pmap(item, [1]))
+done(1)
+"""
+    result = runtime([block(program)], tmp_path).run("Anything?", CHUNKS)
+    assert result.status == "done"
+    item = by_ptcrun_span(exporter.get_finished_spans())["t1.m1.i0"]
+    assert item.attributes["error.type"] == "ValueError"
+    assert len(item.status.description) == 1_000 and item.status.description.endswith("x…")
