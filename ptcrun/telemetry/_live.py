@@ -113,6 +113,8 @@ class Tracing:
                         f"OpenTelemetry tracing stopped at a {event.type} event: "
                         f"{describe_exception(exc)}; the run and its transcript went on without it."
                     )
+            elif isinstance(event, RunEnd):
+                self._release()
             return out
 
         return traced
@@ -139,6 +141,15 @@ class Tracing:
                 for span in reversed([s for s in self._open if s != event.span]):
                     self._end(span, None, event.ts)
             self._end(event.span, event, event.ts)
+
+    def _release(self) -> None:
+        """After tracing broke: stop making this run's spans current in the task the run ends in,
+        so a caller of ``arun`` does not go on under them. The spans are not ended."""
+        task = _current_task()
+        for opened in reversed(list(self._open.values())):
+            if opened.token is not None and opened.task is task:
+                _reset(opened.token)
+        self._open.clear()
 
     def _start(self, event: Event) -> None:
         from opentelemetry import context, trace

@@ -161,10 +161,12 @@ class Broken(SpanProcessor):
             raise RuntimeError("exporter misconfigured")
 
 
-def test_a_broken_tracing_setup_does_not_end_the_run(provider, tmp_path):
+async def test_a_broken_tracing_setup_does_not_end_the_run(provider, tmp_path):
     provider.add_span_processor(Broken())
-    result = runtime([block("print(1)\ndone(2)")], tmp_path).run("Anything?", CHUNKS)
+    result = await runtime([block("print(1)\ndone(2)")], tmp_path).arun("Anything?", CHUNKS)
     assert result.status == "done" and result.answer == 2
+    # The spans made before it broke are no longer current once the run has returned.
+    assert trace.get_current_span() is trace.INVALID_SPAN
     stopped = ("OpenTelemetry tracing stopped at a program.start event: RuntimeError: exporter misconfigured; "
                "the run and its transcript went on without it.")
     assert result.warnings == (stopped,)
