@@ -2,9 +2,14 @@
 
 A setting left off the command line is taken from its environment variable (``PTCRUN_`` and the
 flag's words), else from the config file, else from its default. The config file is the first of:
-``--config FILE``, ``$PTCRUN_CONFIG``, ``./ptcrun.toml``, ``$XDG_CONFIG_HOME/ptcrun/config.toml``
+``--config FILE``, ``$PTCRUN_CONFIG``, and the user's ``$XDG_CONFIG_HOME/ptcrun/config.toml``
 (``~/.config/ptcrun/config.toml``); ``--config none`` (or ``PTCRUN_CONFIG=none``) reads none.
 Prices add up across the sources, a model's price taken from the highest one that names it.
+
+A file in the current folder is read only when named (``--config ptcrun.toml``): a folder may
+come from anyone (a cloned repository, an unpacked archive), and its file could point the
+planner at a server of its own, which would receive the user's API key and corpus, or name a
+``scripted:FILE.py`` provider, which runs Python.
 
 A bad value is refused before anything runs, with the source named ("PTCRUN_TOKEN_LIMIT='abc'",
 "ptcrun.toml: [limits] token_limit"), as is a key the file does not know, so a misspelt setting
@@ -26,18 +31,16 @@ from typing import Any
 from ..errors import ConfigError
 from ._settings import SETTINGS, BadValue, Setting, parse_price, price_pair
 
-__all__ = ["CONFIG_NAME", "apply_config", "config_path"]
+__all__ = ["apply_config", "config_path"]
 
-#: The config file looked for in the current folder.
-CONFIG_NAME = "ptcrun.toml"
 _SECTIONS = {"corpus", "limits", "requests", "prices"}
 #: The chunk sizes exclude each other: the highest source that gives either one decides both.
 _SIZES = ("chunk_tokens", "chunk_lines")
 
 
 def config_path(given: str | None, environ: Mapping[str, str]) -> Path | None:
-    """The config file to read: ``--config``, else ``PTCRUN_CONFIG``, else a default location
-    that holds a file; ``None`` for none (``none`` given, or no default file there).
+    """The config file to read: ``--config``, else ``PTCRUN_CONFIG``, else the user's file when
+    there is one; ``None`` for none (``none`` given, or no user file).
 
     Raises:
         ConfigError: a file named by ``--config`` or ``PTCRUN_CONFIG`` does not exist.
@@ -55,10 +58,8 @@ def config_path(given: str | None, environ: Mapping[str, str]) -> Path | None:
             )
         return path
     home = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    for path in (Path(CONFIG_NAME), Path(home) / "ptcrun" / "config.toml"):
-        if path.is_file():
-            return path
-    return None
+    user = Path(home) / "ptcrun" / "config.toml"
+    return user if user.is_file() else None
 
 
 def apply_config(args: argparse.Namespace, environ: Mapping[str, str]) -> None:

@@ -170,8 +170,8 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_config_flags(parser: argparse.ArgumentParser, *, out_help: str) -> None:
     parser.add_argument("--config", metavar="FILE",
-                        help="the TOML config file (default ./ptcrun.toml, else "
-                        "~/.config/ptcrun/config.toml; none for no file; env PTCRUN_CONFIG)")
+                        help="the TOML config file (default ~/.config/ptcrun/config.toml when "
+                        "there is one; none for no file; env PTCRUN_CONFIG)")
     s = _SETTING["out"]
     parser.add_argument("--out", dest="out", type=_typed(s.convert), metavar="DIR",
                         help=f"{out_help} (default {s.default}; env {s.env})")
