@@ -81,8 +81,15 @@ def list_runs(root: str | os.PathLike[str]) -> list[RunSummary]:
         entries = list(folder.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return []
-    runs = [_summary(entry) for entry in entries if (entry / _FILE_NAME).is_file()]
+    runs = [_summary(entry) for entry in entries if _holds_transcript(entry)]
     return sorted(runs, key=lambda run: (run.started, run.id), reverse=True)
+
+
+def _holds_transcript(entry: Path) -> bool:
+    try:
+        return (entry / _FILE_NAME).is_file()
+    except OSError:  # a folder we may not look into: listed as unreadable, with the reason
+        return entry.is_dir()
 
 
 def latest_run(root: str | os.PathLike[str]) -> Path:

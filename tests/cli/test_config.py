@@ -318,3 +318,15 @@ def test_a_config_file_in_a_strange_folder_is_never_read_unasked(files, tmp_path
     # The default planner was used, and asked for the user's own key.
     assert code == EXIT_CODES["config"]
     assert err == "ptcrun: ANTHROPIC_API_KEY is not set; export it.\n"
+
+
+def test_goal_from_standard_input(files, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", _stdin(b"Count the chunks, from stdin.\n"))
+    code, out, err = run_cli(["run", str(files["corpus"]), "--goal-file", "-", "--planner",
+                              f"scripted:{files['planner']}", "--out", str(tmp_path / "runs"), "--quiet", "--json"])
+    assert code == 0, err
+    start = json.loads(Path(json.loads(out)["transcript"]).read_text().splitlines()[0])
+    assert start["goal"] == "Count the chunks, from stdin."
+    code, _, err = run_cli(["run", "-", "--goal-file", "-"])
+    assert code == EXIT_CODES["config"]
+    assert err == "ptcrun: --goal-file - and CORPUS - both read standard input; give one of them a file.\n"

@@ -171,3 +171,23 @@ def test_corpus_json_is_written_when_the_run_starts_so_a_killed_run_replays(tmp_
     assert (code, out) == (0, "chunks: 6\n"), err
     code, out, _ = run_cli(["runs", "--out", str(tmp_path / "runs"), "--json"])
     assert json.loads(out)["status"] == "interrupted"
+
+
+def test_exec_turn_cuts_the_data_as_the_run_did_whatever_the_environment_says(recorded, monkeypatch):
+    # The environment's chunk size is a default for new runs; a recorded run keeps its own cut.
+    monkeypatch.setenv("PTCRUN_CHUNK_LINES", "3")
+    code, out, err = run_cli(["exec", str(recorded["transcript"]), "--turn", "1"])
+    assert (code, out) == (0, "6\n"), err
+    code, _, err = run_cli(["exec", str(recorded["transcript"]), "--turn", "1", "--chunk-lines", "3",
+                            "--data", str(recorded["files"]["corpus"])])
+    assert code == EXIT_CODES["config"] and "gives 8 chunks but the run had 6" in err
+
+
+def test_chunk_flags_without_data_are_refused_but_not_the_environments(tmp_path, monkeypatch):
+    program = _program(tmp_path, "done(1)")
+    code, _, err = run_cli(["exec", str(program), "--chunk-lines", "4"])
+    assert code == EXIT_CODES["config"]
+    assert "--chunk-lines says how to cut --data, but no --data FILE was given; give both." in err
+    monkeypatch.setenv("PTCRUN_CHUNK_LINES", "4")
+    code, out, _ = run_cli(["exec", str(program)])
+    assert (code, out) == (0, "done: 1\n")
