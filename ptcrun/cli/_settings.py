@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from .._limits import Limits
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 
 __all__ = [
@@ -192,9 +193,13 @@ def _settings() -> tuple[Setting, ...]:
         Setting("overlap", "--overlap", "corpus", NON_NEGATIVE, "N",
                 "tokens (or lines) repeated between neighbouring chunks (default 0)"),
     ]
+    defaults = {f.name: f.default for f in attrs.fields(Limits)}
     for field, (flag, help_text) in LIMIT_FLAGS.items():
         convert, metavar = _LIMIT_KINDS.get(field, (POSITIVE, "N"))
-        settings.append(Setting(field, flag, "limits", convert, metavar, f"{help_text} (Limits.{field})"))
+        default = defaults[field]
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        settings.append(Setting(field, flag, "limits", convert, metavar,
+                                f"{help_text} (Limits.{field}, default {shown})"))
     for name, (flag, help_text) in PROVIDER_FLAGS.items():
         convert, metavar = _PROVIDER_KINDS[name]
         settings.append(Setting(name, flag, "requests", convert, metavar,
