@@ -60,20 +60,35 @@ def cmd_exec(args: argparse.Namespace) -> int:
         )
     if args.program is None:
         raise ConfigError("give the program to run: ptcrun exec PROGRAM.py (or TRANSCRIPT --turn N).")
+    return _exec_program(args) if args.replay is None else _exec_replay(args)
+
+
+def _live_tools(args: argparse.Namespace) -> dict[str, Tool]:
     from .._tools import load_tools_file
+
+    return dict(load_tools_file(args.tools)) if args.tools else {}
+
+
+def _exec_program(args: argparse.Namespace) -> int:
+    """``exec PROGRAM.py``: the program on ``--data``, with live tools and ``--worker``."""
     from ..sandbox import execute
 
     source = _program(args.program)
-    live = dict(load_tools_file(args.tools)) if args.tools else {}
     limits = build_limits(args)
-    if args.replay is None:
-        live["worker"] = _worker_tool(args, limits)
-        data = _data(args, source)
-        return _report(execute(source, data=data, tools=list(live.values()), limits=limits))
-    if args.worker is not None:  # else a worker call the run never made is refused, saying how
-        live["worker"] = _worker_tool(args, limits)
+    tools = {**_live_tools(args), "worker": _worker_tool(args, limits)}
+    return _report(execute(source, data=_data(args, source), tools=list(tools.values()), limits=limits))
+
+
+def _exec_replay(args: argparse.Namespace) -> int:
+    """``exec EDITED.py --replay RUN``: the program with the run's calls answered from its record."""
+    from ..sandbox import execute
     from ..transcript._transcript import Transcript
 
+    source = _program(args.program)
+    limits = build_limits(args)
+    live = _live_tools(args)
+    if args.worker is not None:  # else a worker call the run never made is refused, saying how
+        live["worker"] = _worker_tool(args, limits)
     transcript = Transcript.load(resolve_transcript(args.replay, args.out))
     data = _replay_data(args, transcript) if args.data is None else _data(args, source)
     replay = _Replay(transcript.calls, only=args.replay_only)
@@ -338,7 +353,6 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     """
     import trio
 
-    from .._tools import load_tools_file
     from ..sandbox.host._driver import Sandbox
     from ..transcript._transcript import Transcript
 
@@ -359,7 +373,7 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
         first = turn.number
     before = [t.program for t in transcript.turns if first <= t.number < turn.number and t.program]
     data = _replay_data(args, transcript)
-    live = dict(load_tools_file(args.tools)) if args.tools else {}
+    live = _live_tools(args)
     limits = build_limits(_flags_only(args), _limits_from(transcript.limits))
     if args.worker is not None:
         live["worker"] = _worker_tool(args, limits)
