@@ -96,6 +96,24 @@ def test_view_open_hands_the_page_to_the_browser(transcript, tmp_path):
     assert opened.read_text() == (tmp_path / "page.html").resolve().as_uri()
 
 
+def test_view_open_passes_a_strange_path_as_one_quoted_argument(transcript, tmp_path):
+    """A run folder's name reaches the browser command as one URL, never as shell words."""
+    browser = tmp_path / "browser.py"
+    opened = tmp_path / "opened.txt"
+    browser.write_text(f"import sys\nopen({str(opened)!r}, 'w').write(repr(sys.argv[1:]))\n")
+    strange = tmp_path / "a b;touch pwned $(touch pwned2)" / "page.html"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PTCRUN_")}
+    env["BROWSER"] = f"{sys.executable} {browser} %s"
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from ptcrun.cli import main; sys.exit(main())", "view",
+         str(transcript), "-o", str(strange), "--open"],
+        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert opened.read_text() == repr([strange.resolve().as_uri()])
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+
+
 def test_view_without_open_opens_nothing(transcript, tmp_path, monkeypatch):
     import webbrowser
 
