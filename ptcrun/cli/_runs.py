@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -25,7 +26,8 @@ LATEST = "latest"
 
 def resolve_transcript(given: str | None, out: str) -> str:
     """The transcript or run folder ``given`` names: ``latest`` (or nothing) is the newest run
-    under ``out``; a file or folder that is really named ``latest`` is taken as it is.
+    under ``out``, and a run's id (its folder's name, as ``ptcrun runs`` lists it) is that run
+    under ``out``; a file or folder that is really named so is taken as it is.
 
     Raises:
         TranscriptError: ``latest`` was asked for and ``out`` holds no run; or ``given`` is a
@@ -34,6 +36,8 @@ def resolve_transcript(given: str | None, out: str) -> str:
     if given is None or (given == LATEST and not Path(given).exists()):
         return str(latest_run(out))
     folder = Path(given)
+    if not folder.exists() and os.sep not in given and (Path(out) / given).is_dir():
+        return str(Path(out) / given)
     if folder.is_dir() and not (folder / "transcript.jsonl").exists() and list_runs(folder):
         raise TranscriptError(
             f"{given!r} is a folder of runs, not one run; `ptcrun runs --out {given}` lists them, "

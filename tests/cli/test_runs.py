@@ -140,3 +140,9 @@ def test_show_of_a_folder_of_runs_points_at_runs_and_latest(two_runs):
     assert code == EXIT_CODES["config"]
     assert err == (f"ptcrun: {out!r} is a folder of runs, not one run; `ptcrun runs --out {out}` lists them, "
                    f"and latest --out {out} names the newest.\n")
+
+
+def test_a_run_id_from_the_list_names_that_run(two_runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(["show", two_runs["first"].name, "--out", str(two_runs["out"])])
+    assert code == 0 and "goal: First goal" in out
