@@ -191,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.fail_on_partial and result.partial and code == EXIT_CODES["done"]:
         code = EXIT_CODES["partial"]
     assert result.transcript is not None  # the command always writes one
-    warnings = [*result.warnings, *runtime.record_warnings]
+    warnings = [in_cli_words(w) for w in (*result.warnings, *runtime.record_warnings)]
     transcript = _whole_transcript(result)
     if result.error is not None:
         # What ended the run and its fix, where a failing command says it, whatever stdout holds.
