@@ -14,13 +14,14 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
 from ..errors import ConfigError, TranscriptError, to_payload
 from ..runtime._runtime import Runtime
 from ..transcript._events import EventStream, os_error_reason
+from ..transcript._runs import lock_transcript
 from ._corpus import STDIN, Corpus, chunk_options, read_corpus, write_record
 from ._options import build_limits, build_provider, unused_prices
 from ._parser import EXIT_CODES, in_cli_words, status_exit_code
@@ -116,10 +117,18 @@ class _RecordingRuntime(Runtime):
         self._corpus = corpus
         self._options = options
         self.record_warnings: list[str] = []
+        self._lock: IO[bytes] | None = None
+
+    def release(self) -> None:
+        """Let go of the transcript's lock: ``ptcrun runs`` no longer lists the run as running."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def _open_events(self) -> EventStream:
         events = super()._open_events()
         if events.path is not None:
+            self._lock = lock_transcript(events.path)
             try:
                 write_record(events.path.parent, self._corpus, self._options)
             except OSError as exc:
@@ -186,7 +195,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"uses it.", file=sys.stderr)
     if args.dry_run:
         return _dry_run(runtime.estimate(goal, corpus.chunks, schema=schema), as_json=args.json)
-    result = runtime.run(goal, corpus.chunks, schema=schema)
+    try:
+        result = runtime.run(goal, corpus.chunks, schema=schema)
+    finally:
+        runtime.release()
     code = status_exit_code(result.status, result.error, result.signal)
     if args.fail_on_partial and result.partial and code == EXIT_CODES["done"]:
         code = EXIT_CODES["partial"]

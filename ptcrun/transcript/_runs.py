@@ -3,26 +3,33 @@
 A run folder is ``<root>/<UTC timestamp>-<id>/`` holding ``transcript.jsonl``. Listing reads
 the file's first line (``run.start``: when, goal) and its last (``run.end``: status, turns,
 tokens, cost, wall time, failures), so a folder of large transcripts lists at once. A
-transcript with no ``run.end`` (the run was killed, or is still going) is read whole to count
-what it did, and is shown as ``interrupted``. A folder that is not a run (no transcript, or a
-file that is not a ptcrun transcript) never stops the list: it is left out, or shown as
-``unreadable`` with the reason.
+transcript with no ``run.end`` is read whole to count what it did, and is shown as ``running``
+while the process that writes it holds its lock (:func:`lock_transcript`; the lock dies with the
+process, so a killed run never looks alive), else as ``interrupted``. A folder that is not a run
+(no transcript, or a file that is not a ptcrun transcript) never stops the list: it is left out,
+or shown as ``unreadable`` with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
 from .._result import Usage
 from ..errors import TranscriptError
 
-__all__ = ["RunSummary", "latest_run", "list_runs"]
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no run reads as running
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["RunSummary", "latest_run", "list_runs", "lock_transcript"]
 
 _FILE_NAME = "transcript.jsonl"
 #: Bytes read from the end of a transcript to find its last line; a longer ``run.end`` (a very
@@ -39,8 +46,9 @@ class RunSummary:
         path: the folder.
         started: Unix seconds of ``run.start``, or the transcript's modification time when
             unreadable.
-        status: the run's status; ``"interrupted"`` when it has no ``run.end``, ``"unreadable"``
-            when the file is not a ptcrun transcript (``problem`` says why).
+        status: the run's status; with no ``run.end``, ``"running"`` while its writer holds the
+            transcript's lock and ``"interrupted"`` once it does not; ``"unreadable"`` when the
+            file is not a ptcrun transcript (``problem`` says why).
         goal: the goal, from ``run.start``.
         turns, tokens, cost, seconds: from ``run.end``, or counted from the events; ``cost`` is
             ``None`` when a model had no price.
@@ -107,6 +115,41 @@ def latest_run(root: str | os.PathLike[str]) -> Path:
     return readable[0].path
 
 
+def lock_transcript(path: Path) -> IO[bytes] | None:
+    """Hold an exclusive lock on a transcript for as long as the returned file stays open, so
+    :func:`list_runs` can tell a run still going from one that was killed. ``None`` where the
+    OS has no ``flock`` or the lock cannot be taken; close the file to release it."""
+    if fcntl is None:
+        return None
+    try:
+        file = path.open("rb")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        file.close()
+        return None
+    return file
+
+
+def _locked(path: Path) -> bool:
+    """Whether a process holds the transcript's lock: its run is still going."""
+    if fcntl is None:
+        return False
+    try:
+        with path.open("rb") as file:
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            with contextlib.suppress(OSError):
+                fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
 def _summary(folder: Path) -> RunSummary:
     file = folder / _FILE_NAME
     try:
@@ -147,7 +190,7 @@ def _from_whole(folder: Path) -> RunSummary:
         id=folder.name,
         path=folder,
         started=t.started,
-        status="interrupted" if not t.complete else t.status,
+        status=t.status if t.complete else ("running" if _locked(folder / _FILE_NAME) else "interrupted"),
         goal=t.goal,
         turns=len(t.turns),
         tokens=u.total_tokens,

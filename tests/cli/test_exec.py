@@ -163,6 +163,8 @@ def test_corpus_json_is_written_when_the_run_starts_so_a_killed_run_replays(tmp_
                 break
             time.sleep(0.05)
         assert transcript is not None, "the run never reached its worker calls"
+        code, out, _ = run_cli(["runs", "--out", str(tmp_path / "runs"), "--json"])
+        assert json.loads(out)["status"] == "running"  # its process holds the transcript's lock
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the command and its sandbox child, at once
         process.wait()

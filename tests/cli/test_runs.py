@@ -146,3 +146,30 @@ def test_a_run_id_from_the_list_names_that_run(two_runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli(["show", two_runs["first"].name, "--out", str(two_runs["out"])])
     assert code == 0 and "goal: First goal" in out
+
+
+def test_a_run_whose_writer_holds_its_lock_reads_running(two_runs, tmp_path):
+    from ptcrun.transcript._runs import lock_transcript
+
+    out = tmp_path / "runs"
+    going = out / "20991231T235959Z-a11ve0"
+    going.mkdir(parents=True)
+    lines = (two_runs["first"] / "transcript.jsonl").read_text().splitlines(keepends=True)
+    (going / "transcript.jsonl").write_text("".join(lines[:3]))
+    lock = lock_transcript(going / "transcript.jsonl")
+    assert lock is not None
+    try:
+        _, text, _ = run_cli(["runs", "--out", str(out), "--json"])
+        assert json.loads(text)["status"] == "running"
+    finally:
+        lock.close()
+    _, text, _ = run_cli(["runs", "--out", str(out), "--json"])
+    assert json.loads(text)["status"] == "interrupted"
+
+
+def test_a_finished_run_holds_no_lock(two_runs):
+    from ptcrun.transcript._runs import lock_transcript
+
+    lock = lock_transcript(two_runs["first"] / "transcript.jsonl")
+    assert lock is not None  # ptcrun run let go of it when the run ended
+    lock.close()
