@@ -275,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         "runs",
         help="list the runs under the output folder, newest first",
         description="One line per run folder under --out, newest first: id, when, status, goal, "
-        "turns, tokens, cost, wall time and failed calls. A killed run reads interrupted.",
+        "turns, tokens, cost, wall time and failed calls. A run still going reads running, a "
+        "killed one interrupted.",
     )
     _add_config_flags(runs, out_help="the folder whose runs are listed")
     runs.add_argument("--limit", type=_typed(_settings.NON_NEGATIVE), default=20, metavar="N",

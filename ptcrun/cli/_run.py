@@ -110,7 +110,12 @@ def _dry_run(estimate: Estimate, *, as_json: bool) -> int:
 
 class _RecordingRuntime(Runtime):
     """A runtime that writes ``corpus.json`` into the run folder as soon as the folder is made,
-    before the first event, so a run killed at any point can still be replayed."""
+    before the first event, so a run killed at any point can still be replayed; and that locks
+    the transcript until :meth:`release`, so ``ptcrun runs`` lists the run as running.
+
+    It hooks the moment ``Runtime`` makes the folder (``_open_events``): the run folder's name
+    is known nowhere else before the run ends.
+    """
 
     def __init__(self, *, corpus: Corpus, options: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
