@@ -2,26 +2,84 @@
 
 Every command that takes a corpus (``run CORPUS``, ``exec --data FILE``, ``exec --turn``) turns
 its flags into options here and reads the file with :func:`~ptcrun.corpus._load.load_corpus`.
-``run`` writes ``corpus.json`` into the run folder, saying where the chunks came from and how they
-were cut, so that ``exec TRANSCRIPT --turn N`` can cut the same chunks again.
+``run`` writes ``corpus.json`` into the run folder as soon as the folder is made, saying where
+the chunks came from and how they were cut, so that ``exec TRANSCRIPT --turn N`` can cut the same
+chunks again, even after the run was killed. A corpus read from standard input (``-``) is kept
+in the run folder as ``corpus.txt``, the file ``corpus.json`` then names.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping, Sequence
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
-from ..corpus._chunking import corpus_digest
-from ..corpus._load import DEFAULT_CHUNK_TOKENS
+from ..corpus._chunking import Chunk, corpus_digest
+from ..corpus._load import DEFAULT_CHUNK_TOKENS, load_corpus
 from ..errors import ConfigError
 
-__all__ = ["CORPUS_FILE", "ChunkOptions", "chunk_options", "read_record", "write_record"]
+__all__ = [
+    "CORPUS_FILE",
+    "STDIN",
+    "STDIN_COPY",
+    "ChunkOptions",
+    "Corpus",
+    "chunk_options",
+    "read_corpus",
+    "read_record",
+    "write_record",
+]
 
 #: The file in a run folder that records the run's corpus.
 CORPUS_FILE = "corpus.json"
+#: The corpus path that means standard input.
+STDIN = "-"
+#: The copy of a corpus read from standard input, in the run folder.
+STDIN_COPY = "corpus.txt"
+
+
+class Corpus:
+    """A corpus as a command read it: its chunks, and its bytes when they came from stdin."""
+
+    def __init__(self, path: str, chunks: list[Chunk], stdin: bytes | None = None) -> None:
+        self.path = path
+        self.chunks = chunks
+        self.stdin = stdin
+
+
+def read_corpus(path: str, options: ChunkOptions, *, flag: str) -> Corpus:
+    """Read and cut the corpus ``path`` names; ``-`` reads standard input to its end.
+
+    The bytes of standard input are checked and cut as a file's are; a message about them says
+    "standard input" where it would name a file.
+
+    Raises:
+        ConfigError: as ``load_corpus`` does; or standard input is a terminal (nothing was
+            piped in).
+    """
+    if path != STDIN:
+        return Corpus(path, load_corpus(path, **options))
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError(
+            f"{flag} - reads the corpus from standard input, but standard input is a terminal; "
+            f"pipe the text in (cat app.log | ptcrun ...) or pass a file."
+        )
+    data = sys.stdin.buffer.read()
+    with tempfile.TemporaryDirectory(prefix="ptcrun-stdin-") as folder:
+        copy = os.path.join(folder, STDIN_COPY)
+        with open(copy, "wb") as file:
+            file.write(data)
+        try:
+            chunks = load_corpus(copy, **options)
+        except ConfigError as exc:
+            message = str(exc).replace(f"corpus file {copy!r}", "the corpus on standard input")
+            raise ConfigError(message.replace(repr(copy), "standard input")) from None
+    return Corpus(path, chunks, data)
 
 
 class ChunkOptions(TypedDict):
@@ -68,15 +126,37 @@ def chunk_options(args: argparse.Namespace, recorded: Mapping[str, Any] | None =
     return ChunkOptions(chunk_tokens=tokens, chunk_lines=lines, overlap=overlap)
 
 
-def write_record(folder: Path, corpus: str, options: ChunkOptions, chunks: Sequence[str]) -> None:
-    """Write ``corpus.json`` into a run folder: the corpus's path, its cut and its fingerprint."""
+def write_record(folder: Path, corpus: Corpus, options: ChunkOptions) -> None:
+    """Write ``corpus.json`` into a run folder: the corpus's path, its cut and its fingerprint.
+
+    A corpus from standard input is written beside it first, as ``corpus.txt``. Each file is
+    written whole or not at all (a temporary file, renamed), so a kill or a full disk never
+    leaves half a record.
+
+    Raises:
+        OSError: a file could not be written.
+    """
+    path = Path(corpus.path).resolve()
+    if corpus.stdin is not None:
+        path = folder.resolve() / STDIN_COPY
+        _write_whole(path, corpus.stdin)
     record = {
-        "path": str(Path(corpus).resolve()),
+        "path": str(path),
         **options,
-        "chunks": len(chunks),
-        "sha256": corpus_digest(chunks),
+        "chunks": len(corpus.chunks),
+        "sha256": corpus_digest(corpus.chunks),
     }
-    (folder / CORPUS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _write_whole(folder / CORPUS_FILE, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    part = path.with_name(path.name + ".part")
+    try:
+        part.write_bytes(data)
+        os.replace(part, path)
+    except OSError:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:

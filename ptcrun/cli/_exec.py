@@ -1,13 +1,17 @@
-"""``ptcrun exec``: run one program in the sandbox with no LLM, or run a recorded turn again.
+"""``ptcrun exec``: run one program in the sandbox with no planner, or run a recorded turn again.
 
-``exec PROGRAM.py`` runs a program file against ``--data``. ``exec TRANSCRIPT --turn N`` runs turn
-N's program again: every tool call it makes is answered from the transcript's record of the same
-call (same tool, same arguments), so the program sees what it saw in the run.
+``exec PROGRAM.py`` runs a program file against ``--data``, with ``--worker`` behind
+``tool.worker``. ``exec TRANSCRIPT --turn N`` runs turn N's program again, and ``exec EDITED.py
+--replay RUN`` runs an edited program: every tool and worker call is answered from the run's
+record of the same call (same tool, same arguments), so the program sees what it saw in the
+run; a call the run never made goes live (``--tools``, ``--worker``), or fails under
+``--replay-only``. Which calls were replayed is printed after the program's outcome.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
 import json
 import math
@@ -23,8 +27,10 @@ from .._limits import Limits
 from ..corpus._chunking import corpus_digest
 from ..corpus._load import load_corpus
 from ..errors import ConfigError
-from ._corpus import CORPUS_FILE, chunk_options, read_record
-from ._parser import EXIT_CODES
+from ._corpus import CORPUS_FILE, chunk_options, read_corpus, read_record
+from ._options import build_limits, build_provider
+from ._parser import EXIT_CODES, in_cli_words
+from ._runs import resolve_transcript
 
 if TYPE_CHECKING:
     from .._tools import Tool
@@ -37,22 +43,112 @@ __all__ = ["cmd_exec"]
 def cmd_exec(args: argparse.Namespace) -> int:
     """Run ``args.program`` (or, with ``--turn``, a recorded turn); return the exit code."""
     if args.data is None:
-        given = [flag for flag, value in (("--chunk-tokens", args.chunk_tokens),
-                                          ("--chunk-lines", args.chunk_lines),
-                                          ("--overlap", args.overlap)) if value is not None]
+        given = [flag for flag, dest in (("--chunk-tokens", "chunk_tokens"), ("--chunk-lines", "chunk_lines"),
+                                         ("--overlap", "overlap")) if dest in args.from_flags]
         if given:
             raise ConfigError(f"{given[0]} says how to cut --data, but no --data FILE was given; give both.")
     if args.turn is not None:
+        if args.replay is not None:
+            raise ConfigError("--replay RUN runs a program file against a run; --turn N runs the run's "
+                              "own program. Give one of them.")
         return _exec_turn(args)
     if args.fresh:
         raise ConfigError("--fresh skips the turns before --turn N; give --turn N too.")
+    if args.replay_only and args.replay is None:
+        raise ConfigError(
+            "--replay-only says what to do with calls --replay RUN did not record; give --replay RUN too."
+        )
+    if args.program is None:
+        raise ConfigError("give the program to run: ptcrun exec PROGRAM.py (or TRANSCRIPT --turn N).")
+    return _exec_program(args) if args.replay is None else _exec_replay(args)
+
+
+def _live_tools(args: argparse.Namespace) -> dict[str, Tool]:
     from .._tools import load_tools_file
+
+    return dict(load_tools_file(args.tools)) if args.tools else {}
+
+
+def _exec_program(args: argparse.Namespace) -> int:
+    """``exec PROGRAM.py``: the program on ``--data``, with live tools and ``--worker``."""
     from ..sandbox import execute
 
     source = _program(args.program)
-    data = load_corpus(args.data, **chunk_options(args)) if args.data is not None else []
-    tools = list(load_tools_file(args.tools).values()) if args.tools else None
-    return _report(execute(source, data=data, tools=tools, limits=Limits()))
+    limits = build_limits(args)
+    tools = {**_live_tools(args), "worker": _worker_tool(args, limits)}
+    return _report(execute(source, data=_data(args, source), tools=list(tools.values()), limits=limits))
+
+
+def _exec_replay(args: argparse.Namespace) -> int:
+    """``exec EDITED.py --replay RUN``: the program with the run's calls answered from its record."""
+    from ..sandbox import execute
+    from ..transcript._transcript import Transcript
+
+    source = _program(args.program)
+    limits = build_limits(args)
+    live = _live_tools(args)
+    if args.worker is not None:  # else a worker call the run never made is refused, saying how
+        live["worker"] = _worker_tool(args, limits)
+    transcript = Transcript.load(resolve_transcript(args.replay, args.out))
+    data = _replay_data(args, transcript) if args.data is None else _data(args, source)
+    replay = _Replay(transcript.calls, only=args.replay_only)
+    names = set(transcript.run.get("tools") or ()) | {c.tool for c in transcript.calls} | set(live)
+    tools = [replay.tool(name, live.get(name)) for name in sorted(names)]
+    code = _report(execute(source, data=data, tools=tools, limits=limits))
+    replay.print_log(f"from {transcript.path}")
+    return code
+
+
+def _worker_tool(args: argparse.Namespace, limits: Limits) -> Tool:
+    """``tool.worker`` under exec: the ``--worker`` model, or a tool that says how to get one."""
+    from .._tools import Tool
+
+    if args.worker is None:
+
+        async def worker(*args: Any, **kwargs: Any) -> Any:
+            raise errors.ToolError(
+                "tool.worker needs a model under exec: pass --worker PROVIDER (or set PTCRUN_WORKER), "
+                "or --replay RUN to answer its calls from a run.",
+                tool="worker",
+            )
+
+        return Tool.from_function(worker, name="worker", description="no worker model was given")
+    from ..runtime._budget import Ledger
+    from ..runtime._worker import make_worker_tool
+
+    return make_worker_tool(
+        provider=build_provider(args.worker, args),
+        ledger=Ledger(limits.max_tokens),
+        limits=limits,
+        emit=lambda event: None,  # exec writes no transcript
+        span_of_call=lambda call: f"exec.c{(call or {}).get('call', 0)}",
+    )
+
+
+def _uses_data(source: str) -> bool:
+    """Whether the program reads the name ``data`` without ever setting it itself."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False  # the sandbox reports it, with its line
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "data"]
+    return any(isinstance(n.ctx, ast.Load) for n in names) and not any(
+        isinstance(n.ctx, ast.Store) for n in names
+    )
+
+
+def _data(args: argparse.Namespace, source: str) -> list[str]:
+    """The chunks of ``--data``; a program that reads ``data`` with no ``--data`` is refused
+    rather than run on no chunks at all."""
+    if args.data is not None:
+        return list(read_corpus(args.data, chunk_options(args), flag="--data").chunks)
+    if _uses_data(source):
+        raise ConfigError(
+            f"program {args.program!r} reads `data`, but no --data FILE was given, so it would run "
+            f"on no chunks; pass the corpus with --data FILE (- for standard input), or --replay RUN "
+            f"to use a run's corpus."
+        )
+    return []
 
 
 def _program(path: str) -> str:
@@ -82,7 +178,7 @@ def _report(result: ExecResult) -> int:
         print(f"failed: {result.answer}")
         return EXIT_CODES["failed"]
     if result.status == "error":
-        print(f"error: {result.error}", file=sys.stderr)
+        print(f"error: {in_cli_words(str(result.error))}", file=sys.stderr)
         # A limit or a crashed child exits with its error's code; the program's own errors
         # (NameError, a failed tool call it did not catch) with the generic one.
         return result.limit.exit_code if result.limit is not None else EXIT_CODES["error"]
@@ -106,16 +202,37 @@ def _exec_turn(args: argparse.Namespace) -> int:
     return code
 
 
-class _Replay:
-    """Answers tool calls from the calls a transcript recorded, matched by tool and arguments."""
+@attrs.frozen
+class _Answered:
+    """How one call of a replayed program was answered: ``replayed``, ``live`` or ``refused``."""
 
-    def __init__(self, calls: Sequence[Any]) -> None:
+    how: str
+    tool: str
+    args: str
+
+
+class _Replay:
+    """Answers tool calls from the calls a transcript recorded, matched by tool and arguments.
+
+    A call the run made several times with the same arguments is answered in the order the run
+    made them. A call it never made goes to the live tool when there is one, unless ``only``.
+    """
+
+    def __init__(self, calls: Sequence[Any], *, only: bool = False) -> None:
         self._queues: dict[str, collections.deque[Any]] = collections.defaultdict(collections.deque)
         for call in calls:
             if call.status in ("ok", "error"):
                 self._queues[self._key(call.tool, call.args, call.kwargs)].append(call)
-        self.replayed = 0
-        self.live = 0
+        self._only = only
+        self.log: list[_Answered] = []
+
+    @property
+    def replayed(self) -> int:
+        return sum(1 for a in self.log if a.how == "replayed")
+
+    @property
+    def live(self) -> int:
+        return sum(1 for a in self.log if a.how == "live")
 
     @staticmethod
     def _key(tool: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
@@ -126,25 +243,44 @@ class _Replay:
         from ..transcript._views import preview
 
         async def replay(*args: Any, **kwargs: Any) -> Any:
+            shown = preview([list(args), kwargs], 80)
             queue = self._queues.get(self._key(name, args, kwargs))
             if queue:
                 record = queue.popleft()
-                self.replayed += 1
+                self.log.append(_Answered("replayed", name, shown))
                 if record.status == "ok":
                     return record.value
                 raise errors.from_payload(record.error)
-            if live is not None:
-                self.live += 1
+            if live is not None and not self._only:
+                self.log.append(_Answered("live", name, shown))
                 return await live.call(list(args), kwargs)
-            shown = preview([list(args), kwargs], 80)
+            self.log.append(_Answered("refused", name, shown))
+            fix = (
+                "--replay-only refuses calls the run did not make; drop it to make them live"
+                if self._only
+                else f"pass {'--worker PROVIDER' if name == 'worker' else '--tools FILE'} to make it live"
+            )
             raise errors.ToolError(
                 f"tool {name!r} was called with arguments the recorded run never used ({shown}); "
-                f"exec --turn answers calls from the transcript only. Pass --tools FILE to call "
-                f"user tools live.",
+                f"only the run's own calls can be answered from its transcript: {fix}.",
                 tool=name,
             )
 
         return Tool.from_function(replay, name=name, description=f"replays recorded calls of tool.{name}")
+
+    def print_log(self, source: str, *, shown: int = 20) -> None:
+        """The calls that were not replayed, and a count of each kind, on standard error."""
+        counts = collections.Counter(a.how for a in self.log)
+        print(
+            f"calls: {counts['replayed']:,} replayed {source}, {counts['live']:,} live, "
+            f"{counts['refused']:,} refused",
+            file=sys.stderr,
+        )
+        others = [a for a in self.log if a.how != "replayed"]
+        for answered in others[:shown]:
+            print(f"  {answered.how:<8} tool.{answered.tool} {answered.args}", file=sys.stderr)
+        if len(others) > shown:
+            print(f"  ... and {len(others) - shown:,} more", file=sys.stderr)
 
 
 def _limits_from(recorded: Mapping[str, Any]) -> Limits:
@@ -156,21 +292,32 @@ def _limits_from(recorded: Mapping[str, Any]) -> Limits:
         return Limits()
 
 
+def _flags_only(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with only the settings given as flags: a recorded run's own cut and limits come
+    before the environment's and the config file's, which are defaults for new runs."""
+    kept = vars(args).copy()
+    for name in args.from_settings:
+        if name not in args.from_flags:
+            kept[name] = None
+    return argparse.Namespace(**kept)
+
+
 def _replay_data(args: argparse.Namespace, transcript: Transcript) -> list[str]:
     """The run's chunks: from ``--data`` (flags not given default to the run's), or cut again
     from the corpus ``corpus.json`` names; checked against the run's fingerprint."""
     folder = transcript.path.parent if transcript.path is not None else Path(".")
     record = read_record(folder)
     chunks: list[str]
+    flags = _flags_only(args)
     if args.data is not None:
-        chunks = list(load_corpus(args.data, **chunk_options(args, record)))
+        chunks = list(read_corpus(args.data, chunk_options(flags, record), flag="--data").chunks)
     elif record is not None:
         if not Path(record["path"]).is_file():
             raise ConfigError(
                 f"the run's corpus {record['path']!r} (named in {folder / CORPUS_FILE}) is not "
                 f"there any more; pass the corpus with --data FILE."
             )
-        chunks = list(load_corpus(record["path"], **chunk_options(args, record)))
+        chunks = list(load_corpus(record["path"], **chunk_options(flags, record)))
         if record.get("sha256") and corpus_digest(chunks) != record["sha256"]:
             raise ConfigError(
                 f"corpus {record['path']!r} changed since the run (its chunks differ from the ones "
@@ -206,11 +353,10 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     """
     import trio
 
-    from .._tools import load_tools_file
     from ..sandbox.host._driver import Sandbox
     from ..transcript._transcript import Transcript
 
-    transcript = Transcript.load(args.program)
+    transcript = Transcript.load(resolve_transcript(args.program, args.out))
     turn = transcript.turn(args.turn)
     program = turn.program
     if program is None:
@@ -227,13 +373,16 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
         first = turn.number
     before = [t.program for t in transcript.turns if first <= t.number < turn.number and t.program]
     data = _replay_data(args, transcript)
-    live = load_tools_file(args.tools) if args.tools else {}
+    live = _live_tools(args)
+    limits = build_limits(_flags_only(args), _limits_from(transcript.limits))
+    if args.worker is not None:
+        live["worker"] = _worker_tool(args, limits)
     replay = _Replay([c for c in transcript.calls if first <= c.turn <= turn.number])
     names = set(transcript.run.get("tools") or ()) | {c.tool for c in transcript.calls} | set(live)
     tools = [replay.tool(name, live.get(name)) for name in sorted(names)]
 
     async def main() -> ExecResult:
-        async with Sandbox(data=data, tools=tools, limits=_limits_from(transcript.limits)) as sandbox:
+        async with Sandbox(data=data, tools=tools, limits=limits) as sandbox:
             for earlier in before:
                 await sandbox.execute(earlier)
             return await sandbox.execute(program)

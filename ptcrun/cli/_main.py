@@ -1,20 +1,24 @@
 """``main``: parse the command line, run the subcommand, exit with a code per ending.
 
-A :class:`~ptcrun.errors.PtcrunError` is caught here, once, for every subcommand: its message is
-printed (with ``Limits`` fields spelled as the flags that set them, for ``run``) and the command
-exits with the error's ``exit_code``.
+Settings left off the command line are filled from the environment and the config file first
+(``_config``). A :class:`~ptcrun.errors.PtcrunError` is caught here, once, for every subcommand:
+its message is printed with the settings it names spelled as the flags that set them, and the
+command exits with the error's ``exit_code``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import PtcrunError
+from ._config import apply_config
 from ._exec import cmd_exec
 from ._parser import EXIT_CODES, in_cli_words, parse
 from ._run import cmd_run
+from ._runs import cmd_runs
 from ._views import cmd_export, cmd_show, cmd_tree, cmd_view
 
 __all__ = ["main"]
@@ -22,6 +26,7 @@ __all__ = ["main"]
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "exec": cmd_exec,
+    "runs": cmd_runs,
     "show": cmd_show,
     "tree": cmd_tree,
     "export": cmd_export,
@@ -37,10 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parse(argv)
     try:
+        apply_config(args, os.environ)
         return _COMMANDS[args.command](args)
     except PtcrunError as exc:
-        message = in_cli_words(str(exc)) if args.command == "run" else str(exc)
-        print(f"ptcrun: {message}", file=sys.stderr)
+        print(f"ptcrun: {in_cli_words(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ptcrun: interrupted", file=sys.stderr)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.metadata
-import math
 import re
 import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..corpus._load import DEFAULT_CHUNK_TOKENS
 from ..errors import ConfigError, LimitExceeded, PtcrunError, SandboxError
+from . import _settings
+from ._settings import LIMIT_FLAGS, PROVIDER_FLAGS, SETTINGS, BadValue, Convert
 
 __all__ = [
     "EXIT_CODES",
@@ -28,6 +28,8 @@ __all__ = [
     "parse",
     "status_exit_code",
 ]
+
+_SETTING = {s.dest: s for s in SETTINGS}
 
 #: The exit code of each way a command can end, by name.
 EXIT_CODES: dict[str, int] = {
@@ -72,37 +74,16 @@ def status_exit_code(status: str, error: PtcrunError | None, stopped_by: int | N
     return EXIT_CODES[_STATUS_EXIT.get(status, "error")]
 
 
-#: The ``Limits`` fields ``ptcrun run`` sets: field name → (flag, help). The parser adds the flags
-#: from it, ``run`` builds ``Limits`` from it, and :func:`in_cli_words` spells errors with it.
-#: Fields ending in ``_timeout`` take seconds; the others a whole number.
-LIMIT_FLAGS: dict[str, tuple[str, str]] = {
-    "max_tokens": ("--token-limit", "tokens the run may spend, planner and workers together"),
-    "max_turns": ("--max-turns", "planner turns"),
-    "max_concurrency": ("--concurrency", "tool and worker calls in flight at once"),
-    "call_timeout": ("--call-timeout", "seconds one tool or worker call may take"),
-    "pmap_timeout": ("--pmap-timeout", "seconds one pmap may take, all its items together"),
-    "turn_timeout": ("--turn-timeout", "seconds one turn may take: the planner's reply and its program"),
-    "run_timeout": ("--run-timeout", "seconds the whole run may take"),
-    "max_depth": ("--max-depth", "how deep tool.agent sub-runs may nest (0: no tool.agent)"),
-}
-
-#: The settings of the HTTP providers (``AnthropicProvider``, ``OpenAICompatProvider``) that
-#: ``ptcrun run`` sets, for the planner and the worker alike: argument → (flag, help).
-PROVIDER_FLAGS: dict[str, tuple[str, str]] = {
-    "timeout": ("--request-timeout", "seconds one attempt of an LLM request may take"),
-    "max_retries": ("--max-retries", "retries of a failed LLM request (rate limit, overload, 5xx, timeout)"),
-    "max_retry_wait": ("--max-retry-wait", "seconds a busy server may ask to wait before a retry"),
-}
-
 _PROVIDER_SETTINGS = re.compile(r"\b(?:AnthropicProvider|OpenAICompatProvider)\(([^()]*)\)")
 
 
 def in_cli_words(message: str) -> str:
     """Spell the settings a message names as the flags that set them.
 
-    ``Limits.max_tokens`` becomes ``--token-limit``, and so does ``max_tokens`` in the fix the
-    message names ("Raise max_tokens"). A bare field name elsewhere is left alone: it may be
-    another setting of the same name (a worker call's ``max_tokens``); the clocks' names
+    ``Limits.max_tokens`` becomes ``--token-limit``, and so does a field in the fix the message
+    names ("Raise max_tokens", "lower sandbox_memory_bytes"; but "lower max_tokens" is a call's
+    own argument: lowering the run's budget is never a fix). A bare field name elsewhere is left
+    alone: it may be another setting of the same name (a worker call's ``max_tokens``); the clocks' names
     (``turn_timeout``) belong to ``Limits`` alone and are spelled as flags wherever they appear.
     A provider's settings, ``AnthropicProvider(timeout=2, max_retries=1)``, become
     ``--request-timeout=2, --max-retries=1`` when ``run`` has a flag for each of them.
@@ -111,13 +92,29 @@ def in_cli_words(message: str) -> str:
         message = re.sub(rf"\bLimits\.{field}\b", flag, message)
         if field.endswith("_timeout"):  # no other setting has these names
             message = re.sub(rf"\b{field}\b", flag, message)
-        else:
+        elif field == "max_tokens":  # "lower max_tokens" is a call's own max_tokens= argument
             message = re.sub(rf"\b([Rr]aise) {field}\b", rf"\1 {flag}", message)
+        else:
+            message = re.sub(rf"\b([Rr]aise|[Ll]ower) {field}\b", rf"\1 {flag}", message)
+    # The command reads API keys and base URLs from the providers' own variables and the
+    # provider string (anthropic:MODEL@URL); it has no flag for either.
+    message = _API_KEY_ARGUMENT.sub("", message)
+    message = _BASE_URL_ARGUMENT.sub(_base_url_words, message)
     message = _PROVIDER_SETTINGS.sub(_provider_flags, message)
+    message = re.sub(r"\bmath\.inf\b", "inf", message)
     # Unlike "timeout", these two names belong to the providers alone.
     for name in ("max_retry_wait", "max_retries"):
         message = re.sub(rf"\b{name}\b", PROVIDER_FLAGS[name][0], message)
     return message
+
+
+_API_KEY_ARGUMENT = re.compile(r" or pass (?:AnthropicProvider|OpenAICompatProvider)\(api_key=\.\.\.\)")
+_BASE_URL_ARGUMENT = re.compile(r"\b(AnthropicProvider|OpenAICompatProvider)\(base_url=\.\.\.\)")
+
+
+def _base_url_words(match: re.Match[str]) -> str:
+    kind = "anthropic" if match.group(1) == "AnthropicProvider" else "openai"
+    return f"the base URL ({kind}:MODEL@URL, or {kind.upper()}_BASE_URL)"
 
 
 def _provider_flags(match: re.Match[str]) -> str:
@@ -133,57 +130,58 @@ def _provider_flags(match: re.Match[str]) -> str:
     return ", ".join(spelled)
 
 
-def _count(least: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``least`` (argparse names the flag)."""
+def _typed(convert: Convert) -> Callable[[str], Any]:
+    """An argparse type from a setting's reader; argparse names the flag in the error."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
-        except ValueError:
-            value = least - 1
-        if value < least:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {least}; got {text!r}")
-        return value
+            return convert(text)
+        except BadValue as exc:
+            raise argparse.ArgumentTypeError(f"{exc}; got {text!r}") from None
 
+    parse.__name__ = getattr(convert, "__name__", "value")
     return parse
 
 
-_POSITIVE = _count(1)
-_NON_NEGATIVE = _count(0)
-
-
-def _seconds(least: float, *, inclusive: bool) -> Callable[[str], float]:
-    """An argparse type: seconds, above ``least`` (or at least it); ``inf`` means no limit."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (value >= least if inclusive else value > least):
-            bound = f"at least {least:g}" if inclusive else f"more than {least:g}"
-            raise argparse.ArgumentTypeError(f"must be seconds, {bound} (inf for no limit); got {text!r}")
-        return value
-
-    return parse
-
-
-_DURATION = _seconds(0, inclusive=False)
-_WAIT = _seconds(0, inclusive=True)
+def _add_settings(parser: argparse.ArgumentParser, *dests: str, mutually_exclusive: bool = False) -> None:
+    """The flags of these settings (see ``SETTINGS``); not given, they are ``None`` until
+    ``apply_config`` fills them from the environment, the config file or the default."""
+    target: Any = parser.add_mutually_exclusive_group() if mutually_exclusive else parser
+    for dest in dests:
+        s = _SETTING[dest]
+        default = "" if s.default is None else f" (default {s.default})"
+        target.add_argument(s.flag, dest=s.dest, type=_typed(s.convert), metavar=s.metavar,
+                            help=f"{s.help}{default}; env {s.env}")
 
 
 def _add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that say how a corpus is cut: the same for ``run`` and ``exec``."""
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--chunk-tokens", type=_POSITIVE, metavar="N",
-                      help=f"tokens per chunk (default {DEFAULT_CHUNK_TOKENS})")
-    size.add_argument("--chunk-lines", type=_POSITIVE, metavar="N", help="lines per chunk, instead of tokens")
-    parser.add_argument("--overlap", type=_NON_NEGATIVE, metavar="N",
-                        help="tokens (or lines) repeated between neighbouring chunks (default 0)")
+    _add_settings(parser, "chunk_tokens", "chunk_lines", mutually_exclusive=True)
+    _add_settings(parser, "overlap")
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """Every limit, the request settings and prices: the same for ``run`` and ``exec``."""
+    _add_settings(parser, *LIMIT_FLAGS, *PROVIDER_FLAGS)
+    parser.add_argument("--price", action="append", metavar="MODEL=IN,OUT",
+                        help="USD per million input and output tokens of a model, so its runs get "
+                        "a cost (repeatable; env PTCRUN_PRICE, config [prices])")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, *, out_help: str) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        help="the TOML config file (default ~/.config/ptcrun/config.toml when "
+                        "there is one; none for no file; env PTCRUN_CONFIG)")
+    s = _SETTING["out"]
+    parser.add_argument("--out", dest="out", type=_typed(s.convert), metavar="DIR",
+                        help=f"{out_help} (default {s.default}; env {s.env})")
 
 
 def _transcript_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("transcript", metavar="TRANSCRIPT", help="a transcript.jsonl file or its run folder")
+    parser.add_argument("transcript", metavar="TRANSCRIPT", nargs="?", default="latest",
+                        help="a transcript.jsonl file, its run folder, or latest (the default): "
+                        "the newest run under --out")
+    _add_config_flags(parser, out_help="where latest is looked for")
 
 
 def _tools_flag(parser: argparse.ArgumentParser) -> None:
@@ -221,29 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the planner on a corpus and print the answer",
         description="Run the planner on a corpus with live progress; print the answer, a summary and "
-        "the transcript path.",
+        "the transcript path. Settings not given as flags come from PTCRUN_* variables, then the "
+        "config file, then their defaults.",
     )
-    run.add_argument("corpus", metavar="CORPUS", help="a UTF-8 text file, cut into chunks as `data`")
-    run.add_argument("--goal", required=True, help="what the planner must find out or produce")
+    run.add_argument("corpus", metavar="CORPUS",
+                     help="a UTF-8 text file, cut into chunks as `data`; - reads standard input")
+    goal = run.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--goal", help="what the planner must find out or produce")
+    goal.add_argument("--goal-file", metavar="FILE", help="a UTF-8 file that holds the goal")
     _add_corpus_flags(run)
-    run.add_argument("--planner", default="anthropic:claude-sonnet-4-6", metavar="PROVIDER",
-                     help="the planner model (default anthropic:claude-sonnet-4-6)")
-    run.add_argument("--worker", metavar="PROVIDER",
-                     help="the model behind tool.worker (default: the planner)")
-    run.add_argument("--sub-planner", metavar="PROVIDER",
-                     help="the model that writes tool.agent's sub-run programs (default: the planner)")
+    _add_settings(run, "planner", "worker", "sub_planner")
     _tools_flag(run)
-    for field, (flag, text) in LIMIT_FLAGS.items():
-        seconds = field.endswith("_timeout")
-        count = _NON_NEGATIVE if field == "max_depth" else _POSITIVE
-        run.add_argument(flag, dest=field, type=_DURATION if seconds else count,
-                         metavar="SECONDS" if seconds else "N", help=f"{text} (Limits.{field})")
-    for setting, (flag, text) in PROVIDER_FLAGS.items():
-        kind, metavar = {"timeout": (_DURATION, "SECONDS"), "max_retries": (_NON_NEGATIVE, "N"),
-                         "max_retry_wait": (_WAIT, "SECONDS")}[setting]
-        run.add_argument(flag, dest=setting, type=kind, metavar=metavar,
-                         help=f"{text}; for HTTP planner and worker providers ({setting}=)")
-    run.add_argument("--out", default="runs", metavar="DIR", help="where run folders are made (default runs)")
+    _add_model_flags(run)
+    _add_config_flags(run, out_help="where run folders are made")
     run.add_argument("--schema", metavar="FILE.json", help="a JSON Schema the answer must match")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -255,32 +243,57 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser(
         "exec",
-        help="run one program file in the sandbox, with no LLM (to debug a program)",
-        description="Run a program in the sandbox with no LLM: prints its output, then the done "
-        "value or the error.",
+        help="run one program file in the sandbox, with no planner (to debug a program)",
+        description="Run a program in the sandbox with no planner: prints its output, then the done "
+        "value or the error. Corpus, worker and limit settings are read as `run` reads them.",
     )
-    ex.add_argument("program", metavar="PROGRAM",
-                    help="a .py program file; with --turn, a transcript or its run folder")
-    ex.add_argument("--data", metavar="FILE", help="a UTF-8 text file, cut into chunks as `data`")
+    ex.add_argument("program", metavar="PROGRAM", nargs="?",
+                    help="a .py program file; with --turn, a transcript, its run folder or latest "
+                    "(the default)")
+    ex.add_argument("--data", metavar="FILE",
+                    help="a UTF-8 text file, cut into chunks as `data`; - reads standard input")
     _add_corpus_flags(ex)
     _tools_flag(ex)
+    _add_settings(ex, "worker")
+    _add_model_flags(ex)
+    _add_config_flags(ex, out_help="where latest and --replay latest are looked for")
     ex.add_argument(
         "--turn",
-        type=_POSITIVE,
+        type=_typed(_settings.POSITIVE),
         metavar="N",
         help="PROGRAM is a transcript (or run folder): run turn N's program again, tool calls "
         "answered from the transcript",
     )
     ex.add_argument("--fresh", action="store_true", help="with --turn: skip the earlier turns' programs")
+    ex.add_argument("--replay", metavar="RUN",
+                    help="answer the program's tool and worker calls from this run's transcript "
+                    "(a transcript, run folder or latest) where it made the same call")
+    ex.add_argument("--replay-only", action="store_true",
+                    help="with --replay: a call the run never made fails, instead of going live")
+
+    runs = sub.add_parser(
+        "runs",
+        help="list the runs under the output folder, newest first",
+        description="One line per run folder under --out, newest first: id, when, status, goal, "
+        "turns, tokens, cost, wall time and failed calls. A run still going reads running, a "
+        "killed one interrupted.",
+    )
+    _add_config_flags(runs, out_help="the folder whose runs are listed")
+    runs.add_argument("--limit", type=_typed(_settings.NON_NEGATIVE), default=20, metavar="N",
+                      help="the newest N runs (default 20; 0 for all)")
+    runs.add_argument("--json", action="store_true", help="one JSON object per run, a line each")
 
     show = sub.add_parser(
         "show",
         help="the turn-by-turn view of a transcript",
-        description="Each turn's program with line numbers, its output, error, tokens and time.",
+        description="Each turn's planner text, program with line numbers, output, error, tokens "
+        "and time.",
     )
     _transcript_argument(show)
-    show.add_argument("--turn", type=_POSITIVE, metavar="N", help="only turn N")
+    show.add_argument("--turn", type=_typed(_settings.POSITIVE), metavar="N", help="only turn N")
     show.add_argument("--calls", action="store_true", help="also each pmap's calls: duration, status, reply")
+    show.add_argument("--prompt", action="store_true",
+                      help="also the planner's whole prompt of each turn: system prompt and messages")
 
     tree = sub.add_parser(
         "tree",
@@ -289,16 +302,22 @@ def build_parser() -> argparse.ArgumentParser:
         "and status.",
     )
     _transcript_argument(tree)
+    tree.add_argument("--depth", type=_typed(_settings.POSITIVE), metavar="N",
+                      help="show N levels (1: the run, 2: its turns, ...); deeper spans are counted")
 
     export = sub.add_parser(
         "export",
-        help="export a transcript as Chrome/Perfetto trace events",
-        description="Write trace events for chrome://tracing and ui.perfetto.dev; print the path.",
+        help="export a transcript as Chrome/Perfetto trace events or OpenTelemetry spans",
+        description="Write trace events for chrome://tracing and ui.perfetto.dev, or OTLP/JSON spans "
+        "for an OpenTelemetry collector; print the path.",
     )
     _transcript_argument(export)
-    export.add_argument("--format", choices=["chrome"], default="chrome", help="the trace format (chrome)")
+    export.add_argument("--format", choices=["chrome", "otlp-json"], default="chrome",
+                        help="chrome: Chrome/Perfetto trace events; otlp-json: OpenTelemetry spans, the "
+                        "body an OTLP/HTTP collector takes at /v1/traces")
     export.add_argument("--output", "-o", metavar="FILE",
-                        help="where to write (default trace.chrome.json in the run folder; - for stdout)")
+                        help="where to write (default trace.chrome.json or trace.otlp.json in the run "
+                        "folder; - for stdout)")
 
     view = sub.add_parser(
         "view",
@@ -309,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     _transcript_argument(view)
     view.add_argument("--output", "-o", metavar="FILE",
                       help="where to write (default timeline.html in the run folder)")
+    view.add_argument("--open", action="store_true",
+                      help="also open the page in the web browser ($BROWSER, else the system's)")
     return parser
 
 

@@ -1,7 +1,8 @@
 """``ptcrun run``: run the planner on a corpus from the command line.
 
 Prints the answer, the run's summary and the transcript's path (or one JSON object with
-``--json``), and writes ``corpus.json`` beside the transcript so a turn can be run again later.
+``--json``). ``corpus.json`` is written beside the transcript as soon as the run folder is made,
+so a turn can be run again later, even from a run that was killed.
 Errors it prints name the flags that set a limit, not the ``Limits`` fields behind them; the
 error that ended a run is also printed on standard error.
 """
@@ -9,22 +10,21 @@ error that ended a run is also printed on standard error.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import math
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from .._limits import Limits
-from ..corpus._load import load_corpus
 from ..errors import ConfigError, TranscriptError, to_payload
-from ..transcript._events import os_error_reason
-from ._corpus import CORPUS_FILE, chunk_options, write_record
-from ._parser import EXIT_CODES, LIMIT_FLAGS, PROVIDER_FLAGS, in_cli_words, status_exit_code
+from ..runtime._runtime import Runtime
+from ..transcript._events import EventStream, os_error_reason
+from ..transcript._runs import lock_transcript
+from ._corpus import STDIN, Corpus, chunk_options, read_corpus, write_record
+from ._options import build_limits, build_provider, unused_prices
+from ._parser import EXIT_CODES, in_cli_words, status_exit_code
 
 if TYPE_CHECKING:
     from .._result import Result
@@ -89,29 +89,6 @@ def _check_out(out: str) -> None:
         ) from None
 
 
-#: The clocks from the outermost in: each must fit inside the one before it.
-_CLOCKS = ("run_timeout", "turn_timeout", "pmap_timeout", "call_timeout")
-
-
-def _limits(args: argparse.Namespace) -> Limits:
-    given: dict[str, Any] = {field: getattr(args, field) for field in LIMIT_FLAGS}
-    given = {field: value for field, value in given.items() if value is not None}
-    # A clock given shorter than an inner clock's default (--turn-timeout 60, with pmaps
-    # allowed 300 s) lowers the inner clocks that were not given, rather than be refused.
-    defaults = Limits()
-    outer = math.inf
-    for clock in _CLOCKS:
-        if clock not in given and getattr(defaults, clock) > outer:
-            given[clock] = outer
-        outer = given.get(clock, getattr(defaults, clock))
-    return Limits(**given)
-
-
-def _provider_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``PROVIDER_FLAGS`` given, as ``parse_provider`` takes them."""
-    return {setting: getattr(args, setting) for setting in PROVIDER_FLAGS}
-
-
 def _observers(args: argparse.Namespace) -> list[Any]:
     from ..transcript._progress import LineProgress, TerminalProgress
 
@@ -131,49 +108,111 @@ def _dry_run(estimate: Estimate, *, as_json: bool) -> int:
     return EXIT_CODES["done"]
 
 
+class _RecordingRuntime(Runtime):
+    """A runtime that writes ``corpus.json`` into the run folder as soon as the folder is made,
+    before the first event, so a run killed at any point can still be replayed; and that locks
+    the transcript until :meth:`release`, so ``ptcrun runs`` lists the run as running.
+
+    It hooks the moment ``Runtime`` makes the folder (``_open_events``): the run folder's name
+    is known nowhere else before the run ends.
+    """
+
+    def __init__(self, *, corpus: Corpus, options: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._corpus = corpus
+        self._options = options
+        self.record_warnings: list[str] = []
+        self._lock: IO[bytes] | None = None
+
+    def release(self) -> None:
+        """Let go of the transcript's lock: ``ptcrun runs`` no longer lists the run as running."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _open_events(self) -> EventStream:
+        events = super()._open_events()
+        if events.path is not None:
+            self._lock = lock_transcript(events.path)
+            try:
+                write_record(events.path.parent, self._corpus, self._options)
+            except OSError as exc:
+                stdin = self._corpus.stdin is not None
+                data = "the corpus again (it came from standard input)" if stdin else self._corpus.path
+                self.record_warnings.append(
+                    f"corpus.json was not written beside the transcript ({os_error_reason(exc)}); "
+                    f"`ptcrun exec TRANSCRIPT --turn N` will need --data {data}."
+                )
+        return events
+
+
+def _goal(args: argparse.Namespace) -> str:
+    """``--goal``, or the text of ``--goal-file`` (``-``: standard input)."""
+    if args.goal is not None:
+        return str(args.goal)
+    path = args.goal_file
+    if path == STDIN:
+        if args.corpus == STDIN:
+            raise ConfigError("--goal-file - and CORPUS - both read standard input; give one of them a file.")
+        return sys.stdin.read().strip()
+    try:
+        goal = Path(path).read_text(encoding="utf-8-sig").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"--goal-file {path!r} does not exist; pass the path of a text file.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"--goal-file {path!r} is not UTF-8 text (byte offset {exc.start:,}); save it as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"--goal-file {path!r} cannot be read: {os_error_reason(exc)}.") from None
+    if not goal:
+        raise ConfigError(f"--goal-file {path!r} is empty; write the goal in it.")
+    return goal
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the planner on ``args.corpus``; print the outcome; return the exit code."""
     from .._tools import load_tools_file
-    from ..runtime._runtime import Runtime
-    from ..runtime.providers._spec import parse_provider
     from ..transcript._views import render_summary
 
     options = chunk_options(args)
+    goal = _goal(args)
     if not args.dry_run:
         _check_out(args.out)
     schema = _schema(args.schema)
-    chunks = load_corpus(args.corpus, **options)
-    settings = _provider_settings(args)
-    planner = parse_provider(args.planner, **settings)
-    worker = parse_provider(args.worker, **settings) if args.worker else None
-    sub_planner = parse_provider(args.sub_planner, **settings) if args.sub_planner else None
+    corpus = read_corpus(args.corpus, options, flag="CORPUS")
+    planner = build_provider(args.planner, args)
+    worker = build_provider(args.worker, args) if args.worker else None
+    sub_planner = build_provider(args.sub_planner, args) if args.sub_planner else None
+    named = [(args.planner, planner)] + ([(args.worker, worker)] if worker is not None else [])
+    if sub_planner is not None:
+        named.append((args.sub_planner, sub_planner))
     tools = list(load_tools_file(args.tools).values()) if args.tools else None
-    runtime = Runtime(
+    runtime = _RecordingRuntime(
+        corpus=corpus,
+        options=options,
         planner=planner,
         worker=worker,
         sub_planner=sub_planner,
         tools=tools,
-        limits=_limits(args),
+        limits=build_limits(args),
         transcript_dir=args.out,
         observers=_observers(args),
     )
+    for entry in unused_prices(args, named):
+        print(f"ptcrun: warning: --price {entry!r} names neither the planner nor the worker; no cost "
+              f"uses it.", file=sys.stderr)
     if args.dry_run:
-        return _dry_run(runtime.estimate(args.goal, chunks, schema=schema), as_json=args.json)
-    result = runtime.run(args.goal, chunks, schema=schema)
+        return _dry_run(runtime.estimate(goal, corpus.chunks, schema=schema), as_json=args.json)
+    try:
+        result = runtime.run(goal, corpus.chunks, schema=schema)
+    finally:
+        runtime.release()
     code = status_exit_code(result.status, result.error, result.signal)
     if args.fail_on_partial and result.partial and code == EXIT_CODES["done"]:
         code = EXIT_CODES["partial"]
     assert result.transcript is not None  # the command always writes one
-    warnings = list(result.warnings)
-    try:
-        write_record(result.transcript.parent, args.corpus, options, chunks)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # a file cut short would read as a broken record
-            (result.transcript.parent / CORPUS_FILE).unlink(missing_ok=True)
-        warnings.append(
-            f"corpus.json was not written beside the transcript ({os_error_reason(exc)}); "
-            f"`ptcrun exec TRANSCRIPT --turn N` will need --data {args.corpus}."
-        )
+    warnings = [in_cli_words(w) for w in (*result.warnings, *runtime.record_warnings)]
     transcript = _whole_transcript(result)
     if result.error is not None:
         # What ended the run and its fix, where a failing command says it, whatever stdout holds.

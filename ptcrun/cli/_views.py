@@ -1,9 +1,10 @@
 """``ptcrun show``, ``tree``, ``export`` and ``view``: ways to look at a recorded run.
 
-Each reads a transcript (a ``transcript.jsonl`` file or its run folder) and writes one view of
-it; none runs anything. ``export`` and ``view`` write a file: ``-o`` may name a folder that does
-not exist yet (it is made, as ``mkdir -p`` would) or an existing folder (the file gets its
-default name there); a path that cannot be written is a ``ConfigError`` naming ``-o``.
+Each reads a transcript (a ``transcript.jsonl`` file, its run folder, or ``latest``: the newest
+run under ``--out``) and writes one view of it; none runs anything. ``export`` and ``view``
+write a file: ``-o`` may name a folder that does not exist yet (it is made, as ``mkdir -p``
+would) or an existing folder (the file gets its default name there); a path that cannot be
+written is a ``ConfigError`` naming ``-o``.
 """
 
 from __future__ import annotations
@@ -12,59 +13,79 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..transcript._events import os_error_reason
 from ._parser import EXIT_CODES
+from ._runs import resolve_transcript
+
+if TYPE_CHECKING:
+    from ..transcript._transcript import Transcript
 
 __all__ = ["cmd_export", "cmd_show", "cmd_tree", "cmd_view"]
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    """Print each turn (or only ``--turn N``), with ``--calls`` each pmap's calls."""
+def _load(args: argparse.Namespace) -> Transcript:
     from ..transcript._transcript import Transcript
+
+    return Transcript.load(resolve_transcript(args.transcript, args.out))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print each turn (or only ``--turn N``), with ``--calls`` each pmap's calls and with
+    ``--prompt`` the planner's whole prompt."""
     from ..transcript._views import render_show
 
-    sys.stdout.write(render_show(Transcript.load(args.transcript), turn=args.turn, calls=args.calls))
+    sys.stdout.write(render_show(_load(args), turn=args.turn, calls=args.calls, prompt=args.prompt))
     return EXIT_CODES["done"]
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
-    """Print the span tree, the slowest calls marked."""
-    from ..transcript._transcript import Transcript
+    """Print the span tree (``--depth N`` levels of it), the slowest calls marked."""
     from ..transcript._views import render_tree
 
-    sys.stdout.write(render_tree(Transcript.load(args.transcript)))
+    sys.stdout.write(render_tree(_load(args), depth=args.depth))
     return EXIT_CODES["done"]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write Chrome/Perfetto trace events (to the run folder, a file or stdout)."""
+    """Write Chrome/Perfetto trace events, or with ``--format otlp-json`` the run's OpenTelemetry
+    spans as OTLP/JSON (to the run folder, a file or stdout)."""
+    from ..telemetry._otlp import otlp_json_text
     from ..transcript._chrome import chrome_trace_json
-    from ..transcript._transcript import Transcript
 
-    transcript = Transcript.load(args.transcript)
-    text = chrome_trace_json(transcript)
+    transcript = _load(args)
+    if args.format == "otlp-json":
+        text, name = otlp_json_text(transcript), "trace.otlp.json"
+    else:
+        text, name = chrome_trace_json(transcript), "trace.chrome.json"
     if args.output == "-":
         sys.stdout.write(text + "\n")
         return EXIT_CODES["done"]
     assert transcript.path is not None  # loaded from a file
-    out = _output(args.output, transcript.path.parent, "trace.chrome.json")
+    out = _output(args.output, transcript.path.parent, name)
     _write(out, args.output, lambda: out.write_text(text, encoding="utf-8"))
     print(out)
     return EXIT_CODES["done"]
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    """Write the run's self-contained HTML page and print its path."""
+    """Write the run's self-contained HTML page and print its path; with ``--open``, open it in
+    the user's browser (``webbrowser``: ``$BROWSER``, else the system's)."""
     from ..transcript._html import write_html
-    from ..transcript._transcript import Transcript
 
-    transcript = Transcript.load(args.transcript)
+    transcript = _load(args)
     assert transcript.path is not None  # loaded from a file
     out = _output(args.output, transcript.path.parent, "timeline.html")
     _write(out, args.output, lambda: write_html(transcript, out))
     print(out)
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(out.resolve().as_uri()):
+            print(f"ptcrun: warning: no web browser could be opened; open {out} yourself "
+                  f"(set BROWSER to choose one).", file=sys.stderr)
     return EXIT_CODES["done"]
 
 

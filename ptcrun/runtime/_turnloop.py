@@ -26,6 +26,7 @@ from .._tools import Tool
 from ..corpus._chunking import corpus_digest
 from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
+from ..telemetry._live import open_tracing
 from ..transcript._events import EventStream
 from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
 from ._agent import NestedEvents, Nesting, SubRun, make_agent_tool
@@ -97,6 +98,12 @@ class Run:
         self.nesting = nesting if nesting is not None else Nesting.top(self.limits)
         self.limiter = self.nesting.limiter
         self.planner = runtime.planner if self.nesting.depth == 0 else runtime.sub_planner
+        # Every event goes through self.emit: with a tracer provider configured, it also makes
+        # the run's OpenTelemetry spans (ptcrun/telemetry); without one, it is events.emit.
+        # Sub-runs are traced only as the agent call that started them: their events reach the
+        # file through the caller's stream, not through the caller's spans.
+        tracing = open_tracing(events.path, events.warnings) if isinstance(events, EventStream) else None
+        self.emit = events.emit if tracing is None else tracing.watch(events.emit)
         self.turn = 0
         self.turns: list[Turn] = []
         self.started = time.monotonic()
@@ -112,12 +119,12 @@ class Run:
         self.stopped_by: signal.Signals | None = None
         # Counts the calls that fail, for the planner's feedback and the Result.
         self.failures = FailureTally()
-        self.spans = SandboxSpans(self.failures.watch(events.emit))
+        self.spans = SandboxSpans(self.failures.watch(self.emit))
         worker = make_worker_tool(
             provider=runtime.worker,
             ledger=self.ledger,
             limits=self.limits,
-            emit=events.emit,
+            emit=self.emit,
             span_of_call=self.spans.call_span,
         )
         self.tools: dict[str, Tool] = {"worker": worker}
@@ -162,7 +169,7 @@ class Run:
             self.stop_scope.cancel()
 
     async def go(self) -> Result:
-        emit = self.events.emit
+        emit = self.emit
         emit(RunStart(
             span="run",
             parent=None,
@@ -238,7 +245,7 @@ class Run:
             self.turn += 1
             turn_span = f"t{self.turn}"
             self.spans.turn = self.turn
-            self.events.emit(TurnStart(span=turn_span, parent="run", turn=self.turn))
+            self.emit(TurnStart(span=turn_span, parent="run", turn=self.turn))
             self.open_turn = turn_span
             turn_started = time.monotonic()
             request = Request(
@@ -258,7 +265,7 @@ class Run:
                             ledger=self.ledger,
                             role="planner",
                             what=f"planner turn {self.turn}",
-                            emit=self.events.emit,
+                            emit=self.emit,
                             span=f"{turn_span}.planner",
                             parent=turn_span,
                         )
@@ -286,7 +293,7 @@ class Run:
                                  max_turns=self.limits.max_turns, budget=budget_line(self.snapshot()))
                 messages.append(Message("user", no_code))
                 continue
-            self.events.emit(ProgramStart(span=f"{turn_span}.program", parent=turn_span, source=code))
+            self.emit(ProgramStart(span=f"{turn_span}.program", parent=turn_span, source=code))
             self.open_program = f"{turn_span}.program"
             left = max(self.limits.turn_timeout - (time.monotonic() - turn_started), 0.001)
             # Nothing else of the run is going on between the reply and its program: counting
@@ -299,7 +306,7 @@ class Run:
                 executed = await sandbox.execute(code, timeout=left)
             failures = self.failures.end_program(None if executed.error is None else executed.error.kind)
             self.open_program = None
-            self.events.emit(ProgramEnd(
+            self.emit(ProgramEnd(
                 span=f"{turn_span}.program",
                 parent=turn_span,
                 status=executed.status,
@@ -368,7 +375,7 @@ class Run:
     def _turn_end(self, span: str, status: str, **fields: Any) -> None:
         self.open_turn = None
         usage = self.ledger.usage
-        self.events.emit(TurnEnd(
+        self.emit(TurnEnd(
             span=span, parent="run", turn=self.turn, status=status, tokens_used=usage.total_tokens, **fields
         ))
 
@@ -384,7 +391,7 @@ class Run:
         # A clock or a cancel can end the run mid-turn: close what is open, so every span ends.
         if self.open_program is not None:
             payload = None if error is None else errors.to_payload(error)
-            self.events.emit(
+            self.emit(
                 ProgramEnd(span=self.open_program, parent=self.open_turn, status=status, error=payload)
             )
             self.open_program = None
@@ -404,7 +411,7 @@ class Run:
             failed_calls=self.failures.run_failures,
             calls_made=self.failures.calls,
         )
-        self.events.emit(RunEnd(
+        self.emit(RunEnd(
             span="run",
             parent=None,
             status=status,

@@ -8,9 +8,10 @@ Layout: a header with the run's status (amber and spelled ``done (partial: 43 of
 failed)`` when the answer was built while calls were failing, with a line naming the failures by
 kind) and its numbers; a run overview (planner calls, programs and pmaps
 across the run's wall time; a bar links to its turn); then each turn with its program (line
-numbers, the failing line marked), output, error, answer, and a Gantt chart per pmap with one
-row per thread ("slot") and a bar per call coloured by status, a hover title giving its
-duration, and the slowest calls outlined.
+numbers, the failing line marked), output, error, answer, the calls the program made outside
+any pmap on its own row, and a Gantt chart per pmap with one row per thread ("slot") and a bar
+per call coloured by status, a hover title giving its duration, and the slowest calls outlined:
+every tool and worker call of the run has its bar.
 """
 
 from __future__ import annotations
@@ -110,6 +111,15 @@ def _call_detail(c: CallRecord) -> dict[str, Any]:
     return detail
 
 
+def _call_bar(c: CallRecord, end: float, origin: float, span: float, slow: set[str], prefix: str) -> str:
+    """A call's bar, coloured by status; ``end`` closes a call that never ended."""
+    c_end = c.ended if c.ended is not None else end
+    status = c.status if c.status in _STATUS_COLOURS else "error"
+    classes = f"call {status}" + (" slow" if c.span in slow else "") + (" retried" if c.retries else "")
+    extra = f' data-span="{_e(prefix + c.span)}"'
+    return _bar(classes, c.started, c_end, origin, span, _call_title(c), extra)
+
+
 def _gantt(p: PmapRecord, t: Transcript, slow: set[str], prefix: str = "") -> str:
     origin = p.started
     end = p.ended if p.ended is not None else t.ended
@@ -127,12 +137,7 @@ def _gantt(p: PmapRecord, t: Transcript, slow: set[str], prefix: str = "") -> st
                                  f"item {item.index} · {item.status} · {_secs(item.seconds)}"))
         for c in p.calls:
             if c.slot == slot or (c.slot is None and slot == 0):
-                c_end = c.ended if c.ended is not None else end
-                status = c.status if c.status in _STATUS_COLOURS else "error"
-                classes = (f"call {status}" + (" slow" if c.span in slow else "")
-                           + (" retried" if c.retries else ""))
-                bars.append(_bar(classes, c.started, c_end, origin, span, _call_title(c),
-                                 f' data-span="{_e(prefix + c.span)}"'))
+                bars.append(_call_bar(c, end, origin, span, slow, prefix))
         rows.append(_row(f"slot {slot}", bars))
     nested = f" · nested in {_e(p.parent)}" if p.parent and ".m" in p.parent else ""
     counts = f"{p.done} ok, {p.failed} failed" if p.done is not None else f"{len(p.items)} started"
@@ -141,6 +146,38 @@ def _gantt(p: PmapRecord, t: Transcript, slow: set[str], prefix: str = "") -> st
             f'{nested}</span></h3>')
     return (f'<div class="gantt" data-pmap="{_e(prefix + p.span)}">{head}'
             f'<div class="rows">{"".join(rows)}</div>{_axis(span)}</div>')
+
+
+def _loose_calls(
+    calls: list[CallRecord], turn: TurnRecord, t: Transcript, slow: set[str], prefix: str
+) -> str:
+    """The calls a program made outside any pmap, on the program's own time line.
+
+    The program's thread makes them one at a time, so they share one row; a call that overlaps
+    another (none should) gets a row of its own rather than hide it.
+    """
+    start = turn.planner.ended if turn.planner is not None and turn.planner.ended else turn.started
+    origin = min([start, *(c.started for c in calls)])
+    end = max([turn.ended or t.ended, *((c.ended or t.ended) for c in calls)])
+    span = max(end - origin, 1e-6)
+    lanes: list[float] = []
+    rows: list[list[str]] = []
+    for c in sorted(calls, key=lambda c: c.started):
+        c_end = c.ended if c.ended is not None else end
+        lane = next((i for i, busy in enumerate(lanes) if busy <= c.started), len(lanes))
+        if lane == len(lanes):
+            lanes.append(c_end)
+            rows.append([])
+        lanes[lane] = c_end
+        rows[lane].append(_call_bar(c, end, origin, span, slow, prefix))
+    failed = sum(1 for c in calls if c.status != "ok")
+    counts = f"{len(calls)} call{'s' * (len(calls) != 1)}" + (f", {failed} failed" if failed else "")
+    head = (f'<h3>calls outside pmap <span class="meta">{counts} · made by the program itself, one at a '
+            f'time · {_secs(span)}</span></h3>')
+    names = [f"program{f' {i + 1}' if i else ''}" for i in range(len(rows))]
+    body = "".join(_row(name, bars) for name, bars in zip(names, rows, strict=True))
+    return (f'<div class="gantt loose" data-loose="{_e(prefix)}t{turn.number}">{head}'
+            f'<div class="rows">{body}</div>{_axis(span)}</div>')
 
 
 def _program(turn: TurnRecord) -> str:
@@ -184,6 +221,9 @@ def _turn(turn: TurnRecord, t: Transcript, slow: set[str], prefix: str = "") -> 
             verb = "fail" if turn.status == "failed" else "done"
             answer = _e(json.dumps(turn.answer, ensure_ascii=False, indent=2))
             parts.append(f'<div class="answer">{verb}({answer})</div>')
+    loose = [c for c in turn.calls if c.pmap is None]
+    if loose:
+        parts.append(_loose_calls(loose, turn, t, slow, prefix))
     for p in turn.pmaps:
         parts.append(_gantt(p, t, slow, prefix))
     body = "".join(parts)

@@ -11,12 +11,21 @@ An answer built while calls were failing is never shown as a plain ``done``: its
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._transcript import CallRecord, PmapRecord, SpanRecord, Transcript, TurnRecord
 
-__all__ = ["failure_kinds", "preview", "render_show", "render_summary", "render_tree", "status_text"]
+__all__ = [
+    "failure_kinds",
+    "planner_prose",
+    "preview",
+    "render_show",
+    "render_summary",
+    "render_tree",
+    "status_text",
+]
 
 _PREVIEW_CHARS = 60
 _SLOWEST = 3
@@ -163,8 +172,37 @@ def _pmap_line(p: PmapRecord) -> str:
     )
 
 
-def _show_turn(turn: TurnRecord, *, calls: bool) -> list[str]:
+_FENCED = re.compile(r"```[^\n]*\n.*?(?:```|\Z)", re.DOTALL)
+
+
+def planner_prose(reply: str) -> tuple[str, str]:
+    """The planner's text before its first code block and after its last one, stripped."""
+    blocks = list(_FENCED.finditer(reply))
+    if not blocks:
+        return reply.strip(), ""
+    return reply[: blocks[0].start()].strip(), reply[blocks[-1].end() :].strip()
+
+
+def _prompt_lines(turn: TurnRecord) -> list[str]:
+    """The planner's whole request of a turn: its system prompt, then each message."""
+    if turn.planner is None:
+        return ["  prompt: (no planner request was recorded)"]
+    out = [f"  prompt, system ({len(turn.planner.system):,} chars):", _indent(turn.planner.system, "    │ ")]
+    for number, message in enumerate(turn.planner.messages, 1):
+        content = str(message.get("content", ""))
+        out.append(f"  prompt, message {number} ({message.get('role', '?')}, {len(content):,} chars):")
+        out.append(_indent(content, "    │ "))
+    return out
+
+
+def _show_turn(turn: TurnRecord, *, calls: bool, prompt: bool = False) -> list[str]:
     out = [_turn_line(turn)]
+    if prompt:
+        out.extend(_prompt_lines(turn))
+    before, after = planner_prose(turn.reply) if turn.reply is not None else ("", "")
+    if turn.program is not None and before:
+        out.append("  planner:")
+        out.append(_indent(before, "    "))
     if turn.program is None:
         if turn.reply is None:
             out.append("  (no reply from the planner)")
@@ -174,6 +212,9 @@ def _show_turn(turn: TurnRecord, *, calls: bool) -> list[str]:
         return out
     error_line = turn.error.get("line") if turn.error else None
     out.append(_numbered(turn.program, error_line if isinstance(error_line, int) else None))
+    if after:
+        out.append("  planner, after the code:")
+        out.append(_indent(after, "    "))
     if turn.note:
         out.append(f"  note: {turn.note}")
     if turn.output:
@@ -205,10 +246,12 @@ def _show_turn(turn: TurnRecord, *, calls: bool) -> list[str]:
     return out
 
 
-def render_show(t: Transcript, *, turn: int | None = None, calls: bool = False) -> str:
-    """The turn-by-turn view: each turn's program with line numbers, output, error, tokens, time.
+def render_show(t: Transcript, *, turn: int | None = None, calls: bool = False, prompt: bool = False) -> str:
+    """The turn-by-turn view: each turn's planner text around its code, the program with line
+    numbers, output, error, tokens, time.
 
-    With ``calls``, each pmap's calls follow their turn: duration, status, reply preview.
+    With ``calls``, each pmap's calls follow their turn: duration, status, reply preview. With
+    ``prompt``, each turn starts with the planner's whole request: system prompt and messages.
 
     Raises:
         TranscriptError: ``turn`` is not a turn of the run.
@@ -217,7 +260,7 @@ def render_show(t: Transcript, *, turn: int | None = None, calls: bool = False) 
     out = _header(t)
     for record in chosen:
         out.append("")
-        out.extend(_show_turn(record, calls=calls))
+        out.extend(_show_turn(record, calls=calls, prompt=prompt))
     if turn is None:
         for prefix, sub in list(t.walk())[1:]:
             out.append("")
@@ -319,8 +362,12 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
     return text
 
 
-def render_tree(t: Transcript, *, slowest: int = _SLOWEST) -> str:
-    """The span tree with durations and status; the ``slowest`` slowest calls are marked."""
+def render_tree(t: Transcript, *, slowest: int = _SLOWEST, depth: int | None = None) -> str:
+    """The span tree with durations and status; the ``slowest`` slowest calls are marked.
+
+    With ``depth``, only that many levels are drawn (1: the run alone); a span whose children
+    are left out says how many spans are below it.
+    """
     spans = t.spans()
     children: dict[str | None, list[SpanRecord]] = {}
     known = {s.span for s in spans}
@@ -333,18 +380,26 @@ def render_tree(t: Transcript, *, slowest: int = _SLOWEST) -> str:
     slow_rank = {c.span: rank for rank, c in enumerate(timed[:slowest], 1)}
     lines: list[str] = []
 
-    def walk(node: SpanRecord, prefix: str, last: bool, root: bool) -> None:
+    def under(node: SpanRecord) -> int:
+        return sum(1 + under(kid) for kid in children.get(node.span, []))
+
+    def walk(node: SpanRecord, prefix: str, last: bool, root: bool, level: int) -> None:
         joint = "" if root else ("└─ " if last else "├─ ")
-        lines.append(prefix + joint + _span_label(node, slow_rank))
         kids = children.get(node.span, [])
+        label = _span_label(node, slow_rank)
+        if kids and depth is not None and level >= depth:
+            hidden = under(node)
+            lines.append(prefix + joint + label + f"  (+{hidden:,} span{'s' * (hidden != 1)} below)")
+            return
+        lines.append(prefix + joint + label)
         below = prefix + ("" if root else ("   " if last else "│  "))
         for i, kid in enumerate(kids):
-            walk(kid, below, i == len(kids) - 1, False)
+            walk(kid, below, i == len(kids) - 1, False, level + 1)
 
     roots = children.get(None, [])
     for root in roots:
-        walk(root, "", True, True)
-    if slow_rank:
+        walk(root, "", True, True, 1)
+    if any("◀ slowest" in line for line in lines):
         lines.append("")
         lines.append(f"◀ marks the {len(slow_rank)} slowest call{'s' * (len(slow_rank) != 1)}.")
     return "\n".join(lines) + "\n"

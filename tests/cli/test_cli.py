@@ -336,11 +336,17 @@ def test_cli_words_name_the_flags_of_the_limits_run_sets():
                         "later, or raise OpenAICompatProvider(max_retry_wait=...).") == (
         "the server asked to wait 86400 s, more than --max-retry-wait=60 s. Try again later, or raise "
         "--max-retry-wait.")
-    # Settings with no flag, and other settings that share a name, are left as they are.
-    for kept in ("Limits.worker_max_tokens=1,024. Raise worker_max_tokens.",
-                 "a request of 9,000 tokens; send less text, or lower max_tokens.",
-                 "pmap clock expired after 5 s (the pmap's timeout= argument). Raise that timeout= argument.",
-                 "ANTHROPIC_API_KEY is not set; export it or pass AnthropicProvider(api_key=...)."):
+    # Every Limits field has a flag, so every one is spelled as its flag.
+    assert in_cli_words("Limits.worker_max_tokens=1,024. Raise worker_max_tokens.") == (
+        "--worker-max-tokens=1,024. Raise --worker-max-tokens.")
+    # Keys and servers come from the providers' own variables and the provider string.
+    assert in_cli_words("ANTHROPIC_API_KEY is not set; export it or pass AnthropicProvider(api_key=...).") == (
+        "ANTHROPIC_API_KEY is not set; export it.")
+    assert in_cli_words("OpenAICompatProvider(base_url=...) must start with http:// or https://") == (
+        "the base URL (openai:MODEL@URL, or OPENAI_BASE_URL) must start with http:// or https://")
+    # Other settings that share a name are left as they are.
+    for kept in ("a request of 9,000 tokens; send less text, or lower max_tokens.",
+                 "pmap clock expired after 5 s (the pmap's timeout= argument). Raise that timeout= argument."):
         assert in_cli_words(kept) == kept
 
 

@@ -206,7 +206,8 @@ def test_cli_run_on_a_disk_that_fills_up_exits_with_its_status_and_says_so(tmp_p
     assert "Traceback" not in done.stderr
     path = transcript_of(small_tmpfs / "runs")
     events_of(path)  # every line whole
-    assert not (path.parent / "corpus.json").exists()  # not left half-written
+    # Written when the run started, before the disk filled up: whole, never half-written.
+    assert json.loads((path.parent / "corpus.json").read_text())["chunks"] == 300
     code, out, _ = run_cli(["show", str(path)])
     assert code == EXIT_CODES["done"] and "turn 1" in out
 

@@ -14,7 +14,7 @@ import pytest
 from ptcrun import Transcript
 from ptcrun.transcript._html import write_html
 
-from .example_runs import example_run
+from .example_runs import CHUNKS, block, example_run, runtime
 
 WIDTH, HEIGHT = 1280, 1300
 
@@ -91,7 +91,7 @@ def test_chromium_shows_every_turn_and_a_gantt_per_pmap(page, tmp_path):
     assert body.get("data-ready") == str(len(transcript.calls))  # the script ran to its end
     turns = html.with_class("turn")
     assert [t["data-turn"] for t in turns] == [str(t.number) for t in transcript.turns]
-    assert [g["data-pmap"] for g in html.with_class("gantt")] == [p.span for p in transcript.pmaps]
+    assert [g["data-pmap"] for g in html.with_class("gantt") if "data-pmap" in g] == [p.span for p in transcript.pmaps]
     bars = {a["data-span"]: a for a in html.with_class("bar") if "data-span" in a}
     assert set(bars) == {c.span for c in transcript.calls}
     for call in transcript.calls:
@@ -166,3 +166,52 @@ def test_markup_in_the_run_is_shown_as_text(page, tmp_path):
     assert body.get("data-ready") == str(len(transcript.calls))  # the call data still parsed
     assert html.text["goal"] == hostile  # shown as the text it is
     assert hostile not in path.read_text()
+
+
+LOOSE = """
+print(tool.lookup("INFO"))
+try:
+    tool.lookup("BAD")
+except Exception as exc:
+    print("caught:", exc)
+nested = pmap(lambda c: pmap(lambda x: tool.worker(x, "Count the ERROR lines.", schema={"type": "integer"}), [c, c]), data[:2])
+print(tool.worker(data[3], "Count the ERROR lines.", schema={"type": "integer"}))
+done(nested)
+"""
+
+
+@pytest.fixture(scope="module")
+def loose_page(tmp_path_factory):
+    result = runtime([block(LOOSE)], tmp_path_factory.mktemp("runs")).run("Count.", CHUNKS)
+    assert result.status == "done", result.error
+    transcript = Transcript.load(result.transcript)
+    return transcript, write_html(transcript)
+
+
+def test_every_call_has_a_bar_inside_a_pmap_or_not(loose_page, tmp_path):
+    transcript, path = loose_page
+    outside = [c for c in transcript.calls if c.pmap is None]
+    assert [c.tool for c in outside] == ["lookup", "lookup", "worker"]
+    assert {c.pmap for c in transcript.calls} - {None} == {"t1.m2", "t1.m3"}  # pmaps nested in t1.m1
+    html = dom(path, tmp_path)
+    bars = [a for a in html.with_class("bar") if "data-span" in a]
+    assert sorted(a["data-span"] for a in bars) == sorted(c.span for c in transcript.calls)
+    # The calls outside pmap have their own chart in their turn, before the pmaps', in order.
+    charts = [(tag, a) for tag, a in html.elements if "gantt" in a.get("class", "").split()]
+    assert [a.get("data-loose") or a.get("data-pmap") for _, a in charts] == ["t1", "t1.m1", "t1.m2", "t1.m3"]
+    start = html.elements.index(charts[0])
+    stop = html.elements.index(charts[1])
+    inside = [a for _, a in html.elements[start:stop] if "data-span" in a]
+    assert [a["data-span"] for a in inside] == [c.span for c in outside]
+    failed = next(a for a in inside if "error" in a["class"].split())
+    assert failed["title"].startswith("lookup c2 · error")
+    assert "item" not in failed["title"]
+    assert "calls outside pmap 3 calls, 1 failed · made by the program itself" in html.text["turn-1"]
+
+
+def test_a_call_outside_pmap_opens_its_details(loose_page, tmp_path):
+    transcript, path = loose_page
+    worker = next(c for c in transcript.calls if c.pmap is None and c.tool == "worker")
+    html = dom(path, tmp_path, f"#call={worker.span}")
+    assert html.text["details-title"].startswith(f"worker c{worker.id} · ok")
+    assert '"reply"' in html.text["details-body"]

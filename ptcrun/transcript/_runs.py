@@ -1,0 +1,241 @@
+"""The runs under an output folder: one line each, newest first, and which one is the latest.
+
+A run folder is ``<root>/<UTC timestamp>-<id>/`` holding ``transcript.jsonl``. Listing reads
+the file's first line (``run.start``: when, goal) and its last (``run.end``: status, turns,
+tokens, cost, wall time, failures), so a folder of large transcripts lists at once. A
+transcript with no ``run.end`` is read whole to count what it did, and is shown as ``running``
+while the process that writes it holds its lock (:func:`lock_transcript`; the lock dies with the
+process, so a killed run never looks alive), else as ``interrupted``. A folder that is not a run
+(no transcript, or a file that is not a ptcrun transcript) never stops the list: it is left out,
+or shown as ``unreadable`` with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from .._result import Usage
+from ..errors import TranscriptError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no run reads as running
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["RunSummary", "latest_run", "list_runs", "lock_transcript"]
+
+_FILE_NAME = "transcript.jsonl"
+#: Bytes read from the end of a transcript to find its last line; a longer ``run.end`` (a very
+#: large answer) is found by reading the file whole.
+_TAIL_BYTES = 64 << 10
+
+
+@attrs.frozen(kw_only=True)
+class RunSummary:
+    """One run folder, as ``ptcrun runs`` lists it.
+
+    Attributes:
+        id: the folder's name (``20261204T221500Z-ab12cd``).
+        path: the folder.
+        started: Unix seconds of ``run.start``, or the transcript's modification time when
+            unreadable.
+        status: the run's status; with no ``run.end``, ``"running"`` while its writer holds the
+            transcript's lock and ``"interrupted"`` once it does not; ``"unreadable"`` when the
+            file is not a ptcrun transcript (``problem`` says why).
+        goal: the goal, from ``run.start``.
+        turns, tokens, cost, seconds: from ``run.end``, or counted from the events; ``cost`` is
+            ``None`` when a model had no price.
+        failed_calls, calls_made, partial: as in ``Result``.
+        problem: why an unreadable transcript could not be read.
+    """
+
+    id: str
+    path: Path
+    started: float
+    status: str
+    goal: str = ""
+    turns: int = 0
+    tokens: int = 0
+    cost: float | None = None
+    seconds: float | None = None
+    failed_calls: int = 0
+    calls_made: int = 0
+    partial: bool = False
+    problem: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary as one JSON object (``ptcrun runs --json``)."""
+        data = attrs.asdict(self)
+        data["path"] = str(self.path)
+        data["transcript"] = str(self.path / _FILE_NAME)
+        return data
+
+
+def list_runs(root: str | os.PathLike[str]) -> list[RunSummary]:
+    """Every run folder directly under ``root``, newest first (by the time the run started).
+
+    Folders without a ``transcript.jsonl`` are not runs and are left out; a missing ``root``
+    holds no runs.
+    """
+    folder = Path(root)
+    try:
+        entries = list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    runs = [_summary(entry) for entry in entries if _holds_transcript(entry)]
+    return sorted(runs, key=lambda run: (run.started, run.id), reverse=True)
+
+
+def _holds_transcript(entry: Path) -> bool:
+    try:
+        return (entry / _FILE_NAME).is_file()
+    except OSError:  # a folder we may not look into: listed as unreadable, with the reason
+        return entry.is_dir()
+
+
+def latest_run(root: str | os.PathLike[str]) -> Path:
+    """The folder of the run that started last under ``root``.
+
+    Raises:
+        TranscriptError: ``root`` holds no run folder.
+    """
+    readable = [run for run in list_runs(root) if run.status != "unreadable"]
+    if not readable:
+        raise TranscriptError(
+            f"there is no run in {os.fspath(root)!r} to take as the latest; pass a transcript "
+            f"or run folder, or the output folder the runs were written to."
+        )
+    return readable[0].path
+
+
+def lock_transcript(path: Path) -> IO[bytes] | None:
+    """Hold an exclusive lock on a transcript for as long as the returned file stays open, so
+    :func:`list_runs` can tell a run still going from one that was killed. ``None`` where the
+    OS has no ``flock`` or the lock cannot be taken; close the file to release it."""
+    if fcntl is None:
+        return None
+    try:
+        file = path.open("rb")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        file.close()
+        return None
+    return file
+
+
+def _locked(path: Path) -> bool:
+    """Whether a process holds the transcript's lock: its run is still going."""
+    if fcntl is None:
+        return False
+    try:
+        with path.open("rb") as file:
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            with contextlib.suppress(OSError):
+                fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
+def _summary(folder: Path) -> RunSummary:
+    file = folder / _FILE_NAME
+    try:
+        first, last = _ends(file)
+        start = json.loads(first)
+        if not isinstance(start, dict) or start.get("type") != "run.start":
+            raise ValueError("its first line is not a ptcrun run.start event")
+        end = _json_or_none(last)
+        if not isinstance(end, dict) or end.get("type") != "run.end":
+            return _from_whole(folder)
+        return RunSummary(
+            id=folder.name,
+            path=folder,
+            started=float(start["ts"]),
+            status=str(end["status"]),
+            goal=str(start.get("goal", "")),
+            turns=int(end.get("turns") or 0),
+            **_usage(end.get("usage")),
+            seconds=float(end["seconds"]) if isinstance(end.get("seconds"), (int, float)) else None,
+            failed_calls=sum(int(n) for n in (end.get("failed_calls") or {}).values()),
+            calls_made=int(end.get("calls_made") or 0),
+            partial=bool(end.get("partial")),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return _unreadable(folder, str(exc) or type(exc).__name__)
+
+
+def _from_whole(folder: Path) -> RunSummary:
+    """A run with no ``run.end``: read it whole, as the views do, to count what it did."""
+    from ._transcript import Transcript
+
+    try:
+        t = Transcript.load(folder)
+    except TranscriptError as exc:
+        return _unreadable(folder, str(exc))
+    u = t.usage
+    return RunSummary(
+        id=folder.name,
+        path=folder,
+        started=t.started,
+        status=t.status if t.complete else ("running" if _locked(folder / _FILE_NAME) else "interrupted"),
+        goal=t.goal,
+        turns=len(t.turns),
+        tokens=u.total_tokens,
+        cost=u.cost,
+        seconds=t.seconds,
+        failed_calls=sum(1 for c in t.calls if c.status == "error"),
+        calls_made=len(t.calls),
+        partial=t.partial,
+    )
+
+
+def _unreadable(folder: Path, problem: str) -> RunSummary:
+    try:
+        started = (folder / _FILE_NAME).stat().st_mtime
+    except OSError:
+        started = 0.0
+    return RunSummary(id=folder.name, path=folder, started=started, status="unreadable", problem=problem)
+
+
+def _usage(data: object) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        return {"tokens": 0, "cost": None}
+    names = {f.name for f in attrs.fields(Usage)}
+    usage = Usage(**{k: v for k, v in data.items() if k in names})
+    return {"tokens": usage.total_tokens, "cost": usage.cost}
+
+
+def _json_or_none(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _ends(file: Path) -> tuple[str, str]:
+    """The first and the last non-empty line of a file, read without reading it whole."""
+    with file.open("rb") as f:
+        first = f.readline()
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(size - _TAIL_BYTES, 0))
+        tail = f.read()
+        lines = tail.rstrip(b"\n").rsplit(b"\n", 1)
+        if len(lines) == 1 and size > _TAIL_BYTES:
+            f.seek(0)  # the last line is longer than the tail: read the file whole
+            lines = f.read().rstrip(b"\n").rsplit(b"\n", 1)
+    if not first.strip():
+        raise ValueError("the transcript is empty")
+    return first.decode("utf-8"), lines[-1].decode("utf-8")
