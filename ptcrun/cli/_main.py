@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import PtcrunError
+from ._bench import cmd_bench
 from ._exec import cmd_exec
 from ._parser import EXIT_CODES, in_cli_words, parse
 from ._run import cmd_run
@@ -26,6 +27,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "tree": cmd_tree,
     "export": cmd_export,
     "view": cmd_view,
+    "bench": cmd_bench,
 }
 
 

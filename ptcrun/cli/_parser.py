@@ -305,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     _transcript_argument(view)
     view.add_argument("--output", "-o", metavar="FILE",
                       help="where to write (default timeline.html in the run folder)")
+
+    from ._bench import add_bench_parser  # here, not at the top: _bench imports this module
+
+    add_bench_parser(sub)
     return parser
 
 
