@@ -27,7 +27,7 @@ from ._registry import TASKS
 from ._results import SuiteResult, TaskResult
 from ._task import Case, Task, select
 
-__all__ = ["RULES", "refusal_cause", "run_case", "run_suite"]
+__all__ = ["RULES", "budget_for", "refusal_cause", "run_case", "run_suite"]
 
 #: Names the task's rule-based worker in place of a worker provider.
 RULES = "rules"
@@ -72,17 +72,19 @@ def _version() -> str:
         return "unknown"
 
 
-def _budget(runtime: Runtime, case: Case) -> int:
+def budget_for(runtime: Runtime, case: Case) -> int:
     """The case's token budget, from what the runtime estimates a full pass and a turn reserve.
 
     By default: two full passes (a retry of every chunk, or two questions per chunk) and six
-    planner turns. A budget-tight case gets its share of one pass and the same turns, so a
-    program that sends every chunk to a worker runs out before it is done.
+    planner turns. A budget-tight case gets its share of one pass and three planner turns, so
+    the runtime's own estimate says a full pass does not fit: a program that sends every chunk
+    to a worker runs out before it is done.
     """
     estimate = runtime.estimate(case.goal, case.data, case.schema)
-    turns = estimate.planner_first_tokens + (1 + _SPARE_TURNS) * estimate.planner_second_tokens
     if case.budget_share is None:
+        turns = estimate.planner_first_tokens + (1 + _SPARE_TURNS) * estimate.planner_second_tokens
         return turns + 2 * estimate.pass_tokens
+    turns = estimate.planner_first_tokens + 2 * estimate.planner_second_tokens
     return turns + math.ceil(case.budget_share * estimate.pass_tokens)
 
 
@@ -121,7 +123,7 @@ def run_case(
             transcript_dir=transcript_dir,
         )
 
-    max_tokens = _budget(runtime(), case)
+    max_tokens = budget_for(runtime(), case)
     result = runtime(max_tokens=max_tokens).run(case.goal, case.data, schema=case.schema)
     return _task_result(task, case, result, seed=seed, size=size, max_tokens=max_tokens)
 

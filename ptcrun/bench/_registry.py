@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from . import _needle
+from . import _ensemble, _logs, _messages, _needle, _reviews, _workflow
 from ._task import Task
 
 __all__ = ["TASKS"]
 
-TASKS: tuple[Task, ...] = (*_needle.TASKS,)
+TASKS: tuple[Task, ...] = (
+    *_needle.TASKS,
+    *_messages.TASKS,
+    *_logs.TASKS,
+    *_reviews.TASKS,
+    *_ensemble.TASKS,
+    *_workflow.TASKS,
+)
 
 assert len({t.name for t in TASKS}) == len(TASKS), "task names must be unique"

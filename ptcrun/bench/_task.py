@@ -15,7 +15,7 @@ import attrs
 
 from ..errors import ConfigError
 
-__all__ = ["Case", "Respond", "Score", "Task", "select"]
+__all__ = ["Case", "Respond", "Score", "Task", "expect", "select"]
 
 #: A rule-based worker: takes the worker's request, answers as a model would (JSON text).
 Respond = Callable[[Any], str]
@@ -43,6 +43,17 @@ class Score:
         if got == want:
             return cls(True, 1.0)
         return cls(False, 0.0, f"{what} {_short(got)}, expected {_short(want)}")
+
+
+def expect(want: Any, what: str = "answer") -> Checker:
+    """The scorer of a task with one right answer: a ``done`` run whose answer equals ``want``."""
+
+    def check(status: str, answer: Any) -> Score:
+        if status != "done":
+            return Score(False, 0.0, f"the run ended {status}")
+        return Score.exact(answer, want, what)
+
+    return check
 
 
 def _short(value: Any, width: int = 80) -> str:
