@@ -462,7 +462,7 @@ print(len(lines), "messages of $user in", len(batches), "batches")
                 "budget does not cover reading every message: a worker call on every chunk will not fit.")
         return goal, {"type": "integer"}, program, n, (n + 1, box.count(label))
 
-    return _case("budget-user", seed, max(size, 1 << 16), build, budget_share=0.25)
+    return _case("budget-user", seed, max(size, 1 << 15), build, budget_share=0.25)
 
 
 def _budget_sample(seed: int, size: int) -> Case:

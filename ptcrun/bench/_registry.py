@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _ensemble, _logs, _messages, _needle, _reviews, _workflow
+from . import _ensemble, _logs, _messages, _needle, _reviews, _schema, _shop, _workflow
 from ._task import Task
 
 __all__ = ["TASKS"]
@@ -14,6 +14,8 @@ TASKS: tuple[Task, ...] = (
     *_reviews.TASKS,
     *_ensemble.TASKS,
     *_workflow.TASKS,
+    *_shop.TASKS,
+    *_schema.TASKS,
 )
 
 assert len({t.name for t in TASKS}) == len(TASKS), "task names must be unique"
