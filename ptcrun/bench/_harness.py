@@ -72,20 +72,20 @@ def _version() -> str:
         return "unknown"
 
 
-def budget_for(runtime: Runtime, case: Case) -> int:
+def budget_for(runtime: Runtime, case: Case) -> tuple[int, int]:
     """The case's token budget, from what the runtime estimates a full pass and a turn reserve.
 
     By default: two full passes (a retry of every chunk, or two questions per chunk) and six
     planner turns. A budget-tight case gets its share of one pass and three planner turns, so
     the runtime's own estimate says a full pass does not fit: a program that sends every chunk
-    to a worker runs out before it is done.
+    to a worker runs out before it is done. Returns the budget and the corpus's tokens.
     """
     estimate = runtime.estimate(case.goal, case.data, case.schema)
     if case.budget_share is None:
         turns = estimate.planner_first_tokens + (1 + _SPARE_TURNS) * estimate.planner_second_tokens
-        return turns + 2 * estimate.pass_tokens
+        return turns + 2 * estimate.pass_tokens, estimate.corpus_tokens
     turns = estimate.planner_first_tokens + 2 * estimate.planner_second_tokens
-    return turns + math.ceil(case.budget_share * estimate.pass_tokens)
+    return turns + math.ceil(case.budget_share * estimate.pass_tokens), estimate.corpus_tokens
 
 
 def run_case(
@@ -123,13 +123,15 @@ def run_case(
             transcript_dir=transcript_dir,
         )
 
-    max_tokens = budget_for(runtime(), case)
+    max_tokens, corpus_tokens = budget_for(runtime(), case)
     result = runtime(max_tokens=max_tokens).run(case.goal, case.data, schema=case.schema)
-    return _task_result(task, case, result, seed=seed, size=size, max_tokens=max_tokens)
+    return _task_result(
+        task, case, result, seed=seed, size=size, max_tokens=max_tokens, corpus_tokens=corpus_tokens
+    )
 
 
 def _task_result(
-    task: Task, case: Case, result: Result, *, seed: int, size: int, max_tokens: int
+    task: Task, case: Case, result: Result, *, seed: int, size: int, max_tokens: int, corpus_tokens: int
 ) -> TaskResult:
     score = case.check(result.status, result.answer)
     refusals: Counter[str] = Counter()
@@ -146,7 +148,7 @@ def _task_result(
         seed=seed,
         size=size,
         chunks=case.chunks,
-        corpus_chars=case.chars,
+        corpus_tokens=corpus_tokens,
         status=result.status,
         passed=score.passed,
         score=score.score,

@@ -31,8 +31,9 @@ class TaskResult:
 
     Attributes:
         task, family: the task's name and family.
-        seed, size: the case (``size`` in tokens; a fixed task records the size asked for).
-        chunks, corpus_chars: the corpus as generated.
+        seed, size: the case: ``size`` is the size asked for, in tokens.
+        chunks, corpus_tokens: the corpus as generated: a fixed task's is its own size, and a
+            budget-tight task raises a small size to a floor of its own.
         status: the run's ``Result.status``.
         passed, score, detail: the scorer's verdict (see ``Score``).
         answer: the run's answer, as JSON.
@@ -56,7 +57,7 @@ class TaskResult:
     seed: int
     size: int
     chunks: int
-    corpus_chars: int
+    corpus_tokens: int
     status: str
     passed: bool
     score: float
@@ -211,21 +212,22 @@ def results_table(suite: SuiteResult) -> str:
     lines = [
         f"planner `{suite.planner}`, worker `{suite.worker}`, seed {suite.seed}, ptcrun {suite.ptcrun}",
         "",
-        ("| task | size | result | score | turns | attempts | refusals | planner tokens | worker tokens "
-        "| calls | cost | wall |"),
-        "| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        ("| task | size | corpus | result | score | turns | attempts | refusals | planner tokens "
+        "| worker tokens | calls | cost | wall |"),
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for t in suite.tasks:
         verdict = "pass" if t.passed else f"**fail** ({t.status})"
         lines.append(
-            f"| {t.task} | {_size(t.size)} | {verdict} | {t.score:.2f} | {t.turns} | {t.attempts} | "
+            f"| {t.task} | {_size(t.size)} | {_tokens(t.corpus_tokens)} | {verdict} | {t.score:.2f} | "
+            f"{t.turns} | {t.attempts} | "
             f"{_refusals(t.refusals)} | {_tokens(t.planner_input_tokens + t.planner_output_tokens)} | "
             f"{_tokens(t.worker_input_tokens + t.worker_output_tokens)} | {t.worker_calls:,} | "
             f"{_cost(t.cost)} | {t.seconds:.1f} s |"
         )
     s = suite.totals
     lines.append(
-        f"| **total** | | **{s['passed']}/{s['runs']} ({s['pass_rate']:.1%})** | {s['mean_score']:.2f} | "
+        f"| **total** | | | **{s['passed']}/{s['runs']} ({s['pass_rate']:.1%})** | {s['mean_score']:.2f} | "
         f"{s['mean_turns']:.2f} | {s['mean_attempts']:.2f} | {_refusals(s['refusals'])} | "
         f"{_tokens(s['planner_tokens'])} | {_tokens(s['worker_tokens'])} | | {_cost(s['cost'])} | "
         f"{s['seconds']:.1f} s |"

@@ -98,7 +98,7 @@ def _tickets(
         text = r.choice(_REFUND if ask else _OTHER).format(o=order)
         return f"[ticket {i + 1:05d}] {filler(r, 1)} Also, {text}. {filler(r, 1)}\n"
 
-    lines = fill(min(size, 40 * len(table)), line, least=12)
+    lines = fill(size, line, least=12)
     return lines, sorted(refunds)
 
 

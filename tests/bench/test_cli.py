@@ -24,7 +24,7 @@ def test_reference_run_writes_results_and_a_table_and_exits_0(tmp_path):
     assert body["totals"]["passed"] == 2 and body["planner"] == "reference" and body["worker"] == "rules"
     first = body["tasks"][0]
     assert first["size"] == 4096 and first["turns"] == 1 and first["worker_calls"] >= 1
-    assert "| niah-single | 2^12 | pass |" in out
+    assert "| niah-single | 2^12 | " in out and first["corpus_tokens"] >= 4096
     assert (tmp_path / "t.md").read_text() in out
     assert "niah-none" in err  # a line per task on standard error
     assert first["transcript"].startswith(str(tmp_path / "runs"))
