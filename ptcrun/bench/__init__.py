@@ -4,7 +4,9 @@ Each task is a goal over a corpus generated from a seed at a chosen size, a scor
 ground truth, and a reference solution (scripted planner replies and a rule-based worker) that
 proves it solvable offline. ``run_suite`` runs tasks through ``ptcrun.Runtime``;
 ``SuiteResult`` holds the results, writes them as JSON and reads them back; ``results_table`` and
-``compare_table`` write Markdown. The ``ptcrun bench`` command does the same from a shell.
+``compare_table`` write Markdown. The ``ptcrun bench`` command does the same from a shell, and
+``docs/bench.md`` describes the tasks. This is a public module of its own: nothing of it is in
+``ptcrun``'s front door, and ``import ptcrun`` does not load it.
 
 Example::
 
@@ -25,11 +27,11 @@ from ._results import SuiteResult, TaskResult, compare_table, results_table
 from ._task import Case, Score, Task
 
 __all__ = [
-    "RULES",
-    "TASKS",
     "Case",
+    "RULES",
     "Score",
     "SuiteResult",
+    "TASKS",
     "Task",
     "TaskResult",
     "compare_table",

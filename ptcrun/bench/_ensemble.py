@@ -66,7 +66,11 @@ def _pull_request(r: random.Random) -> tuple[str, dict[str, list[int]], str]:
 
 
 def _worker(prompt: Prompt) -> Any:
-    name = next((s for s in SPECIALISTS if s in prompt.instruction.lower().split(":")[0]), None)
+    # The specialist is the one the instruction names first ("You review for security...").
+    ask = prompt.instruction.lower()
+    stems = {"security": "secur", "performance": "perform", "reliability": "reliab", "tests": "test"}
+    named = [(ask.find(stem), name) for name, stem in stems.items() if stem in ask]
+    name = min(named)[1] if named else None
     findings = []
     for line in prompt.text.splitlines():
         number, _, code = line.partition("| ")

@@ -322,7 +322,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        command = _subparsers(parser).get(args.command, parser)
+        command = _chosen(parser, args)
         flags = [flag for action in command._actions for flag in action.option_strings]
         option = next((u for u in unknown if u.startswith("-")), unknown[0]).split("=", 1)[0]
         near = difflib.get_close_matches(option, flags, n=1)
@@ -331,8 +331,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
+def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost subcommand given: ``bench run`` for ``ptcrun bench run ...``."""
+    while True:
+        action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if action is None:
+            return parser
+        chosen = action.choices.get(getattr(args, action.dest, None) or "")
+        if chosen is None:
+            return parser
+        parser = chosen

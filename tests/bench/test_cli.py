@@ -72,6 +72,8 @@ def test_bad_sizes_seeds_and_flag_mixes_are_refused_with_usage(tmp_path):
         assert "usage: ptcrun bench" in err, argv
     _, _, err = run_cli(["bench", "run", "--reference", "--size", "12"])
     assert "sizes are tokens, at least 1k" in err
+    _, _, err = run_cli(["bench", "run", "--reference", "--concurency", "3"])
+    assert "usage: ptcrun bench run" in err and "did you mean --concurrency?" in err
 
 
 def test_compare_refuses_files_that_are_not_results(tmp_path):
