@@ -27,11 +27,11 @@ from ._results import SuiteResult, TaskResult, compare_table, results_table
 from ._task import Case, Score, Task
 
 __all__ = [
-    "Case",
     "RULES",
+    "TASKS",
+    "Case",
     "Score",
     "SuiteResult",
-    "TASKS",
     "Task",
     "TaskResult",
     "compare_table",

@@ -26,10 +26,9 @@ def test_the_doc_lists_every_flag_of_bench_run():
     assert documented == flags
 
 
-def test_the_public_names_are_sorted_and_documented():
-    assert ptcrun.bench.__all__ == sorted(ptcrun.bench.__all__)
+def test_the_public_names_resolve_and_are_documented():
     for name in ptcrun.bench.__all__:
-        value = getattr(ptcrun.bench, name)
+        value = getattr(ptcrun.bench, name)  # raises for a name that is not there
         if callable(value):
             assert (value.__doc__ or "").strip(), name
 
