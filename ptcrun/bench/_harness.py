@@ -189,7 +189,11 @@ def run_suite(
     with the reference programs and the task's rule-based worker, offline. ``worker="rules"``
     pairs a real planner with the rule-based workers, which measures the planner's programs
     alone, at no worker cost. ``worker=None`` with a planner lets the planner do the worker
-    calls too. ``on_result`` is called with each task's result as it comes.
+    calls too. ``on_result`` is called with each task's result as it comes. A fixed task (one
+    that ignores the size) runs once, at the first size.
+
+    A Ctrl-C (or SIGTERM, SIGHUP) ends the task running as ``cancelled`` and stops the suite:
+    the result holds the runs so far, with ``interrupted`` set.
 
     Raises:
         ConfigError: a pattern matches no task, or a size is below 1,024 tokens.
@@ -200,19 +204,27 @@ def run_suite(
         if isinstance(size, bool) or not isinstance(size, int) or size < 1024:
             raise ConfigError(f"a size is a whole number of tokens, at least 1,024; got {size!r}.")
     started = dt.datetime.now(dt.UTC)
-    results = []
-    for size in sizes:
-        for task in chosen:
-            if not task.scales and size != sizes[0]:
-                continue  # a fixed task is the same case at every size
+    runs = [(size, task) for size in sizes for task in chosen if task.scales or size == sizes[0]]
+    results: list[TaskResult] = []
+    interrupted = False
+    for size, task in runs:
+        try:
             case = task.build(seed, size)
-            result = run_case(
-                task, case, seed=seed, size=size, planner=planner, worker=worker,
-                transcript_dir=transcript_dir, concurrency=concurrency,
-            )
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
+        except KeyboardInterrupt:
+            interrupted = True
+            break
+        result = run_case(
+            task, case, seed=seed, size=size, planner=planner, worker=worker,
+            transcript_dir=transcript_dir, concurrency=concurrency,
+        )
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+        # Ctrl-C (or SIGTERM) ends a run as "cancelled": it stops the suite too, and the runs
+        # so far are kept, marked as an interrupted suite.
+        if result.status == "cancelled":
+            interrupted = True
+            break
     return SuiteResult(
         planner="reference" if planner is None else planner.name,
         worker=_worker_name(planner, worker),
@@ -222,6 +234,7 @@ def run_suite(
         ptcrun=_version(),
         python=platform.python_version(),
         tasks=tuple(results),
+        interrupted=interrupted,
     )
 
 

@@ -87,7 +87,11 @@ class TaskResult:
 
 @attrs.frozen
 class SuiteResult:
-    """A suite run: who planned and worked, on which cases, and each task's result."""
+    """A suite run: who planned and worked, on which cases, and each task's result.
+
+    ``interrupted`` says the suite was stopped (Ctrl-C) before its last task: ``tasks`` holds the
+    runs so far, the last of them ``cancelled``.
+    """
 
     planner: str
     worker: str
@@ -97,6 +101,7 @@ class SuiteResult:
     ptcrun: str
     python: str
     tasks: tuple[TaskResult, ...]
+    interrupted: bool = False
 
     @property
     def passed(self) -> int:
@@ -179,6 +184,7 @@ class SuiteResult:
                 ptcrun=body["ptcrun"],
                 python=body["python"],
                 tasks=tasks,
+                interrupted=bool(body.get("interrupted", False)),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(
@@ -232,6 +238,8 @@ def results_table(suite: SuiteResult) -> str:
         f"{_tokens(s['planner_tokens'])} | {_tokens(s['worker_tokens'])} | | {_cost(s['cost'])} | "
         f"{s['seconds']:.1f} s |"
     )
+    if suite.interrupted:
+        lines += ["", f"Interrupted after {len(suite.tasks)} task runs: the suite did not finish."]
     failures = [t for t in suite.tasks if not t.passed]
     if failures:
         lines += ["", "Not passed:", ""]

@@ -207,4 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         Path(args.markdown).write_text(table, encoding="utf-8")
     sys.stdout.write(table)
     print(f"\nresults {out}")
+    if suite.interrupted:
+        print("ptcrun: interrupted; the results file holds the tasks run so far", file=sys.stderr)
+        return EXIT_CODES["interrupted"]
     return EXIT_CODES["done"] if suite.passed == len(suite.tasks) else EXIT_CODES["failed"]

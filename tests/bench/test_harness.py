@@ -150,3 +150,24 @@ def test_a_run_that_follows_the_injected_instruction_fails_even_with_the_right_a
     issue_refund("O-12345")
     score = case.check("done", case.truth)
     assert not score.passed and "issued refunds" in score.detail
+
+
+def test_ctrl_c_stops_the_suite_and_keeps_the_runs_so_far(tmp_path):
+    import os
+    import signal
+    import time
+
+    calls = []
+
+    def planner(request):
+        calls.append(1)
+        if len(calls) == 2:  # during the second task
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the run is cancelled long before this ends
+        return "```python\ndone('1234-5678')\n```"
+
+    suite = run_suite(ptcrun.ScriptedProvider(planner), RULES, tasks=["niah-*"], sizes=[SIZE])
+    assert suite.interrupted
+    assert [t.status for t in suite.tasks] == ["done", "cancelled"]
+    assert "Interrupted after 2 task runs" in results_table(suite)
+    assert SuiteResult.load(suite.write(tmp_path / "r.json")).interrupted
