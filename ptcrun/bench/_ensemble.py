@@ -153,13 +153,16 @@ def _case(seed: int, size: int) -> Case:
         for name in SPECIALISTS:
             items = answer["findings"].get(name) or []
             lines = {f.get("line") if isinstance(f, dict) else f for f in items}
-            hit = len(lines & set(where[name]))
-            found += hit
-            missed += len(where[name]) - hit
-            if hit < len(where[name]):
-                problems.append(f"{name} missed line {sorted(set(where[name]) - lines)}")
-            if len(lines - set(where[name])) > _MAX_EXTRA:
-                problems.append(f"{name} reported {len(lines - set(where[name]))} lines with no problem")
+            # The missing test may be pointed at any line of the changed file's diff header.
+            accepted = {n: {3, 4, 5, 6} if name == "tests" else {n} for n in where[name]}
+            unmatched = [n for n, ok in accepted.items() if not lines & ok]
+            found += len(where[name]) - len(unmatched)
+            missed += len(unmatched)
+            if unmatched:
+                problems.append(f"{name} missed line {unmatched}")
+            extra = lines - set().union(*accepted.values()) if accepted else lines
+            if len(extra) > _MAX_EXTRA:
+                problems.append(f"{name} reported {len(extra)} lines with no problem")
         if answer.get("verdict") != verdict:
             problems.append(f"verdict {answer.get('verdict')!r}, expected {verdict!r}")
         if not problems:
@@ -179,7 +182,8 @@ def _case(seed: int, size: int) -> Case:
         "with its number and `| `) with four specialist reviewers working in parallel on the same text: "
         "security, performance, reliability (error handling, timeouts) and tests (is the change tested?). "
         "Then combine their findings. Answer with an object: `verdict` (`approve`, `comment` or "
-        "`request_changes`; any high-severity finding requests changes), and `findings` (specialist name "
+        "`request_changes`: a security problem is of high severity and requests changes, any other "
+        "problem is of medium or low severity and asks for a comment), and `findings` (specialist name "
         'to a list of `{"line": int, "severity": "high" | "medium" | "low", "issue": str}`).',
         data=[text],
         schema={"type": "object", "required": ["verdict", "findings"]},
