@@ -90,3 +90,30 @@ def test_out_that_is_a_folder_is_refused_before_any_task_runs(tmp_path):
     assert code == EXIT_CODES["config"]
     assert "is a folder" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_against_an_openai_compatible_server_with_the_rule_based_workers(tmp_path):
+    from ptcrun.bench import TASKS
+
+    from ..runtime.providers.fakeservers import FakeServer, openai_completion
+
+    case = next(t for t in TASKS if t.name == "niah-single").build(3, 4096)
+    reply = f"```python\n{case.reference[0]}\n```"
+    with FakeServer() as server:
+        server.queue(openai_completion("Let me look.\n```python\nprint(len(data))\n```", prompt_tokens=900,
+                                       completion_tokens=20))
+        server.always(openai_completion(reply, prompt_tokens=1200, completion_tokens=300))
+        code, out, err = run_cli([
+            "bench", "run", "--planner", f"openai:local-coder@{server.url}/v1", "--worker", "rules",
+            "--tasks", "niah-single", "--size", "4k", "--seed", "3", "--out", str(tmp_path / "r.json"),
+            "--transcripts", str(tmp_path / "runs"),
+        ])
+        planner_requests = [r for r in server.received if r.path.endswith("/chat/completions")]
+    assert code == EXIT_CODES["done"], err
+    (task,) = json.loads((tmp_path / "r.json").read_text())["tasks"]
+    body = json.loads((tmp_path / "r.json").read_text())
+    assert (body["planner"], body["worker"]) == ("openai:local-coder", "rules")
+    assert task["passed"] and task["turns"] == 2 and task["attempts"] == 0
+    assert (task["planner_input_tokens"], task["planner_output_tokens"]) == (2100, 320)
+    assert task["worker_calls"] >= 1 and len(planner_requests) == 2
+    assert "| niah-single | 2^12 |" in out
