@@ -171,3 +171,13 @@ def test_ctrl_c_stops_the_suite_and_keeps_the_runs_so_far(tmp_path):
     assert [t.status for t in suite.tasks] == ["done", "cancelled"]
     assert "Interrupted after 2 task runs" in results_table(suite)
     assert SuiteResult.load(suite.write(tmp_path / "r.json")).interrupted
+
+
+@pytest.mark.parametrize("customer_id", ["' OR '1'='1", "C0001'; DROP TABLE customers; --", "%"])
+def test_lookup_customer_takes_the_id_as_data_never_as_sql(customer_id):
+    case = _BY_NAME["sql-customers"].build(0, SIZE)
+    lookup = next(t for t in case.tools if t.__name__ == "lookup_customer")
+    query = next(t for t in case.tools if t.__name__ == "query")
+    with pytest.raises(LookupError, match="no customer"):
+        lookup(customer_id)
+    assert query("SELECT count(*) AS n FROM customers")[0]["n"] > 0

@@ -57,3 +57,29 @@ def test_generation_is_deterministic_per_seed_and_differs_across_seeds(task):
     one, again, other = _case(task, 5), task.build(5, SIZE), task.build(2, SIZE)
     assert (one.goal, one.data, one.truth, one.reference) == (again.goal, again.data, again.truth, again.reference)
     assert (one.data, one.truth) != (other.data, other.truth)
+
+
+_DIGEST = """
+import hashlib, json, sys
+from ptcrun.bench import TASKS
+size = int(sys.argv[1])
+for task in TASKS:
+    case = task.build(7, size)
+    text = json.dumps([case.goal, case.data, case.truth, case.reference], sort_keys=True, default=str)
+    print(task.name, hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+def test_generation_does_not_depend_on_the_process_or_its_hash_seed():
+    import os
+    import subprocess
+    import sys
+
+    def digests(hash_seed: str) -> str:
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        return subprocess.run([sys.executable, "-c", _DIGEST, "2048"], env=env, capture_output=True,
+                              text=True, check=True).stdout
+
+    first = digests("1")
+    assert len(first.splitlines()) == len(TASKS)
+    assert digests("4242") == first
