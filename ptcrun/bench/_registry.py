@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from . import _ensemble, _logs, _messages, _needle, _reviews, _schema, _shop, _workflow
+from . import _aggregate, _ensemble, _logs, _needle, _pairs, _reviews, _schema, _shop, _workflow
 from ._task import Task
 
 __all__ = ["TASKS"]
 
 TASKS: tuple[Task, ...] = (
     *_needle.TASKS,
-    *_messages.TASKS,
+    *_aggregate.TASKS,
+    *_pairs.TASKS,
     *_logs.TASKS,
     *_reviews.TASKS,
     *_ensemble.TASKS,
