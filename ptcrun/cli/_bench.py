@@ -90,7 +90,7 @@ def add_bench_parser(sub: Any) -> None:
                      help="the model behind tool.worker, or `rules` for each task's rule-based worker "
                      "(default: the planner's model; with --reference, rules)")
     run.add_argument("--tasks", metavar="GLOB", action="append",
-                     help="only the tasks whose name matches (niah-*, *-pairs); repeat or join with commas")
+                     help="only the tasks whose name matches (niah-*, pairs-*); repeat or join with commas")
     run.add_argument("--size", type=parse_sizes, default=[1 << 13], metavar="SIZES",
                      help="corpus sizes in tokens: 8k, 64k, 1m, 2^20, or several joined by commas "
                      "(default 8k)")
