@@ -55,26 +55,31 @@ def _distribution(seed: int, size: int) -> Case:
 def _most_common(seed: int, size: int) -> Case:
     def build(r: random.Random, box: Inbox) -> Any:
         ranked = Counter(m.label for m in box.messages).most_common()
-        top = ranked[0][0]
+        tops = sorted(label for label, n in ranked if n == ranked[0][1])
+        runner_up = next(label for label, n in ranked if n < ranked[0][1])
         program = label_all() + "done(Counter(m['label'] for m in messages).most_common(1)[0][0])"
-        goal = "Which topic do the most messages have? Answer with the topic."
-        return goal, {"type": "string", "enum": list(LABELS)}, program, top, (ranked[1][0],)
+        goal = "Which topic do the most messages have? Answer with the topic (if several tie, any of them)."
+        return goal, {"type": "string", "enum": list(LABELS)}, program, tops, (runner_up,)
 
-    return make_case("agg-most-common", seed, size, build)
+    return make_case("agg-most-common", seed, size, build, ties=True)
 
 
 def _top_user(seed: int, size: int) -> Case:
     def build(r: random.Random, box: Inbox) -> Any:
+        # A topic with one clear leader, when there is one; else the leaders tie, and any passes.
         for label in r.sample(LABELS, len(LABELS)):
             ranked = Counter(m.user for m in box.messages if m.label == label).most_common()
             if len(ranked) >= 2 and ranked[0][1] > ranked[1][1]:
                 break
+        tops = sorted(user for user, n in ranked if n == ranked[0][1])
+        others = sorted({m.user for m in box.messages} - set(tops))
         program = label_all() + \
             f"done(Counter(m['user'] for m in messages if m['label'] == {label!r}).most_common(1)[0][0])"
-        goal = f"Which user sent the most messages about {label}? Answer with the user's ID."
-        return goal, {"type": "string"}, program, ranked[0][0], (ranked[1][0],)
+        goal = (f"Which user sent the most messages about {label}? Answer with the user's ID (if several "
+                "tie, any of them).")
+        return goal, {"type": "string"}, program, tops, (others[0],)
 
-    return make_case("agg-top-user", seed, size, build)
+    return make_case("agg-top-user", seed, size, build, ties=True)
 
 
 def _month(seed: int, size: int) -> Case:

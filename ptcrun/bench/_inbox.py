@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ._task import Case, Score, expect
+from ._task import Case, Score, expect, expect_one_of
 from ._text import fill, filler, pack, rng
 from ._worker import Prompt, rule_worker
 
@@ -256,15 +256,16 @@ Built = tuple[str, Any, str, Any, tuple[Any, ...]]
 
 def make_case(
     name: str, seed: int, size: int, build: Callable[[random.Random, Inbox], Built],
-    *, injections: int = 0, budget_share: float | None = None, pairs: bool = False,
+    *, injections: int = 0, budget_share: float | None = None, pairs: bool = False, ties: bool = False,
 ) -> Case:
     """The case of an inbox task: ``build`` picks the question from the inbox made for it and gives
     the goal (after the inbox's description), schema, reference program, truth and planted wrong
-    answers; ``pairs`` scores the answer as a set of pairs."""
+    answers; ``pairs`` scores the answer as a set of pairs, and ``ties`` takes the truth as the
+    list of answers that tie, any of which passes."""
     r = rng(name, seed, size)
     box = inbox(r, size, injections=injections)
     goal, schema, program, truth, wrong = build(r, box)
-    check = pairs_check(truth) if pairs else expect(truth)
+    check = pairs_check(truth) if pairs else expect_one_of(truth) if ties else expect(truth)
     return Case(
         goal=GOAL_HEAD + goal,
         data=pack(box.lines),

@@ -326,8 +326,9 @@ def _budget(seed: int, size: int) -> Case:
     codes = [_code(r) for _ in range(4)]
     j = journal(r, size, [(project, c) for c in codes], entries_per_day=_PER_DAY)
     day_of = {n.code: j.dates[n.entry - 1] for n in j.needles if n.project == project}
-    asked = codes[2]
-    date = day_of[asked]
+    date = day_of[codes[2]]
+    # Two codes may fall on one day: the question is about the day's last.
+    asked = [c for c in codes if day_of[c] == date][-1]
     program = Template('''import re
 
 # A full pass does not fit the budget: read the date headers first (a day may run on into the
@@ -356,15 +357,15 @@ done(codes[-1] if codes else None)
 ''').substitute(date=date)
     return Case(
         goal=_GOAL_HEAD + f"A line `== YYYY-MM-DD ==` starts each day. Project {project}'s code changed "
-        f"several times. Which access code was project {project} given on {date}? Answer with the "
-        "code as a string. The token budget does not cover reading every entry: a worker call on "
-        "every chunk will not fit.",
+        f"several times. Which access code was project {project} given on {date} (the last of that "
+        "day, if it changed twice)? Answer with the code as a string. The token budget does not cover "
+        "reading every entry: a worker call on every chunk will not fit.",
         data=pack(j.lines),
         schema={"type": ["string", "null"]},
         check=_check_code(asked),
         reference=(program,),
         worker=WORKER,
-        wrong=(("done", codes[3]), ("done", codes[1])),
+        wrong=tuple(("done", c) for c in codes if c != asked),
         budget_share=0.25,
         truth=asked,
     )

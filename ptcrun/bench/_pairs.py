@@ -26,11 +26,13 @@ _PAIRS_TAIL = (
 
 
 def _planted_pairs(r: random.Random, want: set[tuple[str, str]], users: list[str]) -> tuple[Any, ...]:
-    ordered = sorted(want)
-    missing = [list(p) for p in ordered[1:]]
-    extra_pair = next((p for p in itertools.combinations(sorted(users), 2) if p not in want), None)
-    extra = [list(p) for p in ordered] + ([list(extra_pair)] if extra_pair else [])
-    return (missing, extra) if extra_pair else (missing,)
+    """Wrong answers: the true pairs less one, and the true pairs and one more."""
+    ordered = [list(p) for p in sorted(want)]
+    wrong = [ordered[1:]] if ordered else []
+    extra = next((p for p in itertools.combinations(sorted(users), 2) if p not in want), None)
+    if extra is not None:
+        wrong.append([*ordered, list(extra)])
+    return tuple(wrong)
 
 
 def _both(seed: int, size: int) -> Case:
@@ -51,8 +53,13 @@ done(pairs)''').substitute(label=repr(label))
 
 def _exclusive(seed: int, size: int) -> Case:
     def build(r: random.Random, box: Inbox) -> Any:
-        label, other = r.sample(LABELS, 2)
-        users = box.users_with(label) - box.users_with(other)
+        # Two topics whose answer is not empty, when some are: an empty answer asks too little.
+        choices = list(itertools.permutations(LABELS, 2))
+        r.shuffle(choices)
+        for label, other in choices:
+            users = box.users_with(label) - box.users_with(other)
+            if len(users) >= 2:
+                break
         want = user_pairs(users)
         program = label_all() + Template('''
 has = {}
@@ -70,7 +77,7 @@ done([[a, b] for i, a in enumerate(users) for b in users[i + 1:]])''').substitut
     return make_case("pairs-exclusive", seed, size, build, pairs=True)
 
 
-def _same_monthuser_pairs(box: Inbox, label: str) -> set[tuple[str, str]]:
+def _same_month_pairs(box: Inbox, label: str) -> set[tuple[str, str]]:
     months: dict[str, set[str]] = {}
     for m in box.messages:
         if m.label == label:
@@ -93,8 +100,8 @@ print(len(pairs), "pairs over", len(months), "months")
 
 def _same_month(seed: int, size: int) -> Case:
     def build(r: random.Random, box: Inbox) -> Any:
-        label = r.choice(LABELS)
-        want = _same_monthuser_pairs(box, label)
+        label = max(r.sample(LABELS, len(LABELS)), key=lambda t: bool(_same_month_pairs(box, t)))
+        want = _same_month_pairs(box, label)
         program = label_all() + _SAME_MONTH.substitute(label=repr(label))
         program += "done(sorted([a, b] for a, b in pairs))"
         goal = (f"List every pair of users who both sent a message about {label} in the same calendar "
@@ -108,7 +115,7 @@ def _same_month(seed: int, size: int) -> Case:
 def _pair_count(seed: int, size: int) -> Case:
     def build(r: random.Random, box: Inbox) -> Any:
         label = r.choice(LABELS)
-        n = len(_same_monthuser_pairs(box, label))
+        n = len(_same_month_pairs(box, label))
         program = label_all() + _SAME_MONTH.substitute(label=repr(label)) + "done(len(pairs))"
         goal = (f"How many pairs of users both sent a message about {label} in the same calendar month? "
                 "Count each pair of two different users once. Answer with an integer.")

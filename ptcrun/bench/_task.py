@@ -15,7 +15,7 @@ import attrs
 
 from ..errors import ConfigError
 
-__all__ = ["Case", "Respond", "Score", "Task", "expect", "select"]
+__all__ = ["Case", "Respond", "Score", "Task", "expect", "expect_one_of", "select"]
 
 #: A rule-based worker: takes the worker's request, answers as a model would (JSON text).
 Respond = Callable[[Any], str]
@@ -52,6 +52,19 @@ def expect(want: Any, what: str = "answer") -> Checker:
         if status != "done":
             return Score(False, 0.0, f"the run ended {status}")
         return Score.exact(answer, want, what)
+
+    return check
+
+
+def expect_one_of(options: Sequence[Any], what: str = "answer") -> Checker:
+    """The scorer of a question with several right answers (a tie): any of ``options`` passes."""
+
+    def check(status: str, answer: Any) -> Score:
+        if status != "done":
+            return Score(False, 0.0, f"the run ended {status}")
+        if answer in options:
+            return Score(True, 1.0)
+        return Score(False, 0.0, f"{what} {_short(answer)}, expected one of {_short(list(options))}")
 
     return check
 
