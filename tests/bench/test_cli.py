@@ -117,3 +117,16 @@ def test_a_run_against_an_openai_compatible_server_with_the_rule_based_workers(t
     assert (task["planner_input_tokens"], task["planner_output_tokens"]) == (2100, 320)
     assert task["worker_calls"] >= 1 and len(planner_requests) == 2
     assert "| niah-single | 2^12 |" in out
+
+
+def test_a_suite_with_a_failed_task_exits_1_and_says_why(tmp_path):
+    script = tmp_path / "planner.json"
+    script.write_text(json.dumps(["```python\ndone('0000-0000')\n```"]))
+    code, out, err = run_cli([
+        "bench", "run", "--planner", f"scripted:{script}", "--worker", "rules", "--tasks", "niah-single",
+        "--size", "4k", "--out", str(tmp_path / "r.json"), "--transcripts", str(tmp_path / "runs"),
+    ])
+    assert code == EXIT_CODES["failed"] == 1
+    assert "**fail** (done)" in out and "code '0000-0000', expected" in out
+    assert "FAIL (done: code '0000-0000'" in err
+    assert json.loads((tmp_path / "r.json").read_text())["totals"]["passed"] == 0
