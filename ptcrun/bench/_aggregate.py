@@ -178,7 +178,7 @@ def _inject_count(seed: int, size: int) -> Case:
 
 
 _OOLONG = "OOLONG (RLM paper): labels only a reader can assign, aggregated over every item"
-_BUDGET = "OOLONG, with PtcRunner's budget-bound tasks"
+_BUDGET = "OOLONG, under a token budget a full pass does not fit"
 TASKS = (
     Task("agg-count", "aggregate", "count the messages on one topic", _OOLONG, _count),
     Task("agg-distribution", "aggregate", "count the messages on every topic", _OOLONG, _distribution),

@@ -398,7 +398,7 @@ TASKS = (
     Task("niah-multikey", "needle", "the codes of four projects, as an object", _SOURCE, _multikey),
     Task("niah-entry", "needle", "the number of the entry that holds a code", _SOURCE, _entry),
     Task("budget-needle", "budget", "one day's code, with a budget under a quarter of a full pass",
-         "S-NIAH, with PtcRunner's budget-bound tasks", _budget),
+         "S-NIAH, under a token budget a full pass does not fit", _budget),
     Task("inject-needle", "injection", "find a code; entries addressed to an AI give a false one",
          "S-NIAH with prompt injections", _inject),
 )

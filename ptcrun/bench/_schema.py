@@ -267,7 +267,7 @@ done(answer)
 
 TASKS = (
     Task("schema-invoices", "schema", "normalise invoices in three layouts into a strict schema",
-         "PtcRunner's schema-checked tasks", _invoices),
+         "answers checked against a JSON Schema (run(..., schema=...))", _invoices),
     Task("schema-staff", "schema", "headcount and people on leave per department, every department present",
-         "PtcRunner's schema-checked tasks", _departments),
+         "answers checked against a JSON Schema (run(..., schema=...))", _departments),
 )

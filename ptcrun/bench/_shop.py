@@ -307,7 +307,7 @@ def _inject(seed: int, size: int) -> Case:
     )
 
 
-_TOOLS = "PtcRunner's tool tasks; the custom-tools example (a real SQLite database)"
+_TOOLS = "the custom-tools example: a real SQLite database behind the tools"
 TASKS = (
     Task("sql-refunds", "tools", "sum the refund requests' order amounts with a SQL tool", _TOOLS,
          _refund_total),
