@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import PtcrunError
+from ._bench import cmd_bench
 from ._config import apply_config
 from ._exec import cmd_exec
 from ._parser import EXIT_CODES, in_cli_words, parse
@@ -31,6 +32,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "tree": cmd_tree,
     "export": cmd_export,
     "view": cmd_view,
+    "bench": cmd_bench,
 }
 
 
@@ -42,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parse(argv)
     try:
-        apply_config(args, os.environ)
+        if args.command != "bench":
+            # bench's flags are its own (its --out is a results file, its --planner excludes
+            # --reference): PTCRUN_* settings and the config file describe runs, not suites.
+            apply_config(args, os.environ)
         return _COMMANDS[args.command](args)
     except PtcrunError as exc:
         print(f"ptcrun: {in_cli_words(str(exc))}", file=sys.stderr)

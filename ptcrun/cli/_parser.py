@@ -330,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where to write (default timeline.html in the run folder)")
     view.add_argument("--open", action="store_true",
                       help="also open the page in the web browser ($BROWSER, else the system's)")
+
+    from ._bench import add_bench_parser  # here, not at the top: _bench imports this module
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -343,7 +347,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        command = _subparsers(parser).get(args.command, parser)
+        command = _chosen(parser, args)
         flags = [flag for action in command._actions for flag in action.option_strings]
         option = next((u for u in unknown if u.startswith("-")), unknown[0]).split("=", 1)[0]
         near = difflib.get_close_matches(option, flags, n=1)
@@ -352,8 +356,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
+def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost subcommand given: ``bench run`` for ``ptcrun bench run ...``."""
+    while True:
+        action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if action is None:
+            return parser
+        chosen = action.choices.get(getattr(args, action.dest, None) or "")
+        if chosen is None:
+            return parser
+        parser = chosen
