@@ -11,6 +11,8 @@ names starting with ``_``. On top of that this policy:
   silently swallow ``done()`` on its way out;
 * wraps the context manager of every ``with`` item in ``_with_``, whose ``__exit__`` cannot
   swallow ``done()``/``fail()`` either;
+* binds the right side of a chained assignment (``r = a, b = f()``) to a temporary once,
+  where RestrictedPython evaluated it once per target;
 * rewrites ``counts[k] += 1`` and ``self.n += 1`` (RestrictedPython refuses them) so that
   target and key are evaluated once, the read goes through ``_getitem_``/``_getattr_`` and the
   write through ``_write_``;
@@ -304,6 +306,42 @@ class ProgramPolicy(RestrictingNodeTransformer):
         return node
 
     visit_Nonlocal = visit_Global
+
+    def visit_Assign(self, node: ast.Assign) -> _Visited:
+        """Evaluate the right side once, then assign it to each target, left to right.
+
+        RestrictedPython copies the value into one assignment per target, so
+        ``r = a, b = tool.pair(3)`` called the tool twice and ``t = a, b = b, a`` read ``b, a``
+        again after ``a`` and ``b`` had changed. With several targets it becomes::
+
+            _tmp0 = tool.pair(3)
+            try:
+                r = _tmp0
+                a, b = _unpack_sequence_(_tmp0, ...)
+            finally:
+                del _tmp0
+        """
+        if len(node.targets) == 1:
+            return super().visit_Assign(node)
+        targets = [self.visit(target) for target in node.targets]
+        value = self.visit(node.value)
+        tmp = self.gen_tmp_name()
+        assigns: list[ast.stmt] = []
+        for target in targets:
+            copy: ast.expr = _load(tmp)
+            if isinstance(target, (ast.Tuple, ast.List)):
+                copy = self.protect_unpack_sequence(target, copy)  # type: ignore[arg-type]
+            assigns.append(ast.Assign(targets=[target], value=copy))
+        bind = ast.Assign(targets=[ast.Name(tmp, ast.Store())], value=value)
+        write = ast.Try(
+            body=assigns,
+            handlers=[],
+            orelse=[],
+            finalbody=[ast.Delete(targets=[ast.Name(tmp, ast.Del())])],
+        )
+        for statement in (bind, write, *assigns):
+            copy_locations(statement, node)
+        return [bind, write]
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
         """``x: int = 1``: target and value are checked as in an assignment."""
