@@ -333,8 +333,9 @@ def exception_leaks(draw: st.DrawFn) -> Attack:
 
 
 IMPORTS = [
-    "os", "sys", "subprocess", "importlib", "builtins", "io", "pathlib", "ctypes", "socket",
-    "posix", "gc", "inspect", "types", "operator", "codecs", "marshal", "pickle", "random",
+    "os", "sys", "subprocess", "importlib", "builtins", "zipfile", "pathlib", "ctypes", "socket",
+    "posix", "gc", "inspect", "types", "copyreg", "codecs", "marshal", "pickle", "_random",
+    "_csv", "_decimal", "_hashlib", "binascii", "abc", "dataclasses.sys", "typing.sys",
     "threading", "_thread", "signal", "pdb", "shutil", "ptcrun", "ptcrun.sandbox", "json.decoder",
     "json.scanner", "collections.abc", "os.path", "encodings", "re._compiler", "importlib.util",
     "_io", "_json", "array", "resource", "asyncio", "trio",

@@ -13,16 +13,14 @@ import textwrap
 
 import pytest
 
+from ptcrun.sandbox._language import ALLOWED_MODULES
 from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, Session
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"
 HIDDEN = "is not allowed: frame, code and class-hierarchy attributes are hidden"
 NOT_CHANGEABLE = "can be changed in the sandbox"
-ALLOWED_LIST = (
-    "allowed modules: bisect, collections, datetime, functools, heapq, itertools, json, math, "
-    "re, statistics, string, textwrap"
-)
+ALLOWED_LIST = "allowed modules: " + ", ".join(ALLOWED_MODULES)
 
 ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     # --- dunder access, direct and computed
@@ -81,7 +79,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "import_importlib": ("import importlib", ImportError, "import of 'importlib' is not allowed"),
     "import_builtins": ("import builtins", ProgramRejected, "'builtins' is a reserved name"),
     "import_builtins_aliased": ("from builtins import open", ImportError, "import of 'builtins' is not allowed"),
-    "import_random": ("import random", ImportError, "import of 'random' is not allowed"),
+    "import_secrets": ("import secrets", ImportError, "import of 'secrets' is not allowed"),
     "import_from_os": ("from os import path", ImportError, "import of 'os' is not allowed"),
     "import_submodule": ("import collections.abc", ImportError, "import of 'collections.abc' is not allowed"),
     "import_json_decoder": ("import json.decoder", ImportError, "import of 'json.decoder' is not allowed"),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import builtins
 import collections
 import datetime
+import decimal
 import functools
 import operator
 import string
@@ -43,6 +44,7 @@ from typing import Any
 
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
+from ._mod_classes import build_class, record_program_class
 from ._modules import ContainerType, ModuleProxy
 
 __all__ = [
@@ -256,7 +258,9 @@ def _describe(obj: object) -> str:
 
 _OWNED_TYPES = frozenset(
     {list, dict, set, collections.Counter, collections.defaultdict, collections.OrderedDict,
-     collections.deque}
+     collections.deque,
+     # A decimal context is the calling thread's arithmetic settings (getcontext().prec = 6).
+     decimal.Context, type(decimal.Context().traps)}
 )
 _OPERATORS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
     "+=": (operator.iadd, operator.add),
@@ -314,13 +318,14 @@ class Ownership:
         self, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
     ) -> type:
         """The ``__metaclass__`` hook: build a program's class and record it as owned."""
-        cls = type(name, bases, namespace, **kwargs)
+        cls = build_class(name, bases, namespace, **kwargs)
         if issubclass(cls, BaseException) and not issubclass(cls, Exception):
             raise TypeError(
                 f"class {name!r} cannot derive from a BaseException that is not an Exception "
                 "in the sandbox; derive from Exception"
             )
         self._classes.add(cls)
+        record_program_class(cls)
         return cls
 
     def setattr(self, obj: object, name: str, value: object) -> None:

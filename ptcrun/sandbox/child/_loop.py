@@ -319,6 +319,9 @@ def main(fd_in: int, fd_out: int) -> None:
         from ._namespace import warm_up
 
         warm_up()
+    from ._mod_random import seed_session
+
+    seed_session(init.seed)  # the host's seed for this session, so a replay draws the same
     threading.stack_size(4 << 20)
     child = Child(link, init, data)
 

@@ -1,0 +1,66 @@
+"""``typing`` for programs: the names annotations use, and nothing that evaluates them.
+
+Models annotate everything (``def f(rows: List[Dict[str, Any]]) -> Optional[int]``), so the
+special forms, the generic aliases, ``TypeVar``, ``Generic``, ``Protocol``, ``TypedDict``,
+``cast`` and ``TYPE_CHECKING`` are served as they are. Their own attributes start with ``_``
+(``__origin__``, ``__args__``) and stay behind the attribute guard; an alias such as
+``Type[int]`` cannot be called to build a class.
+
+Left out, because they evaluate annotation strings or hand out what the guards hide:
+``get_type_hints`` (evaluates strings as code), ``get_origin``/``get_args`` (``get_origin(Type)``
+is the metaclass ``type``), ``ForwardRef`` and ``reveal_type`` (writes to the process's stderr).
+``NamedTuple`` is a wrapper around the sandbox's ``collections.namedtuple`` for the call form
+``NamedTuple("P", [("x", int)])``; ``typing``'s own builds its class with ``exec``, and the class
+form ``class P(NamedTuple)`` is refused with a message naming the alternatives.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["members"]
+
+_NAMES = (
+    "TYPE_CHECKING", "AbstractSet", "Annotated", "Any", "AnyStr", "Callable", "ClassVar",
+    "Collection", "Container", "Counter", "DefaultDict", "Deque", "Dict", "Final", "FrozenSet",
+    "Generator", "Generic", "Hashable", "ItemsView", "Iterable", "Iterator", "KeysView", "List",
+    "Literal", "LiteralString", "Mapping", "MappingView", "Match", "MutableMapping",
+    "MutableSequence", "MutableSet", "Never", "NoReturn", "NotRequired", "Optional",
+    "OrderedDict", "Pattern", "Protocol", "Required", "Reversible", "Self", "Sequence", "Set",
+    "Sized", "SupportsAbs", "SupportsFloat", "SupportsIndex", "SupportsInt", "SupportsRound",
+    "Text", "Tuple", "Type", "TypeAlias", "TypeVar", "TypedDict", "Union", "ValuesView",
+    "assert_never", "assert_type", "cast",
+)
+
+
+class _NamedTupleClassForm:
+    """What ``class P(NamedTuple):`` meets: a clear refusal."""
+
+    __slots__ = ()
+
+    def __call__(self, bases: tuple[object, ...]) -> tuple[type, ...]:
+        raise TypeError(
+            "class P(NamedTuple) is not available in the sandbox: typing builds it with exec. "
+            "Write P = NamedTuple('P', [('x', int), ('y', int)]), "
+            "P = collections.namedtuple('P', ['x', 'y']), or a @dataclass."
+        )
+
+
+def members(namedtuple: Callable[..., type]) -> dict[str, object]:
+    """What ``import typing`` serves; ``namedtuple`` is the sandbox's ``collections.namedtuple``."""
+
+    def NamedTuple(typename: str, fields: Iterable[tuple[str, Any]] = (), /) -> type:
+        """``typing.NamedTuple("P", [("x", int), ("y", float)])``: a namedtuple class."""
+        pairs = [tuple(pair) for pair in fields]
+        for pair in pairs:
+            if len(pair) != 2:
+                raise TypeError("NamedTuple fields are (name, type) pairs")
+        return namedtuple(typename, [name for name, _ in pairs])
+
+    # Looked up on the object by class statements that name it as a base.
+    NamedTuple.__mro_entries__ = _NamedTupleClassForm()  # type: ignore[attr-defined]
+    served: dict[str, object] = {name: getattr(typing, name) for name in _NAMES if hasattr(typing, name)}
+    served["NamedTuple"] = NamedTuple
+    return served
