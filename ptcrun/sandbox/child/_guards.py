@@ -29,6 +29,7 @@ It runs past 400 lines on purpose: every rule a program meets at run time is in 
 
 from __future__ import annotations
 
+import abc
 import builtins
 import collections
 import datetime
@@ -44,7 +45,7 @@ from typing import Any
 
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
-from ._mod_classes import build_class, record_program_class
+from ._mod_classes import build_class, is_program_class, record_program_class
 from ._modules import ContainerType, ModuleProxy
 
 __all__ = [
@@ -131,6 +132,16 @@ def _check_value(name: str, value: object) -> object:
     ):
         raise AttributeError(
             f"{name!r} is not allowed: it refers to the raw builtin {value.__name__}()"
+        )
+    if (
+        kind is types.MethodType
+        and value.__func__ is abc.ABCMeta.register
+        and not is_program_class(value.__self__)
+    ):
+        # typing.Mapping.register(str) would make every str a Mapping for the child's own code.
+        raise AttributeError(
+            f"{name!r} is not allowed: registering with an abstract class the program did not "
+            "make would change isinstance() for the whole sandbox"
         )
     return value
 

@@ -9,6 +9,16 @@ special forms, the generic aliases, ``TypeVar``, ``Generic``, ``Protocol``, ``Ty
 Left out, because they evaluate annotation strings or hand out what the guards hide:
 ``get_type_hints`` (evaluates strings as code), ``get_origin``/``get_args`` (``get_origin(Type)``
 is the metaclass ``type``), ``ForwardRef`` and ``reveal_type`` (writes to the process's stderr).
+Two places in ``typing`` meet the tripwire on their way to harmless results, and are adapted
+once, when this module is imported (in the host's own process they behave exactly as before):
+
+* ``ForwardRef("Node")``, which ``Optional["Node"]`` and string annotations build, compiles the
+  string, and the tripwire refuses ``compile`` to program code. It compiles an exact ``str``
+  inside a trusted section here: compiling runs nothing (the child compiles every program the
+  same way), and evaluating the code, which only ``get_type_hints`` would do, stays refused.
+* ``TypeVar`` and ``Protocol`` ask ``sys._getframe`` for the caller's module name, which the
+  tripwire refuses; they get ``None`` instead, as on a Python without frames.
+
 ``NamedTuple`` is a wrapper around the sandbox's ``collections.namedtuple`` for the call form
 ``NamedTuple("P", [("x", int)])``; ``typing``'s own builds its class with ``exec``, and the class
 form ``class P(NamedTuple)`` is refused with a message naming the alternatives.
@@ -16,9 +26,12 @@ form ``class P(NamedTuple)`` is refused with a message naming the alternatives.
 
 from __future__ import annotations
 
+import sys
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from ._tripwire import trusted
 
 __all__ = ["members"]
 
@@ -33,6 +46,36 @@ _NAMES = (
     "Text", "Tuple", "Type", "TypeAlias", "TypeVar", "TypedDict", "Union", "ValuesView",
     "assert_never", "assert_type", "cast",
 )
+
+
+_forward_ref_init = typing.ForwardRef.__init__
+_caller = getattr(typing, "_caller", None)
+
+
+def _init_forward_ref(
+    self: typing.ForwardRef, arg: Any, is_argument: Any = True, module: Any = None, *, is_class: Any = False
+) -> None:
+    exact = (
+        type(arg) is str and type(is_argument) is bool and type(is_class) is bool
+        and (module is None or type(module) is str)
+    )
+    if not exact:  # typing's own checks refuse it, untrusted
+        _forward_ref_init(self, arg, is_argument, module, is_class=is_class)
+        return
+    with trusted():
+        _forward_ref_init(self, arg, is_argument, module, is_class=is_class)
+
+
+def _caller_or_none(depth: int = 1, default: str = "__main__") -> str | None:
+    try:
+        return sys._getframe(depth + 1).f_globals.get("__name__", default)  # type: ignore[no-any-return]
+    except (AttributeError, ValueError, PermissionError):
+        return None
+
+
+typing.ForwardRef.__init__ = _init_forward_ref  # type: ignore[method-assign]
+if _caller is not None:
+    typing._caller = _caller_or_none  # type: ignore[attr-defined]
 
 
 class _NamedTupleClassForm:

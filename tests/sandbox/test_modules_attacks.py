@@ -1,0 +1,205 @@
+"""Attacks through the modules of the second wave, one row each, against the language layer.
+
+Each module is a new surface: for each, what it could reach (a dunder, a frame, a real module, a
+metaclass, the host's objects, a file) and what it could change (``data``, shared module state,
+other classes), tried, with the refusal it must meet. The rules of docs/security.md ("Rules for
+widening the language") for copy, operator and typing are tested here by name.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import decimal
+import types
+
+import pytest
+
+from ptcrun.sandbox import Sandbox
+from ptcrun.sandbox.child import _mod_copy
+from ptcrun.sandbox.child._mod_classes import record_program_class
+from ptcrun.sandbox.child._modules import _PROXIES
+from tests.sandbox.inproc import DATA, Session
+
+from .conftest import limits
+
+PRIVATE = "names starting with '_' are private in the sandbox"
+CANNOT_IMPORT = "cannot import name"
+NOT_CHANGEABLE = "can be changed in the sandbox"
+
+ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
+    # --- random: a generator of the program's own, never a way into data
+    "random_shuffle_data": ("import random\nrandom.shuffle(data)", TypeError, "random.shuffle() takes a list"),
+    "random_instance_shuffle_data": ("import random\nrandom.Random(1).shuffle(data)", TypeError, "takes a list"),
+    "random_unbound_shuffle_data": ("import random\nrandom.Random.shuffle(random.Random(), data)", TypeError, "takes a list"),
+    "random_generator_behind_a_function": ("import random\nrandom.seed.__self__", Exception, "__self__"),
+    "random_real_module": ("from random import SystemRandom", ImportError, CANNOT_IMPORT),
+    "random_module_of_the_class": ("import random\nrandom.Random.__module__", Exception, "__module__"),
+    "random_os_entropy": ("from random import _urandom", Exception, PRIVATE),
+    # --- typing: annotations, never evaluation, never a metaclass
+    "typing_get_type_hints": ("from typing import get_type_hints", ImportError, CANNOT_IMPORT),
+    "typing_get_origin": ("from typing import get_origin", ImportError, CANNOT_IMPORT),
+    "typing_forward_ref": ("from typing import ForwardRef", ImportError, CANNOT_IMPORT),
+    "typing_sys": ("import typing\ntyping.sys", AttributeError, "has no attribute 'sys'"),
+    "typing_origin_attribute": ("import typing\ngetattr(typing.List[int], '__origin__')", AttributeError, PRIVATE),
+    "typing_type_builds_no_class": ("import typing\ntyping.Type[int]('K', (), {})", TypeError, "cannot be instantiated"),
+    "typing_type_alias_mro": ("import typing\ntyping.Type.mro()", AttributeError, "'mro' is not allowed"),
+    "typing_register_with_a_shared_abc": ("import typing\ntyping.Mapping.register(str)", AttributeError, "'register' is not allowed"),
+    "typing_register_with_a_protocol": ("import typing\ntyping.SupportsInt.register(str)", AttributeError, "'register' is not allowed"),
+    "typing_named_tuple_class_form": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int", TypeError, "not available in the sandbox"),
+    "typing_forward_ref_code": ("import typing\nx = typing.Optional['Node']\ngetattr(x, '__args__')", AttributeError, PRIVATE),
+    "typing_metaclass_of_a_protocol": ("import typing\nclass P(typing.Protocol):\n    pass\ntype(P)", TypeError, "metaclass"),
+    "typing_metaclass_of_a_typed_dict": ("import typing\nclass M(typing.TypedDict):\n    a: int\ntype(M)", TypeError, "metaclass"),
+    # --- copy: containers and the program's own objects only
+    "copy_tool": ("import copy\ncopy.copy(tool)", TypeError, "copy.copy() copies numbers, text, containers"),
+    "copy_budget": ("import copy\ncopy.deepcopy(budget)", TypeError, "not 'FakeBudget' objects"),
+    "copy_module_proxy": ("import copy, json\ncopy.deepcopy(json)", TypeError, "not 'ModuleProxy' objects"),
+    "copy_program_object_holding_a_host_object": ("import copy\nclass A:\n    pass\na = A()\na.b = budget\ncopy.deepcopy(a)", TypeError, "not 'FakeBudget' objects"),
+    "copy_subclass_of_a_host_class": ("import copy, io\nclass S(io.StringIO):\n    pass\ncopy.copy(S())", TypeError, "it extends 'StringIO'"),
+    "copy_generator": ("import copy\ncopy.deepcopy(x for x in [1])", TypeError, "not 'generator' objects"),
+    "copy_machinery": ("from copy import _deepcopy_dispatch", Exception, PRIVATE),
+    "copy_reduction": ("from copy import _reconstruct", Exception, PRIVATE),
+    "copy_reduction_tables": ("import copyreg", ImportError, "import of 'copyreg' is not allowed"),
+    "copy_memo_of_another_kind": ("import copy\nclass M(dict):\n    pass\ncopy.deepcopy([1], M())", TypeError, "memo must be a dict"),
+    # --- operator: getters that obey the attribute guard
+    "attrgetter_dunder": ("import operator\noperator.attrgetter('__class__')", AttributeError, PRIVATE),
+    "attrgetter_dotted_dunder": ("import operator\noperator.attrgetter('real.__class__')", AttributeError, PRIVATE),
+    "attrgetter_frame": ("import operator\noperator.attrgetter('gi_frame')", AttributeError, "'gi_frame' is not allowed"),
+    "attrgetter_str_subclass": ("import operator\nclass N(str):\n    def split(self, sep):\n        return ['x']\noperator.attrgetter(N('__globals__'))", TypeError, "attribute name must be a string"),
+    "attrgetter_rebuilt_from_its_class": ("import operator\nG = type(operator.attrgetter('x'))\nG(('__globals__',))(lambda: 0)", AttributeError, PRIVATE),
+    "methodcaller_dunder": ("import operator\noperator.methodcaller('__reduce_ex__', 2)", AttributeError, PRIVATE),
+    "methodcaller_format_lookup": ("import operator\noperator.methodcaller('format', 1)('{0.__class__}')", ValueError, "format field {0.__class__} is not allowed"),
+    "methodcaller_rebuilt_from_its_class": ("import operator\nM = type(operator.methodcaller('x'))\nM('__class__', (), {})(1)", AttributeError, PRIVATE),
+    "operator_setitem": ("from operator import setitem", ImportError, CANNOT_IMPORT),
+    "operator_delitem": ("import operator\noperator.delitem", AttributeError, "has no attribute 'delitem'"),
+    "operator_in_place": ("from operator import iadd", ImportError, CANNOT_IMPORT),
+    # --- csv and io: text in memory, no file, no shared state
+    "io_open": ("from io import open", ImportError, CANNOT_IMPORT),
+    "io_file": ("import io\nio.FileIO", AttributeError, "has no attribute 'FileIO'"),
+    "string_io_descriptor": ("import io\nio.StringIO().fileno()", Exception, "fileno"),
+    "string_io_buffer": ("import io\nio.StringIO().buffer", AttributeError, "buffer"),
+    "csv_shared_dialect": ("import csv\ncsv.excel.delimiter = ';'", TypeError, NOT_CHANGEABLE),
+    "csv_register_dialect": ("from csv import register_dialect", ImportError, CANNOT_IMPORT),
+    "csv_field_size_limit": ("from csv import field_size_limit", ImportError, CANNOT_IMPORT),
+    "csv_reader_state": ("import csv\nr = csv.DictReader(['a'])\nr.reader = None", TypeError, NOT_CHANGEABLE),
+    # --- hashlib, base64, unicodedata: bytes and text in, no file, no capsule
+    "hashlib_file_digest": ("from hashlib import file_digest", ImportError, CANNOT_IMPORT),
+    "hashlib_unknown_algorithm": ("import hashlib\nhashlib.new('md4')", ValueError, "takes one of"),
+    "hashlib_str_subclass_name": ("import hashlib\nclass N(str):\n    def lower(self):\n        return 'sha256'\nhashlib.new(N('whirlpool'))", ValueError, "takes one of"),
+    "hashlib_key_derivation": ("from hashlib import scrypt", ImportError, CANNOT_IMPORT),
+    "base64_file_functions": ("from base64 import encode", ImportError, CANNOT_IMPORT),
+    "base64_binascii_module": ("import base64\nbase64.binascii", AttributeError, "has no attribute 'binascii'"),
+    "unicodedata_capsule": ("from unicodedata import ucnhash_CAPI", ImportError, CANNOT_IMPORT),
+    # --- decimal, fractions, difflib, enum
+    "decimal_default_context": ("from decimal import DefaultContext", ImportError, CANNOT_IMPORT),
+    "decimal_module_of_a_context": ("import decimal\ndecimal.getcontext().__class__", Exception, "__class__"),
+    "fraction_class_state": ("from fractions import Fraction\nFraction.numerator = 1", TypeError, NOT_CHANGEABLE),
+    "difflib_html": ("from difflib import HtmlDiff", ImportError, CANNOT_IMPORT),
+    "difflib_matcher_state": ("import difflib\nm = difflib.SequenceMatcher(None, 'a', 'b')\nm.a = 'c'", TypeError, NOT_CHANGEABLE),
+    "enum_metaclass": ("from enum import EnumMeta", ImportError, CANNOT_IMPORT),
+    "enum_metaclass_new_name": ("from enum import EnumType", ImportError, CANNOT_IMPORT),
+    "enum_metaclass_of_a_class": ("import enum\nclass C(enum.Enum):\n    A = 1\ntype(C)", TypeError, "metaclass"),
+    "enum_members_table": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__", Exception, "__members__"),
+    "enum_private_table": ("import enum\nclass C(enum.Enum):\n    A = 1\ngetattr(C, '_member_map_')", AttributeError, PRIVATE),
+    "enum_reassign_member": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.A = 2", AttributeError, "reassign"),
+    "enum_shared_base": ("import enum\nenum.Enum.describe = 1", TypeError, NOT_CHANGEABLE),
+}
+
+
+@pytest.mark.parametrize(("source", "error", "message"), ATTACKS.values(), ids=ATTACKS.keys())
+def test_attack_is_refused(source: str, error: type[BaseException], message: str) -> None:
+    session = Session(tool=types.SimpleNamespace(name="tool"))
+    with pytest.raises(error) as info:
+        session.run(source)
+    text = getattr(info.value, "message", None) or str(info.value)
+    assert message in text
+    assert session["data"] == DATA
+
+
+def test_data_comes_out_of_every_module_unchanged():
+    session = Session()
+    session.run("""
+        import random, copy, operator, csv, io, difflib
+        random.sample(data, 2)
+        random.choice(data)
+        twin = copy.deepcopy(data)
+        first = operator.itemgetter(0)(data)
+        rows = list(csv.reader(data))
+        diff = list(difflib.ndiff(data, data[::-1]))
+    """)
+    assert session["data"] == DATA
+    assert session["twin"] is session["data"]  # a tuple of text needs no copy, as in CPython
+
+
+def test_copy_of_named_datasets_says_to_copy_the_items():
+    session = Session(data=types.MappingProxyType({"logs": ("a",)}))
+    for call in ("copy.deepcopy(data)", "copy.copy(data)"):
+        with pytest.raises(TypeError, match=r"not 'mappingproxy' objects. Copy its items instead, e.g. dict\(x\)"):
+            session.run(f"import copy\n{call}")
+    assert session.run("import copy\nprint(copy.deepcopy(dict(data)))") == "{'logs': ('a',)}\n"
+
+
+def test_no_served_member_is_a_module_or_a_metaclass_or_a_frame():
+    # The proxies are built from hand-written lists; a wrong entry must not slip in.
+    for module, proxy in _PROXIES.items():
+        for name, value in proxy._members.items():
+            assert not isinstance(value, types.ModuleType), f"{module}.{name}"
+            assert not (isinstance(value, type) and issubclass(value, type)), f"{module}.{name}"
+            assert not isinstance(value, (types.FrameType, types.CodeType)), f"{module}.{name}"
+
+
+def test_a_registered_abc_would_change_isinstance_for_the_child_itself():
+    # Why typing's aliases may not hand out ABCMeta.register: the registration is process-wide.
+    class Mine:
+        pass
+
+    collections.abc.Sized.register(Mine)
+    assert isinstance(Mine(), collections.abc.Sized)
+    out = Session().run("import typing\nclass P(typing.Sized):\n    pass\nclass Q:\n    pass\nP.register(Q)\nprint(isinstance(Q(), P))")
+    assert out == "True\n"  # the program's own abstract class is its own business
+
+
+def test_copy_refuses_a_programs_class_with_a_reduction_hook():
+    # A program cannot define __reduce__ (the compile policy refuses the name); were it ever
+    # able to, copy must not call it.
+    class Hooked:
+        def __reduce__(self) -> tuple[object, ...]:
+            raise AssertionError("copy called the program's reduction")
+
+    record_program_class(Hooked)
+    with pytest.raises(TypeError, match="defines __reduce__, which the sandbox does not call"):
+        _mod_copy.deepcopy(Hooked())
+    with pytest.raises(TypeError, match="defines __reduce__"):
+        _mod_copy.copy(Hooked())
+
+
+def test_careless_copy_would_rebuild_a_host_object():
+    # What the wrappers stand in for: the real module rebuilds anything through its reduction.
+    import copy
+
+    class HostObject:
+        def __init__(self) -> None:
+            self.secret = "host"
+
+    assert copy.copy(HostObject()).secret == "host"
+    with pytest.raises(TypeError, match="not 'HostObject' objects"):
+        _mod_copy.copy(HostObject())
+
+
+def test_decimal_context_writes_stay_in_the_programs_thread():
+    session = Session()
+    session.run("import decimal\ndecimal.getcontext().prec = 5")
+    assert decimal.getcontext().prec == 5  # the program ran on this thread: its own settings
+    decimal.getcontext().prec = 28
+    with pytest.raises(TypeError, match=NOT_CHANGEABLE):
+        session.run("import decimal\ndecimal.Decimal.real = 1")
+
+
+async def test_a_decimal_precision_too_large_for_memory_meets_the_memory_limit():
+    async with Sandbox(limits=limits()) as sandbox:
+        result = await sandbox.execute(
+            "import decimal\ndecimal.getcontext().prec = decimal.MAX_PREC\nprint(decimal.Decimal(1) / 3)"
+        )
+        after = await sandbox.execute("print('next')")
+    assert result.status == "error"
+    assert result.limit is not None and result.limit.setting == "Limits.sandbox_memory_bytes"
+    assert after.output == "next\n"
