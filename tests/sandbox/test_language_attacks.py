@@ -24,7 +24,8 @@ ALLOWED_LIST = "allowed modules: " + ", ".join(ALLOWED_MODULES)
 
 ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     # --- dunder access, direct and computed
-    "dunder_attribute": ("().__class__.__base__.__subclasses__()", ProgramRejected, f"'__class__' {PRIVATE}"),
+    "dunder_attribute": ("().__class__.__base__.__subclasses__()", ProgramRejected, f"'__base__' {PRIVATE}"),
+    "dunder_class_of_a_foreign_object": ("().__class__", AttributeError, f"'__class__' {PRIVATE}"),
     "getattr_dunder": ("getattr((), '__class__')", AttributeError, f"'__class__' {PRIVATE}"),
     "getattr_computed_dunder": ("name = '_' * 2 + 'class' + '_' * 2\ngetattr(1, name)", AttributeError, f"'__class__' {PRIVATE}"),
     "getattr_dunder_with_default": ("getattr(1, '__class__', None)", AttributeError, PRIVATE),
@@ -59,18 +60,14 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "locals": ("locals()", NameError, "name 'locals' is not defined"),
     "vars": ("vars(1)", NameError, "name 'vars' is not defined"),
     "dir": ("dir(1)", NameError, "name 'dir' is not defined"),
-    "type_one_argument": ("type(1)", NameError, "name 'type' is not defined"),
-    "type_three_arguments": ("type('X', (object,), {})", NameError, "name 'type' is not defined"),
+    "type_three_arguments": ("type('X', (object,), {})", TypeError, "type() takes exactly one argument in the sandbox"),
     "dunder_import": ("__import__('os')", ProgramRejected, f"'__import__' {PRIVATE}"),
     "builtins_name": ("__builtins__['open']", ProgramRejected, f"'__builtins__' {PRIVATE}"),
-    "breakpoint": ("breakpoint()", ProgramRejected, "'breakpoint' is a reserved name"),
+    "breakpoint": ("breakpoint()", ProgramRejected, "'breakpoint' is not available in the sandbox: there is no debugger"),
     "input": ("input()", NameError, "name 'input' is not defined"),
     "help": ("help(1)", NameError, "name 'help' is not defined"),
     "memoryview": ("memoryview(b'x')", NameError, "name 'memoryview' is not defined"),
-    "bytes": ("bytes(range(3))", NameError, "name 'bytes' is not defined"),
     "id": ("id(1)", NameError, "name 'id' is not defined"),
-    "hash": ("hash(1)", NameError, "name 'hash' is not defined"),
-    "super": ("super()", NameError, "name 'super' is not defined"),
     "metaclass_keyword": ("class A(metaclass=list):\n    pass", ProgramRejected, 'The keyword argument "metaclass" is not allowed'),
     # --- imports
     "import_os": ("import os", ImportError, f"import of 'os' is not allowed; {ALLOWED_LIST}"),
@@ -139,7 +136,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "match_class_pattern": ("match data:\n    case str(x):\n        pass", ProgramRejected, "'match' statements are not allowed"),
     "async_function": ("async def f():\n    await g()", ProgramRejected, "'async def' is not allowed"),
     # --- writes to values the program does not own
-    "data_item_assignment": ("data[0] = 'x'", TypeError, f"cannot assign to an item of a 'tuple' object: only lists, dicts, sets, Counters, defaultdicts, OrderedDicts, deques and the program's own classes and their instances {NOT_CHANGEABLE}"),
+    "data_item_assignment": ("data[0] = 'x'", TypeError, f"cannot assign to an item of a 'tuple' object: only lists, dicts, sets, bytearrays, Counters, defaultdicts, OrderedDicts, deques and the program's own classes and their instances {NOT_CHANGEABLE}"),
     "data_item_deletion": ("del data[0]", TypeError, "cannot delete an item of a 'tuple' object"),
     "data_augmented_item": ("data[0] += 'x'", TypeError, "cannot assign to an item of a 'tuple' object"),
     "data_append": ("data.append('x')", AttributeError, "'tuple' object has no attribute 'append'"),

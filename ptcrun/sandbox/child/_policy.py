@@ -30,6 +30,7 @@ from __future__ import annotations
 import __future__
 
 import ast
+import re
 import types
 import warnings
 from collections.abc import Iterable, Sequence
@@ -37,7 +38,6 @@ from typing import TypeAlias
 
 from RestrictedPython.compile import compile_restricted_exec
 from RestrictedPython.transformer import (
-    ALLOWED_FUNC_NAMES,
     FORBIDDEN_FUNC_NAMES,
     INSPECT_ATTRIBUTES,
     IOPERATOR_TO_STR,
@@ -77,6 +77,71 @@ _NOT_ALLOWED = {
     "AsyncFor": "'async for' is not allowed in the sandbox; use a plain 'for'",
     "AsyncWith": "'async with' is not allowed in the sandbox",
 }
+
+
+#: Special methods a program's own class may define, and read on its own classes, their
+#: instances and super(): construction, text, comparison and hashing, truth and size, the
+#: container and iterator protocols, context managers, calls and numeric operators. Each one
+#: only changes how the program's own objects answer the program; runtime code never trusts
+#: what they return (docs/security.md, "Rules for widening the language").
+_BINARY = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod", "pow",
+           "lshift", "rshift", "and", "or", "xor")
+SPECIAL_METHODS = frozenset(
+    {
+        "__init__", "__post_init__", "__repr__", "__str__", "__format__", "__bytes__",
+        "__hash__", "__bool__", "__len__", "__length_hint__",
+        "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
+        "__iter__", "__next__", "__reversed__", "__contains__",
+        "__getitem__", "__setitem__", "__delitem__", "__missing__",
+        "__enter__", "__exit__", "__call__",
+        "__neg__", "__pos__", "__abs__", "__invert__", "__round__", "__trunc__", "__floor__",
+        "__ceil__", "__int__", "__float__", "__complex__", "__index__",
+        *(f"__{op}__" for op in _BINARY),
+        *(f"__r{op}__" for op in _BINARY),
+        *(f"__i{op}__" for op in _BINARY if op != "divmod"),
+    }
+)
+#: Dunders a program may read besides its special methods: ``self.__class__`` (its own
+#: instances only) and ``__name__`` (of classes and functions); the guards check the object.
+READABLE_DUNDERS = SPECIAL_METHODS | {"__class__", "__name__"}
+_ANSWERS_EVERY_NAME = (
+    "it would answer for every attribute name, including those the sandbox's own code looks up "
+    "on the program's objects; define properties or ordinary methods instead"
+)
+_REFUSED_SPECIAL_METHODS = {
+    "__getattr__": _ANSWERS_EVERY_NAME,
+    "__getattribute__": _ANSWERS_EVERY_NAME,
+    "__setattr__": _ANSWERS_EVERY_NAME,
+    "__delattr__": _ANSWERS_EVERY_NAME,
+    "__dir__": _ANSWERS_EVERY_NAME,
+    "__new__": "it can return any object in place of an instance; use __init__",
+    "__del__": "it would run whenever the garbage collector frees the object, in the middle of "
+    "other code; release things explicitly, or use a with statement",
+    "__init_subclass__": "it runs when other classes are made; write a function that sets up a "
+    "class and call it",
+    "__class_getitem__": "annotations are not evaluated in the sandbox, so it is not needed",
+    "__set_name__": "it runs when a class is made; set things up in __init__",
+    "__get__": "descriptors are not available in the sandbox; use property",
+    "__set__": "descriptors are not available in the sandbox; use property",
+    "__delete__": "descriptors are not available in the sandbox; use property",
+    "__reduce__": "objects are never pickled in the sandbox",
+    "__reduce_ex__": "objects are never pickled in the sandbox",
+    "__getstate__": "objects are never pickled in the sandbox",
+    "__setstate__": "objects are never pickled in the sandbox",
+    "__copy__": "copy.copy copies a program's objects field by field",
+    "__deepcopy__": "copy.deepcopy copies a program's objects field by field",
+    "__instancecheck__": "metaclasses are not available in the sandbox",
+    "__subclasscheck__": "metaclasses are not available in the sandbox",
+    "__mro_entries__": "it changes what a class statement derives from",
+    "__class__": "an object's class cannot be changed or faked in the sandbox",
+}
+# Method names a class body may not bind: RestrictedPython's hooks (_getattr_, _write_...),
+# its print collector and temporaries, which a class body's own names would shadow.
+_HOOK_LIKE = re.compile(r"_.*_|_print|_tmp\d+")
+_FUTURE_FEATURES = frozenset(
+    {"annotations", "generator_stop", "division", "absolute_import", "print_function",
+     "unicode_literals", "with_statement", "generators", "nested_scopes"}
+)
 
 
 class ProgramRejected(Exception):
@@ -216,9 +281,58 @@ def _name_problem(name: str, *, attribute: bool = False) -> str | None:
         return f"{name!r} is not allowed: names ending in '__roles__' are reserved"
     if attribute and name in INSPECT_ATTRIBUTES:
         return f"{name!r} is not allowed: frame and code objects are hidden in the sandbox"
+    if name == "breakpoint":
+        return ("'breakpoint' is not available in the sandbox: there is no debugger; print() the "
+                "values you want to see")
     if not attribute and name in FORBIDDEN_FUNC_NAMES:
         return f"{name!r} is a reserved name in the sandbox; choose another name"
     return None
+
+
+def _is_dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def _attribute_problem(name: str, *, store: bool) -> str | None:
+    """Why ``x.<name>`` may not be written, if it may not; the guards decide the rest at run time.
+
+    A single-underscore name (``self._count``) passes here: ``_getattr_`` allows it only on the
+    program's own objects, and ``_write_`` writes only to those. A dunder may be read only if
+    it is a special method (``super().__init__``), ``__class__`` or ``__name__``, and never
+    written: a special method is defined in the class body, where the policy checks it.
+    """
+    if name.endswith("__roles__") or name in INSPECT_ATTRIBUTES:
+        return _name_problem(name, attribute=True)
+    if _is_dunder(name):
+        if store:
+            return (f"{name!r} cannot be assigned in the sandbox: define special methods in the "
+                    "class body")
+        if name not in READABLE_DUNDERS:
+            return _private(name)
+    return None
+
+
+def _method_problem(name: str) -> str | None:
+    """Why a class body may not define a method of this name, if it may not."""
+    if _is_dunder(name):
+        if name in SPECIAL_METHODS:
+            return None
+        reason = _REFUSED_SPECIAL_METHODS.get(
+            name, "it is not among the special methods a program's class may define"
+        )
+        return f"special method {name!r} is not allowed in the sandbox: {reason}"
+    if name.startswith("_") and _HOOK_LIKE.fullmatch(name):
+        return (f"{name!r} is not allowed as a method name: names of the form '_x_' are "
+                "reserved for the sandbox; choose another name")
+    return None if name.startswith("_") else _name_problem(name)
+
+
+def _mangle(name: str, classes: list[str]) -> str:
+    """``__x`` inside a class body is ``_Class__x``, as the compiler spells it in stores."""
+    if not classes or not name.startswith("__") or name.endswith("__") or "." in name:
+        return name
+    owner = classes[-1].lstrip("_")
+    return f"_{owner}{name}" if owner else name
 
 
 def _hook(name: str, *args: ast.expr) -> ast.Call:
@@ -242,12 +356,76 @@ class ProgramPolicy(RestrictingNodeTransformer):
     def check_name(
         self, node: ast.AST, name: str | None, allow_magic_methods: bool = False
     ) -> None:
-        # A node without a position counts as module level, where magic names stay refused.
-        nested = getattr(node, "col_offset", 0) != 0
-        magic = allow_magic_methods and name in ALLOWED_FUNC_NAMES and nested
-        problem = None if name is None or magic else _name_problem(name)
+        if name is None:
+            return
+        # RestrictedPython asks with allow_magic_methods only for a def's own name.
+        if allow_magic_methods and id(node) in self._methods():
+            problem = _method_problem(name)
+        elif allow_magic_methods and _is_dunder(name) and name in SPECIAL_METHODS:
+            problem = f"special method {name!r} can only be defined in a class body"
+        elif self._scopes()[-1:] == ["class"]:
+            # A class body's own names are its attributes: `__str__ = __repr__`,
+            # `__hash__ = None`, `_registry = {}`, as a def there may be named.
+            problem = _method_problem(name)
+        else:
+            problem = _name_problem(name)
         if problem:
             self.error(node, problem)
+
+    def _methods(self) -> set[int]:
+        """The ids of the defs written directly in a class body."""
+        return self.__dict__.setdefault("_method_ids", set())  # type: ignore[no-any-return]
+
+    def _scopes(self) -> list[str]:
+        """``"class"`` or ``"function"`` for each scope being visited, innermost last."""
+        return self.__dict__.setdefault("_scope_kinds", [])  # type: ignore[no-any-return]
+
+    def _classes(self) -> list[str]:
+        """The names of the class bodies being visited, innermost last (for name mangling)."""
+        return self.__dict__.setdefault("_class_names", [])  # type: ignore[no-any-return]
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> _Visited:
+        self._methods().update(id(s) for s in node.body if isinstance(s, ast.FunctionDef))
+        self._classes().append(node.name)
+        self._scopes().append("class")
+        try:
+            return super().visit_ClassDef(node)
+        finally:
+            self._scopes().pop()
+            self._classes().pop()
+
+    def visit_Lambda(self, node: ast.Lambda) -> _Visited:
+        self._scopes().append("function")
+        try:
+            return super().visit_Lambda(node)
+        finally:
+            self._scopes().pop()
+
+    def visit_Module(self, node: ast.Module) -> _Visited:
+        # Future imports count only at the top, after the docstring, as Python requires.
+        leading = self.__dict__.setdefault("_leading_futures", set())
+        body = node.body
+        start = 1 if body and isinstance(body[0], ast.Expr) and isinstance(
+            body[0].value, ast.Constant) and isinstance(body[0].value.value, str) else 0
+        for statement in body[start:]:
+            if not (isinstance(statement, ast.ImportFrom) and statement.module == "__future__"):
+                break
+            leading.add(id(statement))
+        return super().visit_Module(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> _Visited:
+        """``from __future__ import annotations`` is a directive, not an import: it is checked
+        and dropped (annotations are never evaluated in the sandbox anyway)."""
+        if node.module != "__future__" or node.level:
+            return super().visit_ImportFrom(node)
+        if id(node) not in self.__dict__.get("_leading_futures", ()):
+            self.error(node, "from __future__ imports must occur at the beginning of the program")
+        for alias in node.names:
+            if alias.name not in _FUTURE_FEATURES:
+                self.error(node, f"future feature {alias.name} is not defined")
+        directive = ast.Pass()
+        copy_locations(directive, node)
+        return directive
 
     def check_function_argument_names(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
@@ -265,7 +443,11 @@ class ProgramPolicy(RestrictingNodeTransformer):
         defaults, kw_defaults, decorators = node.args.defaults, node.args.kw_defaults, node.decorator_list
         node.args.defaults, node.decorator_list = [], []
         node.args.kw_defaults = [None] * len(kw_defaults)  # stays aligned with kwonlyargs
-        visited = super().visit_FunctionDef(node)
+        self._scopes().append("function")
+        try:
+            visited = super().visit_FunctionDef(node)
+        finally:
+            self._scopes().pop()
         assert isinstance(visited, ast.FunctionDef)  # RestrictedPython keeps the def
         node = visited
         node.args.defaults = [self.visit(d) for d in defaults]
@@ -275,12 +457,13 @@ class ProgramPolicy(RestrictingNodeTransformer):
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         """``a.b`` → ``_getattr_(a, 'b')``; ``a.b = v``, ``del a.b`` write via ``_write_(a)``."""
-        problem = _name_problem(node.attr, attribute=True)
+        problem = _attribute_problem(node.attr, store=not isinstance(node.ctx, ast.Load))
         if problem:
             self.error(node, problem)
         node = self.node_contents_visit(node)
         if isinstance(node.ctx, ast.Load):
-            call = _hook("_getattr_", node.value, ast.Constant(node.attr))
+            name = _mangle(node.attr, self._classes())
+            call = _hook("_getattr_", node.value, ast.Constant(name))
             copy_locations(call, node)
             return call
         node.value = _hook("_write_", node.value)
@@ -359,17 +542,16 @@ class ProgramPolicy(RestrictingNodeTransformer):
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
         """Refuse catch-alls; route the clause's classes through ``_catchable_`` at run time."""
-        if node.type is None:
-            self.error(node, f"bare 'except:' {_CATCH_ALL}")
         for name in _caught_names(node.type):
             if name in _UNCATCHABLE:
                 self.error(node, f"'except {name}' {_CATCH_ALL}")
         visited = super().visit_ExceptHandler(node)
         assert isinstance(visited, ast.ExceptHandler)  # RestrictedPython keeps the handler
         node = visited
-        if node.type is not None:
-            node.type = _hook("_catchable_", node.type)
-            copy_locations(node.type, node)
+        # A bare ``except:`` is ``except Exception:``, the most a program may catch:
+        # ``_catchable_(None)`` is Exception, or nothing while done()/fail() is on its way out.
+        node.type = _hook("_catchable_", ast.Constant(None) if node.type is None else node.type)
+        copy_locations(node.type, node)
         return node
 
     def visit_With(self, node: ast.With) -> ast.AST:
@@ -399,11 +581,12 @@ class ProgramPolicy(RestrictingNodeTransformer):
             return super().visit_AugAssign(node)
         obj = self.gen_tmp_name()
         if isinstance(target, ast.Attribute):
-            problem = _name_problem(target.attr, attribute=True)
+            problem = _attribute_problem(target.attr, store=True)
             if problem:
                 self.error(node, problem)
             parts = [(obj, self.visit(target.value))]
-            read: ast.expr = _hook("_getattr_", _load(obj), ast.Constant(target.attr))
+            name = _mangle(target.attr, self._classes())  # the store below is mangled by Python
+            read: ast.expr = _hook("_getattr_", _load(obj), ast.Constant(name))
             store: ast.expr = ast.Attribute(_hook("_write_", _load(obj)), target.attr, ast.Store())
         else:
             assert isinstance(target, ast.Subscript)

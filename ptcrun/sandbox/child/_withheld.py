@@ -1,0 +1,103 @@
+"""Names the sandbox withholds on purpose, and the NameError a program gets for one.
+
+A program that uses ``open`` or ``dir`` gets Python's bare ``name 'open' is not defined``, which
+reads like its own typo. :func:`explain` rewrites the message of such a NameError to say that the
+name is withheld and what to use instead, and gives a mistyped name CPython 3.12's suggestion
+(``Did you mean: 'len'?``). The exception stays a plain ``NameError``, so ``except NameError``
+still catches it.
+
+The message is rewritten where a program or the planner reads it: when an ``except`` clause is
+evaluated (the ``_catchable_`` hook), and when the child reports the error (``_exact.error_payload``).
+Looking names up stays CPython's own fast path: a builtins mapping that raised the error itself
+would make every global lookup several times slower.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["WITHHELD", "explain"]
+
+_EXIT = "the program ends with done(answer) or fail(reason)"
+_BASE = (
+    "only Exception and its subclasses can be raised, caught and derived from in the sandbox, "
+    f"because {_EXIT}, which nothing may catch. Use Exception"
+)
+_LISTING = (
+    "listing an object's attributes is not available in the sandbox; print the object, or test "
+    "one name with hasattr(obj, 'name')"
+)
+_CODE = (
+    "running code from text is not available in the sandbox; write the code in the program "
+    "itself (json.loads reads JSON text)"
+)
+_SCOPE = (
+    "the program's variables are not available as a dict in the sandbox; keep values you look "
+    "up by name in a dict of your own"
+)
+
+#: Why each withheld builtin is absent, and what to use instead.
+WITHHELD: dict[str, str] = {
+    "open": "files are not available in the sandbox: the corpus is `data`, and files and the "
+    "network are reached through tools (tool.NAME(...))",
+    "eval": _CODE,
+    "exec": _CODE,
+    "compile": _CODE,
+    "dir": _LISTING,
+    "vars": _LISTING,
+    "globals": _SCOPE,
+    "locals": _SCOPE,
+    "input": "nobody can type into the program: it reads `data` and the results of tools",
+    "help": "help() is not available in the sandbox: the functions you can use are described "
+    "in your instructions",
+    "id": "id() is not available in the sandbox (it shows memory addresses); compare objects "
+    "with `is`",
+    "memoryview": "memoryview is not available in the sandbox; slice the bytes instead",
+    "exit": f"exit() is not available in the sandbox: {_EXIT}",
+    "quit": f"quit() is not available in the sandbox: {_EXIT}",
+    "copyright": "copyright is not available in the sandbox",
+    "credits": "credits is not available in the sandbox",
+    "license": "license is not available in the sandbox",
+    "aiter": "async iteration is not available in the sandbox; use pmap() or pcalls() to run "
+    "calls concurrently",
+    "anext": "async iteration is not available in the sandbox; use pmap() or pcalls() to run "
+    "calls concurrently",
+    "BaseException": _BASE,
+    "SystemExit": _BASE,
+    "KeyboardInterrupt": _BASE,
+    "GeneratorExit": _BASE,
+    "BaseExceptionGroup": _BASE,
+    "ExceptionGroup": "exception groups are not available in the sandbox (nor is except*); "
+    "raise and catch one exception at a time",
+}
+
+# CPython 3.12 suggests a name within this similarity; difflib's ratio is close enough.
+_CUTOFF = 0.75
+
+
+def explain(exc: BaseException, known: Iterable[object] = ()) -> None:
+    """Rewrite the message of the NameError Python raised for a missing name, in place.
+
+    Only an exact ``NameError`` whose message is still Python's own ``name 'x' is not defined``
+    is changed, so a message the program wrote, or one already explained, is left alone.
+    ``known`` are the names the program could have meant (its globals, locals and builtins);
+    names starting with ``_`` and anything that is not an exact ``str`` are skipped. Never
+    raises and runs no program code.
+    """
+    if type(exc) is not NameError:
+        return
+    name = exc.name
+    args = exc.args
+    if type(name) is not str or len(args) != 1 or type(args[0]) is not str:
+        return
+    if args[0] != f"name {name!r} is not defined":
+        return
+    reason = WITHHELD.get(name)
+    if reason is not None:
+        exc.args = (f"name {name!r} is not available: {reason}",)
+        return
+    candidates = {n for n in known if type(n) is str and not n.startswith("_") and n != name}
+    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=_CUTOFF)
+    if close:
+        exc.args = (f"{args[0]}. Did you mean: {close[0]!r}?",)
