@@ -18,6 +18,7 @@ ALLOWED_MODULES: tuple[str, ...] = (
     "collections",
     "copy",
     "csv",
+    "dataclasses",
     "datetime",
     "decimal",
     "difflib",

@@ -131,7 +131,9 @@ def run_cpython(case: Case) -> Outcome:
 
         namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": "__main__", "print": capture}
         namespace.update(_host(case, recorder))
-        exec(compile(case.program, "<program>", "exec"), namespace)
+        # dont_inherit: this file's own `from __future__ import annotations` must not turn the
+        # program's annotations into strings (dataclasses reads ClassVar from them).
+        exec(compile(case.program, "<program>", "exec", dont_inherit=True), namespace)
 
     return _run(case, execute)
 

@@ -22,6 +22,7 @@ import pytest
 
 from ptcrun.sandbox import Sandbox
 from ptcrun.sandbox.child import _mod_random
+from tests.sandbox.conformance import Case, check
 from tests.sandbox.inproc import DATA, Session, run
 
 from .conftest import limits
@@ -402,3 +403,111 @@ def test_nothing_here_reads_a_file():
 
     served = {f"{m}.{n}" for m, proxy in _PROXIES.items() for n in proxy._members}
     assert not {"hashlib.file_digest", "csv.field_size_limit", "io.open", "io.FileIO", "io.open_code"} & served
+
+
+# --- dataclasses ----------------------------------------------------------------------------
+
+DATACLASS_PROGRAMS = {
+    "defaults_factories_and_post_init": """
+        from dataclasses import dataclass, field, fields, asdict, astuple, replace, is_dataclass
+        from typing import ClassVar, Dict, List
+        @dataclass
+        class Item:
+            name: str
+            price: float = 0.0
+            tags: List[str] = field(default_factory=list)
+            seen: ClassVar[int] = 0
+            cache: Dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+        @dataclass
+        class Order:
+            items: List[Item]
+            total: float = field(init=False, default=0.0)
+            def __post_init__(self):
+                self.total = sum(i.price for i in self.items)
+        a = Item('a', 2.5)
+        a.tags.append('x')
+        order = Order([a, Item('b', 1.0)])
+        print(a, a == Item('a', 2.5, ['x']), a == Item('a', 2.5), Item('z') != a)
+        print(order, [f.name for f in fields(order)], is_dataclass(order), is_dataclass(Order), is_dataclass(1))
+        print(asdict(order), astuple(a), replace(a, price=9.0), Item.seen)
+        done(asdict(order))
+    """,
+    "frozen_order_hash_and_inheritance": """
+        from dataclasses import dataclass, FrozenInstanceError
+        @dataclass(frozen=True, order=True)
+        class Point:
+            x: int
+            y: int = 0
+        @dataclass(frozen=True)
+        class Point3(Point):
+            z: int = 0
+        @dataclass(unsafe_hash=True)
+        class Key:
+            k: str
+        @dataclass
+        class Plain:
+            v: int
+        p = Point(1, 2)
+        print(p, Point3(1, 2, 3), p < Point(2), sorted([Point(3), Point(1, 1)]), len({p, Point(1, 2)}))
+        print(hash(Key('a')) == hash(Key('a')), Plain.__hash__ is None)
+        try:
+            p.x = 5
+        except FrozenInstanceError as e:
+            print('frozen:', e)
+        try:
+            Point()
+        except TypeError as e:
+            print(e)
+        try:
+            Point(1, 2, 3)
+        except TypeError as e:
+            print(e)
+        try:
+            Point(1, q=2)
+        except TypeError as e:
+            print(e)
+        done(repr(p))
+    """,
+    "keyword_only_and_decorator_forms": """
+        import dataclasses
+        @dataclasses.dataclass(kw_only=True)
+        class Options:
+            depth: int = 1
+            name: str
+        @dataclasses.dataclass(repr=False, eq=False)
+        class Bare:
+            v: int
+        @dataclasses.dataclass
+        class Tree:
+            label: str
+            children: list = dataclasses.field(default_factory=list)
+        o = Options(name='n')
+        t = Tree('root', [Tree('leaf')])
+        t.children.append(t)
+        print(o, Bare(1) == Bare(1), t)
+        try:
+            Options()
+        except TypeError as e:
+            print(e)
+        try:
+            @dataclasses.dataclass
+            class Wrong:
+                items: list = []
+        except ValueError as e:
+            print(e)
+        try:
+            @dataclasses.dataclass
+            class Order:
+                a: int = 1
+                b: int
+        except TypeError as e:
+            print(e)
+        done(str(o))
+    """,
+}
+
+
+@pytest.mark.parametrize("source", DATACLASS_PROGRAMS.values(), ids=DATACLASS_PROGRAMS.keys())
+def test_dataclasses_do_what_cpython_does(source: str) -> None:
+    outcome = check(Case(source))
+    assert outcome.status == "done", outcome

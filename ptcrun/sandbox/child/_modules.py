@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._language import ALLOWED_MODULES
-from . import _mod_copy, _mod_operator, _mod_random, _mod_typing
+from . import _mod_copy, _mod_dataclasses, _mod_operator, _mod_random, _mod_typing
 from ._mod_classes import record_program_class
 from ._tripwire import trusted
 
@@ -143,6 +143,9 @@ class ContainerType:
 
 
 def _no_debug(flags: Any) -> Any:
+    if not issubclass(type(flags), int):
+        # A program's class could answer `flags & re.DEBUG` with 0 and __index__ with DEBUG.
+        raise TypeError(f"re flags must be an int, not {type(flags).__name__!r}")
     if issubclass(type(flags), int):
         # The exact value: what is checked here is what re compiles with.
         flags = int.__index__(flags)
@@ -300,6 +303,7 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
         "urlsafe_b64decode", "urlsafe_b64encode",
     )),
     "copy": (None, ()),
+    "dataclasses": (None, ()),
     "csv": (csv, (
         "Dialect", "DictReader", "DictWriter", "Error", "QUOTE_ALL", "QUOTE_MINIMAL",
         "QUOTE_NONE", "QUOTE_NONNUMERIC", "Sniffer", "excel", "excel_tab", "reader",
@@ -334,6 +338,7 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
 _WRAPPED: dict[str, dict[str, object]] = {
     "collections": {"namedtuple": _namedtuple},
     "copy": _mod_copy.MEMBERS,
+    "dataclasses": _mod_dataclasses.MEMBERS,
     "hashlib": {"new": _hashlib_new},
     "operator": _mod_operator.MEMBERS,
     "random": _mod_random.MEMBERS,
