@@ -24,6 +24,13 @@ from tests.sandbox.inproc import DATA, Done, FakeBudget, Session
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"
 NOT_SPECIAL = "is not a special method a program's class may use"
 
+SWALLOW = """
+class Swallow:
+    def __enter__(self):
+        return self
+    def __exit__(self, kind, exc, tb):
+        return True
+"""
 OWN = """
 class Own:
     def __init__(self):
@@ -121,6 +128,11 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "type_of_a_host_metaclass_user": ("type(abstract)", TypeError, "its metaclass 'ABCMeta'"),
     "type_attribute": ("type.mro()", AttributeError, "'mro' is not allowed"),
     "type_write": ("type.x = 1", TypeError, "cannot set attribute"),
+    "type_of_the_tools": ("type(tool)._make_caller", AttributeError, PRIVATE),
+    "type_of_a_module_proxy": ("import json\ntype(json)._members", AttributeError, PRIVATE),
+    "type_of_a_container_stand_in": ("type(list)._type", AttributeError, PRIVATE),
+    # --- special methods that lie to the child's own code
+    "re_flags_that_lie": ("import re\nclass Flags:\n    def __index__(self):\n        return re.DEBUG\n    def __and__(self, other):\n        return 0\n    __rand__ = __and__\nre.compile('a', Flags())", TypeError, "re flags must be an int, not 'Flags'"),
     # --- the new builtins
     "bytearray_of_data": ("bytearray(data)", TypeError, "'str' object cannot be interpreted as an integer"),
     "memoryview_stays_withheld": ("memoryview(b'x')", NameError, "name 'memoryview' is not defined"),
@@ -234,6 +246,21 @@ def test_an_exit_that_calls_done_or_raises_over_done_cannot_hide_it():
     assert session.writes == []
     # the host's exception never reached program code: called as on a normal exit
     assert (session["trap"].kind, session["trap"].exc, session["trap"].tb) == (None, None, None)
+
+
+def test_an_exit_cannot_swallow_an_error_raised_over_done():
+    session = Session()
+    session.run(SWALLOW)
+    with pytest.raises(ValueError, match="over done"):
+        session.run("""
+            with Swallow():
+                try:
+                    done(1)
+                finally:
+                    raise ValueError("over done")
+            print("still running")
+        """)
+    assert session.writes == []
 
 
 def test_an_exit_gets_no_traceback_and_so_no_frame():

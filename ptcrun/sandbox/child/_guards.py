@@ -612,7 +612,9 @@ class _Context:
         return self._enter(self._manager)
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        if exc is not None and not isinstance(exc, Exception):
+        # Also an Exception raised over done() (by a finally block): swallowing it would let
+        # the program run on, and call tools, after it ended.
+        if _ends_the_program(exc):
             if self._program:
                 self._exit(self._manager, None, None, None)
             else:
