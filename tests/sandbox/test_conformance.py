@@ -415,3 +415,12 @@ def test_a_chained_assignment_calls_a_real_tool_once() -> None:
     outcome = check_in_child(Case(ASSIGNMENTS["chained_with_unpacking"], TOOLS))
     assert outcome.calls == (("pair", (3,), ()),)
     assert outcome.output == "[3, 4] 3 4\n"
+
+
+@pytest.mark.parametrize(
+    "name", ["private_state_and_name_mangling", "inheritance_and_super", "context_managers"]
+)
+def test_classes_run_as_in_cpython_in_a_real_child(name: str) -> None:
+    # With every OS layer and the audit-hook tripwire on: the guards that read classes'
+    # dictionaries and MROs must not trip it.
+    check_in_child(Case(CLASSES[name], TOOLS))
