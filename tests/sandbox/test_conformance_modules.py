@@ -96,7 +96,8 @@ CASES = {
             return counts
 
         pairs: Tuple[Tuple[str, int], ...] = tuple(sorted(count_by(data, lambda c: size_of(c).name).items(), key=operator.itemgetter(1)))
-        print(pairs, Size.LONG.value, [s.name for s in Size])
+        Level = Enum('Level', 'LOW HIGH')
+        print(pairs, Size.LONG.value, [s.name for s in Size], list(Level), Level(2))
         done(dict(pairs))
     """),
     "fuzzy_matching_and_hashes": Case("""

@@ -13,9 +13,12 @@ import decimal
 import types
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ptcrun.sandbox import Sandbox
-from ptcrun.sandbox.child import _mod_copy
+from ptcrun.sandbox.child import _guards, _mod_copy
+from ptcrun.sandbox.child._guards import guarded_getattr
 from ptcrun.sandbox.child._mod_classes import record_program_class
 from ptcrun.sandbox.child._modules import _PROXIES
 from tests.sandbox.inproc import DATA, Session
@@ -224,3 +227,44 @@ async def test_a_decimal_precision_too_large_for_memory_meets_the_memory_limit()
     assert result.status == "error"
     assert result.limit is not None and result.limit.setting == "Limits.sandbox_memory_bytes"
     assert after.output == "next\n"
+
+
+# --- fuzzing: attribute walks from everything the new modules serve ---------------------------
+
+NEW_MODULES = (
+    "base64", "copy", "csv", "dataclasses", "decimal", "difflib", "enum", "fractions", "hashlib",
+    "io", "operator", "random", "typing", "unicodedata",
+)
+STARTS = sorted((f"{m}.{n}", v) for m in NEW_MODULES for n, v in _PROXIES[m]._members.items())
+# Names that lead somewhere in CPython: to globals, the class tree, the wrapped real object.
+DUNDERS = (
+    "__class__", "__globals__", "__dict__", "__self__", "__func__", "__origin__", "__module__",
+    "__code__", "__closure__", "__wrapped__", "__init__", "__subclasses__", "__bases__",
+    "__mro__", "__reduce_ex__", "__builtins__", "__getattribute__", "__call__", "__args__",
+    "__objclass__", "__spec__", "__loader__", "__name__", "__qualname__", "__members__",
+)
+HIDDEN = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.sampled_from(STARTS), picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=5))
+def test_attribute_walks_from_served_members_reach_nothing_hidden(start, picks):
+    where, obj = start
+    for pick in picks:
+        names = sorted(n for n in dir(obj) if not n.startswith("_")) + list(DUNDERS)
+        name = names[pick % len(names)]
+        try:
+            obj = guarded_getattr(obj, name)
+        except (AttributeError, TypeError):
+            return
+        where += f".{name}"
+        # A served object is nobody's program object: of its dunders only a name may be read.
+        assert not name.startswith("_") or name in ("__name__", "__qualname__"), where
+        assert not isinstance(obj, HIDDEN), where
+        assert not (isinstance(obj, type) and issubclass(obj, type)), where
+
+
+def test_the_walks_find_a_careless_private_name_check(monkeypatch):
+    monkeypatch.setattr(_guards, "check_private", lambda obj, name: None)
+    with pytest.raises(AssertionError, match=r"\.__"):
+        test_attribute_walks_from_served_members_reach_nothing_hidden()

@@ -18,6 +18,9 @@ methods it adds are the program's class's own and hand out nothing else; ``asdic
 ``astuple`` copy leaf values with the sandbox's ``copy.deepcopy``, which refuses host objects
 instead of rebuilding them through their reduction. Not offered: ``slots=True`` (it makes a
 new class), ``InitVar``, ``KW_ONLY`` and ``make_dataclass``.
+
+It runs past 400 lines on purpose: the decorator and the functions that read its fields share
+one private table of fields, which no other module should see.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import csv
 import datetime
 import decimal
 import difflib
-import enum
 import fractions
 import functools
 import hashlib
@@ -42,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._language import ALLOWED_MODULES
-from . import _mod_copy, _mod_dataclasses, _mod_operator, _mod_random, _mod_typing
+from . import _mod_copy, _mod_dataclasses, _mod_enum, _mod_operator, _mod_random, _mod_typing
 from ._mod_classes import record_program_class
 from ._tripwire import trusted
 
@@ -321,7 +320,7 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
         "Differ", "IS_CHARACTER_JUNK", "IS_LINE_JUNK", "Match", "SequenceMatcher",
         "context_diff", "get_close_matches", "ndiff", "restore", "unified_diff",
     )),
-    "enum": (enum, ("Enum", "Flag", "IntEnum", "IntFlag", "StrEnum", "auto", "unique")),
+    "enum": (None, ()),
     "fractions": (fractions, ("Fraction",)),
     "hashlib": (hashlib, ("algorithms_guaranteed", *_HASHES)),
     "io": (io, ("StringIO",)),
@@ -339,6 +338,7 @@ _WRAPPED: dict[str, dict[str, object]] = {
     "collections": {"namedtuple": _namedtuple},
     "copy": _mod_copy.MEMBERS,
     "dataclasses": _mod_dataclasses.MEMBERS,
+    "enum": _mod_enum.MEMBERS,
     "hashlib": {"new": _hashlib_new},
     "operator": _mod_operator.MEMBERS,
     "random": _mod_random.MEMBERS,
