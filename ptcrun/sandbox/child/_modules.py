@@ -1,16 +1,21 @@
 """The modules a program may import, and the stand-ins it gets instead of modules and types.
 
-``import x`` in a program calls ``guarded_import``, which knows twelve modules: bisect,
-collections, datetime, functools, heapq, itertools, json, math, re, statistics, string and
-textwrap. Each is handed out as a ``ModuleProxy`` that serves a hand-written list of names.
-Real module objects are never reachable: ``json.codecs`` leads to ``builtins.open``,
-``datetime.sys`` to ``sys.modules``, and ``from json import codecs`` skips ``_getattr_``
-entirely. The lists also leave out whatever reads or writes attributes behind the guards'
-backs (``string.Formatter``, ``functools.update_wrapper``/``wraps``/``total_ordering``,
-``singledispatch``), classes that carry shared mutable state (``textwrap.TextWrapper``), and
-``re.DEBUG``, which prints to the process's stdout.
+``import x`` in a program calls ``guarded_import``, which knows the modules of
+``ALLOWED_MODULES`` (``sandbox/_language.py``). Each is handed out as a ``ModuleProxy`` that
+serves a hand-written list of names; a module that needs wrappers has them in a ``_mod_*.py``
+file of its own (``_mod_random``, ``_mod_copy``, ``_mod_operator``, ``_mod_typing``,
+``_mod_dataclasses``, ``_mod_enum``, ``_mod_re``). Real module objects are never reachable:
+``json.codecs`` leads to ``builtins.open``, ``datetime.sys`` to ``sys.modules``, and
+``from json import codecs`` skips ``_getattr_`` entirely. The lists also leave out whatever
+reads or writes attributes behind the guards' backs (``string.Formatter``,
+``functools.update_wrapper``/``wraps``/``total_ordering``, ``singledispatch``), classes that
+carry shared mutable state (``textwrap.TextWrapper``, ``csv.register_dialect``,
+``decimal.DefaultContext``), what opens files (``hashlib.file_digest``, ``base64.encode``) and
+``re.DEBUG``, which prints to the process's stdout. docs/security.md says, module by module,
+what is left out and why.
 
-``random`` is not offered: its module-level generator is shared process state.
+Whatever these modules load lazily (hash algorithms, codec tables, the Unicode database) is
+loaded when this module is imported, before the child's lock-down closes the files.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._language import ALLOWED_MODULES
-from . import _mod_copy, _mod_dataclasses, _mod_enum, _mod_operator, _mod_random, _mod_typing
+from . import _mod_copy, _mod_dataclasses, _mod_enum, _mod_operator, _mod_random, _mod_re, _mod_typing
 from ._mod_classes import record_program_class
 from ._tripwire import trusted
 
@@ -139,57 +144,6 @@ class ContainerType:
 
     def __repr__(self) -> str:
         return repr(self._type)
-
-
-def _no_debug(flags: Any) -> Any:
-    if not issubclass(type(flags), int):
-        # A program's class could answer `flags & re.DEBUG` with 0 and __index__ with DEBUG.
-        raise TypeError(f"re flags must be an int, not {type(flags).__name__!r}")
-    if issubclass(type(flags), int):
-        # The exact value: what is checked here is what re compiles with.
-        flags = int.__index__(flags)
-        if flags & re.DEBUG:
-            raise ValueError(
-                "re.DEBUG is not available in the sandbox: it prints to the process's own "
-                "output. Remove the flag."
-            )
-    return flags
-
-
-def _compile(pattern: Any, flags: Any = 0) -> re.Pattern[Any]:
-    return re.compile(pattern, _no_debug(flags))
-
-
-def _search(pattern: Any, string: Any, flags: Any = 0) -> re.Match[Any] | None:
-    return re.search(pattern, string, _no_debug(flags))
-
-
-def _match(pattern: Any, string: Any, flags: Any = 0) -> re.Match[Any] | None:
-    return re.match(pattern, string, _no_debug(flags))
-
-
-def _fullmatch(pattern: Any, string: Any, flags: Any = 0) -> re.Match[Any] | None:
-    return re.fullmatch(pattern, string, _no_debug(flags))
-
-
-def _split(pattern: Any, string: Any, maxsplit: int = 0, flags: Any = 0) -> list[Any]:
-    return re.split(pattern, string, maxsplit=maxsplit, flags=_no_debug(flags))
-
-
-def _findall(pattern: Any, string: Any, flags: Any = 0) -> list[Any]:
-    return re.findall(pattern, string, _no_debug(flags))
-
-
-def _finditer(pattern: Any, string: Any, flags: Any = 0) -> Any:
-    return re.finditer(pattern, string, _no_debug(flags))
-
-
-def _sub(pattern: Any, repl: Any, string: Any, count: int = 0, flags: Any = 0) -> Any:
-    return re.sub(pattern, repl, string, count=count, flags=_no_debug(flags))
-
-
-def _subn(pattern: Any, repl: Any, string: Any, count: int = 0, flags: Any = 0) -> Any:
-    return re.subn(pattern, repl, string, count=count, flags=_no_debug(flags))
 
 
 def _plain_str(value: object, what: str) -> str:
@@ -343,11 +297,7 @@ _WRAPPED: dict[str, dict[str, object]] = {
     "operator": _mod_operator.MEMBERS,
     "random": _mod_random.MEMBERS,
     "typing": _mod_typing.members(_namedtuple),
-    "re": {
-        "compile": _compile, "findall": _findall, "finditer": _finditer,
-        "fullmatch": _fullmatch, "match": _match, "search": _search, "split": _split,
-        "sub": _sub, "subn": _subn,
-    },
+    "re": _mod_re.MEMBERS,
 }
 
 
