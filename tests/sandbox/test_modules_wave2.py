@@ -511,3 +511,24 @@ DATACLASS_PROGRAMS = {
 def test_dataclasses_do_what_cpython_does(source: str) -> None:
     outcome = check(Case(source))
     assert outcome.status == "done", outcome
+
+
+def test_copy_of_a_programs_list_and_dict_subclasses_runs_their_own_methods_as_cpython_does():
+    outcome = check(Case("""
+        import copy
+        class Log(list):
+            def append(self, item):
+                print('append', item)
+                super().append(item)
+        class Index(dict):
+            def __setitem__(self, key, value):
+                print('set', key)
+                super().__setitem__(key, value)
+        log = Log()
+        log.append(1)
+        index = Index()
+        index['a'] = [1]
+        print(copy.deepcopy(log), copy.copy(index), copy.deepcopy(index)['a'] is not index['a'])
+        done(len(log))
+    """))
+    assert outcome.output.count("append 1") == 2 and outcome.status == "done"

@@ -11,7 +11,8 @@ its state past the write guard. These wrappers know a short list of shapes inste
   Counter, OrderedDict, defaultdict, deque) are rebuilt, item by item for ``deepcopy``;
 * instances of the program's own classes (``class`` statements, ``namedtuple``, dataclasses) are
   rebuilt as ``copy`` does it (``cls.__new__`` with the arguments of the built-in base's
-  ``__getnewargs__``, then the instance's ``__dict__``, then list or dict items), unless a class
+  ``__getnewargs__``, then the instance's ``__dict__``, then list items through ``append`` and
+  dict items through item assignment, which run the class's own methods), unless a class
   of the program defines a reduction or copy hook, which is refused;
 * anything else (``data`` as a mapping, ``tool``, ``budget``, module proxies, iterators, files
   in memory) raises ``TypeError`` naming the copy to make instead.
@@ -95,11 +96,13 @@ def _rebuild(x: Any, how: str, copy_item: Any, memo: dict[int, Any] | None) -> A
     if state:
         # As copy does it: past the class's __setattr__, so frozen records copy too.
         y.__dict__.update({key: copy_item(value) for key, value in state.items()})
+    # The items as copy adds them, through the class's own append and item assignment.
     if base is list:
-        list.extend(y, [copy_item(item) for item in list.__iter__(x)])
+        for item in list(list.__iter__(x)):
+            y.append(copy_item(item))
     elif base is dict:
         for key, value in list(dict.items(x)):
-            dict.__setitem__(y, copy_item(key), copy_item(value))
+            y[copy_item(key)] = copy_item(value)
     return y
 
 
