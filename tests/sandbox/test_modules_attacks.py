@@ -268,3 +268,8 @@ def test_the_walks_find_a_careless_private_name_check(monkeypatch):
     monkeypatch.setattr(_guards, "check_private", lambda obj, name: None)
     with pytest.raises(AssertionError, match=r"\.__"):
         test_attribute_walks_from_served_members_reach_nothing_hidden()
+
+
+def test_deepcopy_leaves_the_memo_it_is_given_without_addresses():
+    out = Session().run("import copy\nmemo = {}\ncopy.deepcopy([[1], {'a': [2]}], memo)\nprint(memo)")
+    assert out == "{}\n"  # copy's own memo holds id() of every object copied

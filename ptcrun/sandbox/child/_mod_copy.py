@@ -144,12 +144,14 @@ def copy(x: Any) -> Any:
 
 
 def deepcopy(x: Any, memo: dict[int, Any] | None = None) -> Any:
-    """``copy.deepcopy``: a copy of a container or program object and of everything in it."""
-    if memo is None:
-        memo = {}
-    elif type(memo) is not dict:
+    """``copy.deepcopy``: a copy of a container or program object and of everything in it.
+
+    A ``memo`` is accepted, as a dict, and left as it is: the memo of ``copy`` is keyed by
+    ``id()``, the address of each object, which the sandbox does not hand out.
+    """
+    if memo is not None and type(memo) is not dict:
         raise TypeError("copy.deepcopy() memo must be a dict or None")
-    return _deep(x, memo)
+    return _deep(x, {})
 
 
 def _deep(x: Any, memo: dict[int, Any]) -> Any:
