@@ -39,7 +39,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "random_generator_behind_a_function": ("import random\nrandom.seed.__self__", Exception, "__self__"),
     "random_real_module": ("from random import SystemRandom", ImportError, CANNOT_IMPORT),
     "random_module_of_the_class": ("import random\nrandom.Random.__module__", Exception, "__module__"),
-    "random_os_entropy": ("from random import _urandom", Exception, PRIVATE),
+    "random_os_entropy": ("from random import _urandom", Exception, "'_urandom'"),
     # --- typing: annotations, never evaluation, never a metaclass
     "typing_get_type_hints": ("from typing import get_type_hints", ImportError, CANNOT_IMPORT),
     "typing_get_origin": ("from typing import get_origin", ImportError, CANNOT_IMPORT),
@@ -61,8 +61,8 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "copy_program_object_holding_a_host_object": ("import copy\nclass A:\n    pass\na = A()\na.b = budget\ncopy.deepcopy(a)", TypeError, "not 'FakeBudget' objects"),
     "copy_subclass_of_a_host_class": ("import copy, io\nclass S(io.StringIO):\n    pass\ncopy.copy(S())", TypeError, "it extends 'StringIO'"),
     "copy_generator": ("import copy\ncopy.deepcopy(x for x in [1])", TypeError, "not 'generator' objects"),
-    "copy_machinery": ("from copy import _deepcopy_dispatch", Exception, PRIVATE),
-    "copy_reduction": ("from copy import _reconstruct", Exception, PRIVATE),
+    "copy_machinery": ("from copy import _deepcopy_dispatch", Exception, "'_deepcopy_dispatch'"),
+    "copy_reduction": ("from copy import _reconstruct", Exception, "'_reconstruct'"),
     "copy_reduction_tables": ("import copyreg", ImportError, "import of 'copyreg' is not allowed"),
     "copy_memo_of_another_kind": ("import copy\nclass M(dict):\n    pass\ncopy.deepcopy([1], M())", TypeError, "memo must be a dict"),
     # --- operator: getters that obey the attribute guard
