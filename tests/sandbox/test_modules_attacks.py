@@ -273,3 +273,27 @@ def test_the_walks_find_a_careless_private_name_check(monkeypatch):
 def test_deepcopy_leaves_the_memo_it_is_given_without_addresses():
     out = Session().run("import copy\nmemo = {}\ncopy.deepcopy([[1], {'a': [2]}], memo)\nprint(memo)")
     assert out == "{}\n"  # copy's own memo holds id() of every object copied
+
+
+# --- the rule for typing and dataclasses, where the tripwire is armed --------------------------
+
+TRIPWIRE_PROGRAMS = {
+    # An exact str is compiled in typing's trusted section; anything else stays untrusted.
+    "forward_reference": ("import typing\nprint(typing.Optional['Node'])", "typing.Optional[ForwardRef('Node')]\n", None),
+    "forward_reference_of_a_str_subclass": (
+        "import typing\nclass S(str):\n    pass\ntyping.Optional[S('Node')]", None, "blocked by the sandbox: compile"),
+    # Methods that are closures: a dataclass works where exec and compile are refused.
+    "dataclass": ("import dataclasses\n@dataclasses.dataclass(order=True)\nclass P:\n    x: int\n    y: int = 0\nprint(P(1) < P(2), P(3))", "True P(x=3, y=0)\n", None),
+    "type_var_and_enum_call": ("import typing, enum\nT = typing.TypeVar('T')\nC = enum.Enum('C', 'A B')\nprint(T, C.B.value)", "~T 2\n", None),
+    "no_evaluation": ("from typing import get_type_hints", None, "cannot import name 'get_type_hints'"),
+}
+
+
+@pytest.mark.parametrize(("source", "output", "error"), TRIPWIRE_PROGRAMS.values(), ids=TRIPWIRE_PROGRAMS.keys())
+async def test_typing_and_dataclasses_under_the_tripwire(source: str, output: str | None, error: str | None) -> None:
+    async with Sandbox(limits=limits()) as sandbox:
+        result = await sandbox.execute(source)
+    if error is None:
+        assert (result.status, result.output) == ("ok", output), result.error
+    else:
+        assert result.error is not None and error in result.error.message
