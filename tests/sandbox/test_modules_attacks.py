@@ -119,6 +119,10 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "dataclass_fields_of_a_host_object": ("import dataclasses\ndataclasses.fields(budget)", TypeError, "must be called with a dataclass"),
     "dataclass_asdict_copies_no_host_object": (f"{RECORD}dataclasses.asdict(P(budget))", TypeError, "not 'FakeBudget' objects"),
     "dataclass_frozen_bypass": ("import dataclasses\n@dataclasses.dataclass(frozen=True)\nclass F:\n    x: int\nobject.__setattr__(F(1), 'x', 2)", Exception, "__setattr__"),
+    "dataclass_frozen_init_writes_no_host_object": ("import dataclasses\n@dataclasses.dataclass(frozen=True)\nclass F:\n    name: str\nF.__init__(tool, 'changed')", TypeError, "F.__init__() needs a 'F' object, not 'SimpleNamespace'"),
+    "dataclass_init_writes_no_host_object": (f"{RECORD}P.__init__(tool, 'changed')", TypeError, "P.__init__() needs a 'P' object"),
+    "dataclass_repr_reads_no_host_object": (f"{RECORD}P.__repr__(tool)", TypeError, "P.__repr__() needs a 'P' object"),
+    "dataclass_order_reads_no_host_object": ("import dataclasses\n@dataclasses.dataclass(order=True)\nclass O:\n    name: str\nO.__lt__(tool, tool)", TypeError, "O.__lt__() needs a 'O' object"),
     "dataclass_slots": ("import dataclasses\n@dataclasses.dataclass(slots=True)\nclass S:\n    x: int", TypeError, "dataclass(slots=True) is not available"),
     "dataclass_make": ("from dataclasses import make_dataclass", ImportError, CANNOT_IMPORT),
     "dataclass_module_sys": ("import dataclasses\ndataclasses.sys", AttributeError, "has no attribute 'sys'"),
@@ -137,6 +141,7 @@ def test_attack_is_refused(source: str, error: type[BaseException] | None, messa
     text = getattr(info.value, "message", None) or str(info.value)
     assert message in text
     assert session["data"] == DATA
+    assert vars(session["tool"]) == {"name": "tool"}
 
 
 def test_data_comes_out_of_every_module_unchanged():

@@ -130,11 +130,23 @@ def _collect(cls: type, kw_only: bool) -> dict[str, Field]:
     return fields
 
 
+def _check_self(self: Any, cls: type, method: str) -> None:
+    # A program can call the methods through the class (P.__init__(x)); with any other object
+    # they would read and write its attributes past the guards (a frozen __init__ writes with
+    # object.__setattr__), so they serve the dataclass's own instances only.
+    if not isinstance(self, cls):
+        raise TypeError(
+            f"{cls.__qualname__}.{method}() needs a {cls.__qualname__!r} object, "
+            f"not {type(self).__name__!r}"
+        )
+
+
 def _values(obj: Any, fields: list[Field]) -> tuple[Any, ...]:
     return tuple(getattr(obj, f.name) for f in fields)
 
 
-def _make_init(cls_name: str, fields: dict[str, Field], frozen: bool) -> Callable[..., None]:
+def _make_init(cls: type, fields: dict[str, Field], frozen: bool) -> Callable[..., None]:
+    cls_name = cls.__qualname__
     params = [f for f in fields.values() if f.init]
     positional = [f for f in params if not f.kw_only]
     keyword = {f.name: f for f in params if f.kw_only}
@@ -149,6 +161,7 @@ def _make_init(cls_name: str, fields: dict[str, Field], frozen: bool) -> Callabl
     required = sum(1 for f in positional if f.default is MISSING and f.default_factory is MISSING)
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        _check_self(self, cls, "__init__")
         where = f"{cls_name}.__init__()"
         if len(args) > len(positional):
             count = f"{len(positional) + 1}" if required == len(positional) else (
@@ -211,8 +224,9 @@ def _listed(names: list[str]) -> str:
 _repr_running = threading.local()
 
 
-def _make_repr(fields: list[Field]) -> Callable[[Any], str]:
+def _make_repr(cls: type, fields: list[Field]) -> Callable[[Any], str]:
     def __repr__(self: Any) -> str:
+        _check_self(self, cls, "__repr__")
         running: set[tuple[int, int]] = _repr_running.__dict__.setdefault("keys", set())
         key = (id(self), threading.get_ident())
         if key in running:
@@ -228,9 +242,10 @@ def _make_repr(fields: list[Field]) -> Callable[[Any], str]:
 
 
 def _make_compare(
-    cls: type, fields: list[Field], op: Callable[[Any, Any], bool]
+    cls: type, fields: list[Field], name: str, op: Callable[[Any, Any], bool]
 ) -> Callable[[Any, Any], Any]:
     def compare(self: Any, other: Any) -> Any:
+        _check_self(self, cls, name)
         if type(other) is not type(self):
             return NotImplemented
         return op(_values(self, fields), _values(other, fields))
@@ -238,8 +253,9 @@ def _make_compare(
     return compare
 
 
-def _make_hash(fields: list[Field]) -> Callable[[Any], int]:
+def _make_hash(cls: type, fields: list[Field]) -> Callable[[Any], int]:
     def __hash__(self: Any) -> int:
+        _check_self(self, cls, "__hash__")
         return hash(_values(self, fields))
 
     return __hash__
@@ -247,11 +263,13 @@ def _make_hash(fields: list[Field]) -> Callable[[Any], int]:
 
 def _make_frozen(cls: type, fields: dict[str, Field]) -> tuple[Callable[..., None], Callable[..., None]]:
     def __setattr__(self: Any, name: str, value: Any) -> None:
+        _check_self(self, cls, "__setattr__")
         if type(self) is cls or name in fields:
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         object.__setattr__(self, name, value)
 
     def __delattr__(self: Any, name: str) -> None:
+        _check_self(self, cls, "__delattr__")
         if type(self) is cls or name in fields:
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         object.__delattr__(self, name)
@@ -289,17 +307,17 @@ def _process(
     _PARAMS[cls] = {"frozen": frozen, "eq": eq}
     listed = list(fields.values())
     if init:
-        _set(cls, "__init__", _make_init(cls.__qualname__, fields, frozen))
+        _set(cls, "__init__", _make_init(cls, fields, frozen))
     if repr:
-        _set(cls, "__repr__", _make_repr([f for f in listed if f.repr]))
+        _set(cls, "__repr__", _make_repr(cls, [f for f in listed if f.repr]))
     compared = [f for f in listed if f.compare]
     if eq:
-        _set(cls, "__eq__", _make_compare(cls, compared, lambda a, b: a == b))
+        _set(cls, "__eq__", _make_compare(cls, compared, "__eq__", lambda a, b: a == b))
     if order:
         if not eq:
             raise ValueError("eq must be true if order is true")
         for name, op in _ORDER.items():
-            if not _set(cls, name, _make_compare(cls, compared, op)):
+            if not _set(cls, name, _make_compare(cls, compared, name, op)):
                 raise TypeError(
                     f"Cannot overwrite attribute {name} in class {cls.__name__}. Consider using "
                     "functools.total_ordering"
@@ -314,9 +332,9 @@ def _process(
     if unsafe_hash:
         if explicit_hash:
             raise TypeError(f"Cannot overwrite attribute __hash__ in class {cls.__name__}")
-        type.__setattr__(cls, "__hash__", _make_hash(hashed))
+        type.__setattr__(cls, "__hash__", _make_hash(cls, hashed))
     elif eq and frozen and not explicit_hash:
-        type.__setattr__(cls, "__hash__", _make_hash(hashed))
+        type.__setattr__(cls, "__hash__", _make_hash(cls, hashed))
     elif eq and not explicit_hash:
         type.__setattr__(cls, "__hash__", None)
     if match_args:
