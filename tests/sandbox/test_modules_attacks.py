@@ -85,6 +85,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "csv_shared_dialect": ("import csv\ncsv.excel.delimiter = ';'", TypeError, NOT_CHANGEABLE),
     "csv_register_dialect": ("from csv import register_dialect", ImportError, CANNOT_IMPORT),
     "csv_field_size_limit": ("from csv import field_size_limit", ImportError, CANNOT_IMPORT),
+    "csv_fieldnames_setter_on_a_host_object": ("import csv\ncsv.DictReader.fieldnames.fset(tool, ['x'])", TypeError, "'NoneType' object is not callable"),
     "csv_reader_state": ("import csv\nr = csv.DictReader(['a'])\nr.reader = None", TypeError, NOT_CHANGEABLE),
     # --- hashlib, base64, unicodedata: bytes and text in, no file, no capsule
     "hashlib_file_digest": ("from hashlib import file_digest", ImportError, CANNOT_IMPORT),

@@ -192,6 +192,17 @@ def _hashlib_new(name: str, data: bytes = b"", **kwargs: Any) -> Any:
     return getattr(hashlib, name.lower())(data, **kwargs)
 
 
+class _DictReader(csv.DictReader):  # type: ignore[type-arg]
+    """``csv.DictReader`` without the setter of ``fieldnames``: ``DictReader.fieldnames.fset``
+    is a plain function that writes ``_fieldnames`` on whatever object it is given."""
+
+    fieldnames = property(vars(csv.DictReader)["fieldnames"].fget)
+
+
+_DictReader.__name__ = _DictReader.__qualname__ = "DictReader"
+_DictReader.__module__ = "csv"
+
+
 def _load_lazy_parts() -> None:
     """Touch now what these modules would load on first use (the lockdown closes the files)."""
     for name in _HASHES:
@@ -258,7 +269,7 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
     "copy": (None, ()),
     "dataclasses": (None, ()),
     "csv": (csv, (
-        "Dialect", "DictReader", "DictWriter", "Error", "QUOTE_ALL", "QUOTE_MINIMAL",
+        "Dialect", "DictWriter", "Error", "QUOTE_ALL", "QUOTE_MINIMAL",
         "QUOTE_NONE", "QUOTE_NONNUMERIC", "Sniffer", "excel", "excel_tab", "reader",
         "unix_dialect", "writer",
     )),
@@ -291,6 +302,7 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
 _WRAPPED: dict[str, dict[str, object]] = {
     "collections": {"namedtuple": _namedtuple},
     "copy": _mod_copy.MEMBERS,
+    "csv": {"DictReader": _DictReader},
     "dataclasses": _mod_dataclasses.MEMBERS,
     "enum": _mod_enum.MEMBERS,
     "hashlib": {"new": _hashlib_new},
