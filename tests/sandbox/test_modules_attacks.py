@@ -37,6 +37,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "random_instance_shuffle_data": ("import random\nrandom.Random(1).shuffle(data)", TypeError, "takes a list"),
     "random_unbound_shuffle_data": ("import random\nrandom.Random.shuffle(random.Random(), data)", TypeError, "takes a list"),
     "random_generator_behind_a_function": ("import random\nrandom.seed.__self__", Exception, "__self__"),
+    "random_setstate_on_a_host_object": ("import random\nrandom.Random.setstate(tool, (3, tuple(range(625)), None))", TypeError, "setstate() needs a Random object"),
     "random_real_module": ("from random import SystemRandom", ImportError, CANNOT_IMPORT),
     "random_module_of_the_class": ("import random\nrandom.Random.__module__", Exception, "__module__"),
     "random_os_entropy": ("from random import _urandom", Exception, "'_urandom'"),

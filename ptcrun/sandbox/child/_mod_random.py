@@ -47,6 +47,13 @@ class Random(random.Random):
         _check_shuffled(x)
         super().shuffle(x)
 
+    def setstate(self, state: Any) -> None:
+        # random.Random.setstate writes self.gauss_next before its C half checks self: called
+        # through the class with another object, it would write to that object.
+        if not isinstance(self, random.Random):
+            raise TypeError(f"setstate() needs a Random object, not {type(self).__name__!r}")
+        super().setstate(state)
+
 
 _generator = Random(0)
 
