@@ -317,6 +317,18 @@ CLASSES: dict[str, str] = {
             cache.get(key, tool.lookup)
         print(cache._stats(), cache.hits, Cache.made(), hasattr(cache, "_store"))
     """,
+    "private_module_helpers": """
+        _cache = {}
+        def _normalise(_word):
+            return _word.strip(",.").lower()
+        def _count(chunks, *, _min=1):
+            for chunk in chunks:
+                for word in chunk.split():
+                    key = _normalise(word)
+                    _cache[key] = _cache.get(key, 0) + 1
+            return {k: v for k, v in _cache.items() if v >= _min}
+        print(sorted(_count(data, _min=2).items()))
+    """,
     "context_managers": """
         class Timer:
             def __init__(self, label):

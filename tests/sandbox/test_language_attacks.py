@@ -18,6 +18,7 @@ from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, Session
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"
+RESERVED = "is not allowed: names of the form '_x_' are reserved for the sandbox"
 HIDDEN = "is not allowed: frame, code and class-hierarchy attributes are hidden"
 NOT_CHANGEABLE = "can be changed in the sandbox"
 ALLOWED_LIST = "allowed modules: " + ", ".join(ALLOWED_MODULES)
@@ -124,12 +125,21 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "attribute_error_obj": ("import json\ntry:\n    json.codecs\nexcept AttributeError as e:\n    leaked = e.obj", AttributeError, "'obj' of an AttributeError is hidden in the sandbox"),
     "attribute_error_obj_getattr": ("try:\n    data.nope\nexcept AttributeError as e:\n    leaked = getattr(e, 'obj')", AttributeError, "'obj' of an AttributeError is hidden"),
     # --- guard shadowing and reserved names
-    "shadow_write_guard": ("_write_ = lambda o: o", ProgramRejected, f"'_write_' {PRIVATE}"),
-    "shadow_getattr_guard_parameter": ("def f(_getattr_=getattr):\n    return 1", ProgramRejected, f"'_getattr_' {PRIVATE}"),
+    "shadow_write_guard": ("_write_ = lambda o: o", ProgramRejected, f"'_write_' {RESERVED}"),
+    "shadow_getattr_guard_parameter": ("def f(_getattr_=getattr):\n    return 1", ProgramRejected, f"'_getattr_' {RESERVED}"),
     "shadow_guard_positional_only": ("def f(_write_=lambda o: o, /):\n    pass", ProgramRejected, "positional-only parameters ('/') are not allowed"),
     "shadow_metaclass_hook": ("__metaclass__ = list", ProgramRejected, f"'__metaclass__' {PRIVATE}"),
-    "shadow_print_hook": ("_print_ = None", ProgramRejected, PRIVATE),
-    "shadow_via_import_alias": ("from json import loads as _getattr_", ProgramRejected, f"'_getattr_' {PRIVATE}"),
+    "shadow_print_hook": ("_print_ = None", ProgramRejected, RESERVED),
+    "shadow_print_collector": ("_print = None", ProgramRejected, f"'_print' {RESERVED}"),
+    "shadow_a_temporary": ("_tmp0 = None", ProgramRejected, f"'_tmp0' {RESERVED}"),
+    "shadow_via_import_alias": ("from json import loads as _getattr_", ProgramRejected, f"'_getattr_' {RESERVED}"),
+    "shadow_by_loop_variable": ("for _getiter_ in [iter]:\n    pass", ProgramRejected, RESERVED),
+    "shadow_by_walrus": ("(_getitem_ := None)", ProgramRejected, RESERVED),
+    "shadow_by_except_name": ("try:\n    1/0\nexcept Exception as _catchable_:\n    pass", ProgramRejected, RESERVED),
+    "shadow_by_with_name": ("class M:\n    def __enter__(self):\n        return 1\n    def __exit__(self, *a):\n        pass\nwith M() as _with_:\n    pass", ProgramRejected, RESERVED),
+    "shadow_by_global": ("def f():\n    global _apply_\n    _apply_ = 1", ProgramRejected, RESERVED),
+    "shadow_by_function_name": ("def _inplacevar_(op, a, b):\n    return a", ProgramRejected, RESERVED),
+    "shadow_by_class_name": ("class _write_:\n    pass", ProgramRejected, RESERVED),
     "printed_variable": ("print(1)\nx = printed", ProgramRejected, "'printed' is not available"),
     # --- syntax the policy does not audit
     "except_star": ("try:\n    pass\nexcept* ValueError:\n    pass", ProgramRejected, "'except*' is not allowed"),

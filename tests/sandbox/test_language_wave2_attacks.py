@@ -18,7 +18,8 @@ import pytest
 from ptcrun import _json
 from ptcrun.sandbox import execute
 from ptcrun.sandbox.child import _exact, _pmap
-from ptcrun.sandbox.child._policy import SPECIAL_METHODS, ProgramRejected
+from ptcrun.sandbox.child._names import SPECIAL_METHODS
+from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, FakeBudget, Session
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"
@@ -67,9 +68,9 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "getattr_by_assignment_in_body": ("class A:\n    __getattr__ = lambda self, n: 1", ProgramRejected, "'__getattr__' is not allowed"),
     "special_method_outside_a_class": ("def __repr__(self):\n    return 'x'", ProgramRejected, "special method '__repr__' can only be defined in a class body"),
     "special_method_in_a_function_in_a_class": ("class A:\n    def f(self):\n        def __iter__(s):\n            pass", ProgramRejected, "can only be defined in a class body"),
-    "hook_named_method": ("class A:\n    def _getattr_(self, o, n):\n        pass\n    x = ().__class__", ProgramRejected, "'_getattr_' is not allowed as a method name"),
-    "hook_named_class_attribute": ("class A:\n    _write_ = lambda o: o", ProgramRejected, "'_write_' is not allowed as a method name"),
-    "print_collector_in_class_body": ("class A:\n    _print = None", ProgramRejected, "'_print' is not allowed as a method name"),
+    "hook_named_method": ("class A:\n    def _getattr_(self, o, n):\n        pass\n    x = ().__class__", ProgramRejected, "'_getattr_' is not allowed: names of the form '_x_' are reserved"),
+    "hook_named_class_attribute": ("class A:\n    _write_ = lambda o: o", ProgramRejected, "'_write_' is not allowed: names of the form '_x_' are reserved"),
+    "print_collector_in_class_body": ("class A:\n    _print = None", ProgramRejected, "'_print' is not allowed: names of the form '_x_' are reserved"),
     "install_special_method_later": ("class A:\n    pass\nA.__eq__ = lambda a, b: True", ProgramRejected, "'__eq__' cannot be assigned in the sandbox"),
     "install_special_method_by_setattr": ("class A:\n    pass\nsetattr(A, '__len__', lambda a: 1)", AttributeError, f"'__len__' {PRIVATE}"),
     "change_class_of_own_object": (OWN + "own.__class__ = Own", ProgramRejected, "'__class__' cannot be assigned"),

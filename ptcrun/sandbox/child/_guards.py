@@ -10,7 +10,7 @@ The rules, in one place:
 
 * Reads: no attribute starting with ``_``, except on the program's own classes, their
   instances and ``super()`` of them: private names their own classes define, and the
-  special methods of ``_policy.SPECIAL_METHODS``; ``__class__`` of its own instances and
+  special methods of ``_names.SPECIAL_METHODS``; ``__class__`` of its own instances and
   ``__name__`` of classes and functions (:func:`check_private`). No frame, code or traceback
   attribute; no ``mro``; no ``AttributeError.obj``; no value that is a module, a
   frame/code/traceback object, a capsule, a metaclass, ``string.Formatter``, or a raw builtin
@@ -52,7 +52,7 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from ._mod_classes import build_class, is_program_class, record_program_class
 from ._modules import ContainerType, ModuleProxy
-from ._policy import SPECIAL_METHODS
+from ._names import SPECIAL_METHODS
 
 __all__ = [
     "HIDDEN_ATTRIBUTES",

@@ -2,11 +2,19 @@
 
 RestrictedPython rewrites attribute, item, iteration, write and print operations into calls to
 hooks (``_getattr_``, ``_write_``, ...) that ``_namespace.build_globals`` supplies, and refuses
-names starting with ``_``. On top of that this policy:
+names starting with ``_``. This policy changes that, and adds:
 
-* refuses ``except:`` and ``except BaseException`` (or ``SystemExit``, ``KeyboardInterrupt``,
-  ``GeneratorExit``, alone or in a tuple), and wraps every except clause in ``_catchable_``,
-  so ``done()``/``fail()``, which raise a ``BaseException``, pass every handler;
+* names: ``_helper`` and ``_cache`` are a program's own; dunder names and names of the form
+  ``_x_`` (the hooks'), ``_print`` and ``_tmpN`` (RestrictedPython's collector and
+  temporaries) are refused in every scope, so nothing a program binds shadows a hook;
+* classes: a class body may define the special methods of ``_names.SPECIAL_METHODS``; every
+  other dunder is refused with its reason. Attribute reads of ``_x`` and of those special
+  methods compile to ``_getattr_``, which allows them only on the program's own objects;
+  ``self.__x`` is mangled as Python mangles the store; no dunder may be assigned;
+* ``except:`` is ``except _catchable_(None)``, which is ``Exception``; ``except BaseException``
+  (or ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, alone or in a tuple) is refused,
+  and every clause goes through ``_catchable_``, so ``done()``/``fail()``, which raise a
+  ``BaseException``, pass every handler;
 * refuses ``return``, ``break``, ``continue`` and ``yield`` inside ``finally``: each would
   silently swallow ``done()`` on its way out;
 * wraps the context manager of every ``with`` item in ``_with_``, whose ``__exit__`` cannot
@@ -16,8 +24,10 @@ names starting with ``_``. On top of that this policy:
 * rewrites ``counts[k] += 1`` and ``self.n += 1`` (RestrictedPython refuses them) so that
   target and key are evaluated once, the read goes through ``_getitem_``/``_getattr_`` and the
   write through ``_write_``;
-* refuses positional-only parameters, keyword arguments named ``_...`` and reading
-  ``printed``; allows ``nonlocal`` and annotated assignments, with the usual name checks.
+* accepts ``from __future__ import annotations`` (and the other no-op features) at the top of
+  a program, as the directive it is, and drops it;
+* refuses positional-only parameters and reading ``printed``; allows ``nonlocal`` and
+  annotated assignments, with the usual name checks.
 
 Syntax RestrictedPython does not know stays refused (``match``, ``except*``, ``async``).
 Annotations are never evaluated: RestrictedPython's ``compile`` call inherits
@@ -30,7 +40,6 @@ from __future__ import annotations
 import __future__
 
 import ast
-import re
 import types
 import warnings
 from collections.abc import Iterable, Sequence
@@ -38,14 +47,19 @@ from typing import TypeAlias
 
 from RestrictedPython.compile import compile_restricted_exec
 from RestrictedPython.transformer import (
-    FORBIDDEN_FUNC_NAMES,
-    INSPECT_ATTRIBUTES,
     IOPERATOR_TO_STR,
     RestrictingNodeTransformer,
     copy_locations,
 )
 
-__all__ = ["MAX_SOURCE_CHARS", "MAX_SOURCE_LINES", "ProgramRejected", "compile_program"]
+from . import _names
+
+__all__ = [
+    "MAX_SOURCE_CHARS",
+    "MAX_SOURCE_LINES",
+    "ProgramRejected",
+    "compile_program",
+]
 
 #: Longest program accepted, in characters. Compiling is superlinear in deep nesting and the
 #: error for a long statement echoes it, so the child refuses long programs before parsing.
@@ -79,65 +93,6 @@ _NOT_ALLOWED = {
 }
 
 
-#: Special methods a program's own class may define, and read on its own classes, their
-#: instances and super(): construction, text, comparison and hashing, truth and size, the
-#: container and iterator protocols, context managers, calls and numeric operators. Each one
-#: only changes how the program's own objects answer the program; runtime code never trusts
-#: what they return (docs/security.md, "Rules for widening the language").
-_BINARY = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod", "pow",
-           "lshift", "rshift", "and", "or", "xor")
-SPECIAL_METHODS = frozenset(
-    {
-        "__init__", "__post_init__", "__repr__", "__str__", "__format__", "__bytes__",
-        "__hash__", "__bool__", "__len__", "__length_hint__",
-        "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
-        "__iter__", "__next__", "__reversed__", "__contains__",
-        "__getitem__", "__setitem__", "__delitem__", "__missing__",
-        "__enter__", "__exit__", "__call__",
-        "__neg__", "__pos__", "__abs__", "__invert__", "__round__", "__trunc__", "__floor__",
-        "__ceil__", "__int__", "__float__", "__complex__", "__index__",
-        *(f"__{op}__" for op in _BINARY),
-        *(f"__r{op}__" for op in _BINARY),
-        *(f"__i{op}__" for op in _BINARY if op != "divmod"),
-    }
-)
-#: Dunders a program may read besides its special methods: ``self.__class__`` (its own
-#: instances only) and ``__name__`` (of classes and functions); the guards check the object.
-READABLE_DUNDERS = SPECIAL_METHODS | {"__class__", "__name__"}
-_ANSWERS_EVERY_NAME = (
-    "it would answer for every attribute name, including those the sandbox's own code looks up "
-    "on the program's objects; define properties or ordinary methods instead"
-)
-_REFUSED_SPECIAL_METHODS = {
-    "__getattr__": _ANSWERS_EVERY_NAME,
-    "__getattribute__": _ANSWERS_EVERY_NAME,
-    "__setattr__": _ANSWERS_EVERY_NAME,
-    "__delattr__": _ANSWERS_EVERY_NAME,
-    "__dir__": _ANSWERS_EVERY_NAME,
-    "__new__": "it can return any object in place of an instance; use __init__",
-    "__del__": "it would run whenever the garbage collector frees the object, in the middle of "
-    "other code; release things explicitly, or use a with statement",
-    "__init_subclass__": "it runs when other classes are made; write a function that sets up a "
-    "class and call it",
-    "__class_getitem__": "annotations are not evaluated in the sandbox, so it is not needed",
-    "__set_name__": "it runs when a class is made; set things up in __init__",
-    "__get__": "descriptors are not available in the sandbox; use property",
-    "__set__": "descriptors are not available in the sandbox; use property",
-    "__delete__": "descriptors are not available in the sandbox; use property",
-    "__reduce__": "objects are never pickled in the sandbox",
-    "__reduce_ex__": "objects are never pickled in the sandbox",
-    "__getstate__": "objects are never pickled in the sandbox",
-    "__setstate__": "objects are never pickled in the sandbox",
-    "__copy__": "copy.copy copies a program's objects field by field",
-    "__deepcopy__": "copy.deepcopy copies a program's objects field by field",
-    "__instancecheck__": "metaclasses are not available in the sandbox",
-    "__subclasscheck__": "metaclasses are not available in the sandbox",
-    "__mro_entries__": "it changes what a class statement derives from",
-    "__class__": "an object's class cannot be changed or faked in the sandbox",
-}
-# Method names a class body may not bind: RestrictedPython's hooks (_getattr_, _write_...),
-# its print collector and temporaries, which a class body's own names would shadow.
-_HOOK_LIKE = re.compile(r"_.*_|_print|_tmp\d+")
 _FUTURE_FEATURES = frozenset(
     {"annotations", "generator_stop", "division", "absolute_import", "print_function",
      "unicode_literals", "with_statement", "generators", "nested_scopes"}
@@ -270,71 +225,6 @@ def _rejection(errors: Sequence[str], lines: list[str]) -> ProgramRejected:
     return ProgramRejected("NotAllowed", message, first.line, _source_line(lines, first.line))
 
 
-def _private(name: str) -> str:
-    return f"{name!r} is not allowed: names starting with '_' are private in the sandbox"
-
-
-def _name_problem(name: str, *, attribute: bool = False) -> str | None:
-    if name.startswith("_") and name != "_":
-        return _private(name)
-    if name.endswith("__roles__"):
-        return f"{name!r} is not allowed: names ending in '__roles__' are reserved"
-    if attribute and name in INSPECT_ATTRIBUTES:
-        return f"{name!r} is not allowed: frame and code objects are hidden in the sandbox"
-    if name == "breakpoint":
-        return ("'breakpoint' is not available in the sandbox: there is no debugger; print() the "
-                "values you want to see")
-    if not attribute and name in FORBIDDEN_FUNC_NAMES:
-        return f"{name!r} is a reserved name in the sandbox; choose another name"
-    return None
-
-
-def _is_dunder(name: str) -> bool:
-    return len(name) > 4 and name.startswith("__") and name.endswith("__")
-
-
-def _attribute_problem(name: str, *, store: bool) -> str | None:
-    """Why ``x.<name>`` may not be written, if it may not; the guards decide the rest at run time.
-
-    A single-underscore name (``self._count``) passes here: ``_getattr_`` allows it only on the
-    program's own objects, and ``_write_`` writes only to those. A dunder may be read only if
-    it is a special method (``super().__init__``), ``__class__`` or ``__name__``, and never
-    written: a special method is defined in the class body, where the policy checks it.
-    """
-    if name.endswith("__roles__") or name in INSPECT_ATTRIBUTES:
-        return _name_problem(name, attribute=True)
-    if _is_dunder(name):
-        if store:
-            return (f"{name!r} cannot be assigned in the sandbox: define special methods in the "
-                    "class body")
-        if name not in READABLE_DUNDERS:
-            return _private(name)
-    return None
-
-
-def _method_problem(name: str) -> str | None:
-    """Why a class body may not define a method of this name, if it may not."""
-    if _is_dunder(name):
-        if name in SPECIAL_METHODS:
-            return None
-        reason = _REFUSED_SPECIAL_METHODS.get(
-            name, "it is not among the special methods a program's class may define"
-        )
-        return f"special method {name!r} is not allowed in the sandbox: {reason}"
-    if name.startswith("_") and _HOOK_LIKE.fullmatch(name):
-        return (f"{name!r} is not allowed as a method name: names of the form '_x_' are "
-                "reserved for the sandbox; choose another name")
-    return None if name.startswith("_") else _name_problem(name)
-
-
-def _mangle(name: str, classes: list[str]) -> str:
-    """``__x`` inside a class body is ``_Class__x``, as the compiler spells it in stores."""
-    if not classes or not name.startswith("__") or name.endswith("__") or "." in name:
-        return name
-    owner = classes[-1].lstrip("_")
-    return f"_{owner}{name}" if owner else name
-
-
 def _hook(name: str, *args: ast.expr) -> ast.Call:
     return ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
 
@@ -360,15 +250,15 @@ class ProgramPolicy(RestrictingNodeTransformer):
             return
         # RestrictedPython asks with allow_magic_methods only for a def's own name.
         if allow_magic_methods and id(node) in self._methods():
-            problem = _method_problem(name)
-        elif allow_magic_methods and _is_dunder(name) and name in SPECIAL_METHODS:
+            problem = _names.method_problem(name)
+        elif allow_magic_methods and _names.is_dunder(name) and name in _names.SPECIAL_METHODS:
             problem = f"special method {name!r} can only be defined in a class body"
         elif self._scopes()[-1:] == ["class"]:
             # A class body's own names are its attributes: `__str__ = __repr__`,
             # `__hash__ = None`, `_registry = {}`, as a def there may be named.
-            problem = _method_problem(name)
+            problem = _names.method_problem(name)
         else:
-            problem = _name_problem(name)
+            problem = _names.name_problem(name)
         if problem:
             self.error(node, problem)
 
@@ -457,12 +347,12 @@ class ProgramPolicy(RestrictingNodeTransformer):
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         """``a.b`` → ``_getattr_(a, 'b')``; ``a.b = v``, ``del a.b`` write via ``_write_(a)``."""
-        problem = _attribute_problem(node.attr, store=not isinstance(node.ctx, ast.Load))
+        problem = _names.attribute_problem(node.attr, store=not isinstance(node.ctx, ast.Load))
         if problem:
             self.error(node, problem)
         node = self.node_contents_visit(node)
         if isinstance(node.ctx, ast.Load):
-            name = _mangle(node.attr, self._classes())
+            name = _names.mangle(node.attr, self._classes())
             call = _hook("_getattr_", node.value, ast.Constant(name))
             copy_locations(call, node)
             return call
@@ -479,8 +369,9 @@ class ProgramPolicy(RestrictingNodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> _Visited:
         for keyword in node.keywords:
-            if keyword.arg is not None and keyword.arg.startswith("_"):
-                self.error(node, f"keyword argument {_private(keyword.arg)}")
+            problem = None if keyword.arg is None else _names.name_problem(keyword.arg)
+            if problem:
+                self.error(node, f"keyword argument {problem}")
         return super().visit_Call(node)
 
     def visit_Global(self, node: ast.Global | ast.Nonlocal) -> ast.AST:
@@ -581,11 +472,11 @@ class ProgramPolicy(RestrictingNodeTransformer):
             return super().visit_AugAssign(node)
         obj = self.gen_tmp_name()
         if isinstance(target, ast.Attribute):
-            problem = _attribute_problem(target.attr, store=True)
+            problem = _names.attribute_problem(target.attr, store=True)
             if problem:
                 self.error(node, problem)
             parts = [(obj, self.visit(target.value))]
-            name = _mangle(target.attr, self._classes())  # the store below is mangled by Python
+            name = _names.mangle(target.attr, self._classes())  # the store below is mangled by Python
             read: ast.expr = _hook("_getattr_", _load(obj), ast.Constant(name))
             store: ast.expr = ast.Attribute(_hook("_write_", _load(obj)), target.attr, ast.Store())
         else:
