@@ -225,11 +225,18 @@ def test_decimal_context_writes_stay_in_the_programs_thread():
         session.run("import decimal\ndecimal.Decimal.real = 1")
 
 
-async def test_a_decimal_precision_too_large_for_memory_meets_the_memory_limit():
+ALLOCATIONS = {
+    "decimal_precision": "import decimal\ndecimal.getcontext().prec = decimal.MAX_PREC\nprint(decimal.Decimal(1) / 3)",
+    # random's sizes are C ints: getrandbits and randbytes stop at 256 MiB, within the limit.
+    "shake_digest": "import hashlib\nhashlib.shake_128(b'x').digest(2**34)",
+    "string_io": "import io\nbuffer = io.StringIO()\nbuffer.seek(2**34)\nbuffer.write('x')",
+}
+
+
+@pytest.mark.parametrize("source", ALLOCATIONS.values(), ids=ALLOCATIONS.keys())
+async def test_an_allocation_too_large_through_a_module_meets_the_memory_limit(source: str) -> None:
     async with Sandbox(limits=limits()) as sandbox:
-        result = await sandbox.execute(
-            "import decimal\ndecimal.getcontext().prec = decimal.MAX_PREC\nprint(decimal.Decimal(1) / 3)"
-        )
+        result = await sandbox.execute(source)
         after = await sandbox.execute("print('next')")
     assert result.status == "error"
     assert result.limit is not None and result.limit.setting == "Limits.sandbox_memory_bytes"
