@@ -253,7 +253,8 @@ def build_globals(
         # mistyped name gets its explanation before the program can read it.
         pending = sys.exc_info()[1]
         if type(pending) is NameError:
-            _withheld.explain(pending, itertools.chain(namespace, builtin_names))
+            # list() copies the keys in one step: a pmap thread may be adding a global.
+            _withheld.explain(pending, itertools.chain(list(namespace), builtin_names))
         return catchable(spec)
 
     table = _builtins(ownership)

@@ -74,6 +74,8 @@ WITHHELD: dict[str, str] = {
 
 # CPython 3.12 suggests a name within this similarity; difflib's ratio is close enough.
 _CUTOFF = 0.75
+# Beyond this many names in scope no suggestion is computed: it would take noticeable time.
+_MAX_CANDIDATES = 5_000
 
 
 def explain(exc: BaseException, known: Iterable[object] = ()) -> None:
@@ -98,6 +100,8 @@ def explain(exc: BaseException, known: Iterable[object] = ()) -> None:
         exc.args = (f"name {name!r} is not available: {reason}",)
         return
     candidates = {n for n in known if type(n) is str and not n.startswith("_") and n != name}
+    if len(candidates) > _MAX_CANDIDATES:  # each one costs a SequenceMatcher
+        return
     close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=_CUTOFF)
     if close:
         exc.args = (f"{args[0]}. Did you mean: {close[0]!r}?",)
