@@ -51,7 +51,10 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "typing_type_alias_mro": ("import typing\ntyping.Type.mro()", AttributeError, "'mro' is not allowed"),
     "typing_register_with_a_shared_abc": ("import typing\ntyping.Mapping.register(str)", AttributeError, "'register' is not allowed"),
     "typing_register_with_a_protocol": ("import typing\ntyping.SupportsInt.register(str)", AttributeError, "'register' is not allowed"),
-    "typing_named_tuple_class_form": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int", TypeError, "not available in the sandbox"),
+    "typing_named_tuple_with_another_base": ("from typing import NamedTuple\nclass P(NamedTuple, dict):\n    x: int", TypeError, "can only inherit from a NamedTuple type"),
+    "typing_named_tuple_over_its_machinery": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\n    def __getnewargs__(self):\n        return ()", Exception, "__getnewargs__"),
+    "typing_named_tuple_generated_code": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\ngetattr(P.__new__, '__globals__')", Exception, "'__new__' is not allowed"),
+    "typing_named_tuple_machinery_replaced": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\n    _make = 1", AttributeError, "Cannot overwrite NamedTuple attribute _make"),
     "typing_forward_ref_code": ("import typing\nx = typing.Optional['Node']\ngetattr(x, '__args__')", AttributeError, PRIVATE),
     "typing_metaclass_of_a_protocol": ("import typing\nclass P(typing.Protocol):\n    pass\ntype(P)", TypeError, "metaclass"),
     "typing_metaclass_of_a_typed_dict": ("import typing\nclass M(typing.TypedDict):\n    a: int\ntype(M)", TypeError, "metaclass"),
@@ -299,6 +302,7 @@ TRIPWIRE_PROGRAMS = {
     # Methods that are closures: a dataclass works where exec and compile are refused.
     "dataclass": ("import dataclasses\n@dataclasses.dataclass(order=True)\nclass P:\n    x: int\n    y: int = 0\nprint(P(1) < P(2), P(3))", "True P(x=3, y=0)\n", None),
     "type_var_and_enum_call": ("import typing, enum\nT = typing.TypeVar('T')\nC = enum.Enum('C', 'A B')\nprint(T, C.B.value)", "~T 2\n", None),
+    "named_tuple_class": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\n    y: int = 2\nprint(P(1))", "P(x=1, y=2)\n", None),
     "no_evaluation": ("from typing import get_type_hints", None, "cannot import name 'get_type_hints'"),
 }
 

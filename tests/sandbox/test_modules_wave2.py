@@ -127,9 +127,28 @@ def test_typed_dict_and_named_tuple_call_form():
     assert out == "{'title': 'Heat', 'year': 1995} Point(x=1, y=2) 3\n"
 
 
-def test_named_tuple_class_form_says_what_to_write_instead():
-    with pytest.raises(TypeError, match=r"class P\(NamedTuple\) is not available.*collections.namedtuple"):
-        run("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int")
+def test_named_tuple_class_form_as_in_cpython():
+    outcome = check(Case("""
+        from typing import NamedTuple, List
+        class Hit(NamedTuple):
+            chunk: int
+            word: str
+            score: float = 1.0
+            def label(self):
+                return f'{self.word}@{self.chunk}'
+        hits = [Hit(i, w) for i, chunk in enumerate(data) for w in chunk.split() if w.startswith('b')]
+        best = max(hits, key=lambda h: (h.score, h.chunk))
+        print(hits[0], best.label(), hits[0]._replace(score=2.0), Hit._fields, hits[0]._asdict())
+        print(isinstance(best, tuple), best == (2, 'beta', 1.0), sorted(hits)[0])
+        try:
+            class Bad(NamedTuple):
+                a: int = 1
+                b: int
+        except TypeError as e:
+            print(e)
+        done([list(h) for h in hits])
+    """))
+    assert outcome.status == "done", outcome
 
 
 # --- copy -----------------------------------------------------------------------------------

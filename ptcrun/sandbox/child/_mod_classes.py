@@ -17,11 +17,16 @@ statement without the sandbox's hook would. The metaclass itself is never handed
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["build_class", "is_program_class", "record_program_class"]
+__all__ = ["build_class", "is_program_class", "record_program_class", "register_class_maker"]
+
+ClassMaker = Callable[..., type]
 
 _classes: weakref.WeakSet[type] = weakref.WeakSet()
+#: Bases that make the class themselves (``typing.NamedTuple``), and how.
+_makers: list[tuple[type, ClassMaker]] = []
 
 
 def record_program_class(cls: type) -> None:
@@ -34,8 +39,16 @@ def is_program_class(cls: object) -> bool:
     return isinstance(cls, type) and cls in _classes
 
 
+def register_class_maker(base: type, maker: ClassMaker) -> None:
+    """Have ``maker(name, bases, namespace, **kwargs)`` make every class that names ``base``."""
+    _makers.append((base, maker))
+
+
 def build_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> type:
     """Make the class a ``class`` statement with these bases and body defines."""
+    for known, maker in _makers:
+        if any(base is known for base in bases):
+            return maker(name, bases, namespace, **kwargs)
     meta: type = type
     for base in bases:
         kind = type(base)

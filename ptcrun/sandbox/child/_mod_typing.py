@@ -19,9 +19,10 @@ once, when this module is imported (in the host's own process they behave exactl
 * ``TypeVar`` and ``Protocol`` ask ``sys._getframe`` for the caller's module name, which the
   tripwire refuses; they get ``None`` instead, as on a Python without frames.
 
-``NamedTuple`` is a wrapper around the sandbox's ``collections.namedtuple`` for the call form
-``NamedTuple("P", [("x", int)])``; ``typing``'s own builds its class with ``exec``, and the class
-form ``class P(NamedTuple)`` is refused with a message naming the alternatives.
+``typing``'s own ``NamedTuple`` builds its class with ``exec``. Here both forms,
+``NamedTuple("P", [("x", int)])`` and ``class P(NamedTuple): x: int``, go through the sandbox's
+``collections.namedtuple`` (field names checked, generated code built from them alone); the
+class form's methods and defaults are copied onto the class as typing copies them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ._mod_classes import register_class_maker
 from ._tripwire import trusted
 
 __all__ = ["members"]
@@ -78,17 +80,52 @@ if _caller is not None:
     typing._caller = _caller_or_none  # type: ignore[attr-defined]
 
 
-class _NamedTupleClassForm:
-    """What ``class P(NamedTuple):`` meets: a clear refusal."""
+class _NamedTupleBase:
+    """What ``class P(NamedTuple):`` derives from as the class statement runs; the class it
+    makes is a namedtuple, built by the maker below."""
 
     __slots__ = ()
 
-    def __call__(self, bases: tuple[object, ...]) -> tuple[type, ...]:
-        raise TypeError(
-            "class P(NamedTuple) is not available in the sandbox: typing builds it with exec. "
-            "Write P = NamedTuple('P', [('x', int), ('y', int)]), "
-            "P = collections.namedtuple('P', ['x', 'y']), or a @dataclass."
-        )
+
+def _named_tuple_bases(bases: tuple[object, ...]) -> tuple[type, ...]:
+    return (_NamedTupleBase,)
+
+
+# As typing's NamedTupleMeta: these may not be defined in the class body, and these few names
+# of the body are not copied onto the class.
+_PROHIBITED = frozenset({
+    "__new__", "__init__", "__slots__", "__getnewargs__", "_fields", "_field_defaults", "_make",
+    "_replace", "_asdict", "_source",
+})
+_NOT_COPIED = frozenset({"__module__", "__name__", "__annotations__"})
+
+
+def _class_maker(namedtuple: Callable[..., type]) -> Callable[..., type]:
+    def make(name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> type:
+        """``class P(NamedTuple): x: int; y: int = 0``, as typing makes it, without exec."""
+        if bases != (_NamedTupleBase,) or kwargs:
+            raise TypeError("can only inherit from a NamedTuple type and Generic")
+        fields = list(namespace.get("__annotations__", {}))
+        defaults: list[Any] = []
+        with_default: list[str] = []
+        for field in fields:
+            if field in namespace:
+                defaults.append(namespace[field])
+                with_default.append(field)
+            elif defaults:
+                raise TypeError(
+                    f"Non-default namedtuple field {field} cannot follow default "
+                    f"field{'s' if len(with_default) > 1 else ''} {', '.join(with_default)}"
+                )
+        cls = namedtuple(name, fields, defaults=defaults)
+        for key, value in namespace.items():
+            if key in _PROHIBITED:
+                raise AttributeError("Cannot overwrite NamedTuple attribute " + key)
+            if key not in _NOT_COPIED and key not in fields:
+                type.__setattr__(cls, key, value)
+        return cls
+
+    return make
 
 
 def members(namedtuple: Callable[..., type]) -> dict[str, object]:
@@ -103,7 +140,8 @@ def members(namedtuple: Callable[..., type]) -> dict[str, object]:
         return namedtuple(typename, [name for name, _ in pairs])
 
     # Looked up on the object by class statements that name it as a base.
-    NamedTuple.__mro_entries__ = _NamedTupleClassForm()  # type: ignore[attr-defined]
+    NamedTuple.__mro_entries__ = _named_tuple_bases  # type: ignore[attr-defined]
+    register_class_maker(_NamedTupleBase, _class_maker(namedtuple))
     served: dict[str, object] = {name: getattr(typing, name) for name in _NAMES if hasattr(typing, name)}
     served["NamedTuple"] = NamedTuple
     return served
