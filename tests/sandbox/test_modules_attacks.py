@@ -302,7 +302,7 @@ TRIPWIRE_PROGRAMS = {
     # Methods that are closures: a dataclass works where exec and compile are refused.
     "dataclass": ("import dataclasses\n@dataclasses.dataclass(order=True)\nclass P:\n    x: int\n    y: int = 0\nprint(P(1) < P(2), P(3))", "True P(x=3, y=0)\n", None),
     "type_var_and_enum_call": ("import typing, enum\nT = typing.TypeVar('T')\nC = enum.Enum('C', 'A B')\nprint(T, C.B.value)", "~T 2\n", None),
-    "named_tuple_class": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\n    y: int = 2\nprint(P(1))", "P(x=1, y=2)\n", None),
+    "named_tuple_class": ("from typing import NamedTuple\nclass P(NamedTuple):\n    'A point.'\n    x: int\n    y: int = 2\n    def total(self):\n        return self.x + self.y\nprint(P(1), P(1).total())", "P(x=1, y=2) 3\n", None),
     "no_evaluation": ("from typing import get_type_hints", None, "cannot import name 'get_type_hints'"),
 }
 

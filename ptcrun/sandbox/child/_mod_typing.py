@@ -98,6 +98,7 @@ _PROHIBITED = frozenset({
     "_replace", "_asdict", "_source",
 })
 _NOT_COPIED = frozenset({"__module__", "__name__", "__annotations__"})
+_AUDITED = frozenset({"__qualname__", "__doc__"})
 
 
 def _class_maker(namedtuple: Callable[..., type]) -> Callable[..., type]:
@@ -121,7 +122,13 @@ def _class_maker(namedtuple: Callable[..., type]) -> Callable[..., type]:
         for key, value in namespace.items():
             if key in _PROHIBITED:
                 raise AttributeError("Cannot overwrite NamedTuple attribute " + key)
-            if key not in _NOT_COPIED and key not in fields:
+            if key in _AUDITED:
+                # Setting these on a class raises an audit event, which the tripwire refuses
+                # to program code; an exact str from the class body runs nothing when set.
+                if type(value) is str:
+                    with trusted():
+                        type.__setattr__(cls, key, value)
+            elif key not in _NOT_COPIED and key not in fields:
                 type.__setattr__(cls, key, value)
         return cls
 
