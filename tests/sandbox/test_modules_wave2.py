@@ -22,7 +22,7 @@ import pytest
 
 from ptcrun.sandbox import Sandbox
 from ptcrun.sandbox.child import _mod_random
-from tests.sandbox.conformance import Case, check
+from tests.sandbox.conformance import Case, check, check_in_child
 from tests.sandbox.inproc import DATA, Session, run
 
 from .conftest import limits
@@ -551,3 +551,9 @@ def test_copy_of_a_programs_list_and_dict_subclasses_runs_their_own_methods_as_c
         done(len(log))
     """))
     assert outcome.output.count("append 1") == 2 and outcome.status == "done"
+
+
+@pytest.mark.parametrize("source", DATACLASS_PROGRAMS.values(), ids=DATACLASS_PROGRAMS.keys())
+def test_dataclasses_do_what_cpython_does_in_a_real_child(source: str) -> None:
+    outcome = check_in_child(Case(source))
+    assert outcome.status == "done", outcome
