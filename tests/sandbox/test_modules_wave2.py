@@ -20,6 +20,7 @@ import unicodedata
 
 import pytest
 
+from ptcrun.errors import ConfigError
 from ptcrun.sandbox import Sandbox
 from ptcrun.sandbox.child import _mod_random
 from tests.sandbox.conformance import Case, check, check_in_child
@@ -557,3 +558,10 @@ def test_copy_of_a_programs_list_and_dict_subclasses_runs_their_own_methods_as_c
 def test_dataclasses_do_what_cpython_does_in_a_real_child(source: str) -> None:
     outcome = check_in_child(Case(source))
     assert outcome.status == "done", outcome
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, True, 1.5, "7"])
+def test_a_seed_that_cannot_cross_as_json_is_refused(seed: object) -> None:
+    with pytest.raises(ConfigError, match="seed must be a whole number from 0 to 2\\*\\*63 - 1"):
+        Sandbox(seed=seed)  # type: ignore[arg-type]
+    assert Sandbox(seed=2**63 - 1).seed == 2**63 - 1
