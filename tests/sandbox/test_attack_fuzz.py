@@ -205,7 +205,7 @@ def _own_may_read(obj: str, name: str) -> bool:
     if "@Own@" not in obj:
         return False
     return not name.startswith("__") or name in SPECIAL_METHODS or (
-        name == "__class__" and obj.endswith("()")
+        name in ("__class__", "__dict__") and obj.endswith("()")
     )
 
 
@@ -247,7 +247,7 @@ def module_attributes(draw: st.DrawFn) -> Attack:
 BUILTINS = [
     ("open", "open('/etc/passwd').read()"), ("eval", "eval('1 + 1')"), ("exec", "exec('x = 1')"),
     ("compile", "compile('1', 'f', 'eval')"), ("globals", "globals()"), ("locals", "locals()"),
-    ("vars", "vars(json)"), ("dir", "dir()"), ("type", "type('X', (), {})"),
+    ("vars", "vars(json)"), ("vars", "vars()"), ("dir", "dir()"), ("type", "type('X', (), {})"),
     ("type", "type(type(1))('X', (), {})"), ("type", "type(type)('X', (object,), {})"),
     ("input", "input()"), ("help", "help()"), ("breakpoint", "breakpoint()"),
     ("memoryview", "memoryview(b'x')"), ("id", "id(data)"),
@@ -264,10 +264,13 @@ BUILTINS = [
 def forbidden_builtins(draw: st.DrawFn) -> Attack:
     name, call = draw(st.sampled_from(BUILTINS))
     forms = [call, f"[{name}][0]", f"{{'k': {name}}}['k']", f"(lambda: {name})()"]
-    # type is offered (with one argument): only its three-argument call is an attack.
-    code = call if name == "type" else draw(st.sampled_from(forms))
+    # type and vars are offered (one argument, the program's own objects): only their calls
+    # are attacks.
+    code = call if name in ("type", "vars") else draw(st.sampled_from(forms))
     return Attack("forbidden builtin", code, (repr(name), "Exec calls", "Eval calls",
-                                              "type() takes exactly one argument"))
+                                              "type() takes exactly one argument",
+                                              "vars() takes exactly one argument",
+                                              "'__dict__' is not allowed"))
 
 
 TEMPLATES = [
@@ -419,13 +422,14 @@ OWN_WITH_SPECIALS = (
     "class @S@(@Own@):\n    def __init__(self):\n        super().__init__()\n"
 )
 # From a program's own objects (and super() and type() of them) to what they must not reach.
+# (__dict__ of the program's own instances is theirs to read, so it is no step beyond here.)
 OWN_ROUTES = [
     "@Own@()", "@S@()", "super(@S@, @S@())", "type(@S@())", "@Own@().__class__",
     "@S@().__init__", "@S@().__repr__", "@Own@.__enter__", "super(@S@, @S@()).__init__",
     "type(@Own@)", "type(type(@Own@()))",
 ]
 BEYOND = [
-    "__globals__", "__dict__", "__subclasses__", "__base__", "__bases__", "__mro__", "__code__",
+    "__globals__", "__subclasses__", "__base__", "__bases__", "__mro__", "__code__",
     "__closure__", "__self__", "__func__", "__builtins__", "__module__", "__getattribute__",
     "__reduce_ex__", "__self_class__", "__thisclass__", "__defaults__", "__wrapped__",
     "__objclass__", "__weakref__", "__class_getitem__", "__init_subclass__", "mro", "gi_frame",
@@ -820,8 +824,8 @@ def _readable_private(value: object, name: str) -> bool:
     owner = value if isinstance(value, type) else type(value)
     if not is_program_class(owner):
         return False
-    if name == "__class__":
-        return not isinstance(value, type)
+    if name in ("__class__", "__dict__"):
+        return not isinstance(value, type)  # and __dict__ only of plain lineages, not walked here
     return name in SPECIAL_METHODS or not name.startswith("__")
 
 

@@ -16,6 +16,7 @@ import textwrap
 import pytest
 
 from ptcrun import _json
+from ptcrun.errors import ToolError
 from ptcrun.sandbox import execute
 from ptcrun.sandbox.child import _exact, _pmap
 from ptcrun.sandbox.child._names import SPECIAL_METHODS
@@ -90,7 +91,14 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "bases_of_own_class": (OWN + "Own.__bases__", ProgramRejected, f"'__bases__' {PRIVATE}"),
     "subclasses_through_type": ("type(1).__subclasses__()", ProgramRejected, f"'__subclasses__' {PRIVATE}"),
     "mro_of_own_class": (OWN + "Own.mro()", AttributeError, "'mro' is not allowed"),
-    "dict_of_own_object": (OWN + "getattr(own, '__dict__')", AttributeError, f"'__dict__' {PRIVATE}"),
+    "dict_of_own_class": (OWN + "Own.__dict__", AttributeError, "'__dict__' is not allowed"),
+    "dict_of_a_host_object": ("budget.__dict__", AttributeError, f"'__dict__' {PRIVATE}"),
+    "dict_of_data": ("vars(data)", AttributeError, f"'__dict__' {PRIVATE}"),
+    "dict_of_a_module": ("import json\nvars(json)", AttributeError, PRIVATE),
+    "dict_of_a_function": ("def f():\n    pass\nf.__dict__", AttributeError, PRIVATE),
+    "dict_of_a_host_subclass_instance": ("class E(ToolError):\n    pass\nvars(E('m', tool='t'))", AttributeError, "'__dict__' is not allowed"),
+    "dict_through_super": (OWN + "super(Own, own).__dict__", AttributeError, "'__dict__' is not allowed"),
+    "vars_of_the_namespace": ("vars()", TypeError, "vars() takes exactly one argument"),
     "globals_of_own_method": (OWN + "getattr(Own.__init__, '__globals__')", AttributeError, PRIVATE),
     "code_of_own_method": (OWN + "getattr(own.__repr__, '__code__')", AttributeError, PRIVATE),
     "name_of_a_module": ("import json\njson.__name__", AttributeError, f"'__name__' {PRIVATE}"),
@@ -138,7 +146,6 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "bytearray_of_data": ("bytearray(data)", TypeError, "'str' object cannot be interpreted as an integer"),
     "memoryview_stays_withheld": ("memoryview(b'x')", NameError, "name 'memoryview' is not defined"),
     "id_stays_withheld": ("id(data)", NameError, "name 'id' is not defined"),
-    "vars_stays_withheld": (OWN + "vars(own)", NameError, "name 'vars' is not defined"),
     # --- directives and imports
     "future_import_late": ("x = 1\nfrom __future__ import annotations", ProgramRejected, "from __future__ imports must occur at the beginning"),
     "future_braces": ("from __future__ import braces", ProgramRejected, "future feature braces is not defined"),
@@ -155,7 +162,7 @@ def test_attack_is_refused(source: str, error: type[BaseException], message: str
     import contextlib
 
     session = Session(host_class=_pmap.Fanout, FakeBudget=FakeBudget, abstract=contextlib.AbstractContextManager,
-                      Failure=_pmap.Failure, tool=_pmap.Failure(0, "x", "y"))
+                      Failure=_pmap.Failure, tool=_pmap.Failure(0, "x", "y"), ToolError=ToolError)
     with pytest.raises(error) as info:
         session.run(source)
     text = info.value.message if isinstance(info.value, ProgramRejected) else str(info.value)
@@ -229,6 +236,29 @@ def test_own_private_attributes_and_special_methods_work():
         print(c, len(c), getattr(c, "_note"), hasattr(c, "_missing"), c._Counter__hidden)
     """)
     assert out == "Counter(3, h) 3 n False h\n"
+
+
+def test_dict_and_vars_of_own_objects_work_and_writes_stay_harmless():
+    session = Session()
+    out = session.run("""
+        import json
+        class Point:
+            def __init__(self, x, y):
+                self.x, self.y = x, y
+        class Error(ValueError):
+            def __init__(self, code):
+                super().__init__(code)
+                self.code = code
+        p = Point(1, 2)
+        p.__dict__["z"] = 3
+        text = json.dumps(vars(p))
+        vars(p)["__class__"] = int
+        vars(p)["__eq__"] = lambda a, b: True
+        print(text, vars(Error(7)), type(p).__name__, p == Point(1, 2),
+              getattr(p, "missing", "default"))
+    """)
+    # an instance's dict cannot change its class or its special methods
+    assert out == '{"x": 1, "y": 2, "z": 3} {\'code\': 7} Point False default\n'
 
 
 def test_an_exit_that_calls_done_or_raises_over_done_cannot_hide_it():

@@ -65,6 +65,7 @@ __all__ = [
     "guarded_apply",
     "guarded_getattr",
     "guarded_hasattr",
+    "guarded_vars",
     "guarded_with",
 ]
 
@@ -241,6 +242,15 @@ def _defined_outside_the_program(cls: type, name: str, *, as_class: bool) -> boo
     )
 
 
+def _plain_lineage(cls: type) -> bool:
+    """Whether every class cls derives from is the program's own or a builtin type."""
+    chain: tuple[type, ...] = _class_attribute(cls, "__mro__")  # type: ignore[assignment]
+    return all(
+        is_program_class(klass) or _class_attribute(klass, "__module__") == "builtins"
+        for klass in chain
+    )
+
+
 def check_private(obj: object, name: str) -> None:
     """Raise unless a program may read ``obj.<name>`` for a name starting with ``_``.
 
@@ -252,6 +262,9 @@ def check_private(obj: object, name: str) -> None:
       ``Base.__repr__(self)``.
     * ``__class__`` of the program's own instances, and ``__name__`` of classes and functions
       (an exact str).
+    * ``__dict__`` of the program's own instances whose classes are all the program's or
+      builtins (``json.dumps(self.__dict__)``): what a host class's ``__init__`` stored on a
+      subclass's instance stays out of reach.
 
     Every other dunder stays refused, and so does every private name of any object the program
     did not make: ``().__class__``, ``tool._link``, ``json.__name__``.
@@ -263,8 +276,8 @@ def check_private(obj: object, name: str) -> None:
         return
     cls = _program_class(obj)
     if cls is not None:
-        if name == "__class__":
-            if not isinstance(obj, (type, super)):
+        if name in ("__class__", "__dict__"):
+            if not isinstance(obj, (type, super)) and (name == "__class__" or _plain_lineage(cls)):
                 return
         elif _is_dunder(name):
             if name in SPECIAL_METHODS:
@@ -329,6 +342,16 @@ def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
     else:
         return _check_value(name, value)
     raise AttributeError(message)
+
+
+def guarded_vars(*args: object) -> object:
+    """The ``vars`` builtin: ``vars(obj)`` is ``obj.__dict__``, with its rule; no ``vars()``."""
+    if len(args) != 1:
+        raise TypeError(
+            "vars() takes exactly one argument in the sandbox, one of the program's own objects; "
+            "the program's variables are not available as a dict"
+        )
+    return guarded_getattr(args[0], "__dict__")
 
 
 def guarded_hasattr(obj: object, name: str) -> bool:

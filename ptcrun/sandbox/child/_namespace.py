@@ -8,11 +8,11 @@ host's names (``data``, ``tool``, ...) are plain globals a program may rebind ha
 because no guard looks anything up in the globals.
 
 What is left out of the builtins is as deliberate as what is in: no ``open``, ``eval``,
-``exec``, ``compile``, ``globals``, ``locals``, ``vars``, ``dir``, ``input``, ``help``,
+``exec``, ``compile``, ``globals``, ``locals``, ``dir``, ``input``, ``help``,
 ``breakpoint``, ``memoryview``, ``id``, ``exit``, and no ``BaseException``, ``SystemExit``,
 ``KeyboardInterrupt``, ``GeneratorExit`` or ``ExceptionGroup``; ``_withheld`` says why in the
 NameError a program gets for each. ``type`` is a stand-in with one argument that never hands
-out a metaclass (:class:`TypeOf`).
+out a metaclass (:class:`TypeOf`); ``vars(obj)`` is ``obj.__dict__`` of the program's own objects.
 
 ``_getiter_`` is plain ``iter``: C code iterates in many places a program can reach
 (``str.join``, ``list.extend``, ``Counter(...)``), so no rule of the sandbox rests on it.
@@ -50,6 +50,7 @@ from ._guards import (
     guarded_apply,
     guarded_getattr,
     guarded_hasattr,
+    guarded_vars,
     guarded_with,
 )
 from ._modules import ContainerType, guarded_import
@@ -211,6 +212,7 @@ def _builtins(ownership: Ownership) -> dict[str, object]:
         issubclass=_issubclass,
         getattr=guarded_getattr,
         hasattr=guarded_hasattr,
+        vars=guarded_vars,
         setattr=ownership.setattr,
         delattr=ownership.delattr,
         __build_class__=builtins.__build_class__,

@@ -45,7 +45,6 @@ WITHHELD: dict[str, str] = {
     "exec": _CODE,
     "compile": _CODE,
     "dir": _LISTING,
-    "vars": _LISTING,
     "globals": _SCOPE,
     "locals": _SCOPE,
     "input": "nobody can type into the program: it reads `data` and the results of tools",
