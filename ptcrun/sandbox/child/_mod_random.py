@@ -6,6 +6,8 @@ the same programs draw the same numbers. Every child of a session starts from th
 restarted one too. ``random.seed(x)`` reseeds the program's generator; ``random.seed()`` with no
 argument goes back to the session's seed, and an unseeded ``random.Random()`` takes its seed from
 the session's generator: nothing draws from the operating system, so nothing escapes a replay.
+Draws made inside pmap items share the generator in the order the items' threads run, which a
+replay need not repeat.
 
 ``shuffle`` changes its argument in place, in Python code the write guard never sees, so it takes
 only the mutable sequences a program owns by type: lists, deques and bytearrays (and subclasses a
