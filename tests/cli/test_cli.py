@@ -375,3 +375,5 @@ def test_exec_turn_draws_the_random_numbers_the_run_drew(tmp_path):
     # Turn 1 drew first, in the run and in the replay: turn 2 continues the same sequence.
     assert code == 0 and out.startswith(recorded.turn(2).output)
     assert "turn 2: the same output and outcome as the recorded run" in err
+    _, tree, _ = run_cli(["tree", path])
+    assert "sandbox started (pid " in tree and f", random seed {seed})" in tree
