@@ -315,3 +315,15 @@ async def test_typing_and_dataclasses_under_the_tripwire(source: str, output: st
         assert (result.status, result.output) == ("ok", output), result.error
     else:
         assert result.error is not None and error in result.error.message
+
+
+def test_the_real_attrgetter_would_read_what_the_guard_refuses():
+    # What the wrapper stands in for: operator's own getter looks names up in C.
+    import operator
+
+    def f() -> None:
+        pass
+
+    assert operator.attrgetter("__globals__")(f) is globals()
+    with pytest.raises(AttributeError, match=PRIVATE):
+        Session().run("import operator\nf = lambda: 0\noperator.attrgetter('__globals__')(f)")
