@@ -10,7 +10,8 @@ Left out, because they evaluate annotation strings or hand out what the guards h
 ``get_type_hints`` (evaluates strings as code), ``get_origin``/``get_args`` (``get_origin(Type)``
 is the metaclass ``type``), ``ForwardRef`` and ``reveal_type`` (writes to the process's stderr).
 Two places in ``typing`` meet the tripwire on their way to harmless results, and are adapted
-once, when this module is imported (in the host's own process they behave exactly as before):
+once, when this module is imported (where frames and ``compile`` are allowed, as in a test
+process, they behave exactly as before):
 
 * ``ForwardRef("Node")``, which ``Optional["Node"]`` and string annotations build, compiles the
   string, and the tripwire refuses ``compile`` to program code. It compiles an exact ``str``
