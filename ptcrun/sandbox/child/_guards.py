@@ -312,9 +312,7 @@ def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
     why. A missing attribute raises a fresh AttributeError with only the message: the original
     one carries ``.obj``, which could be an object the program never held (CVE-2024-47532).
     """
-    if type(name) is not str:
-        raise TypeError(f"attribute name must be a string, not {type(name).__name__!r}")
-    if name.startswith("_"):
+    if type(name) is str and name.startswith("_"):
         check_private(obj, name)  # a refusal raises even with a default, as below
         try:
             value = _special_value(obj, name)
@@ -325,8 +323,7 @@ def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
         else:
             return _check_value(name, value)
         raise AttributeError(message)
-    if name in HIDDEN_ATTRIBUTES:
-        check_attribute_name(name)  # raises, saying why
+    check_attribute_name(name)  # the one name check: exact str, no hidden name
     if name in ("format", "format_map") and (
         isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
     ):
