@@ -836,6 +836,19 @@ def test_a_program_exit_swallows_errors_but_never_done_or_fail():
     assert "still running\n" not in session.writes
 
 
+def test_careless_with_hands_a_program_exit_the_host_exception(monkeypatch):
+    # A program's __exit__ treated as the host's: it keeps done()'s exception class, and can
+    # raise it later with an answer that never went through the JSON conversion.
+    monkeypatch.setattr(_guards, "is_program_class", lambda cls: False)
+    session = Session()
+    session.run(SWALLOWING_CLASS + "s = Swallow()")
+    with pytest.raises(Done):
+        session.run("with s:\n    done('answer')")
+    with pytest.raises(Done) as forged:
+        session.run("raise s.seen('done', {'not', 'json'})")
+    assert forged.value.value == {"not", "json"}
+
+
 def test_careless_type_hands_out_the_metaclass():
     session = Session()
     session.globals["__builtins__"]["type"] = type
