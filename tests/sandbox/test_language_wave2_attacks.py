@@ -438,12 +438,12 @@ def test_withheld_names_explain_themselves_to_the_program():
                 print(e)
     """)
     assert out.splitlines() == [
-        ("name 'open' is not available: files are not available in the sandbox: the corpus is "
-        "`data`, and files and the network are reached through tools (tool.NAME(...))"),
-        ("name 'dir' is not available: listing an object's attributes is not available in the "
-        "sandbox; print the object, or test one name with hasattr(obj, 'name')"),
-        ("name 'exit' is not available: exit() is not available in the sandbox: the program ends "
-        "with done(answer) or fail(reason)"),
+        ("name 'open' is not available in the sandbox: the corpus is `data`, and files and the "
+        "network are reached through tools (tool.NAME(...))"),
+        ("name 'dir' is not available in the sandbox: print the object, or test one name with "
+        "hasattr(obj, 'name')"),
+        ("name 'exit' is not available in the sandbox: the program ends with done(answer) or "
+        "fail(reason)"),
         "name 'lenn' is not defined. Did you mean: 'len'?",
     ]
 
@@ -463,8 +463,10 @@ def test_withheld_names_and_typos_are_explained_in_the_child_report():
     assert result.error.kind == "NameError"
     assert result.error.message == "name 'totl' is not defined. Did you mean: 'total'?"
     result = execute("globals()")
-    assert result.error.message.startswith("name 'globals' is not available: the program's "
-                                           "variables are not available as a dict")
+    assert result.error.message == (
+        "name 'globals' is not available in the sandbox: keep the values you look up by name "
+        "in a dict of your own"
+    )
     result = execute("import json\nprint(jsn.dumps(1))")
     assert result.error.message == "name 'jsn' is not defined. Did you mean: 'json'?"
     assert execute("zzqq").error.message == "name 'zzqq' is not defined"

@@ -21,54 +21,41 @@ __all__ = ["WITHHELD", "explain"]
 
 _EXIT = "the program ends with done(answer) or fail(reason)"
 _BASE = (
-    "only Exception and its subclasses can be raised, caught and derived from in the sandbox, "
-    f"because {_EXIT}, which nothing may catch. Use Exception"
+    "only Exception and its subclasses can be raised, caught and derived from, because "
+    f"{_EXIT}, which nothing may catch; use Exception"
 )
-_LISTING = (
-    "listing an object's attributes is not available in the sandbox; print the object, or test "
-    "one name with hasattr(obj, 'name')"
-)
-_CODE = (
-    "running code from text is not available in the sandbox; write the code in the program "
-    "itself (json.loads reads JSON text)"
-)
-_SCOPE = (
-    "the program's variables are not available as a dict in the sandbox; keep values you look "
-    "up by name in a dict of your own"
-)
+_CODE = "write the code in the program itself (json.loads reads JSON text)"
+_SCOPE = "keep the values you look up by name in a dict of your own"
+_ASYNC = "async code is not available; use pmap() or pcalls() to run calls concurrently"
 
-#: Why each withheld builtin is absent, and what to use instead.
+#: Why each withheld builtin is absent, and what to use instead; the message is
+#: "name 'open' is not available in the sandbox: <reason>".
 WITHHELD: dict[str, str] = {
-    "open": "files are not available in the sandbox: the corpus is `data`, and files and the "
-    "network are reached through tools (tool.NAME(...))",
+    "open": "the corpus is `data`, and files and the network are reached through tools "
+    "(tool.NAME(...))",
     "eval": _CODE,
     "exec": _CODE,
     "compile": _CODE,
-    "dir": _LISTING,
+    "dir": "print the object, or test one name with hasattr(obj, 'name')",
     "globals": _SCOPE,
     "locals": _SCOPE,
-    "input": "nobody can type into the program: it reads `data` and the results of tools",
-    "help": "help() is not available in the sandbox: the functions you can use are described "
-    "in your instructions",
-    "id": "id() is not available in the sandbox (it shows memory addresses); compare objects "
-    "with `is`",
-    "memoryview": "memoryview is not available in the sandbox; slice the bytes instead",
-    "exit": f"exit() is not available in the sandbox: {_EXIT}",
-    "quit": f"quit() is not available in the sandbox: {_EXIT}",
-    "copyright": "copyright is not available in the sandbox",
-    "credits": "credits is not available in the sandbox",
-    "license": "license is not available in the sandbox",
-    "aiter": "async iteration is not available in the sandbox; use pmap() or pcalls() to run "
-    "calls concurrently",
-    "anext": "async iteration is not available in the sandbox; use pmap() or pcalls() to run "
-    "calls concurrently",
+    "input": "nobody can type into the program; it reads `data` and the results of tools",
+    "help": "the functions you can use are described in your instructions",
+    "id": "it shows memory addresses; compare objects with `is`",
+    "memoryview": "slice the bytes instead",
+    "exit": _EXIT,
+    "quit": _EXIT,
+    "copyright": "it is not part of the sandbox",
+    "credits": "it is not part of the sandbox",
+    "license": "it is not part of the sandbox",
+    "aiter": _ASYNC,
+    "anext": _ASYNC,
     "BaseException": _BASE,
     "SystemExit": _BASE,
     "KeyboardInterrupt": _BASE,
     "GeneratorExit": _BASE,
     "BaseExceptionGroup": _BASE,
-    "ExceptionGroup": "exception groups are not available in the sandbox (nor is except*); "
-    "raise and catch one exception at a time",
+    "ExceptionGroup": "raise and catch one exception at a time (except* is not available either)",
 }
 
 # CPython 3.12 suggests a name within this similarity; difflib's ratio is close enough.
@@ -96,7 +83,7 @@ def explain(exc: BaseException, known: Iterable[object] = ()) -> None:
         return
     reason = WITHHELD.get(name)
     if reason is not None:
-        exc.args = (f"name {name!r} is not available: {reason}",)
+        exc.args = (f"name {name!r} is not available in the sandbox: {reason}",)
         return
     candidates = {n for n in known if type(n) is str and not n.startswith("_") and n != name}
     if len(candidates) > _MAX_CANDIDATES:  # each one costs a SequenceMatcher
