@@ -488,3 +488,33 @@ def test_future_annotations_are_accepted_and_never_evaluated():
         print(f(1))
     """)
     assert out == "1\n"
+
+
+def test_lying_objects_reach_a_real_tool_and_done_as_their_real_values():
+    from tests.sandbox.conformance import Case, run_child
+
+    def record(text: str, count: int, *, key: str = "") -> list[object]:
+        return [text, count, key]
+
+    outcome = run_child(Case("""
+        class Text(str):
+            def __str__(self):
+                return "lie"
+            def __eq__(self, other):
+                return False
+            def __hash__(self):
+                return 0
+        class Count(int):
+            def __index__(self):
+                return 10 ** 6
+            def __int__(self):
+                return 10 ** 6
+            def __repr__(self):
+                return repr(self)
+        got = tool.record(Text("real"), Count(2), **{Text("key"): Text("v")})
+        print(Text("real"), got)
+        done({Text("a"): Count(1), "b": [Text("c")]})
+    """, {"record": record}))
+    assert outcome.calls == (("record", ("real", 2), (("key", "v"),)),)
+    assert outcome.output == "lie ['real', 2, 'v']\n"
+    assert (outcome.status, outcome.answer) == ("done", {"a": 1, "b": ["c"]})
