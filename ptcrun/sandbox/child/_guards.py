@@ -52,7 +52,7 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from ._mod_classes import build_class, is_program_class, record_program_class
 from ._modules import ContainerType, ModuleProxy
-from ._names import SPECIAL_METHODS
+from ._names import SPECIAL_METHODS, is_dunder
 
 __all__ = [
     "HIDDEN_ATTRIBUTES",
@@ -209,11 +209,6 @@ class TypeOf:
         return "<class 'type'>"
 
 
-
-def _is_dunder(name: str) -> bool:
-    return len(name) > 4 and name.startswith("__") and name.endswith("__")
-
-
 def _class_attribute(cls: type, name: str) -> object:
     # Read through type's own slots: no metaclass of the program's can answer instead.
     return type.__getattribute__(cls, name)
@@ -279,15 +274,15 @@ def check_private(obj: object, name: str) -> None:
         if name in ("__class__", "__dict__"):
             if not isinstance(obj, (type, super)) and (name == "__class__" or _plain_lineage(cls)):
                 return
-        elif _is_dunder(name):
+        elif is_dunder(name):
             if name in SPECIAL_METHODS:
                 return
         elif not _defined_outside_the_program(cls, name, as_class=isinstance(obj, type)):
             return
     raise AttributeError(
         f"{name!r} is not allowed: names starting with '_' are private in the sandbox; a program "
-        "may use them only on its own classes and their instances (special methods: "
-        "docs/security.md)" if cls is None or not _is_dunder(name) else
+        "may use them only on its own classes and their instances"
+        if cls is None or not is_dunder(name) else
         f"{name!r} is not allowed: names starting with '_' are private in the sandbox, and "
         f"{name!r} is not a special method a program's class may use"
     )
@@ -533,7 +528,7 @@ class Ownership:
     def _writable_name(self, obj: object, name: object) -> str:
         # As the compile policy rules for `obj._x = v`: a private name only on the program's
         # own objects, never a dunder.
-        if type(name) is str and name.startswith("_") and not _is_dunder(name) and self.owns(obj):
+        if type(name) is str and name.startswith("_") and not is_dunder(name) and self.owns(obj):
             return name
         return check_attribute_name(name)
 
