@@ -54,6 +54,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "define_getattribute": ("class A:\n    def __getattribute__(self, name):\n        return 1", ProgramRejected, "'__getattribute__' is not allowed"),
     "define_setattr": ("class A:\n    def __setattr__(self, name, value):\n        pass", ProgramRejected, "'__setattr__' is not allowed"),
     "define_new": ("class A:\n    def __new__(cls):\n        return data", ProgramRejected, "'__new__' is not allowed in the sandbox: it can return any object"),
+    "define_length_hint": ("class A:\n    def __length_hint__(self):\n        return 10 ** 12", ProgramRejected, "'__length_hint__' is not allowed in the sandbox: list() reserves the memory"),
     "define_del": ("class A:\n    def __del__(self):\n        done(1)", ProgramRejected, "'__del__' is not allowed in the sandbox: it would run whenever the garbage collector"),
     "define_init_subclass": ("class A:\n    def __init_subclass__(cls):\n        pass", ProgramRejected, "'__init_subclass__' is not allowed"),
     "define_class_getitem": ("class A:\n    def __class_getitem__(cls, k):\n        pass", ProgramRejected, "'__class_getitem__' is not allowed"),

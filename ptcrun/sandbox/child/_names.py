@@ -36,7 +36,7 @@ _BINARY = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod"
 SPECIAL_METHODS = frozenset(
     {
         "__init__", "__post_init__", "__repr__", "__str__", "__format__", "__bytes__",
-        "__hash__", "__bool__", "__len__", "__length_hint__",
+        "__hash__", "__bool__", "__len__",
         "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
         "__iter__", "__next__", "__reversed__", "__contains__",
         "__getitem__", "__setitem__", "__delitem__", "__missing__",
@@ -63,6 +63,8 @@ _REFUSED_SPECIAL_METHODS = {
     "__delattr__": _ANSWERS_EVERY_NAME,
     "__dir__": _ANSWERS_EVERY_NAME,
     "__new__": "it can return any object in place of an instance; use __init__",
+    "__length_hint__": "list() reserves the memory it promises, whatever the object then "
+    "yields; define __len__ or __iter__",
     "__del__": "it would run whenever the garbage collector frees the object, in the middle of "
     "other code; release things explicitly, or use a with statement",
     "__init_subclass__": "it runs when other classes are made; write a function that sets up a "
