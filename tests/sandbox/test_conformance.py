@@ -317,6 +317,12 @@ CLASSES: dict[str, str] = {
             cache.get(key, tool.lookup)
         print(cache._stats(), cache.hits, Cache.made(), hasattr(cache, "_store"))
     """,
+    "main_guard": """
+        def main():
+            print("running as", __name__)
+        if __name__ == "__main__":
+            main()
+    """,
     "private_module_helpers": """
         _cache = {}
         def _normalise(_word):

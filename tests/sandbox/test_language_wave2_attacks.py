@@ -147,6 +147,8 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "bytearray_of_data": ("bytearray(data)", TypeError, "'str' object cannot be interpreted as an integer"),
     "memoryview_stays_withheld": ("memoryview(b'x')", NameError, "name 'memoryview' is not defined"),
     "id_stays_withheld": ("id(data)", NameError, "name 'id' is not defined"),
+    "bind_dunder_name": ("__name__ = 'x'", ProgramRejected, f"'__name__' {PRIVATE}"),
+    "module_name_is_no_door": ("__name__.__class__", AttributeError, f"'__class__' {PRIVATE}"),
     # --- directives and imports
     "future_import_late": ("x = 1\nfrom __future__ import annotations", ProgramRejected, "from __future__ imports must occur at the beginning"),
     "future_braces": ("from __future__ import braces", ProgramRejected, "future feature braces is not defined"),

@@ -365,6 +365,10 @@ class ProgramPolicy(RestrictingNodeTransformer):
             self.error(node, "'printed' is not available in the sandbox; print() writes to the "
                              "output")
             return node
+        if node.id == "__name__" and isinstance(node.ctx, ast.Load):
+            # `if __name__ == "__main__":` reads the program's own "__main__"; binding it
+            # stays refused, as every dunder does.
+            return node
         return super().visit_Name(node)
 
     def visit_Call(self, node: ast.Call) -> _Visited:
