@@ -348,7 +348,8 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     """Run turn ``args.turn`` of the transcript ``args.program`` again, without the LLM.
 
     The programs of the turns before it (since the sandbox last restarted) run first, silently,
-    so the variables the turn relies on exist. Returns the turn's ``ExecResult``, the recorded
+    so the variables the turn relies on exist, with the run's ``random`` seed, so they draw what
+    they drew in the run. Returns the turn's ``ExecResult``, the recorded
     turn and the replay counts.
     """
     import trio
@@ -381,8 +382,14 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     names = set(transcript.run.get("tools") or ()) | {c.tool for c in transcript.calls} | set(live)
     tools = [replay.tool(name, live.get(name)) for name in sorted(names)]
 
+    # Every child of the run started its programs' random generator from the recorded seed.
+    # (the top run's: a sub-run's children, under "/" spans, drew their own)
+    seeds = [e.get("seed") for e in transcript.events
+             if e.get("type") == "sandbox.start" and "/" not in str(e.get("span", ""))]
+    seed = next((s for s in seeds if type(s) is int), None)
+
     async def main() -> ExecResult:
-        async with Sandbox(data=data, tools=tools, limits=limits) as sandbox:
+        async with Sandbox(data=data, tools=tools, limits=limits, seed=seed) as sandbox:
             for earlier in before:
                 await sandbox.execute(earlier)
             return await sandbox.execute(program)

@@ -66,7 +66,7 @@ class SandboxSpans:
         if kind == "sandbox.start":
             layers = event.get("layers")
             return SandboxStart(span=f"{turn}.sandbox", parent=turn if self.turn else "run", pid=event["pid"],
-                                layers=layers if isinstance(layers, dict) else None)
+                                layers=layers if isinstance(layers, dict) else None, seed=event.get("seed"))
         if kind == "output":
             return ProgramOutput(span=self._program(), parent=turn, text=event["text"],
                                  pmap=event.get("pmap"), item=event.get("item"))

@@ -11,19 +11,32 @@ from __future__ import annotations
 
 __all__ = ["ALLOWED_MODULES"]
 
-#: The modules a program may import, sorted. ``random`` is left out: its module-level generator
-#: is shared process state.
+#: The modules a program may import, sorted.
 ALLOWED_MODULES: tuple[str, ...] = (
+    "base64",
     "bisect",
     "collections",
+    "copy",
+    "csv",
+    "dataclasses",
     "datetime",
+    "decimal",
+    "difflib",
+    "enum",
+    "fractions",
     "functools",
+    "hashlib",
     "heapq",
+    "io",
     "itertools",
     "json",
     "math",
+    "operator",
+    "random",
     "re",
     "statistics",
     "string",
     "textwrap",
+    "typing",
+    "unicodedata",
 )

@@ -136,6 +136,8 @@ class Init(Frame):
     language_layer: bool
     os_layers: bool
     strict: bool
+    #: The seed of the programs' ``random`` generator, chosen by the host for the session.
+    seed: int = 0
 
 
 @_frame

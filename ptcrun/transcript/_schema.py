@@ -133,6 +133,8 @@ class SandboxStart(Event):
     type = "sandbox.start"
     pid: int
     layers: Mapping[str, JSON] | None
+    #: The seed of the programs' ``random`` generator (absent before this field).
+    seed: int | None = None
 
 
 # -- turns and the planner -------------------------------------------------------------------

@@ -350,8 +350,8 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
     elif kind == "call":
         head = f"{f.get('tool', 'call')} c{f.get('call')}"
     elif kind == "sandbox":
-        head = f"sandbox started (pid {f.get('pid')})"
-        return head
+        seed = f", random seed {f['seed']}" if f.get("seed") is not None else ""
+        return f"sandbox started (pid {f.get('pid')}{seed})"
     else:
         head = kind
     text = f"{head}  {s.status}  {_secs(s.seconds)}"

@@ -367,3 +367,19 @@ def test_a_limit_flag_below_one_is_a_usage_error_naming_the_flag(tmp_path, flag)
     code, _, err = run_cli(run_args(files, tmp_path / "runs", flag, "0"))
     assert code == EXIT_CODES["config"]
     assert f"argument {flag}: must be a whole number of at least 1; got '0'" in err
+
+
+def test_exec_turn_draws_the_random_numbers_the_run_drew(tmp_path):
+    turn_2 = "import random\nprint(random.random(), random.sample(data, 1)[0][:10])\ndone(random.randint(1, 10**9))"
+    files = write_files(tmp_path, [block("import random\nfirst = random.random()"), block(turn_2)])
+    _, out, _ = run_cli(run_args(files, tmp_path / "runs", "--quiet"))
+    path = re.search(r"^transcript (.+)$", out, flags=re.MULTILINE).group(1)
+    recorded = Transcript.load(path)
+    (seed,) = {e["seed"] for e in recorded.events if e["type"] == "sandbox.start"}
+    assert isinstance(seed, int)
+    code, out, err = run_cli(["exec", path, "--turn", "2"])
+    # Turn 1 drew first, in the run and in the replay: turn 2 continues the same sequence.
+    assert code == 0 and out.startswith(recorded.turn(2).output)
+    assert "turn 2: the same output and outcome as the recorded run" in err
+    _, tree, _ = run_cli(["tree", path])
+    assert "sandbox started (pid " in tree and f", random seed {seed})" in tree

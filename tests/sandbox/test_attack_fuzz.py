@@ -52,15 +52,17 @@ from ptcrun.errors import (
     ToolError,
 )
 from ptcrun.sandbox import ExecResult, Sandbox, _protocol
-from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES
-from ptcrun.sandbox.child._host_api import Budget, Tools
+from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES, TypeOf
+from ptcrun.sandbox.child._host_api import Budget, Remaining, Tools
 from ptcrun.sandbox.child._link import Pending
+from ptcrun.sandbox.child._mod_classes import is_program_class
 from ptcrun.sandbox.child._modules import (
     ALLOWED_MODULES,
     ContainerType,
     ModuleProxy,
     guarded_import,
 )
+from ptcrun.sandbox.child._names import SPECIAL_METHODS
 from ptcrun.sandbox.child._pmap import Failure, Fanout, PmapError
 from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, Session
@@ -82,7 +84,8 @@ LEAK_MARKERS = [
     re.compile(r"<(frame|code object|traceback object|cell) at 0x"),
     re.compile(r"'__(builtins|name|file|loader|spec|globals|code)__': "),  # globals or a module's dict
     re.compile(r"<class '(type|module|frame|code|function|traceback|cell)'>"),
-    re.compile(r"<(slot wrapper|method-wrapper) '"),  # only dunders lead to these
+    # Only dunders lead to these; a program's own objects' special methods are its own to read.
+    re.compile(r"<(slot wrapper|method-wrapper) '(?!(" + "|".join(sorted(SPECIAL_METHODS)) + ")')"),
     re.compile(r"<built-in function (open|eval|exec|compile|globals|locals|vars|dir|input|"
                r"breakpoint|__import__|__build_class__|getattr|setattr|delattr|print)>"),
     re.compile(r"Type help\(\) for interactive help|root:x:0:0|environ\(\{|PATH="),
@@ -197,10 +200,19 @@ ATTRIBUTE_READS = [
 ]
 
 
+def _own_may_read(obj: str, name: str) -> bool:
+    """Whether the rules let a program read name on obj, one of its own objects (not refused)."""
+    if "@Own@" not in obj:
+        return False
+    return not name.startswith("__") or name in SPECIAL_METHODS or (
+        name in ("__class__", "__dict__") and obj.endswith("()")
+    )
+
+
 @st.composite
 def private_attributes(draw: st.DrawFn) -> Attack:
     obj, prelude = draw(st.sampled_from(OBJECTS))
-    name = draw(st.sampled_from(PRIVATE_NAMES))
+    name = draw(st.sampled_from([n for n in PRIVATE_NAMES if not _own_may_read(obj, n)]))
     if draw(st.integers(0, 5)) == 0:
         code = f"({obj}).{name}"  # plain syntax: refused when compiled, or by the guard for 'mro'
     else:
@@ -235,23 +247,30 @@ def module_attributes(draw: st.DrawFn) -> Attack:
 BUILTINS = [
     ("open", "open('/etc/passwd').read()"), ("eval", "eval('1 + 1')"), ("exec", "exec('x = 1')"),
     ("compile", "compile('1', 'f', 'eval')"), ("globals", "globals()"), ("locals", "locals()"),
-    ("vars", "vars(json)"), ("dir", "dir()"), ("type", "type(1)"), ("type", "type('X', (), {})"),
+    ("vars", "vars(json)"), ("vars", "vars()"), ("dir", "dir()"), ("type", "type('X', (), {})"),
+    ("type", "type(type(1))('X', (), {})"), ("type", "type(type)('X', (object,), {})"),
     ("input", "input()"), ("help", "help()"), ("breakpoint", "breakpoint()"),
-    ("memoryview", "memoryview(b'x')"), ("bytearray", "bytearray(2)"), ("id", "id(data)"),
-    ("super", "super()"), ("exit", "exit()"), ("quit", "quit()"), ("copyright", "copyright"),
+    ("memoryview", "memoryview(b'x')"), ("id", "id(data)"),
+    ("exit", "exit()"), ("quit", "quit()"), ("copyright", "copyright"),
     ("license", "license"), ("__import__", "__import__('os')"), ("__build_class__", "__build_class__"),
     ("__builtins__", "__builtins__"), ("__loader__", "__loader__"), ("BaseException", "BaseException"),
     ("SystemExit", "SystemExit(0)"), ("KeyboardInterrupt", "KeyboardInterrupt()"),
     ("GeneratorExit", "GeneratorExit"), ("BaseExceptionGroup", "BaseExceptionGroup"),
-    ("ExceptionGroup", "ExceptionGroup('x', [ValueError()])"), ("aiter", "aiter"), ("hash", "hash(1)"),
+    ("ExceptionGroup", "ExceptionGroup('x', [ValueError()])"), ("aiter", "aiter"),
 ]
 
 
 @st.composite
 def forbidden_builtins(draw: st.DrawFn) -> Attack:
     name, call = draw(st.sampled_from(BUILTINS))
-    code = draw(st.sampled_from([call, f"[{name}][0]", f"{{'k': {name}}}['k']", f"(lambda: {name})()"]))
-    return Attack("forbidden builtin", code, (repr(name), "Exec calls", "Eval calls"))
+    forms = [call, f"[{name}][0]", f"{{'k': {name}}}['k']", f"(lambda: {name})()"]
+    # type and vars are offered (one argument, the program's own objects): only their calls
+    # are attacks.
+    code = call if name in ("type", "vars") else draw(st.sampled_from(forms))
+    return Attack("forbidden builtin", code, (repr(name), "Exec calls", "Eval calls",
+                                              "type() takes exactly one argument",
+                                              "vars() takes exactly one argument",
+                                              "'__dict__' is not allowed"))
 
 
 TEMPLATES = [
@@ -333,8 +352,9 @@ def exception_leaks(draw: st.DrawFn) -> Attack:
 
 
 IMPORTS = [
-    "os", "sys", "subprocess", "importlib", "builtins", "io", "pathlib", "ctypes", "socket",
-    "posix", "gc", "inspect", "types", "operator", "codecs", "marshal", "pickle", "random",
+    "os", "sys", "subprocess", "importlib", "builtins", "zipfile", "pathlib", "ctypes", "socket",
+    "posix", "gc", "inspect", "types", "copyreg", "codecs", "marshal", "pickle", "_random",
+    "_csv", "_decimal", "_hashlib", "binascii", "abc", "dataclasses.sys", "typing.sys",
     "threading", "_thread", "signal", "pdb", "shutil", "ptcrun", "ptcrun.sandbox", "json.decoder",
     "json.scanner", "collections.abc", "os.path", "encodings", "re._compiler", "importlib.util",
     "_io", "_json", "array", "resource", "asyncio", "trio",
@@ -353,7 +373,6 @@ def imports(draw: st.DrawFn) -> Attack:
 
 HOOK_DEFINITIONS = [
     "class @C@:\n    def __getattr__(self, name):\n        return 1",
-    "class @C@(dict):\n    def __missing__(self, key):\n        return key",
     "class @C@:\n    def __init_subclass__(cls):\n        pass",
     "class @C@:\n    def __set_name__(self, owner, name):\n        pass",
     "class @C@:\n    __slots__ = ()", "class @C@:\n    __class_getitem__ = classmethod(len)",
@@ -367,9 +386,108 @@ def hook_definitions(draw: st.DrawFn) -> Attack:
     return Attack("hook definition", draw(st.sampled_from(HOOK_DEFINITIONS)), (), statement=True)
 
 
+# Special methods a class body may not define, and the ways it could try to.
+REFUSED_SPECIAL = [
+    "__getattr__", "__getattribute__", "__setattr__", "__delattr__", "__dir__", "__new__",
+    "__del__", "__init_subclass__", "__set_name__", "__class_getitem__", "__reduce__",
+    "__reduce_ex__", "__getstate__", "__setstate__", "__get__", "__set__", "__delete__",
+    "__class__", "__dict__", "__slots__", "__instancecheck__", "__subclasscheck__",
+    "__mro_entries__", "__prepare__", "__copy__", "__deepcopy__", "__weakref__", "__module__",
+    "__qualname__", "__globals__", "__builtins__", "__metaclass__", "__classcell__",
+]
+DEFINITIONS = [
+    "class @C@:\n    def {n}(self, *args):\n        return 1",
+    "class @C@:\n    @staticmethod\n    def {n}(*args):\n        return 1",
+    "class @C@:\n    {n} = lambda *args: 1",
+    "class @C@:\n    {n} = None",
+    "class @C@(dict):\n    @property\n    def {n}(self):\n        return 1",
+    "class @C@:\n    pass\n@C@.{n} = lambda *args: 1",
+    "class @C@:\n    def run(self):\n        self.{n} = 1",
+    "def {n}(self):\n    return 1",
+]
+
+
+@st.composite
+def special_method_definitions(draw: st.DrawFn) -> Attack:
+    name = draw(st.sampled_from(REFUSED_SPECIAL))
+    code = draw(st.sampled_from(DEFINITIONS)).format(n=name)
+    return Attack("special method definition", code, (), statement=True)
+
+
+OWN_WITH_SPECIALS = (
+    "class @Own@:\n    def __init__(self):\n        self._mine = 1\n"
+    "    def __repr__(self):\n        return 'own'\n"
+    "    def __enter__(self):\n        return self\n"
+    "    def __exit__(self, *exc):\n        return True\n"
+    "class @S@(@Own@):\n    def __init__(self):\n        super().__init__()\n"
+)
+# From a program's own objects (and super() and type() of them) to what they must not reach.
+# (__dict__ of the program's own instances is theirs to read, so it is no step beyond here.)
+OWN_ROUTES = [
+    "@Own@()", "@S@()", "super(@S@, @S@())", "type(@S@())", "@Own@().__class__",
+    "@S@().__init__", "@S@().__repr__", "@Own@.__enter__", "super(@S@, @S@()).__init__",
+    "type(@Own@)", "type(type(@Own@()))",
+]
+BEYOND = [
+    "__globals__", "__subclasses__", "__base__", "__bases__", "__mro__", "__code__",
+    "__closure__", "__self__", "__func__", "__builtins__", "__module__", "__getattribute__",
+    "__reduce_ex__", "__self_class__", "__thisclass__", "__defaults__", "__wrapped__",
+    "__objclass__", "__weakref__", "__class_getitem__", "__init_subclass__", "mro", "gi_frame",
+]
+
+
+@st.composite
+def own_object_escapes(draw: st.DrawFn) -> Attack:
+    """A program's own class, its subclass, super() and type() of them, then a name beyond."""
+    route = draw(st.sampled_from(OWN_ROUTES))
+    name = draw(st.sampled_from(BEYOND))
+    read = draw(st.sampled_from([*ATTRIBUTE_READS[:6], "({o}).{p}"]))
+    code = read.format(o=route, n=draw(spelled(name)), p=name)
+    return Attack("own object escape", code, (f"{name!r} is not allowed", "super() argument"),
+                  OWN_WITH_SPECIALS)
+
+
+# Host classes a program can name or reach through type(), and private names they define.
+HOST_CLASSES = {
+    "type(tool)": Tools, "type(budget)": Budget, "Failure": Failure, "PmapError": PmapError,
+    "ToolError": ToolError, "type(json)": ModuleProxy, "type(list)": ContainerType,
+    "type(type)": TypeOf, "type(pmap)": types.MethodType, "type(budget.remaining)": Remaining,
+}
+HOST_PRIVATE = ["_link", "_callers", "_make_caller", "_names", "_members", "_name", "_type",
+                "_payload", "_containers", "_SHOWN", "_thread_main", "_lock", "_write"]
+
+
+def _defines(cls: type, name: str) -> bool:
+    return any(name in vars(klass) for klass in cls.__mro__)
+
+
+@st.composite
+def host_class_internals(draw: st.DrawFn) -> Attack:
+    """A host class, directly, through type(), or subclassed: its private names stay closed.
+
+    Through a subclass, only the names the host class defines are attacked: any other name is
+    the program's own to set, and reads as missing.
+    """
+    host = draw(st.sampled_from(sorted(HOST_CLASSES)))
+    defined = [n for n in HOST_PRIVATE if _defines(HOST_CLASSES[host], n)]
+    how = draw(st.sampled_from(["direct", "subclass", "super"] if defined else ["direct"]))
+    name = draw(st.sampled_from(HOST_PRIVATE if how == "direct" else defined))
+    if how == "direct":
+        target, prelude = host, ""
+    else:
+        prelude = f"class @M@({host}):\n    pass\n"
+        target = "@M@" if how == "subclass" else "super(@M@, @M@)"
+    code = draw(st.sampled_from([*ATTRIBUTE_READS[:3], "({o}).{p}"])).format(
+        o=target, n=draw(spelled(name)), p=name)
+    expect = (f"{name!r} is not allowed", "metaclass", "cannot derive", "has no attribute",
+              "is not an acceptable base type", "cannot create")
+    return Attack("host class internals", code, expect, prelude)
+
+
 ATTACKS = st.one_of(private_attributes(), module_attributes(), forbidden_builtins(),
                     format_traversals(), host_writes(), exception_leaks(), imports(),
-                    hook_definitions())
+                    hook_definitions(), special_method_definitions(), own_object_escapes(),
+                    host_class_internals())
 
 
 # -- the contexts an attack is wrapped in ---------------------------------------------------------
@@ -699,6 +817,18 @@ def _public_names(value: object) -> list[str]:
     return sorted(n for n in names if not n.startswith("_"))
 
 
+def _readable_private(value: object, name: str) -> bool:
+    """The documented rule for a name starting with '_': only on what the program made."""
+    if not name.startswith("_"):
+        return False
+    owner = value if isinstance(value, type) else type(value)
+    if not is_program_class(owner):
+        return False
+    if name in ("__class__", "__dict__"):
+        return not isinstance(value, type)  # and __dict__ only of plain lineages, not walked here
+    return name in SPECIAL_METHODS or not name.startswith("__")
+
+
 def _plain(program: str) -> str:
     """The program with each @token@ written as the plain name token."""
     return re.sub(r"@(\w+)@", r"\1", program)
@@ -728,11 +858,13 @@ def test_random_attribute_walks_reach_nothing_hidden(data: st.DataObject) -> Non
         program = f"v{step + 1} = {how}\nkeep(v{step + 1})"
         outcome = run_in_process(program, namespace)
         assert not revealed(outcome.message + outcome.output), f"{program}\n{outcome}"
+        readable = _readable_private(value, name)
         if outcome.status != "ok":
-            if name.startswith("_") or name in HIDDEN_ATTRIBUTES:
+            if (name.startswith("_") and not readable) or name in HIDDEN_ATTRIBUTES:
                 assert outcome.status == "rejected" or f"{name!r} is not allowed" in outcome.message
             break
-        assert not name.startswith("_") and name not in HIDDEN_ATTRIBUTES, f"{program} was allowed"
+        assert readable or not name.startswith("_"), f"{program} was allowed"
+        assert name not in HIDDEN_ATTRIBUTES, f"{program} was allowed"
         reason = dangerous(kept[-1])
         assert reason is None, f"{program} handed out {reason}"
         assert not revealed(repr(kept[-1])), f"{program} handed out {kept[-1]!r}"

@@ -231,7 +231,7 @@ except ValueError:
 
 
 EVENT_FIELDS = {
-    "sandbox.start": {"pid", "layers"},
+    "sandbox.start": {"pid", "layers", "seed"},
     "call.start": {"call", "tool", "args", "kwargs", "pmap", "item"},
     "call.end": {"call", "tool", "ok", "value", "error", "seconds", "pmap", "item"},
     "pmap.start": {"pmap", "total", "concurrency", "parent_pmap", "parent_item"},

@@ -13,20 +13,20 @@ import textwrap
 
 import pytest
 
+from ptcrun.sandbox._language import ALLOWED_MODULES
 from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, Session
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"
+RESERVED = "is not allowed: names of the form '_x_' are reserved for the sandbox"
 HIDDEN = "is not allowed: frame, code and class-hierarchy attributes are hidden"
 NOT_CHANGEABLE = "can be changed in the sandbox"
-ALLOWED_LIST = (
-    "allowed modules: bisect, collections, datetime, functools, heapq, itertools, json, math, "
-    "re, statistics, string, textwrap"
-)
+ALLOWED_LIST = "allowed modules: " + ", ".join(ALLOWED_MODULES)
 
 ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     # --- dunder access, direct and computed
-    "dunder_attribute": ("().__class__.__base__.__subclasses__()", ProgramRejected, f"'__class__' {PRIVATE}"),
+    "dunder_attribute": ("().__class__.__base__.__subclasses__()", ProgramRejected, f"'__base__' {PRIVATE}"),
+    "dunder_class_of_a_foreign_object": ("().__class__", AttributeError, f"'__class__' {PRIVATE}"),
     "getattr_dunder": ("getattr((), '__class__')", AttributeError, f"'__class__' {PRIVATE}"),
     "getattr_computed_dunder": ("name = '_' * 2 + 'class' + '_' * 2\ngetattr(1, name)", AttributeError, f"'__class__' {PRIVATE}"),
     "getattr_dunder_with_default": ("getattr(1, '__class__', None)", AttributeError, PRIVATE),
@@ -59,20 +59,17 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "compile": ("compile('1', 'x', 'eval')", NameError, "name 'compile' is not defined"),
     "globals": ("globals()", NameError, "name 'globals' is not defined"),
     "locals": ("locals()", NameError, "name 'locals' is not defined"),
-    "vars": ("vars(1)", NameError, "name 'vars' is not defined"),
+    "vars": ("vars(1)", AttributeError, f"'__dict__' {PRIVATE}"),
+    "vars_without_argument": ("vars()", TypeError, "vars() takes exactly one argument in the sandbox"),
     "dir": ("dir(1)", NameError, "name 'dir' is not defined"),
-    "type_one_argument": ("type(1)", NameError, "name 'type' is not defined"),
-    "type_three_arguments": ("type('X', (object,), {})", NameError, "name 'type' is not defined"),
+    "type_three_arguments": ("type('X', (object,), {})", TypeError, "type() takes exactly one argument in the sandbox"),
     "dunder_import": ("__import__('os')", ProgramRejected, f"'__import__' {PRIVATE}"),
     "builtins_name": ("__builtins__['open']", ProgramRejected, f"'__builtins__' {PRIVATE}"),
-    "breakpoint": ("breakpoint()", ProgramRejected, "'breakpoint' is a reserved name"),
+    "breakpoint": ("breakpoint()", ProgramRejected, "'breakpoint' is not available in the sandbox: there is no debugger"),
     "input": ("input()", NameError, "name 'input' is not defined"),
     "help": ("help(1)", NameError, "name 'help' is not defined"),
     "memoryview": ("memoryview(b'x')", NameError, "name 'memoryview' is not defined"),
-    "bytes": ("bytes(range(3))", NameError, "name 'bytes' is not defined"),
     "id": ("id(1)", NameError, "name 'id' is not defined"),
-    "hash": ("hash(1)", NameError, "name 'hash' is not defined"),
-    "super": ("super()", NameError, "name 'super' is not defined"),
     "metaclass_keyword": ("class A(metaclass=list):\n    pass", ProgramRejected, 'The keyword argument "metaclass" is not allowed'),
     # --- imports
     "import_os": ("import os", ImportError, f"import of 'os' is not allowed; {ALLOWED_LIST}"),
@@ -81,7 +78,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "import_importlib": ("import importlib", ImportError, "import of 'importlib' is not allowed"),
     "import_builtins": ("import builtins", ProgramRejected, "'builtins' is a reserved name"),
     "import_builtins_aliased": ("from builtins import open", ImportError, "import of 'builtins' is not allowed"),
-    "import_random": ("import random", ImportError, "import of 'random' is not allowed"),
+    "import_secrets": ("import secrets", ImportError, "import of 'secrets' is not allowed"),
     "import_from_os": ("from os import path", ImportError, "import of 'os' is not allowed"),
     "import_submodule": ("import collections.abc", ImportError, "import of 'collections.abc' is not allowed"),
     "import_json_decoder": ("import json.decoder", ImportError, "import of 'json.decoder' is not allowed"),
@@ -129,19 +126,28 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "attribute_error_obj": ("import json\ntry:\n    json.codecs\nexcept AttributeError as e:\n    leaked = e.obj", AttributeError, "'obj' of an AttributeError is hidden in the sandbox"),
     "attribute_error_obj_getattr": ("try:\n    data.nope\nexcept AttributeError as e:\n    leaked = getattr(e, 'obj')", AttributeError, "'obj' of an AttributeError is hidden"),
     # --- guard shadowing and reserved names
-    "shadow_write_guard": ("_write_ = lambda o: o", ProgramRejected, f"'_write_' {PRIVATE}"),
-    "shadow_getattr_guard_parameter": ("def f(_getattr_=getattr):\n    return 1", ProgramRejected, f"'_getattr_' {PRIVATE}"),
+    "shadow_write_guard": ("_write_ = lambda o: o", ProgramRejected, f"'_write_' {RESERVED}"),
+    "shadow_getattr_guard_parameter": ("def f(_getattr_=getattr):\n    return 1", ProgramRejected, f"'_getattr_' {RESERVED}"),
     "shadow_guard_positional_only": ("def f(_write_=lambda o: o, /):\n    pass", ProgramRejected, "positional-only parameters ('/') are not allowed"),
     "shadow_metaclass_hook": ("__metaclass__ = list", ProgramRejected, f"'__metaclass__' {PRIVATE}"),
-    "shadow_print_hook": ("_print_ = None", ProgramRejected, PRIVATE),
-    "shadow_via_import_alias": ("from json import loads as _getattr_", ProgramRejected, f"'_getattr_' {PRIVATE}"),
+    "shadow_print_hook": ("_print_ = None", ProgramRejected, RESERVED),
+    "shadow_print_collector": ("_print = None", ProgramRejected, f"'_print' {RESERVED}"),
+    "shadow_a_temporary": ("_tmp0 = None", ProgramRejected, f"'_tmp0' {RESERVED}"),
+    "shadow_via_import_alias": ("from json import loads as _getattr_", ProgramRejected, f"'_getattr_' {RESERVED}"),
+    "shadow_by_loop_variable": ("for _getiter_ in [iter]:\n    pass", ProgramRejected, RESERVED),
+    "shadow_by_walrus": ("(_getitem_ := None)", ProgramRejected, RESERVED),
+    "shadow_by_except_name": ("try:\n    1/0\nexcept Exception as _catchable_:\n    pass", ProgramRejected, RESERVED),
+    "shadow_by_with_name": ("class M:\n    def __enter__(self):\n        return 1\n    def __exit__(self, *a):\n        pass\nwith M() as _with_:\n    pass", ProgramRejected, RESERVED),
+    "shadow_by_global": ("def f():\n    global _apply_\n    _apply_ = 1", ProgramRejected, RESERVED),
+    "shadow_by_function_name": ("def _inplacevar_(op, a, b):\n    return a", ProgramRejected, RESERVED),
+    "shadow_by_class_name": ("class _write_:\n    pass", ProgramRejected, RESERVED),
     "printed_variable": ("print(1)\nx = printed", ProgramRejected, "'printed' is not available"),
     # --- syntax the policy does not audit
     "except_star": ("try:\n    pass\nexcept* ValueError:\n    pass", ProgramRejected, "'except*' is not allowed"),
     "match_class_pattern": ("match data:\n    case str(x):\n        pass", ProgramRejected, "'match' statements are not allowed"),
     "async_function": ("async def f():\n    await g()", ProgramRejected, "'async def' is not allowed"),
     # --- writes to values the program does not own
-    "data_item_assignment": ("data[0] = 'x'", TypeError, f"cannot assign to an item of a 'tuple' object: only lists, dicts, sets, Counters, defaultdicts, OrderedDicts, deques and the program's own classes and their instances {NOT_CHANGEABLE}"),
+    "data_item_assignment": ("data[0] = 'x'", TypeError, f"cannot assign to an item of a 'tuple' object: only lists, dicts, sets, bytearrays, Counters, defaultdicts, OrderedDicts, deques and the program's own classes and their instances {NOT_CHANGEABLE}"),
     "data_item_deletion": ("del data[0]", TypeError, "cannot delete an item of a 'tuple' object"),
     "data_augmented_item": ("data[0] += 'x'", TypeError, "cannot assign to an item of a 'tuple' object"),
     "data_append": ("data.append('x')", AttributeError, "'tuple' object has no attribute 'append'"),

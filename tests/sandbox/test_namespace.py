@@ -442,14 +442,14 @@ def test_builtins_offer_what_programs_use_and_nothing_dangerous() -> None:
         "all", "next", "iter", "dict", "set", "frozenset", "list", "tuple", "str", "int",
         "float", "bool", "round", "abs", "isinstance", "range", "len", "repr", "divmod", "pow",
         "chr", "ord", "hex", "callable", "getattr", "hasattr", "setattr", "delattr",
-        "Exception", "ValueError", "KeyError", "TypeError", "IndexError", "ZeroDivisionError",
+        "type", "super", "bytes", "bytearray", "hash", "vars", "Exception", "ValueError", "KeyError", "TypeError", "IndexError", "ZeroDivisionError",
         "AttributeError", "RuntimeError", "StopIteration", "RecursionError", "TimeoutError",
     ):
         assert name in table, name
     for name in (
-        "open", "eval", "exec", "compile", "globals", "locals", "vars", "dir", "type",
-        "breakpoint", "input", "help", "memoryview", "bytes", "bytearray", "id", "hash",
-        "super", "print", "exit", "quit", "BaseException", "SystemExit", "KeyboardInterrupt",
+        "open", "eval", "exec", "compile", "globals", "locals", "dir",
+        "breakpoint", "input", "help", "memoryview", "id", "print", "exit", "quit",
+        "aiter", "anext", "BaseException", "SystemExit", "KeyboardInterrupt",
         "GeneratorExit", "ExceptionGroup", "BaseExceptionGroup",
     ):
         assert name not in table, name

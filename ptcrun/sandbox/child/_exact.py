@@ -20,9 +20,11 @@ that cannot fail.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from ... import errors
+from . import _withheld
 
 __all__ = ["error_payload", "plain_str", "seconds", "show", "text", "type_name", "whole_number"]
 
@@ -108,14 +110,21 @@ def _render(value: object) -> str | None:
 
 
 def error_payload(
-    exc: BaseException, *, line: int | None = None, source_line: str | None = None
+    exc: BaseException,
+    *,
+    line: int | None = None,
+    source_line: str | None = None,
+    names: Iterable[object] = (),
 ) -> dict[str, Any]:
     """The error payload (``ptcrun.errors.to_payload``) of an exception a program raised.
 
     Reading the exception may run the program's code (its message renders program objects,
     its class may name ``payload_fields`` of its own); whatever that raises or returns, the
     payload has an exact-str ``type`` and ``message`` and only JSON scalars in ``fields``.
+    A NameError for a withheld or mistyped name is explained first (``_withheld.explain``,
+    with ``names`` as the names the program could have meant).
     """
+    _withheld.explain(exc, names)
     name = type_name(exc)
     try:
         payload = errors.to_payload(exc, line=line, source_line=source_line)

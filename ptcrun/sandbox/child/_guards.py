@@ -8,19 +8,24 @@ rebinding a global name (``data = 1``) can never change how a guard behaves.
 
 The rules, in one place:
 
-* Reads: no attribute starting with ``_``; no frame, code or traceback attribute; no ``mro``;
-  no ``AttributeError.obj``; no value that is a module, a frame/code/traceback object, a
-  capsule, a metaclass, ``string.Formatter``, or a raw builtin the sandbox does not offer
-  (``getattr``, ``open``, ``print`` ...). ``str.format``/``format_map`` work but refuse
-  attribute or index lookups inside fields, nested format specs included.
-* Writes: only to lists, dicts, sets, Counters, defaultdicts, OrderedDicts, deques and the
-  program's own classes and their instances. Everything else (``data``, ``budget``, module
-  proxies, functions) is read-only.
+* Reads: no attribute starting with ``_``, except on the program's own classes, their
+  instances and ``super()`` of them: private names their own classes define, and the
+  special methods of ``_names.SPECIAL_METHODS``; ``__class__`` of its own instances and
+  ``__name__`` of classes and functions (:func:`check_private`). No frame, code or traceback
+  attribute; no ``mro``; no ``AttributeError.obj``; no value that is a module, a
+  frame/code/traceback object, a capsule, a metaclass, ``string.Formatter``, or a raw builtin
+  the sandbox does not offer (``getattr``, ``open``, ``print`` ...). ``str.format``/
+  ``format_map`` work but refuse attribute or index lookups inside fields, nested format
+  specs included.
+* Writes: only to lists, dicts, sets, bytearrays, Counters, defaultdicts, OrderedDicts,
+  deques and the program's own classes and their instances. Everything else (``data``,
+  ``budget``, module proxies, functions) is read-only.
+* ``type``: one argument, and never a metaclass (:class:`TypeOf`).
 * ``except``: only ``Exception`` and its subclasses; while a ``BaseException`` that is not an
   ``Exception`` (``done()``, ``fail()``, a cancellation) is on its way out, no clause matches,
   not even one for an exception raised over it (by a ``finally`` block or an ``__exit__``).
 * ``with``: the context manager's ``__exit__`` may swallow an ``Exception``, never ``done()``,
-  ``fail()`` or a cancellation.
+  ``fail()`` or a cancellation; a program's own ``__exit__`` never sees those, nor a traceback.
 * Names: attribute names must be exact ``str``; a ``str`` subclass can look like any name in a
   dict lookup while its own methods (``startswith``) say otherwise.
 
@@ -29,9 +34,11 @@ It runs past 400 lines on purpose: every rule a program meets at run time is in 
 
 from __future__ import annotations
 
+import abc
 import builtins
 import collections
 import datetime
+import decimal
 import functools
 import operator
 import string
@@ -43,17 +50,22 @@ from typing import Any
 
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
+from ._mod_classes import build_class, is_program_class, record_program_class
 from ._modules import ContainerType, ModuleProxy
+from ._names import SPECIAL_METHODS, is_dunder
 
 __all__ = [
     "HIDDEN_ATTRIBUTES",
     "Ownership",
+    "TypeOf",
     "catchable",
     "check_attribute_name",
     "check_format_string",
+    "check_private",
     "guarded_apply",
     "guarded_getattr",
     "guarded_hasattr",
+    "guarded_vars",
     "guarded_with",
 ]
 
@@ -95,7 +107,8 @@ def _private(name: str) -> AttributeError:
 
 
 def check_attribute_name(name: object) -> str:
-    """Return name if a program may read or write an attribute of that name; raise if not."""
+    """Return name if a program may read or write an attribute of that name on any object;
+    raise if not. Names starting with ``_`` are refused here: see :func:`check_private`."""
     if type(name) is not str:
         raise TypeError(f"attribute name must be a string, not {type(name).__name__!r}")
     if name.startswith("_"):
@@ -130,7 +143,161 @@ def _check_value(name: str, value: object) -> object:
         raise AttributeError(
             f"{name!r} is not allowed: it refers to the raw builtin {value.__name__}()"
         )
+    if (
+        isinstance(value, types.MethodType)
+        and value.__func__ is abc.ABCMeta.register
+        and not is_program_class(value.__self__)
+    ):
+        # typing.Mapping.register(str) would make every str a Mapping for the child's own code.
+        raise AttributeError(
+            f"{name!r} is not allowed: registering with an abstract class the program did not "
+            "make would change isinstance() for the whole sandbox"
+        )
     return value
+
+
+class TypeOf:
+    """The ``type`` builtin of programs: ``type(x)`` with one argument, never a metaclass.
+
+    ``type(x) is int``, ``type(x).__name__`` and ``isinstance(x, type)`` work as in Python.
+    ``type(name, bases, namespace)`` is refused: it would define special methods the compile
+    policy checks in class statements. The type of a class is this stand-in itself, never the
+    real metaclass, so ``type(type(x))`` hands out nothing new; a class whose metaclass is
+    another one (an enum) is refused. The container types come back as the stand-ins programs
+    know by name, so ``type([]) is list`` holds.
+    """
+
+    __slots__ = ("_containers",)
+    _containers: Mapping[type, object]
+    #: What ``type.__name__`` reads (check_private allows ``__name__`` of this stand-in).
+    __name__ = "type"
+
+    def __init__(self, containers: Mapping[type, object]) -> None:
+        object.__setattr__(self, "_containers", containers)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("type is read-only in the sandbox")
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        if len(args) != 1 or kwargs:
+            raise TypeError(
+                "type() takes exactly one argument in the sandbox, the object whose class you "
+                "want; to make a class, write a class statement"
+            )
+        kind = builtins.type(args[0])
+        if kind is builtins.type or kind is TypeOf:
+            return self
+        if issubclass(kind, builtins.type):
+            raise TypeError(
+                f"type() of this class is its metaclass {kind.__name__!r}, which the sandbox "
+                "does not hand out; use isinstance(x, type) to ask whether x is a class"
+            )
+        return self._containers.get(kind, kind)
+
+    def __instancecheck__(self, obj: object) -> bool:
+        return isinstance(obj, (builtins.type, ContainerType, TypeOf))
+
+    def __subclasscheck__(self, cls: object) -> bool:
+        return cls is self
+
+    def __mro_entries__(self, bases: tuple[object, ...]) -> tuple[type, ...]:
+        raise TypeError(
+            "a class cannot derive from type in the sandbox: metaclasses are not available"
+        )
+
+    def __repr__(self) -> str:
+        return "<class 'type'>"
+
+
+def _class_attribute(cls: type, name: str) -> object:
+    # Read through type's own slots: no metaclass of the program's can answer instead.
+    return type.__getattribute__(cls, name)
+
+
+def _program_class(obj: object) -> type | None:
+    """The program's class behind obj (a program class, its instance, or a super() of either)."""
+    if isinstance(obj, super):
+        walked = obj.__self_class__  # type: ignore[attr-defined]  # None for an unbound super
+        return walked if is_program_class(walked) else None
+    if isinstance(obj, type):
+        return obj if is_program_class(obj) else None
+    kind = type(obj)
+    return kind if is_program_class(kind) else None
+
+
+def _defined_outside_the_program(cls: type, name: str, *, as_class: bool) -> bool:
+    """Whether a class the program did not make defines name where a lookup on cls looks."""
+    chain: tuple[type, ...] = _class_attribute(cls, "__mro__")  # type: ignore[assignment]
+    if as_class:  # a class's attributes also come from its metaclass
+        chain += _class_attribute(type(cls), "__mro__")  # type: ignore[operator]
+    return any(
+        name in _class_attribute(klass, "__dict__")  # type: ignore[operator]
+        and not is_program_class(klass)
+        for klass in chain
+    )
+
+
+def _plain_lineage(cls: type) -> bool:
+    """Whether every class cls derives from is the program's own or a builtin type."""
+    chain: tuple[type, ...] = _class_attribute(cls, "__mro__")  # type: ignore[assignment]
+    return all(
+        is_program_class(klass) or _class_attribute(klass, "__module__") == "builtins"
+        for klass in chain
+    )
+
+
+def check_private(obj: object, name: str) -> None:
+    """Raise unless a program may read ``obj.<name>`` for a name starting with ``_``.
+
+    * ``_count`` (and the mangled ``_Class__count``) only on the program's own classes, their
+      instances and ``super()`` of them, and only where no class the program did not make
+      defines the name: a program's subclass of a host class reaches none of the host's
+      internals.
+    * A special method of ``SPECIAL_METHODS`` on the same objects: ``super().__init__(...)``,
+      ``Base.__repr__(self)``.
+    * ``__class__`` of the program's own instances, and ``__name__`` of classes and functions
+      (an exact str).
+    * ``__dict__`` of the program's own instances whose classes are all the program's or
+      builtins (``json.dumps(self.__dict__)``): what a host class's ``__init__`` stored on a
+      subclass's instance stays out of reach.
+
+    Every other dunder stays refused, and so does every private name of any object the program
+    did not make: ``().__class__``, ``tool._link``, ``json.__name__``.
+    """
+    if name == "__name__" and isinstance(
+        obj, (type, ContainerType, TypeOf, types.FunctionType, types.BuiltinFunctionType,
+              types.MethodType)
+    ):
+        return
+    cls = _program_class(obj)
+    if cls is not None:
+        if name in ("__class__", "__dict__"):
+            if not isinstance(obj, (type, super)) and (name == "__class__" or _plain_lineage(cls)):
+                return
+        elif is_dunder(name):
+            if name in SPECIAL_METHODS:
+                return
+        elif not _defined_outside_the_program(cls, name, as_class=isinstance(obj, type)):
+            return
+    raise AttributeError(
+        f"{name!r} is not allowed: names starting with '_' are private in the sandbox; a program "
+        "may use them only on its own classes and their instances"
+        if cls is None or not is_dunder(name) else
+        f"{name!r} is not allowed: names starting with '_' are private in the sandbox, and "
+        f"{name!r} is not a special method a program's class may use"
+    )
+
+
+def _special_value(obj: object, name: str) -> object:
+    """The value of a private name check_private allowed."""
+    if name == "__name__":
+        if isinstance(obj, ContainerType):
+            obj = obj._type
+        value = getattr(obj, name)
+        return str.__str__(value) if isinstance(value, str) else ""
+    if name == "__class__":
+        return type(obj)
+    return getattr(obj, name)
 
 
 def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
@@ -140,7 +307,18 @@ def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
     why. A missing attribute raises a fresh AttributeError with only the message: the original
     one carries ``.obj``, which could be an object the program never held (CVE-2024-47532).
     """
-    check_attribute_name(name)
+    if type(name) is str and name.startswith("_"):
+        check_private(obj, name)  # a refusal raises even with a default, as below
+        try:
+            value = _special_value(obj, name)
+        except AttributeError as exc:
+            if default is not _RAISE:
+                return default
+            message = str(exc)
+        else:
+            return _check_value(name, value)
+        raise AttributeError(message)
+    check_attribute_name(name)  # the one name check: exact str, no hidden name
     if name in ("format", "format_map") and (
         isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
     ):
@@ -158,9 +336,22 @@ def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
     raise AttributeError(message)
 
 
+def guarded_vars(*args: object) -> object:
+    """The ``vars`` builtin: ``vars(obj)`` is ``obj.__dict__``, with its rule; no ``vars()``."""
+    if len(args) != 1:
+        raise TypeError(
+            "vars() takes exactly one argument in the sandbox, one of the program's own objects; "
+            "the program's variables are not available as a dict"
+        )
+    return guarded_getattr(args[0], "__dict__")
+
+
 def guarded_hasattr(obj: object, name: str) -> bool:
     """``hasattr`` on top of guarded_getattr; a refused name raises instead of answering."""
-    check_attribute_name(name)
+    if type(name) is str and name.startswith("_"):
+        check_private(obj, name)
+    else:
+        check_attribute_name(name)
     try:
         guarded_getattr(obj, name)
     except AttributeError:
@@ -216,7 +407,7 @@ def _checked_format(target: str | type, name: str) -> Callable[..., str]:
 
 
 _CHANGEABLE = (
-    "only lists, dicts, sets, Counters, defaultdicts, OrderedDicts, deques and the program's "
+    "only lists, dicts, sets, bytearrays, Counters, defaultdicts, OrderedDicts, deques and the program's "
     "own classes and their instances can be changed in the sandbox. Change a copy instead, "
     "e.g. list(x) or dict(x)."
 )
@@ -255,8 +446,10 @@ def _describe(obj: object) -> str:
 
 
 _OWNED_TYPES = frozenset(
-    {list, dict, set, collections.Counter, collections.defaultdict, collections.OrderedDict,
-     collections.deque}
+    {list, dict, set, bytearray, collections.Counter, collections.defaultdict,
+     collections.OrderedDict, collections.deque,
+     # A decimal context is the calling thread's arithmetic settings (getcontext().prec = 6).
+     decimal.Context, type(decimal.Context().traps)}
 )
 _OPERATORS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
     "+=": (operator.iadd, operator.add),
@@ -314,22 +507,30 @@ class Ownership:
         self, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
     ) -> type:
         """The ``__metaclass__`` hook: build a program's class and record it as owned."""
-        cls = type(name, bases, namespace, **kwargs)
+        cls = build_class(name, bases, namespace, **kwargs)
         if issubclass(cls, BaseException) and not issubclass(cls, Exception):
             raise TypeError(
                 f"class {name!r} cannot derive from a BaseException that is not an Exception "
                 "in the sandbox; derive from Exception"
             )
         self._classes.add(cls)
+        record_program_class(cls)
         return cls
 
     def setattr(self, obj: object, name: str, value: object) -> None:
         """The ``setattr`` builtin: the same rules as ``obj.name = value``."""
-        setattr(self.write(obj), check_attribute_name(name), value)
+        setattr(self.write(obj), self._writable_name(obj, name), value)
 
     def delattr(self, obj: object, name: str) -> None:
         """The ``delattr`` builtin: the same rules as ``del obj.name``."""
-        delattr(self.write(obj), check_attribute_name(name))
+        delattr(self.write(obj), self._writable_name(obj, name))
+
+    def _writable_name(self, obj: object, name: object) -> str:
+        # As the compile policy rules for `obj._x = v`: a private name only on the program's
+        # own objects, never a dunder.
+        if type(name) is str and name.startswith("_") and not is_dunder(name) and self.owns(obj):
+            return name
+        return check_attribute_name(name)
 
 
 def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -383,6 +584,8 @@ def catchable(spec: object) -> object:
     """
     if _ends_the_program(sys.exc_info()[1]):
         return ()
+    if spec is None:  # a bare ``except:``, which the compile policy made ``_catchable_(None)``
+        return Exception
     if type(spec) is not tuple and issubclass(type(spec), tuple):
         # The tuple's own items, not what a subclass's methods would yield.
         spec = tuple(tuple.__iter__(spec))  # type: ignore[arg-type]
@@ -403,9 +606,15 @@ class _Context:
     It calls the manager's own ``__enter__`` and ``__exit__``, but an ``__exit__`` that
     returns true swallows only an ``Exception``: ``done()``, ``fail()``, a cancellation or a
     limit goes on, as ``except Exception`` lets it.
+
+    A program's own manager never sees what ends the program: while ``done()``, ``fail()``, a
+    cancellation or a limit is on its way out, its ``__exit__`` is called as on a normal exit,
+    ``(None, None, None)``, so it cleans up but cannot hold, inspect or re-raise the host's
+    exception. For an ``Exception`` it gets the class and the exception, and ``None`` for the
+    traceback, which leads to frames.
     """
 
-    __slots__ = ("_enter", "_exit", "_manager")
+    __slots__ = ("_enter", "_exit", "_manager", "_program")
 
     def __init__(self, manager: object) -> None:
         kind = type(manager)
@@ -417,14 +626,21 @@ class _Context:
                 f"{kind.__name__!r} object does not support the context manager protocol"
             ) from None
         self._manager = manager
+        self._program = is_program_class(kind)
 
     def __enter__(self) -> object:
         return self._enter(self._manager)
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        swallow = self._exit(self._manager, kind, exc, tb)
-        if exc is not None and not isinstance(exc, Exception):
+        # Also an Exception raised over done() (by a finally block): swallowing it would let
+        # the program run on, and call tools, after it ended.
+        if _ends_the_program(exc):
+            if self._program:
+                self._exit(self._manager, None, None, None)
+            else:
+                self._exit(self._manager, kind, exc, tb)
             return False
+        swallow = self._exit(self._manager, kind, exc, None if self._program else tb)
         return bool(swallow)
 
 

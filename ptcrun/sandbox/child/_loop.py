@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import resource
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Iterable
 from typing import Any
 
 from ... import _json, errors
@@ -89,18 +91,29 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 20] + " … (cut)"
 
 
-def _describe(exc: BaseException, source: str, trusted: Any) -> dict[str, Any]:
-    """The error payload of an exception raised by the program, with its line when known."""
+def _describe(
+    exc: BaseException, source: str, trusted: Any, names: Iterable[object] = ()
+) -> dict[str, Any]:
+    """The error payload of an exception raised by the program, with its line when known.
+
+    ``names`` are the program's globals and builtins; the local names of the innermost program
+    frame are added, so that a mistyped local gets a suggestion too.
+    """
     line = None
+    local_names: tuple[str, ...] = ()
     with trusted():
         tb = exc.__traceback__
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == "<program>":
+            code = tb.tb_frame.f_code
+            if code.co_filename == "<program>":
                 line = tb.tb_lineno
+                local_names = code.co_varnames + code.co_cellvars + code.co_freevars
             tb = tb.tb_next
     lines = source.splitlines()
     source_line = lines[line - 1].strip() if line and 0 < line <= len(lines) else None
-    payload = _exact.error_payload(exc, line=line, source_line=source_line)
+    payload = _exact.error_payload(
+        exc, line=line, source_line=source_line, names=itertools.chain(names, local_names)
+    )
     return {**payload, "message": _clip(payload["message"])}
 
 
@@ -151,6 +164,14 @@ class Child:
             self.globals = build_globals(host=self.host, write_output=self.output.write)
         else:
             self.globals = self._plain_globals()
+
+    def _names(self) -> list[object]:
+        """The names a program could have meant by a name that is not defined."""
+        names: list[object] = list(self.globals)
+        builtins = self.globals.get("__builtins__")
+        if type(builtins) is dict:
+            names.extend(builtins)
+        return names
 
     def _record_exit(self, exit: _host_api.ProgramExit) -> None:
         if self.exit is None:
@@ -211,7 +232,7 @@ class Child:
                 if type(exc) is errors.SandboxLimitExceeded and type(exc.setting) is str:
                     error = self._limit(exc.setting.removeprefix("Limits."), exc)
                 else:
-                    error = _describe(exc, source, trusted)
+                    error = _describe(exc, source, trusted, self._names())
                 result.update(status="error", error=error)
         finally:
             stale = self.fanout.stragglers(_STRAGGLER_GRACE)
@@ -319,6 +340,9 @@ def main(fd_in: int, fd_out: int) -> None:
         from ._namespace import warm_up
 
         warm_up()
+    from ._mod_random import seed_session
+
+    seed_session(init.seed)  # the host's seed for this session, so a replay draws the same
     threading.stack_size(4 << 20)
     child = Child(link, init, data)
 

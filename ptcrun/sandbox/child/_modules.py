@@ -1,25 +1,37 @@
 """The modules a program may import, and the stand-ins it gets instead of modules and types.
 
-``import x`` in a program calls ``guarded_import``, which knows twelve modules: bisect,
-collections, datetime, functools, heapq, itertools, json, math, re, statistics, string and
-textwrap. Each is handed out as a ``ModuleProxy`` that serves a hand-written list of names.
-Real module objects are never reachable: ``json.codecs`` leads to ``builtins.open``,
-``datetime.sys`` to ``sys.modules``, and ``from json import codecs`` skips ``_getattr_``
-entirely. The lists also leave out whatever reads or writes attributes behind the guards'
-backs (``string.Formatter``, ``functools.update_wrapper``/``wraps``/``total_ordering``,
-``singledispatch``), classes that carry shared mutable state (``textwrap.TextWrapper``), and
-``re.DEBUG``, which prints to the process's stdout.
+``import x`` in a program calls ``guarded_import``, which knows the modules of
+``ALLOWED_MODULES`` (``sandbox/_language.py``). Each is handed out as a ``ModuleProxy`` that
+serves a hand-written list of names; a module that needs wrappers has them in a ``_mod_*.py``
+file of its own (``_mod_random``, ``_mod_copy``, ``_mod_operator``, ``_mod_typing``,
+``_mod_dataclasses``, ``_mod_enum``, ``_mod_re``). Real module objects are never reachable:
+``json.codecs`` leads to ``builtins.open``, ``datetime.sys`` to ``sys.modules``, and
+``from json import codecs`` skips ``_getattr_`` entirely. The lists also leave out whatever
+reads or writes attributes behind the guards' backs (``string.Formatter``,
+``functools.update_wrapper``/``wraps``/``total_ordering``, ``singledispatch``), classes that
+carry shared mutable state (``textwrap.TextWrapper``, ``csv.register_dialect``,
+``decimal.DefaultContext``), what opens files (``hashlib.file_digest``, ``base64.encode``) and
+``re.DEBUG``, which prints to the process's stdout. docs/security.md says, module by module,
+what is left out and why.
 
-``random`` is not offered: its module-level generator is shared process state.
+Whatever these modules load lazily (hash algorithms, codec tables, the Unicode database) is
+loaded when this module is imported, before the child's lock-down closes the files.
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
 import collections
+import csv
 import datetime
+import decimal
+import difflib
+import fractions
 import functools
+import hashlib
 import heapq
+import io
 import itertools
 import json
 import math
@@ -29,10 +41,13 @@ import string
 import sys
 import textwrap
 import types
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._language import ALLOWED_MODULES
+from . import _mod_copy, _mod_dataclasses, _mod_enum, _mod_operator, _mod_random, _mod_re, _mod_typing
+from ._mod_classes import record_program_class
 from ._tripwire import trusted
 
 __all__ = ["ALLOWED_MODULES", "ContainerType", "ModuleProxy", "guarded_import"]
@@ -131,54 +146,6 @@ class ContainerType:
         return repr(self._type)
 
 
-def _no_debug(flags: Any) -> Any:
-    if issubclass(type(flags), int):
-        # The exact value: what is checked here is what re compiles with.
-        flags = int.__index__(flags)
-        if flags & re.DEBUG:
-            raise ValueError(
-                "re.DEBUG is not available in the sandbox: it prints to the process's own "
-                "output. Remove the flag."
-            )
-    return flags
-
-
-def _compile(pattern: Any, flags: Any = 0) -> re.Pattern[Any]:
-    return re.compile(pattern, _no_debug(flags))
-
-
-def _search(pattern: Any, string: Any, flags: Any = 0) -> re.Match[Any] | None:
-    return re.search(pattern, string, _no_debug(flags))
-
-
-def _match(pattern: Any, string: Any, flags: Any = 0) -> re.Match[Any] | None:
-    return re.match(pattern, string, _no_debug(flags))
-
-
-def _fullmatch(pattern: Any, string: Any, flags: Any = 0) -> re.Match[Any] | None:
-    return re.fullmatch(pattern, string, _no_debug(flags))
-
-
-def _split(pattern: Any, string: Any, maxsplit: int = 0, flags: Any = 0) -> list[Any]:
-    return re.split(pattern, string, maxsplit=maxsplit, flags=_no_debug(flags))
-
-
-def _findall(pattern: Any, string: Any, flags: Any = 0) -> list[Any]:
-    return re.findall(pattern, string, _no_debug(flags))
-
-
-def _finditer(pattern: Any, string: Any, flags: Any = 0) -> Any:
-    return re.finditer(pattern, string, _no_debug(flags))
-
-
-def _sub(pattern: Any, repl: Any, string: Any, count: int = 0, flags: Any = 0) -> Any:
-    return re.sub(pattern, repl, string, count=count, flags=_no_debug(flags))
-
-
-def _subn(pattern: Any, repl: Any, string: Any, count: int = 0, flags: Any = 0) -> Any:
-    return re.subn(pattern, repl, string, count=count, flags=_no_debug(flags))
-
-
 def _plain_str(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"namedtuple {what} must be a str, not {type(value).__name__}")
@@ -199,10 +166,56 @@ def _namedtuple(
         fields = [_plain_str(field, "field name") for field in field_names]
     rename = bool(rename)
     defaults = None if defaults is None else tuple(defaults)
+    cls = _trusted_namedtuple(name, fields, rename, defaults)
+    record_program_class(cls)
+    return cls
+
+
+def _trusted_namedtuple(name: str, fields: str | list[str], rename: bool, defaults: Any) -> type:
     with trusted():
         return collections.namedtuple(
             name, fields, rename=rename, defaults=defaults, module="__main__"
         )
+
+
+#: The hash algorithms every build of CPython has; ``hashlib.new`` takes only these, so no
+#: name reaches OpenSSL's provider lookup (which may load files).
+_HASHES = tuple(sorted(hashlib.algorithms_guaranteed))
+
+
+def _hashlib_new(name: str, data: bytes = b"", **kwargs: Any) -> Any:
+    """``hashlib.new``: a hash object of one of ``hashlib.algorithms_guaranteed``."""
+    if type(name) is not str or name.lower() not in _HASHES:
+        raise ValueError(
+            f"hashlib.new() takes one of {', '.join(_HASHES)} in the sandbox, not {name!r}"
+        )
+    return getattr(hashlib, name.lower())(data, **kwargs)
+
+
+class _DictReader(csv.DictReader):  # type: ignore[type-arg]
+    """``csv.DictReader`` without the setter of ``fieldnames``: ``DictReader.fieldnames.fset``
+    is a plain function that writes ``_fieldnames`` on whatever object it is given."""
+
+    fieldnames = property(vars(csv.DictReader)["fieldnames"].fget)
+
+
+_DictReader.__name__ = _DictReader.__qualname__ = "DictReader"
+_DictReader.__module__ = "csv"
+
+
+def _load_lazy_parts() -> None:
+    """Touch now what these modules would load on first use (the lockdown closes the files)."""
+    for name in _HASHES:
+        hash_ = getattr(hashlib, name)(b"warm")
+        hash_.hexdigest(8) if name.startswith("shake") else hash_.hexdigest()
+    for text in ("caf\u00e9", "\u2460"):
+        unicodedata.normalize("NFKD", text), unicodedata.name(text[-1], ""), unicodedata.numeric(text[-1], 0)
+    base64.b85decode(base64.b85encode(b"warm")), base64.a85decode(base64.a85encode(b"warm"))
+    base64.b32decode(base64.b32encode(b"warm"))
+    list(csv.DictReader(io.StringIO("a,b\n1,2\n")))
+    csv.writer(io.StringIO()).writerow([1, "x"])
+    format(decimal.Decimal("1.5").sqrt(), ",.3f"), fractions.Fraction("3/4").limit_denominator(2)
+    list(difflib.unified_diff(["a"], ["b"])), difflib.get_close_matches("ab", ["abc"])
 
 
 _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
@@ -247,15 +260,56 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
         "hexdigits", "octdigits", "printable", "punctuation", "whitespace",
     )),
     "textwrap": (textwrap, ("dedent", "fill", "indent", "shorten", "wrap")),
+    "base64": (base64, (
+        "a85decode", "a85encode", "b16decode", "b16encode", "b32decode", "b32encode",
+        "b32hexdecode", "b32hexencode", "b64decode", "b64encode", "b85decode", "b85encode",
+        "decodebytes", "encodebytes", "standard_b64decode", "standard_b64encode",
+        "urlsafe_b64decode", "urlsafe_b64encode",
+    )),
+    "copy": (None, ()),
+    "dataclasses": (None, ()),
+    "csv": (csv, (
+        "Dialect", "DictWriter", "Error", "QUOTE_ALL", "QUOTE_MINIMAL",
+        "QUOTE_NONE", "QUOTE_NONNUMERIC", "Sniffer", "excel", "excel_tab", "reader",
+        "unix_dialect", "writer",
+    )),
+    "decimal": (decimal, (
+        "BasicContext", "Clamped", "Context", "Decimal", "DecimalException", "DivisionByZero",
+        "ExtendedContext", "FloatOperation", "Inexact", "InvalidOperation", "MAX_EMAX",
+        "MAX_PREC", "MIN_EMIN", "MIN_ETINY", "Overflow", "ROUND_05UP", "ROUND_CEILING",
+        "ROUND_DOWN", "ROUND_FLOOR", "ROUND_HALF_DOWN", "ROUND_HALF_EVEN", "ROUND_HALF_UP",
+        "ROUND_UP", "Rounded", "Subnormal", "Underflow", "getcontext", "localcontext",
+        "setcontext",
+    )),
+    "difflib": (difflib, (
+        "Differ", "IS_CHARACTER_JUNK", "IS_LINE_JUNK", "Match", "SequenceMatcher",
+        "context_diff", "get_close_matches", "ndiff", "restore", "unified_diff",
+    )),
+    "enum": (None, ()),
+    "fractions": (fractions, ("Fraction",)),
+    "hashlib": (hashlib, ("algorithms_guaranteed", *_HASHES)),
+    "io": (io, ("StringIO",)),
+    "operator": (None, ()),
+    "random": (None, ()),
+    "typing": (None, ()),
+    "unicodedata": (unicodedata, (
+        "bidirectional", "category", "combining", "decimal", "decomposition", "digit",
+        "east_asian_width", "is_normalized", "lookup", "mirrored", "name", "normalize",
+        "numeric", "unidata_version",
+    )),
 }
 # Names served by a wrapper rather than the module's own object.
 _WRAPPED: dict[str, dict[str, object]] = {
     "collections": {"namedtuple": _namedtuple},
-    "re": {
-        "compile": _compile, "findall": _findall, "finditer": _finditer,
-        "fullmatch": _fullmatch, "match": _match, "search": _search, "split": _split,
-        "sub": _sub, "subn": _subn,
-    },
+    "copy": _mod_copy.MEMBERS,
+    "csv": {"DictReader": _DictReader},
+    "dataclasses": _mod_dataclasses.MEMBERS,
+    "enum": _mod_enum.MEMBERS,
+    "hashlib": {"new": _hashlib_new},
+    "operator": _mod_operator.MEMBERS,
+    "random": _mod_random.MEMBERS,
+    "typing": _mod_typing.members(_namedtuple),
+    "re": _mod_re.MEMBERS,
 }
 
 
@@ -281,6 +335,7 @@ if set(_NAMES) != set(ALLOWED_MODULES):  # pragma: no cover - the two lists drif
     raise RuntimeError(
         f"sandbox/_language.py allows {sorted(ALLOWED_MODULES)}, but _modules.py serves {sorted(_NAMES)}"
     )
+_load_lazy_parts()
 _PROXIES = {name: ModuleProxy(name, _members(name)) for name in ALLOWED_MODULES}
 
 

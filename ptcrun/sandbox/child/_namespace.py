@@ -8,10 +8,11 @@ host's names (``data``, ``tool``, ...) are plain globals a program may rebind ha
 because no guard looks anything up in the globals.
 
 What is left out of the builtins is as deliberate as what is in: no ``open``, ``eval``,
-``exec``, ``compile``, ``globals``, ``locals``, ``vars``, ``dir``, ``type``, ``input``,
-``help``, ``breakpoint``, ``memoryview``, ``bytes``, ``id``, ``hash``, ``super``, and no
-``BaseException``, ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit`` or
-``ExceptionGroup``.
+``exec``, ``compile``, ``globals``, ``locals``, ``dir``, ``input``, ``help``,
+``breakpoint``, ``memoryview``, ``id``, ``exit``, and no ``BaseException``, ``SystemExit``,
+``KeyboardInterrupt``, ``GeneratorExit`` or ``ExceptionGroup``; ``_withheld`` says why in the
+NameError a program gets for each. ``type`` is a stand-in with one argument that never hands
+out a metaclass (:class:`TypeOf`); ``vars(obj)`` is ``obj.__dict__`` of the program's own objects.
 
 ``_getiter_`` is plain ``iter``: C code iterates in many places a program can reach
 (``str.join``, ``list.extend``, ``Counter(...)``), so no rule of the sandbox rests on it.
@@ -26,11 +27,13 @@ import builtins
 import collections
 import datetime
 import fractions
+import itertools
 import json
 import operator
 import re
 import statistics
 import string
+import sys
 import textwrap
 import threading
 import time
@@ -39,17 +42,20 @@ from typing import Any
 
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
+from . import _withheld
 from ._guards import (
     Ownership,
+    TypeOf,
     catchable,
     guarded_apply,
     guarded_getattr,
     guarded_hasattr,
+    guarded_vars,
     guarded_with,
 )
 from ._modules import ContainerType, guarded_import
 
-__all__ = ["Printer", "build_globals", "warm_up"]
+__all__ = ["TYPE", "Printer", "build_globals", "warm_up"]
 
 _getiter = iter
 
@@ -170,21 +176,29 @@ for _name, _function in _ITERATING.items():
 _CONTAINERS = {kind.__name__: ContainerType(kind) for kind in (dict, frozenset, list, set, tuple)}
 
 _PLAIN = (
-    "abs", "ascii", "bin", "bool", "callable", "chr", "classmethod", "complex", "divmod",
-    "float", "format", "hex", "int", "isinstance", "iter", "len", "next",
-    "object", "oct", "ord", "pow", "property", "range", "repr", "round", "slice",
-    "staticmethod", "str",
+    "abs", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr", "classmethod",
+    "complex", "divmod", "float", "format", "hash", "hex", "int", "isinstance", "iter", "len",
+    "next", "object", "oct", "ord", "pow", "property", "range", "repr", "round", "slice",
+    "staticmethod", "str", "super",
 )
 _CONSTANTS = {"None": None, "True": True, "False": False, "Ellipsis": Ellipsis,
               "NotImplemented": NotImplemented}
-# Exception classes a program may raise and catch: Exception and its subclasses only.
-_EXCEPTIONS = (
-    ArithmeticError, AssertionError, AttributeError, EOFError, Exception, FloatingPointError,
-    ImportError, IndexError, KeyError, LookupError, MemoryError, ModuleNotFoundError, NameError,
-    NotImplementedError, OSError, OverflowError, RecursionError, ReferenceError, RuntimeError,
-    StopIteration, SyntaxError, TimeoutError, TypeError, UnboundLocalError, UnicodeDecodeError,
-    UnicodeEncodeError, UnicodeError, ValueError, ZeroDivisionError,
+# Exception classes a program may raise and catch: every builtin Exception subclass (warnings
+# included), but no exception group, since except* is refused.
+_EXCEPTIONS = tuple(
+    sorted(
+        (
+            value for value in vars(builtins).values()
+            if isinstance(value, type) and issubclass(value, Exception)
+            and not issubclass(value, BaseExceptionGroup)
+        ),
+        key=lambda cls: cls.__name__,
+    )
 )
+
+
+_CONTAINER_OF = {stand_in._type: stand_in for stand_in in _CONTAINERS.values()}
+TYPE = TypeOf(_CONTAINER_OF)
 
 
 def _builtins(ownership: Ownership) -> dict[str, object]:
@@ -194,9 +208,11 @@ def _builtins(ownership: Ownership) -> dict[str, object]:
     table.update(_CONTAINERS)
     table.update(_ITERATING)
     table.update(
+        type=TYPE,
         issubclass=_issubclass,
         getattr=guarded_getattr,
         hasattr=guarded_hasattr,
+        vars=guarded_vars,
         setattr=ownership.setattr,
         delattr=ownership.delattr,
         __build_class__=builtins.__build_class__,
@@ -232,8 +248,21 @@ def build_globals(
                 "that do not start with '_'"
             )
     ownership = Ownership()
-    namespace: dict[str, object] = {
-        "__builtins__": _builtins(ownership),
+    namespace: dict[str, object] = {}
+
+    def catchable_here(spec: object) -> object:
+        # The clause is evaluated while its exception is set: a NameError for a withheld or
+        # mistyped name gets its explanation before the program can read it.
+        pending = sys.exc_info()[1]
+        if type(pending) is NameError:
+            # list() copies the keys in one step: a pmap thread may be adding a global.
+            _withheld.explain(pending, itertools.chain(list(namespace), builtin_names))
+        return catchable(spec)
+
+    table = _builtins(ownership)
+    builtin_names = tuple(table)
+    namespace.update({
+        "__builtins__": table,
         "__name__": "__main__",
         "__metaclass__": ownership.make_class,
         "_getattr_": guarded_getattr,
@@ -245,9 +274,9 @@ def build_globals(
         "_print_": Printer(write_output),
         "_unpack_sequence_": guarded_unpack_sequence,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-        "_catchable_": catchable,
+        "_catchable_": catchable_here,
         "_with_": guarded_with,
-    }
+    })
     namespace.update(host)
     return namespace
 

@@ -2,20 +2,32 @@
 
 RestrictedPython rewrites attribute, item, iteration, write and print operations into calls to
 hooks (``_getattr_``, ``_write_``, ...) that ``_namespace.build_globals`` supplies, and refuses
-names starting with ``_``. On top of that this policy:
+names starting with ``_``. This policy changes that, and adds:
 
-* refuses ``except:`` and ``except BaseException`` (or ``SystemExit``, ``KeyboardInterrupt``,
-  ``GeneratorExit``, alone or in a tuple), and wraps every except clause in ``_catchable_``,
-  so ``done()``/``fail()``, which raise a ``BaseException``, pass every handler;
+* names: ``_helper`` and ``_cache`` are a program's own; dunder names and names of the form
+  ``_x_`` (the hooks'), ``_print`` and ``_tmpN`` (RestrictedPython's collector and
+  temporaries) are refused in every scope, so nothing a program binds shadows a hook;
+* classes: a class body may define the special methods of ``_names.SPECIAL_METHODS``; every
+  other dunder is refused with its reason. Attribute reads of ``_x`` and of those special
+  methods compile to ``_getattr_``, which allows them only on the program's own objects;
+  ``self.__x`` is mangled as Python mangles the store; no dunder may be assigned;
+* ``except:`` is ``except _catchable_(None)``, which is ``Exception``; ``except BaseException``
+  (or ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, alone or in a tuple) is refused,
+  and every clause goes through ``_catchable_``, so ``done()``/``fail()``, which raise a
+  ``BaseException``, pass every handler;
 * refuses ``return``, ``break``, ``continue`` and ``yield`` inside ``finally``: each would
   silently swallow ``done()`` on its way out;
 * wraps the context manager of every ``with`` item in ``_with_``, whose ``__exit__`` cannot
   swallow ``done()``/``fail()`` either;
+* binds the right side of a chained assignment (``r = a, b = f()``) to a temporary once,
+  where RestrictedPython evaluated it once per target;
 * rewrites ``counts[k] += 1`` and ``self.n += 1`` (RestrictedPython refuses them) so that
   target and key are evaluated once, the read goes through ``_getitem_``/``_getattr_`` and the
   write through ``_write_``;
-* refuses positional-only parameters, keyword arguments named ``_...`` and reading
-  ``printed``; allows ``nonlocal`` and annotated assignments, with the usual name checks.
+* accepts ``from __future__ import annotations`` (and the other no-op features) at the top of
+  a program, as the directive it is, and drops it;
+* refuses positional-only parameters and reading ``printed``; allows ``nonlocal`` and
+  annotated assignments, with the usual name checks.
 
 Syntax RestrictedPython does not know stays refused (``match``, ``except*``, ``async``).
 Annotations are never evaluated: RestrictedPython's ``compile`` call inherits
@@ -35,15 +47,19 @@ from typing import TypeAlias
 
 from RestrictedPython.compile import compile_restricted_exec
 from RestrictedPython.transformer import (
-    ALLOWED_FUNC_NAMES,
-    FORBIDDEN_FUNC_NAMES,
-    INSPECT_ATTRIBUTES,
     IOPERATOR_TO_STR,
     RestrictingNodeTransformer,
     copy_locations,
 )
 
-__all__ = ["MAX_SOURCE_CHARS", "MAX_SOURCE_LINES", "ProgramRejected", "compile_program"]
+from . import _names
+
+__all__ = [
+    "MAX_SOURCE_CHARS",
+    "MAX_SOURCE_LINES",
+    "ProgramRejected",
+    "compile_program",
+]
 
 #: Longest program accepted, in characters. Compiling is superlinear in deep nesting and the
 #: error for a long statement echoes it, so the child refuses long programs before parsing.
@@ -75,6 +91,12 @@ _NOT_ALLOWED = {
     "AsyncFor": "'async for' is not allowed in the sandbox; use a plain 'for'",
     "AsyncWith": "'async with' is not allowed in the sandbox",
 }
+
+
+_FUTURE_FEATURES = frozenset(
+    {"annotations", "generator_stop", "division", "absolute_import", "print_function",
+     "unicode_literals", "with_statement", "generators", "nested_scopes"}
+)
 
 
 class ProgramRejected(Exception):
@@ -203,22 +225,6 @@ def _rejection(errors: Sequence[str], lines: list[str]) -> ProgramRejected:
     return ProgramRejected("NotAllowed", message, first.line, _source_line(lines, first.line))
 
 
-def _private(name: str) -> str:
-    return f"{name!r} is not allowed: names starting with '_' are private in the sandbox"
-
-
-def _name_problem(name: str, *, attribute: bool = False) -> str | None:
-    if name.startswith("_") and name != "_":
-        return _private(name)
-    if name.endswith("__roles__"):
-        return f"{name!r} is not allowed: names ending in '__roles__' are reserved"
-    if attribute and name in INSPECT_ATTRIBUTES:
-        return f"{name!r} is not allowed: frame and code objects are hidden in the sandbox"
-    if not attribute and name in FORBIDDEN_FUNC_NAMES:
-        return f"{name!r} is a reserved name in the sandbox; choose another name"
-    return None
-
-
 def _hook(name: str, *args: ast.expr) -> ast.Call:
     return ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
 
@@ -240,12 +246,76 @@ class ProgramPolicy(RestrictingNodeTransformer):
     def check_name(
         self, node: ast.AST, name: str | None, allow_magic_methods: bool = False
     ) -> None:
-        # A node without a position counts as module level, where magic names stay refused.
-        nested = getattr(node, "col_offset", 0) != 0
-        magic = allow_magic_methods and name in ALLOWED_FUNC_NAMES and nested
-        problem = None if name is None or magic else _name_problem(name)
+        if name is None:
+            return
+        # RestrictedPython asks with allow_magic_methods only for a def's own name.
+        if allow_magic_methods and id(node) in self._methods():
+            problem = _names.method_problem(name)
+        elif allow_magic_methods and _names.is_dunder(name) and name in _names.SPECIAL_METHODS:
+            problem = f"special method {name!r} can only be defined in a class body"
+        elif self._scopes()[-1:] == ["class"]:
+            # A class body's own names are its attributes: `__str__ = __repr__`,
+            # `__hash__ = None`, `_registry = {}`, as a def there may be named.
+            problem = _names.method_problem(name)
+        else:
+            problem = _names.name_problem(name)
         if problem:
             self.error(node, problem)
+
+    def _methods(self) -> set[int]:
+        """The ids of the defs written directly in a class body."""
+        return self.__dict__.setdefault("_method_ids", set())  # type: ignore[no-any-return]
+
+    def _scopes(self) -> list[str]:
+        """``"class"`` or ``"function"`` for each scope being visited, innermost last."""
+        return self.__dict__.setdefault("_scope_kinds", [])  # type: ignore[no-any-return]
+
+    def _classes(self) -> list[str]:
+        """The names of the class bodies being visited, innermost last (for name mangling)."""
+        return self.__dict__.setdefault("_class_names", [])  # type: ignore[no-any-return]
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> _Visited:
+        self._methods().update(id(s) for s in node.body if isinstance(s, ast.FunctionDef))
+        self._classes().append(node.name)
+        self._scopes().append("class")
+        try:
+            return super().visit_ClassDef(node)
+        finally:
+            self._scopes().pop()
+            self._classes().pop()
+
+    def visit_Lambda(self, node: ast.Lambda) -> _Visited:
+        self._scopes().append("function")
+        try:
+            return super().visit_Lambda(node)
+        finally:
+            self._scopes().pop()
+
+    def visit_Module(self, node: ast.Module) -> _Visited:
+        # Future imports count only at the top, after the docstring, as Python requires.
+        leading = self.__dict__.setdefault("_leading_futures", set())
+        body = node.body
+        start = 1 if body and isinstance(body[0], ast.Expr) and isinstance(
+            body[0].value, ast.Constant) and isinstance(body[0].value.value, str) else 0
+        for statement in body[start:]:
+            if not (isinstance(statement, ast.ImportFrom) and statement.module == "__future__"):
+                break
+            leading.add(id(statement))
+        return super().visit_Module(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> _Visited:
+        """``from __future__ import annotations`` is a directive, not an import: it is checked
+        and dropped (annotations are never evaluated in the sandbox anyway)."""
+        if node.module != "__future__" or node.level:
+            return super().visit_ImportFrom(node)
+        if id(node) not in self.__dict__.get("_leading_futures", ()):
+            self.error(node, "from __future__ imports must occur at the beginning of the program")
+        for alias in node.names:
+            if alias.name not in _FUTURE_FEATURES:
+                self.error(node, f"future feature {alias.name} is not defined")
+        directive = ast.Pass()
+        copy_locations(directive, node)
+        return directive
 
     def check_function_argument_names(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
@@ -263,7 +333,11 @@ class ProgramPolicy(RestrictingNodeTransformer):
         defaults, kw_defaults, decorators = node.args.defaults, node.args.kw_defaults, node.decorator_list
         node.args.defaults, node.decorator_list = [], []
         node.args.kw_defaults = [None] * len(kw_defaults)  # stays aligned with kwonlyargs
-        visited = super().visit_FunctionDef(node)
+        self._scopes().append("function")
+        try:
+            visited = super().visit_FunctionDef(node)
+        finally:
+            self._scopes().pop()
         assert isinstance(visited, ast.FunctionDef)  # RestrictedPython keeps the def
         node = visited
         node.args.defaults = [self.visit(d) for d in defaults]
@@ -273,12 +347,13 @@ class ProgramPolicy(RestrictingNodeTransformer):
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         """``a.b`` → ``_getattr_(a, 'b')``; ``a.b = v``, ``del a.b`` write via ``_write_(a)``."""
-        problem = _name_problem(node.attr, attribute=True)
+        problem = _names.attribute_problem(node.attr, store=not isinstance(node.ctx, ast.Load))
         if problem:
             self.error(node, problem)
         node = self.node_contents_visit(node)
         if isinstance(node.ctx, ast.Load):
-            call = _hook("_getattr_", node.value, ast.Constant(node.attr))
+            name = _names.mangle(node.attr, self._classes())
+            call = _hook("_getattr_", node.value, ast.Constant(name))
             copy_locations(call, node)
             return call
         node.value = _hook("_write_", node.value)
@@ -290,12 +365,17 @@ class ProgramPolicy(RestrictingNodeTransformer):
             self.error(node, "'printed' is not available in the sandbox; print() writes to the "
                              "output")
             return node
+        if node.id == "__name__" and isinstance(node.ctx, ast.Load):
+            # `if __name__ == "__main__":` reads the program's own "__main__"; binding it
+            # stays refused, as every dunder does.
+            return node
         return super().visit_Name(node)
 
     def visit_Call(self, node: ast.Call) -> _Visited:
         for keyword in node.keywords:
-            if keyword.arg is not None and keyword.arg.startswith("_"):
-                self.error(node, f"keyword argument {_private(keyword.arg)}")
+            problem = None if keyword.arg is None else _names.name_problem(keyword.arg)
+            if problem:
+                self.error(node, f"keyword argument {problem}")
         return super().visit_Call(node)
 
     def visit_Global(self, node: ast.Global | ast.Nonlocal) -> ast.AST:
@@ -304,6 +384,42 @@ class ProgramPolicy(RestrictingNodeTransformer):
         return node
 
     visit_Nonlocal = visit_Global
+
+    def visit_Assign(self, node: ast.Assign) -> _Visited:
+        """Evaluate the right side once, then assign it to each target, left to right.
+
+        RestrictedPython copies the value into one assignment per target, so
+        ``r = a, b = tool.pair(3)`` called the tool twice and ``t = a, b = b, a`` read ``b, a``
+        again after ``a`` and ``b`` had changed. With several targets it becomes::
+
+            _tmp0 = tool.pair(3)
+            try:
+                r = _tmp0
+                a, b = _unpack_sequence_(_tmp0, ...)
+            finally:
+                del _tmp0
+        """
+        if len(node.targets) == 1:
+            return super().visit_Assign(node)
+        targets = [self.visit(target) for target in node.targets]
+        value = self.visit(node.value)
+        tmp = self.gen_tmp_name()
+        assigns: list[ast.stmt] = []
+        for target in targets:
+            copy: ast.expr = _load(tmp)
+            if isinstance(target, (ast.Tuple, ast.List)):
+                copy = self.protect_unpack_sequence(target, copy)  # type: ignore[arg-type]
+            assigns.append(ast.Assign(targets=[target], value=copy))
+        bind = ast.Assign(targets=[ast.Name(tmp, ast.Store())], value=value)
+        write = ast.Try(
+            body=assigns,
+            handlers=[],
+            orelse=[],
+            finalbody=[ast.Delete(targets=[ast.Name(tmp, ast.Del())])],
+        )
+        for statement in (bind, write, *assigns):
+            copy_locations(statement, node)
+        return [bind, write]
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
         """``x: int = 1``: target and value are checked as in an assignment."""
@@ -321,17 +437,16 @@ class ProgramPolicy(RestrictingNodeTransformer):
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
         """Refuse catch-alls; route the clause's classes through ``_catchable_`` at run time."""
-        if node.type is None:
-            self.error(node, f"bare 'except:' {_CATCH_ALL}")
         for name in _caught_names(node.type):
             if name in _UNCATCHABLE:
                 self.error(node, f"'except {name}' {_CATCH_ALL}")
         visited = super().visit_ExceptHandler(node)
         assert isinstance(visited, ast.ExceptHandler)  # RestrictedPython keeps the handler
         node = visited
-        if node.type is not None:
-            node.type = _hook("_catchable_", node.type)
-            copy_locations(node.type, node)
+        # A bare ``except:`` is ``except Exception:``, the most a program may catch:
+        # ``_catchable_(None)`` is Exception, or nothing while done()/fail() is on its way out.
+        node.type = _hook("_catchable_", ast.Constant(None) if node.type is None else node.type)
+        copy_locations(node.type, node)
         return node
 
     def visit_With(self, node: ast.With) -> ast.AST:
@@ -361,11 +476,12 @@ class ProgramPolicy(RestrictingNodeTransformer):
             return super().visit_AugAssign(node)
         obj = self.gen_tmp_name()
         if isinstance(target, ast.Attribute):
-            problem = _name_problem(target.attr, attribute=True)
+            problem = _names.attribute_problem(target.attr, store=True)
             if problem:
                 self.error(node, problem)
             parts = [(obj, self.visit(target.value))]
-            read: ast.expr = _hook("_getattr_", _load(obj), ast.Constant(target.attr))
+            name = _names.mangle(target.attr, self._classes())  # the store below is mangled by Python
+            read: ast.expr = _hook("_getattr_", _load(obj), ast.Constant(name))
             store: ast.expr = ast.Attribute(_hook("_write_", _load(obj)), target.attr, ast.Store())
         else:
             assert isinstance(target, ast.Subscript)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -56,6 +57,16 @@ _RESTART_NOTE = (
 )
 
 
+def _check_seed(seed: object) -> int:
+    if seed is None:
+        return secrets.randbits(63)
+    if type(seed) is not int or not 0 <= seed < 2**63:
+        raise errors.ConfigError(
+            f"seed must be a whole number from 0 to 2**63 - 1 (it crosses as JSON), not {seed!r}"
+        )
+    return seed
+
+
 def _no_budget() -> dict[str, Any]:
     return {"tokens": None, "turns": None, "seconds": None, "cost": None}
 
@@ -90,6 +101,11 @@ class Sandbox:
             happens. Exceptions it raises propagate.
         strict: refuse to start unless every OS layer (seccomp, Landlock, no_new_privs) is
             active.
+        seed: the seed of the generator behind the programs' ``random`` module, a whole number
+            from 0 to ``2**63 - 1``. By default each sandbox draws its own. Every child it
+            starts, a restarted one too, begins from this seed, and each ``sandbox.start`` event
+            carries it, so the same programs run again with the same seed draw the same numbers
+            (``ptcrun exec --turn`` does that).
     """
 
     def __init__(
@@ -103,6 +119,7 @@ class Sandbox:
         limiter: trio.CapacityLimiter | None = None,
         on_event: Callable[[Event], None] | None = None,
         strict: bool = False,
+        seed: int | None = None,
         _language_layer: bool = True,
         _os_layers: bool = True,
     ) -> None:
@@ -120,6 +137,7 @@ class Sandbox:
         self._strict = strict
         self._language_layer = _language_layer
         self._os_layers = _os_layers
+        self._seed = _check_seed(seed)
         self._process: trio.Process | None = None
         self._channel: Channel | None = None
         # Kept after the child is stopped: its record of the host's own signals explains a
@@ -130,6 +148,11 @@ class Sandbox:
         self._busy = False
         #: The OS layers the child reported active (``None`` before start or when off).
         self.layers: dict[str, Any] | None = None
+
+    @property
+    def seed(self) -> int:
+        """The seed of the programs' ``random`` generator in this sandbox (see the ``seed`` argument)."""
+        return self._seed
 
     @property
     def pid(self) -> int | None:
@@ -206,7 +229,9 @@ class Sandbox:
             await self._kill("it sent a frame before 'ready'")
             raise errors.SandboxError(f"the sandbox child sent {frame.OP!r} before 'ready'")
         self.layers = frame.layers
-        self._on_event({"type": "sandbox.start", "pid": self._process.pid, "layers": self.layers})
+        self._on_event(
+            {"type": "sandbox.start", "pid": self._process.pid, "layers": self.layers, "seed": self._seed}
+        )
 
     async def _send_init(self, channel: Channel) -> None:
         limits = {
@@ -228,6 +253,7 @@ class Sandbox:
                 language_layer=self._language_layer,
                 os_layers=self._os_layers,
                 strict=self._strict,
+                seed=self._seed,
             )
         )
         parts = list(self._data.items()) if isinstance(self._data, dict) else [(None, self._data)]

@@ -1,0 +1,329 @@
+"""Attacks through the modules of the second wave, one row each, against the language layer.
+
+Each module is a new surface: for each, what it could reach (a dunder, a frame, a real module, a
+metaclass, the host's objects, a file) and what it could change (``data``, shared module state,
+other classes), tried, with the refusal it must meet. The rules of docs/security.md ("Rules for
+widening the language") for copy, operator and typing are tested here by name.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import decimal
+import types
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ptcrun.sandbox import Sandbox
+from ptcrun.sandbox.child import _guards, _mod_copy
+from ptcrun.sandbox.child._guards import guarded_getattr
+from ptcrun.sandbox.child._mod_classes import record_program_class
+from ptcrun.sandbox.child._modules import _PROXIES
+from tests.sandbox.inproc import DATA, Session
+
+from .conftest import limits
+
+PRIVATE = "names starting with '_' are private in the sandbox"
+CANNOT_IMPORT = "cannot import name"
+NOT_CHANGEABLE = "can be changed in the sandbox"
+
+RECORD = "import dataclasses\n@dataclasses.dataclass\nclass P:\n    x: object\n"
+
+ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
+    # --- random: a generator of the program's own, never a way into data
+    "random_shuffle_data": ("import random\nrandom.shuffle(data)", TypeError, "random.shuffle() takes a list"),
+    "random_instance_shuffle_data": ("import random\nrandom.Random(1).shuffle(data)", TypeError, "takes a list"),
+    "random_unbound_shuffle_data": ("import random\nrandom.Random.shuffle(random.Random(), data)", TypeError, "takes a list"),
+    "random_generator_behind_a_function": ("import random\nrandom.seed.__self__", Exception, "__self__"),
+    "random_setstate_on_a_host_object": ("import random\nrandom.Random.setstate(tool, (3, tuple(range(625)), None))", TypeError, "setstate() needs a Random object"),
+    "random_real_module": ("from random import SystemRandom", ImportError, CANNOT_IMPORT),
+    "random_module_of_the_class": ("import random\nrandom.Random.__module__", Exception, "__module__"),
+    "random_os_entropy": ("from random import _urandom", Exception, "'_urandom'"),
+    # --- typing: annotations, never evaluation, never a metaclass
+    "typing_get_type_hints": ("from typing import get_type_hints", ImportError, CANNOT_IMPORT),
+    "typing_get_origin": ("from typing import get_origin", ImportError, CANNOT_IMPORT),
+    "typing_forward_ref": ("from typing import ForwardRef", ImportError, CANNOT_IMPORT),
+    "typing_sys": ("import typing\ntyping.sys", AttributeError, "has no attribute 'sys'"),
+    "typing_origin_attribute": ("import typing\ngetattr(typing.List[int], '__origin__')", AttributeError, PRIVATE),
+    "typing_type_builds_no_class": ("import typing\ntyping.Type[int]('K', (), {})", TypeError, "cannot be instantiated"),
+    "typing_type_alias_mro": ("import typing\ntyping.Type.mro()", AttributeError, "'mro' is not allowed"),
+    "typing_register_with_a_shared_abc": ("import typing\ntyping.Mapping.register(str)", AttributeError, "'register' is not allowed"),
+    "typing_register_with_a_protocol": ("import typing\ntyping.SupportsInt.register(str)", AttributeError, "'register' is not allowed"),
+    "typing_named_tuple_with_another_base": ("from typing import NamedTuple\nclass P(NamedTuple, dict):\n    x: int", TypeError, "can only inherit from a NamedTuple type"),
+    "typing_named_tuple_over_its_machinery": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\n    def __getnewargs__(self):\n        return ()", Exception, "__getnewargs__"),
+    "typing_named_tuple_generated_code": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\ngetattr(P.__new__, '__globals__')", Exception, "'__new__' is not allowed"),
+    "typing_named_tuple_machinery_replaced": ("from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\n    _make = 1", AttributeError, "Cannot overwrite NamedTuple attribute _make"),
+    "typing_forward_ref_code": ("import typing\nx = typing.Optional['Node']\ngetattr(x, '__args__')", AttributeError, PRIVATE),
+    "typing_metaclass_of_a_protocol": ("import typing\nclass P(typing.Protocol):\n    pass\ntype(P)", TypeError, "metaclass"),
+    "typing_metaclass_of_a_typed_dict": ("import typing\nclass M(typing.TypedDict):\n    a: int\ntype(M)", TypeError, "metaclass"),
+    # --- copy: containers and the program's own objects only
+    "copy_tool": ("import copy\ncopy.copy(tool)", TypeError, "copy.copy() copies numbers, text, containers"),
+    "copy_budget": ("import copy\ncopy.deepcopy(budget)", TypeError, "not 'FakeBudget' objects"),
+    "copy_module_proxy": ("import copy, json\ncopy.deepcopy(json)", TypeError, "not 'ModuleProxy' objects"),
+    "copy_program_object_holding_a_host_object": ("import copy\nclass A:\n    pass\na = A()\na.b = budget\ncopy.deepcopy(a)", TypeError, "not 'FakeBudget' objects"),
+    "copy_subclass_of_a_host_class": ("import copy, io\nclass S(io.StringIO):\n    pass\ncopy.copy(S())", TypeError, "it extends 'StringIO'"),
+    "copy_generator": ("import copy\ncopy.deepcopy(x for x in [1])", TypeError, "not 'generator' objects"),
+    "copy_machinery": ("from copy import _deepcopy_dispatch", Exception, "'_deepcopy_dispatch'"),
+    "copy_reduction": ("from copy import _reconstruct", Exception, "'_reconstruct'"),
+    "copy_reduction_tables": ("import copyreg", ImportError, "import of 'copyreg' is not allowed"),
+    "copy_memo_of_another_kind": ("import copy\nclass M(dict):\n    pass\ncopy.deepcopy([1], M())", TypeError, "memo must be a dict"),
+    # --- operator: getters that obey the attribute guard
+    "attrgetter_dunder": ("import operator\noperator.attrgetter('__class__')", AttributeError, PRIVATE),
+    "attrgetter_dotted_dunder": ("import operator\noperator.attrgetter('real.__class__')", AttributeError, PRIVATE),
+    "attrgetter_frame": ("import operator\noperator.attrgetter('gi_frame')", AttributeError, "'gi_frame' is not allowed"),
+    "attrgetter_str_subclass": ("import operator\nclass N(str):\n    def split(self, sep):\n        return ['x']\noperator.attrgetter(N('__globals__'))", TypeError, "attribute name must be a string"),
+    "attrgetter_rebuilt_from_its_class": ("import operator\nG = type(operator.attrgetter('x'))\nG(('__globals__',))(lambda: 0)", AttributeError, PRIVATE),
+    "methodcaller_dunder": ("import operator\noperator.methodcaller('__reduce_ex__', 2)", AttributeError, PRIVATE),
+    "methodcaller_format_lookup": ("import operator\noperator.methodcaller('format', 1)('{0.__class__}')", ValueError, "format field {0.__class__} is not allowed"),
+    "methodcaller_rebuilt_from_its_class": ("import operator\nM = type(operator.methodcaller('x'))\nM('__class__', (), {})(1)", AttributeError, PRIVATE),
+    "operator_setitem": ("from operator import setitem", ImportError, CANNOT_IMPORT),
+    "operator_delitem": ("import operator\noperator.delitem", AttributeError, "has no attribute 'delitem'"),
+    "operator_in_place": ("from operator import iadd", ImportError, CANNOT_IMPORT),
+    # --- csv and io: text in memory, no file, no shared state
+    "io_open": ("from io import open", ImportError, CANNOT_IMPORT),
+    "io_file": ("import io\nio.FileIO", AttributeError, "has no attribute 'FileIO'"),
+    "string_io_descriptor": ("import io\nio.StringIO().fileno()", Exception, "fileno"),
+    "string_io_buffer": ("import io\nio.StringIO().buffer", AttributeError, "buffer"),
+    "csv_shared_dialect": ("import csv\ncsv.excel.delimiter = ';'", TypeError, NOT_CHANGEABLE),
+    "csv_register_dialect": ("from csv import register_dialect", ImportError, CANNOT_IMPORT),
+    "csv_field_size_limit": ("from csv import field_size_limit", ImportError, CANNOT_IMPORT),
+    "csv_fieldnames_setter_on_a_host_object": ("import csv\ncsv.DictReader.fieldnames.fset(tool, ['x'])", TypeError, "'NoneType' object is not callable"),
+    "csv_reader_state": ("import csv\nr = csv.DictReader(['a'])\nr.reader = None", TypeError, NOT_CHANGEABLE),
+    # --- hashlib, base64, unicodedata: bytes and text in, no file, no capsule
+    "hashlib_file_digest": ("from hashlib import file_digest", ImportError, CANNOT_IMPORT),
+    "hashlib_unknown_algorithm": ("import hashlib\nhashlib.new('md4')", ValueError, "takes one of"),
+    "hashlib_str_subclass_name": ("import hashlib\nclass N(str):\n    def lower(self):\n        return 'sha256'\nhashlib.new(N('whirlpool'))", ValueError, "takes one of"),
+    "hashlib_key_derivation": ("from hashlib import scrypt", ImportError, CANNOT_IMPORT),
+    "base64_file_functions": ("from base64 import encode", ImportError, CANNOT_IMPORT),
+    "base64_binascii_module": ("import base64\nbase64.binascii", AttributeError, "has no attribute 'binascii'"),
+    "unicodedata_capsule": ("from unicodedata import ucnhash_CAPI", ImportError, CANNOT_IMPORT),
+    # --- decimal, fractions, difflib, enum
+    "decimal_default_context": ("from decimal import DefaultContext", ImportError, CANNOT_IMPORT),
+    "decimal_module_of_a_context": ("import decimal\ndecimal.getcontext().__class__", Exception, "__class__"),
+    "fraction_class_state": ("from fractions import Fraction\nFraction.numerator = 1", TypeError, NOT_CHANGEABLE),
+    "difflib_html": ("from difflib import HtmlDiff", ImportError, CANNOT_IMPORT),
+    "difflib_matcher_state": ("import difflib\nm = difflib.SequenceMatcher(None, 'a', 'b')\nm.a = 'c'", TypeError, NOT_CHANGEABLE),
+    "enum_metaclass": ("from enum import EnumMeta", ImportError, CANNOT_IMPORT),
+    "enum_metaclass_new_name": ("from enum import EnumType", ImportError, CANNOT_IMPORT),
+    "enum_metaclass_of_a_class": ("import enum\nclass C(enum.Enum):\n    A = 1\ntype(C)", TypeError, "metaclass"),
+    "enum_members_table": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__", Exception, "__members__"),
+    "enum_private_table": ("import enum\nclass C(enum.Enum):\n    A = 1\ngetattr(C, '_member_map_')", AttributeError, PRIVATE),
+    "enum_reassign_member": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.A = 2", AttributeError, "reassign"),
+    "enum_shared_base": ("import enum\nenum.Enum.describe = 1", TypeError, NOT_CHANGEABLE),
+    # --- dataclasses: the program's own classes, methods that are closures and hand out nothing
+    "dataclass_host_class": ("import dataclasses, json\ndataclasses.dataclass(json.JSONDecoder)", TypeError, "decorates the program's own classes"),
+    "dataclass_builtin_class": ("import dataclasses\ndataclasses.dataclass(int)", TypeError, "decorates the program's own classes"),
+    "dataclass_host_object": ("import dataclasses\ndataclasses.dataclass(budget)", TypeError, "not 'FakeBudget'"),
+    "dataclass_generated_globals": (f"{RECORD}P.__init__.__globals__", Exception, "__globals__"),
+    "dataclass_generated_globals_getattr": (f"{RECORD}getattr(P.__eq__, '__globals__')", AttributeError, PRIVATE),
+    "dataclass_generated_closure": (f"{RECORD}getattr(P.__repr__, '__closure__')", AttributeError, PRIVATE),
+    "dataclass_field_state": ("import dataclasses\nf = dataclasses.field()\nf.name = 'x'", TypeError, NOT_CHANGEABLE),
+    "dataclass_fields_state": (f"{RECORD}dataclasses.fields(P)[0].default = 1", TypeError, NOT_CHANGEABLE),
+    "dataclass_fields_of_a_host_object": ("import dataclasses\ndataclasses.fields(budget)", TypeError, "must be called with a dataclass"),
+    "dataclass_asdict_copies_no_host_object": (f"{RECORD}dataclasses.asdict(P(budget))", TypeError, "not 'FakeBudget' objects"),
+    "dataclass_frozen_bypass": ("import dataclasses\n@dataclasses.dataclass(frozen=True)\nclass F:\n    x: int\nobject.__setattr__(F(1), 'x', 2)", Exception, "__setattr__"),
+    "dataclass_frozen_init_writes_no_host_object": ("import dataclasses\n@dataclasses.dataclass(frozen=True)\nclass F:\n    name: str\nF.__init__(tool, 'changed')", TypeError, "F.__init__() needs a 'F' object, not 'SimpleNamespace'"),
+    "dataclass_init_writes_no_host_object": (f"{RECORD}P.__init__(tool, 'changed')", TypeError, "P.__init__() needs a 'P' object"),
+    "dataclass_repr_reads_no_host_object": (f"{RECORD}P.__repr__(tool)", TypeError, "P.__repr__() needs a 'P' object"),
+    "dataclass_order_reads_no_host_object": ("import dataclasses\n@dataclasses.dataclass(order=True)\nclass O:\n    name: str\nO.__lt__(tool, tool)", TypeError, "O.__lt__() needs a 'O' object"),
+    "dataclass_slots": ("import dataclasses\n@dataclasses.dataclass(slots=True)\nclass S:\n    x: int", TypeError, "dataclass(slots=True) is not available"),
+    "dataclass_make": ("from dataclasses import make_dataclass", ImportError, CANNOT_IMPORT),
+    "dataclass_module_sys": ("import dataclasses\ndataclasses.sys", AttributeError, "has no attribute 'sys'"),
+    "dataclass_field_subclass_as_default": ("import dataclasses\nF = type(dataclasses.field())\nclass G(F):\n    pass\ng = G(1, None, True, True, None, True, None, False)\ng.name = '__class__'\n@dataclasses.dataclass\nclass P:\n    x: int = g\nprint(P().x is g)", None, ""),
+}
+
+
+@pytest.mark.parametrize(("source", "error", "message"), ATTACKS.values(), ids=ATTACKS.keys())
+def test_attack_is_refused(source: str, error: type[BaseException] | None, message: str) -> None:
+    session = Session(tool=types.SimpleNamespace(name="tool"))
+    if error is None:  # harmless by design: it runs, and reaches nothing
+        assert session.run(source) == "True\n"
+        return
+    with pytest.raises(error) as info:
+        session.run(source)
+    text = getattr(info.value, "message", None) or str(info.value)
+    assert message in text
+    assert session["data"] == DATA
+    assert vars(session["tool"]) == {"name": "tool"}
+
+
+def test_data_comes_out_of_every_module_unchanged():
+    session = Session()
+    session.run("""
+        import random, copy, operator, csv, io, difflib
+        random.sample(data, 2)
+        random.choice(data)
+        twin = copy.deepcopy(data)
+        first = operator.itemgetter(0)(data)
+        rows = list(csv.reader(data))
+        diff = list(difflib.ndiff(data, data[::-1]))
+    """)
+    assert session["data"] == DATA
+    assert session["twin"] is session["data"]  # a tuple of text needs no copy, as in CPython
+
+
+def test_copy_of_named_datasets_says_to_copy_the_items():
+    session = Session(data=types.MappingProxyType({"logs": ("a",)}))
+    for call in ("copy.deepcopy(data)", "copy.copy(data)"):
+        with pytest.raises(TypeError, match=r"not 'mappingproxy' objects. Copy its items instead, e.g. dict\(x\)"):
+            session.run(f"import copy\n{call}")
+    assert session.run("import copy\nprint(copy.deepcopy(dict(data)))") == "{'logs': ('a',)}\n"
+
+
+def test_no_served_member_is_a_module_or_a_metaclass_or_a_frame():
+    # The proxies are built from hand-written lists; a wrong entry must not slip in.
+    for module, proxy in _PROXIES.items():
+        for name, value in proxy._members.items():
+            assert not isinstance(value, types.ModuleType), f"{module}.{name}"
+            assert not (isinstance(value, type) and issubclass(value, type)), f"{module}.{name}"
+            assert not isinstance(value, (types.FrameType, types.CodeType)), f"{module}.{name}"
+
+
+def test_a_registered_abc_would_change_isinstance_for_the_child_itself():
+    # Why typing's aliases may not hand out ABCMeta.register: the registration is process-wide.
+    class Mine:
+        pass
+
+    collections.abc.Sized.register(Mine)
+    assert isinstance(Mine(), collections.abc.Sized)
+    out = Session().run("import typing\nclass P(typing.Sized):\n    pass\nclass Q:\n    pass\nP.register(Q)\nprint(isinstance(Q(), P))")
+    assert out == "True\n"  # the program's own abstract class is its own business
+
+
+def test_copy_refuses_a_programs_class_with_a_reduction_hook():
+    # A program cannot define __reduce__ (the compile policy refuses the name); were it ever
+    # able to, copy must not call it.
+    class Hooked:
+        def __reduce__(self) -> tuple[object, ...]:
+            raise AssertionError("copy called the program's reduction")
+
+    record_program_class(Hooked)
+    with pytest.raises(TypeError, match="defines __reduce__, which the sandbox does not call"):
+        _mod_copy.deepcopy(Hooked())
+    with pytest.raises(TypeError, match="defines __reduce__"):
+        _mod_copy.copy(Hooked())
+
+
+def test_careless_copy_would_rebuild_a_host_object():
+    # What the wrappers stand in for: the real module rebuilds anything through its reduction.
+    import copy
+
+    class HostObject:
+        def __init__(self) -> None:
+            self.secret = "host"
+
+    assert copy.copy(HostObject()).secret == "host"
+    with pytest.raises(TypeError, match="not 'HostObject' objects"):
+        _mod_copy.copy(HostObject())
+
+
+def test_decimal_context_writes_stay_in_the_programs_thread():
+    session = Session()
+    session.run("import decimal\ndecimal.getcontext().prec = 5")
+    assert decimal.getcontext().prec == 5  # the program ran on this thread: its own settings
+    decimal.getcontext().prec = 28
+    with pytest.raises(TypeError, match=NOT_CHANGEABLE):
+        session.run("import decimal\ndecimal.Decimal.real = 1")
+
+
+ALLOCATIONS = {
+    "decimal_precision": "import decimal\ndecimal.getcontext().prec = decimal.MAX_PREC\nprint(decimal.Decimal(1) / 3)",
+    # random's sizes are C ints: getrandbits and randbytes stop at 256 MiB, within the limit.
+    "shake_digest": "import hashlib\nhashlib.shake_128(b'x').digest(2**34)",
+    "string_io": "import io\nbuffer = io.StringIO()\nbuffer.seek(2**34)\nbuffer.write('x')",
+}
+
+
+@pytest.mark.parametrize("source", ALLOCATIONS.values(), ids=ALLOCATIONS.keys())
+async def test_an_allocation_too_large_through_a_module_meets_the_memory_limit(source: str) -> None:
+    async with Sandbox(limits=limits()) as sandbox:
+        result = await sandbox.execute(source)
+        after = await sandbox.execute("print('next')")
+    assert result.status == "error"
+    assert result.limit is not None and result.limit.setting == "Limits.sandbox_memory_bytes"
+    assert after.output == "next\n"
+
+
+# --- fuzzing: attribute walks from everything the new modules serve ---------------------------
+
+NEW_MODULES = (
+    "base64", "copy", "csv", "dataclasses", "decimal", "difflib", "enum", "fractions", "hashlib",
+    "io", "operator", "random", "typing", "unicodedata",
+)
+STARTS = sorted((f"{m}.{n}", v) for m in NEW_MODULES for n, v in _PROXIES[m]._members.items())
+# Names that lead somewhere in CPython: to globals, the class tree, the wrapped real object.
+DUNDERS = (
+    "__class__", "__globals__", "__dict__", "__self__", "__func__", "__origin__", "__module__",
+    "__code__", "__closure__", "__wrapped__", "__init__", "__subclasses__", "__bases__",
+    "__mro__", "__reduce_ex__", "__builtins__", "__getattribute__", "__call__", "__args__",
+    "__objclass__", "__spec__", "__loader__", "__name__", "__qualname__", "__members__",
+)
+HIDDEN = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.sampled_from(STARTS), picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=5))
+def test_attribute_walks_from_served_members_reach_nothing_hidden(start, picks):
+    where, obj = start
+    for pick in picks:
+        names = sorted(n for n in dir(obj) if not n.startswith("_")) + list(DUNDERS)
+        name = names[pick % len(names)]
+        try:
+            obj = guarded_getattr(obj, name)
+        except (AttributeError, TypeError):
+            return
+        where += f".{name}"
+        # A served object is nobody's program object: of its dunders only a name may be read.
+        assert not name.startswith("_") or name in ("__name__", "__qualname__"), where
+        assert not isinstance(obj, HIDDEN), where
+        assert not (isinstance(obj, type) and issubclass(obj, type)), where
+
+
+def test_the_walks_find_a_careless_private_name_check(monkeypatch):
+    monkeypatch.setattr(_guards, "check_private", lambda obj, name: None)
+    with pytest.raises(AssertionError, match=r"\.__"):
+        test_attribute_walks_from_served_members_reach_nothing_hidden()
+
+
+def test_deepcopy_leaves_the_memo_it_is_given_without_addresses():
+    out = Session().run("import copy\nmemo = {}\ncopy.deepcopy([[1], {'a': [2]}], memo)\nprint(memo)")
+    assert out == "{}\n"  # copy's own memo holds id() of every object copied
+
+
+# --- the rule for typing and dataclasses, where the tripwire is armed --------------------------
+
+TRIPWIRE_PROGRAMS = {
+    # An exact str is compiled in typing's trusted section; anything else stays untrusted.
+    "forward_reference": ("import typing\nprint(typing.Optional['Node'])", "typing.Optional[ForwardRef('Node')]\n", None),
+    "forward_reference_of_a_str_subclass": (
+        "import typing\nclass S(str):\n    pass\ntyping.Optional[S('Node')]", None, "blocked by the sandbox: compile"),
+    # Methods that are closures: a dataclass works where exec and compile are refused.
+    "dataclass": ("import dataclasses\n@dataclasses.dataclass(order=True)\nclass P:\n    x: int\n    y: int = 0\nprint(P(1) < P(2), P(3))", "True P(x=3, y=0)\n", None),
+    "type_var_and_enum_call": ("import typing, enum\nT = typing.TypeVar('T')\nC = enum.Enum('C', 'A B')\nprint(T, C.B.value)", "~T 2\n", None),
+    "named_tuple_class": ("from typing import NamedTuple\nclass P(NamedTuple):\n    'A point.'\n    x: int\n    y: int = 2\n    def total(self):\n        return self.x + self.y\nprint(P(1), P(1).total())", "P(x=1, y=2) 3\n", None),
+    "no_evaluation": ("from typing import get_type_hints", None, "cannot import name 'get_type_hints'"),
+}
+
+
+@pytest.mark.parametrize(("source", "output", "error"), TRIPWIRE_PROGRAMS.values(), ids=TRIPWIRE_PROGRAMS.keys())
+async def test_typing_and_dataclasses_under_the_tripwire(source: str, output: str | None, error: str | None) -> None:
+    async with Sandbox(limits=limits()) as sandbox:
+        result = await sandbox.execute(source)
+    if error is None:
+        assert (result.status, result.output) == ("ok", output), result.error
+    else:
+        assert result.error is not None and error in result.error.message
+
+
+def test_the_real_attrgetter_would_read_what_the_guard_refuses():
+    # What the wrapper stands in for: operator's own getter looks names up in C.
+    import operator
+
+    def f() -> None:
+        pass
+
+    assert operator.attrgetter("__globals__")(f) is globals()
+    with pytest.raises(AttributeError, match=PRIVATE):
+        Session().run("import operator\nf = lambda: 0\noperator.attrgetter('__globals__')(f)")
