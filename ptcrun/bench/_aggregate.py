@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from ._inbox import LABELS, LABELS_SCHEMA, Inbox, label_all, make_case
-from ._task import Case, Score, Task
+from ._task import Case, Score, Task, when_done
 
 __all__ = ["TASKS"]
 
@@ -151,9 +151,8 @@ done(round(counts[$label] / len(labels), 3))''').substitute(schema=repr(LABELS_S
     case = make_case("budget-sample", seed, max(size, 1 << 16), build, budget_share=0.35)
     share = case.truth
 
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
+    @when_done
+    def check(answer: Any) -> Score:
         if isinstance(answer, bool) or not isinstance(answer, (int, float)):
             return Score(False, 0.0, f"the answer {answer!r} is not a number")
         error = abs(answer - share)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ._task import Case, Score, Task
+from ._task import Case, Score, Task, when_done
 from ._text import rng
 from ._worker import Prompt, rule_worker
 
@@ -143,9 +143,8 @@ def _case(seed: int, size: int) -> Case:
     r = rng("ensemble-review", seed, 0)
     text, where, verdict = _pull_request(r)
 
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
+    @when_done
+    def check(answer: Any) -> Score:
         if not isinstance(answer, dict) or not isinstance(answer.get("findings"), dict):
             return Score(False, 0.0, "the answer has no findings by specialist")
         found = missed = 0

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ._task import Case, Score, expect, expect_one_of
+from ._task import Case, Score, expect, expect_one_of, when_done
 from ._text import fill, filler, pack, rng
 from ._worker import Prompt, rule_worker
 
@@ -226,9 +226,8 @@ GOAL_HEAD = (
 def pairs_check(want: set[tuple[str, str]]) -> Callable[[str, Any], Score]:
     """F1 of the pairs given against the true pairs; passed only when they are the same set."""
 
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
+    @when_done
+    def check(answer: Any) -> Score:
         if not isinstance(answer, list) or not all(
             isinstance(p, list) and len(p) == 2 and all(isinstance(u, str) for u in p) for p in answer
         ):

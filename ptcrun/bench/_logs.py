@@ -15,7 +15,7 @@ from collections import Counter
 from string import Template
 from typing import Any
 
-from ._task import Case, Score, Task, expect
+from ._task import Case, Score, Task, expect, when_done
 from ._text import fill, pack, rng
 from ._worker import rule_worker
 
@@ -178,9 +178,8 @@ def _audit(seed: int, size: int) -> Case:
     lines, truth = _log(r, size)
     want = sorted(truth)
 
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
+    @when_done
+    def check(answer: Any) -> Score:
         items = answer.get("incidents") if isinstance(answer, dict) else None
         if not isinstance(items, list):
             return Score(False, 0.0, "the answer has no list of incidents")

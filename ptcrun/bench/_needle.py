@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from ._task import Case, Score, Task
+from ._task import Case, Score, Task, expect, when_done
 from ._text import CHUNK_TOKENS, fill, filler, pack, rng
 from ._worker import Prompt, rule_worker
 
@@ -200,20 +200,10 @@ _GOAL_HEAD = (
 
 
 def _check_code(code: str | None) -> Callable[[str, Any], Score]:
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
+    @when_done
+    def check(answer: Any) -> Score:
         got = answer.strip() if isinstance(answer, str) else answer
         return Score.exact(got, code, "code")
-
-    return check
-
-
-def _done_check(want: Any, what: str) -> Callable[[str, Any], Score]:
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
-        return Score.exact(answer, want, what)
 
     return check
 
@@ -245,7 +235,7 @@ def _multi(seed: int, size: int) -> Case:
         f"project {project} was given, in the order of the entries.",
         data=pack(j.lines),
         schema={"type": "array", "items": {"type": "string"}},
-        check=_done_check(codes, "codes"),
+        check=expect(codes, "codes"),
         reference=(_scan([project]) + 'done([f["code"] for f in found])',),
         worker=WORKER,
         wrong=(("done", codes[:-1]), ("done", codes[::-1])),
@@ -288,7 +278,7 @@ def _multikey(seed: int, size: int) -> Case:
             "required": projects,
             "additionalProperties": False,
         },
-        check=_done_check(codes, "codes"),
+        check=expect(codes, "codes"),
         reference=(_scan(projects) + 'done({f["project"]: f["code"] for f in found})',),
         worker=WORKER,
         wrong=(("done", wrong),),
@@ -306,7 +296,7 @@ def _entry(seed: int, size: int) -> Case:
         "number N, an integer.",
         data=pack(j.lines),
         schema={"type": "integer"},
-        check=_done_check(entry, "entry"),
+        check=expect(entry, "entry"),
         reference=(_scan([project]) + 'done(found[0]["entry"])',),
         worker=WORKER,
         wrong=(("done", entry + 1), ("done", next(n.entry for n in j.needles if n.project != project))),

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..corpus._tokens import count_tokens
-from ._task import Case, Score, Task, expect
+from ._task import Case, Score, Task, expect, when_done
 from ._text import filler, rng
 from ._worker import rule_worker
 
@@ -92,9 +92,8 @@ def _in_order(seed: int, size: int) -> Case:
     i = next(i for i in range(1, len(labels)) if labels[i] != labels[0])
     swapped[0], swapped[i] = swapped[i], swapped[0]
 
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
+    @when_done
+    def check(answer: Any) -> Score:
         if not isinstance(answer, list) or len(answer) != len(labels):
             return Score(False, 0.0, f"expected a list of {len(labels)} sentiments")
         right = sum(a == b for a, b in zip(answer, labels, strict=True))

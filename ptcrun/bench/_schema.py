@@ -12,7 +12,7 @@ import random
 import re
 from typing import Any
 
-from ._task import Case, Score, Task, expect
+from ._task import Case, Score, Task, expect, when_done
 from ._text import fill, filler, pack, rng
 from ._worker import Prompt, rule_worker
 
@@ -129,9 +129,8 @@ def _invoices(seed: int, size: int) -> Case:
     truth.sort(key=lambda f: f["invoice"])
     program = _READ.replace("$item_array", repr(_INVOICE_SCHEMA))
 
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
+    @when_done
+    def check(answer: Any) -> Score:
         if not isinstance(answer, list):
             return Score(False, 0.0, "the answer is not a list")
         got = {a.get("invoice"): a for a in answer if isinstance(a, dict)}

@@ -15,7 +15,7 @@ import attrs
 
 from ..errors import ConfigError
 
-__all__ = ["Case", "Respond", "Score", "Task", "expect", "expect_one_of", "select"]
+__all__ = ["Case", "Respond", "Score", "Task", "expect", "expect_one_of", "select", "when_done"]
 
 #: A rule-based worker: takes the worker's request, answers as a model would (JSON text).
 Respond = Callable[[Any], str]
@@ -45,23 +45,28 @@ class Score:
         return cls(False, 0.0, f"{what} {_short(got)}, expected {_short(want)}")
 
 
-def expect(want: Any, what: str = "answer") -> Checker:
-    """The scorer of a task with one right answer: a ``done`` run whose answer equals ``want``."""
+def when_done(score: Callable[[Any], Score]) -> Checker:
+    """A scorer from ``score(answer)``, which sees only the answers of runs that ended ``done``:
+    a run that ended any other way fails, whatever its answer."""
 
     def check(status: str, answer: Any) -> Score:
         if status != "done":
             return Score(False, 0.0, f"the run ended {status}")
-        return Score.exact(answer, want, what)
+        return score(answer)
 
     return check
+
+
+def expect(want: Any, what: str = "answer") -> Checker:
+    """The scorer of a task with one right answer: a ``done`` run whose answer equals ``want``."""
+    return when_done(lambda answer: Score.exact(answer, want, what))
 
 
 def expect_one_of(options: Sequence[Any], what: str = "answer") -> Checker:
     """The scorer of a question with several right answers (a tie): any of ``options`` passes."""
 
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
+    @when_done
+    def check(answer: Any) -> Score:
         if answer in options:
             return Score(True, 1.0)
         return Score(False, 0.0, f"{what} {_short(answer)}, expected one of {_short(list(options))}")

@@ -13,7 +13,7 @@ import random
 import re
 from typing import Any
 
-from ._task import Case, Score, Task
+from ._task import Case, Score, Task, when_done
 from ._text import rng
 from ._worker import Prompt, rule_worker
 
@@ -198,9 +198,8 @@ def _run(seed: int, size: int) -> Case:
     version, date, breaking = releases[0]
     report = {"version": version, "date": date, "breaking": breaking}
 
-    def check(status: str, answer: Any) -> Score:
-        if status != "done":
-            return Score(False, 0.0, f"the run ended {status}")
+    @when_done
+    def check(answer: Any) -> Score:
         if not isinstance(answer, dict) or not isinstance(answer.get("steps"), dict):
             return Score(False, 0.0, "the answer has no steps")
         if not _valid_order(answer.get("order")):
