@@ -184,6 +184,15 @@ def choose_providers(
     return Providers(planner_provider, worker_provider, offline_planner, offline_worker)
 
 
+def offline_providers(example: Path, *, latency: float | tuple[float, float], seed: int) -> Providers:
+    """The offline stand-ins of the example in folder ``example``, key or no key: the scripted
+    planner replaying its ``programs/`` and the rule-based worker of its ``worker_rules.py``."""
+    worker_rules = load_module(example / "worker_rules.py")
+    return choose_providers(
+        programs=example / "programs", respond=worker_rules.respond, offline=True, latency=latency, seed=seed
+    )
+
+
 # --- the scripted planner ----------------------------------------------------------------------
 
 _TURN_FILE = re.compile(r"turn(\d+)\.py$")

@@ -10,14 +10,11 @@ sys.path.insert(0, str(HERE.parent))
 import _common
 
 run = _common.load_module(HERE / "run.py")
-worker_rules = _common.load_module(HERE / "worker_rules.py")
 
 
 def offline():
     # Calls long enough that the four specialists' requests are surely in flight together.
-    return _common.choose_providers(
-        programs=run.PROGRAMS, respond=worker_rules.respond, offline=True, latency=(0.2, 0.3), seed=5
-    )
+    return _common.offline_providers(HERE, latency=(0.2, 0.3), seed=5)
 
 
 def test_specialists_find_the_planted_issues_and_the_synthesis_requests_changes(tmp_path):

@@ -10,13 +10,10 @@ sys.path.insert(0, str(HERE.parent))
 import _common
 
 run = _common.load_module(HERE / "run.py")
-worker_rules = _common.load_module(HERE / "worker_rules.py")
 
 
 def test_planner_answers_with_the_database_tools(tmp_path):
-    providers = _common.choose_providers(
-        programs=run.PROGRAMS, respond=worker_rules.respond, offline=True, latency=(0.005, 0.02), seed=4
-    )
+    providers = _common.offline_providers(HERE, latency=(0.005, 0.02), seed=4)
     outcome = run.run_tools_example(tmp_path / "world", providers=providers, api_latency=0.01, transcript_dir=tmp_path)
     result = outcome.result
     assert result.status == "done", result.error

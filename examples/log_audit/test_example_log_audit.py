@@ -26,9 +26,7 @@ def corpus(tmp_path_factory):
 
 
 def offline(seed=SEED):
-    return _common.choose_providers(
-        programs=run.PROGRAMS, respond=worker_rules.respond, offline=True, latency=(0.01, 0.03), seed=seed
-    )
+    return _common.offline_providers(HERE, latency=(0.01, 0.03), seed=seed)
 
 
 def test_generator_plants_incidents_where_chunks_meet(corpus):

@@ -15,9 +15,7 @@ worker_rules = _common.load_module(HERE / "worker_rules.py")
 
 
 def offline():
-    return _common.choose_providers(
-        programs=run.PROGRAMS, respond=worker_rules.respond, offline=True, latency=(0.005, 0.03), seed=1
-    )
+    return _common.offline_providers(HERE, latency=(0.005, 0.03), seed=1)
 
 
 def test_reviews_are_classified_in_input_order_and_match_the_labels(tmp_path):

@@ -11,13 +11,10 @@ sys.path.insert(0, str(HERE.parent))
 import _common
 
 run = _common.load_module(HERE / "run.py")
-worker_rules = _common.load_module(HERE / "worker_rules.py")
 
 
 def offline():
-    return _common.choose_providers(
-        programs=run.PROGRAMS, respond=worker_rules.respond, offline=True, latency=(0.01, 0.02), seed=2
-    )
+    return _common.offline_providers(HERE, latency=(0.01, 0.02), seed=2)
 
 
 def test_steps_start_as_soon_as_their_inputs_are_ready(tmp_path):

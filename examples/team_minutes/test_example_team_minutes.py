@@ -14,13 +14,10 @@ import ptcrun
 
 run = _common.load_module(HERE / "run.py")
 minutes = _common.load_module(HERE / "generate.py")
-worker_rules = _common.load_module(HERE / "worker_rules.py")
 
 
 def offline():
-    return _common.choose_providers(
-        programs=run.PROGRAMS, respond=worker_rules.respond, offline=True, latency=(0.005, 0.02), seed=3
-    )
+    return _common.offline_providers(HERE, latency=(0.005, 0.02), seed=3)
 
 
 def test_the_answer_matches_the_ground_truth(tmp_path):
