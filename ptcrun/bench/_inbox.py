@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from ._programs import fan_out
 from ._task import Case, Score, expect, expect_one_of, when_done
 from ._text import fill, filler, pack, rng
 from ._worker import Prompt, rule_worker
@@ -188,12 +189,7 @@ def label(chunk):
 
 
 chunks = $chunks
-reports = pmap(label, chunks)
-failed = [i for i, r in enumerate(reports) if isinstance(r, Failure)]
-if failed:
-    again = pmap(label, [chunks[i] for i in failed])
-    for i, r in zip(failed, again):
-        reports[i] = r
+$fan_out
 labels = {}
 for report in reports:
     if isinstance(report, Failure):
@@ -213,7 +209,9 @@ print(len(messages), "messages:", dict(Counter(m["label"] for m in messages)))
 
 
 def label_all(chunks: str = "data") -> str:
-    return _LABEL_ALL.substitute(schema=repr(LABELS_SCHEMA), chunks=chunks)
+    return _LABEL_ALL.substitute(
+        schema=repr(LABELS_SCHEMA), chunks=chunks, fan_out=fan_out("reports", "label", "chunks")
+    )
 
 
 GOAL_HEAD = (

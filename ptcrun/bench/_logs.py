@@ -15,6 +15,7 @@ from collections import Counter
 from string import Template
 from typing import Any
 
+from ._programs import fan_out
 from ._task import Case, Score, Task, expect, when_done
 from ._text import fill, pack, rng
 from ._worker import rule_worker
@@ -133,7 +134,7 @@ _GOAL = (
     "trace lines. Neighbouring chunks share a few lines: count an incident once. "
 )
 
-_AUDIT = Template('''SCHEMA = {
+_AUDIT_TEMPLATE = Template('''SCHEMA = {
     "type": "object",
     "properties": {"incidents": {"type": "array", "items": {
         "type": "object",
@@ -156,12 +157,7 @@ def audit(chunk):
     return tool.worker(chunk, INSTRUCTION, schema=SCHEMA, max_tokens=800)
 
 
-reports = pmap(audit, data)
-failed = [i for i, r in enumerate(reports) if isinstance(r, Failure)]
-if failed:
-    again = pmap(audit, [data[i] for i in failed])
-    for i, r in zip(failed, again):
-        reports[i] = r
+$fan_out
 by_line = {}
 for report in reports:
     if isinstance(report, Failure):
@@ -171,6 +167,7 @@ for report in reports:
 incidents = [{"line": n, "kind": by_line[n]["kind"]} for n in sorted(by_line)]
 print(len(incidents), "incidents")
 ''')
+_AUDIT = _AUDIT_TEMPLATE.substitute(kinds=repr(list(KINDS)), fan_out=fan_out("reports", "audit", "data"))
 
 
 def _audit(seed: int, size: int) -> Case:
@@ -200,7 +197,7 @@ def _audit(seed: int, size: int) -> Case:
         data=_overlapping(lines),
         schema={"type": "object", "required": ["incidents"]},
         check=check,
-        reference=(_AUDIT.substitute(kinds=repr(list(KINDS))) + 'done({"incidents": incidents})',),
+        reference=(_AUDIT + 'done({"incidents": incidents})',),
         worker=WORKER,
         wrong=(
             ("done", {"incidents": planted[1:]}),
@@ -222,7 +219,7 @@ def _by_kind(seed: int, size: int) -> Case:
     }
     wrong = dict(counts)
     wrong[truth[0][1]] += 1
-    program = _AUDIT.substitute(kinds=repr(list(KINDS))) + \
+    program = _AUDIT + \
         f"done({{kind: sum(i['kind'] == kind for i in incidents) for kind in {list(KINDS)!r}}})"
     return Case(
         goal=_GOAL + "Answer with the number of incidents of each kind: an object from kind to count, "

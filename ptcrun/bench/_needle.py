@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from ._programs import fan_out
 from ._task import Case, Score, Task, expect, when_done
 from ._text import CHUNK_TOKENS, fill, filler, pack, rng
 from ._worker import Prompt, rule_worker
@@ -172,12 +173,7 @@ def scan(chunk):
     return tool.worker(chunk, INSTRUCTION, schema=SCHEMA, max_tokens=400)
 
 
-reports = pmap(scan, data)
-failed = [i for i, r in enumerate(reports) if isinstance(r, Failure)]
-if failed:
-    again = pmap(scan, [data[i] for i in failed])
-    for i, r in zip(failed, again):
-        reports[i] = r
+$fan_out
 found = []
 for report in reports:
     if isinstance(report, Failure):
@@ -188,9 +184,14 @@ print(len(found), "codes:", found[:10])
 ''')
 
 
-def _scan(projects: Sequence[str]) -> str:
+def _scan(projects: Sequence[str], chunks: str = "data") -> str:
     who = f"project {projects[0]}" if len(projects) == 1 else "projects " + ", ".join(projects)
-    return _SCAN.substitute(schema=repr(_FOUND_SCHEMA), who=who, projects=repr(list(projects)))
+    return _SCAN.substitute(
+        schema=repr(_FOUND_SCHEMA),
+        who=who,
+        projects=repr(list(projects)),
+        fan_out=fan_out("reports", "scan", chunks),
+    )
 
 
 _GOAL_HEAD = (
@@ -339,9 +340,7 @@ for chunk in data:
     if holds:
         wanted.append(chunk)
 print(len(wanted), "of", len(data), "chunks hold entries of $date")
-''').substitute(date=date) + _scan([project]).replace("pmap(scan, data)", "pmap(scan, wanted)").replace(
-        "[data[i] for i in failed]", "[wanted[i] for i in failed]"
-    ) + Template('''
+''').substitute(date=date) + _scan([project], "wanted") + Template('''
 codes = [f["code"] for f in found if day.get(f["entry"]) == "$date"]
 done(codes[-1] if codes else None)
 ''').substitute(date=date)

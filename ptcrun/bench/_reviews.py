@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random
 import re
+from string import Template
 from typing import Any
 
 from ..corpus._tokens import count_tokens
+from ._programs import fan_out
 from ._task import Case, Score, Task, expect, when_done
 from ._text import filler, rng
 from ._worker import rule_worker
@@ -52,7 +54,7 @@ def _reviews(r: random.Random, size: int) -> tuple[list[str], list[str]]:
 
 WORKER = rule_worker(lambda prompt: {"sentiment": sentiment_of(prompt.text)})
 
-_CLASSIFY = '''SCHEMA = {
+_CLASSIFY = Template('''SCHEMA = {
     "type": "object",
     "properties": {"sentiment": {"type": "string", "enum": ["positive", "negative", "neutral"]}},
     "required": ["sentiment"],
@@ -67,17 +69,12 @@ def classify(review):
     return tool.worker(review, INSTRUCTION, schema=SCHEMA, max_tokens=60)
 
 
-verdicts = pmap(classify, data)
-failed = [i for i, v in enumerate(verdicts) if isinstance(v, Failure)]
-if failed:
-    again = pmap(classify, [data[i] for i in failed])
-    for i, v in zip(failed, again):
-        verdicts[i] = v
+$fan_out
 if any(isinstance(v, Failure) for v in verdicts):
     fail("some reviews could not be classified")
 sentiments = [v["sentiment"] for v in verdicts]
 print(len(sentiments), "reviews classified")
-'''
+''').substitute(fan_out=fan_out("verdicts", "classify", "data"))
 _GOAL = (
     "Each chunk of `data` is one product review, starting with `Review N:` and the product. "
     "Classify each review's sentiment as positive, negative or neutral (a review that only states "
