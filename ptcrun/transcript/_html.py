@@ -7,11 +7,11 @@ the script only opens a detail panel when a call is clicked, so the page reads f
 Layout: a header with the run's status (amber and spelled ``done (partial: 43 of 92 calls
 failed)`` when the answer was built while calls were failing, with a line naming the failures by
 kind) and its numbers; a run overview (planner calls, programs and pmaps
-across the run's wall time; a bar links to its turn); then each turn with its program (line
-numbers, the failing line marked), output, error, answer, the calls the program made outside
-any pmap on its own row, and a Gantt chart per pmap with one row per thread ("slot") and a bar
-per call coloured by status, a hover title giving its duration, and the slowest calls outlined:
-every tool and worker call of the run has its bar.
+across the run's wall time; a bar links to its turn); then each turn with the planner's text
+around its code block, its program (line numbers, the failing line marked), output, error,
+answer, the calls the program made outside any pmap on its own row, and a Gantt chart per pmap
+with one row per thread ("slot") and a bar per call coloured by status, a hover title giving its
+duration, and the slowest calls outlined: every tool and worker call of the run has its bar.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
-from ._views import failure_kinds, preview, status_text
+from ._views import failure_kinds, planner_prose, preview, status_text
 
 __all__ = ["render_html", "write_html"]
 
@@ -204,8 +204,15 @@ def _turn(turn: TurnRecord, t: Transcript, slow: set[str], prefix: str = "") -> 
         parts.append('<div class="label">No program in the reply. The reply:</div>')
         parts.append(f'<pre class="reply">{_e(turn.reply or "(no reply)")}</pre>')
     else:
+        # The planner's text around its code block says why it wrote the program; show says it too.
+        before, after = planner_prose(turn.reply) if turn.reply is not None else ("", "")
+        if before:
+            parts.append(f'<div class="label">Planner</div><div class="prose">{_e(before)}</div>')
         parts.append('<div class="label">Program</div>')
         parts.append(_program(turn))
+        if after:
+            parts.append('<div class="label">Planner, after the code</div>')
+            parts.append(f'<div class="prose">{_e(after)}</div>')
         if turn.note:
             parts.append(f'<div class="note">{_e(turn.note)}</div>')
         parts.append('<div class="label">Output</div>')
