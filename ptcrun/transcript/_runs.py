@@ -4,10 +4,12 @@ A run folder is ``<root>/<UTC timestamp>-<id>/`` holding ``transcript.jsonl``. L
 the file's first line (``run.start``: when, goal) and its last (``run.end``: status, turns,
 tokens, cost, wall time, failures), so a folder of large transcripts lists at once. A
 transcript with no ``run.end`` is read whole to count what it did, and is shown as ``running``
-while the process that writes it holds its lock (:func:`lock_transcript`; the lock dies with the
-process, so a killed run never looks alive), else as ``interrupted``. A folder that is not a run
-(no transcript, or a file that is not a ptcrun transcript) never stops the list: it is left out,
-or shown as ``unreadable`` with the reason.
+while the process that writes it holds its lock (the run's :class:`~._events.EventStream` holds
+it from the first event to :meth:`~._events.EventStream.close`, for a run started from Python
+or from the command line alike; the lock dies with the process, so a killed run never looks
+alive), else as ``interrupted``. A folder that is not a run (no transcript, or a file that is
+not a ptcrun transcript) never stops the list: it is left out, or shown as ``unreadable`` with
+the reason.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import attrs
 
 from .._result import Usage
 from ..errors import TranscriptError
+from ._events import lock_transcript
 
 try:
     import fcntl
@@ -113,24 +116,6 @@ def latest_run(root: str | os.PathLike[str]) -> Path:
             f"or run folder, or the output folder the runs were written to."
         )
     return readable[0].path
-
-
-def lock_transcript(path: Path) -> IO[bytes] | None:
-    """Hold an exclusive lock on a transcript for as long as the returned file stays open, so
-    :func:`list_runs` can tell a run still going from one that was killed. ``None`` where the
-    OS has no ``flock`` or the lock cannot be taken; close the file to release it."""
-    if fcntl is None:
-        return None
-    try:
-        file = path.open("rb")
-    except OSError:
-        return None
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        file.close()
-        return None
-    return file
 
 
 def _locked(path: Path) -> bool:
