@@ -25,6 +25,7 @@ from string import Template
 from typing import Any
 
 from ..errors import ConfigError
+from ._runs import run_status
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
 from ._views import failure_kinds, planner_prose, preview, status_text
 
@@ -243,8 +244,9 @@ def _sub_run(prefix: str, sub: Transcript, slow: set[str]) -> str:
     call = prefix.rstrip("/")
     meta = [f"depth {sub.depth}", f"{len(sub.turns)} turn{'s' * (len(sub.turns) != 1)}",
             f"{sub.usage.total_tokens:,} tokens", _secs(sub.seconds)]
-    status = status_text(sub.status, sub.failed_calls, sub.calls_made, sub.partial)
-    head = (f'<h2>Sub-run of call {_e(call)} <span class="status {_e(sub.status)}">{_e(status)}</span>'
+    word = run_status(sub)
+    status = status_text(word, sub.failed_calls, sub.calls_made, sub.partial)
+    head = (f'<h2>Sub-run of call {_e(call)} <span class="status {_e(word)}">{_e(status)}</span>'
             f'<span class="meta">{_e(" · ".join(meta))}</span></h2>'
             f'<div class="label">Goal</div><pre class="reply">{_e(sub.goal)}</pre>')
     if sub.error:
@@ -271,10 +273,11 @@ def _sub_run_rows(t: Transcript, origin: float, span: float) -> list[str]:
             lanes.append(end)
             lane_bars.append([])
         call = prefix.rstrip("/")
-        title = (f"sub-run of {call} (depth {sub.depth}) · {preview(sub.goal, 60)} · {sub.status} · "
+        word = run_status(sub)
+        title = (f"sub-run of {call} (depth {sub.depth}) · {preview(sub.goal, 60)} · {word} · "
                  f"{_secs(sub.seconds)}")
         link = f' onclick="location.hash=\'sub-{_e(call)}\'"'
-        colour = {"done": "ok", "cancelled": "cancelled", "incomplete": "unfinished"}.get(sub.status, "error")
+        colour = {"done": "ok", "cancelled": "cancelled"}.get(word, "error" if sub.complete else "unfinished")
         lane_bars[index].append(_bar(f"sub-run {colour}", sub.started, end, origin, span, title, link))
     return [_row(f"sub-runs {index + 1}", bars) for index, bars in enumerate(lane_bars)]
 
@@ -377,8 +380,8 @@ def render_html(t: Transcript) -> str:
     calls_json = json.dumps(calls, ensure_ascii=False).replace("</", "<\\/")
     return template.substitute(
         title=_e(preview(t.goal, 80)),
-        status_class=_e(f"{t.status} partial" if t.partial else t.status),
-        status=_e(status_text(t.status, t.failed_calls, t.calls_made, t.partial)),
+        status_class=_e(f"{run_status(t)} partial" if t.partial else run_status(t)),
+        status=_e(status_text(run_status(t), t.failed_calls, t.calls_made, t.partial)),
         failures=_failures(t),
         goal=_e(t.goal),
         stats=_stats(t),

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -27,12 +27,15 @@ from .._result import Usage
 from ..errors import TranscriptError
 from ._events import lock_transcript
 
+if TYPE_CHECKING:
+    from ._transcript import Transcript
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock, so no run reads as running
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunSummary", "latest_run", "list_runs", "lock_transcript"]
+__all__ = ["RunSummary", "latest_run", "list_runs", "lock_transcript", "run_status"]
 
 _FILE_NAME = "transcript.jsonl"
 #: Bytes read from the end of a transcript to find its last line; a longer ``run.end`` (a very
@@ -118,6 +121,18 @@ def latest_run(root: str | os.PathLike[str]) -> Path:
     return readable[0].path
 
 
+def run_status(t: Transcript) -> str:
+    """A run's status in the words every view uses: its ``run.end`` status; with no ``run.end``,
+    ``running`` while the process writing it holds its lock, else ``interrupted``.
+
+    (:attr:`Transcript.status <._transcript.Transcript.status>` says ``incomplete`` for both:
+    whether the writer is alive is not in the file.)
+    """
+    if t.complete:
+        return t.status
+    return "running" if t.path is not None and _locked(t.path) else "interrupted"
+
+
 def _locked(path: Path) -> bool:
     """Whether a process holds the transcript's lock: its run is still going."""
     if fcntl is None:
@@ -175,7 +190,7 @@ def _from_whole(folder: Path) -> RunSummary:
         id=folder.name,
         path=folder,
         started=t.started,
-        status=t.status if t.complete else ("running" if _locked(folder / _FILE_NAME) else "interrupted"),
+        status=run_status(t),
         goal=t.goal,
         turns=len(t.turns),
         tokens=u.total_tokens,

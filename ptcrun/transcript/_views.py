@@ -5,7 +5,9 @@ same text goes to a terminal, a file or a test. Nothing is cut except where a pr
 reply previews in ``show --calls`` keep one line of a set width.
 
 An answer built while calls were failing is never shown as a plain ``done``: its status reads
-``done (partial: 43 of 92 calls failed)`` wherever a status is shown (:func:`status_text`).
+``done (partial: 43 of 92 calls failed)`` wherever a status is shown (:func:`status_text`). A
+run with no ``run.end`` reads ``running`` or ``interrupted`` (:func:`~._runs.run_status`), in
+every view as in ``ptcrun runs``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._runs import run_status
 from ._transcript import CallRecord, PmapRecord, SpanRecord, Transcript, TurnRecord
 
 __all__ = [
@@ -321,13 +324,13 @@ def render_summary(t: Transcript) -> str:
 
 
 def _status(t: Transcript) -> str:
-    return status_text(t.status, t.failed_calls, t.calls_made, t.partial)
+    return status_text(run_status(t), t.failed_calls, t.calls_made, t.partial)
 
 
 # -- tree --------------------------------------------------------------------------------------
 
 
-def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
+def _span_label(s: SpanRecord, slow_rank: Mapping[str, int], unfinished_run: str = "unfinished") -> str:
     f = s.fields
     kind = s.kind
     if kind == "run":
@@ -354,7 +357,8 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
         return head
     else:
         head = kind
-    text = f"{head}  {s.status}  {_secs(s.seconds)}"
+    status = unfinished_run if kind == "run" and s.status == "unfinished" else s.status
+    text = f"{head}  {status}  {_secs(s.seconds)}"
     if f.get("retries"):
         text += f"  ↻ {_retry_note(f['retries'])}"
     if s.span in slow_rank:
@@ -378,6 +382,8 @@ def render_tree(t: Transcript, *, slowest: int = _SLOWEST, depth: int | None = N
         children.setdefault(parent, []).append(s)
     timed = sorted((c for c in t.calls if c.seconds is not None), key=lambda c: -(c.seconds or 0.0))
     slow_rank = {c.span: rank for rank, c in enumerate(timed[:slowest], 1)}
+    # A run with no end reads as `ptcrun runs` and `show` say it: running, or interrupted.
+    unfinished_run = run_status(t) if not t.complete else "unfinished"
     lines: list[str] = []
 
     def under(node: SpanRecord) -> int:
@@ -386,7 +392,7 @@ def render_tree(t: Transcript, *, slowest: int = _SLOWEST, depth: int | None = N
     def walk(node: SpanRecord, prefix: str, last: bool, root: bool, level: int) -> None:
         joint = "" if root else ("└─ " if last else "├─ ")
         kids = children.get(node.span, [])
-        label = _span_label(node, slow_rank)
+        label = _span_label(node, slow_rank, unfinished_run)
         if kids and depth is not None and level >= depth:
             hidden = under(node)
             lines.append(prefix + joint + label + f"  (+{hidden:,} span{'s' * (hidden != 1)} below)")
