@@ -37,3 +37,22 @@ def test_the_comparison_with_llm_and_the_sdk_is_kept():
     for row in ("API keys", "environment variables", "config file", "listing them", "the latest",
                 "output formats", "version"):
         assert f"\n| {row} |" in table
+
+
+def _shape(text: str) -> list[str]:
+    """The lines of a view with every number, duration and run id masked and spaces collapsed,
+    in sorted order: what stays the same from one run of the same program to the next."""
+    text = re.sub(r"\d{8}T\d{6}Z-[0-9a-f]{6}", "RUN", text)
+    text = re.sub(r"\d[\d,.]*( ms| s)?", "N", text)
+    return sorted(" ".join(line.split()) for line in text.splitlines())
+
+
+def test_the_show_calls_sample_is_what_show_prints_today(tmp_path):
+    from ..clirun import run_cli
+    from ..transcript.example_runs import example_run
+
+    _, transcript = example_run(tmp_path)
+    code, out, err = run_cli(["show", str(transcript.path), "--turn", "2", "--calls"])
+    assert code == 0, err
+    sample = (Path(__file__).resolve().parents[2] / "docs" / "show-calls-example.txt").read_text()
+    assert _shape(sample) == _shape(out), "re-run the command the sample's paragraph in docs/cli.md names"
