@@ -111,3 +111,41 @@ def test_the_export_of_a_run_with_sub_runs_is_the_live_tree(exporter, tmp_path):
     live = live_tree(tuple(s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "ptcrun"))
     assert exported_tree(otlp_json(t)) == live
     assert live["t1.c1/t1.c1/run"]["parent"] == "t1.c1/t1.c1"
+
+
+def test_a_sub_run_its_clock_ends_closes_its_own_spans_and_not_its_callers(exporter, tmp_path):
+    async def slow_worker(request: Request) -> str:
+        import trio
+
+        await trio.sleep(5)
+        return "late"
+
+    top = block("""
+try:
+    tool.agent("Ask the worker.", data=[0], max_tokens=8_000, max_turns=1, timeout=0.5)
+except Exception as e:
+    print(e)
+done(tool.words(data[1]))
+""")
+    rt = Runtime(planner=ScriptedProvider([top]), worker=ScriptedProvider(slow_worker), tools=[words],
+                 sub_planner=ScriptedProvider([block("done(tool.worker(data[0], 'count'))")]),
+                 limits=Limits(planner_max_tokens=300), transcript_dir=tmp_path)
+    result = rt.run("How many words?", CHUNKS)
+    assert result.status == "done" and result.answer == 2, result
+    t = Transcript.load(result.transcript)
+    [(call, sub)] = t.sub_runs.items()
+    assert sub.status == "timeout"
+    all_spans = exporter.get_finished_spans()
+    spans = by_ptcrun_span(all_spans)
+    tree = {s.span: s.parent for s in t.spans() if s.kind != "sandbox"}
+    assert {s: parent_of(spans[s], all_spans).attributes["ptcrun.span"] if spans[s].parent else None
+            for s in spans} == tree
+    # The sub-run's worker call never ended: its span ends, unfinished, with the sub-run.
+    request = spans[f"{call}/t1.c1"]
+    assert request.attributes["ptcrun.status"] == "unfinished"
+    assert request.end_time == spans[f"{call}/run"].end_time
+    assert spans[f"{call}/run"].attributes["error.type"] == "TimeLimitExceeded"
+    # The caller's program went on after it, and its spans end at their own end events.
+    program = next(r for r in t.spans() if r.span == "t1.program")
+    assert spans["t1.program"].end_time == round(program.ended * 1e9) > spans[f"{call}/run"].end_time
+    assert spans["t1.program"].attributes["ptcrun.status"] == "done"
