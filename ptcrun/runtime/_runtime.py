@@ -198,7 +198,11 @@ class Runtime:
         check_data(data)
         Sandbox(data=data, limits=self.limits)
         events = self._open_events()
-        run = Run(self, goal, data, checker, events)
+        try:
+            run = Run(self, goal, data, checker, events)
+        except BaseException:
+            events.close()  # and let go of the transcript's lock
+            raise
         try:
             if watch_signals and threading.current_thread() is threading.main_thread():
                 result = await go_until_signal(run.go, run.stop)
