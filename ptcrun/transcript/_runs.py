@@ -158,7 +158,9 @@ def _summary(folder: Path) -> RunSummary:
         if not isinstance(start, dict) or start.get("type") != "run.start":
             raise ValueError("its first line is not a ptcrun run.start event")
         end = _json_or_none(last)
-        if not isinstance(end, dict) or end.get("type") != "run.end":
+        # A sub-run's run.end (span ``t1.c3/run``) is not the run's: a run killed just after a
+        # sub-run ended has it last.
+        if not isinstance(end, dict) or end.get("type") != "run.end" or end.get("span") != "run":
             return _from_whole(folder)
         return RunSummary(
             id=folder.name,

@@ -282,13 +282,15 @@ def render_show(
     if turn is None:
         for prefix, sub in list(t.walk())[1:]:
             out.append("")
-            out.extend(_show_sub_run(prefix.rstrip("/"), sub, calls=calls, words=words))
+            out.extend(_show_sub_run(prefix.rstrip("/"), sub, calls=calls, prompt=prompt, words=words))
         out.append("")
         out.append(render_summary(t, words=words))
     return "\n".join(out) + "\n"
 
 
-def _show_sub_run(call: str, sub: Transcript, *, calls: bool, words: Callable[[str], str]) -> list[str]:
+def _show_sub_run(
+    call: str, sub: Transcript, *, calls: bool, prompt: bool, words: Callable[[str], str]
+) -> list[str]:
     """A sub-run's turns, indented by its depth under a line that names the call that started it."""
     pad = "    " * sub.depth
     out = [
@@ -299,7 +301,8 @@ def _show_sub_run(call: str, sub: Transcript, *, calls: bool, words: Callable[[s
     if sub.error:
         out.append(f"{pad}error: {_error_text(sub.error, words)}")
     for record in sub.turns:
-        out.extend(_indent("\n".join(_show_turn(record, calls=calls, words=words)), pad).split("\n"))
+        turn = _show_turn(record, calls=calls, prompt=prompt, words=words)
+        out.extend(_indent("\n".join(turn), pad).split("\n"))
     return out
 
 
