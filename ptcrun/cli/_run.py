@@ -95,7 +95,7 @@ def _observers(args: argparse.Namespace) -> list[Any]:
         return []
     if not args.json and sys.stderr.isatty():
         return [TerminalProgress(sys.stderr)]
-    return [LineProgress(sys.stderr)]
+    return [LineProgress(sys.stderr, words=in_cli_words)]
 
 
 def _dry_run(estimate: Estimate, *, as_json: bool) -> int:

@@ -122,9 +122,10 @@ def test_view_without_open_opens_nothing(transcript, tmp_path, monkeypatch):
     assert code == 0
 
 
-def test_show_and_view_name_the_flags_in_error_messages(tmp_path):
-    """A run that ran out of budget and a call that ran out of time, as show and view tell them to
-    a CLI user: by their flags, where the Python views keep the ``Limits`` words."""
+def test_progress_show_and_view_name_the_flags_in_error_messages(tmp_path):
+    """A run that ran out of budget and a call that ran out of time, as the progress lines, show
+    and view tell them to a CLI user: by their flags, where the Python views keep the ``Limits``
+    words."""
     from ptcrun.transcript._html import render_html
     from ptcrun.transcript._views import render_show
 
@@ -138,10 +139,14 @@ def test_show_and_view_name_the_flags_in_error_messages(tmp_path):
     replies = ["```python\nprint(tool.worker(data[0], 'count'))\n```",
                "```python\nprint(pmap(lambda c: tool.worker(c, 'count ' * 3000), data))\n```"]
     files = write_files(tmp_path, replies)
-    code, out, err = run_cli(run_args(files, tmp_path / "runs", "--quiet", "--worker", f"scripted:{slow}",
+    code, out, err = run_cli(run_args(files, tmp_path / "runs", "--worker", f"scripted:{slow}",
                                       "--call-timeout", "0.2", "--token-limit", "5000", "--planner-max-tokens", "200",
                                       "--worker-max-tokens", "50", "--feedback-reserve-tokens", "100"))
     assert code == 3, err  # budget_exceeded
+    # The progress lines on standard error spell them as flags too.
+    program_error = next(line for line in err.splitlines() if line.startswith("turn 1: program error: "))
+    assert "(--call-timeout); tool 'worker' did not answer in time. Raise --call-timeout." in program_error
+    assert "Limits." not in err and "call_timeout" not in err and "max_tokens" not in err
     transcript = Path(re.search(r"^transcript (.+)$", out, flags=re.MULTILINE).group(1))
     t = Transcript.load(transcript)
     assert t.status == "budget_exceeded" and "Limits.max_tokens" in t.error["message"]
