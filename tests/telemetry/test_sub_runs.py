@@ -149,3 +149,37 @@ done(tool.words(data[1]))
     program = next(r for r in t.spans() if r.span == "t1.program")
     assert spans["t1.program"].end_time == round(program.ended * 1e9) > spans[f"{call}/run"].end_time
     assert spans["t1.program"].attributes["ptcrun.status"] == "done"
+
+
+def test_the_team_minutes_examples_spans_match_its_transcript(exporter, tmp_path):
+    """The example with sub-runs, offline: one sub-run per team under its agent call, each with
+    its turn, program, pmap, items and worker calls, as the transcript records them."""
+    import sys
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    sys.path.insert(0, str(examples))
+    import _common
+
+    minutes = _common.load_module(examples / "team_minutes" / "run.py")
+    rules = _common.load_module(examples / "team_minutes" / "worker_rules.py")
+    providers = _common.choose_providers(programs=minutes.PROGRAMS, respond=rules.respond, offline=True,
+                                         latency=(0.0, 0.005), seed=3)
+    result, _ = minutes.run_minutes(providers=providers, transcript_dir=tmp_path)
+    assert result.status == "done", result.error
+    t = Transcript.load(result.transcript)
+    all_spans = exporter.get_finished_spans()
+    spans = by_ptcrun_span(all_spans)
+    tree = {s.span: s.parent for s in t.spans() if s.kind != "sandbox"}
+    assert {s: (parent_of(spans[s], all_spans).attributes["ptcrun.span"] if spans[s].parent else None)
+            for s in spans} == tree
+    assert len(spans) == len(all_spans)
+    subs = list(t.walk())[1:]
+    assert len(subs) == 5
+    for prefix, sub in subs:
+        run = spans[f"{prefix}run"]
+        assert run.attributes["ptcrun.run.depth"] == 1
+        assert run.attributes["gen_ai.usage.input_tokens"] == (sub.usage.planner_input_tokens
+                                                               + sub.usage.worker_input_tokens)
+        assert spans[prefix.removesuffix("/")].name == "execute_tool agent"
+        assert sum(1 for c in sub.calls if spans[f"{prefix}{c.span}"].name == "execute_tool worker") == 12
