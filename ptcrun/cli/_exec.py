@@ -75,7 +75,7 @@ def _exec_program(args: argparse.Namespace) -> int:
 
     source = _program(args.program)
     limits = build_limits(args)
-    tools = {**_live_tools(args), "worker": _worker_tool(args, limits)}
+    tools = {"agent": _agent_tool(), **_live_tools(args), "worker": _worker_tool(args, limits)}
     return _report(execute(source, data=_data(args, source), tools=list(tools.values()), limits=limits))
 
 
@@ -97,6 +97,23 @@ def _exec_replay(args: argparse.Namespace) -> int:
     code = _report(execute(source, data=data, tools=tools, limits=limits))
     replay.print_log(f"from {transcript.path}")
     return code
+
+
+#: Why ``tool.agent`` cannot run under exec, and what can.
+_NO_AGENT = (
+    "tool.agent starts a sub-run, which needs a planner, and exec runs none: run the goal with "
+    "`ptcrun run`, or answer the program's agent calls from a run that made them with --replay RUN"
+)
+
+
+def _agent_tool() -> Tool:
+    """``tool.agent`` under exec: a tool that says why it cannot run here, rather than none."""
+    from .._tools import Tool
+
+    async def agent(*args: Any, **kwargs: Any) -> Any:
+        raise errors.ToolError(f"{_NO_AGENT}.", tool="agent")
+
+    return Tool.from_function(agent, name="agent", description="no planner runs sub-runs under exec")
 
 
 def _worker_tool(args: argparse.Namespace, limits: Limits) -> Tool:
@@ -255,11 +272,12 @@ class _Replay:
                 self.log.append(_Answered("live", name, shown))
                 return await live.call(list(args), kwargs)
             self.log.append(_Answered("refused", name, shown))
-            fix = (
-                "--replay-only refuses calls the run did not make; drop it to make them live"
-                if self._only
-                else f"pass {'--worker PROVIDER' if name == 'worker' else '--tools FILE'} to make it live"
-            )
+            if self._only:
+                fix = "--replay-only refuses calls the run did not make; drop it to make them live"
+            elif name == "agent":
+                fix = "tool.agent starts a sub-run, which needs a planner, and exec runs none"
+            else:
+                fix = f"pass {'--worker PROVIDER' if name == 'worker' else '--tools FILE'} to make it live"
             raise errors.ToolError(
                 f"tool {name!r} was called with arguments the recorded run never used ({shown}); "
                 f"only the run's own calls can be answered from its transcript: {fix}.",

@@ -14,14 +14,13 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..errors import ConfigError, TranscriptError, to_payload
 from ..runtime._runtime import Runtime
-from ..transcript._events import EventStream, os_error_reason
-from ..transcript._runs import lock_transcript
+from ..transcript._events import os_error_reason
 from ._corpus import STDIN, Corpus, chunk_options, read_corpus, write_record
 from ._options import build_limits, build_provider, unused_prices
 from ._parser import EXIT_CODES, in_cli_words, status_exit_code
@@ -96,7 +95,7 @@ def _observers(args: argparse.Namespace) -> list[Any]:
         return []
     if not args.json and sys.stderr.isatty():
         return [TerminalProgress(sys.stderr)]
-    return [LineProgress(sys.stderr)]
+    return [LineProgress(sys.stderr, words=in_cli_words)]
 
 
 def _dry_run(estimate: Estimate, *, as_json: bool) -> int:
@@ -108,42 +107,26 @@ def _dry_run(estimate: Estimate, *, as_json: bool) -> int:
     return EXIT_CODES["done"]
 
 
-class _RecordingRuntime(Runtime):
-    """A runtime that writes ``corpus.json`` into the run folder as soon as the folder is made,
-    before the first event, so a run killed at any point can still be replayed; and that locks
-    the transcript until :meth:`release`, so ``ptcrun runs`` lists the run as running.
+class _CorpusRecord:
+    """Writes ``corpus.json`` into the run folder as soon as the folder is made, before the first
+    event, so a run killed at any point can still be run again turn by turn (the runtime's
+    ``on_run_folder``). A failure to write it does not stop the run: it is a warning."""
 
-    It hooks the moment ``Runtime`` makes the folder (``_open_events``): the run folder's name
-    is known nowhere else before the run ends.
-    """
-
-    def __init__(self, *, corpus: Corpus, options: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, corpus: Corpus, options: Any) -> None:
         self._corpus = corpus
         self._options = options
-        self.record_warnings: list[str] = []
-        self._lock: IO[bytes] | None = None
+        self.warnings: list[str] = []
 
-    def release(self) -> None:
-        """Let go of the transcript's lock: ``ptcrun runs`` no longer lists the run as running."""
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
-
-    def _open_events(self) -> EventStream:
-        events = super()._open_events()
-        if events.path is not None:
-            self._lock = lock_transcript(events.path)
-            try:
-                write_record(events.path.parent, self._corpus, self._options)
-            except OSError as exc:
-                stdin = self._corpus.stdin is not None
-                data = "the corpus again (it came from standard input)" if stdin else self._corpus.path
-                self.record_warnings.append(
-                    f"corpus.json was not written beside the transcript ({os_error_reason(exc)}); "
-                    f"`ptcrun exec TRANSCRIPT --turn N` will need --data {data}."
-                )
-        return events
+    def __call__(self, folder: Path) -> None:
+        try:
+            write_record(folder, self._corpus, self._options)
+        except OSError as exc:
+            stdin = self._corpus.stdin is not None
+            data = "the corpus again (it came from standard input)" if stdin else self._corpus.path
+            self.warnings.append(
+                f"corpus.json was not written beside the transcript ({os_error_reason(exc)}); "
+                f"`ptcrun exec TRANSCRIPT --turn N` will need --data {data}."
+            )
 
 
 def _goal(args: argparse.Namespace) -> str:
@@ -188,9 +171,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if sub_planner is not None:
         named.append((args.sub_planner, sub_planner))
     tools = list(load_tools_file(args.tools).values()) if args.tools else None
-    runtime = _RecordingRuntime(
-        corpus=corpus,
-        options=options,
+    record = _CorpusRecord(corpus, options)
+    runtime = Runtime(
         planner=planner,
         worker=worker,
         sub_planner=sub_planner,
@@ -198,21 +180,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         limits=build_limits(args),
         transcript_dir=args.out,
         observers=_observers(args),
+        on_run_folder=record,
     )
     for entry in unused_prices(args, named):
         print(f"ptcrun: warning: --price {entry!r} names neither the planner nor the worker; no cost "
               f"uses it.", file=sys.stderr)
     if args.dry_run:
         return _dry_run(runtime.estimate(goal, corpus.chunks, schema=schema), as_json=args.json)
-    try:
-        result = runtime.run(goal, corpus.chunks, schema=schema)
-    finally:
-        runtime.release()
+    result = runtime.run(goal, corpus.chunks, schema=schema)
     code = status_exit_code(result.status, result.error, result.signal)
     if args.fail_on_partial and result.partial and code == EXIT_CODES["done"]:
         code = EXIT_CODES["partial"]
     assert result.transcript is not None  # the command always writes one
-    warnings = [in_cli_words(w) for w in (*result.warnings, *runtime.record_warnings)]
+    warnings = [in_cli_words(w) for w in (*result.warnings, *record.warnings)]
     transcript = _whole_transcript(result)
     if result.error is not None:
         # What ended the run and its fix, where a failing command says it, whatever stdout holds.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..transcript._events import os_error_reason
-from ._parser import EXIT_CODES
+from ._parser import EXIT_CODES, in_cli_words
 from ._runs import resolve_transcript
 
 if TYPE_CHECKING:
@@ -34,10 +34,11 @@ def _load(args: argparse.Namespace) -> Transcript:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print each turn (or only ``--turn N``), with ``--calls`` each pmap's calls and with
-    ``--prompt`` the planner's whole prompt."""
+    ``--prompt`` the planner's whole prompt; error messages name the flags, not ``Limits``."""
     from ..transcript._views import render_show
 
-    sys.stdout.write(render_show(_load(args), turn=args.turn, calls=args.calls, prompt=args.prompt))
+    text = render_show(_load(args), turn=args.turn, calls=args.calls, prompt=args.prompt, words=in_cli_words)
+    sys.stdout.write(text)
     return EXIT_CODES["done"]
 
 
@@ -78,7 +79,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     transcript = _load(args)
     assert transcript.path is not None  # loaded from a file
     out = _output(args.output, transcript.path.parent, "timeline.html")
-    _write(out, args.output, lambda: write_html(transcript, out))
+    _write(out, args.output, lambda: write_html(transcript, out, words=in_cli_words))
     print(out)
     if args.open:
         import webbrowser

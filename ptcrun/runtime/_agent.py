@@ -35,7 +35,6 @@ from .._limits import Limits
 from .._result import Result
 from .._tools import Tool
 from ..sandbox.host._calls import current_call
-from ..transcript._events import EventStream
 from ..transcript._schema import Event
 from ._answers import AnswerCheck
 from ._budget import Ledger
@@ -77,23 +76,25 @@ class Nesting:
 
 
 class NestedEvents:
-    """A sub-run's event stream: its events go to its caller's stream, their spans prefixed.
+    """A sub-run's event stream: its events go through its caller's emit, their spans prefixed.
 
     The sub-run names its spans as any run does (``run``, ``t1``, ``t1.c2``); here they become
     ``t1.c3/run``, ``t1.c3/t1``, ... and its ``run.start`` gets the calling span as parent. The
-    caller's own stream prefixes them again if the caller is a sub-run itself, so one file holds
-    the whole tree and a reader can split it at each ``/``.
+    caller's own emit prefixes them again if the caller is a sub-run itself, so one file holds
+    the whole tree and a reader can split it at each ``/``. Going through the caller's emit
+    (not its stream), they also reach the caller's tracing, which nests the sub-run's spans
+    under the agent call's; and not its failure tally: a sub-run's failed calls are its own.
     """
 
-    def __init__(self, stream: EventStream | NestedEvents, call_span: str) -> None:
-        self._stream = stream
+    def __init__(self, emit: Callable[[Event], object], path: Path | None, call_span: str) -> None:
+        self._emit = emit
         self._prefix = f"{call_span}/"
         self._call_span = call_span
-        self.path: Path | None = stream.path
+        self.path = path
 
     def emit(self, event: Event) -> object:
         parent = self._call_span if event.parent is None else self._prefix + event.parent
-        return self._stream.emit(attrs.evolve(event, span=self._prefix + event.span, parent=parent))
+        return self._emit(attrs.evolve(event, span=self._prefix + event.span, parent=parent))
 
 
 @attrs.frozen

@@ -57,6 +57,10 @@ class Runtime:
             transcript holds).
         strict_tools: refuse (``ConfigError``) a tool with no docstring or a missing type hint,
             instead of warning: the planner learns a tool only from its hints and docstring.
+        on_run_folder: called with each run's folder as soon as it is made, before the run's
+            first event, to keep files with the run (``ptcrun run`` writes ``corpus.json``
+            there); not called when ``transcript_dir`` is ``None``. What it raises ends the
+            run before it starts.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class Runtime:
         transcript_dir: str | os.PathLike[str] | None = "runs",
         observers: Sequence[Observer] = (),
         strict_tools: bool = False,
+        on_run_folder: Callable[[Path], object] | None = None,
     ) -> None:
         if planner is None:
             raise errors.ConfigError(
@@ -82,6 +87,11 @@ class Runtime:
                     f"{role} must be a provider (an object with an async complete(request) method); "
                     f"got {type(provider).__name__}. Use e.g. ptcrun.AnthropicProvider('claude-sonnet-4-6')."
                 )
+        if on_run_folder is not None and not callable(on_run_folder):
+            raise errors.ConfigError(
+                f"on_run_folder must be a function of the run folder's path, or None; got "
+                f"{type(on_run_folder).__name__}."
+            )
         if limits is not None and not isinstance(limits, Limits):
             raise errors.ConfigError(f"limits must be a ptcrun.Limits; got {type(limits).__name__}.")
         self.planner = planner
@@ -93,6 +103,7 @@ class Runtime:
         self.limits = limits if limits is not None else Limits()
         self.transcript_dir = check_transcript_dir(transcript_dir)
         self.observers = check_observers(observers)
+        self.on_run_folder = on_run_folder
 
     def run(self, goal: str, data: Data, *, schema: Any = None) -> Result:
         """Run to the end and return the :class:`Result` (synchronous; starts its own trio loop).
@@ -187,7 +198,11 @@ class Runtime:
         check_data(data)
         Sandbox(data=data, limits=self.limits)
         events = self._open_events()
-        run = Run(self, goal, data, checker, events)
+        try:
+            run = Run(self, goal, data, checker, events)
+        except BaseException:
+            events.close()  # and let go of the transcript's lock
+            raise
         try:
             if watch_signals and threading.current_thread() is threading.main_thread():
                 result = await go_until_signal(run.go, run.stop)
@@ -211,7 +226,7 @@ class Runtime:
         run_dir: Path | None = None
         try:
             run_dir = new_run_dir(self.transcript_dir)
-            return EventStream(run_dir / "transcript.jsonl", self.observers)
+            events = EventStream(run_dir / "transcript.jsonl", self.observers)
         except OSError as exc:
             if run_dir is not None:
                 with contextlib.suppress(OSError):
@@ -221,6 +236,13 @@ class Runtime:
                 f"{os_error_reason(exc)} ({exc.strerror or exc}). Pass transcript_dir= a folder you "
                 f"can write to, or None to write no transcript."
             ) from None
+        if self.on_run_folder is not None:
+            try:
+                self.on_run_folder(run_dir)
+            except BaseException:
+                events.close()
+                raise
+        return events
 
 
 def _with_warnings(result: Result, events: EventStream) -> Result:

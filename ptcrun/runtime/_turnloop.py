@@ -100,8 +100,8 @@ class Run:
         self.planner = runtime.planner if self.nesting.depth == 0 else runtime.sub_planner
         # Every event goes through self.emit: with a tracer provider configured, it also makes
         # the run's OpenTelemetry spans (ptcrun/telemetry); without one, it is events.emit.
-        # Sub-runs are traced only as the agent call that started them: their events reach the
-        # file through the caller's stream, not through the caller's spans.
+        # A sub-run's events go through its caller's emit (NestedEvents), so the top run's
+        # tracing makes the whole tree's spans, the sub-run's under the agent call's.
         tracing = open_tracing(events.path, events.warnings) if isinstance(events, EventStream) else None
         self.emit = events.emit if tracing is None else tracing.watch(events.emit)
         self.turn = 0
@@ -146,7 +146,7 @@ class Run:
             request.goal,
             request.data,
             request.check,
-            NestedEvents(self.events, request.call_span),
+            NestedEvents(self.emit, self.events.path, request.call_span),
             limits=limits,
             ledger=ledger,
             nesting=self.nesting.below(),

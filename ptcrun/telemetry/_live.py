@@ -16,6 +16,11 @@ starts) until their end event: so the spans of a provider SDK, an HTTP instrumen
 tool nest under ptcrun's ``chat`` or ``execute_tool`` span. pmaps and their items run in the
 sandbox child; their spans are placed in the tree but are never current on the host.
 
+A ``tool.agent`` sub-run's events come through its caller's emit with their span ids prefixed
+(``t1.c3/run``, ``t1.c3/t1.program``), so one :class:`Tracing` makes the whole tree: the
+sub-run's ``invoke_agent`` span is a child of the agent call's ``execute_tool agent`` span, as in
+the transcript.
+
 A failure of the tracing (a broken exporter or processor) never ends the run: tracing stops for
 that run and the run's warnings say so.
 """
@@ -113,7 +118,7 @@ class Tracing:
                         f"OpenTelemetry tracing stopped at a {event.type} event: "
                         f"{describe_exception(exc)}; the run and its transcript went on without it."
                     )
-            elif isinstance(event, RunEnd):
+            elif isinstance(event, RunEnd) and event.span == "run":
                 self._release()
             return out
 
@@ -137,8 +142,12 @@ class Tracing:
             self._start(event)
         elif event.type.endswith(".end"):
             if isinstance(event, RunEnd):
-                # Spans a clock or a cancel left open end with the run, unfinished (as in an export).
-                for span in reversed([s for s in self._open if s != event.span]):
+                # Spans a clock or a cancel left open end with the run, unfinished (as in an
+                # export). A sub-run's run.end (``t1.c3/run``) ends only the spans below it: its
+                # span ids all start with its prefix (``t1.c3/``), and its caller's spans go on.
+                prefix = event.span.removesuffix("run")
+                inside = [s for s in self._open if s != event.span and s.startswith(prefix)]
+                for span in reversed(inside):
                     self._end(span, None, event.ts)
             self._end(event.span, event, event.ts)
 

@@ -121,12 +121,12 @@ def describe(record: SpanRecord, *, run_id: str | None = None) -> SpanShape:
             "gen_ai.tool.name": f.get("tool"),
             "gen_ai.tool.type": "function",
             "gen_ai.tool.call.id": record.span,
-            "ptcrun.turn": span_turn(record.span),
+            "ptcrun.turn": _turn(record.span),
         })
     elif kind == "pmap":
         name = "pmap"
         attributes.update({
-            "ptcrun.turn": span_turn(record.span),
+            "ptcrun.turn": _turn(record.span),
             "ptcrun.pmap.total": f.get("total"),
             "ptcrun.pmap.concurrency": f.get("concurrency"),
             "ptcrun.pmap.done": f.get("done"),
@@ -139,7 +139,7 @@ def describe(record: SpanRecord, *, run_id: str | None = None) -> SpanShape:
     elif kind == "program":
         name = "program"
         attributes.update({
-            "ptcrun.turn": span_turn(record.span),
+            "ptcrun.turn": _turn(record.span),
             "ptcrun.program.calls": f.get("calls"),
             "ptcrun.program.cpu_seconds": f.get("cpu_seconds"),
             "ptcrun.program.restarted": f.get("restarted"),
@@ -166,6 +166,11 @@ def sandbox_event(record: SpanRecord) -> ShapeEvent:
     return ShapeEvent("ptcrun.sandbox.start", nanos(record.started), attributes)
 
 
+def _turn(span: str) -> int:
+    """The turn a span belongs to in its own run: a sub-run's ``t1.c3/t2.program`` is turn 2."""
+    return span_turn(span.rsplit("/", 1)[-1])
+
+
 def _run(f: Mapping[str, Any], run_id: str | None) -> dict[str, Any]:
     limits = f.get("limits") or {}
     data = f.get("data") or {}
@@ -176,6 +181,7 @@ def _run(f: Mapping[str, Any], run_id: str | None) -> dict[str, Any]:
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.name": "ptcrun",
         "ptcrun.run.id": run_id,
+        "ptcrun.run.depth": f.get("depth"),
         "ptcrun.planner": f.get("planner"),
         "ptcrun.worker": f.get("worker"),
         "ptcrun.tools": [str(t) for t in f.get("tools") or ()],

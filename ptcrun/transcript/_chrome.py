@@ -21,6 +21,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ._runs import run_status
 from ._transcript import SpanRecord, Transcript
 
 __all__ = ["chrome_trace", "chrome_trace_json"]
@@ -158,7 +159,7 @@ def _process(
 
 def _other(t: Transcript) -> Mapping[str, Any]:
     return {
-        "status": t.status,
+        "status": run_status(t),
         "goal": t.goal,
         "turns": len(t.turns),
         "total_tokens": t.usage.total_tokens,

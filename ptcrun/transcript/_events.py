@@ -25,12 +25,24 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from io import FileIO
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .._tools import describe_exception
 from ._schema import Event
 
-__all__ = ["MAX_BACKLOG_BYTES", "EventStream", "Observer", "new_run_dir", "os_error_reason"]
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no run reads as running
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "MAX_BACKLOG_BYTES",
+    "EventStream",
+    "Observer",
+    "lock_transcript",
+    "new_run_dir",
+    "os_error_reason",
+]
 
 Observer = Callable[[dict[str, Any]], None]
 
@@ -71,8 +83,30 @@ def os_error_reason(exc: OSError) -> str:
     return exc.strerror or describe_exception(exc)
 
 
+def lock_transcript(path: Path) -> IO[bytes] | None:
+    """Hold an exclusive lock on a transcript for as long as the returned file stays open, so
+    :func:`~._runs.list_runs` can tell a run still going from one that was killed. ``None`` where the
+    OS has no ``flock`` or the lock cannot be taken; close the file to release it."""
+    if fcntl is None:
+        return None
+    try:
+        file = path.open("rb")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        file.close()
+        return None
+    return file
+
+
 class EventStream:
     """Write events to a JSONL file (optional) and pass each to the observers, in order.
+
+    The stream holds a lock on its file (:func:`lock_transcript`) until :meth:`close`, so
+    ``ptcrun runs`` lists the run as ``running`` while it goes, and as ``interrupted`` once the
+    process that wrote it is gone without a ``run.end``.
 
     Args:
         path: the transcript file, appended to; ``None`` writes no file.
@@ -98,6 +132,8 @@ class EventStream:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = FileIO(path, "a")
             self._good = os.fstat(self._file.fileno()).st_size
+        # Held apart from the file, which a failing disk may make us close before the run ends.
+        self._lock = lock_transcript(path) if path is not None else None
 
     def emit(self, event: Event) -> dict[str, Any]:
         """Write ``event`` and pass its JSON object to each observer; return that object."""
@@ -121,7 +157,15 @@ class EventStream:
         return data
 
     def close(self) -> None:
-        """Write what still waits for space, if it now fits, and close the file."""
+        """Write what still waits for space, if it now fits, close the file and let go of its lock."""
+        try:
+            self._close_file()
+        finally:
+            if self._lock is not None:
+                self._lock.close()
+                self._lock = None
+
+    def _close_file(self) -> None:
         if self._file is None:
             return
         self._drain()

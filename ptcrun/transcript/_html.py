@@ -7,11 +7,11 @@ the script only opens a detail panel when a call is clicked, so the page reads f
 Layout: a header with the run's status (amber and spelled ``done (partial: 43 of 92 calls
 failed)`` when the answer was built while calls were failing, with a line naming the failures by
 kind) and its numbers; a run overview (planner calls, programs and pmaps
-across the run's wall time; a bar links to its turn); then each turn with its program (line
-numbers, the failing line marked), output, error, answer, the calls the program made outside
-any pmap on its own row, and a Gantt chart per pmap with one row per thread ("slot") and a bar
-per call coloured by status, a hover title giving its duration, and the slowest calls outlined:
-every tool and worker call of the run has its bar.
+across the run's wall time; a bar links to its turn); then each turn with the planner's text
+around its code block, its program (line numbers, the failing line marked), output, error,
+answer, the calls the program made outside any pmap on its own row, and a Gantt chart per pmap
+with one row per thread ("slot") and a bar per call coloured by status, a hover title giving its
+duration, and the slowest calls outlined: every tool and worker call of the run has its bar.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from ..errors import ConfigError
+from ._runs import run_status
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
-from ._views import failure_kinds, preview, status_text
+from ._views import failure_kinds, planner_prose, preview, status_text
 
 __all__ = ["render_html", "write_html"]
 
@@ -35,6 +37,10 @@ _SLOWEST = 3
 # says how much it cut. The transcript keeps everything.
 _DETAIL_CHARS = 4_000
 _STATUS_COLOURS = ("ok", "error", "cancelled", "unfinished")
+
+
+def _same(text: str) -> str:
+    return text
 
 
 def _e(value: Any) -> str:
@@ -190,7 +196,9 @@ def _program(turn: TurnRecord) -> str:
     return f'<pre class="program">{"".join(lines)}</pre>'
 
 
-def _turn(turn: TurnRecord, t: Transcript, slow: set[str], prefix: str = "") -> str:
+def _turn(
+    turn: TurnRecord, t: Transcript, slow: set[str], prefix: str = "", words: Callable[[str], str] = _same
+) -> str:
     meta = [_secs(turn.seconds)]
     if turn.planner is not None:
         meta.append(f"planner {turn.planner_input_tokens:,} in / {turn.planner_output_tokens:,} out")
@@ -204,16 +212,23 @@ def _turn(turn: TurnRecord, t: Transcript, slow: set[str], prefix: str = "") -> 
         parts.append('<div class="label">No program in the reply. The reply:</div>')
         parts.append(f'<pre class="reply">{_e(turn.reply or "(no reply)")}</pre>')
     else:
+        # The planner's text around its code block says why it wrote the program; show says it too.
+        before, after = planner_prose(turn.reply) if turn.reply is not None else ("", "")
+        if before:
+            parts.append(f'<div class="label">Planner</div><div class="prose">{_e(before)}</div>')
         parts.append('<div class="label">Program</div>')
         parts.append(_program(turn))
+        if after:
+            parts.append('<div class="label">Planner, after the code</div>')
+            parts.append(f'<div class="prose">{_e(after)}</div>')
         if turn.note:
-            parts.append(f'<div class="note">{_e(turn.note)}</div>')
+            parts.append(f'<div class="note">{_e(words(turn.note))}</div>')
         parts.append('<div class="label">Output</div>')
         parts.append(f'<pre class="output">{_e(turn.output) if turn.output else "(none)"}</pre>')
         if turn.error:
             e = turn.error
             where = f"line {e['line']}: " if e.get("line") else ""
-            text = f"{where}{e.get('type', 'Error')}: {e.get('message', '')}"
+            text = f"{where}{e.get('type', 'Error')}: {words(str(e.get('message', '')))}"
             if e.get("source_line"):
                 text += f"\n    {e['source_line']}"
             parts.append(f'<div class="error-box">{_e(text)}</div>')
@@ -231,19 +246,20 @@ def _turn(turn: TurnRecord, t: Transcript, slow: set[str], prefix: str = "") -> 
             f'{body}</section>')
 
 
-def _sub_run(prefix: str, sub: Transcript, slow: set[str]) -> str:
+def _sub_run(prefix: str, sub: Transcript, slow: set[str], words: Callable[[str], str] = _same) -> str:
     """A sub-run's turns, under a heading that names the call that started it, indented by depth."""
     call = prefix.rstrip("/")
     meta = [f"depth {sub.depth}", f"{len(sub.turns)} turn{'s' * (len(sub.turns) != 1)}",
             f"{sub.usage.total_tokens:,} tokens", _secs(sub.seconds)]
-    status = status_text(sub.status, sub.failed_calls, sub.calls_made, sub.partial)
-    head = (f'<h2>Sub-run of call {_e(call)} <span class="status {_e(sub.status)}">{_e(status)}</span>'
+    word = run_status(sub)
+    status = status_text(word, sub.failed_calls, sub.calls_made, sub.partial)
+    head = (f'<h2>Sub-run of call {_e(call)} <span class="status {_e(word)}">{_e(status)}</span>'
             f'<span class="meta">{_e(" · ".join(meta))}</span></h2>'
             f'<div class="label">Goal</div><pre class="reply">{_e(sub.goal)}</pre>')
     if sub.error:
-        error = f'{sub.error.get("type", "Error")}: {sub.error.get("message", "")}'
+        error = f'{sub.error.get("type", "Error")}: {words(str(sub.error.get("message", "")))}'
         head += f'<div class="error-box">{_e(error)}</div>'
-    turns = "".join(_turn(turn, sub, slow, prefix) for turn in sub.turns)
+    turns = "".join(_turn(turn, sub, slow, prefix, words) for turn in sub.turns)
     return (f'<section class="sub-run" id="sub-{_e(call)}" data-sub-run="{_e(call)}" '
             f'style="margin-left:{1.5 * sub.depth:g}em">{head}{turns}</section>')
 
@@ -264,10 +280,11 @@ def _sub_run_rows(t: Transcript, origin: float, span: float) -> list[str]:
             lanes.append(end)
             lane_bars.append([])
         call = prefix.rstrip("/")
-        title = (f"sub-run of {call} (depth {sub.depth}) · {preview(sub.goal, 60)} · {sub.status} · "
+        word = run_status(sub)
+        title = (f"sub-run of {call} (depth {sub.depth}) · {preview(sub.goal, 60)} · {word} · "
                  f"{_secs(sub.seconds)}")
         link = f' onclick="location.hash=\'sub-{_e(call)}\'"'
-        colour = {"done": "ok", "cancelled": "cancelled", "incomplete": "unfinished"}.get(sub.status, "error")
+        colour = {"done": "ok", "cancelled": "cancelled"}.get(word, "error" if sub.complete else "unfinished")
         lane_bars[index].append(_bar(f"sub-run {colour}", sub.started, end, origin, span, title, link))
     return [_row(f"sub-runs {index + 1}", bars) for index, bars in enumerate(lane_bars)]
 
@@ -359,8 +376,22 @@ def _failures(t: Transcript) -> str:
     return f'<p class="failures" id="failures">{_e(what)}</p>'
 
 
-def render_html(t: Transcript) -> str:
-    """The page as a string."""
+def _ending(t: Transcript, words: Callable[[str], str]) -> str:
+    """The header's lines on how the run ended, when not with a plain answer: the error that
+    ended it (a budget, a clock, a provider), and an answer that is a fallback."""
+    parts = []
+    if t.error:
+        error = f'{t.error.get("type", "Error")}: {words(str(t.error.get("message", "")))}'
+        parts.append(f'<div class="error-box" id="run-error">{_e(error)}</div>')
+    if t.fallback_used:
+        parts.append('<p class="note" id="fallback">The answer is a fallback: the program\'s last '
+                     '<code>answer</code> value, not given to <code>done()</code>.</p>')
+    return "".join(parts)
+
+
+def render_html(t: Transcript, *, words: Callable[[str], str] = _same) -> str:
+    """The page as a string; ``words`` rewrites each error message shown (the CLI spells
+    settings as its flags)."""
     page = resources.files("ptcrun.transcript").joinpath("timeline.html")
     template = Template(page.read_text(encoding="utf-8"))
     timed = sorted((c for c in t.calls if c.seconds is not None), key=lambda c: -(c.seconds or 0.0))
@@ -370,20 +401,22 @@ def render_html(t: Transcript) -> str:
     calls_json = json.dumps(calls, ensure_ascii=False).replace("</", "<\\/")
     return template.substitute(
         title=_e(preview(t.goal, 80)),
-        status_class=_e(f"{t.status} partial" if t.partial else t.status),
-        status=_e(status_text(t.status, t.failed_calls, t.calls_made, t.partial)),
-        failures=_failures(t),
+        status_class=_e(f"{run_status(t)} partial" if t.partial else run_status(t)),
+        status=_e(status_text(run_status(t), t.failed_calls, t.calls_made, t.partial)),
+        failures=_failures(t) + _ending(t, words),
         goal=_e(t.goal),
         stats=_stats(t),
         overview=_overview(t),
-        turns="\n".join([*(_turn(turn, t, slow) for turn in t.turns),
-                          *(_sub_run(prefix, sub, slow) for prefix, sub in list(t.walk())[1:])]),
+        turns="\n".join([*(_turn(turn, t, slow, "", words) for turn in t.turns),
+                          *(_sub_run(prefix, sub, slow, words) for prefix, sub in list(t.walk())[1:])]),
         source=_e(t.path.name if t.path else "events in memory"),
         calls=calls_json,
     )
 
 
-def write_html(t: Transcript, path: str | os.PathLike[str] | None = None) -> Path:
+def write_html(
+    t: Transcript, path: str | os.PathLike[str] | None = None, *, words: Callable[[str], str] = _same
+) -> Path:
     """Write the page and return its path (by default ``timeline.html`` beside the transcript).
 
     Raises:
@@ -394,5 +427,5 @@ def write_html(t: Transcript, path: str | os.PathLike[str] | None = None) -> Pat
             raise ConfigError("this transcript was not read from a file; pass the path to write the page to.")
         path = t.path.parent / "timeline.html"
     out = Path(path)
-    out.write_text(render_html(t), encoding="utf-8")
+    out.write_text(render_html(t, words=words), encoding="utf-8")
     return out

@@ -131,11 +131,15 @@ def in_sub_run(event: Event) -> bool:
     return "/" in str(event.get("span", ""))
 
 
-def _error_text(error: Any) -> str:
+def _same(text: str) -> str:
+    return text
+
+
+def _error_text(error: Any, words: Callable[[str], str] = _same) -> str:
     """``": Type: message"`` for an error payload, or nothing."""
     if not isinstance(error, Mapping):
         return ""
-    return f": {error.get('type')}: {error.get('message')}"
+    return f": {error.get('type')}: {words(str(error.get('message')))}"
 
 
 def _bar(done: int, total: int) -> str:
@@ -266,11 +270,13 @@ class TerminalProgress:
 class LineProgress:
     """The run's news as plain lines: turns, programs, pmaps (with a line per quarter done).
 
-    For logs, pipes and CI, where a redrawn display would be noise.
+    For logs, pipes and CI, where a redrawn display would be noise. ``words`` rewrites the
+    error messages it prints (the CLI spells settings as its flags).
     """
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, words: Callable[[str], str] = _same) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        self._words = words
         self._state = _State()
         self._quarters: dict[str, int] = {}
 
@@ -291,9 +297,10 @@ class LineProgress:
                 self._say(f"{turn}: planner replied ({int(event.get('input_tokens') or 0):,} in / "
                           f"{int(event.get('output_tokens') or 0):,} out, {seconds:.1f} s)")
             else:
-                self._say(f"{turn}: planner call {event.get('status')}{_error_text(event.get('error'))}")
+                error = _error_text(event.get("error"), self._words)
+                self._say(f"{turn}: planner call {event.get('status')}{error}")
         elif kind == "program.end":
-            what = _error_text(event.get("error"))
+            what = _error_text(event.get("error"), self._words)
             seconds = float(event.get("seconds") or 0)
             self._say(f"{turn}: program {event.get('status')}{what} ({seconds:.1f} s, "
                       f"{event.get('calls') or 0} calls)")

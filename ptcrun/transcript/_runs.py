@@ -4,10 +4,12 @@ A run folder is ``<root>/<UTC timestamp>-<id>/`` holding ``transcript.jsonl``. L
 the file's first line (``run.start``: when, goal) and its last (``run.end``: status, turns,
 tokens, cost, wall time, failures), so a folder of large transcripts lists at once. A
 transcript with no ``run.end`` is read whole to count what it did, and is shown as ``running``
-while the process that writes it holds its lock (:func:`lock_transcript`; the lock dies with the
-process, so a killed run never looks alive), else as ``interrupted``. A folder that is not a run
-(no transcript, or a file that is not a ptcrun transcript) never stops the list: it is left out,
-or shown as ``unreadable`` with the reason.
+while the process that writes it holds its lock (the run's :class:`~._events.EventStream` holds
+it from the first event to :meth:`~._events.EventStream.close`, for a run started from Python
+or from the command line alike; the lock dies with the process, so a killed run never looks
+alive), else as ``interrupted``. A folder that is not a run (no transcript, or a file that is
+not a ptcrun transcript) never stops the list: it is left out, or shown as ``unreadable`` with
+the reason.
 """
 
 from __future__ import annotations
@@ -17,19 +19,23 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._result import Usage
 from ..errors import TranscriptError
+from ._events import lock_transcript
+
+if TYPE_CHECKING:
+    from ._transcript import Transcript
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock, so no run reads as running
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunSummary", "latest_run", "list_runs", "lock_transcript"]
+__all__ = ["RunSummary", "latest_run", "list_runs", "lock_transcript", "run_status"]
 
 _FILE_NAME = "transcript.jsonl"
 #: Bytes read from the end of a transcript to find its last line; a longer ``run.end`` (a very
@@ -115,22 +121,16 @@ def latest_run(root: str | os.PathLike[str]) -> Path:
     return readable[0].path
 
 
-def lock_transcript(path: Path) -> IO[bytes] | None:
-    """Hold an exclusive lock on a transcript for as long as the returned file stays open, so
-    :func:`list_runs` can tell a run still going from one that was killed. ``None`` where the
-    OS has no ``flock`` or the lock cannot be taken; close the file to release it."""
-    if fcntl is None:
-        return None
-    try:
-        file = path.open("rb")
-    except OSError:
-        return None
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        file.close()
-        return None
-    return file
+def run_status(t: Transcript) -> str:
+    """A run's status in the words every view uses: its ``run.end`` status; with no ``run.end``,
+    ``running`` while the process writing it holds its lock, else ``interrupted``.
+
+    (:attr:`Transcript.status <._transcript.Transcript.status>` says ``incomplete`` for both:
+    whether the writer is alive is not in the file.)
+    """
+    if t.complete:
+        return t.status
+    return "running" if t.path is not None and _locked(t.path) else "interrupted"
 
 
 def _locked(path: Path) -> bool:
@@ -158,7 +158,9 @@ def _summary(folder: Path) -> RunSummary:
         if not isinstance(start, dict) or start.get("type") != "run.start":
             raise ValueError("its first line is not a ptcrun run.start event")
         end = _json_or_none(last)
-        if not isinstance(end, dict) or end.get("type") != "run.end":
+        # A sub-run's run.end (span ``t1.c3/run``) is not the run's: a run killed just after a
+        # sub-run ended has it last.
+        if not isinstance(end, dict) or end.get("type") != "run.end" or end.get("span") != "run":
             return _from_whole(folder)
         return RunSummary(
             id=folder.name,
@@ -190,7 +192,7 @@ def _from_whole(folder: Path) -> RunSummary:
         id=folder.name,
         path=folder,
         started=t.started,
-        status=t.status if t.complete else ("running" if _locked(folder / _FILE_NAME) else "interrupted"),
+        status=run_status(t),
         goal=t.goal,
         turns=len(t.turns),
         tokens=u.total_tokens,

@@ -5,16 +5,19 @@ same text goes to a terminal, a file or a test. Nothing is cut except where a pr
 reply previews in ``show --calls`` keep one line of a set width.
 
 An answer built while calls were failing is never shown as a plain ``done``: its status reads
-``done (partial: 43 of 92 calls failed)`` wherever a status is shown (:func:`status_text`).
+``done (partial: 43 of 92 calls failed)`` wherever a status is shown (:func:`status_text`). A
+run with no ``run.end`` reads ``running`` or ``interrupted`` (:func:`~._runs.run_status`), in
+every view as in ``ptcrun runs``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._runs import run_status
 from ._transcript import CallRecord, PmapRecord, SpanRecord, Transcript, TurnRecord
 
 __all__ = [
@@ -73,12 +76,16 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line if line else prefix.rstrip() for line in text.rstrip("\n").split("\n"))
 
 
-def _error_text(error: Mapping[str, Any] | None) -> str:
+def _same(text: str) -> str:
+    return text
+
+
+def _error_text(error: Mapping[str, Any] | None, words: Callable[[str], str] = _same) -> str:
     if not error:
         return ""
     kind = error.get("type") or "Error"
     where = f"line {error['line']}: " if error.get("line") else ""
-    return f"{where}{kind}: {error.get('message', '')}"
+    return f"{where}{kind}: {words(str(error.get('message', '')))}"
 
 
 def _calls(count: int) -> str:
@@ -124,13 +131,13 @@ def _turn_line(turn: TurnRecord) -> str:
     return f"── turn {turn.number} ── " + " · ".join(parts)
 
 
-def _call_rows(calls: Iterable[CallRecord]) -> list[str]:
+def _call_rows(calls: Iterable[CallRecord], words: Callable[[str], str] = _same) -> list[str]:
     rows = [["item", "slot", "call", "tool", "status", "seconds", "tokens", "reply"]]
     for c in sorted(calls, key=lambda c: (c.item if c.item is not None else -1, c.started)):
         if c.ok:
             shown = c.reply if c.reply is not None else c.value
         elif c.error:
-            shown = f"{c.error.get('type', 'Error')}: {c.error.get('message', '')}"
+            shown = f"{c.error.get('type', 'Error')}: {words(str(c.error.get('message', '')))}"
         else:
             shown = ""
         tokens = f"{c.input_tokens + c.output_tokens:,}" if c.llm else "-"
@@ -195,7 +202,9 @@ def _prompt_lines(turn: TurnRecord) -> list[str]:
     return out
 
 
-def _show_turn(turn: TurnRecord, *, calls: bool, prompt: bool = False) -> list[str]:
+def _show_turn(
+    turn: TurnRecord, *, calls: bool, prompt: bool = False, words: Callable[[str], str] = _same
+) -> list[str]:
     out = [_turn_line(turn)]
     if prompt:
         out.extend(_prompt_lines(turn))
@@ -216,14 +225,14 @@ def _show_turn(turn: TurnRecord, *, calls: bool, prompt: bool = False) -> list[s
         out.append("  planner, after the code:")
         out.append(_indent(after, "    "))
     if turn.note:
-        out.append(f"  note: {turn.note}")
+        out.append(f"  note: {words(turn.note)}")
     if turn.output:
         out.append("  output:")
         out.append(_indent(turn.output, "    "))
     else:
         out.append("  output: (none)")
     if turn.error:
-        out.append(f"  error: {_error_text(turn.error)}")
+        out.append(f"  error: {_error_text(turn.error, words)}")
         if turn.error.get("source_line"):
             out.append(f"      {turn.error['source_line']}")
     if turn.restarted:
@@ -238,20 +247,29 @@ def _show_turn(turn: TurnRecord, *, calls: bool, prompt: bool = False) -> list[s
         for p in turn.pmaps:
             out.append("  " + _pmap_line(p))
             if p.calls:
-                out.extend("    " + row for row in _call_rows(p.calls))
+                out.extend("    " + row for row in _call_rows(p.calls, words))
         direct = [c for c in turn.calls if c.span not in in_pmaps]
         if direct:
             out.append("  calls outside any pmap:")
-            out.extend("    " + row for row in _call_rows(direct))
+            out.extend("    " + row for row in _call_rows(direct, words))
     return out
 
 
-def render_show(t: Transcript, *, turn: int | None = None, calls: bool = False, prompt: bool = False) -> str:
+def render_show(
+    t: Transcript,
+    *,
+    turn: int | None = None,
+    calls: bool = False,
+    prompt: bool = False,
+    words: Callable[[str], str] = _same,
+) -> str:
     """The turn-by-turn view: each turn's planner text around its code, the program with line
     numbers, output, error, tokens, time.
 
     With ``calls``, each pmap's calls follow their turn: duration, status, reply preview. With
     ``prompt``, each turn starts with the planner's whole request: system prompt and messages.
+    ``words`` rewrites each error message shown (the CLI spells settings as its flags); what
+    the program printed and the planner's text are shown as recorded.
 
     Raises:
         TranscriptError: ``turn`` is not a turn of the run.
@@ -260,17 +278,19 @@ def render_show(t: Transcript, *, turn: int | None = None, calls: bool = False, 
     out = _header(t)
     for record in chosen:
         out.append("")
-        out.extend(_show_turn(record, calls=calls, prompt=prompt))
+        out.extend(_show_turn(record, calls=calls, prompt=prompt, words=words))
     if turn is None:
         for prefix, sub in list(t.walk())[1:]:
             out.append("")
-            out.extend(_show_sub_run(prefix.rstrip("/"), sub, calls=calls))
+            out.extend(_show_sub_run(prefix.rstrip("/"), sub, calls=calls, prompt=prompt, words=words))
         out.append("")
-        out.append(render_summary(t))
+        out.append(render_summary(t, words=words))
     return "\n".join(out) + "\n"
 
 
-def _show_sub_run(call: str, sub: Transcript, *, calls: bool) -> list[str]:
+def _show_sub_run(
+    call: str, sub: Transcript, *, calls: bool, prompt: bool, words: Callable[[str], str]
+) -> list[str]:
     """A sub-run's turns, indented by its depth under a line that names the call that started it."""
     pad = "    " * sub.depth
     out = [
@@ -279,19 +299,21 @@ def _show_sub_run(call: str, sub: Transcript, *, calls: bool) -> list[str]:
         f"{pad}goal: {sub.goal}",
     ]
     if sub.error:
-        out.append(f"{pad}error: {_error_text(sub.error)}")
+        out.append(f"{pad}error: {_error_text(sub.error, words)}")
     for record in sub.turns:
-        out.extend(_indent("\n".join(_show_turn(record, calls=calls)), pad).split("\n"))
+        turn = _show_turn(record, calls=calls, prompt=prompt, words=words)
+        out.extend(_indent("\n".join(turn), pad).split("\n"))
     return out
 
 
-def render_summary(t: Transcript) -> str:
-    """A few lines: status, turns, tokens by role, cost, wall time and parallel speed-up."""
+def render_summary(t: Transcript, *, words: Callable[[str], str] = _same) -> str:
+    """A few lines: status, turns, tokens by role, cost, wall time and parallel speed-up;
+    ``words`` rewrites the run's error message."""
     u = t.usage
     limit = t.limits.get("max_tokens")
     of = f" of {limit:,}" if isinstance(limit, int) else ""
     lines = [
-        f"status     {_status(t)}" + (f" ({t.error['type']}: {t.error['message']})" if t.error else ""),
+        f"status     {_status(t)}" + (f" ({_error_text(t.error, words)})" if t.error else ""),
     ]
     if t.failed_calls:
         count = sum(t.failed_calls.values())
@@ -321,13 +343,13 @@ def render_summary(t: Transcript) -> str:
 
 
 def _status(t: Transcript) -> str:
-    return status_text(t.status, t.failed_calls, t.calls_made, t.partial)
+    return status_text(run_status(t), t.failed_calls, t.calls_made, t.partial)
 
 
 # -- tree --------------------------------------------------------------------------------------
 
 
-def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
+def _span_label(s: SpanRecord, slow_rank: Mapping[str, int], unfinished_run: str = "unfinished") -> str:
     f = s.fields
     kind = s.kind
     if kind == "run":
@@ -354,7 +376,8 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
         return f"sandbox started (pid {f.get('pid')}{seed})"
     else:
         head = kind
-    text = f"{head}  {s.status}  {_secs(s.seconds)}"
+    status = unfinished_run if kind == "run" and s.status == "unfinished" else s.status
+    text = f"{head}  {status}  {_secs(s.seconds)}"
     if f.get("retries"):
         text += f"  ↻ {_retry_note(f['retries'])}"
     if s.span in slow_rank:
@@ -378,6 +401,8 @@ def render_tree(t: Transcript, *, slowest: int = _SLOWEST, depth: int | None = N
         children.setdefault(parent, []).append(s)
     timed = sorted((c for c in t.calls if c.seconds is not None), key=lambda c: -(c.seconds or 0.0))
     slow_rank = {c.span: rank for rank, c in enumerate(timed[:slowest], 1)}
+    # A run with no end reads as `ptcrun runs` and `show` say it: running, or interrupted.
+    unfinished_run = run_status(t) if not t.complete else "unfinished"
     lines: list[str] = []
 
     def under(node: SpanRecord) -> int:
@@ -386,7 +411,7 @@ def render_tree(t: Transcript, *, slowest: int = _SLOWEST, depth: int | None = N
     def walk(node: SpanRecord, prefix: str, last: bool, root: bool, level: int) -> None:
         joint = "" if root else ("└─ " if last else "├─ ")
         kids = children.get(node.span, [])
-        label = _span_label(node, slow_rank)
+        label = _span_label(node, slow_rank, unfinished_run)
         if kids and depth is not None and level >= depth:
             hidden = under(node)
             lines.append(prefix + joint + label + f"  (+{hidden:,} span{'s' * (hidden != 1)} below)")

@@ -60,6 +60,21 @@ def test_exec_without_a_worker_says_how_to_give_one(tmp_path):
     assert "there is no tool named" not in err
 
 
+def test_exec_says_why_tool_agent_cannot_run_and_what_can(recorded, tmp_path):
+    program = _program(tmp_path, 'done(tool.agent("Count the errors.", data=[0], max_tokens=5_000))')
+    code, _, err = run_cli(["exec", str(program)])
+    assert code == EXIT_CODES["error"]
+    assert ("ToolError: tool.agent starts a sub-run, which needs a planner, and exec runs none: run the goal "
+            "with `ptcrun run`, or answer the program's agent calls from a run that made them with "
+            "--replay RUN.") in err
+    assert "there is no tool named" not in err
+    # Replayed against a run that made no such call: refused, without pointing at --tools.
+    code, _, err = run_cli(["exec", str(program), "--replay", str(recorded["transcript"])])
+    assert code == EXIT_CODES["error"]
+    assert "tool.agent starts a sub-run, which needs a planner, and exec runs none." in err
+    assert "--tools" not in err
+
+
 def test_a_program_that_reads_data_without_data_is_refused(tmp_path):
     program = _program(tmp_path, "done(len(data))")
     code, out, err = run_cli(["exec", str(program)])

@@ -94,7 +94,7 @@ def test_a_killed_run_and_foreign_folders_do_not_break_the_list(two_runs, tmp_pa
     assert code == 0 and "interrupted" in text and "unreadable" in text
     # latest skips what cannot be read, and takes the interrupted run.
     code, text, _ = run_cli(["show", "--out", str(out)])
-    assert code == 0 and text.startswith("run 20991231T235959Z-dead00: incomplete")
+    assert code == 0 and text.startswith("run 20991231T235959Z-dead00: interrupted")
 
 
 def test_runs_of_a_folder_with_no_runs(tmp_path):
@@ -173,3 +173,34 @@ def test_a_finished_run_holds_no_lock(two_runs):
     lock = lock_transcript(two_runs["first"] / "transcript.jsonl")
     assert lock is not None  # ptcrun run let go of it when the run ended
     lock.close()
+
+
+@pytest.mark.parametrize("alive", [False, True])
+def test_every_view_words_a_run_with_no_end_as_runs_does(two_runs, tmp_path, alive):
+    from ptcrun.transcript._runs import lock_transcript
+
+    out = tmp_path / "runs"
+    cut = out / "20991231T235959Z-c0ffee"
+    cut.mkdir(parents=True)
+    lines = (two_runs["first"] / "transcript.jsonl").read_text().splitlines(keepends=True)
+    (cut / "transcript.jsonl").write_text("".join(lines[:4]))
+    word = "running" if alive else "interrupted"
+    lock = lock_transcript(cut / "transcript.jsonl") if alive else None
+    try:
+        _, listed, _ = run_cli(["runs", "--out", str(out), "--json"])
+        assert json.loads(listed)["status"] == word
+        _, shown, _ = run_cli(["show", "--out", str(out)])
+        assert shown.startswith(f"run {cut.name}: {word} · ")
+        assert f"\nstatus     {word}\n" in shown
+        _, tree, _ = run_cli(["tree", "--out", str(out)])
+        assert tree.startswith(f"run: First goal  {word}  ")
+        assert run_cli(["view", "--out", str(out)])[0] == 0
+        page = (cut / "timeline.html").read_text()
+        assert f'class="status {word}" id="status">{word}<' in page
+        assert run_cli(["export", "--out", str(out), "--format", "chrome"])[0] == 0
+        assert json.loads((cut / "trace.chrome.json").read_text())["otherData"]["status"] == word
+        for text in (shown, tree, page):
+            assert "incomplete" not in text
+    finally:
+        if lock is not None:
+            lock.close()

@@ -120,3 +120,51 @@ def test_view_without_open_opens_nothing(transcript, tmp_path, monkeypatch):
     monkeypatch.setattr(webbrowser, "open", lambda *a, **k: pytest.fail("a browser was opened"))
     code, _, _ = run_cli(["view", str(transcript), "-o", str(tmp_path / "page.html")])
     assert code == 0
+
+
+def test_progress_show_and_view_name_the_flags_in_error_messages(tmp_path):
+    """A run that ran out of budget and a call that ran out of time, as the progress lines, show
+    and view tell them to a CLI user: by their flags, where the Python views keep the ``Limits``
+    words."""
+    from ptcrun.transcript._html import render_html
+    from ptcrun.transcript._views import render_show
+
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        "import time\n"
+        "def respond(request):\n"
+        "    time.sleep(1)\n"
+        "    return 'late'\n"
+    )
+    replies = ["```python\nprint(tool.worker(data[0], 'count'))\n```",
+               "```python\nprint(pmap(lambda c: tool.worker(c, 'count ' * 3000), data))\n```"]
+    files = write_files(tmp_path, replies)
+    code, out, err = run_cli(run_args(files, tmp_path / "runs", "--worker", f"scripted:{slow}",
+                                      "--call-timeout", "0.2", "--token-limit", "5000", "--planner-max-tokens", "200",
+                                      "--worker-max-tokens", "50", "--feedback-reserve-tokens", "100"))
+    assert code == 3, err  # budget_exceeded
+    # The progress lines on standard error spell them as flags too.
+    program_error = next(line for line in err.splitlines() if line.startswith("turn 1: program error: "))
+    assert "(--call-timeout); tool 'worker' did not answer in time. Raise --call-timeout." in program_error
+    assert "Limits." not in err and "call_timeout" not in err and "max_tokens" not in err
+    transcript = Path(re.search(r"^transcript (.+)$", out, flags=re.MULTILINE).group(1))
+    t = Transcript.load(transcript)
+    assert t.status == "budget_exceeded" and "Limits.max_tokens" in t.error["message"]
+    assert [c.error["type"] for c in t.calls] == ["TimeLimitExceeded"] + ["BudgetExceeded"] * 6
+    assert "Limits.call_timeout" in t.calls[0].error["message"]
+
+    code, shown, _ = run_cli(["show", str(transcript), "--calls"])
+    assert code == 0
+    status = next(line for line in shown.splitlines() if line.startswith("status "))
+    assert "--token-limit" in status and "Limits." not in status and "max_tokens" not in status
+    errors = [line for line in shown.splitlines() if "Exceeded: " in line and "Failure(" not in line]
+    assert len(errors) == 9, errors  # the turn's error, the seven calls' (cut to a preview), the run's
+    assert all("--call-t" in line or "of --" in line for line in errors), errors
+    assert not any("Limits." in line or "call_timeout" in line for line in errors), errors
+    code, _, _ = run_cli(["view", str(transcript)])
+    page = (transcript.parent / "timeline.html").read_text()
+    run_error = re.search(r'<div class="error-box" id="run-error">([^<]*)</div>', page).group(1)
+    assert "--token-limit" in run_error and "Limits.max_tokens" not in run_error
+    assert "--call-timeout" in page
+    # From Python, the views speak the Python API's words.
+    assert "Limits.max_tokens" in render_show(t) and "Limits.max_tokens" in render_html(t)

@@ -388,3 +388,48 @@ def test_run_turns_a_keyboard_interrupt_into_a_cancelled_result(tmp_path, where)
     result = _interrupted_runtimes(tmp_path)[where].run("Anything.", CHUNKS)
     assert result.status == "cancelled"
     assert _last_event(tmp_path)["status"] == "cancelled"
+
+
+def test_a_run_started_from_python_reads_running_while_it_goes(tmp_path):
+    from ptcrun.transcript._runs import list_runs
+
+    def status_now() -> str:
+        """The status `ptcrun runs` gives this run now."""
+        return list_runs(tmp_path)[0].status
+
+    rt = Runtime(planner=ScriptedProvider([block("done(tool.status_now())")]), tools=[status_now],
+                 transcript_dir=tmp_path)
+    result = rt.run("Which status?", CHUNKS)
+    assert (result.status, result.answer) == ("done", "running")
+    assert list_runs(tmp_path)[0].status == "done"
+
+
+def test_on_run_folder_is_called_with_the_folder_before_the_first_event(tmp_path):
+    seen = []
+
+    def keep(folder):
+        seen.append((folder, (folder / "transcript.jsonl").stat().st_size))
+        (folder / "inputs.txt").write_text("kept")
+
+    rt = Runtime(planner=ScriptedProvider([block("done(1)")]), transcript_dir=tmp_path, on_run_folder=keep)
+    result = rt.run("Anything?", CHUNKS)
+    assert seen == [(result.transcript.parent, 0)]
+    assert (result.transcript.parent / "inputs.txt").read_text() == "kept"
+    # No transcript, no folder: not called.
+    Runtime(planner=ScriptedProvider([block("done(1)")]), transcript_dir=None, on_run_folder=keep).run("Anything?", CHUNKS)
+    assert len(seen) == 1
+
+
+def test_on_run_folder_that_raises_ends_the_run_before_it_starts_and_lets_go_of_the_lock(tmp_path):
+    from ptcrun.transcript._runs import list_runs
+
+    def broken(folder):
+        raise RuntimeError("no room for inputs")
+
+    rt = Runtime(planner=ScriptedProvider([block("done(1)")]), transcript_dir=tmp_path, on_run_folder=broken)
+    with pytest.raises(RuntimeError, match="no room for inputs"):
+        rt.run("Anything?", CHUNKS)
+    # The empty transcript is not a run still going.
+    assert [run.status for run in list_runs(tmp_path)] == ["unreadable"]
+    with pytest.raises(errors.ConfigError, match="on_run_folder must be a function"):
+        Runtime(planner=ScriptedProvider(["done"]), on_run_folder="corpus.json")

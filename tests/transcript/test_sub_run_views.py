@@ -141,3 +141,23 @@ def test_a_run_killed_before_its_end_still_counts_its_sub_runs_usage(nested):
     assert killed.status == "incomplete"
     assert killed.usage.planner_calls == nested.usage.planner_calls == 4
     assert killed.usage.total_tokens == nested.usage.total_tokens
+
+
+def test_a_run_killed_just_after_a_sub_run_ended_lists_as_interrupted(nested, tmp_path):
+    from ptcrun.transcript._runs import list_runs
+
+    lines = nested.path.read_text(encoding="utf-8").splitlines(keepends=True)
+    end = next(i for i, line in enumerate(lines) if '"run.end"' in line and '"t1.c1/run"' in line)
+    folder = tmp_path / "runs" / nested.path.parent.name
+    folder.mkdir(parents=True)
+    (folder / "transcript.jsonl").write_text("".join(lines[: end + 1]), encoding="utf-8")
+    [run] = list_runs(tmp_path / "runs")
+    # The last line is the sub-run's run.end, not the run's: the run did not end.
+    assert (run.status, run.goal) == ("interrupted", "How many words?")
+    assert render_show(Transcript.load(folder)).startswith(f"run {folder.name}: interrupted · ")
+
+
+def test_show_prompt_shows_the_sub_runs_prompts_too(nested):
+    text = render_show(nested, prompt=True)
+    assert text.count("prompt, system (") == 4  # the run's turn, and one turn of each of 3 sub-runs
+    assert "Count one chunk." in text.split("══ sub-run of call t1.c1/t1.c1", 1)[1]

@@ -125,3 +125,21 @@ def test_every_view_reads_a_version_1_transcript(name, tmp_path):
     assert render_summary(t)
     assert chrome_trace(t)
     assert write_html(t, tmp_path / "view.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_the_html_page_shows_the_planners_text_around_its_code_escaped(tmp_path):
+    reply = ("I will <b>count</b> the chunks & print them.\n"
+             + block("print(len(data))\ndone(len(data))")
+             + "\nThen <script>alert(1)</script> I answer.")
+    result = runtime([reply, block("done(0)")], tmp_path).run("Count the chunks.", CHUNKS)
+    page = write_html(Transcript.load(result.transcript)).read_text(encoding="utf-8")
+    turn = page.split('id="turn-1"', 1)[1]
+    before = turn.index("I will &lt;b&gt;count&lt;/b&gt; the chunks &amp; print them.")
+    program = turn.index('<pre class="program">')
+    after = turn.index("Then &lt;script&gt;alert(1)&lt;/script&gt; I answer.")
+    assert before < program < after
+    assert "<script>alert(1)" not in page and "<b>count" not in page
+    # A reply that is nothing but its code block shows no planner text.
+    bare = runtime(["```python\ndone(1)\n```"], tmp_path / "bare").run("Count the chunks.", CHUNKS)
+    page = write_html(Transcript.load(bare.transcript)).read_text(encoding="utf-8")
+    assert '<div class="prose">' not in page and '<div class="label">Planner' not in page
