@@ -26,6 +26,7 @@ vocabulary (``@name@`` tokens, ``REACHED``, the leak markers) and are read toget
 from __future__ import annotations
 
 import builtins
+import enum
 import itertools
 import json
 import keyword
@@ -52,7 +53,8 @@ from ptcrun.errors import (
     ToolError,
 )
 from ptcrun.sandbox import ExecResult, Sandbox, _protocol
-from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES, TypeOf
+from ptcrun.sandbox.child import _guards
+from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES, ClassOf, TypeOf
 from ptcrun.sandbox.child._host_api import Budget, Remaining, Tools
 from ptcrun.sandbox.child._link import Pending
 from ptcrun.sandbox.child._mod_classes import is_program_class
@@ -202,10 +204,12 @@ ATTRIBUTE_READS = [
 
 def _own_may_read(obj: str, name: str) -> bool:
     """Whether the rules let a program read name on obj, one of its own objects (not refused)."""
+    if name == "__class__":  # of any object: what type() gives
+        return True
     if "@Own@" not in obj:
         return False
     return not name.startswith("__") or name in SPECIAL_METHODS or (
-        name in ("__class__", "__dict__") and obj.endswith("()")
+        name == "__dict__" and obj.endswith("()")
     )
 
 
@@ -807,6 +811,15 @@ def dangerous(value: object) -> str | None:
     return None
 
 
+def nameable(value: object) -> bool:
+    """Whether value is what type() may give: a stand-in, or a class the program can name."""
+    if isinstance(value, (TypeOf, ContainerType, ClassOf)):
+        return True
+    return isinstance(value, type) and (
+        value in _guards._OFFERED or is_program_class(value) or issubclass(value, enum.Enum)
+    )
+
+
 def _public_names(value: object) -> list[str]:
     if isinstance(value, ModuleProxy):
         names = list(value._members)
@@ -821,11 +834,13 @@ def _readable_private(value: object, name: str) -> bool:
     """The documented rule for a name starting with '_': only on what the program made."""
     if not name.startswith("_"):
         return False
+    if name == "__class__":  # of anything: what type() gives, checked by the walk
+        return True
     owner = value if isinstance(value, type) else type(value)
     if not is_program_class(owner):
         return False
-    if name in ("__class__", "__dict__"):
-        return not isinstance(value, type)  # and __dict__ only of plain lineages, not walked here
+    if name == "__dict__":
+        return not isinstance(value, type)  # and only of plain lineages, not walked here
     return name in SPECIAL_METHODS or not name.startswith("__")
 
 
@@ -867,7 +882,11 @@ def test_random_attribute_walks_reach_nothing_hidden(data: st.DataObject) -> Non
         assert name not in HIDDEN_ATTRIBUTES, f"{program} was allowed"
         reason = dangerous(kept[-1])
         assert reason is None, f"{program} handed out {reason}"
-        assert not revealed(repr(kept[-1])), f"{program} handed out {kept[-1]!r}"
+        if name == "__class__":
+            assert nameable(kept[-1]), f"{program} handed out the class {kept[-1]!r}"
+        # (type's and ClassOf's reprs are the real class's, as print(type(x)) shows it)
+        if not isinstance(kept[-1], (TypeOf, ClassOf)):
+            assert not revealed(repr(kept[-1])), f"{program} handed out {kept[-1]!r}"
     assert_host_intact(namespace)
 
 

@@ -26,10 +26,10 @@ ALLOWED_LIST = "allowed modules: " + ", ".join(ALLOWED_MODULES)
 ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     # --- dunder access, direct and computed
     "dunder_attribute": ("().__class__.__base__.__subclasses__()", ProgramRejected, f"'__base__' {PRIVATE}"),
-    "dunder_class_of_a_foreign_object": ("().__class__", AttributeError, f"'__class__' {PRIVATE}"),
-    "getattr_dunder": ("getattr((), '__class__')", AttributeError, f"'__class__' {PRIVATE}"),
-    "getattr_computed_dunder": ("name = '_' * 2 + 'class' + '_' * 2\ngetattr(1, name)", AttributeError, f"'__class__' {PRIVATE}"),
-    "getattr_dunder_with_default": ("getattr(1, '__class__', None)", AttributeError, PRIVATE),
+    "dunder_dict_of_a_foreign_object": ("().__dict__", AttributeError, f"'__dict__' {PRIVATE}"),
+    "getattr_dunder": ("getattr((), '__base__')", AttributeError, f"'__base__' {PRIVATE}"),
+    "getattr_computed_dunder": ("name = '_' * 2 + 'base' + '_' * 2\ngetattr(int, name)", AttributeError, f"'__base__' {PRIVATE}"),
+    "getattr_dunder_with_default": ("getattr(1, '__dict__', None)", AttributeError, PRIVATE),
     "hasattr_dunder": ("hasattr(1, '__globals__')", AttributeError, f"'__globals__' {PRIVATE}"),
     "getattr_non_string_name": ("getattr(1, 5)", TypeError, "attribute name must be a string, not 'int'"),
     "getattr_str_subclass_name": ("class N(str):\n    def startswith(self, prefix):\n        return False\ngetattr(len, N('__self__'))", TypeError, "attribute name must be a string, not 'N'"),
@@ -107,11 +107,11 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "re_debug_flag_by_value": ("import re\nre.compile('a', 128)", ValueError, "re.DEBUG is not available in the sandbox"),
     "proxy_name_dunder": ("import json\ngetattr(json, '__name__')", AttributeError, PRIVATE),
     # --- indirect getattr
-    "map_getattr": ("list(map(getattr, [1], ['__class__']))", AttributeError, f"'__class__' {PRIVATE}"),
-    "partial_getattr": ("import functools\nfunctools.partial(getattr, 1)('__class__')", AttributeError, PRIVATE),
+    "map_getattr": ("list(map(getattr, [1], ['__dict__']))", AttributeError, f"'__dict__' {PRIVATE}"),
+    "partial_getattr": ("import functools\nfunctools.partial(getattr, 1)('__dict__')", AttributeError, PRIVATE),
     "reduce_getattr": ("from functools import reduce\nreduce(getattr, ['__class__', '__base__'], 1)", AttributeError, PRIVATE),
-    "starmap_getattr": ("import itertools\nlist(itertools.starmap(getattr, [(1, '__class__')]))", AttributeError, PRIVATE),
-    "sorted_key_getattr": ("sorted([1, 2], key=lambda v: getattr(v, '__class__'))", AttributeError, PRIVATE),
+    "starmap_getattr": ("import itertools\nlist(itertools.starmap(getattr, [(1, '__dict__')]))", AttributeError, PRIVATE),
+    "sorted_key_getattr": ("sorted([1, 2], key=lambda v: getattr(v, '__base__'))", AttributeError, PRIVATE),
     # --- format strings
     "format_attribute": ("'{0.__class__}'.format(1)", ValueError, "format field {0.__class__} is not allowed"),
     "format_index": ("'{0[0]}'.format(['secret'])", ValueError, "format field {0[0]} is not allowed"),

@@ -74,10 +74,10 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "attrgetter_dotted_dunder": ("import operator\noperator.attrgetter('real.__class__')", AttributeError, PRIVATE),
     "attrgetter_frame": ("import operator\noperator.attrgetter('gi_frame')", AttributeError, "'gi_frame' is not allowed"),
     "attrgetter_str_subclass": ("import operator\nclass N(str):\n    def split(self, sep):\n        return ['x']\noperator.attrgetter(N('__globals__'))", TypeError, "attribute name must be a string"),
-    "attrgetter_rebuilt_from_its_class": ("import operator\nG = type(operator.attrgetter('x'))\nG(('__globals__',))(lambda: 0)", AttributeError, PRIVATE),
+    "attrgetter_rebuilt_from_its_class": ("import operator\nG = type(operator.attrgetter('x'))\nG(('__globals__',))(lambda: 0)", TypeError, "objects of class '_AttrGetter' cannot be made"),
     "methodcaller_dunder": ("import operator\noperator.methodcaller('__reduce_ex__', 2)", AttributeError, PRIVATE),
     "methodcaller_format_lookup": ("import operator\noperator.methodcaller('format', 1)('{0.__class__}')", ValueError, "format field {0.__class__} is not allowed"),
-    "methodcaller_rebuilt_from_its_class": ("import operator\nM = type(operator.methodcaller('x'))\nM('__class__', (), {})(1)", AttributeError, PRIVATE),
+    "methodcaller_rebuilt_from_its_class": ("import operator\nM = type(operator.methodcaller('x'))\nM('__dict__', (), {})(1)", TypeError, "objects of class '_MethodCaller' cannot be made"),
     "operator_setitem": ("from operator import setitem", ImportError, CANNOT_IMPORT),
     "operator_delitem": ("import operator\noperator.delitem", AttributeError, "has no attribute 'delitem'"),
     "operator_in_place": ("from operator import iadd", ImportError, CANNOT_IMPORT),
@@ -101,7 +101,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "unicodedata_capsule": ("from unicodedata import ucnhash_CAPI", ImportError, CANNOT_IMPORT),
     # --- decimal, fractions, difflib, enum
     "decimal_default_context": ("from decimal import DefaultContext", ImportError, CANNOT_IMPORT),
-    "decimal_module_of_a_context": ("import decimal\ndecimal.getcontext().__class__", Exception, "__class__"),
+    "decimal_module_of_a_context": ("import decimal\ngetattr(decimal.getcontext().__class__, '__module__')", AttributeError, PRIVATE),
     "fraction_class_state": ("from fractions import Fraction\nFraction.numerator = 1", TypeError, NOT_CHANGEABLE),
     "difflib_html": ("from difflib import HtmlDiff", ImportError, CANNOT_IMPORT),
     "difflib_matcher_state": ("import difflib\nm = difflib.SequenceMatcher(None, 'a', 'b')\nm.a = 'c'", TypeError, NOT_CHANGEABLE),
@@ -131,7 +131,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "dataclass_slots": ("import dataclasses\n@dataclasses.dataclass(slots=True)\nclass S:\n    x: int", TypeError, "dataclass(slots=True) is not available"),
     "dataclass_make": ("from dataclasses import make_dataclass", ImportError, CANNOT_IMPORT),
     "dataclass_module_sys": ("import dataclasses\ndataclasses.sys", AttributeError, "has no attribute 'sys'"),
-    "dataclass_field_subclass_as_default": ("import dataclasses\nF = type(dataclasses.field())\nclass G(F):\n    pass\ng = G(1, None, True, True, None, True, None, False)\ng.name = '__class__'\n@dataclasses.dataclass\nclass P:\n    x: int = g\nprint(P().x is g)", None, ""),
+    "dataclass_field_subclass_as_default": ("import dataclasses\nF = type(dataclasses.field())\nclass G(F):\n    pass", TypeError, "a class cannot derive from 'Field' in the sandbox"),
 }
 
 
@@ -276,7 +276,7 @@ def test_attribute_walks_from_served_members_reach_nothing_hidden(start, picks):
             return
         where += f".{name}"
         # A served object is nobody's program object: of its dunders only a name may be read.
-        assert not name.startswith("_") or name in ("__name__", "__qualname__"), where
+        assert not name.startswith("_") or name in ("__name__", "__qualname__", "__class__"), where
         assert not isinstance(obj, HIDDEN), where
         assert not (isinstance(obj, type) and issubclass(obj, type)), where
 

@@ -50,7 +50,7 @@ from . import _mod_copy, _mod_dataclasses, _mod_enum, _mod_operator, _mod_random
 from ._mod_classes import record_program_class
 from ._tripwire import trusted
 
-__all__ = ["ALLOWED_MODULES", "ContainerType", "ModuleProxy", "guarded_import"]
+__all__ = ["ALLOWED_MODULES", "ContainerType", "ModuleProxy", "guarded_import", "served_modules"]
 
 
 class ModuleProxy:
@@ -337,6 +337,11 @@ if set(_NAMES) != set(ALLOWED_MODULES):  # pragma: no cover - the two lists drif
     )
 _load_lazy_parts()
 _PROXIES = {name: ModuleProxy(name, _members(name)) for name in ALLOWED_MODULES}
+
+
+def served_modules() -> tuple[ModuleProxy, ...]:
+    """The proxy of every allowed module."""
+    return tuple(_PROXIES.values())
 
 
 def guarded_import(
