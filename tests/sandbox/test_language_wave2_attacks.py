@@ -540,7 +540,6 @@ UNNAMEABLE = {
     "a bound random method": ("random.random", "builtin_function_or_method"),
     "an attrgetter": ("operator.attrgetter('real')", "_AttrGetter"),
     "a dataclass field": ("dataclasses.field()", "Field"),
-    "a host object": ("budget", "FakeBudget"),
 }
 _IMPORTS = "import json, csv, random, operator, dataclasses\n"
 
