@@ -403,6 +403,71 @@ def _special_value(obj: object, name: str) -> object:
     return getattr(obj, name)
 
 
+def _owner_of_method(obj: object, name: str, value: object) -> type | None:
+    """The class whose method value is, when value was read unbound off a class (``C.f``,
+    ``super(C, C).f``); None when value is no such function."""
+    if type(value) is not types.FunctionType:
+        return None
+    if isinstance(obj, super):
+        cls = obj.__self_class__  # type: ignore[attr-defined]  # None for an unbound super
+    elif isinstance(obj, type):
+        cls = obj
+    else:
+        return None
+    if cls is None:
+        return None
+    for klass in _class_attribute(cls, "__mro__"):  # type: ignore[attr-defined]
+        if _class_attribute(klass, "__dict__").get(name) is value:  # type: ignore[attr-defined]
+            return klass  # type: ignore[no-any-return]
+    return None
+
+
+def _self_checked(function: Callable[..., Any], owner: type) -> Callable[..., Any]:
+    """function, which only takes an instance of owner as its first argument."""
+    where = f"{owner.__name__}.{function.__name__}()"
+
+    def method(*args: Any, **kwargs: Any) -> Any:
+        # type's own check: no __subclasscheck__ of an abstract class answers instead.
+        if not args or not type.__subclasscheck__(owner, type(args[0])):
+            given = f"a {type(args[0]).__name__!r} object" if args else "nothing"
+            raise TypeError(
+                f"{where} needs a {owner.__name__!r} object as its first argument in the "
+                f"sandbox, not {given}"
+            )
+        return function(*args, **kwargs)
+
+    method.__name__ = function.__name__
+    method.__qualname__ = function.__qualname__
+    method.__doc__ = function.__doc__
+    return method
+
+
+def _unbound(obj: object, name: str, value: object) -> object:
+    """The value a program gets for ``obj.<name>``, once the guards allowed it.
+
+    A method read off a class the program did not make (``json.JSONEncoder.encode``, an
+    inherited ``S.__init__`` of ``class S(json.JSONEncoder)``) is a plain function that would
+    take any object as ``self`` and write its attributes past ``_write_``: called with
+    ``json.JSONEncoder`` itself, its ``__init__`` rewrote the class's separators and
+    ``default`` for every encoder in the child. C methods refuse a foreign ``self`` on their
+    own; these get the same check. A property's functions are refused for the same reason.
+    """
+    owner = _owner_of_method(obj, name, value)
+    if owner is not None and not is_program_class(owner):
+        return _self_checked(value, owner)  # type: ignore[arg-type]
+    if (
+        name in ("fget", "fset", "fdel")
+        and isinstance(obj, property)
+        and type(value) is types.FunctionType
+        and value.__module__ != "__main__"  # a program's functions are all its module's
+    ):
+        raise AttributeError(
+            f"{name!r} of a property the program did not make is not available in the sandbox: "
+            "it would run the class's code on any object; read the attribute of an instance"
+        )
+    return value
+
+
 def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
     """``getattr`` for programs: the ``_getattr_`` hook and the ``getattr`` builtin.
 
@@ -419,7 +484,7 @@ def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
                 return default
             message = str(exc)
         else:
-            return _check_value(name, value)
+            return _check_value(name, _unbound(obj, name, value))
         raise AttributeError(message)
     check_attribute_name(name)  # the one name check: exact str, no hidden name
     if name in ("format", "format_map") and (
@@ -435,7 +500,7 @@ def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
             return default
         message = str(exc)
     else:
-        return _check_value(name, value)
+        return _check_value(name, _unbound(obj, name, value))
     raise AttributeError(message)
 
 

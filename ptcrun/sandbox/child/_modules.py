@@ -287,7 +287,7 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
     )),
     "enum": (None, ()),
     "fractions": (fractions, ("Fraction",)),
-    "hashlib": (hashlib, ("algorithms_guaranteed", *_HASHES)),
+    "hashlib": (hashlib, _HASHES),
     "io": (io, ("StringIO",)),
     "operator": (None, ()),
     "random": (None, ()),
@@ -305,12 +305,20 @@ _WRAPPED: dict[str, dict[str, object]] = {
     "csv": {"DictReader": _DictReader},
     "dataclasses": _mod_dataclasses.MEMBERS,
     "enum": _mod_enum.MEMBERS,
-    "hashlib": {"new": _hashlib_new},
+    # Copies: what a proxy serves is never a changeable object its module keeps using.
+    "decimal": {"BasicContext": decimal.BasicContext.copy(),
+                "ExtendedContext": decimal.ExtendedContext.copy()},
+    "hashlib": {"new": _hashlib_new, "algorithms_guaranteed": frozenset(_HASHES)},
     "operator": _mod_operator.MEMBERS,
     "random": _mod_random.MEMBERS,
     "typing": _mod_typing.members(_namedtuple),
     "re": _mod_re.MEMBERS,
 }
+
+
+# The objects a program may change (the write guard's list), which a proxy never serves as the
+# module's own: a program would change them for the module's code too.
+_CHANGEABLE = (list, dict, set, bytearray, collections.Counter, collections.deque, decimal.Context)
 
 
 def _members(name: str) -> dict[str, object]:
@@ -319,6 +327,10 @@ def _members(name: str) -> dict[str, object]:
     members = {n: getattr(module, n) for n in names if hasattr(module, n)}
     members.update(_WRAPPED.get(name, {}))
     for member, value in members.items():
+        if isinstance(value, _CHANGEABLE) and module is not None and any(
+            value is shared for shared in vars(module).values()
+        ):  # pragma: no cover - a wrong list entry
+            raise RuntimeError(f"{name}.{member} is changeable and must be served as a copy")
         # A wrong list entry. `from m import x` reads the proxy with a plain getattr, past
         # _getattr_'s checks of the value, so the lists themselves must hold no module and no
         # metaclass (which would build classes the write guard does not know).
