@@ -424,3 +424,48 @@ def test_modules_serve_copies_of_their_changeable_tables():
     session.run("import decimal\ndecimal.BasicContext.prec = 3\ndecimal.ExtendedContext.prec = 4")
     assert (decimal.BasicContext.prec, decimal.ExtendedContext.prec) == (9, 9)
     assert session.run("print(decimal.BasicContext.prec)") == "3\n"  # the session's own copy
+
+
+# --- module state a program changes stays with the program's own code --------------------------
+
+CHANGE_MODULE_STATE = """
+import decimal, random, csv, json, enum, typing
+ctx = decimal.getcontext()
+ctx.prec, ctx.capitals, ctx.rounding = 3, 0, decimal.ROUND_DOWN
+ctx.traps[decimal.Inexact] = True
+decimal.BasicContext.prec = 2
+random.seed(99)
+class Semi(csv.excel):
+    delimiter = ";"
+class Color(enum.Enum):
+    RED = 1
+Box = typing.List[Semi]
+try:
+    class E(json.JSONEncoder):
+        pass
+    E.__init__(json.JSONEncoder, separators=(";", "="))
+except TypeError:
+    pass
+print(decimal.Decimal("1E+5") + 0, list(csv.reader(["a;b"], Semi)))
+"""
+LATER_PROGRAM = """
+import decimal, csv, json
+print(decimal.getcontext().prec, list(csv.reader(["a;b,c"])), json.dumps({"k": [1, 2]}))
+print(pmap(lambda x: str(decimal.Decimal(1) / 3)[:6], [1]))
+done({"ratio": 2 / 3, "big": 10 ** 20, "text": "é"})
+"""
+
+
+async def test_module_state_a_program_changes_never_reaches_the_childs_own_code() -> None:
+    def echo(value: object) -> object:
+        return value
+
+    async with Sandbox(tools=[echo], limits=limits()) as sandbox:
+        first = await sandbox.execute(CHANGE_MODULE_STATE + "print(tool.echo([0.1, 'x']))")
+        later = await sandbox.execute(LATER_PROGRAM)
+    assert first.error is None, first.error
+    assert first.output == "1.00e+5 [['a', 'b']]\n[0.1, 'x']\n"
+    # The session keeps its own arithmetic settings (as a REPL would); csv's default dialect,
+    # json's encoder, a pmap thread's decimal context and what crosses the boundary do not move.
+    assert later.output == "3 [['a;b', 'c']] {\"k\": [1, 2]}\n['0.3333']\n"
+    assert (later.status, later.answer) == ("done", {"ratio": 2 / 3, "big": 10**20, "text": "é"})
