@@ -155,6 +155,16 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "future_parser_change": ("from __future__ import barry_as_FLUFL", ProgramRejected, "future feature barry_as_FLUFL is not defined"),
     "future_module": ("import __future__", ProgramRejected, f"'__future__' {PRIVATE}"),
     "future_module_by_name": ("from __future__ import annotations\nimport json\njson.__future__", ProgramRejected, PRIVATE),
+    # --- __members__ of enums only, read-only
+    "members_of_a_module": ("import json\njson.__members__", AttributeError, f"'__members__' {PRIVATE}"),
+    "members_of_own_plain_class": (OWN + "Own.__members__", AttributeError, f"'__members__' {PRIVATE}"),
+    "members_of_an_enum_member": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.A.__members__", AttributeError, "'__members__' is not allowed"),
+    "members_written": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__['B'] = 2", TypeError, "cannot assign to an item of a 'mappingproxy' object"),
+    "members_assigned": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__ = {}", ProgramRejected, "'__members__' cannot be assigned"),
+    # --- annotations are kept as written, and still checked
+    "hook_name_in_an_annotation": ("def f(x: _getattr_):\n    pass", ProgramRejected, "'_getattr_' is not allowed: names of the form '_x_' are reserved"),
+    "dunder_walk_in_an_annotation": ("x: ().__class__.__base__ = 1", ProgramRejected, f"'__base__' {PRIVATE}"),
+    "dunder_walk_in_a_return_annotation": ("def f() -> ().__class__.__subclasses__:\n    pass", ProgramRejected, f"'__subclasses__' {PRIVATE}"),
     # --- catching what ends the program
     "catch_base_exception": ("try:\n    done(1)\nexcept BaseException:\n    pass", ProgramRejected, "'except BaseException' is not allowed"),
 }

@@ -108,7 +108,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "enum_metaclass": ("from enum import EnumMeta", ImportError, CANNOT_IMPORT),
     "enum_metaclass_new_name": ("from enum import EnumType", ImportError, CANNOT_IMPORT),
     "enum_metaclass_of_a_class": ("import enum\nclass C(enum.Enum):\n    A = 1\ntype(C)", TypeError, "metaclass"),
-    "enum_members_table": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__", Exception, "__members__"),
+    "enum_members_table": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__['B'] = C.A", TypeError, "cannot assign to an item of a 'mappingproxy' object"),
     "enum_private_table": ("import enum\nclass C(enum.Enum):\n    A = 1\ngetattr(C, '_member_map_')", AttributeError, PRIVATE),
     "enum_reassign_member": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.A = 2", AttributeError, "reassign"),
     "enum_shared_base": ("import enum\nenum.Enum.describe = 1", TypeError, NOT_CHANGEABLE),

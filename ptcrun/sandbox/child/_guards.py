@@ -359,6 +359,7 @@ def check_private(obj: object, name: str) -> None:
     * ``__class__`` of any object: what ``type(obj)`` gives (never a metaclass, and for a
       class the program cannot name a stand-in that cannot build objects); ``__name__`` of
       classes and functions (an exact str).
+    * ``__members__`` of an enum class: a read-only mapping of its members.
     * ``__dict__`` of the program's own instances whose classes are all the program's or
       builtins (``json.dumps(self.__dict__)``): what a host class's ``__init__`` stored on a
       subclass's instance stays out of reach.
@@ -371,6 +372,8 @@ def check_private(obj: object, name: str) -> None:
               types.BuiltinFunctionType, types.MethodType)
     )):
         return
+    if name == "__members__" and isinstance(obj, enum.EnumType):
+        return  # a read-only mapping of the enum's members by name
     cls = _program_class(obj)
     if cls is not None:
         if name == "__dict__":

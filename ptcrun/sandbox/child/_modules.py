@@ -8,7 +8,8 @@ file of its own (``_mod_random``, ``_mod_copy``, ``_mod_operator``, ``_mod_typin
 ``json.codecs`` leads to ``builtins.open``, ``datetime.sys`` to ``sys.modules``, and
 ``from json import codecs`` skips ``_getattr_`` entirely. The lists also leave out whatever
 reads or writes attributes behind the guards' backs (``string.Formatter``,
-``functools.update_wrapper``/``wraps``/``total_ordering``, ``singledispatch``), classes that
+``functools.update_wrapper``/``wraps``, ``singledispatch``; ``total_ordering`` is a wrapper
+that decorates only the program's own classes), classes that
 carry shared mutable state (``textwrap.TextWrapper``, ``csv.register_dialect``,
 ``decimal.DefaultContext``), what opens files (``hashlib.file_digest``, ``base64.encode``) and
 ``re.DEBUG``, which prints to the process's stdout. docs/security.md says, module by module,
@@ -47,7 +48,7 @@ from typing import Any
 
 from .._language import ALLOWED_MODULES
 from . import _mod_copy, _mod_dataclasses, _mod_enum, _mod_operator, _mod_random, _mod_re, _mod_typing
-from ._mod_classes import record_program_class
+from ._mod_classes import is_program_class, record_program_class
 from ._tripwire import trusted
 
 __all__ = ["ALLOWED_MODULES", "ContainerType", "ModuleProxy", "guarded_import", "served_modules"]
@@ -178,6 +179,17 @@ def _trusted_namedtuple(name: str, fields: str | list[str], rename: bool, defaul
         )
 
 
+def _total_ordering(cls: type) -> type:
+    """``functools.total_ordering``, for the program's own classes: it adds the comparisons a
+    class leaves out, derived from the ones it defines, as its class body could have."""
+    if not is_program_class(cls):
+        raise TypeError(
+            "functools.total_ordering() decorates the program's own classes in the sandbox, "
+            f"not {getattr(cls, '__name__', type(cls).__name__)!r}"
+        )
+    return functools.total_ordering(cls)
+
+
 #: The hash algorithms every build of CPython has; ``hashlib.new`` takes only these, so no
 #: name reaches OpenSSL's provider lookup (which may load files).
 _HASHES = tuple(sorted(hashlib.algorithms_guaranteed))
@@ -301,6 +313,7 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
 # Names served by a wrapper rather than the module's own object.
 _WRAPPED: dict[str, dict[str, object]] = {
     "collections": {"namedtuple": _namedtuple},
+    "functools": {"total_ordering": _total_ordering},
     "copy": _mod_copy.MEMBERS,
     "csv": {"DictReader": _DictReader},
     "dataclasses": _mod_dataclasses.MEMBERS,
