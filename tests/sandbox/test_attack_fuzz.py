@@ -488,10 +488,43 @@ def host_class_internals(draw: st.DrawFn) -> Attack:
     return Attack("host class internals", code, expect, prelude)
 
 
+# Objects whose class a program cannot name: type() and __class__ of each give a stand-in.
+UNNAMEABLE = [
+    "tool", "budget", "budget.remaining", "pmap", "json", "tool.echo", "len", "print",
+    "(lambda: 0)", "(x for x in [1])", "iter([])", "{}.keys()", "None", "csv.reader([])",
+    "operator.attrgetter('real')", "dataclasses.field()", "re.compile('a').scanner('a')",
+]
+CLASS_ROUTES = ["type({o})", "({o}).__class__", "getattr({o}, {n})", "type(type({o}))({o})",
+                "[type(@v@) for @v@ in [{o}]][0]", "operator.attrgetter('__class__'[:0] + 'x') and type({o})"]
+# What a program might do with a class; each must build nothing and hand out nothing.
+CLASS_USES = [
+    "{T}()", "{T}({o})", "{T}({o}, {o})", "functools.partial({T}, {o})()", "list(map({T}, [{o}]))",
+    "collections.defaultdict({T})[1]", "json.loads('{{}}', object_hook={T})", "sorted([{o}, {o}], key={T})",
+    "super({T}, {o})", "{T}.mro()", "getattr({T}, 'estimate')", "copy.copy({T})", "operator.call({T})",
+    "dataclasses.dataclass({T})", "functools.total_ordering({T})", "json.dumps([1], cls={T})",
+    "collections.namedtuple('P', 'a')._make([{T}])[0]()",
+]
+
+
+@st.composite
+def class_of_uses(draw: st.DrawFn) -> Attack:
+    """type() or __class__ of an object the sandbox made, then built, derived from, or read."""
+    obj = draw(st.sampled_from(UNNAMEABLE))
+    route = draw(st.sampled_from(CLASS_ROUTES)).format(o=obj, n=draw(spelled("__class__")))
+    expect = ("cannot be made", "cannot derive", "super() argument 1 must be a type",
+              "is not available in the sandbox", "'mro' is not allowed",
+              "decorates the program's own classes", "copy.copy() copies")
+    if draw(st.booleans()):
+        return Attack("class of a host object", "class @M@(@S@):\n    pass", expect,
+                      f"@S@ = {route}\n", statement=True)
+    use = draw(st.sampled_from(CLASS_USES)).format(T="@S@", o=obj)
+    return Attack("class of a host object", use, expect, f"@S@ = {route}\n")
+
+
 ATTACKS = st.one_of(private_attributes(), module_attributes(), forbidden_builtins(),
                     format_traversals(), host_writes(), exception_leaks(), imports(),
                     hook_definitions(), special_method_definitions(), own_object_escapes(),
-                    host_class_internals())
+                    host_class_internals(), class_of_uses())
 
 
 # -- the contexts an attack is wrapped in ---------------------------------------------------------
