@@ -10,8 +10,10 @@ The rules, in one place:
 
 * Reads: no attribute starting with ``_``, except on the program's own classes, their
   instances and ``super()`` of them: private names their own classes define, and the
-  special methods of ``_names.SPECIAL_METHODS``; ``__class__`` of its own instances and
-  ``__name__`` of classes and functions (:func:`check_private`). No frame, code or traceback
+  special methods of ``_names.SPECIAL_METHODS``; ``__class__`` of anything (what ``type``
+  gives), ``__name__`` of classes and functions and ``__members__`` of enums
+  (:func:`check_private`). A method read off a class the program did not make takes only that
+  class's objects as ``self``; a host property's functions are not handed out. No frame, code or traceback
   attribute; no ``mro``; no ``AttributeError.obj``; no value that is a module, a
   frame/code/traceback object, a capsule, a metaclass, ``string.Formatter``, or a raw builtin
   the sandbox does not offer (``getattr``, ``open``, ``print`` ...). ``str.format``/
@@ -20,7 +22,8 @@ The rules, in one place:
 * Writes: only to lists, dicts, sets, bytearrays, Counters, defaultdicts, OrderedDicts,
   deques and the program's own classes and their instances. Everything else (``data``,
   ``budget``, module proxies, functions) is read-only.
-* ``type``: one argument, and never a metaclass (:class:`TypeOf`).
+* ``type``: one argument, never a metaclass, and a stand-in that builds nothing for a class the
+  program cannot name (:class:`TypeOf`, :class:`ClassOf`).
 * ``except``: only ``Exception`` and its subclasses; while a ``BaseException`` that is not an
   ``Exception`` (``done()``, ``fail()``, a cancellation) is on its way out, no clause matches,
   not even one for an exception raised over it (by a ``finally`` block or an ``__exit__``).
