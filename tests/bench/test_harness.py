@@ -42,7 +42,7 @@ def test_a_planner_that_sends_every_chunk_to_a_worker_runs_out_on_a_budget_tight
 def test_attempts_and_refusals_are_counted_by_cause():
     replies = [
         "```python\nimport os\n```",  # an import the sandbox refuses
-        "```python\nprint(data.__class__)\n```",  # a private attribute
+        "```python\nprint(data.__base__)\n```",  # a private attribute
         "```python\nx = 1 / 0\n```",  # the program's own error: an attempt, not a refusal
         "no code here",
         "```python\ndone('1234-5678')\n```",

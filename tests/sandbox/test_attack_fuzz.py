@@ -26,6 +26,7 @@ vocabulary (``@name@`` tokens, ``REACHED``, the leak markers) and are read toget
 from __future__ import annotations
 
 import builtins
+import enum
 import itertools
 import json
 import keyword
@@ -52,7 +53,8 @@ from ptcrun.errors import (
     ToolError,
 )
 from ptcrun.sandbox import ExecResult, Sandbox, _protocol
-from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES, TypeOf
+from ptcrun.sandbox.child import _guards
+from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES, ClassOf, TypeOf
 from ptcrun.sandbox.child._host_api import Budget, Remaining, Tools
 from ptcrun.sandbox.child._link import Pending
 from ptcrun.sandbox.child._mod_classes import is_program_class
@@ -202,10 +204,12 @@ ATTRIBUTE_READS = [
 
 def _own_may_read(obj: str, name: str) -> bool:
     """Whether the rules let a program read name on obj, one of its own objects (not refused)."""
+    if name == "__class__":  # of any object: what type() gives
+        return True
     if "@Own@" not in obj:
         return False
     return not name.startswith("__") or name in SPECIAL_METHODS or (
-        name in ("__class__", "__dict__") and obj.endswith("()")
+        name == "__dict__" and obj.endswith("()")
     )
 
 
@@ -484,10 +488,43 @@ def host_class_internals(draw: st.DrawFn) -> Attack:
     return Attack("host class internals", code, expect, prelude)
 
 
+# Objects whose class a program cannot name: type() and __class__ of each give a stand-in.
+UNNAMEABLE = [
+    "tool", "budget", "budget.remaining", "pmap", "json", "tool.echo", "len", "print",
+    "(lambda: 0)", "(x for x in [1])", "iter([])", "{}.keys()", "None", "csv.reader([])",
+    "operator.attrgetter('real')", "dataclasses.field()", "re.compile('a').scanner('a')",
+]
+CLASS_ROUTES = ["type({o})", "({o}).__class__", "getattr({o}, {n})", "type(type({o}))({o})",
+                "[type(@v@) for @v@ in [{o}]][0]", "operator.attrgetter('__class__'[:0] + 'x') and type({o})"]
+# What a program might do with a class; each must build nothing and hand out nothing.
+CLASS_USES = [
+    "{T}()", "{T}({o})", "{T}({o}, {o})", "functools.partial({T}, {o})()", "list(map({T}, [{o}]))",
+    "collections.defaultdict({T})[1]", "json.loads('{{}}', object_hook={T})", "sorted([{o}, {o}], key={T})",
+    "super({T}, {o})", "{T}.mro()", "getattr({T}, 'estimate')", "copy.copy({T})", "operator.call({T})",
+    "dataclasses.dataclass({T})", "functools.total_ordering({T})", "json.dumps([1], cls={T})",
+    "collections.namedtuple('P', 'a')._make([{T}])[0]()",
+]
+
+
+@st.composite
+def class_of_uses(draw: st.DrawFn) -> Attack:
+    """type() or __class__ of an object the sandbox made, then built, derived from, or read."""
+    obj = draw(st.sampled_from(UNNAMEABLE))
+    route = draw(st.sampled_from(CLASS_ROUTES)).format(o=obj, n=draw(spelled("__class__")))
+    expect = ("cannot be made", "cannot derive", "super() argument 1 must be a type",
+              "is not available in the sandbox", "'mro' is not allowed",
+              "decorates the program's own classes", "copy.copy() copies")
+    if draw(st.booleans()):
+        return Attack("class of a host object", "class @M@(@S@):\n    pass", expect,
+                      f"@S@ = {route}\n", statement=True)
+    use = draw(st.sampled_from(CLASS_USES)).format(T="@S@", o=obj)
+    return Attack("class of a host object", use, expect, f"@S@ = {route}\n")
+
+
 ATTACKS = st.one_of(private_attributes(), module_attributes(), forbidden_builtins(),
                     format_traversals(), host_writes(), exception_leaks(), imports(),
                     hook_definitions(), special_method_definitions(), own_object_escapes(),
-                    host_class_internals())
+                    host_class_internals(), class_of_uses())
 
 
 # -- the contexts an attack is wrapped in ---------------------------------------------------------
@@ -807,6 +844,15 @@ def dangerous(value: object) -> str | None:
     return None
 
 
+def nameable(value: object) -> bool:
+    """Whether value is what type() may give: a stand-in, or a class the program can name."""
+    if isinstance(value, (TypeOf, ContainerType, ClassOf)):
+        return True
+    return isinstance(value, type) and (
+        value in _guards._OFFERED or is_program_class(value) or issubclass(value, enum.Enum)
+    )
+
+
 def _public_names(value: object) -> list[str]:
     if isinstance(value, ModuleProxy):
         names = list(value._members)
@@ -821,11 +867,13 @@ def _readable_private(value: object, name: str) -> bool:
     """The documented rule for a name starting with '_': only on what the program made."""
     if not name.startswith("_"):
         return False
+    if name == "__class__":  # of anything: what type() gives, checked by the walk
+        return True
     owner = value if isinstance(value, type) else type(value)
     if not is_program_class(owner):
         return False
-    if name in ("__class__", "__dict__"):
-        return not isinstance(value, type)  # and __dict__ only of plain lineages, not walked here
+    if name == "__dict__":
+        return not isinstance(value, type)  # and only of plain lineages, not walked here
     return name in SPECIAL_METHODS or not name.startswith("__")
 
 
@@ -867,7 +915,11 @@ def test_random_attribute_walks_reach_nothing_hidden(data: st.DataObject) -> Non
         assert name not in HIDDEN_ATTRIBUTES, f"{program} was allowed"
         reason = dangerous(kept[-1])
         assert reason is None, f"{program} handed out {reason}"
-        assert not revealed(repr(kept[-1])), f"{program} handed out {kept[-1]!r}"
+        if name == "__class__":
+            assert nameable(kept[-1]), f"{program} handed out the class {kept[-1]!r}"
+        # (type's and ClassOf's reprs are the real class's, as print(type(x)) shows it)
+        if not isinstance(kept[-1], (TypeOf, ClassOf)):
+            assert not revealed(repr(kept[-1])), f"{program} handed out {kept[-1]!r}"
     assert_host_intact(namespace)
 
 

@@ -128,6 +128,42 @@ CASES = {
         print(snapshot.counts['alpha'], base.counts['alpha'], share, float(share))
         done(str(share))
     """),
+    "class_names_members_ordering_and_annotations": Case("""
+        from __future__ import annotations
+        import enum, functools, dataclasses
+        from typing import Dict, List, Optional
+
+        class Level(enum.Enum):
+            LOW = 1
+            HIGH = 2
+
+        @functools.total_ordering
+        class Version:
+            def __init__(self, text: str) -> None:
+                self.parts = tuple(int(p) for p in text.split('.'))
+            def __eq__(self, other: object) -> bool:
+                return isinstance(other, Version) and self.parts == other.parts
+            def __lt__(self, other: 'Version') -> bool:
+                return self.parts < other.parts
+
+        @dataclasses.dataclass
+        class Report:
+            words: List[str]
+            counts: Dict[str, int] = dataclasses.field(default_factory=dict)
+            level: Optional[Level] = None
+
+        errors = []
+        for attempt in (lambda: data[99], lambda: {}['k'], lambda: int('x')):
+            try:
+                attempt()
+            except Exception as e:
+                errors.append(f"{e.__class__.__name__}/{type(e).__name__}")
+        print(errors, list(Level.__members__), Level.__members__['HIGH'].value)
+        print(Version('1.10') > Version('1.9'), Version('2.0') >= Version('2.0'),
+              max([Version('0.1'), Version('0.10')]).parts)
+        print([f.type for f in dataclasses.fields(Report)], data.__class__.__name__)
+        done(errors)
+    """),
 }
 
 

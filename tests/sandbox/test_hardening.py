@@ -886,6 +886,74 @@ def test_private_names_reach_only_what_the_program_defined():
         session.run("Mine._thread_main")
 
 
+def _host_tools() -> object:
+    from ptcrun.sandbox.child._host_api import Tools
+
+    return Tools(None, ["echo"])  # type: ignore[arg-type]
+
+
+FORGED_TOOLS = """
+class Link:
+    def open_request(self):
+        calls.append("program code")
+        raise ValueError("stop")
+calls = []
+forged = type(tool)(Link(), ["echo"])
+try:
+    forged.echo(1)
+except ValueError:
+    pass
+"""
+
+
+def test_careless_type_hands_out_the_class_of_a_host_object(monkeypatch):
+    # type() that returns every class as it is: the Tools class, called with the program's own
+    # object as its link, runs the program's code from inside the sandbox's tool call.
+    monkeypatch.setattr(_guards, "_nameable", lambda kind: True)
+    session = Session(tool=_host_tools())
+    session.run(FORGED_TOOLS)
+    assert session["calls"] == ["program code"]
+
+
+def test_the_class_of_a_host_object_builds_nothing():
+    session = Session(tool=_host_tools())
+    with pytest.raises(TypeError, match="objects of class 'Tools' cannot be made"):
+        session.run(FORGED_TOOLS)
+    with pytest.raises(TypeError, match="a class cannot derive from 'Tools'"):
+        session.run("class T(tool.__class__):\n    pass")
+    assert session.run("print(type(tool).__name__, isinstance(tool, type(tool)))") == "Tools True\n"
+
+
+ENCODER_REWRITE = """
+import json
+class E(json.JSONEncoder):
+    pass
+E.__init__(json.JSONEncoder, separators=(";", "="))
+"""
+
+
+def test_careless_getattr_hands_out_methods_that_take_any_self(monkeypatch):
+    # Without the check of self, json's encoder __init__ rewrites the class's separators, for
+    # every json.dumps in the child.
+    monkeypatch.setattr(_guards, "_unbound", lambda obj, name, value: value)
+    before = dict(vars(json.JSONEncoder))
+    try:
+        Session().run(ENCODER_REWRITE)
+        assert json.dumps({"a": [1, 2]}) == '{"a"=[1;2]}'
+    finally:  # the class as it was, for the rest of this process
+        for name in set(vars(json.JSONEncoder)) - set(before):
+            delattr(json.JSONEncoder, name)
+        for name in ("item_separator", "key_separator"):
+            setattr(json.JSONEncoder, name, before[name])
+    assert json.dumps({"a": [1, 2]}) == '{"a": [1, 2]}'
+
+
+def test_a_method_read_off_a_host_class_takes_only_its_objects():
+    with pytest.raises(TypeError, match=r"JSONEncoder.__init__\(\) needs a 'JSONEncoder' object"):
+        Session().run(ENCODER_REWRITE)
+    assert json.dumps({"a": [1, 2]}) == '{"a": [1, 2]}'
+
+
 def test_special_methods_cannot_lie_to_runtime_code():
     session = Session()
     session.run("""

@@ -85,10 +85,10 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "special_method_of_a_module": ("import json\njson.__init__", AttributeError, "'__init__' is not allowed"),
     "special_method_of_a_builtin_class": ("int.__init__", AttributeError, "'__init__' is not allowed"),
     "call_of_type_stand_in": ("type.__call__('X', (), {})", AttributeError, "'__call__' is not allowed"),
-    "class_of_a_foreign_object": ("data.__class__", AttributeError, f"'__class__' {PRIVATE}"),
-    "class_of_a_class": (OWN + "Own.__class__", AttributeError, "'__class__' is not allowed"),
-    "class_of_type": ("type.__class__", AttributeError, "'__class__' is not allowed"),
-    "class_through_getattr": ("getattr(budget, '__class__')", AttributeError, PRIVATE),
+    "class_of_a_foreign_object_walks_no_further": ("getattr(data.__class__, '__base__')", AttributeError, f"'__base__' {PRIVATE}"),
+    "class_of_a_class_is_the_type_stand_in": (OWN + "Own.__class__('X', (), {'__len__': len})", TypeError, "type() takes exactly one argument"),
+    "class_of_type": ("type.__class__('X', (), {})", TypeError, "type() takes exactly one argument"),
+    "class_through_getattr_cannot_build": ("getattr(print, '__class__')(len, 1)", TypeError, "objects of class 'method' cannot be made in the sandbox"),
     "bases_of_own_class": (OWN + "Own.__bases__", ProgramRejected, f"'__bases__' {PRIVATE}"),
     "subclasses_through_type": ("type(1).__subclasses__()", ProgramRejected, f"'__subclasses__' {PRIVATE}"),
     "mro_of_own_class": (OWN + "Own.mro()", AttributeError, "'mro' is not allowed"),
@@ -126,7 +126,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     # --- super: only ever the program's own classes behind it
     "super_of_a_foreign_object": ("super(int, 1).__add__(1)", AttributeError, "'__add__' is not allowed"),
     "super_of_a_host_object": ("super(FakeBudget, budget).__init__()", AttributeError, "'__init__' is not allowed"),
-    "super_class_attribute": (OWN + "super(Own, own).__class__", AttributeError, "'__class__' is not allowed"),
+    "super_class_attribute": (OWN + "getattr(super(Own, own).__class__, '__self__')", AttributeError, PRIVATE),
     "super_of_type": (OWN + "super(type, Own)", TypeError, "super() argument 1 must be a type"),
     "super_getattribute": (OWN + "super(Own, own).__getattribute__('x')", ProgramRejected, f"'__getattribute__' {PRIVATE}"),
     "super_self_class": (OWN + "super(Own, own).__self_class__", ProgramRejected, PRIVATE),
@@ -148,13 +148,23 @@ ATTACKS: dict[str, tuple[str, type[BaseException], str]] = {
     "memoryview_stays_withheld": ("memoryview(b'x')", NameError, "name 'memoryview' is not defined"),
     "id_stays_withheld": ("id(data)", NameError, "name 'id' is not defined"),
     "bind_dunder_name": ("__name__ = 'x'", ProgramRejected, f"'__name__' {PRIVATE}"),
-    "module_name_is_no_door": ("__name__.__class__", AttributeError, f"'__class__' {PRIVATE}"),
+    "module_name_is_no_door": ("getattr(__name__.__class__, '__base__')", AttributeError, f"'__base__' {PRIVATE}"),
     # --- directives and imports
     "future_import_late": ("x = 1\nfrom __future__ import annotations", ProgramRejected, "from __future__ imports must occur at the beginning"),
     "future_braces": ("from __future__ import braces", ProgramRejected, "future feature braces is not defined"),
     "future_parser_change": ("from __future__ import barry_as_FLUFL", ProgramRejected, "future feature barry_as_FLUFL is not defined"),
     "future_module": ("import __future__", ProgramRejected, f"'__future__' {PRIVATE}"),
     "future_module_by_name": ("from __future__ import annotations\nimport json\njson.__future__", ProgramRejected, PRIVATE),
+    # --- __members__ of enums only, read-only
+    "members_of_a_module": ("import json\njson.__members__", AttributeError, f"'__members__' {PRIVATE}"),
+    "members_of_own_plain_class": (OWN + "Own.__members__", AttributeError, f"'__members__' {PRIVATE}"),
+    "members_of_an_enum_member": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.A.__members__", AttributeError, "'__members__' is not allowed"),
+    "members_written": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__['B'] = 2", TypeError, "cannot assign to an item of a 'mappingproxy' object"),
+    "members_assigned": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__ = {}", ProgramRejected, "'__members__' cannot be assigned"),
+    # --- annotations are kept as written, and still checked
+    "hook_name_in_an_annotation": ("def f(x: _getattr_):\n    pass", ProgramRejected, "'_getattr_' is not allowed: names of the form '_x_' are reserved"),
+    "dunder_walk_in_an_annotation": ("x: ().__class__.__base__ = 1", ProgramRejected, f"'__base__' {PRIVATE}"),
+    "dunder_walk_in_a_return_annotation": ("def f() -> ().__class__.__subclasses__:\n    pass", ProgramRejected, f"'__subclasses__' {PRIVATE}"),
     # --- catching what ends the program
     "catch_base_exception": ("try:\n    done(1)\nexcept BaseException:\n    pass", ProgramRejected, "'except BaseException' is not allowed"),
 }
@@ -521,3 +531,159 @@ def test_lying_objects_reach_a_real_tool_and_done_as_their_real_values():
     assert outcome.calls == (("record", ("real", 2), (("key", "v"),)),)
     assert outcome.output == "lie ['real', 2, 'v']\n"
     assert (outcome.status, outcome.answer) == ("done", {"a": 1, "b": ["c"]})
+
+
+# --- type() and __class__ of objects whose class a program cannot name ----------------------
+
+# Objects the sandbox made, whose classes a program cannot name: type() of each is a stand-in
+# that answers isinstance() and __name__, and neither builds an object nor can be derived from.
+UNNAMEABLE = {
+    "a module proxy": ("json", "ModuleProxy"),
+    "print": ("print", "method"),
+    "a function": ("(lambda: 0)", "function"),
+    "a builtin function": ("len", "builtin_function_or_method"),
+    "a generator": ("(lambda: (yield))()", "generator"),
+    "an iterator": ("iter([])", "list_iterator"),
+    "None": ("None", "NoneType"),
+    "a dict view": ("{}.keys()", "dict_keys"),
+    "a csv reader": ("csv.reader([])", "reader"),
+    "a bound random method": ("random.random", "builtin_function_or_method"),
+    "an attrgetter": ("operator.attrgetter('real')", "_AttrGetter"),
+    "a dataclass field": ("dataclasses.field()", "Field"),
+}
+_IMPORTS = "import json, csv, random, operator, dataclasses\n"
+
+
+@pytest.mark.parametrize(("expression", "name"), UNNAMEABLE.values(), ids=UNNAMEABLE.keys())
+def test_the_class_of_an_object_the_sandbox_made_cannot_build_or_be_derived_from(
+    expression: str, name: str
+) -> None:
+    session = Session()
+    session.run(f"{_IMPORTS}x = {expression}\nT = type(x)")
+    out = session.run("""
+        print(T.__name__, isinstance(x, T), T is type(x), x.__class__ is T, type(T) is type,
+              isinstance(T, type), issubclass(T, T), T == x.__class__)
+    """)
+    assert out == f"{name} True True True True True True True\n"
+    assert session["T"] is not builtins_type(session["x"])  # a stand-in, never the class
+    attempts = {
+        "T()": (TypeError, f"objects of class {name!r} cannot be made in the sandbox"),
+        "T(1, 2, x=3)": (TypeError, "cannot be made"),
+        "x.__class__(x)": (TypeError, "cannot be made"),
+        "class Sub(T):\n    pass": (TypeError, f"a class cannot derive from {name!r}"),
+        "class Sub(int, x.__class__):\n    pass": (TypeError, "cannot derive"),
+        "T.mro": (AttributeError, "'mro' is not allowed"),
+        "T.anything": (AttributeError, f"'anything' of class {name!r} is not available"),
+        "getattr(T, '_type')": (AttributeError, PRIVATE),
+        "getattr(T, '__init__')": (AttributeError, PRIVATE),
+        "getattr(T, '__call__')": (AttributeError, PRIVATE),
+        "T.x = 1": (TypeError, "cannot set attribute"),
+        "super(T, x)": (TypeError, "super() argument 1 must be a type"),
+        "type(T)('X', (), {})": (TypeError, "type() takes exactly one argument"),
+    }
+    for source, (error, message) in attempts.items():
+        with pytest.raises(error) as info:
+            session.run(source)
+        assert message in str(info.value), source
+    assert session.host["budget"].remaining == 1000
+
+
+def builtins_type(obj: object) -> type:
+    return type(obj)
+
+
+def test_except_catches_through_the_class_a_program_cannot_name():
+    out = Session().run("""
+        import base64
+        try:
+            base64.b64decode("a")
+        except Exception as e:
+            kind, first = type(e), e
+        try:
+            base64.b64decode("b")
+        except kind as again:
+            print(type(again).__name__, again.__class__.__name__, isinstance(again, kind))
+        try:
+            base64.b64decode("c")
+        except (KeyError, first.__class__):
+            print("caught in a tuple")
+    """)
+    assert out == "Error Error True\ncaught in a tuple\n"
+
+
+def test_classes_a_program_can_name_come_back_as_themselves():
+    session = Session(Failure=_pmap.Failure)
+    out = session.run("""
+        import collections, decimal, re, enum, io
+        class Own:
+            pass
+        Color = enum.Enum("Color", "RED GREEN")
+        values = [1, "s", [], {}, (), set(), collections.Counter(), decimal.Decimal(1), Own(),
+                  ValueError(), 1.5, b"", io.StringIO()]
+        print([type(v).__name__ for v in values])
+        print(type(Color.RED) is Color, type([]) is list, type(decimal.Decimal(1)) is decimal.Decimal,
+              type(Own()) is Own, type(Failure(0, "E", "m")) is Failure, (1).__class__ is int,
+              type(re.compile("a")) is re.Pattern, type(x := [1])(x))
+    """)
+    assert out.splitlines() == [
+        ("['int', 'str', 'list', 'dict', 'tuple', 'set', 'Counter', 'Decimal', 'Own', "
+         "'ValueError', 'float', 'bytes', 'StringIO']"),
+        "True True True True True True True [1]",
+    ]
+
+
+def test_e_class_name_reads_as_in_python_and_class_of_a_class_is_type():
+    out = Session().run("""
+        class Own:
+            pass
+        try:
+            {}["k"]
+        except Exception as e:
+            print(e.__class__.__name__, type(e).__name__, e.__class__ is KeyError)
+        print(Own.__class__ is type, Own().__class__ is Own, type.__class__ is type,
+              list.__class__ is type, "s".__class__ is str, data.__class__ is tuple)
+    """)
+    assert out == "KeyError KeyError True\nTrue True True True True True\n"
+
+
+def test_the_classes_of_the_real_host_objects_build_nothing_in_a_child():
+    """type() of tool, budget, budget.remaining, pmap, a module proxy and a mapping corpus."""
+    from tests.sandbox.conformance import Case, run_child
+
+    outcome = run_child(Case("""
+        import json
+        class Link:
+            def open_request(self):
+                print("program code ran")
+                return self
+        log = []
+        for name, value in [("tool", tool), ("budget", budget), ("remaining", budget.remaining),
+                            ("pmap", pmap), ("json", json), ("data", data)]:
+            T = type(value)
+            for attempt in (lambda: T(Link(), ["echo"]), lambda: T(Link()), lambda: T("os", {}),
+                            lambda: T({"tokens": 10**9})):
+                try:
+                    attempt()
+                    log.append(f"{name} built")
+                except TypeError as e:
+                    pass
+            try:
+                class Sub(T):
+                    pass
+                log.append(f"{name} derived")
+            except TypeError:
+                pass
+            try:
+                T.estimate
+                log.append(f"{name} attribute")
+            except AttributeError:
+                pass
+            log.append(f"{T.__name__}:{isinstance(value, T)}:{value.__class__ is T}")
+        print(log)
+        done(len(log))
+    """, {"echo": lambda text: text}, data={"a": ("x",)}))
+    assert outcome.output == (
+        "['Tools:True:True', 'Budget:True:True', 'Remaining:True:True', 'method:True:True', "
+        "'ModuleProxy:True:True', 'mappingproxy:True:True']\n"
+    )
+    assert (outcome.status, outcome.answer) == ("done", 6)

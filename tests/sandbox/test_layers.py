@@ -54,7 +54,7 @@ async def test_os_layers_alone_kill_a_program_that_runs_a_command():
         "import os",
         "import subprocess",
         "().__class__.__base__.__subclasses__()",
-        "getattr((), '__class__')",
+        "getattr((), '__base__')",
         "'{0.__class__}'.format(1)",
         "import json\njson.codecs",
         "from json import codecs",

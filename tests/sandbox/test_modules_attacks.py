@@ -37,7 +37,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "random_instance_shuffle_data": ("import random\nrandom.Random(1).shuffle(data)", TypeError, "takes a list"),
     "random_unbound_shuffle_data": ("import random\nrandom.Random.shuffle(random.Random(), data)", TypeError, "takes a list"),
     "random_generator_behind_a_function": ("import random\nrandom.seed.__self__", Exception, "__self__"),
-    "random_setstate_on_a_host_object": ("import random\nrandom.Random.setstate(tool, (3, tuple(range(625)), None))", TypeError, "setstate() needs a Random object"),
+    "random_setstate_on_a_host_object": ("import random\nrandom.Random.setstate(tool, (3, tuple(range(625)), None))", TypeError, "Random.setstate() needs a 'Random' object"),
     "random_real_module": ("from random import SystemRandom", ImportError, CANNOT_IMPORT),
     "random_module_of_the_class": ("import random\nrandom.Random.__module__", Exception, "__module__"),
     "random_os_entropy": ("from random import _urandom", Exception, "'_urandom'"),
@@ -74,10 +74,10 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "attrgetter_dotted_dunder": ("import operator\noperator.attrgetter('real.__class__')", AttributeError, PRIVATE),
     "attrgetter_frame": ("import operator\noperator.attrgetter('gi_frame')", AttributeError, "'gi_frame' is not allowed"),
     "attrgetter_str_subclass": ("import operator\nclass N(str):\n    def split(self, sep):\n        return ['x']\noperator.attrgetter(N('__globals__'))", TypeError, "attribute name must be a string"),
-    "attrgetter_rebuilt_from_its_class": ("import operator\nG = type(operator.attrgetter('x'))\nG(('__globals__',))(lambda: 0)", AttributeError, PRIVATE),
+    "attrgetter_rebuilt_from_its_class": ("import operator\nG = type(operator.attrgetter('x'))\nG(('__globals__',))(lambda: 0)", TypeError, "objects of class '_AttrGetter' cannot be made"),
     "methodcaller_dunder": ("import operator\noperator.methodcaller('__reduce_ex__', 2)", AttributeError, PRIVATE),
     "methodcaller_format_lookup": ("import operator\noperator.methodcaller('format', 1)('{0.__class__}')", ValueError, "format field {0.__class__} is not allowed"),
-    "methodcaller_rebuilt_from_its_class": ("import operator\nM = type(operator.methodcaller('x'))\nM('__class__', (), {})(1)", AttributeError, PRIVATE),
+    "methodcaller_rebuilt_from_its_class": ("import operator\nM = type(operator.methodcaller('x'))\nM('__dict__', (), {})(1)", TypeError, "objects of class '_MethodCaller' cannot be made"),
     "operator_setitem": ("from operator import setitem", ImportError, CANNOT_IMPORT),
     "operator_delitem": ("import operator\noperator.delitem", AttributeError, "has no attribute 'delitem'"),
     "operator_in_place": ("from operator import iadd", ImportError, CANNOT_IMPORT),
@@ -101,14 +101,14 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "unicodedata_capsule": ("from unicodedata import ucnhash_CAPI", ImportError, CANNOT_IMPORT),
     # --- decimal, fractions, difflib, enum
     "decimal_default_context": ("from decimal import DefaultContext", ImportError, CANNOT_IMPORT),
-    "decimal_module_of_a_context": ("import decimal\ndecimal.getcontext().__class__", Exception, "__class__"),
+    "decimal_module_of_a_context": ("import decimal\ngetattr(decimal.getcontext().__class__, '__module__')", AttributeError, PRIVATE),
     "fraction_class_state": ("from fractions import Fraction\nFraction.numerator = 1", TypeError, NOT_CHANGEABLE),
     "difflib_html": ("from difflib import HtmlDiff", ImportError, CANNOT_IMPORT),
     "difflib_matcher_state": ("import difflib\nm = difflib.SequenceMatcher(None, 'a', 'b')\nm.a = 'c'", TypeError, NOT_CHANGEABLE),
     "enum_metaclass": ("from enum import EnumMeta", ImportError, CANNOT_IMPORT),
     "enum_metaclass_new_name": ("from enum import EnumType", ImportError, CANNOT_IMPORT),
     "enum_metaclass_of_a_class": ("import enum\nclass C(enum.Enum):\n    A = 1\ntype(C)", TypeError, "metaclass"),
-    "enum_members_table": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__", Exception, "__members__"),
+    "enum_members_table": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.__members__['B'] = C.A", TypeError, "cannot assign to an item of a 'mappingproxy' object"),
     "enum_private_table": ("import enum\nclass C(enum.Enum):\n    A = 1\ngetattr(C, '_member_map_')", AttributeError, PRIVATE),
     "enum_reassign_member": ("import enum\nclass C(enum.Enum):\n    A = 1\nC.A = 2", AttributeError, "reassign"),
     "enum_shared_base": ("import enum\nenum.Enum.describe = 1", TypeError, NOT_CHANGEABLE),
@@ -131,7 +131,7 @@ ATTACKS: dict[str, tuple[str, type[BaseException] | None, str]] = {
     "dataclass_slots": ("import dataclasses\n@dataclasses.dataclass(slots=True)\nclass S:\n    x: int", TypeError, "dataclass(slots=True) is not available"),
     "dataclass_make": ("from dataclasses import make_dataclass", ImportError, CANNOT_IMPORT),
     "dataclass_module_sys": ("import dataclasses\ndataclasses.sys", AttributeError, "has no attribute 'sys'"),
-    "dataclass_field_subclass_as_default": ("import dataclasses\nF = type(dataclasses.field())\nclass G(F):\n    pass\ng = G(1, None, True, True, None, True, None, False)\ng.name = '__class__'\n@dataclasses.dataclass\nclass P:\n    x: int = g\nprint(P().x is g)", None, ""),
+    "dataclass_field_subclass_as_default": ("import dataclasses\nF = type(dataclasses.field())\nclass G(F):\n    pass", TypeError, "a class cannot derive from 'Field' in the sandbox"),
 }
 
 
@@ -276,7 +276,7 @@ def test_attribute_walks_from_served_members_reach_nothing_hidden(start, picks):
             return
         where += f".{name}"
         # A served object is nobody's program object: of its dunders only a name may be read.
-        assert not name.startswith("_") or name in ("__name__", "__qualname__"), where
+        assert not name.startswith("_") or name in ("__name__", "__qualname__", "__class__"), where
         assert not isinstance(obj, HIDDEN), where
         assert not (isinstance(obj, type) and issubclass(obj, type)), where
 
@@ -327,3 +327,145 @@ def test_the_real_attrgetter_would_read_what_the_guard_refuses():
     assert operator.attrgetter("__globals__")(f) is globals()
     with pytest.raises(AttributeError, match=PRIVATE):
         Session().run("import operator\nf = lambda: 0\noperator.attrgetter('__globals__')(f)")
+
+
+# --- methods read off a class the program did not make take only that class's objects ---------
+
+JSON_SUBCLASS = "import json\nclass E(json.JSONEncoder):\n    pass\n"
+UNBOUND = {
+    # The class itself as self: its __init__ wrote the separators and default of every encoder.
+    "inherited_init_on_the_host_class": (JSON_SUBCLASS + "E.__init__(json.JSONEncoder, separators=(';', '='), default=print)", "JSONEncoder.__init__() needs a 'JSONEncoder' object"),
+    "init_through_a_super_of_the_class": (JSON_SUBCLASS + "super(E, E).__init__(json.JSONEncoder, separators=(';', '='))", "JSONEncoder.__init__() needs a 'JSONEncoder' object"),
+    "public_method_on_another_class": ("import difflib, csv\ndifflib.SequenceMatcher.set_seq1(csv.excel, 'abc')", "SequenceMatcher.set_seq1() needs a 'SequenceMatcher' object"),
+    "public_method_on_a_typing_alias": ("import difflib, typing\ndifflib.SequenceMatcher.set_seqs(typing.Mapping, 'a', 'b')", "needs a 'SequenceMatcher' object"),
+    "public_method_on_a_host_object": ("import difflib\ndifflib.SequenceMatcher.set_seq2(tool, 'abc')", "not a 'SimpleNamespace' object"),
+    "inherited_init_on_a_host_object": ("import csv\nclass W(csv.DictWriter):\n    pass\nW.__init__(tool, None, ['a'])", "DictWriter.__init__() needs a 'DictWriter' object"),
+    "method_through_getattr": ("import json\ngetattr(json.JSONEncoder, 'encode')(json.JSONDecoder, 1)", "JSONEncoder.encode() needs a 'JSONEncoder' object"),
+    "method_through_attrgetter": ("import json, operator\noperator.attrgetter('encode')(json.JSONEncoder)(tool, 1)", "needs a 'JSONEncoder' object"),
+    "method_with_no_argument": ("import json\njson.JSONEncoder.encode()", "not nothing"),
+    "method_stored_on_own_class": ("import json\nclass Mine:\n    encode = json.JSONEncoder.encode\nMine().encode(1)", "not a 'Mine' object"),
+    "setter_of_a_host_property": ("import csv\ncsv.DictReader.fieldnames.fget", "'fget' of a property the program did not make is not available"),
+    "getter_of_a_host_property_by_getattr": ("import csv\ngetattr(csv.DictReader.fieldnames, 'fg' + 'et')", "'fget' of a property"),
+}
+
+
+@pytest.mark.parametrize(("source", "message"), UNBOUND.values(), ids=UNBOUND.keys())
+def test_a_method_of_a_class_the_program_did_not_make_takes_only_its_objects(
+    source: str, message: str
+) -> None:
+    import csv
+    import json
+
+    separators = (json.JSONEncoder.item_separator, json.JSONEncoder.key_separator)
+    session = Session(tool=types.SimpleNamespace(name="tool"))
+    with pytest.raises((TypeError, AttributeError)) as info:
+        session.run(source)
+    assert message in str(info.value)
+    assert (json.JSONEncoder.item_separator, json.JSONEncoder.key_separator) == separators
+    assert "default" not in vars(json.JSONEncoder) or vars(json.JSONEncoder)["default"].__module__ == "json.encoder"
+    assert not hasattr(csv.excel, "a") and vars(session["tool"]) == {"name": "tool"}
+    assert session.run("import json\nprint(json.dumps({'a': [1, 2]}))") == '{"a": [1, 2]}\n'
+
+
+def test_methods_read_off_classes_still_work_on_their_own_objects():
+    out = Session().run("""
+        import json, collections, difflib, fractions
+        class E(json.JSONEncoder):
+            def __init__(self):
+                super().__init__(separators=(",", ":"))
+            def default(self, o):
+                if isinstance(o, set):
+                    return sorted(o)
+                return json.JSONEncoder.default(self, o)
+        class Sized:
+            @property
+            def size(self):
+                return 3
+        c = collections.Counter("aab")
+        m = difflib.SequenceMatcher()
+        difflib.SequenceMatcher.set_seqs(m, "abc", "abd")
+        print(E().encode({"s": {2, 1}}), collections.Counter.most_common(c, 1),
+              fractions.Fraction.limit_denominator(fractions.Fraction(1, 3), 2),
+              round(m.ratio(), 2), Sized.size.fget(Sized()), json.JSONEncoder.encode(json.JSONEncoder(), [1]))
+    """)
+    assert out == '{"s":[1,2]} [(\'a\', 2)] 1/2 0.67 3 [1]\n'
+
+
+def _python_methods() -> list[tuple[str, str, str]]:
+    """(module, class, method) for every Python function a served class has, in its MRO."""
+    found = []
+    for module, proxy in sorted(_PROXIES.items()):
+        for member, value in sorted(proxy._members.items()):
+            if not isinstance(value, type):
+                continue
+            for klass in value.__mro__:
+                for name, raw in vars(klass).items():
+                    if type(raw) is types.FunctionType and not name.startswith("_"):
+                        found.append((module, member, name))
+    return sorted(set(found))
+
+
+def test_every_python_method_of_every_served_class_refuses_a_foreign_self():
+    methods = _python_methods()
+    assert len(methods) > 50  # difflib, csv, json, statistics, string, fractions, enum, typing...
+    session = Session(tool=types.SimpleNamespace(name="tool"))
+    session.run("import " + ", ".join(sorted({module for module, _, _ in methods})))
+    for module, member, name in methods:
+        for foreign in ("tool", "json.JSONEncoder", "csv.excel", "[]"):
+            with pytest.raises(TypeError, match=r"needs a .* object as its first argument"):
+                session.run(f"{module}.{member}.{name}({foreign}, 1, 2)")
+    assert vars(session["tool"]) == {"name": "tool"}
+
+
+def test_modules_serve_copies_of_their_changeable_tables():
+    session = Session()
+    with pytest.raises(AttributeError, match="'frozenset' object has no attribute 'add'"):
+        session.run("import hashlib\nhashlib.algorithms_guaranteed.add('evil')")
+    session.run("import decimal\ndecimal.BasicContext.prec = 3\ndecimal.ExtendedContext.prec = 4")
+    assert (decimal.BasicContext.prec, decimal.ExtendedContext.prec) == (9, 9)
+    assert session.run("print(decimal.BasicContext.prec)") == "3\n"  # the session's own copy
+
+
+# --- module state a program changes stays with the program's own code --------------------------
+
+CHANGE_MODULE_STATE = """
+import decimal, random, csv, json, enum, typing
+ctx = decimal.getcontext()
+ctx.prec, ctx.capitals, ctx.rounding = 3, 0, decimal.ROUND_DOWN
+ctx.traps[decimal.Inexact] = True
+decimal.BasicContext.prec = 2
+random.seed(99)
+class Semi(csv.excel):
+    delimiter = ";"
+class Color(enum.Enum):
+    RED = 1
+Box = typing.List[Semi]
+try:
+    class E(json.JSONEncoder):
+        pass
+    E.__init__(json.JSONEncoder, separators=(";", "="))
+except TypeError:
+    pass
+print(decimal.Decimal("1E+5") + 0, list(csv.reader(["a;b"], Semi)))
+"""
+LATER_PROGRAM = """
+import decimal, csv, json
+print(decimal.getcontext().prec, list(csv.reader(["a;b,c"])), json.dumps({"k": [1, 2]}))
+print(pmap(lambda x: str(decimal.Decimal(1) / 3)[:6], [1]))
+done({"ratio": 2 / 3, "big": 10 ** 20, "text": "é"})
+"""
+
+
+async def test_module_state_a_program_changes_never_reaches_the_childs_own_code() -> None:
+    def echo(value: object) -> object:
+        return value
+
+    async with Sandbox(tools=[echo], limits=limits()) as sandbox:
+        first = await sandbox.execute(CHANGE_MODULE_STATE + "print(tool.echo([0.1, 'x']))")
+        later = await sandbox.execute(LATER_PROGRAM)
+    assert first.error is None, first.error
+    assert first.output == "1.00e+5 [['a', 'b']]\n[0.1, 'x']\n"
+    # The session keeps its own arithmetic settings (as a REPL would); csv's default dialect,
+    # json's encoder, a pmap thread's decimal context and what crosses the boundary do not move.
+    assert later.output == "3 [['a;b', 'c']] {\"k\": [1, 2]}\n['0.3333']\n"
+    assert (later.status, later.answer) == ("done", {"ratio": 2 / 3, "big": 10**20, "text": "é"})

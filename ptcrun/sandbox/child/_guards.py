@@ -10,8 +10,10 @@ The rules, in one place:
 
 * Reads: no attribute starting with ``_``, except on the program's own classes, their
   instances and ``super()`` of them: private names their own classes define, and the
-  special methods of ``_names.SPECIAL_METHODS``; ``__class__`` of its own instances and
-  ``__name__`` of classes and functions (:func:`check_private`). No frame, code or traceback
+  special methods of ``_names.SPECIAL_METHODS``; ``__class__`` of anything (what ``type``
+  gives), ``__name__`` of classes and functions and ``__members__`` of enums
+  (:func:`check_private`). A method read off a class the program did not make takes only that
+  class's objects as ``self``; a host property's functions are not handed out. No frame, code or traceback
   attribute; no ``mro``; no ``AttributeError.obj``; no value that is a module, a
   frame/code/traceback object, a capsule, a metaclass, ``string.Formatter``, or a raw builtin
   the sandbox does not offer (``getattr``, ``open``, ``print`` ...). ``str.format``/
@@ -20,7 +22,8 @@ The rules, in one place:
 * Writes: only to lists, dicts, sets, bytearrays, Counters, defaultdicts, OrderedDicts,
   deques and the program's own classes and their instances. Everything else (``data``,
   ``budget``, module proxies, functions) is read-only.
-* ``type``: one argument, and never a metaclass (:class:`TypeOf`).
+* ``type``: one argument, never a metaclass, and a stand-in that builds nothing for a class the
+  program cannot name (:class:`TypeOf`, :class:`ClassOf`).
 * ``except``: only ``Exception`` and its subclasses; while a ``BaseException`` that is not an
   ``Exception`` (``done()``, ``fail()``, a cancellation) is on its way out, no clause matches,
   not even one for an exception raised over it (by a ``finally`` block or an ``__exit__``).
@@ -39,13 +42,14 @@ import builtins
 import collections
 import datetime
 import decimal
+import enum
 import functools
 import operator
 import string
 import sys
 import types
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
@@ -56,17 +60,22 @@ from ._names import SPECIAL_METHODS, is_dunder
 
 __all__ = [
     "HIDDEN_ATTRIBUTES",
+    "TYPE",
+    "ClassOf",
     "Ownership",
     "TypeOf",
     "catchable",
     "check_attribute_name",
     "check_format_string",
     "check_private",
+    "class_of",
     "guarded_apply",
     "guarded_getattr",
     "guarded_hasattr",
     "guarded_vars",
     "guarded_with",
+    "offer",
+    "real_class",
 ]
 
 #: Attribute names refused even though they do not start with "_": frame and code
@@ -156,24 +165,123 @@ def _check_value(name: str, value: object) -> object:
     return value
 
 
+#: The classes a program can name (builtins, module members, host names), which ``type(x)``
+#: hands out as they are; see :func:`offer`.
+_OFFERED: set[type] = set()
+#: The container stand-ins (``list``, ``dict``...) by the class they stand for.
+_CONTAINER_OF: dict[type, ContainerType] = {}
+#: One stand-in per class a program cannot name, so ``type(a) is type(b)`` holds.
+_CLASS_OF: dict[type, ClassOf] = {}
+
+
+def offer(values: Iterable[object]) -> None:
+    """Record the classes among values (and behind container stand-ins) as ones a program can
+    name: ``type(x)`` of their instances gives the class itself."""
+    for value in values:
+        if isinstance(value, ContainerType):
+            _CONTAINER_OF[value._type] = value
+            _OFFERED.add(value._type)
+        elif isinstance(value, type) and not issubclass(value, type):
+            _OFFERED.add(value)
+
+
+def _nameable(kind: type) -> bool:
+    # An enum class made by Enum("Color", "RED GREEN") is the program's, though no class
+    # statement made it; calling it looks a member up, and building another one needs Enum.
+    return kind in _OFFERED or is_program_class(kind) or issubclass(kind, enum.Enum)
+
+
+class ClassOf:
+    """What ``type(x)`` and ``x.__class__`` give for an object whose class a program cannot name
+    (``tool``, ``budget``, a module proxy, a function, a generator, ``type(None)``).
+
+    It answers ``isinstance``, ``issubclass``, ``except``, ``==``/``is`` and ``__name__``, but
+    it cannot build an object, be derived from or hand out the class's attributes: the class's
+    constructor and methods would run the sandbox's own code on the program's values (a
+    ``Tools`` around a program's object as its link calls that object's methods with the
+    protocol's frames).
+    """
+
+    __slots__ = ("_type",)
+    _type: type
+
+    def __init__(self, kind: type) -> None:
+        object.__setattr__(self, "_type", kind)
+
+    def _refusal(self, what: str) -> str:
+        return (
+            f"{what} in the sandbox: the class of an object the sandbox made answers "
+            "isinstance(), except and __name__ only"
+        )
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        raise TypeError(self._refusal(f"objects of class {self._type.__name__!r} cannot be made"))
+
+    def __instancecheck__(self, obj: object) -> bool:
+        return isinstance(obj, self._type)
+
+    def __subclasscheck__(self, cls: object) -> bool:
+        return issubclass(real_class(cls), self._type)  # type: ignore[arg-type]
+
+    def __mro_entries__(self, bases: tuple[object, ...]) -> tuple[type, ...]:
+        raise TypeError(self._refusal(f"a class cannot derive from {self._type.__name__!r}"))
+
+    def __getattr__(self, attr: str) -> object:
+        raise AttributeError(
+            self._refusal(f"{attr!r} of class {self._type.__name__!r} is not available")
+        )
+
+    def __setattr__(self, attr: str, value: object) -> None:
+        raise AttributeError(self._refusal(f"class {self._type.__name__!r} is read-only"))
+
+    def __repr__(self) -> str:
+        return repr(self._type)
+
+
+def real_class(obj: object) -> object:
+    """The class behind a container stand-in or a ClassOf; anything else as it is."""
+    if isinstance(obj, (ContainerType, ClassOf)):
+        return obj._type
+    return obj
+
+
+def class_of(obj: object) -> object:
+    """``type(obj)`` as a program gets it (the rules are :class:`TypeOf`'s)."""
+    kind = builtins.type(obj)
+    if kind is builtins.type or kind in (TypeOf, ContainerType, ClassOf):
+        return TYPE
+    if issubclass(kind, builtins.type):
+        raise TypeError(
+            f"type() of this class is its metaclass {kind.__name__!r}, which the sandbox "
+            "does not hand out; use isinstance(x, type) to ask whether x is a class"
+        )
+    container = _CONTAINER_OF.get(kind)
+    if container is not None:
+        return container
+    if _nameable(kind):
+        return kind
+    stand_in = _CLASS_OF.get(kind)
+    if stand_in is None:
+        stand_in = _CLASS_OF.setdefault(kind, ClassOf(kind))
+    return stand_in
+
+
 class TypeOf:
     """The ``type`` builtin of programs: ``type(x)`` with one argument, never a metaclass.
 
     ``type(x) is int``, ``type(x).__name__`` and ``isinstance(x, type)`` work as in Python.
     ``type(name, bases, namespace)`` is refused: it would define special methods the compile
-    policy checks in class statements. The type of a class is this stand-in itself, never the
-    real metaclass, so ``type(type(x))`` hands out nothing new; a class whose metaclass is
-    another one (an enum) is refused. The container types come back as the stand-ins programs
-    know by name, so ``type([]) is list`` holds.
+    policy checks in class statements. The type of a class (or of a stand-in for one) is this
+    stand-in itself, never the real metaclass, so ``type(type(x))`` hands out nothing new; a
+    class whose metaclass is another one (an enum) is refused. The container types come back
+    as the stand-ins programs know by name, so ``type([]) is list`` holds; a class the program
+    can name (a builtin, a module's class, a host name, its own) comes back as it is; any other
+    class as a :class:`ClassOf`, which cannot build objects.
     """
 
-    __slots__ = ("_containers",)
-    _containers: Mapping[type, object]
+    __slots__ = ()
     #: What ``type.__name__`` reads (check_private allows ``__name__`` of this stand-in).
     __name__ = "type"
-
-    def __init__(self, containers: Mapping[type, object]) -> None:
-        object.__setattr__(self, "_containers", containers)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("type is read-only in the sandbox")
@@ -184,18 +292,10 @@ class TypeOf:
                 "type() takes exactly one argument in the sandbox, the object whose class you "
                 "want; to make a class, write a class statement"
             )
-        kind = builtins.type(args[0])
-        if kind is builtins.type or kind is TypeOf:
-            return self
-        if issubclass(kind, builtins.type):
-            raise TypeError(
-                f"type() of this class is its metaclass {kind.__name__!r}, which the sandbox "
-                "does not hand out; use isinstance(x, type) to ask whether x is a class"
-            )
-        return self._containers.get(kind, kind)
+        return class_of(args[0])
 
     def __instancecheck__(self, obj: object) -> bool:
-        return isinstance(obj, (builtins.type, ContainerType, TypeOf))
+        return isinstance(obj, (builtins.type, ContainerType, TypeOf, ClassOf))
 
     def __subclasscheck__(self, cls: object) -> bool:
         return cls is self
@@ -207,6 +307,10 @@ class TypeOf:
 
     def __repr__(self) -> str:
         return "<class 'type'>"
+
+
+#: The ``type`` of every program.
+TYPE = TypeOf()
 
 
 def _class_attribute(cls: type, name: str) -> object:
@@ -255,24 +359,28 @@ def check_private(obj: object, name: str) -> None:
       internals.
     * A special method of ``SPECIAL_METHODS`` on the same objects: ``super().__init__(...)``,
       ``Base.__repr__(self)``.
-    * ``__class__`` of the program's own instances, and ``__name__`` of classes and functions
-      (an exact str).
+    * ``__class__`` of any object: what ``type(obj)`` gives (never a metaclass, and for a
+      class the program cannot name a stand-in that cannot build objects); ``__name__`` of
+      classes and functions (an exact str).
+    * ``__members__`` of an enum class: a read-only mapping of its members.
     * ``__dict__`` of the program's own instances whose classes are all the program's or
       builtins (``json.dumps(self.__dict__)``): what a host class's ``__init__`` stored on a
       subclass's instance stays out of reach.
 
     Every other dunder stays refused, and so does every private name of any object the program
-    did not make: ``().__class__``, ``tool._link``, ``json.__name__``.
+    did not make: ``().__class__.__base__``, ``tool._link``, ``json.__name__``.
     """
-    if name == "__name__" and isinstance(
-        obj, (type, ContainerType, TypeOf, types.FunctionType, types.BuiltinFunctionType,
-              types.MethodType)
-    ):
+    if name == "__class__" or (name == "__name__" and isinstance(
+        obj, (type, ContainerType, TypeOf, ClassOf, types.FunctionType,
+              types.BuiltinFunctionType, types.MethodType)
+    )):
         return
+    if name == "__members__" and isinstance(obj, enum.EnumType):
+        return  # a read-only mapping of the enum's members by name
     cls = _program_class(obj)
     if cls is not None:
-        if name in ("__class__", "__dict__"):
-            if not isinstance(obj, (type, super)) and (name == "__class__" or _plain_lineage(cls)):
+        if name == "__dict__":
+            if not isinstance(obj, (type, super)) and _plain_lineage(cls):
                 return
         elif is_dunder(name):
             if name in SPECIAL_METHODS:
@@ -291,13 +399,79 @@ def check_private(obj: object, name: str) -> None:
 def _special_value(obj: object, name: str) -> object:
     """The value of a private name check_private allowed."""
     if name == "__name__":
-        if isinstance(obj, ContainerType):
-            obj = obj._type
-        value = getattr(obj, name)
+        value = getattr(real_class(obj), name)
         return str.__str__(value) if isinstance(value, str) else ""
     if name == "__class__":
-        return type(obj)
+        try:
+            return class_of(obj)  # exactly what type(obj) gives
+        except TypeError as exc:  # a metaclass
+            raise AttributeError(str(exc)) from None
     return getattr(obj, name)
+
+
+def _owner_of_method(obj: object, name: str, value: object) -> type | None:
+    """The class whose method value is, when value was read unbound off a class (``C.f``,
+    ``super(C, C).f``); None when value is no such function."""
+    if type(value) is not types.FunctionType:
+        return None
+    if isinstance(obj, super):
+        cls = obj.__self_class__  # type: ignore[attr-defined]  # None for an unbound super
+    elif isinstance(obj, type):
+        cls = obj
+    else:
+        return None
+    if cls is None:
+        return None
+    for klass in _class_attribute(cls, "__mro__"):  # type: ignore[attr-defined]
+        if _class_attribute(klass, "__dict__").get(name) is value:  # type: ignore[attr-defined]
+            return klass  # type: ignore[no-any-return]
+    return None
+
+
+def _self_checked(function: Callable[..., Any], owner: type) -> Callable[..., Any]:
+    """function, which only takes an instance of owner as its first argument."""
+    where = f"{owner.__name__}.{function.__name__}()"
+
+    def method(*args: Any, **kwargs: Any) -> Any:
+        # type's own check: no __subclasscheck__ of an abstract class answers instead.
+        if not args or not type.__subclasscheck__(owner, type(args[0])):
+            given = f"a {type(args[0]).__name__!r} object" if args else "nothing"
+            raise TypeError(
+                f"{where} needs a {owner.__name__!r} object as its first argument in the "
+                f"sandbox, not {given}"
+            )
+        return function(*args, **kwargs)
+
+    method.__name__ = function.__name__
+    method.__qualname__ = function.__qualname__
+    method.__doc__ = function.__doc__
+    return method
+
+
+def _unbound(obj: object, name: str, value: object) -> object:
+    """The value a program gets for ``obj.<name>``, once the guards allowed it.
+
+    A method read off a class the program did not make (``json.JSONEncoder.encode``, an
+    inherited ``S.__init__`` of ``class S(json.JSONEncoder)``) is a plain function that would
+    take any object as ``self`` and write its attributes past ``_write_``: called with
+    ``json.JSONEncoder`` itself, its ``__init__`` rewrote the class's separators and
+    ``default`` for every encoder in the child. C methods refuse a foreign ``self`` on their
+    own; these get the same check. A property's functions are refused for the same reason.
+    """
+    owner = _owner_of_method(obj, name, value)
+    if owner is not None and not is_program_class(owner):
+        return _self_checked(value, owner)  # type: ignore[arg-type]
+    if (
+        name in ("fget", "fset", "fdel")
+        and isinstance(obj, property)
+        and type(value) is types.FunctionType
+        and value.__module__ != "__main__"  # a program's functions are all its module's
+    ):
+        raise AttributeError(
+            f"{name!r} of a property the program did not make is not available in the sandbox: "
+            "it would run the class's code on any object; read the attribute of an instance"
+        )
+    return value
 
 
 def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
@@ -316,7 +490,7 @@ def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
                 return default
             message = str(exc)
         else:
-            return _check_value(name, value)
+            return _check_value(name, _unbound(obj, name, value))
         raise AttributeError(message)
     check_attribute_name(name)  # the one name check: exact str, no hidden name
     if name in ("format", "format_map") and (
@@ -332,7 +506,7 @@ def guarded_getattr(obj: object, name: str, default: object = _RAISE) -> object:
             return default
         message = str(exc)
     else:
-        return _check_value(name, value)
+        return _check_value(name, _unbound(obj, name, value))
     raise AttributeError(message)
 
 
@@ -438,7 +612,7 @@ class _ReadOnly:
 def _describe(obj: object) -> str:
     if isinstance(obj, ModuleProxy):
         return f"module {obj._name!r}"
-    if isinstance(obj, ContainerType):
+    if isinstance(obj, (ContainerType, ClassOf)):
         return f"class {obj._type.__name__!r}"
     if isinstance(obj, type):
         return f"class {obj.__name__!r}"
@@ -589,6 +763,11 @@ def catchable(spec: object) -> object:
     if type(spec) is not tuple and issubclass(type(spec), tuple):
         # The tuple's own items, not what a subclass's methods would yield.
         spec = tuple(tuple.__iter__(spec))  # type: ignore[arg-type]
+    # `except type(e):` names the class behind the stand-in type() gave.
+    if type(spec) is tuple:
+        spec = tuple(item._type if isinstance(item, ClassOf) else item for item in spec)
+    elif isinstance(spec, ClassOf):
+        spec = spec._type
     if _is_catchable(spec):
         return spec
     if isinstance(spec, ContainerType):

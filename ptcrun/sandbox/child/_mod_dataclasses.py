@@ -40,9 +40,9 @@ __all__ = ["MEMBERS"]
 
 MISSING = dataclasses.MISSING
 FrozenInstanceError = dataclasses.FrozenInstanceError
-# A ClassVar annotation kept as a string (from __future__ import annotations), as written or as
-# the compile policy rewrote it: "ClassVar[int]", "_getitem_(_getattr_(typing, 'ClassVar'), int)".
-_CLASS_VAR_STRING = re.compile(r"(?:_getitem_\()?(?:(?:typing\.)?ClassVar\b|_getattr_\(typing, 'ClassVar'\))")
+# A ClassVar annotation kept as a string (from __future__ import annotations), as the program
+# wrote it: "ClassVar[int]", "typing.ClassVar[int]".
+_CLASS_VAR_STRING = re.compile(r"(?:typing\.)?ClassVar\b")
 
 
 class Field:

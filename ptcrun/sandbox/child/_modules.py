@@ -8,7 +8,8 @@ file of its own (``_mod_random``, ``_mod_copy``, ``_mod_operator``, ``_mod_typin
 ``json.codecs`` leads to ``builtins.open``, ``datetime.sys`` to ``sys.modules``, and
 ``from json import codecs`` skips ``_getattr_`` entirely. The lists also leave out whatever
 reads or writes attributes behind the guards' backs (``string.Formatter``,
-``functools.update_wrapper``/``wraps``/``total_ordering``, ``singledispatch``), classes that
+``functools.update_wrapper``/``wraps``, ``singledispatch``; ``total_ordering`` is a wrapper
+that decorates only the program's own classes), classes that
 carry shared mutable state (``textwrap.TextWrapper``, ``csv.register_dialect``,
 ``decimal.DefaultContext``), what opens files (``hashlib.file_digest``, ``base64.encode``) and
 ``re.DEBUG``, which prints to the process's stdout. docs/security.md says, module by module,
@@ -47,10 +48,10 @@ from typing import Any
 
 from .._language import ALLOWED_MODULES
 from . import _mod_copy, _mod_dataclasses, _mod_enum, _mod_operator, _mod_random, _mod_re, _mod_typing
-from ._mod_classes import record_program_class
+from ._mod_classes import is_program_class, record_program_class
 from ._tripwire import trusted
 
-__all__ = ["ALLOWED_MODULES", "ContainerType", "ModuleProxy", "guarded_import"]
+__all__ = ["ALLOWED_MODULES", "ContainerType", "ModuleProxy", "guarded_import", "served_modules"]
 
 
 class ModuleProxy:
@@ -178,6 +179,17 @@ def _trusted_namedtuple(name: str, fields: str | list[str], rename: bool, defaul
         )
 
 
+def _total_ordering(cls: type) -> type:
+    """``functools.total_ordering``, for the program's own classes: it adds the comparisons a
+    class leaves out, derived from the ones it defines, as its class body could have."""
+    if not is_program_class(cls):
+        raise TypeError(
+            "functools.total_ordering() decorates the program's own classes in the sandbox, "
+            f"not {getattr(cls, '__name__', type(cls).__name__)!r}"
+        )
+    return functools.total_ordering(cls)
+
+
 #: The hash algorithms every build of CPython has; ``hashlib.new`` takes only these, so no
 #: name reaches OpenSSL's provider lookup (which may load files).
 _HASHES = tuple(sorted(hashlib.algorithms_guaranteed))
@@ -287,7 +299,7 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
     )),
     "enum": (None, ()),
     "fractions": (fractions, ("Fraction",)),
-    "hashlib": (hashlib, ("algorithms_guaranteed", *_HASHES)),
+    "hashlib": (hashlib, _HASHES),
     "io": (io, ("StringIO",)),
     "operator": (None, ()),
     "random": (None, ()),
@@ -301,16 +313,25 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
 # Names served by a wrapper rather than the module's own object.
 _WRAPPED: dict[str, dict[str, object]] = {
     "collections": {"namedtuple": _namedtuple},
+    "functools": {"total_ordering": _total_ordering},
     "copy": _mod_copy.MEMBERS,
     "csv": {"DictReader": _DictReader},
     "dataclasses": _mod_dataclasses.MEMBERS,
     "enum": _mod_enum.MEMBERS,
-    "hashlib": {"new": _hashlib_new},
+    # Copies: what a proxy serves is never a changeable object its module keeps using.
+    "decimal": {"BasicContext": decimal.BasicContext.copy(),
+                "ExtendedContext": decimal.ExtendedContext.copy()},
+    "hashlib": {"new": _hashlib_new, "algorithms_guaranteed": frozenset(_HASHES)},
     "operator": _mod_operator.MEMBERS,
     "random": _mod_random.MEMBERS,
     "typing": _mod_typing.members(_namedtuple),
     "re": _mod_re.MEMBERS,
 }
+
+
+# The objects a program may change (the write guard's list), which a proxy never serves as the
+# module's own: a program would change them for the module's code too.
+_CHANGEABLE = (list, dict, set, bytearray, collections.Counter, collections.deque, decimal.Context)
 
 
 def _members(name: str) -> dict[str, object]:
@@ -319,6 +340,10 @@ def _members(name: str) -> dict[str, object]:
     members = {n: getattr(module, n) for n in names if hasattr(module, n)}
     members.update(_WRAPPED.get(name, {}))
     for member, value in members.items():
+        if isinstance(value, _CHANGEABLE) and module is not None and any(
+            value is shared for shared in vars(module).values()
+        ):  # pragma: no cover - a wrong list entry
+            raise RuntimeError(f"{name}.{member} is changeable and must be served as a copy")
         # A wrong list entry. `from m import x` reads the proxy with a plain getattr, past
         # _getattr_'s checks of the value, so the lists themselves must hold no module and no
         # metaclass (which would build classes the write guard does not know).
@@ -337,6 +362,11 @@ if set(_NAMES) != set(ALLOWED_MODULES):  # pragma: no cover - the two lists drif
     )
 _load_lazy_parts()
 _PROXIES = {name: ModuleProxy(name, _members(name)) for name in ALLOWED_MODULES}
+
+
+def served_modules() -> tuple[ModuleProxy, ...]:
+    """The proxy of every allowed module."""
+    return tuple(_PROXIES.values())
 
 
 def guarded_import(

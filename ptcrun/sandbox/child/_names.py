@@ -5,8 +5,9 @@ RestrictedPython supplies its hooks as globals named ``_x_`` (``_getattr_``, ``_
 plus its print collector ``_print`` and temporaries ``_tmpN``; the interpreter's own names are
 dunders. So a program may bind any other name starting with ``_`` (``_helper``, ``_cache``)
 without shadowing anything. Dunders are refused, except the special methods a program's own
-class may define (:data:`SPECIAL_METHODS`) and the three it may read (``__class__`` and
-``__dict__`` of its own instances, ``__name__``); every refused special method carries its reason.
+class may define (:data:`SPECIAL_METHODS`) and the four it may read (``__class__``, ``__dict__``
+of its own instances, ``__name__``, ``__members__`` of enums); every refused special method
+carries its reason.
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ SPECIAL_METHODS = frozenset(
         *(f"__i{op}__" for op in _BINARY if op != "divmod"),
     }
 )
-#: Dunders a program may read besides its special methods: ``self.__class__`` and
-#: ``self.__dict__`` (its own instances only) and ``__name__`` (of classes and functions); the
-#: guards check the object.
-READABLE_DUNDERS = SPECIAL_METHODS | {"__class__", "__dict__", "__name__"}
+#: Dunders a program may read besides its special methods: ``x.__class__`` (what ``type(x)``
+#: gives), ``self.__dict__`` (its own instances only), ``__name__`` (of classes and functions)
+#: and ``__members__`` (of enum classes); the guards check the object.
+READABLE_DUNDERS = SPECIAL_METHODS | {"__class__", "__dict__", "__name__", "__members__"}
 _ANSWERS_EVERY_NAME = (
     "it would answer for every attribute name, including those the sandbox's own code looks up "
     "on the program's objects; define properties or ordinary methods instead"

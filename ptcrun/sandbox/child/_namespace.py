@@ -44,16 +44,18 @@ from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack
 
 from . import _withheld
 from ._guards import (
+    TYPE,
     Ownership,
-    TypeOf,
     catchable,
     guarded_apply,
     guarded_getattr,
     guarded_hasattr,
     guarded_vars,
     guarded_with,
+    offer,
+    real_class,
 )
-from ._modules import ContainerType, guarded_import
+from ._modules import ContainerType, guarded_import, served_modules
 
 __all__ = ["TYPE", "Printer", "build_globals", "warm_up"]
 
@@ -162,7 +164,7 @@ def _filter(function: Callable[[Any], Any] | None, iterable: Iterable[Any], /) -
 
 def _issubclass(cls: Any, classinfo: Any, /) -> bool:
     # The container types are stand-ins, not classes; as the first argument they are the type.
-    return builtins.issubclass(cls._type if isinstance(cls, ContainerType) else cls, classinfo)
+    return builtins.issubclass(real_class(cls), classinfo)  # type: ignore[arg-type]
 
 
 _ITERATING = {
@@ -197,8 +199,9 @@ _EXCEPTIONS = tuple(
 )
 
 
-_CONTAINER_OF = {stand_in._type: stand_in for stand_in in _CONTAINERS.values()}
-TYPE = TypeOf(_CONTAINER_OF)
+# The classes a program can name: type(x) of their instances gives them as they are.
+offer([*(getattr(builtins, name) for name in _PLAIN), *_EXCEPTIONS, *_CONTAINERS.values()])
+offer(member for proxy in served_modules() for member in proxy._members.values())
 
 
 def _builtins(ownership: Ownership) -> dict[str, object]:
@@ -249,6 +252,7 @@ def build_globals(
             )
     ownership = Ownership()
     namespace: dict[str, object] = {}
+    offer(host.values())  # Failure, ToolError...: classes the program names
 
     def catchable_here(spec: object) -> object:
         # The clause is evaluated while its exception is set: a NameError for a withheld or

@@ -40,6 +40,7 @@ from __future__ import annotations
 import __future__
 
 import ast
+import copy
 import types
 import warnings
 from collections.abc import Iterable, Sequence
@@ -331,6 +332,7 @@ class ProgramPolicy(RestrictingNodeTransformer):
         # Defaults and decorators run where the function is defined, so a ``print`` among them
         # belongs to the enclosing scope's collector, not to the function's own.
         defaults, kw_defaults, decorators = node.args.defaults, node.args.kw_defaults, node.decorator_list
+        returns, node.returns = node.returns, None
         node.args.defaults, node.decorator_list = [], []
         node.args.kw_defaults = [None] * len(kw_defaults)  # stays aligned with kwonlyargs
         self._scopes().append("function")
@@ -343,7 +345,26 @@ class ProgramPolicy(RestrictingNodeTransformer):
         node.args.defaults = [self.visit(d) for d in defaults]
         node.args.kw_defaults = [None if d is None else self.visit(d) for d in kw_defaults]
         node.decorator_list = [self.visit(d) for d in decorators]
+        node.returns = self._kept_annotation(returns)
         return node
+
+    def _kept_annotation(self, annotation: ast.expr | None) -> ast.expr | None:
+        """An annotation is checked as any expression is, and kept as the program wrote it.
+
+        Programs compile with ``from __future__ import annotations``, so an annotation is never
+        evaluated, only kept as the text of its expression (``dataclasses.fields(P)[0].type``);
+        rewritten, ``List[int]`` would read ``_getitem_(List, int)``.
+        """
+        if annotation is not None:
+            self.visit(copy.deepcopy(annotation))  # for the errors; the rewrite is dropped
+        return annotation
+
+    def visit_arg(self, node: ast.arg) -> _Visited:
+        annotation, node.annotation = node.annotation, None
+        visited = super().visit_arg(node)
+        assert isinstance(visited, ast.arg)  # RestrictedPython keeps the parameter
+        visited.annotation = self._kept_annotation(annotation)
+        return visited
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         """``a.b`` → ``_getattr_(a, 'b')``; ``a.b = v``, ``del a.b`` write via ``_write_(a)``."""
@@ -422,8 +443,13 @@ class ProgramPolicy(RestrictingNodeTransformer):
         return [bind, write]
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
-        """``x: int = 1``: target and value are checked as in an assignment."""
-        return self.node_contents_visit(node)
+        """``x: int = 1``: target and value are checked as in an assignment; the annotation is
+        kept as written (see :meth:`_kept_annotation`)."""
+        annotation, node.annotation = node.annotation, ast.Constant(None)
+        visited = self.node_contents_visit(node)
+        assert isinstance(visited, ast.AnnAssign)
+        visited.annotation = self._kept_annotation(annotation)  # type: ignore[assignment]
+        return visited
 
     def visit_Try(self, node: ast.Try) -> ast.AST:
         reported = self.__dict__.setdefault("_reported_escapes", set())
