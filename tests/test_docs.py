@@ -60,6 +60,7 @@ def test_every_prompt_template_renders_with_its_values():
         "turn_calls_more": {"count": 2, "total": 9, "ok": 8, "failed": 1, "kinds": " (1 ToolError)"},
         "turn_calls_loose": {"failed": 1, "kinds": " (1 ToolError)"},
         "turn_calls_caught": {"failed": 1, "kinds": " (1 ToolError)"},
+        "turn_calls_sub": {"count": 1, "failed": 2, "kinds": " (2 ToolError)"},
         "turn_calls_why": {"examples": "- ToolError: bad"},
         "turn_calls_advice": {"failed": 1},
         "turn_error": {"error": "e"},

@@ -114,6 +114,9 @@ class Run:
         self.has_candidate = False
         # The Result written when a KeyboardInterrupt ended the run; the interrupt propagates.
         self.interrupted: Result | None = None
+        # The Result of however the run ended, set by _end (also when a cancellation then
+        # propagates): the caller of a sub-run counts it from here.
+        self.result: Result | None = None
         # Cancelled by stop(): a signal ends the run like a clock, with a Result.
         self.stop_scope = trio.CancelScope()
         self.stopped_by: signal.Signals | None = None
@@ -151,7 +154,12 @@ class Run:
             ledger=ledger,
             nesting=self.nesting.below(),
         )
-        return await sub.go()
+        try:
+            return await sub.go()
+        finally:
+            # A cancelled sub-run still wrote its run.end; it counts among the run's sub-runs.
+            if sub.result is not None:
+                self.failures.sub_run_ended(sub.result)
 
     def snapshot(self) -> dict[str, Any]:
         left = self.deadline - time.monotonic()
@@ -410,7 +418,9 @@ class Run:
             signal=signal,
             failed_calls=self.failures.run_failures,
             calls_made=self.failures.calls,
+            sub_runs=self.failures.run_sub_runs,
         )
+        self.result = result
         self.emit(RunEnd(
             span="run",
             parent=None,
@@ -424,6 +434,7 @@ class Run:
             failed_calls=result.failed_calls,
             calls_made=result.calls_made,
             partial=result.partial,
+            sub_runs=result.sub_runs,
         ))
         return result
 

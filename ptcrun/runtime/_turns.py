@@ -200,7 +200,7 @@ def _pmap_line(p: PmapOutcome) -> str:
 def calls_report(failures: ProgramFailures) -> str:
     """The feedback's account of a program's calls: each pmap's outcome, the failures by kind
     and why, and what to do about them; empty when the program ran no pmap and no call failed."""
-    if not failures.pmaps and not failures.failed:
+    if not failures.pmaps and not failures.failed and not failures.partial_sub_runs:
         return ""
     lines = [_pmap_line(p) for p in failures.pmaps[:_SHOWN_PMAPS]]
     rest = failures.pmaps[_SHOWN_PMAPS:]
@@ -221,6 +221,13 @@ def calls_report(failures: ProgramFailures) -> str:
     for name, counts in calls:
         if counts:
             lines.append(render_inline(name, failed=f"{sum(counts.values()):,}", kinds=_kinds(counts)))
+    if failures.partial_sub_runs:
+        lines.append(render_inline(
+            "turn_calls_sub",
+            count=f"{failures.partial_sub_runs:,}",
+            failed=f"{sum(failures.sub_run_failed.values()):,}",
+            kinds=_kinds(failures.sub_run_failed),
+        ))
     why = advice = ""
     if failures.failed:
         examples = [

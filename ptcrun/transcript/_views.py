@@ -25,6 +25,7 @@ __all__ = [
     "render_summary",
     "render_tree",
     "status_text",
+    "sub_runs_text",
 ]
 
 _PREVIEW_CHARS = 60
@@ -42,6 +43,12 @@ def failure_kinds(failed: Mapping[str, int]) -> str:
     """``"43 BudgetExceeded, 2 ToolError"``: failures by kind, most frequent first."""
     ranked = sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{count:,} {kind}" for kind, count in ranked)
+
+
+def sub_runs_text(statuses: Mapping[str, int]) -> str:
+    """``"5: 4 done, 1 timeout"``: the sub-runs below a run, by how they ended."""
+    parts = ", ".join(f"{count:,} {status}" for status, count in statuses.items())
+    return f"{sum(statuses.values()):,}: {parts}"
 
 
 def status_text(status: str, failed: Mapping[str, int], calls: int, partial: bool) -> str:
@@ -298,6 +305,9 @@ def render_summary(t: Transcript) -> str:
         built = "; the answer was built while they were failing" if t.partial else ""
         lines.append(f"failed     {count:,} of {max(t.calls_made, count):,} calls: "
                      f"{failure_kinds(t.failed_calls)}{built}")
+    statuses = t.sub_run_statuses
+    if statuses:
+        lines.append(f"sub-runs   {sub_runs_text(statuses)}")
     lines += [
         f"turns      {len(t.turns)}",
         f"tokens     {u.total_tokens:,}{of}: "
