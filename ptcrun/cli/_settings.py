@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from .._limits import Limits
+from .._limits import MAX_DEPTH, Limits
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 
 __all__ = [
@@ -43,14 +43,17 @@ class BadValue(ValueError):
 Convert = Callable[[str], Any]
 
 
-def count(least: int) -> Convert:
-    """A whole number of at least ``least``."""
+def count(least: int, most: int | None = None, *, meaning: str = "") -> Convert:
+    """A whole number of at least ``least`` (and at most ``most``); ``meaning`` follows the
+    lower bound in the message (``" (no tool.agent)"``)."""
 
     def convert(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = least - 1
+        if most is not None and not least <= value <= most:
+            raise BadValue(f"must be a whole number from {least}{meaning} to {most}")
         if value < least:
             raise BadValue(f"must be a whole number of at least {least}")
         return value
@@ -131,7 +134,8 @@ _LIMIT_KINDS: dict[str, tuple[Convert, str]] = {
     "run_timeout": (DURATION, "SECONDS"),
     "sandbox_cpu_seconds": (seconds(0, inclusive=False, finite=True), "SECONDS"),
     "feedback_reserve_tokens": (NON_NEGATIVE, "N"),
-    "max_depth": (NON_NEGATIVE, "N"),
+    # Bounded here too, so a bad PTCRUN_MAX_DEPTH or config value is named where it was set.
+    "max_depth": (count(0, MAX_DEPTH, meaning=" (no tool.agent)"), "N"),
     "on_budget_exceeded": (choice("fail", "return_partial"), "POLICY"),
 }
 

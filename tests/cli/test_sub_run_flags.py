@@ -56,5 +56,45 @@ def test_max_depth_zero_takes_tool_agent_away(tmp_path):
 def test_max_depth_past_its_bound_is_refused_before_the_run(tmp_path):
     code, _, err = run_cli([*_files(tmp_path), "--max-depth", "9"])
     assert code == 2
-    assert "--max-depth must be a whole number from 0 (no tool.agent) to 8; got 9." in err
+    assert "argument --max-depth: must be a whole number from 0 (no tool.agent) to 8; got '9'" in err
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/transcript.jsonl"))
+
+
+def _without(argv, flag):
+    i = argv.index(flag)
+    return argv[:i] + argv[i + 2 :]
+
+
+def test_sub_planner_and_max_depth_come_from_the_environment(tmp_path, monkeypatch):
+    argv = _without(_files(tmp_path), "--sub-planner")
+    monkeypatch.setenv("PTCRUN_SUB_PLANNER", f"scripted:{tmp_path / 'sub.json'}")
+    monkeypatch.setenv("PTCRUN_MAX_DEPTH", "1")
+    code, _, err = run_cli(argv)
+    assert code == 0, err
+    (path,) = (tmp_path / "runs").glob("*/transcript.jsonl")
+    t = Transcript.load(path)
+    [sub] = t.sub_runs.values()
+    assert sub.run["planner"] == "scripted:sub.json"
+    assert t.limits["max_depth"] == 1
+    assert sub.run["tools"] == ["agent", "worker"]  # offered at depth 1 of 1 only as a refusal
+
+
+def test_sub_planner_and_max_depth_come_from_the_config_file(tmp_path):
+    argv = _without(_files(tmp_path), "--sub-planner")
+    config = tmp_path / "ptcrun.toml"
+    config.write_text(f'sub_planner = "scripted:{tmp_path / "sub.json"}"\n[limits]\nmax_depth = 3\n')
+    code, _, err = run_cli([*argv, "--config", str(config)])
+    assert code == 0, err
+    (path,) = (tmp_path / "runs").glob("*/transcript.jsonl")
+    t = Transcript.load(path)
+    [sub] = t.sub_runs.values()
+    assert sub.run["planner"] == "scripted:sub.json"
+    assert t.limits["max_depth"] == 3
+
+
+def test_the_environment_s_max_depth_is_checked_and_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PTCRUN_MAX_DEPTH", "9")
+    code, _, err = run_cli(_files(tmp_path))
+    assert code == 2
+    assert ("PTCRUN_MAX_DEPTH='9' is not valid: --max-depth must be a whole number from 0 "
+            "(no tool.agent) to 8; fix it or unset it.") in err

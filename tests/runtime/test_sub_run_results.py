@@ -157,3 +157,28 @@ done([x for x in r if not isinstance(x, Failure)])
     code, out, _ = run_cli(["runs", "--out", str(tmp_path / "runs"), "--json"])
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["sub_runs"], r["failed_sub_runs"], r["turns"]) for r in rows] == [(2, 1, 1), (2, 1, 1)]
+
+
+def test_a_run_killed_after_a_sub_run_ended_is_listed_as_the_top_run(tmp_path):
+    from ptcrun.transcript._runs import list_runs
+
+    top = block("""
+print(tool.agent("Count.", data=[0], max_tokens=8_000, max_turns=1))
+done("whole")
+""")
+    result = runtime([top], [block("done(len(data))")], tmp_path / "runs").run("Count.", CHUNKS)
+    lines = result.transcript.read_text().splitlines(keepends=True)
+    # Cut the file just after the sub-run's run.end, as a kill at that moment would leave it.
+    cut = next(i for i, line in enumerate(lines) if json.loads(line)["span"] == "t1.c1/run"
+               and json.loads(line)["type"] == "run.end")
+    result.transcript.write_text("".join(lines[: cut + 1]))
+    [run] = list_runs(tmp_path / "runs")
+    assert run.status == "interrupted"  # not the sub-run's "done"
+    assert run.turns == 1
+    sub_tokens = json.loads(lines[cut])["usage"]["total_tokens"]
+    top_tokens = sum(
+        e["input_tokens"] + e["output_tokens"]
+        for e in map(json.loads, lines[:cut]) if e["type"] == "llm.end" and "/" not in e["span"]
+    )
+    assert sub_tokens > 0 and run.tokens == top_tokens + sub_tokens
+    assert (run.sub_runs, run.failed_sub_runs) == (1, 0)
