@@ -92,6 +92,22 @@ def text(value: str) -> str:
     return value
 
 
+def turn_address(text: str) -> tuple[str, int]:
+    """``exec --turn``: ``N`` (the run's turn N) or ``CALL/N`` (turn N of the sub-run the call
+    ``CALL`` started, ``t1.c3/2``; ``t1.c3/t2.c1/1`` one level deeper), as ``(CALL, N)``."""
+    call, slash, number = text.strip().rpartition("/")
+    try:
+        value = int(number)
+    except ValueError:
+        value = 0
+    if value < 1 or (slash and not all(part.strip() for part in call.split("/"))):
+        raise BadValue(
+            "must be a turn number N, or CALL/N for turn N of the sub-run a tool.agent call "
+            "started (t1.c3/2, as `ptcrun show` names the sub-run)"
+        )
+    return call, value
+
+
 POSITIVE = count(1)
 NON_NEGATIVE = count(0)
 DURATION = seconds(0, inclusive=False)

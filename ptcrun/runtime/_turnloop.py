@@ -44,7 +44,7 @@ from .providers._base import Message, Request
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-__all__ = ["Data", "Run"]
+__all__ = ["Data", "Run", "data_summary"]
 
 Data = Sequence[str] | Mapping[str, Sequence[str]]
 
@@ -186,7 +186,7 @@ class Run:
             worker=self.rt.worker.name,
             tools=sorted(self.tools),
             limits=attrs.asdict(self.limits),
-            data=_data_summary(self.data),
+            data=data_summary(self.data),
             depth=self.nesting.depth,
         ))
         result: Result | None = None
@@ -450,7 +450,7 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
     return out
 
 
-def _data_summary(data: Data) -> dict[str, Any]:
+def data_summary(data: Data) -> dict[str, Any]:
     def one(chunks: Sequence[str]) -> dict[str, Any]:
         return {"chunks": len(chunks), "chars": sum(len(c) for c in chunks), "sha256": corpus_digest(chunks)}
 
