@@ -332,3 +332,35 @@ def test_texts_given_literally_become_the_sub_runs_corpus(tmp_path):
     sub = block("done(list(data))")
     result = runtime([top], [sub], tmp_path).run("Look.", CHUNKS)
     assert result.answer == ["made up", "by the program"]
+
+
+def test_nested_sub_runs_wait_only_for_places_a_level_below_and_finish(tmp_path):
+    # Four depth-1 sub-runs under max_concurrency=2, each starting two depth-2 sub-runs: if the
+    # depths shared their places, the two depth-1 sub-runs alive would hold both and wait for
+    # their own sub-runs forever (until a clock). Each depth has places of its own.
+    top = block("""
+r = pmap(lambda i: tool.agent("Split.", data=[i], max_tokens=40_000, max_turns=1), range(4))
+done(r)
+""")
+
+    def sub(request: Request) -> str:
+        if goal_of(request) == "Split.":
+            return block("""
+done(sum(pmap(lambda k: tool.agent("Leaf.", data=[0], max_tokens=6_000, max_turns=1), range(2))))
+""")
+        return block("done(len(data[0]))")
+
+    rt = runtime([top], sub, tmp_path, max_concurrency=2, max_tokens=1_000_000, pmap_timeout=30,
+                 turn_timeout=40, call_timeout=30, run_timeout=60)
+    result = rt.run("Split and count.", CHUNKS)
+    assert result.status == "done", result.error
+    assert result.answer == [2 * len(c) for c in CHUNKS]
+    assert result.sub_runs == {"done": 12}
+    alive = {1: 0, 2: 0}
+    peak = {1: 0, 2: 0}
+    for e in events(result):
+        if e["type"] in ("run.start", "run.end") and e["span"] != "run":
+            depth = e["span"].count("/")
+            alive[depth] += 1 if e["type"] == "run.start" else -1
+            peak[depth] = max(peak[depth], alive[depth])
+    assert peak == {1: 2, 2: 2}
