@@ -351,10 +351,10 @@ class LineProgress:
                           f"{preview(str(event.get('goal', '')), 60)} · {s.sub_runs_text()}")
             elif kind == "run.end" and span == "run":
                 usage = event.get("usage") or {}
-                turns = int(event.get("turns") or 0)
+                ran = int(event.get("turns") or 0)
                 tokens = int(usage.get("total_tokens") or 0) if isinstance(usage, Mapping) else 0
                 self._say(f"turn {s.turn}: sub-run {call} ended: {event.get('status')}"
-                          f"{_error_text(event.get('error'))} · {turns} turn{'s' * (turns != 1)} · "
+                          f"{_error_text(event.get('error'))} · {ran} turn{'s' * (ran != 1)} · "
                           f"{tokens:,} tokens · {s.sub_runs_text()}")
             return
         turn = f"turn {s.turn}"
