@@ -33,7 +33,7 @@ from ..corpus._tokens import count_tokens
 from ._agent import Nesting, make_agent_tool
 from ._budget import Ledger, worst_case_tokens
 from ._llm import request_tokens
-from ._turns import _sizes, first_message, system_prompt
+from ._turns import _sizes, first_message, system_prompt, two_turns_tokens
 from ._worker import make_worker_tool, worker_prompt, worker_request
 from .providers._base import Message, Provider
 
@@ -237,10 +237,7 @@ def _two_turns(goal: str, data: Any, tools: Mapping[str, Tool], limits: Limits, 
     first = first_message(
         goal, data, offered, limits, first_snapshot(limits), None, corpus_tokens=corpus, pass_tokens=about
     )
-    counted = count_tokens(system_prompt(agent=agent)) + count_tokens(first)
-    reply = limits.planner_max_tokens
-    second = worst_case_tokens(counted + reply + limits.feedback_reserve_tokens, reply)
-    return worst_case_tokens(counted, reply) + second
+    return two_turns_tokens(count_tokens(system_prompt(agent=agent)) + count_tokens(first), limits)
 
 
 def _dearest(providers: Sequence[Provider], max_tokens: int) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 import trio
 
@@ -364,3 +365,28 @@ done(sum(pmap(lambda k: tool.agent("Leaf.", data=[0], max_tokens=6_000, max_turn
             alive[depth] += 1 if e["type"] == "run.start" else -1
             peak[depth] = max(peak[depth], alive[depth])
     assert peak == {1: 2, 2: 2}
+
+
+def test_the_planner_is_told_what_a_sub_run_s_planner_holds_of_its_slice(tmp_path):
+    import re
+
+    from ptcrun.corpus._tokens import count_tokens
+    from ptcrun.runtime._turns import two_turns_tokens
+
+    top = ScriptedProvider([block("done(1)")])
+    limits = Limits(**{**LIMITS, "planner_max_tokens": 2_000})
+    Runtime(planner=top, limits=limits, transcript_dir=tmp_path).run("Count.", CHUNKS)
+    [request] = top.requests
+    first = request.messages[0].content
+    note = re.search(r"\nA `tool.agent` sub-run's own planner holds up to about ([\d,]+) tokens of its "
+                     r"`max_tokens` for its first two turns; its program may spend only the rest, so "
+                     r"give it that much more than its work needs\.", first)
+    assert note is not None, first
+    without = first.replace(note.group(0), "")
+    assert int(note.group(1).replace(",", "")) == two_turns_tokens(
+        count_tokens(request.system) + count_tokens(without), limits
+    )
+    # Without tool.agent, nothing is said of sub-runs.
+    top = ScriptedProvider([block("done(1)")])
+    Runtime(planner=top, limits=attrs.evolve(limits, max_depth=0), transcript_dir=tmp_path).run("Count.", CHUNKS)
+    assert "sub-run" not in top.requests[0].messages[0].content
