@@ -184,6 +184,8 @@ class Result:
             sub-run that did not end ``done`` is a failed ``tool.agent`` call of its caller, in
             ``failed_calls``; one that answered counts its calls in ``calls_made`` and its failed
             calls in ``failed_calls``, so an answer built on a ``partial`` sub-run is ``partial``.
+            Each sub-run's own record (turns, answer, error, usage) is in the transcript:
+            ``Transcript.load(result.transcript).sub_runs``.
     """
 
     status: Status

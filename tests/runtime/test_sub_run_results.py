@@ -157,6 +157,12 @@ done([x for x in r if not isinstance(x, Failure)])
     code, out, _ = run_cli(["runs", "--out", str(tmp_path / "runs"), "--json"])
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["sub_runs"], r["failed_sub_runs"], r["turns"]) for r in rows] == [(2, 1, 1), (2, 1, 1)]
+    # Tokens are the whole tree's: the run's own requests and its sub-runs'.
+    t = Transcript.load(rows[0]["transcript"])
+    own = sum(c.input_tokens + c.output_tokens for c in t.llm_calls)
+    below = sum(sub.usage.total_tokens for sub in t.sub_runs.values())
+    assert below > 0 and rows[0]["tokens"] == own + below == t.usage.total_tokens
+    assert rows[0]["status"] == "done"
 
 
 def test_a_run_killed_after_a_sub_run_ended_is_listed_as_the_top_run(tmp_path):
