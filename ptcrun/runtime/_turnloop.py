@@ -29,7 +29,7 @@ from ..sandbox.host._driver import Sandbox
 from ..telemetry._live import open_tracing
 from ..transcript._events import EventStream
 from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
-from ._agent import NestedEvents, Nesting, SubRun, make_agent_tool
+from ._agent import NestedEvents, Nesting, SubRun, clock_expired, make_agent_tool
 from ._answers import AnswerCheck
 from ._budget import Ledger, input_room, worst_case_tokens
 from ._estimate import make_estimator, pass_tokens_about
@@ -87,8 +87,11 @@ class Run:
         limits: Limits | None = None,
         ledger: Ledger | None = None,
         nesting: Nesting | None = None,
+        clock_source: str = "limit",
     ) -> None:
         self.rt = runtime
+        # What set the run clock: Limits.run_timeout, or for a sub-run what sub_clock chose.
+        self.clock_source = clock_source
         self.limits = limits if limits is not None else runtime.limits
         self.goal = goal
         self.data = data
@@ -153,6 +156,7 @@ class Run:
             limits=limits,
             ledger=ledger,
             nesting=self.nesting.below(),
+            clock_source=request.clock_source,
         )
         try:
             return await sub.go()
@@ -204,7 +208,7 @@ class Run:
                     ) as sandbox:
                         result = await self._loop(sandbox)
                 if run_scope.cancelled_caught:
-                    expired = errors.TimeLimitExceeded("run", self.limits.run_timeout)
+                    expired = clock_expired(self.limits.run_timeout, self.clock_source)
                     result = self._end("timeout", error=expired)
             if result is None and self.stopped_by is not None:
                 result = self._stopped(self.stopped_by)

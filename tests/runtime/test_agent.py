@@ -390,3 +390,30 @@ def test_the_planner_is_told_what_a_sub_run_s_planner_holds_of_its_slice(tmp_pat
     top = ScriptedProvider([block("done(1)")])
     Runtime(planner=top, limits=attrs.evolve(limits, max_depth=0), transcript_dir=tmp_path).run("Count.", CHUNKS)
     assert "sub-run" not in top.requests[0].messages[0].content
+
+
+def test_a_sub_run_s_timeout_says_what_set_its_clock(tmp_path):
+    # Without timeout=, a sub-run gets 90% of the time its caller has left: here what is left
+    # of its caller's turn clock of 8 s, so it times out first and the caller reads why.
+    top = block("""
+try:
+    tool.agent("Think.", data=[0], max_tokens=5_000, max_turns=1, timeout=0.2)
+except ToolError as exc:
+    print(exc)
+try:
+    tool.agent("Think.", data=[0], max_tokens=5_000, max_turns=1)
+except ToolError as exc:
+    print(exc)
+done("after")
+""")
+    rt = runtime([top], ScriptedProvider(count_words, latency=30), tmp_path,
+                 turn_timeout=8, pmap_timeout=2, call_timeout=2)
+    result = rt.run("Think.", CHUNKS)
+    assert result.status == "done", result.error
+    argument, caller = result.turns[0].output.splitlines()
+    assert caller.startswith("tool 'agent' failed: the sub-run ended with status 'timeout': run clock expired after ")
+    assert caller.endswith(" s (90% of the time its caller had left). Give the caller's turn, pmap or run "
+                           "clock more time, or the sub-run less to do.")
+    assert argument == ("tool 'agent' failed: the sub-run ended with status 'timeout': run clock expired after "
+                        "0.2 s (tool.agent's timeout= argument). Raise that timeout= argument.")
+    assert result.sub_runs == {"timeout": 2}
