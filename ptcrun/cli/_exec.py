@@ -348,26 +348,6 @@ def _replay_data(args: argparse.Namespace, transcript: Transcript) -> list[str]:
     return chunks
 
 
-def _sub_run(top: Transcript, call: str) -> Transcript:
-    """The run of ``exec --turn CALL/N``: the top run for ``""``, else the sub-run ``call``
-    (``t1.c3``, ``t1.c3/t2.c1``) started.
-
-    Raises:
-        ConfigError: no ``tool.agent`` call of that name started a sub-run.
-    """
-    if not call:
-        return top
-    for prefix, run in top.walk():
-        if prefix == f"{call}/":
-            return run
-    known = [prefix.rstrip("/") for prefix, _ in list(top.walk())[1:]]
-    have = f"its sub-runs: {', '.join(known)}" if known else "it started no sub-run"
-    raise ConfigError(
-        f"--turn {call}/N names the sub-run of call {call}, which the run does not have; {have} "
-        f"(`ptcrun show` lists them)."
-    )
-
-
 def _sub_run_data(top: Transcript, call: str, chunks: list[str]) -> Data:
     """The sub-run's corpus, chosen from the run's ``chunks`` as each ``tool.agent`` call on the
     way down chose it (its ``data=`` argument), and checked against the sub-run's fingerprint."""
@@ -417,7 +397,7 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
 
     top = Transcript.load(resolve_transcript(args.program, args.out))
     call, number = args.turn
-    transcript = _sub_run(top, call)
+    transcript = top.sub_run(call) if call else top
     turn = transcript.turn(number)
     program = turn.program
     if program is None:

@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and time.",
     )
     _transcript_argument(show)
-    show.add_argument("--turn", type=_typed(_settings.POSITIVE), metavar="N", help="only turn N")
+    show.add_argument("--turn", type=_typed(_settings.turn_address), metavar="N",
+                      help="only turn N; CALL/N: turn N of the sub-run that call started (t1.c3/2)")
     show.add_argument("--calls", action="store_true", help="also each pmap's calls: duration, status, reply")
     show.add_argument("--prompt", action="store_true",
                       help="also the planner's whole prompt of each turn: system prompt and messages")

@@ -37,7 +37,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     ``--prompt`` the planner's whole prompt."""
     from ..transcript._views import render_show
 
-    sys.stdout.write(render_show(_load(args), turn=args.turn, calls=args.calls, prompt=args.prompt))
+    transcript = _load(args)
+    turn = None
+    if args.turn is not None:
+        call, turn = args.turn
+        if call:  # a sub-run's turn: shown under the sub-run's own header
+            transcript = transcript.sub_run(call)
+    sys.stdout.write(render_show(transcript, turn=turn, calls=args.calls, prompt=args.prompt))
     return EXIT_CODES["done"]
 
 

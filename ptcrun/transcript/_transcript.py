@@ -304,6 +304,20 @@ class Transcript:
         counts = Counter(run.status for _, run in list(self.walk())[1:])
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
+    def sub_run(self, call: str) -> Transcript:
+        """The sub-run that the ``tool.agent`` call ``call`` started: ``"t1.c3"``, or
+        ``"t1.c3/t2.c1"`` for one that sub-run started, as :meth:`walk` names them.
+
+        Raises:
+            TranscriptError: no call of that name started a sub-run.
+        """
+        for prefix, run in self.walk():
+            if prefix and prefix == f"{call}/":
+                return run
+        known = [prefix.rstrip("/") for prefix, _ in list(self.walk())[1:]]
+        have = f"its sub-runs: {', '.join(known)}" if known else "it started no sub-run"
+        raise TranscriptError(f"the run has no sub-run of call {call}; {have} (`ptcrun show` lists them).")
+
     def walk(self) -> Iterator[tuple[str, Transcript]]:
         """This run and every sub-run below it, depth first in order of start, each with the
         prefix of its span ids in the file (``""``, ``"t1.c3/"``, ``"t1.c3/t2.c1/"``)."""

@@ -110,8 +110,11 @@ def _header(t: Transcript) -> list[str]:
         corpus = f"{data['chunks']:,} chunks, {data.get('chars', 0):,} chars"
     else:
         corpus = ", ".join(f"{name}: {d.get('chunks', 0):,} chunks" for name, d in data.items()) or "none"
+    name = f"run {t.path.parent.name if t.path else '(in memory)'}"
+    if t.depth:
+        name = f"a sub-run (depth {t.depth}) of {name}"
     return [
-        (f"run {t.path.parent.name if t.path else '(in memory)'}: {_status(t)} · {len(t.turns)} "
+        (f"{name}: {_status(t)} · {len(t.turns)} "
          f"turn{'s' * (len(t.turns) != 1)} · {t.usage.total_tokens:,} tokens · {_secs(t.seconds)}"),
         f"goal: {t.goal}",
         f"planner: {run.get('planner')} · worker: {run.get('worker')} · tools: {tools} · corpus: {corpus}",

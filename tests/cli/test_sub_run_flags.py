@@ -148,8 +148,8 @@ def test_exec_turn_runs_a_sub_run_s_earlier_turns_first_with_its_own_recorded_ca
 def test_exec_turn_names_the_sub_runs_when_the_call_started_none(sub_run_transcript):
     code, _, err = run_cli(["exec", sub_run_transcript, "--turn", "t1.c9/1"])
     assert code == 2
-    assert ("--turn t1.c9/N names the sub-run of call t1.c9, which the run does not have; its "
-            "sub-runs: t1.c1, t1.c2 (`ptcrun show` lists them).") in err
+    assert ("the run has no sub-run of call t1.c9; its sub-runs: t1.c1, t1.c2 (`ptcrun show` "
+            "lists them).") in err
     code, _, err = run_cli(["exec", sub_run_transcript, "--turn", "t1.c2/4"])
     assert "the run has no turn 4; it has 1 turn (1 to 1)." in err
 
@@ -171,3 +171,14 @@ def test_exec_turn_refuses_a_sub_run_whose_chunks_changed(sub_run_transcript, tm
     code, _, err = run_cli(["exec", sub_run_transcript, "--turn", "t1.c2/1"])
     assert code == 2
     assert "the chunks the call t1.c2 gave its sub-run differ from the ones it recorded" in err
+
+
+def test_show_turn_shows_a_sub_run_s_turn(sub_run_transcript):
+    code, out, err = run_cli(["show", sub_run_transcript, "--turn", "t1.c1/2"])
+    assert code == 0, err
+    head, goal = out.splitlines()[:2]
+    assert head.startswith(f"a sub-run (depth 1) of run {Path(sub_run_transcript).parent.name}: done · 2 turns · ")
+    assert goal == "goal: Shout the chunk."
+    assert "── turn 2 ── done" in out and "done(x + '!')" in out and "── turn 1 ──" not in out
+    code, _, err = run_cli(["show", sub_run_transcript, "--turn", "t2.c1/1"])
+    assert code == 2 and "the run has no sub-run of call t2.c1; its sub-runs: t1.c1, t1.c2" in err
