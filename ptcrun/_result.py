@@ -179,6 +179,13 @@ class Result:
             an item). Empty when none failed.
         calls_made: what ``failed_calls`` is out of: every pmap item, every tool call outside
             pmap, and the failed calls caught inside items.
+        sub_runs: the sub-runs that ``tool.agent`` calls started below this run, at every
+            depth, by how each ended (``{"done": 4, "timeout": 1}``); empty when none ran. A
+            sub-run that did not end ``done`` is a failed ``tool.agent`` call of its caller, in
+            ``failed_calls``; one that answered counts its calls in ``calls_made`` and its failed
+            calls in ``failed_calls``, so an answer built on a ``partial`` sub-run is ``partial``.
+            Each sub-run's own record (turns, answer, error, usage) is in the transcript:
+            ``Transcript.load(result.transcript).sub_runs``.
     """
 
     status: Status
@@ -193,6 +200,18 @@ class Result:
     warnings: tuple[str, ...] = ()
     failed_calls: Mapping[str, int] = attrs.field(factory=dict)
     calls_made: int = 0
+    sub_runs: Mapping[str, int] = attrs.field(factory=dict)
+
+    @property
+    def sub_run_count(self) -> int:
+        """How many sub-runs ran below this run, at every depth: the sum of ``sub_runs``."""
+        return sum(self.sub_runs.values())
+
+    @property
+    def failed_sub_runs(self) -> int:
+        """How many sub-runs did not end ``done``: they failed, ran out of turns, tokens or
+        time, or were cancelled."""
+        return sum(count for status, count in self.sub_runs.items() if status != "done")
 
     @property
     def partial(self) -> bool:

@@ -145,15 +145,28 @@ class TimeLimitExceeded(LimitExceeded, TimeoutError):
 
     payload_fields: ClassVar[tuple[str, ...]] = (*LimitExceeded.payload_fields, "clock", "seconds")
 
-    def __init__(self, clock: Clock, seconds: float, detail: str = "", *, argument: bool = False) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        seconds: float,
+        detail: str = "",
+        *,
+        argument: bool = False,
+        source: str | None = None,
+        fix: str | None = None,
+    ) -> None:
         # ``argument``: the clock was set lower by a program's own ``timeout=`` (pmap), so
-        # raising the Limits setting would not help; say which knob it was.
+        # raising the Limits setting would not help; say which knob it was. ``source`` and
+        # ``fix`` say so for a clock set some other way (a sub-run's, from its caller's time).
         setting = f"{clock}(timeout=...)" if argument else f"Limits.{clock}_timeout"
-        where = f"the {clock}'s timeout= argument" if argument else setting
+        where = source or (f"the {clock}'s timeout= argument" if argument else setting)
         message = f"{clock} clock expired after {_num(seconds)} s ({where})"
         if detail:
             message += f"; {detail}"
-        message += ". Raise that timeout= argument." if argument else f". Raise {clock}_timeout."
+        if fix is not None:
+            message += f". {fix}"
+        else:
+            message += ". Raise that timeout= argument." if argument else f". Raise {clock}_timeout."
         super().__init__(message, setting=setting, limit=seconds)
         self.clock = clock
         self.seconds = seconds

@@ -47,8 +47,9 @@ def test_every_prompt_template_renders_with_its_values():
         "planner_first": {
             "goal": "g", "inventory": "i", "tools": "t", "budget": "b", "worker_max_tokens": "1,024",
             "max_concurrency": 16, "call_timeout": 60, "pmap_timeout": 300, "schema_note": "",
-            "corpus_tokens": "9", "pass_tokens": "2,000", "pass_share": "1%",
+            "corpus_tokens": "9", "pass_tokens": "2,000", "pass_share": "1%", "agent_note": "",
         },
+        "planner_agent_budget": {"tokens": "19,866"},
         "planner_schema_note": {"schema": "{}"},
         "inventory_chunks": {"label": "data", "chunks": 3, "tokens": 9, "smallest": 1, "median": 3, "largest": 5},
         "inventory_empty": {"label": "data"},
@@ -60,6 +61,7 @@ def test_every_prompt_template_renders_with_its_values():
         "turn_calls_more": {"count": 2, "total": 9, "ok": 8, "failed": 1, "kinds": " (1 ToolError)"},
         "turn_calls_loose": {"failed": 1, "kinds": " (1 ToolError)"},
         "turn_calls_caught": {"failed": 1, "kinds": " (1 ToolError)"},
+        "turn_calls_sub": {"count": 1, "failed": 2, "kinds": " (2 ToolError)"},
         "turn_calls_why": {"examples": "- ToolError: bad"},
         "turn_calls_advice": {"failed": 1},
         "turn_error": {"error": "e"},

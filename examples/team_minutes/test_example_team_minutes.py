@@ -26,6 +26,7 @@ def test_the_answer_matches_the_ground_truth(tmp_path):
     assert run.problems(result.answer) == []
     assert result.answer["most_decisions"] == ["platform"]
     assert result.answer["missing"] == {}
+    assert result.sub_runs == {"done": 5} and not result.partial
     # The run's planner wrote one program; each team got a sub-run of its own over its own
     # twelve meetings, which made one worker call per meeting.
     t = ptcrun.Transcript.load(result.transcript)
@@ -52,6 +53,7 @@ def test_slices_too_small_come_back_as_errors_the_program_reports(tmp_path):
     assert sorted(missing) == sorted(run.DOCUMENTS)
     assert all("the sub-run ended with status 'budget_exceeded'" in why for why in missing.values())
     assert result.partial  # built while its calls were failing, and the Result says so
+    assert result.sub_runs == {"budget_exceeded": 5}
     assert result.usage.worker_calls == 0
 
 

@@ -34,6 +34,7 @@ from ._runs import resolve_transcript
 
 if TYPE_CHECKING:
     from .._tools import Tool
+    from ..runtime._agent import Data
     from ..sandbox import ExecResult
     from ..transcript._transcript import Transcript
 
@@ -211,8 +212,10 @@ def _exec_turn(args: argparse.Namespace) -> int:
     recorded = "done" if turn.status == "invalid_answer" else turn.status
     same = result.output == turn.output and result.status == recorded
     verdict = "the same output and outcome as" if same else "a different output or outcome from"
+    call = args.turn[0]
+    where = f"turn {call}/{turn.number}" if call else f"turn {turn.number}"
     print(
-        f"turn {turn.number}: {verdict} the recorded run ({replay.replayed} tool calls replayed, "
+        f"{where}: {verdict} the recorded run ({replay.replayed} tool calls replayed, "
         f"{replay.live} live)",
         file=sys.stderr,
     )
@@ -362,8 +365,43 @@ def _replay_data(args: argparse.Namespace, transcript: Transcript) -> list[str]:
     return chunks
 
 
+def _sub_run_data(top: Transcript, call: str, chunks: list[str]) -> Data:
+    """The sub-run's corpus, chosen from the run's ``chunks`` as each ``tool.agent`` call on the
+    way down chose it (its ``data=`` argument), and checked against the sub-run's fingerprint."""
+    from ..runtime._agent import select_data
+
+    data: Data = chunks
+    run = top
+    parts = call.split("/") if call else []
+    for depth, span in enumerate(parts, 1):
+        where = "/".join(parts[:depth])
+        record = next(c for c in run.calls if c.span == span)
+        chosen = record.args[1] if len(record.args) > 1 else record.kwargs.get("data")
+        try:
+            data = select_data(data, chosen)
+        except errors.ToolArgumentError as exc:
+            raise ConfigError(f"the sub-run of call {where} cannot be rebuilt: {exc}") from None
+        run = run.sub_runs[span]
+        if _fingerprint(data) != run.run.get("data"):
+            raise ConfigError(
+                f"the chunks the call {where} gave its sub-run differ from the ones it recorded "
+                f"(their fingerprint in its run.start does not match); pass the run's corpus."
+            )
+    return data
+
+
+def _fingerprint(data: Data) -> Any:
+    """The ``data`` summary a ``run.start`` records, to check a rebuilt corpus against it."""
+    from ..runtime._turnloop import data_summary
+
+    return data_summary(data)
+
+
 def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     """Run turn ``args.turn`` of the transcript ``args.program`` again, without the LLM.
+
+    ``args.turn`` is ``(CALL, N)``: turn N of the run when CALL is ``""``, else of the sub-run
+    the ``tool.agent`` call CALL started, over the chunks that call gave it.
 
     The programs of the turns before it (since the sandbox last restarted) run first, silently,
     so the variables the turn relies on exist, with the run's ``random`` seed, so they draw what
@@ -375,8 +413,10 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     from ..sandbox.host._driver import Sandbox
     from ..transcript._transcript import Transcript
 
-    transcript = Transcript.load(resolve_transcript(args.program, args.out))
-    turn = transcript.turn(args.turn)
+    top = Transcript.load(resolve_transcript(args.program, args.out))
+    call, number = args.turn
+    transcript = top.sub_run(call) if call else top
+    turn = transcript.turn(number)
     program = turn.program
     if program is None:
         with_code = [t.number for t in transcript.turns if t.program is not None]
@@ -391,7 +431,7 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     if args.fresh:
         first = turn.number
     before = [t.program for t in transcript.turns if first <= t.number < turn.number and t.program]
-    data = _replay_data(args, transcript)
+    data = _sub_run_data(top, call, _replay_data(args, top))
     live = _live_tools(args)
     limits = build_limits(_flags_only(args), _limits_from(transcript.limits))
     if args.worker is not None:

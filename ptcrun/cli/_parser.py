@@ -259,10 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(ex, out_help="where latest and --replay latest are looked for")
     ex.add_argument(
         "--turn",
-        type=_typed(_settings.POSITIVE),
+        type=_typed(_settings.turn_address),
         metavar="N",
         help="PROGRAM is a transcript (or run folder): run turn N's program again, tool calls "
-        "answered from the transcript",
+        "answered from the transcript; CALL/N runs turn N of the sub-run that call started "
+        "(t1.c3/2, as `show` names it)",
     )
     ex.add_argument("--fresh", action="store_true", help="with --turn: skip the earlier turns' programs")
     ex.add_argument("--replay", metavar="RUN",
@@ -290,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and time.",
     )
     _transcript_argument(show)
-    show.add_argument("--turn", type=_typed(_settings.POSITIVE), metavar="N", help="only turn N")
+    show.add_argument("--turn", type=_typed(_settings.turn_address), metavar="N",
+                      help="only turn N; CALL/N: turn N of the sub-run that call started (t1.c3/2)")
     show.add_argument("--calls", action="store_true", help="also each pmap's calls: duration, status, reply")
     show.add_argument("--prompt", action="store_true",
                       help="also the planner's whole prompt of each turn: system prompt and messages")

@@ -218,6 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "partial": result.partial,
             "failed_calls": dict(result.failed_calls),
             "calls_made": result.calls_made,
+            "sub_runs": dict(result.sub_runs),
             "exit_code": code,
         }, ensure_ascii=False))
         return code
@@ -260,13 +261,15 @@ def _whole_transcript(result: Result) -> Transcript | None:
 
 def _result_summary(result: Result) -> str:
     """The summary's first lines, from the Result, for a run whose transcript stops short."""
-    from ..transcript._views import status_text
+    from ..transcript._views import status_text, sub_runs_text
 
     u = result.usage
     error = f" ({type(result.error).__name__}: {result.error})" if result.error is not None else ""
     status = status_text(result.status, result.failed_calls, result.calls_made, result.partial)
+    sub_runs = [f"sub-runs   {sub_runs_text(result.sub_runs)}"] if result.sub_runs else []
     return "\n".join([
         f"status     {status}{error}",
+        *sub_runs,
         f"turns      {len(result.turns)}",
         (
             f"tokens     {u.total_tokens:,}: planner {u.planner_input_tokens:,} in / "

@@ -57,7 +57,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {args.out!r}")
         return EXIT_CODES["done"]
-    rows = [["id", "when", "status", "turns", "tokens", "cost", "wall", "failed", "goal"]]
+    rows = [["id", "when", "status", "turns", "tokens", "cost", "wall", "failed", "sub-runs", "goal"]]
     rows += [_row(run) for run in shown]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -70,11 +70,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def _row(run: RunSummary) -> list[str]:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started)) if run.started else "?"
     if run.status == "unreadable":
-        return [run.id, when, run.status, "-", "-", "-", "-", "-", f"({run.problem})"]
+        return [run.id, when, run.status, "-", "-", "-", "-", "-", "-", f"({run.problem})"]
     cost = "?" if run.cost is None else f"${run.cost:.4f}"
     wall = "?" if run.seconds is None else f"{run.seconds:,.1f} s"
     failed = f"{run.failed_calls:,}/{run.calls_made:,}" if run.failed_calls else "0"
     status = run.status + (" (partial)" if run.partial else "")
+    # Turns are the run's own; tokens (and cost) count its sub-runs' too.
+    sub_runs = "-" if not run.sub_runs else f"{run.sub_runs:,}" + (
+        f" ({run.failed_sub_runs:,} failed)" if run.failed_sub_runs else ""
+    )
     goal = " ".join(run.goal.split())
     goal = goal if len(goal) <= 60 else goal[:59] + "…"
-    return [run.id, when, status, str(run.turns), f"{run.tokens:,}", cost, wall, failed, goal]
+    return [run.id, when, status, str(run.turns), f"{run.tokens:,}", cost, wall, failed, sub_runs, goal]

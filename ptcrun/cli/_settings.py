@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from .._limits import Limits
+from .._limits import MAX_DEPTH, Limits
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 
 __all__ = [
@@ -43,14 +43,17 @@ class BadValue(ValueError):
 Convert = Callable[[str], Any]
 
 
-def count(least: int) -> Convert:
-    """A whole number of at least ``least``."""
+def count(least: int, most: int | None = None, *, meaning: str = "") -> Convert:
+    """A whole number of at least ``least`` (and at most ``most``); ``meaning`` follows the
+    lower bound in the message (``" (no tool.agent)"``)."""
 
     def convert(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = least - 1
+        if most is not None and not least <= value <= most:
+            raise BadValue(f"must be a whole number from {least}{meaning} to {most}")
         if value < least:
             raise BadValue(f"must be a whole number of at least {least}")
         return value
@@ -87,6 +90,22 @@ def text(value: str) -> str:
     if not value.strip():
         raise BadValue("must not be empty")
     return value
+
+
+def turn_address(text: str) -> tuple[str, int]:
+    """``exec --turn``: ``N`` (the run's turn N) or ``CALL/N`` (turn N of the sub-run the call
+    ``CALL`` started, ``t1.c3/2``; ``t1.c3/t2.c1/1`` one level deeper), as ``(CALL, N)``."""
+    call, slash, number = text.strip().rpartition("/")
+    try:
+        value = int(number)
+    except ValueError:
+        value = 0
+    if value < 1 or (slash and not all(part.strip() for part in call.split("/"))):
+        raise BadValue(
+            "must be a turn number N, or CALL/N for turn N of the sub-run a tool.agent call "
+            "started (t1.c3/2, as `ptcrun show` names the sub-run)"
+        )
+    return call, value
 
 
 POSITIVE = count(1)
@@ -131,7 +150,8 @@ _LIMIT_KINDS: dict[str, tuple[Convert, str]] = {
     "run_timeout": (DURATION, "SECONDS"),
     "sandbox_cpu_seconds": (seconds(0, inclusive=False, finite=True), "SECONDS"),
     "feedback_reserve_tokens": (NON_NEGATIVE, "N"),
-    "max_depth": (NON_NEGATIVE, "N"),
+    # Bounded here too, so a bad PTCRUN_MAX_DEPTH or config value is named where it was set.
+    "max_depth": (count(0, MAX_DEPTH, meaning=" (no tool.agent)"), "N"),
     "on_budget_exceeded": (choice("fail", "return_partial"), "POLICY"),
 }
 

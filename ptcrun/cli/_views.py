@@ -37,8 +37,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     ``--prompt`` the planner's whole prompt; error messages name the flags, not ``Limits``."""
     from ..transcript._views import render_show
 
-    text = render_show(_load(args), turn=args.turn, calls=args.calls, prompt=args.prompt, words=in_cli_words)
-    sys.stdout.write(text)
+    transcript = _load(args)
+    turn = None
+    if args.turn is not None:
+        call, turn = args.turn
+        if call:  # a sub-run's turn: shown under the sub-run's own header
+            transcript = transcript.sub_run(call)
+    sys.stdout.write(render_show(transcript, turn=turn, calls=args.calls, prompt=args.prompt,
+                                 words=in_cli_words))
     return EXIT_CODES["done"]
 
 

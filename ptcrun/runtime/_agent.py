@@ -40,7 +40,16 @@ from ._answers import AnswerCheck
 from ._budget import Ledger
 from ._worker import regex_keyword
 
-__all__ = ["NestedEvents", "Nesting", "SubRun", "make_agent_tool", "select_data", "sub_limits"]
+__all__ = [
+    "NestedEvents",
+    "Nesting",
+    "SubRun",
+    "clock_expired",
+    "make_agent_tool",
+    "select_data",
+    "sub_clock",
+    "sub_limits",
+]
 
 Data = Sequence[str] | Mapping[str, Sequence[str]]
 
@@ -106,6 +115,8 @@ class SubRun:
     check: AnswerCheck
     max_turns: int
     call_span: str
+    #: What set its run clock (:func:`sub_clock`).
+    clock_source: str = "limit"
 
 
 #: Without ``timeout=``, a sub-run may take this share of its caller's time left: the rest is
@@ -113,16 +124,42 @@ class SubRun:
 _SHARE_OF_TIME_LEFT = 0.9
 
 
-def sub_limits(limits: Limits, *, max_tokens: int, max_turns: int, timeout: float | None) -> Limits:
-    """The limits of a sub-run started now: its slice, its turns, and clocks inside the caller's.
+#: Where a sub-run's run clock came from, as its timeout's message says it, and the fix.
+_CLOCK_SOURCES = {
+    "limit": (None, None),
+    "argument": ("tool.agent's timeout= argument", "Raise that timeout= argument."),
+    "caller": (
+        "90% of the time its caller had left",
+        "Give the caller's turn, pmap or run clock more time, or the sub-run less to do.",
+    ),
+}
 
-    The run clock is ``timeout``, or 90% of the caller's time left
-    (``trio.current_effective_deadline``), and at most ``limits.run_timeout``; the inner clocks
-    are cut to fit it. A sub-run's clock can then fire first and come back as its status, not
-    as the caller's own timeout.
-    """
+
+def sub_clock(limits: Limits, timeout: float | None) -> tuple[float, str]:
+    """A sub-run's run clock, started now, and what set it: ``"argument"`` (``timeout``),
+    ``"caller"`` (90% of the caller's time left, ``trio.current_effective_deadline``) or
+    ``"limit"`` (``limits.run_timeout``), whichever is least. Above a second, it is cut to a
+    tenth of a second, so messages read as written."""
     left = (trio.current_effective_deadline() - trio.current_time()) * _SHARE_OF_TIME_LEFT
-    run = max(min(limits.run_timeout, left, math.inf if timeout is None else timeout), 0.001)
+    bounds = [(limits.run_timeout, "limit"), (left, "caller")]
+    if timeout is not None:
+        bounds.append((timeout, "argument"))
+    seconds, source = min(bounds, key=lambda bound: bound[0])
+    if 1 <= seconds < math.inf:
+        seconds = math.floor(seconds * 10) / 10
+    return max(seconds, 0.001), source
+
+
+def clock_expired(seconds: float, source: str) -> errors.TimeLimitExceeded:
+    """The error of a sub-run whose run clock (set by ``source``, see :func:`sub_clock`) fired."""
+    where, fix = _CLOCK_SOURCES[source]
+    return errors.TimeLimitExceeded("run", seconds, source=where, fix=fix)
+
+
+def sub_limits(limits: Limits, *, max_tokens: int, max_turns: int, run: float) -> Limits:
+    """The limits of a sub-run: its slice, its turns, and its run clock ``run`` (from
+    :func:`sub_clock`), with its inner clocks cut to fit in it. A sub-run's clock can then
+    fire first and come back as its status, not as the caller's own timeout."""
     return attrs.evolve(
         limits,
         max_tokens=max_tokens,
@@ -277,8 +314,9 @@ def make_agent_tool(
         # waiting for its turn holds no tokens its running siblings could spend.
         async with nesting.alive[depth - 1]:
             with ledger.open_slice(max_tokens, what="tool.agent's sub-run") as sliced:
-                within = sub_limits(limits, max_tokens=max_tokens, max_turns=turns, timeout=timeout)
-                result = await start(request, sliced, within)
+                run, source = sub_clock(limits, timeout)
+                within = sub_limits(limits, max_tokens=max_tokens, max_turns=turns, run=run)
+                result = await start(attrs.evolve(request, clock_source=source), sliced, within)
         return outcome(result)
 
     made = Tool.from_function(agent, name="agent")

@@ -8,8 +8,12 @@ ledger's own reservation rule (:func:`~ptcrun.runtime._budget.worst_case_tokens`
 estimated here is what the ledger will reserve for those calls, call for call.
 
 What it cannot know: how much the models will actually write (the estimate counts the whole
-output allowance, so a run spends less than it reserves), and the repair request a worker makes
-when its JSON answer does not match its schema.
+output allowance, so a run spends less than it reserves), the repair request a worker makes
+when its JSON answer does not match its schema, and what ``tool.agent`` sub-runs will spend: how
+many a program starts, and the slice each gets, are the program's choice. What holds whatever it
+chooses is stated instead: each sub-run spends at most its slice, the slices are reserved from
+the run's budget, so the run's ``Limits.max_tokens`` bounds the whole tree; and a sub-run's
+planner takes part of its slice before its program can spend any (``sub_run_planner_tokens``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from ..corpus._tokens import count_tokens
 from ._agent import Nesting, make_agent_tool
 from ._budget import Ledger, worst_case_tokens
 from ._llm import request_tokens
-from ._turns import _sizes, first_message, system_prompt
+from ._turns import _sizes, first_message, system_prompt, two_turns_tokens
 from ._worker import make_worker_tool, worker_prompt, worker_request
 from .providers._base import Message, Provider
 
@@ -74,6 +78,17 @@ class Estimate:
         max_tokens: ``Limits.max_tokens``; ``fits`` says whether ``needed_tokens`` fits it.
         cost: the USD price of ``needed_tokens`` without the margin (counted input, whole output
             allowances) where both providers have a price; ``None`` otherwise.
+        sub_runs: programs may start ``tool.agent`` sub-runs (``Limits.max_depth`` > 0). Their
+            spending is not in ``needed_tokens`` or ``cost``: it is the program's choice, bounded
+            by the slices it sets aside, all within ``max_tokens``.
+        sub_run_planner_tokens: about what a sub-run over one chunk (the largest) holds of its
+            slice for its planner while its first program runs, at most: the first turn's
+            reservation (until it settles) and the second turn's, held back. A slice not larger
+            than this leaves the sub-run's program little or nothing for its own calls. The run's
+            goal stands in for the sub-run's. ``None`` without sub-runs.
+        budget_cost: the most the whole budget can cost, sub-runs included: ``max_tokens`` at
+            the dearest price (input or output) of the planner, the worker and the sub-runs'
+            planner; ``None`` when one has no price.
     """
 
     chunks: int
@@ -90,6 +105,9 @@ class Estimate:
     max_tokens: int
     fits: bool
     cost: float | None
+    sub_runs: bool = False
+    sub_run_planner_tokens: int | None = None
+    budget_cost: float | None = None
 
     def describe(self) -> str:
         """The estimate as a few plain lines, as ``ptcrun run --dry-run`` prints it."""
@@ -115,7 +133,22 @@ class Estimate:
                 f"(raise Limits.max_tokens)"
             )
         cost = "unknown (no price for the model)" if self.cost is None else f"${self.cost:,.4f}"
-        lines.append(f"cost at most: {cost}")
+        lines.append(f"cost at most: {cost}" + (" (without sub-runs)" if self.sub_runs else ""))
+        if self.sub_runs:
+            lines.append(
+                f"sub-runs (tool.agent): not counted above; each spends at most the max_tokens its "
+                f"call sets aside, reserved from this budget, so the run with all its sub-runs stays "
+                f"within {self.max_tokens:,} tokens"
+            )
+            if self.sub_run_planner_tokens is not None:
+                lines.append(
+                    f"a sub-run over one chunk holds up to {self.sub_run_planner_tokens:,} tokens of its "
+                    f"max_tokens for its planner's first two turns; its program may spend the rest"
+                )
+            ceiling = "unknown (no price for a model)"
+            if self.budget_cost is not None:
+                ceiling = f"${self.budget_cost:,.4f}"
+            lines.append(f"the whole budget costs at most: {ceiling}")
         return "\n".join(lines)
 
 
@@ -196,6 +229,27 @@ def first_snapshot(limits: Limits) -> dict[str, Any]:
     }
 
 
+def _two_turns(goal: str, data: Any, tools: Mapping[str, Tool], limits: Limits, *, agent: bool) -> int:
+    """What a planner's first two turns over ``data`` reserve: its first request's worst case,
+    and the second's, held back while the first program runs."""
+    offered = {name: t for name, t in tools.items() if name != "agent" or agent}
+    corpus, about = pass_tokens_about(data, goal, limits.worker_max_tokens)
+    first = first_message(
+        goal, data, offered, limits, first_snapshot(limits), None, corpus_tokens=corpus, pass_tokens=about
+    )
+    return two_turns_tokens(count_tokens(system_prompt(agent=agent)) + count_tokens(first), limits)
+
+
+def _dearest(providers: Sequence[Provider], max_tokens: int) -> float | None:
+    """``max_tokens`` at the highest price per token of ``providers``; None if one has no price."""
+    rates = []
+    for provider in providers:
+        if provider.price is None:
+            return None
+        rates += [provider.price.input_per_mtok, provider.price.output_per_mtok]
+    return max_tokens * max(rates) / 1_000_000
+
+
 def estimate(
     *,
     planner: Provider,
@@ -206,10 +260,12 @@ def estimate(
     data: Sequence[str] | Mapping[str, Sequence[str]],
     schema: Any,
     output_tokens: int | None = None,
+    sub_planner: Provider | None = None,
 ) -> Estimate:
     """Compute the :class:`Estimate` of a run; no provider is called.
 
     Args:
+        sub_planner: the provider of the sub-runs' planner; defaults to ``planner``.
         tools: the user's tools, as the first message lists them.
         schema: the answer's JSON Schema (checked), or None.
         output_tokens: the output allowed to each worker call of the pass; defaults to
@@ -245,6 +301,14 @@ def estimate(
     needed = pass_tokens + planner_first + planner_second
     worker_cost = _price(worker, pass_input, allowance * len(chunks))
     planner_cost = _price(planner, planner_input + second_input, 2 * reply)
+    sub_run_tokens: int | None = None
+    used = [planner, worker]
+    if limits.max_depth and chunks:
+        # A sub-run's goal is the program's to write: the run's goal stands in for it.
+        largest = max(chunks, key=count_tokens)
+        offered_below = {**offered, **tools}
+        sub_run_tokens = _two_turns(goal, [largest], offered_below, limits, agent=limits.max_depth > 1)
+        used.append(sub_planner if sub_planner is not None else planner)
     return Estimate(
         chunks=len(chunks),
         corpus_tokens=sum(sizes),
@@ -260,4 +324,7 @@ def estimate(
         max_tokens=limits.max_tokens,
         fits=needed <= limits.max_tokens,
         cost=None if worker_cost is None or planner_cost is None else worker_cost + planner_cost,
+        sub_runs=limits.max_depth > 0,
+        sub_run_planner_tokens=sub_run_tokens,
+        budget_cost=_dearest(used, limits.max_tokens),
     )

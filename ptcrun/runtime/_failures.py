@@ -15,6 +15,12 @@ program printed or not, every call whose result the program got back as a failur
 Cancellations are not failures of their own: a cancelled call belongs to an item or a program
 that reports why it was cancelled. The counts are kept per program (for the planner's
 feedback, :class:`ProgramFailures`) and for the whole run (for the ``Result`` and ``run.end``).
+
+A ``tool.agent`` call is a call like any other: a sub-run that did not end ``done`` is a failed
+call of its caller. One that ended ``done`` gave an answer built on its own calls, so the same
+rule goes down the tree (:meth:`FailureTally.sub_run_ended`): its calls count among its caller's,
+and its failed calls among the caller's failures. A sub-run's ``partial`` answer makes its
+caller's answer ``partial`` too, as a failed worker call would.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 import attrs
 
+from .._result import Result
 from ..transcript._schema import CallEnd, Event, ItemEnd, PmapEnd, PmapStart
 
 __all__ = ["FailureTally", "PmapOutcome", "ProgramFailures"]
@@ -69,17 +76,23 @@ class ProgramFailures:
         loose_failed: tool calls outside any pmap that failed and that the program went on
             after, by kind.
         caught_failed: tool calls that failed inside pmap items that still succeeded, by kind.
+        sub_run_failed: calls that failed inside ``tool.agent`` sub-runs that still answered
+            (``done``, ``partial``), by kind: their answers were built while those failed.
+        partial_sub_runs: how many of the program's sub-runs answered while calls failed.
         examples: one error message per kind, the first seen.
     """
 
     pmaps: tuple[PmapOutcome, ...] = ()
     loose_failed: Mapping[str, int] = attrs.field(factory=dict)
     caught_failed: Mapping[str, int] = attrs.field(factory=dict)
+    sub_run_failed: Mapping[str, int] = attrs.field(factory=dict)
+    partial_sub_runs: int = 0
     examples: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def by_kind(self) -> dict[str, int]:
-        """Every failure of the program by kind: pmap items, loose and caught calls."""
+        """Every failure the program got back by kind: pmap items, loose and caught calls (not
+        ``sub_run_failed``: the program got those sub-runs' answers)."""
         total: Counter[str] = Counter()
         for p in self.pmaps:
             total.update(p.kinds)
@@ -119,8 +132,10 @@ class FailureTally:
         #: Failures of the whole run, by kind.
         self.failed_calls: Counter[str] = Counter()
         #: What ``failed_calls`` is out of: pmap items, tool calls outside pmap, and failed
-        #: calls caught inside items.
+        #: calls caught inside items; and the calls of the sub-runs that answered.
         self.calls = 0
+        #: The sub-runs started below the run, at every depth, by how they ended.
+        self.sub_runs: Counter[str] = Counter()
         self._reset()
 
     def _reset(self) -> None:
@@ -129,6 +144,8 @@ class FailureTally:
         self._pending: dict[tuple[int, int], list[tuple[str, Mapping[str, Any] | None]]] = {}
         self._loose: Counter[str] = Counter()
         self._caught: Counter[str] = Counter()
+        self._sub_failed: Counter[str] = Counter()
+        self._partial_subs = 0
         self._examples: dict[str, str] = {}
         self._last_loose: str | None = None  # the error kind of the last call outside pmap
 
@@ -172,11 +189,33 @@ class FailureTally:
             for number, p in self._pmaps.items()
         )
         failures = ProgramFailures(
-            pmaps=pmaps, loose_failed=dict(self._loose), caught_failed=dict(self._caught)
+            pmaps=pmaps,
+            loose_failed=dict(self._loose),
+            caught_failed=dict(self._caught),
+            sub_run_failed=dict(self._sub_failed),
+            partial_sub_runs=self._partial_subs,
         )
         kinds = failures.by_kind
         examples = {kind: message for kind, message in self._examples.items() if kind in kinds}
         return attrs.evolve(failures, examples=examples)
+
+    def sub_run_ended(self, result: Result) -> None:
+        """Count a sub-run a ``tool.agent`` call of this run started, once it ended.
+
+        Its own ``tool.agent`` call is counted from its ``call.end`` as any call is (a failure
+        unless the sub-run ended ``done``); this adds the tree below it: the sub-run and its own
+        sub-runs by status and, when it answered, its calls and its failed calls.
+        """
+        self.sub_runs[result.status] += 1
+        self.sub_runs.update(result.sub_runs)
+        if result.status != "done":
+            return  # its answer was not used: the caller got the failure instead
+        self.calls += result.calls_made
+        if result.failed_calls:
+            self._partial_subs += 1
+            for kind, count in result.failed_calls.items():
+                self.failed_calls[kind] += count
+                self._sub_failed[kind] += count
 
     def see(self, event: Event) -> None:
         """Count one event; events other than pmaps, items and calls are ignored."""
@@ -251,6 +290,11 @@ class FailureTally:
     def run_failures(self) -> dict[str, int]:
         """The run's failures by kind, most frequent first."""
         return dict(self.failed_calls.most_common())
+
+    @property
+    def run_sub_runs(self) -> dict[str, int]:
+        """The sub-runs below the run by status, most frequent first (ties by name)."""
+        return dict(sorted(self.sub_runs.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _kind(error: Mapping[str, Any] | None) -> str:

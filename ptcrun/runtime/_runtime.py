@@ -144,7 +144,10 @@ class Runtime:
         size, what one ``tool.worker`` call on every chunk reserves (the worker's own prompt
         and template, counted with the ledger's counter and reserved by the ledger's rule), the
         planner's first turn, the price where the providers have one, and whether a full pass
-        and the planner's first two turns fit ``Limits.max_tokens``.
+        and the planner's first two turns fit ``Limits.max_tokens``. What ``tool.agent`` sub-runs
+        spend is the program's choice and is not in those figures; the estimate says what bounds
+        it (each its slice, all within ``Limits.max_tokens``), what a sub-run's planner takes
+        of its slice, and the most the whole budget can cost.
 
         Args:
             goal, data, schema: as for :meth:`run`.
@@ -175,6 +178,7 @@ class Runtime:
             data=data,
             schema=checker.schema,
             output_tokens=worker_output_tokens,
+            sub_planner=self.sub_planner,
         )
 
     async def arun(self, goal: str, data: Data, schema: Any = None) -> Result:

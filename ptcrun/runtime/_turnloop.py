@@ -29,7 +29,7 @@ from ..sandbox.host._driver import Sandbox
 from ..telemetry._live import open_tracing
 from ..transcript._events import EventStream
 from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
-from ._agent import NestedEvents, Nesting, SubRun, make_agent_tool
+from ._agent import NestedEvents, Nesting, SubRun, clock_expired, make_agent_tool
 from ._answers import AnswerCheck
 from ._budget import Ledger, input_room, worst_case_tokens
 from ._estimate import make_estimator, pass_tokens_about
@@ -44,7 +44,7 @@ from .providers._base import Message, Request
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-__all__ = ["Data", "Run"]
+__all__ = ["Data", "Run", "data_summary"]
 
 Data = Sequence[str] | Mapping[str, Sequence[str]]
 
@@ -87,8 +87,11 @@ class Run:
         limits: Limits | None = None,
         ledger: Ledger | None = None,
         nesting: Nesting | None = None,
+        clock_source: str = "limit",
     ) -> None:
         self.rt = runtime
+        # What set the run clock: Limits.run_timeout, or for a sub-run what sub_clock chose.
+        self.clock_source = clock_source
         self.limits = limits if limits is not None else runtime.limits
         self.goal = goal
         self.data = data
@@ -114,6 +117,9 @@ class Run:
         self.has_candidate = False
         # The Result written when a KeyboardInterrupt ended the run; the interrupt propagates.
         self.interrupted: Result | None = None
+        # The Result of however the run ended, set by _end (also when a cancellation then
+        # propagates): the caller of a sub-run counts it from here.
+        self.result: Result | None = None
         # Cancelled by stop(): a signal ends the run like a clock, with a Result.
         self.stop_scope = trio.CancelScope()
         self.stopped_by: signal.Signals | None = None
@@ -150,8 +156,14 @@ class Run:
             limits=limits,
             ledger=ledger,
             nesting=self.nesting.below(),
+            clock_source=request.clock_source,
         )
-        return await sub.go()
+        try:
+            return await sub.go()
+        finally:
+            # A cancelled sub-run still wrote its run.end; it counts among the run's sub-runs.
+            if sub.result is not None:
+                self.failures.sub_run_ended(sub.result)
 
     def snapshot(self) -> dict[str, Any]:
         left = self.deadline - time.monotonic()
@@ -178,7 +190,7 @@ class Run:
             worker=self.rt.worker.name,
             tools=sorted(self.tools),
             limits=attrs.asdict(self.limits),
-            data=_data_summary(self.data),
+            data=data_summary(self.data),
             depth=self.nesting.depth,
         ))
         result: Result | None = None
@@ -196,7 +208,7 @@ class Run:
                     ) as sandbox:
                         result = await self._loop(sandbox)
                 if run_scope.cancelled_caught:
-                    expired = errors.TimeLimitExceeded("run", self.limits.run_timeout)
+                    expired = clock_expired(self.limits.run_timeout, self.clock_source)
                     result = self._end("timeout", error=expired)
             if result is None and self.stopped_by is not None:
                 result = self._stopped(self.stopped_by)
@@ -410,7 +422,9 @@ class Run:
             signal=signal,
             failed_calls=self.failures.run_failures,
             calls_made=self.failures.calls,
+            sub_runs=self.failures.run_sub_runs,
         )
+        self.result = result
         self.emit(RunEnd(
             span="run",
             parent=None,
@@ -424,6 +438,7 @@ class Run:
             failed_calls=result.failed_calls,
             calls_made=result.calls_made,
             partial=result.partial,
+            sub_runs=result.sub_runs,
         ))
         return result
 
@@ -439,7 +454,7 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
     return out
 
 
-def _data_summary(data: Data) -> dict[str, Any]:
+def data_summary(data: Data) -> dict[str, Any]:
     def one(chunks: Sequence[str]) -> dict[str, Any]:
         return {"chunks": len(chunks), "chars": sum(len(c) for c in chunks), "sha256": corpus_digest(chunks)}
 

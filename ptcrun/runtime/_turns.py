@@ -23,6 +23,7 @@ from ..corpus._tokens import count_tokens
 from ..prompts._render import error_hint, render, render_inline
 from ..sandbox._language import ALLOWED_MODULES
 from ..sandbox._results import ExecResult
+from ._budget import worst_case_tokens
 from ._failures import PmapOutcome, ProgramFailures
 
 __all__ = [
@@ -163,21 +164,38 @@ def first_message(
     schema_note = ""
     if schema is not None:
         schema_note = render("planner_schema_note", schema=json.dumps(schema, indent=2))
-    return render(
-        "planner_first",
-        goal=goal.strip(),
-        inventory=inventory(data),
-        tools="\n\n".join(described) or "(none)",
-        budget=budget_line(snapshot),
-        corpus_tokens=f"{corpus_tokens:,}",
-        pass_tokens=f"{pass_tokens:,}",
-        pass_share=f"{pass_tokens / limits.max_tokens:.0%}",
-        worker_max_tokens=f"{limits.worker_max_tokens:,}",
-        max_concurrency=limits.max_concurrency,
-        call_timeout=f"{limits.call_timeout:g}",
-        pmap_timeout=f"{limits.pmap_timeout:g}",
-        schema_note=schema_note,
-    )
+    values = {
+        "goal": goal.strip(),
+        "inventory": inventory(data),
+        "tools": "\n\n".join(described) or "(none)",
+        "budget": budget_line(snapshot),
+        "corpus_tokens": f"{corpus_tokens:,}",
+        "pass_tokens": f"{pass_tokens:,}",
+        "pass_share": f"{pass_tokens / limits.max_tokens:.0%}",
+        "worker_max_tokens": f"{limits.worker_max_tokens:,}",
+        "max_concurrency": limits.max_concurrency,
+        "call_timeout": f"{limits.call_timeout:g}",
+        "pmap_timeout": f"{limits.pmap_timeout:g}",
+        "schema_note": schema_note,
+        "agent_note": "",
+    }
+    if "agent" not in tools:
+        return render("planner_first", **values)
+    # What a sub-run's planner holds of its slice, with this request standing in for its first
+    # (a sub-run's differs in its goal and corpus): a planner that slices by the example's
+    # figure alone could leave its sub-runs' programs nothing to spend.
+    counted = count_tokens(system_prompt(agent=True)) + count_tokens(render("planner_first", **values))
+    note = render_inline("planner_agent_budget", tokens=f"{two_turns_tokens(counted, limits):,}")
+    return render("planner_first", **{**values, "agent_note": f"\n{note}"})
+
+
+def two_turns_tokens(counted: int, limits: Limits) -> int:
+    """What a planner's first two turns reserve at most, its first request counting
+    ``counted`` tokens: that request's worst case (until it settles) and the second's, which
+    is held back while the first program runs."""
+    reply = limits.planner_max_tokens
+    second = worst_case_tokens(counted + reply + limits.feedback_reserve_tokens, reply)
+    return worst_case_tokens(counted, reply) + second
 
 
 def _kinds(kinds: Mapping[str, int]) -> str:
@@ -200,7 +218,7 @@ def _pmap_line(p: PmapOutcome) -> str:
 def calls_report(failures: ProgramFailures) -> str:
     """The feedback's account of a program's calls: each pmap's outcome, the failures by kind
     and why, and what to do about them; empty when the program ran no pmap and no call failed."""
-    if not failures.pmaps and not failures.failed:
+    if not failures.pmaps and not failures.failed and not failures.partial_sub_runs:
         return ""
     lines = [_pmap_line(p) for p in failures.pmaps[:_SHOWN_PMAPS]]
     rest = failures.pmaps[_SHOWN_PMAPS:]
@@ -221,6 +239,13 @@ def calls_report(failures: ProgramFailures) -> str:
     for name, counts in calls:
         if counts:
             lines.append(render_inline(name, failed=f"{sum(counts.values()):,}", kinds=_kinds(counts)))
+    if failures.partial_sub_runs:
+        lines.append(render_inline(
+            "turn_calls_sub",
+            count=f"{failures.partial_sub_runs:,}",
+            failed=f"{sum(failures.sub_run_failed.values()):,}",
+            kinds=_kinds(failures.sub_run_failed),
+        ))
     why = advice = ""
     if failures.failed:
         examples = [

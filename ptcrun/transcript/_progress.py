@@ -5,8 +5,10 @@ transcript holds), on the run's own thread, before the run goes on: it must be q
 not raise. Four ready-made ones:
 
 - :class:`TerminalProgress`: redraws a few lines in place on a terminal: the current turn,
-  a progress bar per running pmap (done / total, failures, elapsed), tokens against the limit,
-  the calls failed and the requests retried so far, with a line kept for each finished turn;
+  a progress bar per running pmap (done / total, failures, elapsed), the ``tool.agent``
+  sub-runs running (how many at each depth, and the turn each is on) and ended, tokens against
+  the limit, the calls failed and the requests retried so far, with a line kept for each
+  finished turn;
   at the end, the run's status, ``done (partial: 43 of 92 calls failed)`` when the answer was
   built while calls were failing.
 - :class:`LineProgress`: the same news as plain lines, for logs, pipes and CI.
@@ -22,11 +24,12 @@ import math
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from ._events import Observer
-from ._views import failure_kinds, status_text
+from ._views import failure_kinds, preview, status_text
 
 __all__ = ["LineProgress", "TerminalProgress", "parallel_events", "progress_callback"]
 
@@ -34,6 +37,7 @@ Event = Mapping[str, Any]
 _BAR_CELLS = 24
 _REDRAW_EVERY = 0.1  # seconds; a 1,000-item pmap must not redraw 4,000 times
 _SHOWN_PMAPS = 6
+_SHOWN_SUB_RUNS = 4
 _TICK_EVERY = 0.5  # seconds between redraws when no event comes (the planner thinking)
 
 
@@ -57,11 +61,20 @@ class _State:
         self.ended: str | None = None  # the run's status, as the views show it, once it ended
         self.failures = ""  # how many calls failed, and their kinds, once it ended
         self.kinds = ""  # the failures' kinds alone
+        #: The sub-runs running, by the span of the call that started each (``t1.c3``,
+        #: ``t1.c3/t2.c1``): their depth, goal, turn and start.
+        self.sub_runs: dict[str, dict[str, Any]] = {}
+        #: The sub-runs that ended, by status.
+        self.sub_ended: Counter[str] = Counter()
 
     def update(self, event: Event) -> None:
         kind = event["type"]
-        if in_sub_run(event) and kind not in ("llm.end", "llm.retry"):
-            return  # a sub-run's tokens are the run's; its turns and pmaps are its own
+        if in_sub_run(event):
+            # A sub-run's tokens are the run's; its turns and pmaps are its own, and only its
+            # start, its turns and its end are followed.
+            self._sub_run(kind, event)
+            if kind not in ("llm.end", "llm.retry"):
+                return
         if kind == "run.start":
             limits = event.get("limits") or {}
             self.max_turns = limits.get("max_turns")
@@ -101,6 +114,38 @@ class _State:
             self.failed += 1
         elif kind == "run.end":
             self._run_end(event)
+
+    def _sub_run(self, kind: str, event: Event) -> None:
+        call, _, span = str(event.get("span")).rpartition("/")
+        if kind == "run.start":
+            depth = event.get("depth")
+            self.sub_runs[call] = {
+                "depth": depth if isinstance(depth, int) else call.count("/") + 1,
+                "goal": str(event.get("goal", "")),
+                "max_turns": (event.get("limits") or {}).get("max_turns"),
+                "turn": 0,
+                "started": time.monotonic(),
+            }
+        elif kind == "turn.start" and call in self.sub_runs:
+            self.sub_runs[call]["turn"] = int(event.get("turn") or 0)
+        elif kind == "run.end" and span == "run":
+            self.sub_runs.pop(call, None)
+            self.sub_ended[str(event.get("status"))] += 1
+
+    def sub_runs_text(self) -> str:
+        """``"sub-runs: 3 running (depth 1: 2, depth 2: 1) · 5 ended (4 done, 1 failed)"``, or
+        nothing when no sub-run started."""
+        if not self.sub_runs and not self.sub_ended:
+            return ""
+        depths = Counter(sub["depth"] for sub in self.sub_runs.values())
+        where = ", ".join(f"depth {d}: {n}" for d, n in sorted(depths.items()))
+        text = f"sub-runs: {len(self.sub_runs):,} running" + (f" ({where})" if where else "")
+        ended = sum(self.sub_ended.values())
+        if ended:
+            statuses = ", ".join(f"{n:,} {status}" for status, n in sorted(
+                self.sub_ended.items(), key=lambda kv: (-kv[1], kv[0])))
+            text += f" · {ended:,} ended ({statuses})"
+        return text
 
     def _run_end(self, event: Event) -> None:
         failed = event.get("failed_calls")
@@ -182,6 +227,11 @@ class TerminalProgress:
         if in_sub_run(event):
             with self._lock:
                 self._state.update(event)
+                # A sub-run starting, turning or ending shows at the next redraw.
+                now = time.monotonic()
+                if kind in ("run.start", "run.end", "turn.start") and now - self._last >= self.redraw_every:
+                    self._last = now
+                    self._draw(final=False)
             return
         if kind == "run.end":
             self._stop_ticker()
@@ -251,6 +301,18 @@ class TerminalProgress:
             )
         if len(running) > _SHOWN_PMAPS:
             lines.append(f"  … and {len(running) - _SHOWN_PMAPS} more pmaps running")
+        if s.ended is None and (s.sub_runs or s.sub_ended):
+            lines.append(s.sub_runs_text())
+            now = time.monotonic()
+            subs = list(s.sub_runs.items())
+            for call, sub in subs[:_SHOWN_SUB_RUNS]:
+                turns = f"{sub['turn']}/{sub['max_turns']}" if sub["max_turns"] else str(sub["turn"])
+                lines.append(
+                    f"  {'  ' * (sub['depth'] - 1)}sub-run {call} (depth {sub['depth']}) · turn {turns} · "
+                    f"{now - sub['started']:.1f} s · {preview(sub['goal'], 40)}"
+                )
+            if len(subs) > _SHOWN_SUB_RUNS:
+                lines.append(f"  … and {len(subs) - _SHOWN_SUB_RUNS} more sub-runs running")
         lines.append(s.tokens_text())
         return lines
 
@@ -287,9 +349,20 @@ class LineProgress:
     def __call__(self, event: Event) -> None:
         s = self._state
         s.update(event)
-        if in_sub_run(event):
-            return
         kind = event["type"]
+        if in_sub_run(event):
+            call, _, span = str(event.get("span")).rpartition("/")
+            if kind == "run.start":
+                self._say(f"turn {s.turn}: sub-run {call} started (depth {s.sub_runs[call]['depth']}): "
+                          f"{preview(str(event.get('goal', '')), 60)} · {s.sub_runs_text()}")
+            elif kind == "run.end" and span == "run":
+                usage = event.get("usage") or {}
+                ran = int(event.get("turns") or 0)
+                tokens = int(usage.get("total_tokens") or 0) if isinstance(usage, Mapping) else 0
+                self._say(f"turn {s.turn}: sub-run {call} ended: {event.get('status')}"
+                          f"{_error_text(event.get('error'))} · {ran} turn{'s' * (ran != 1)} · "
+                          f"{tokens:,} tokens · {s.sub_runs_text()}")
+            return
         turn = f"turn {s.turn}"
         if kind == "llm.end" and event.get("role") == "planner":
             seconds = float(event.get("seconds") or 0)

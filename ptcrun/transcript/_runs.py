@@ -59,6 +59,8 @@ class RunSummary:
         turns, tokens, cost, seconds: from ``run.end``, or counted from the events; ``cost`` is
             ``None`` when a model had no price.
         failed_calls, calls_made, partial: as in ``Result``.
+        sub_runs: how many ``tool.agent`` sub-runs ran below the run, at every depth;
+            ``failed_sub_runs`` of them did not end ``done``.
         problem: why an unreadable transcript could not be read.
     """
 
@@ -74,6 +76,8 @@ class RunSummary:
     failed_calls: int = 0
     calls_made: int = 0
     partial: bool = False
+    sub_runs: int = 0
+    failed_sub_runs: int = 0
     problem: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -158,10 +162,11 @@ def _summary(folder: Path) -> RunSummary:
         if not isinstance(start, dict) or start.get("type") != "run.start":
             raise ValueError("its first line is not a ptcrun run.start event")
         end = _json_or_none(last)
-        # A sub-run's run.end (span ``t1.c3/run``) is not the run's: a run killed just after a
-        # sub-run ended has it last.
+        # A file cut short inside a sub-run may end with the sub-run's run.end (span
+        # "t1.c3/run"): only the top run's, span "run", says how the run ended.
         if not isinstance(end, dict) or end.get("type") != "run.end" or end.get("span") != "run":
             return _from_whole(folder)
+        statuses = end.get("sub_runs") or {}
         return RunSummary(
             id=folder.name,
             path=folder,
@@ -174,6 +179,8 @@ def _summary(folder: Path) -> RunSummary:
             failed_calls=sum(int(n) for n in (end.get("failed_calls") or {}).values()),
             calls_made=int(end.get("calls_made") or 0),
             partial=bool(end.get("partial")),
+            sub_runs=sum(int(n) for n in statuses.values()),
+            failed_sub_runs=sum(int(n) for status, n in statuses.items() if status != "done"),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return _unreadable(folder, str(exc) or type(exc).__name__)
@@ -188,6 +195,7 @@ def _from_whole(folder: Path) -> RunSummary:
     except TranscriptError as exc:
         return _unreadable(folder, str(exc))
     u = t.usage
+    statuses = t.sub_run_statuses
     return RunSummary(
         id=folder.name,
         path=folder,
@@ -201,6 +209,8 @@ def _from_whole(folder: Path) -> RunSummary:
         failed_calls=sum(1 for c in t.calls if c.status == "error"),
         calls_made=len(t.calls),
         partial=t.partial,
+        sub_runs=sum(statuses.values()),
+        failed_sub_runs=sum(n for status, n in statuses.items() if status != "done"),
     )
 
 

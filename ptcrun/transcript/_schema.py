@@ -124,6 +124,8 @@ class RunEnd(Event):
     calls_made: int = 0
     #: The answer was built while calls were failing (``Result.partial``).
     partial: bool = False
+    #: The sub-runs below the run, at every depth, by status (``Result.sub_runs``).
+    sub_runs: Mapping[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -295,6 +296,27 @@ class Transcript:
         """0 for the run, 1 for a sub-run its programs started, and so on."""
         depth = self.run.get("depth", 0)
         return depth if isinstance(depth, int) else 0
+
+    @property
+    def sub_run_statuses(self) -> dict[str, int]:
+        """The sub-runs below this run, at every depth, by status, most frequent first
+        (ties by name; ``Result.sub_runs``; a sub-run cut short by a kill reads ``"incomplete"``)."""
+        counts = Counter(run.status for _, run in list(self.walk())[1:])
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def sub_run(self, call: str) -> Transcript:
+        """The sub-run that the ``tool.agent`` call ``call`` started: ``"t1.c3"``, or
+        ``"t1.c3/t2.c1"`` for one that sub-run started, as :meth:`walk` names them.
+
+        Raises:
+            TranscriptError: no call of that name started a sub-run.
+        """
+        for prefix, run in self.walk():
+            if prefix and prefix == f"{call}/":
+                return run
+        known = [prefix.rstrip("/") for prefix, _ in list(self.walk())[1:]]
+        have = f"its sub-runs: {', '.join(known)}" if known else "it started no sub-run"
+        raise TranscriptError(f"the run has no sub-run of call {call}; {have} (`ptcrun show` lists them).")
 
     def walk(self) -> Iterator[tuple[str, Transcript]]:
         """This run and every sub-run below it, depth first in order of start, each with the

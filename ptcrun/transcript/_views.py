@@ -28,6 +28,7 @@ __all__ = [
     "render_summary",
     "render_tree",
     "status_text",
+    "sub_runs_text",
 ]
 
 _PREVIEW_CHARS = 60
@@ -45,6 +46,12 @@ def failure_kinds(failed: Mapping[str, int]) -> str:
     """``"43 BudgetExceeded, 2 ToolError"``: failures by kind, most frequent first."""
     ranked = sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{count:,} {kind}" for kind, count in ranked)
+
+
+def sub_runs_text(statuses: Mapping[str, int]) -> str:
+    """``"5: 4 done, 1 timeout"``: the sub-runs below a run, by how they ended."""
+    parts = ", ".join(f"{count:,} {status}" for status, count in statuses.items())
+    return f"{sum(statuses.values()):,}: {parts}"
 
 
 def status_text(status: str, failed: Mapping[str, int], calls: int, partial: bool) -> str:
@@ -110,8 +117,11 @@ def _header(t: Transcript) -> list[str]:
         corpus = f"{data['chunks']:,} chunks, {data.get('chars', 0):,} chars"
     else:
         corpus = ", ".join(f"{name}: {d.get('chunks', 0):,} chunks" for name, d in data.items()) or "none"
+    name = f"run {t.path.parent.name if t.path else '(in memory)'}"
+    if t.depth:
+        name = f"a sub-run (depth {t.depth}) of {name}"
     return [
-        (f"run {t.path.parent.name if t.path else '(in memory)'}: {_status(t)} · {len(t.turns)} "
+        (f"{name}: {_status(t)} · {len(t.turns)} "
          f"turn{'s' * (len(t.turns) != 1)} · {t.usage.total_tokens:,} tokens · {_secs(t.seconds)}"),
         f"goal: {t.goal}",
         f"planner: {run.get('planner')} · worker: {run.get('worker')} · tools: {tools} · corpus: {corpus}",
@@ -320,6 +330,9 @@ def render_summary(t: Transcript, *, words: Callable[[str], str] = _same) -> str
         built = "; the answer was built while they were failing" if t.partial else ""
         lines.append(f"failed     {count:,} of {max(t.calls_made, count):,} calls: "
                      f"{failure_kinds(t.failed_calls)}{built}")
+    statuses = t.sub_run_statuses
+    if statuses:
+        lines.append(f"sub-runs   {sub_runs_text(statuses)}")
     lines += [
         f"turns      {len(t.turns)}",
         f"tokens     {u.total_tokens:,}{of}: "

@@ -40,7 +40,7 @@ def test_runs_lists_newest_first_with_what_each_run_did(two_runs):
     code, out, _ = run_cli(["runs", "--out", str(two_runs["out"])])
     assert code == 0
     header, newer, older = out.splitlines()
-    assert header.split() == ["id", "when", "status", "turns", "tokens", "cost", "wall", "failed", "goal"]
+    assert header.split() == ["id", "when", "status", "turns", "tokens", "cost", "wall", "failed", "sub-runs", "goal"]
     assert newer.startswith(two_runs["second"].name) and "failed" in newer and newer.endswith("Second goal")
     assert older.startswith(two_runs["first"].name) and " done " in older and older.endswith("First goal")
 

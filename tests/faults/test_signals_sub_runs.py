@@ -35,7 +35,20 @@ async def sub(request):
 rt = Runtime(planner=ScriptedProvider([TOP]), sub_planner=ScriptedProvider(sub),
              limits=Limits(planner_max_tokens=300), transcript_dir=sys.argv[1])
 result = rt.run("Nest.", ["one chunk", "another chunk"])
-print(result.status, result.signal)
+
+# The sandbox children still running once run() returned: checked here, before this process
+# exits, since a child left behind would also end when its pipes close with this process.
+import glob, os
+running = []
+for listing in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+    for pid in open(listing).read().split():
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.append(pid)
+print(result.status, result.signal, len(running))
 '''
 
 
@@ -76,6 +89,7 @@ def test_a_signal_during_nested_sub_runs_ends_every_child_and_every_run(tmp_path
         process.kill()
     assert process.returncode == 0, stderr
     assert stdout.split()[0] == "cancelled", stdout
+    assert stdout.split()[2] == "0", stdout  # no child was running when run() returned
     events = events_of(transcript_of(out))
     assert_ends(events, "cancelled")
     # Every run of the tree wrote its run.end, and each says it was cancelled.

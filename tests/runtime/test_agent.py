@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 import trio
 
@@ -332,3 +333,87 @@ def test_texts_given_literally_become_the_sub_runs_corpus(tmp_path):
     sub = block("done(list(data))")
     result = runtime([top], [sub], tmp_path).run("Look.", CHUNKS)
     assert result.answer == ["made up", "by the program"]
+
+
+def test_nested_sub_runs_wait_only_for_places_a_level_below_and_finish(tmp_path):
+    # Four depth-1 sub-runs under max_concurrency=2, each starting two depth-2 sub-runs: if the
+    # depths shared their places, the two depth-1 sub-runs alive would hold both and wait for
+    # their own sub-runs forever (until a clock). Each depth has places of its own.
+    top = block("""
+r = pmap(lambda i: tool.agent("Split.", data=[i], max_tokens=40_000, max_turns=1), range(4))
+done(r)
+""")
+
+    def sub(request: Request) -> str:
+        if goal_of(request) == "Split.":
+            return block("""
+done(sum(pmap(lambda k: tool.agent("Leaf.", data=[0], max_tokens=6_000, max_turns=1), range(2))))
+""")
+        return block("done(len(data[0]))")
+
+    rt = runtime([top], sub, tmp_path, max_concurrency=2, max_tokens=1_000_000, pmap_timeout=30,
+                 turn_timeout=40, call_timeout=30, run_timeout=60)
+    result = rt.run("Split and count.", CHUNKS)
+    assert result.status == "done", result.error
+    assert result.answer == [2 * len(c) for c in CHUNKS]
+    assert result.sub_runs == {"done": 12}
+    alive = {1: 0, 2: 0}
+    peak = {1: 0, 2: 0}
+    for e in events(result):
+        if e["type"] in ("run.start", "run.end") and e["span"] != "run":
+            depth = e["span"].count("/")
+            alive[depth] += 1 if e["type"] == "run.start" else -1
+            peak[depth] = max(peak[depth], alive[depth])
+    assert peak == {1: 2, 2: 2}
+
+
+def test_the_planner_is_told_what_a_sub_run_s_planner_holds_of_its_slice(tmp_path):
+    import re
+
+    from ptcrun.corpus._tokens import count_tokens
+    from ptcrun.runtime._turns import two_turns_tokens
+
+    top = ScriptedProvider([block("done(1)")])
+    limits = Limits(**{**LIMITS, "planner_max_tokens": 2_000})
+    Runtime(planner=top, limits=limits, transcript_dir=tmp_path).run("Count.", CHUNKS)
+    [request] = top.requests
+    first = request.messages[0].content
+    note = re.search(r"\nA `tool.agent` sub-run's own planner holds up to about ([\d,]+) tokens of its "
+                     r"`max_tokens` for its first two turns; its program may spend only the rest, so "
+                     r"give it that much more than its work needs\.", first)
+    assert note is not None, first
+    without = first.replace(note.group(0), "")
+    assert int(note.group(1).replace(",", "")) == two_turns_tokens(
+        count_tokens(request.system) + count_tokens(without), limits
+    )
+    # Without tool.agent, nothing is said of sub-runs.
+    top = ScriptedProvider([block("done(1)")])
+    Runtime(planner=top, limits=attrs.evolve(limits, max_depth=0), transcript_dir=tmp_path).run("Count.", CHUNKS)
+    assert "sub-run" not in top.requests[0].messages[0].content
+
+
+def test_a_sub_run_s_timeout_says_what_set_its_clock(tmp_path):
+    # Without timeout=, a sub-run gets 90% of the time its caller has left: here what is left
+    # of its caller's turn clock of 8 s, so it times out first and the caller reads why.
+    top = block("""
+try:
+    tool.agent("Think.", data=[0], max_tokens=5_000, max_turns=1, timeout=0.2)
+except ToolError as exc:
+    print(exc)
+try:
+    tool.agent("Think.", data=[0], max_tokens=5_000, max_turns=1)
+except ToolError as exc:
+    print(exc)
+done("after")
+""")
+    rt = runtime([top], ScriptedProvider(count_words, latency=30), tmp_path,
+                 turn_timeout=8, pmap_timeout=2, call_timeout=2)
+    result = rt.run("Think.", CHUNKS)
+    assert result.status == "done", result.error
+    argument, caller = result.turns[0].output.splitlines()
+    assert caller.startswith("tool 'agent' failed: the sub-run ended with status 'timeout': run clock expired after ")
+    assert caller.endswith(" s (90% of the time its caller had left). Give the caller's turn, pmap or run "
+                           "clock more time, or the sub-run less to do.")
+    assert argument == ("tool 'agent' failed: the sub-run ended with status 'timeout': run clock expired after "
+                        "0.2 s (tool.agent's timeout= argument). Raise that timeout= argument.")
+    assert result.sub_runs == {"timeout": 2}

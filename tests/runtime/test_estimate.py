@@ -236,3 +236,54 @@ def test_log_audit_estimate_matches_what_a_run_spends(tmp_path):
     row = bench_estimate.compare(10_000, seed=7, scratch=tmp_path, latency=(0.0, 0.01))
     assert row["worker_calls"] == row["chunks"]
     bench_estimate.check(row)
+
+
+# -- sub-runs ----------------------------------------------------------------------------------
+
+
+def test_an_estimate_with_tool_agent_says_what_bounds_the_sub_runs():
+    priced = Unreachable()
+    dear = Unreachable()
+    dear.price = Price(input_per_mtok=3.0, output_per_mtok=15.0)  # type: ignore[assignment]
+    limits = Limits(max_tokens=80_000, planner_max_tokens=1_000, max_depth=2)
+    rt = Runtime(planner=priced, sub_planner=dear, limits=limits, transcript_dir=None)
+    est = rt.estimate("Summarise each chunk.", CHUNKS)
+    assert est.sub_runs
+    # What one sub-run's planner holds: the first two turns of a run over one chunk, a little
+    # less than the run's own over three, and more with longer planner replies.
+    assert 2_000 < est.sub_run_planner_tokens < est.planner_first_tokens + est.planner_second_tokens
+    longer = Runtime(planner=priced, limits=attrs.evolve(limits, planner_max_tokens=2_000), transcript_dir=None)
+    assert longer.estimate("Summarise each chunk.", CHUNKS).sub_run_planner_tokens > est.sub_run_planner_tokens + 2_000
+    # The sub-runs' spending is not in the pass or the price: they are bounded by the budget.
+    assert est.needed_tokens == est.pass_tokens + est.planner_first_tokens + est.planner_second_tokens
+    assert est.budget_cost == pytest.approx(80_000 * 15.0 / 1_000_000)  # the dearest rate of three
+    text = est.describe()
+    assert "cost at most: $" in text and "(without sub-runs)" in text
+    assert ("sub-runs (tool.agent): not counted above; each spends at most the max_tokens its call "
+            "sets aside, reserved from this budget, so the run with all its sub-runs stays within "
+            "80,000 tokens") in text
+    assert f"holds up to {est.sub_run_planner_tokens:,} tokens of its max_tokens" in text
+    assert "the whole budget costs at most: $1.2000" in text
+
+
+def test_an_estimate_without_tool_agent_says_nothing_of_sub_runs():
+    rt = Runtime(planner=Unreachable(), limits=Limits(max_depth=0), transcript_dir=None)
+    est = rt.estimate("Summarise.", CHUNKS)
+    assert not est.sub_runs and est.sub_run_planner_tokens is None
+    assert "sub-run" not in est.describe()
+    assert est.budget_cost == pytest.approx(Limits().max_tokens * 5.0 / 1_000_000)
+
+
+def test_a_sub_run_s_program_may_spend_its_slice_less_what_its_planner_holds():
+    # The figure is what a sub-run's program cannot spend: given it and 1,000 more, the program
+    # sees at least the 1,000 (the first reply settles below its reservation), and well under
+    # half the slice.
+    limits = Limits(planner_max_tokens=600, feedback_reserve_tokens=500, max_depth=1)
+    chunks = ["one two three four five six"]
+    est = Runtime(planner=Unreachable(), limits=limits, transcript_dir=None).estimate("Look.", chunks)
+    slice_ = est.sub_run_planner_tokens + 1_000
+    sub = ScriptedProvider(["```python\ndone(budget.remaining.tokens)\n```"])
+    top = ScriptedProvider([f"```python\ndone(tool.agent('Look.', data=[0], max_tokens={slice_}))\n```"])
+    result = Runtime(planner=top, sub_planner=sub, limits=limits, transcript_dir=None).run("Look.", chunks)
+    assert result.status == "done", result.error
+    assert 1_000 <= result.answer < slice_ // 2
