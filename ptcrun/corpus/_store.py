@@ -1,0 +1,382 @@
+"""A corpus store: chunks written once to one file, read back by index without loading the rest.
+
+A day of logs is gigabytes. Held as a list of strings it fills the host's memory, and copied into
+the sandbox child it would not fit under the child's memory ceiling at all. A store keeps the
+chunks on disk, in one file the host maps into memory (``mmap``): reading chunk ``i`` costs a
+lookup in a fixed-width index and a slice of the page cache, and the operating system, not
+ptcrun, decides what stays resident. The sandbox child never opens the file; the host reads
+ranges of chunks from it and sends them over the wire (see ``docs/design.md``).
+
+Layout, all integers little-endian::
+
+    b"ptcrun-store\\x00\\x00\\x00\\x01"    16 bytes: magic and format version
+    the chunks' UTF-8 text, back to back, one dataset after the other
+    per dataset, one 72-byte record per chunk: 9 u64 (see _RECORD)
+    the footer: JSON, the datasets and what is known of them
+    u64 footer offset, u64 footer length, b"ptcrun-store-end"
+
+The writer streams: text goes straight to the file and index records to a temporary file
+copied after the text, so writing a store holds one chunk at a time, whatever its size.
+The file is written under a temporary name and renamed when complete, so a store that exists is
+whole; one damaged afterwards is refused with its path and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import shutil
+import struct
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, overload
+
+from ..errors import ConfigError
+from ._chunking import Chunk, _check_arguments
+from ._load import DEFAULT_CHUNK_TOKENS, empty_corpus
+from ._stream import stream_chunks
+
+__all__ = ["StoredChunks", "build_store", "open_store", "write_store"]
+
+_MAGIC = b"ptcrun-store\x00\x00\x00\x01"
+_END = b"ptcrun-store-end"
+_TRAILER = struct.Struct("<QQ16s")
+# offset, bytes, chars, tokens, start, end, first_line, last_line, overlap; _UNKNOWN where a
+# plain string did not say (only Chunk objects know where they came from).
+_RECORD = struct.Struct("<9Q")
+_UNKNOWN = (1 << 64) - 1
+_CHUNK_FIELDS = ("tokens", "start", "end", "first_line", "last_line", "overlap")
+#: The footer holds a histogram of chunk sizes; a corpus of many sizes keeps only the totals.
+_MAX_HISTOGRAM = 100_000
+
+
+def _damaged(path: str, what: str) -> ConfigError:
+    return ConfigError(
+        f"corpus store {path!r} is damaged: {what}. Build it again from the corpus file "
+        f"(ptcrun.build_store(corpus, {path!r})); a store is never changed after it is written."
+    )
+
+
+class _StoreFile:
+    """One opened store file, mapped into memory, shared by its datasets."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            file = open(path, "rb")  # noqa: SIM115 - kept open for the life of the mapping
+        except FileNotFoundError:
+            raise ConfigError(
+                f"corpus store {path!r} does not exist; check the path, or build the store from "
+                f"the corpus file with ptcrun.build_store(corpus, {path!r})."
+            ) from None
+        except IsADirectoryError:
+            raise ConfigError(f"corpus store {path!r} is a directory; pass the store file.") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"corpus store {path!r} cannot be read: {exc.strerror or exc}; check that you may read it."
+            ) from None
+        with file:
+            size = os.fstat(file.fileno()).st_size
+            head = file.read(len(_MAGIC))
+            if not head.startswith(_MAGIC[:12]):
+                raise ConfigError(
+                    f"{path!r} is not a ptcrun corpus store (it does not start with the store's "
+                    f"marker); pass a file written by ptcrun.build_store or ptcrun.write_store."
+                )
+            if head != _MAGIC:
+                raise ConfigError(
+                    f"corpus store {path!r} has format version {head[12:]!r}, which this ptcrun "
+                    f"cannot read; build it again with this version (ptcrun.build_store)."
+                )
+            if size < len(_MAGIC) + _TRAILER.size:
+                raise _damaged(path, "it is cut short")
+            self.map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        footer_at, footer_bytes, end = _TRAILER.unpack_from(self.map, size - _TRAILER.size)
+        if end != _END or footer_at + footer_bytes != size - _TRAILER.size:
+            raise _damaged(path, "its end marker is missing (was the file cut short?)")
+        try:
+            footer = json.loads(self.map[footer_at : footer_at + footer_bytes])
+            self.kind = footer["kind"]
+            self.datasets = [_Dataset(self, footer_at, **d) for d in footer["datasets"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _damaged(path, f"its table of contents cannot be read ({exc})") from None
+        if self.kind not in ("sequence", "mapping") or (self.kind == "sequence" and len(self.datasets) != 1):
+            raise _damaged(path, "its table of contents names no dataset it can serve")
+
+
+class _Dataset:
+    """Where one dataset's text and index lie in a store file, and what the footer says of it."""
+
+    def __init__(
+        self, file: _StoreFile, footer_at: int, *, name: str | None, index: int, count: int,
+        text_start: int, text_end: int, chars: int, sha256: str, tokens: list[list[int]] | None,
+        token_total: int | None,
+    ) -> None:
+        if not (
+            (name is None or type(name) is str) and len(_MAGIC) <= text_start <= text_end <= index
+            and type(count) is int and count >= 0 and index + count * _RECORD.size <= footer_at
+        ):
+            raise ValueError("a dataset's bounds are out of the file")
+        self.file, self.name, self.index, self.count = file, name, index, count
+        self.text_start, self.text_end, self.chars, self.sha256 = text_start, text_end, chars, sha256
+        self.histogram = None if tokens is None else {int(k): int(v) for k, v in tokens}
+        self.token_total = token_total
+
+
+class StoredChunks(Sequence[str]):
+    """The chunks of one dataset of a corpus store: a read-only sequence, read from disk.
+
+    ``chunks[i]`` reads one chunk (a :class:`~ptcrun.Chunk` when the store was built from a
+    file, else a ``str``); nothing else of the corpus is loaded. Pass it as a run's ``data``
+    (or a mapping of names to several) and the sandbox reads its chunks on demand.
+
+    Attributes:
+        path: the store file.
+        name: the dataset's name, or ``None`` for a store of one unnamed sequence.
+        chars: characters in all chunks.
+        sha256: the corpus fingerprint (``corpus_digest`` of the chunks), computed when written.
+    """
+
+    def __init__(self, dataset: _Dataset) -> None:
+        self._dataset = dataset
+        self._map = dataset.file.map
+        self.path = dataset.file.path
+        self.name = dataset.name
+        self.chars = dataset.chars
+        self.sha256 = dataset.sha256
+
+    def __len__(self) -> int:
+        return self._dataset.count
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        count = self._dataset.count
+        if not -count <= index < count:
+            raise IndexError(f"chunk index {index} out of range ({count:,} chunks)")
+        index %= count
+        record = self._record(index)
+        text = self._text(index, record[0], record[1])
+        if record[3] == _UNKNOWN:
+            return text
+        fields = dict(zip(_CHUNK_FIELDS, record[3:], strict=True))
+        return Chunk(text, index=index, **fields)
+
+    def __iter__(self) -> Iterator[str]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def __repr__(self) -> str:
+        name = "" if self.name is None else f" {self.name!r}"
+        return f"<StoredChunks{name}: {len(self):,} chunks in {self.path!r}>"
+
+    def token_histogram(self) -> dict[int, int] | None:
+        """How many chunks hold each token count, from the footer; ``None`` when not all known."""
+        return self._dataset.histogram
+
+    def token_total(self) -> int | None:
+        """The tokens of all chunks, each counted on its own; ``None`` when not all known."""
+        return self._dataset.token_total
+
+    def char_sizes(self) -> Iterator[int]:
+        """Each chunk's length in characters, read from the index only."""
+        for index in range(len(self)):
+            yield self._record(index)[2]
+
+    def read_utf8(self, start: int, stop: int, max_bytes: int) -> tuple[list[int], bytes]:
+        """The UTF-8 text of chunks start, start+1, ... before stop, as far as max_bytes allows
+        (always at least one chunk): each chunk's length in bytes, and the bytes back to back.
+
+        Raises:
+            IndexError: start is not a chunk of the dataset, or stop is not after it.
+            ConfigError: the store is damaged.
+        """
+        count = self._dataset.count
+        if not 0 <= start < stop <= count:
+            raise IndexError(f"chunks {start}..{stop} are not within 0..{count}")
+        first_offset = self._record(start)[0]
+        sizes: list[int] = []
+        at = first_offset
+        for index in range(start, stop):
+            offset, length = self._record(index)[:2]
+            if offset != at:
+                raise _damaged(self.path, f"chunk {index} does not follow chunk {index - 1}")
+            if sizes and at + length - first_offset > max_bytes:
+                break
+            sizes.append(length)
+            at += length
+        self._check_bounds(start, first_offset, at - first_offset)
+        return sizes, self._map[first_offset:at]
+
+    def _record(self, index: int) -> tuple[int, ...]:
+        return _RECORD.unpack_from(self._map, self._dataset.index + index * _RECORD.size)
+
+    def _check_bounds(self, index: int, offset: int, length: int) -> None:
+        if not self._dataset.text_start <= offset <= offset + length <= self._dataset.text_end:
+            raise _damaged(self.path, f"chunk {index} points outside the text")
+
+    def _text(self, index: int, offset: int, length: int) -> str:
+        self._check_bounds(index, offset, length)
+        try:
+            return self._map[offset : offset + length].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _damaged(self.path, f"chunk {index} is not UTF-8 text") from None
+
+
+def open_store(path: str | os.PathLike[str]) -> StoredChunks | Mapping[str, StoredChunks]:
+    """Open a corpus store: its chunks, or a read-only mapping of its named datasets.
+
+    Raises:
+        ConfigError: the file is missing, is not a store, or is damaged; the message names it.
+    """
+    file = _StoreFile(os.fspath(path))
+    if file.kind == "sequence":
+        return StoredChunks(file.datasets[0])
+    return MappingProxyType({str(d.name): StoredChunks(d) for d in file.datasets})
+
+
+def write_store(
+    path: str | os.PathLike[str], data: Iterable[str] | Mapping[str, Iterable[str]]
+) -> StoredChunks | Mapping[str, StoredChunks]:
+    """Write chunks to a store file, one at a time, and open it.
+
+    ``data`` is an iterable of chunk strings (a generator is fine: it is read once) or a mapping
+    of dataset names to such iterables. The file is replaced only when complete.
+
+    Raises:
+        ConfigError: a chunk is not a str or holds a lone surrogate; the file cannot be written.
+    """
+    shown = os.fspath(path)
+    parts: list[tuple[str | None, Iterable[str]]]
+    if isinstance(data, Mapping):
+        parts = list(data.items())
+        for name, _ in parts:
+            if not isinstance(name, str):
+                raise ConfigError(f"dataset names must be str; got {name!r}")
+    elif isinstance(data, (str, bytes)):
+        raise ConfigError("data is one string; pass an iterable of chunk strings (e.g. chunk_by_tokens(text, 4000)).")
+    else:
+        parts = [(None, data)]
+    folder = os.path.dirname(os.path.abspath(shown))
+    try:
+        handle, partial = tempfile.mkstemp(prefix=".ptcrun-store-", dir=folder)
+    except OSError as exc:
+        raise ConfigError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from None
+    try:
+        with os.fdopen(handle, "wb") as out, tempfile.TemporaryFile(dir=folder) as index:
+            out.write(_MAGIC)
+            datasets = []
+            for name, chunks in parts:
+                datasets.append(_write_text(out, index, name, chunks))
+            text_end = out.tell()
+            index.seek(0)
+            shutil.copyfileobj(index, out, 1 << 20)
+            for dataset in datasets:
+                dataset["index"] += text_end
+            footer = json.dumps(
+                {"kind": "sequence" if not isinstance(data, Mapping) else "mapping", "datasets": datasets},
+                separators=(",", ":"),
+            ).encode()
+            footer_at = out.tell()
+            out.write(footer)
+            out.write(_TRAILER.pack(footer_at, len(footer), _END))
+        os.replace(partial, shown)
+    except BaseException as exc:
+        os.unlink(partial)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from None
+        raise
+    return open_store(shown)
+
+
+def _write_text(out: Any, index: Any, name: str | None, chunks: Iterable[str]) -> dict[str, Any]:
+    """Append one dataset's text to out and its records to index; return its footer entry."""
+    what = "data" if name is None else f"data[{name!r}]"
+    text_start = out.tell()
+    index_start = index.tell()
+    digest = hashlib.sha256()
+    histogram: Counter[int] = Counter()
+    tokens_known = True
+    chars = count = 0
+    for count, chunk in enumerate(chunks, 1):  # noqa: B007 - count is read after the loop
+        if not isinstance(chunk, str):
+            raise ConfigError(f"{what}[{count - 1}] is {type(chunk).__name__}; every chunk must be a str.")
+        try:
+            raw = chunk.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(
+                f"{what}[{count - 1}] holds a lone surrogate at character {exc.start:,}, which is "
+                f"not text; decode the corpus with errors='replace'."
+            ) from None
+        digest.update(hashlib.sha256(raw).digest())
+        offset = out.tell()
+        out.write(raw)
+        fields = [getattr(chunk, field, None) for field in _CHUNK_FIELDS]
+        if not all(type(v) is int and v >= 0 for v in fields):
+            fields = [_UNKNOWN] * len(_CHUNK_FIELDS)
+            tokens_known = False
+        elif tokens_known:
+            histogram[fields[0]] += 1
+        index.write(_RECORD.pack(offset, len(raw), len(chunk), *fields))
+        chars += len(chunk)
+    known = tokens_known and len(histogram) <= _MAX_HISTOGRAM
+    return {
+        "name": name,
+        "index": index_start,
+        "count": count,
+        "text_start": text_start,
+        "text_end": out.tell(),
+        "chars": chars,
+        "sha256": digest.hexdigest(),
+        "tokens": sorted(histogram.items()) if known else None,
+        "token_total": sum(k * v for k, v in histogram.items()) if tokens_known else None,
+    }
+
+
+def build_store(
+    corpus: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    chunk_tokens: int | None = None,
+    chunk_lines: int | None = None,
+    overlap: int = 0,
+) -> StoredChunks:
+    """Cut a corpus file into chunks as it is read and write them to a store; open it.
+
+    The chunks are those :func:`~ptcrun.corpus._load.load_corpus` makes with the same options
+    (by tokens, ``DEFAULT_CHUNK_TOKENS`` when no size is given), but the corpus is never held in
+    memory: a 10 GB file needs about 100 MB.
+
+    Raises:
+        ConfigError: as ``load_corpus``; or the store cannot be written.
+    """
+    if chunk_tokens is not None and chunk_lines is not None:
+        raise ConfigError(
+            f"chunk_tokens={chunk_tokens} and chunk_lines={chunk_lines} were both given; give "
+            f"one: the size of a chunk in tokens or in lines."
+        )
+    if chunk_lines is not None:
+        unit, size = "lines", chunk_lines
+    else:
+        unit, size = "tokens", DEFAULT_CHUNK_TOKENS if chunk_tokens is None else chunk_tokens
+    _check_arguments("", size, overlap, unit)  # type: ignore[arg-type]
+    shown = os.fspath(corpus)
+    if os.path.isdir(corpus):
+        raise ConfigError(
+            f"corpus path {shown!r} is a directory, not a file; join the files in it into one "
+            f"text file and pass that."
+        )
+    store = write_store(path, stream_chunks(corpus, unit, size, overlap))  # type: ignore[arg-type]
+    assert isinstance(store, StoredChunks)
+    if not len(store):
+        os.unlink(path)
+        raise empty_corpus(shown)
+    return store
