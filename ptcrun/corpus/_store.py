@@ -191,6 +191,10 @@ class StoredChunks(Sequence[str]):
         for index in range(len(self)):
             yield self._record(index)[2]
 
+    def chunk_bytes(self, index: int) -> int:
+        """The length of chunk index (0 <= index < len) in UTF-8 bytes, from the index only."""
+        return int(self._record(index)[1])
+
     def read_utf8(self, start: int, stop: int, max_bytes: int) -> tuple[list[int], bytes]:
         """The UTF-8 text of chunks start, start+1, ... before stop, as far as max_bytes allows
         (always at least one chunk): each chunk's length in bytes, and the bytes back to back.
@@ -262,7 +266,9 @@ def write_store(
             if not isinstance(name, str):
                 raise ConfigError(f"dataset names must be str; got {name!r}")
     elif isinstance(data, (str, bytes)):
-        raise ConfigError("data is one string; pass an iterable of chunk strings (e.g. chunk_by_tokens(text, 4000)).")
+        raise ConfigError(
+            "data is one string; pass an iterable of chunk strings (e.g. chunk_by_tokens(text, 4000))."
+        )
     else:
         parts = [(None, data)]
     folder = os.path.dirname(os.path.abspath(shown))
@@ -306,7 +312,7 @@ def _write_text(out: Any, index: Any, name: str | None, chunks: Iterable[str]) -
     histogram: Counter[int] = Counter()
     tokens_known = True
     chars = count = 0
-    for count, chunk in enumerate(chunks, 1):  # noqa: B007 - count is read after the loop
+    for count, chunk in enumerate(chunks, 1):
         if not isinstance(chunk, str):
             raise ConfigError(f"{what}[{count - 1}] is {type(chunk).__name__}; every chunk must be a str.")
         try:
@@ -319,8 +325,9 @@ def _write_text(out: Any, index: Any, name: str | None, chunks: Iterable[str]) -
         digest.update(hashlib.sha256(raw).digest())
         offset = out.tell()
         out.write(raw)
-        fields = [getattr(chunk, field, None) for field in _CHUNK_FIELDS]
-        if not all(type(v) is int and v >= 0 for v in fields):
+        found = [getattr(chunk, field, None) for field in _CHUNK_FIELDS]
+        fields = [v for v in found if type(v) is int and v >= 0]
+        if len(fields) != len(_CHUNK_FIELDS):
             fields = [_UNKNOWN] * len(_CHUNK_FIELDS)
             tokens_known = False
         elif tokens_known:

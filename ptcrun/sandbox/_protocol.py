@@ -5,10 +5,17 @@ JSON: one object whose ``op`` names the frame's class and whose other keys are e
 class's fields. Only JSON crosses (never pickle: unpickling what an untrusted process sends is
 code execution).
 
-Host → child: :class:`Init`, :class:`Data`, :class:`Exec`, :class:`Reply`, :class:`Shutdown`.
+Host → child: :class:`Init`, :class:`Data`, :class:`Exec`, :class:`Reply`, :class:`Chunks`,
+:class:`Shutdown`.
 Child → host: :class:`Ready`, :class:`Call`, :class:`Cancel`, :class:`BudgetQuery`,
-:class:`EstimateQuery`, :class:`Output`, :class:`PmapStart`, :class:`PmapEnd`,
-:class:`ItemStart`, :class:`ItemEnd`, :class:`Result`.
+:class:`EstimateQuery`, :class:`ChunksQuery`, :class:`Output`, :class:`PmapStart`,
+:class:`PmapEnd`, :class:`ItemStart`, :class:`ItemEnd`, :class:`Result`.
+
+One frame carries bytes besides its JSON: :class:`Chunks`, the corpus text the child asked for,
+as UTF-8 back to back (JSON would cost the host an encode and the child a decode of every
+character, the most of reading a corpus). Its header has the top bit set, and its body is a
+4-byte JSON length, the JSON, then the bytes. Bytes are data, never code: the child splits
+them by the sizes the JSON gives and decodes them as UTF-8.
 
 Everything the child sends is hostile until checked, so decoding checks every field once,
 against the type its class declares: a frame that is not JSON, holds NaN or an infinity, nests
@@ -41,6 +48,8 @@ __all__ = [
     "BudgetQuery",
     "Call",
     "Cancel",
+    "Chunks",
+    "ChunksQuery",
     "Data",
     "EstimateQuery",
     "Exec",
@@ -65,10 +74,14 @@ __all__ = [
 
 MAX_CHILD_FRAME_BYTES = 8 << 20
 MAX_HOST_FRAME_BYTES = 256 << 20
+#: Bytes of corpus text in one :class:`Chunks` frame, unless its first chunk alone is larger.
+CHUNKS_FRAME_BYTES = 4 << 20
 #: The most texts one ``budget.estimate`` may ask about, as many as a pmap may take by default.
 MAX_ESTIMATE_TEXTS = 100_000
 
 _HEADER = struct.Struct(">I")
+# Set in the header of a frame that carries bytes after its JSON; frame sizes stay far below it.
+_BYTES_FLAG = 1 << 31
 
 Status = Literal["ok", "done", "failed", "error"]
 DataKind = Literal["sequence", "mapping"]
@@ -83,6 +96,8 @@ class Frame:
 
     __slots__ = ()
     OP: ClassVar[str]
+    #: Whether the frame carries bytes after its JSON, in its ``payload`` field.
+    CARRIES_BYTES: ClassVar[bool] = False
     #: Each field's name and the check its decoded value must pass, in wire order.
     FIELDS: ClassVar[tuple[tuple[str, Callable[[Any], bool]], ...]]
     _NAMES: ClassVar[frozenset[str]]
@@ -120,7 +135,12 @@ def _frame(cls: type[F]) -> type[F]:
     """Make ``cls`` a frozen dataclass with slots; derive its checks from its annotations."""
     cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
     # An annotation without a check is a typo in this module: it fails at import.
-    cls.FIELDS = tuple((f.name, _CHECKS[str(f.type)]) for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    # The bytes of a frame that carries some travel after its JSON, not in it.
+    cls.FIELDS = tuple(
+        (f.name, _CHECKS[str(f.type)])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if not (cls.CARRIES_BYTES and f.name == "payload")
+    )
     cls._NAMES = frozenset(name for name, _ in cls.FIELDS)
     return cls
 
@@ -140,12 +160,29 @@ class Init(Frame):
 
 @_frame
 class Data(Frame):
-    """Chunks of the corpus (of the dataset ``name``, or the one sequence when ``None``)."""
+    """A dataset of the corpus: ``count`` chunks, named ``name`` (``None``: the one sequence).
+
+    Only the count crosses at the start: the child asks for the text with :class:`ChunksQuery`.
+    """
 
     OP = "data"
     name: str | None
-    chunks: list[str]
+    count: int
     last: bool
+
+
+@_frame
+class Chunks(Frame):
+    """The answer to :class:`ChunksQuery` ``id``: chunks ``start``, ``start+1``... of the dataset,
+    as UTF-8 in ``payload``, each ``sizes[i]`` bytes long; as many as fit in
+    :data:`CHUNKS_FRAME_BYTES` (at least one)."""
+
+    OP = "chunks"
+    CARRIES_BYTES = True
+    id: int
+    start: int
+    sizes: list[int]
+    payload: bytes = b""
 
 
 @_frame
@@ -230,6 +267,19 @@ class EstimateQuery(Frame):
 
 
 @_frame
+class ChunksQuery(Frame):
+    """Read chunks ``start`` to ``stop - 1`` of dataset ``name`` (``None``: the one sequence);
+    answered by :class:`Chunks`, which may hold fewer. The range must lie in the dataset: the
+    host refuses anything else as a broken protocol."""
+
+    OP = "chunks.query"
+    id: int
+    name: str | None
+    start: int
+    stop: int
+
+
+@_frame
 class Output(Frame):
     """Text the program printed, from item ``item`` of pmap ``pmap`` (or the program)."""
 
@@ -307,18 +357,19 @@ class Result(Frame):
 
 
 #: The frames each side may send, by op: the host reads ``CHILD_FRAMES``, the child ``HOST_FRAMES``.
-HOST_FRAMES: Mapping[str, type[Frame]] = {cls.OP: cls for cls in (Init, Data, Exec, Reply, Shutdown)}
+HOST_FRAMES: Mapping[str, type[Frame]] = {cls.OP: cls for cls in (Init, Data, Exec, Reply, Chunks, Shutdown)}
 CHILD_FRAMES: Mapping[str, type[Frame]] = {
     cls.OP: cls
     for cls in (
-        Ready, Call, Cancel, BudgetQuery, EstimateQuery, Output,
+        Ready, Call, Cancel, BudgetQuery, EstimateQuery, ChunksQuery, Output,
         PmapStart, PmapEnd, ItemStart, ItemEnd, Result,
     )
 }
 
 
 def fields_of(frame: Frame) -> dict[str, Any]:
-    """Return the frame's fields as a dict, in wire order (shallow: values are shared)."""
+    """Return the frame's fields as a dict, in wire order (shallow: values are shared); the bytes
+    of a frame that carries some are not among them."""
     return {name: getattr(frame, name) for name, _ in frame.FIELDS}
 
 
@@ -329,7 +380,11 @@ def encode(frame: Frame) -> bytes:
         TypeError, ValueError: a field holds something JSON cannot carry (NaN, an object).
     """
     body = _ENCODER.encode({"op": frame.OP, **fields_of(frame)}).encode()
-    return _HEADER.pack(len(body)) + body
+    if not frame.CARRIES_BYTES:
+        return _HEADER.pack(len(body)) + body
+    payload: bytes = frame.payload  # type: ignore[attr-defined]
+    size = _HEADER.size + len(body) + len(payload)
+    return b"".join((_HEADER.pack(size | _BYTES_FLAG), _HEADER.pack(len(body)), body, payload))
 
 
 def _refuse_constant(name: str) -> Any:
@@ -343,12 +398,23 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
-def decode(body: bytes, accept: Mapping[str, type[Frame]]) -> Frame:
+def decode(body: bytes, accept: Mapping[str, type[Frame]], *, carries_bytes: bool = False) -> Frame:
     """Return the frame in ``body`` (without its header) if it is one of ``accept``, checked.
+
+    ``carries_bytes``: the header's flag was set, so the body is a JSON length, the JSON and
+    bytes, and the frame must be of a class that carries bytes (and the other way round).
 
     Raises:
         ProtocolError: anything else.
     """
+    payload = None
+    if carries_bytes:
+        if len(body) < _HEADER.size:
+            raise ProtocolError("frame with bytes is shorter than its own header")
+        (length,) = _HEADER.unpack_from(body)
+        if length > len(body) - _HEADER.size:
+            raise ProtocolError("frame with bytes claims more JSON than it holds")
+        body, payload = body[_HEADER.size : _HEADER.size + length], body[_HEADER.size + length :]
     try:
         message = _DECODER.decode(body.decode())
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -367,6 +433,10 @@ def decode(body: bytes, accept: Mapping[str, type[Frame]]) -> Frame:
         value = message[name]
         if not check(value):
             raise ProtocolError(f"{op!r} frame has a bad {name!r}: {type(value).__name__}")
+    if (payload is not None) != cls.CARRIES_BYTES:
+        raise ProtocolError(f"{op!r} frame {'lacks' if cls.CARRIES_BYTES else 'has'} bytes after its JSON")
+    if payload is not None:
+        message["payload"] = payload
     return cls(**message)
 
 
@@ -384,6 +454,8 @@ class FrameBuffer:
         frames = []
         while len(self._buffer) >= _HEADER.size:
             (length,) = _HEADER.unpack_from(self._buffer)
+            carries_bytes = bool(length & _BYTES_FLAG)
+            length &= ~_BYTES_FLAG
             if length > self._max:
                 raise ProtocolError(f"frame of {length:,} bytes exceeds the {self._max:,}-byte cap")
             end = _HEADER.size + length
@@ -391,7 +463,7 @@ class FrameBuffer:
                 break
             body = bytes(self._buffer[_HEADER.size : end])
             del self._buffer[:end]
-            frames.append(decode(body, self._accept))
+            frames.append(decode(body, self._accept, carries_bytes=carries_bytes))
         return frames
 
 
@@ -409,7 +481,9 @@ def _read_exact(fd: int, n: int) -> bytes:
 def read_frame(fd: int, accept: Mapping[str, type[Frame]], max_bytes: int = MAX_HOST_FRAME_BYTES) -> Frame:
     """Read one frame from a blocking descriptor (the child, before its reader thread starts)."""
     (length,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
+    carries_bytes = bool(length & _BYTES_FLAG)
+    length &= ~_BYTES_FLAG
     if length > max_bytes:
         raise ProtocolError(f"frame of {length:,} bytes exceeds the {max_bytes:,}-byte cap")
-    return decode(_read_exact(fd, length), accept)
+    return decode(_read_exact(fd, length), accept, carries_bytes=carries_bytes)
 

@@ -22,8 +22,10 @@ SAMPLES: list[_protocol.Frame] = [
         os_layers=False,
         strict=False,
     ),
-    _protocol.Data("logs", ["a", "ü"], last=False),
-    _protocol.Data(None, [], last=True),
+    _protocol.Data("logs", 2, last=False),
+    _protocol.Data(None, 0, last=True),
+    _protocol.ChunksQuery(11, "logs", 0, 2),
+    _protocol.ChunksQuery(12, None, 5, 6),
     _protocol.Exec(3, "print(1)"),
     _protocol.Reply(7, True, {"rows": [1, 2.5, None, "x"]}),
     _protocol.Reply(8, False, None, {"type": "ToolError", "message": "boom", "fields": {"tool": "t"}}),
@@ -47,6 +49,35 @@ SAMPLES: list[_protocol.Frame] = [
 ]
 
 
+# Frames that carry bytes after their JSON (the corpus text the child asked for).
+BYTE_SAMPLES: list[_protocol.Frame] = [
+    _protocol.Chunks(11, 0, [1, 2], "aü".encode()),
+    _protocol.Chunks(12, 5, [0], b""),
+]
+
+
+@pytest.mark.parametrize("frame", BYTE_SAMPLES, ids=lambda frame: f"{frame.OP}-{len(frame.payload)}")
+def test_frames_with_bytes_cross_unchanged(frame):
+    data = _protocol.encode(frame)
+    (length,) = struct.unpack(">I", data[:4])
+    assert length & 0x8000_0000 and length & 0x7FFF_FFFF == len(data) - 4
+    assert _protocol.decode(data[4:], HOST_FRAMES, carries_bytes=True) == frame
+    assert _protocol.FrameBuffer(1 << 20, HOST_FRAMES).feed(data) == [frame]
+
+
+def test_bytes_are_refused_where_a_frame_carries_none_and_wanted_where_it_does():
+    query = _protocol.encode(_protocol.ChunksQuery(1, None, 0, 1))
+    flagged = struct.pack(">I", (len(query) - 4 + 4) | 0x8000_0000) + struct.pack(">I", len(query) - 4) + query[4:]
+    with pytest.raises(ProtocolError, match="has bytes after its JSON"):
+        _protocol.FrameBuffer(1 << 20, CHILD_FRAMES).feed(flagged)
+    chunks = _protocol.encode(_protocol.Chunks(1, 0, [1], b"a"))
+    body = chunks[8:].split(b"}", 1)[0] + b"}"
+    with pytest.raises(ProtocolError, match="lacks bytes after its JSON"):
+        _protocol.decode(body, HOST_FRAMES)
+    with pytest.raises(ProtocolError, match="claims more JSON than it holds"):
+        _protocol.decode(struct.pack(">I", 999) + b"{}", HOST_FRAMES, carries_bytes=True)
+
+
 def body_of(message: object) -> bytes:
     return json.dumps(message).encode()
 
@@ -60,7 +91,8 @@ def child_frame(**fields: object) -> bytes:
 
 def test_every_op_has_one_class_and_one_direction():
     assert set(HOST_FRAMES).isdisjoint(CHILD_FRAMES)
-    assert {type(frame) for frame in SAMPLES} == set(HOST_FRAMES.values()) | set(CHILD_FRAMES.values())
+    every = {type(frame) for frame in [*SAMPLES, *BYTE_SAMPLES]}
+    assert every == set(HOST_FRAMES.values()) | set(CHILD_FRAMES.values())
 
 
 @pytest.mark.parametrize("frame", SAMPLES, ids=lambda frame: frame.OP)

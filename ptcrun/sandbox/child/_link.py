@@ -29,13 +29,21 @@ class Pending:
     def __init__(self, request_id: int) -> None:
         self.id = request_id
         self._event = threading.Event()
-        self.reply: _protocol.Reply | None = None
+        self.reply: _protocol.Reply | _protocol.Chunks | None = None
 
-    def resolve(self, reply: _protocol.Reply) -> None:
+    def resolve(self, reply: _protocol.Reply | _protocol.Chunks) -> None:
         self.reply = reply
         self._event.set()
 
     def wait(self) -> _protocol.Reply:
+        """The host's :class:`~.._protocol.Reply` (to a call, a budget or estimate query)."""
+        reply = self.wait_any()
+        if not isinstance(reply, _protocol.Reply):
+            raise _protocol.ProtocolError(f"{reply.OP!r} frame where a reply was expected")
+        return reply
+
+    def wait_any(self) -> _protocol.Reply | _protocol.Chunks:
+        """The host's answer, whichever frame it is (a read of chunks may get either)."""
         self._event.wait()
         assert self.reply is not None
         return self.reply
@@ -107,7 +115,7 @@ class Link:
                 if not chunk:
                     raise EOFError("the host closed the pipe")
                 for frame in frames.feed(chunk):
-                    if isinstance(frame, _protocol.Reply):
+                    if isinstance(frame, (_protocol.Reply, _protocol.Chunks)):
                         with self._pending_lock:
                             pending = self._pending.pop(frame.id, None)
                         if pending is not None:

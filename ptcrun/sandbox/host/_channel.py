@@ -58,6 +58,19 @@ class Channel:
                 self._outbox.clear()
                 await self._to_child.send_all(data)
 
+    async def send_flushed(self, frame: _protocol.Frame) -> None:
+        """Send ``frame`` and return only once it and every frame queued before it are written.
+
+        For large answers served one after another: the caller reads the child's next request
+        only when this one has left, so the queue never holds more than one of them.
+        """
+        self._outbox.append(_protocol.encode(frame))
+        async with self._send_lock:
+            while self._outbox:
+                data = b"".join(self._outbox)
+                self._outbox.clear()
+                await self._to_child.send_all(data)
+
     async def receive(self) -> _protocol.Frame:
         """Return the child's next frame.
 

@@ -29,10 +29,12 @@ import trio
 from ... import errors
 from ..._limits import Limits
 from ..._tools import Tool, collect_tools
+from ...corpus._store import StoredChunks
 from .. import _protocol
 from .._results import ExecResult
 from ._calls import CallServer, Estimator, Event
 from ._channel import CHILD_GONE, Channel
+from ._corpus import CorpusServer
 from ._death import Death
 from ._program import ProgramRun
 from ._watch import ChildWatch
@@ -49,7 +51,6 @@ _CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIO
 _START_TIMEOUT = 60.0
 #: Seconds a child whose pipe closed gets to finish dying before the host kills it.
 _DEATH_GRACE = 2.0
-_DATA_FRAME_CHARS = 4 << 20
 _RESTART_NOTE = (
     "this program ran in a fresh sandbox because the previous one was stopped ({reason}); "
     "earlier variables are gone, so define again what you need."
@@ -73,8 +74,9 @@ class Sandbox:
             result = await sandbox.execute("print(len(data))")
 
     Args:
-        data: the corpus: a sequence of chunk strings, or a mapping of names to such sequences.
-            The child gets a read-only copy.
+        data: the corpus: a sequence of chunk strings, or a mapping of names to such sequences;
+            a ``StoredChunks`` (``ptcrun.open_store``) is read from its file. The child holds no
+            copy: programs read chunks through a read-only ``data`` that asks the host for them.
         tools: user tools (plain functions, sync or async, or ``Tool`` objects), offered to
             programs as ``tool.<name>``. Arguments are validated on the host before a tool runs.
         limits: the ceilings; see :class:`~ptcrun.Limits`.
@@ -107,7 +109,7 @@ class Sandbox:
         _os_layers: bool = True,
     ) -> None:
         self.limits = limits if limits is not None else Limits()
-        self._data = _check_data(data)
+        self._corpus = CorpusServer(_check_data(data))
         self._on_event = on_event or _ignore
         self._call_server = CallServer(
             tools=collect_tools(tools, allow_reserved=True),
@@ -219,30 +221,19 @@ class Sandbox:
             # JSON has no infinity; the child treats a huge clock as none.
             "pmap_timeout": min(self.limits.pmap_timeout, 1e9),
         }
-        named = isinstance(self._data, dict)
         await channel.send(
             _protocol.Init(
                 limits=limits,
                 tools=self._call_server.tool_names,
-                data_kind="mapping" if named else "sequence",
+                data_kind="mapping" if self._corpus.named else "sequence",
                 language_layer=self._language_layer,
                 os_layers=self._os_layers,
                 strict=self._strict,
             )
         )
-        parts = list(self._data.items()) if isinstance(self._data, dict) else [(None, self._data)]
-        batch: list[str] = []
-        size = 0
-        for name, chunks in parts:
-            for chunk in chunks:
-                batch.append(chunk)
-                size += len(chunk)
-                if size >= _DATA_FRAME_CHARS:
-                    await channel.send(_protocol.Data(name, batch, last=False))
-                    batch, size = [], 0
-            await channel.send(_protocol.Data(name, batch, last=False))
-            batch, size = [], 0
-        await channel.send(_protocol.Data(None, [], last=True))
+        for name, count in self._corpus.datasets():
+            await channel.send(_protocol.Data(name, count, last=False))
+        await channel.send(_protocol.Data(None, 0, last=True))
 
     async def _kill(self, reason: str) -> None:
         """Kill the child's process group, recording that the host did and why; wait for it."""
@@ -288,7 +279,7 @@ class Sandbox:
             await self._start()
         assert self._channel is not None
         clock = self.limits.turn_timeout if timeout is None else min(timeout, self.limits.turn_timeout)
-        run = ProgramRun(self._channel, self._call_server, self.limits, self._on_event)
+        run = ProgramRun(self._channel, self._call_server, self.limits, self._on_event, corpus=self._corpus)
         assert self._watch is not None
         self._watch.program_starts()
         started = time.monotonic()
@@ -338,8 +329,10 @@ class Sandbox:
         return run.result(frame)
 
 
-def _check_data(data: Any) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
-    def as_chunks(value: Any, what: str) -> tuple[str, ...]:
+def _check_data(data: Any) -> Sequence[str] | dict[str, Sequence[str]]:
+    def as_chunks(value: Any, what: str) -> Sequence[str]:
+        if isinstance(value, StoredChunks):
+            return value  # checked when it was written; reading it all here would defeat it
         if isinstance(value, str):
             raise errors.ConfigError(
                 f"{what} is one string; pass a list of chunk strings "
