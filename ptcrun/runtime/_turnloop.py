@@ -22,6 +22,7 @@ from .. import errors
 from .._result import Result, Turn
 from .._tools import Tool
 from ..corpus._chunking import corpus_digest
+from ..corpus._store import StoredChunks
 from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
 from ..transcript._events import EventStream
@@ -377,6 +378,8 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
 
 def _data_summary(data: Data) -> dict[str, Any]:
     def one(chunks: Sequence[str]) -> dict[str, Any]:
+        if isinstance(chunks, StoredChunks):  # measured when written: no pass over the corpus
+            return {"chunks": len(chunks), "chars": chunks.chars, "sha256": chunks.sha256}
         return {"chunks": len(chunks), "chars": sum(len(c) for c in chunks), "sha256": corpus_digest(chunks)}
 
     if isinstance(data, Mapping):

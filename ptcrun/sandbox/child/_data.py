@@ -115,7 +115,7 @@ class Dataset:
             yield from texts
 
     def _request(self, start: int, stop: int) -> Pending:
-        pending = self.link.open_request()
+        pending = self.link.open_request(read=True)
         self.link.send(_protocol.ChunksQuery(pending.id, self.name, start, stop))
         return pending
 

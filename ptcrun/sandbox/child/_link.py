@@ -61,6 +61,9 @@ class Link:
         self._pending: dict[int, Pending] = {}
         self._pending_lock = threading.Lock()
         self._ids = itertools.count(1)
+        # Reads of data count down from -1: call ids name the calls' spans in the transcript,
+        # which must not depend on how a program reads its data.
+        self._read_ids = itertools.count(-1, -1)
         #: Frames for the main thread (``Exec``, ``Shutdown``), in arrival order.
         self.commands: queue.Queue[_protocol.Frame] = queue.Queue()
 
@@ -95,9 +98,13 @@ class Link:
             while view:
                 view = view[os.write(self._fd_out, view) :]
 
-    def open_request(self) -> Pending:
-        """Reserve a request id; send a frame with ``pending.id``, then ``pending.wait()``."""
-        pending = Pending(next(self._ids))
+    def open_request(self, *, read: bool = False) -> Pending:
+        """Reserve a request id; send a frame with ``pending.id``, then ``pending.wait()``.
+
+        ``read``: the request reads data (:class:`~.._protocol.ChunksQuery`), and takes an id of
+        its own kind.
+        """
+        pending = Pending(next(self._read_ids if read else self._ids))
         with self._pending_lock:
             self._pending[pending.id] = pending
         return pending
