@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 from ..corpus._chunking import corpus_digest
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
+from ..corpus._store import StoredChunks
 from ..errors import ConfigError
 
 __all__ = ["CORPUS_FILE", "ChunkOptions", "chunk_options", "read_record", "write_record"]
@@ -74,7 +75,8 @@ def write_record(folder: Path, corpus: str, options: ChunkOptions, chunks: Seque
         "path": str(Path(corpus).resolve()),
         **options,
         "chunks": len(chunks),
-        "sha256": corpus_digest(chunks),
+        # A store's fingerprint was taken as it was written: no second pass over the corpus.
+        "sha256": chunks.sha256 if isinstance(chunks, StoredChunks) else corpus_digest(chunks),
     }
     (folder / CORPUS_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._limits import Limits
-from ..corpus._load import load_corpus
+from ..corpus._store import build_store
 from ..errors import ConfigError, TranscriptError, to_payload
 from ..transcript._events import os_error_reason
-from ._corpus import CORPUS_FILE, chunk_options, write_record
+from ._corpus import CORPUS_FILE, ChunkOptions, chunk_options, write_record
 from ._parser import EXIT_CODES, LIMIT_FLAGS, PROVIDER_FLAGS, in_cli_words, status_exit_code
 
 if TYPE_CHECKING:
@@ -133,16 +133,25 @@ def _dry_run(estimate: Estimate, *, as_json: bool) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the planner on ``args.corpus``; print the outcome; return the exit code."""
+    options = chunk_options(args)
+    if not args.dry_run:
+        _check_out(args.out)
+    # The corpus is cut into a store on disk, not a list in memory, so a corpus larger than
+    # memory runs. It lives in a hidden folder beside the run folders (a system temporary
+    # folder is often held in memory) and goes when the command ends.
+    beside = None if args.dry_run else args.out
+    with tempfile.TemporaryDirectory(prefix=".ptcrun-corpus-", dir=beside) as folder:
+        return _run(args, options, Path(folder) / "corpus.store")
+
+
+def _run(args: argparse.Namespace, options: ChunkOptions, store: Path) -> int:
     from .._tools import load_tools_file
     from ..runtime._runtime import Runtime
     from ..runtime.providers._spec import parse_provider
     from ..transcript._views import render_summary
 
-    options = chunk_options(args)
-    if not args.dry_run:
-        _check_out(args.out)
     schema = _schema(args.schema)
-    chunks = load_corpus(args.corpus, **options)
+    chunks = build_store(args.corpus, store, **options)
     settings = _provider_settings(args)
     planner = parse_provider(args.planner, **settings)
     worker = parse_provider(args.worker, **settings) if args.worker else None

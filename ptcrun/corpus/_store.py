@@ -141,7 +141,27 @@ class StoredChunks(Sequence[str]):
         sha256: the corpus fingerprint (``corpus_digest`` of the chunks), computed when written.
     """
 
-    def __init__(self, dataset: _Dataset) -> None:
+    def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
+        """Open the dataset ``name`` of the store at path (``None``: a store of one sequence).
+
+        Raises:
+            ConfigError: the file is missing, is not a store, or is damaged; the store has no
+                dataset of that name.
+        """
+        file = _StoreFile(os.fspath(path))
+        found = [d for d in file.datasets if d.name == name]
+        if not found:
+            names = ", ".join(repr(d.name) for d in file.datasets)
+            raise ConfigError(f"corpus store {file.path!r} has no dataset {name!r}; it has {names}.")
+        self._bind(found[0])
+
+    @classmethod
+    def _of(cls, dataset: _Dataset) -> StoredChunks:
+        self = cls.__new__(cls)
+        self._bind(dataset)
+        return self
+
+    def _bind(self, dataset: _Dataset) -> None:
         self._dataset = dataset
         self._map = dataset.file.map
         self.path = dataset.file.path
@@ -243,8 +263,8 @@ def open_store(path: str | os.PathLike[str]) -> StoredChunks | Mapping[str, Stor
     """
     file = _StoreFile(os.fspath(path))
     if file.kind == "sequence":
-        return StoredChunks(file.datasets[0])
-    return MappingProxyType({str(d.name): StoredChunks(d) for d in file.datasets})
+        return StoredChunks._of(file.datasets[0])
+    return MappingProxyType({str(d.name): StoredChunks._of(d) for d in file.datasets})
 
 
 def write_store(
