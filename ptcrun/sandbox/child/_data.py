@@ -135,7 +135,7 @@ class Dataset:
         texts = []
         at = 0
         for size in sizes:
-            texts.append(payload[at : at + size].decode("utf-8", "surrogatepass"))
+            texts.append(str(payload[at : at + size], "utf-8", "surrogatepass"))
             at += size
         return texts, sizes
 
