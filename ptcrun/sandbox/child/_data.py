@@ -134,9 +134,15 @@ class Dataset:
         payload = reply.payload
         texts = []
         at = 0
-        for size in sizes:
-            texts.append(str(payload[at : at + size], "utf-8", "surrogatepass"))
-            at += size
+        try:
+            for size in sizes:
+                texts.append(str(payload[at : at + size], "utf-8", "surrogatepass"))
+                at += size
+        except UnicodeDecodeError:
+            raise errors.SandboxError(
+                f"chunk {start + len(texts)} of data is not UTF-8 text: the corpus store is damaged; "
+                "the run's owner must build it again (ptcrun.build_store)."
+            ) from None
         return texts, sizes
 
 

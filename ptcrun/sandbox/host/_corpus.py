@@ -55,7 +55,7 @@ class CorpusServer:
 
         Raises:
             ProtocolError: the dataset does not exist, or the range is not inside it.
-            ConfigError: the store file is damaged.
+            SandboxError: the store file is damaged; the message names it and the fix.
         """
         if self.named == (query.name is None) or query.name not in self._sets:
             raise _protocol.ProtocolError(f"chunks of a dataset the run does not have: {query.name!r}")
@@ -65,12 +65,11 @@ class CorpusServer:
                 f"chunks {query.start}..{query.stop} are outside the dataset's {len(chunks):,}"
             )
         if isinstance(chunks, StoredChunks):
-            wanted = (query.start, query.stop, _protocol.CHUNKS_FRAME_BYTES)
-            single = query.stop - query.start == 1 and chunks.chunk_bytes(query.start) <= _THREAD_BYTES
-            if single:
-                sizes, payload = chunks.read_utf8(*wanted)
-            else:
-                sizes, payload = await trio.to_thread.run_sync(chunks.read_utf8, *wanted)
+            try:
+                sizes, payload = await _read(chunks, query.start, query.stop)
+            except errors.ConfigError as exc:
+                # Not the program's doing, and nothing it could fix: the run ends, saying why.
+                raise errors.SandboxError(f"the corpus could not be read: {exc}") from exc
         else:
             sizes, payload = _encode(chunks, query.start, query.stop)
         if sizes[0] > _MAX_CHUNK_BYTES:
@@ -82,6 +81,13 @@ class CorpusServer:
             )
             return _protocol.Reply(query.id, False, error=errors.to_payload(error))
         return _protocol.Chunks(query.id, query.start, sizes, payload)
+
+
+async def _read(chunks: StoredChunks, start: int, stop: int) -> tuple[list[int], bytes]:
+    wanted = (start, stop, _protocol.CHUNKS_FRAME_BYTES)
+    if stop - start == 1 and chunks.chunk_bytes(start) <= _THREAD_BYTES:
+        return chunks.read_utf8(*wanted)
+    return await trio.to_thread.run_sync(chunks.read_utf8, *wanted)
 
 
 def _encode(chunks: Sequence[str], start: int, stop: int) -> tuple[list[int], bytes]:
