@@ -76,8 +76,8 @@ class ProgramRun:
             try:
                 await self._channel.send(request)
                 result = await self._route(nursery)
-            except (*CHILD_GONE, _protocol.ProtocolError) as exc:
-                failure = exc
+            except (*CHILD_GONE, _protocol.ProtocolError, errors.SandboxError) as exc:
+                failure = exc  # a SandboxError: the corpus could not be read (see _corpus)
             nursery.cancel_scope.cancel()
         if failure is not None:
             raise failure
