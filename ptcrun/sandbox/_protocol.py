@@ -68,6 +68,7 @@ __all__ = [
     "Shutdown",
     "decode",
     "encode",
+    "encode_parts",
     "fields_of",
     "read_frame",
 ]
@@ -374,6 +375,17 @@ def fields_of(frame: Frame) -> dict[str, Any]:
     return {name: getattr(frame, name) for name, _ in frame.FIELDS}
 
 
+def encode_parts(frame: Frame) -> tuple[bytes, bytes | memoryview]:
+    """The bytes of one frame as (header and JSON, the bytes it carries), to write one after
+    the other without joining them: a frame of corpus text is megabytes."""
+    if not frame.CARRIES_BYTES:
+        return encode(frame), b""
+    body = _ENCODER.encode({"op": frame.OP, **fields_of(frame)}).encode()
+    payload: bytes | memoryview = frame.payload  # type: ignore[attr-defined]
+    size = _HEADER.size + len(body) + len(payload)
+    return _HEADER.pack(size | _BYTES_FLAG) + _HEADER.pack(len(body)) + body, payload
+
+
 def encode(frame: Frame) -> bytes:
     """Return the bytes of one frame, header included.
 
@@ -444,39 +456,50 @@ def decode(
     return cls(**message)
 
 
-# A frame larger than this that has not fully arrived is gathered in parts (see FrameBuffer).
+# A frame larger than this that has not fully arrived is gathered in a buffer of its own.
 _GATHER_BYTES = 1 << 20
 
 
 class FrameBuffer:
-    """Accumulate bytes as they arrive and return the complete frames, decoded and checked."""
+    """Accumulate bytes as they arrive and return the complete frames, decoded and checked.
+
+    A large frame (corpus text comes 4 MiB a frame) is gathered in a buffer of its exact size,
+    made when its header arrives: :meth:`feed` copies into it, and a reader may fill it directly
+    (:meth:`into`, then :meth:`filled`), sparing the copies of appending and cutting out.
+    """
 
     def __init__(self, max_frame_bytes: int, accept: Mapping[str, type[Frame]]) -> None:
         self._buffer = bytearray()
         self._max = max_frame_bytes
         self._accept = accept
-        # A large frame arriving in many reads is gathered here and joined once, instead of
-        # being appended to the buffer and copied out of it (corpus text comes 4 MiB a frame).
-        self._parts: list[bytes] = []
-        self._parts_bytes = 0
-        self._wanted = 0
+        self._large: bytearray | None = None  # the large frame being gathered, header included
+        self._large_filled = 0
+
+    def into(self) -> memoryview | None:
+        """Where the next bytes of a large frame go, when one is being gathered: read into it,
+        then call :meth:`filled` with the count; ``None`` otherwise (call :meth:`feed`)."""
+        if self._large is None:
+            return None
+        return memoryview(self._large)[self._large_filled :]
+
+    def filled(self, count: int) -> list[Frame]:
+        """count bytes were read into :meth:`into`; return the frame they complete, if any."""
+        assert self._large is not None
+        self._large_filled += count
+        return self._finish_large()
 
     def feed(self, chunk: bytes) -> list[Frame]:
         """Add ``chunk``; return the frames it completes, in order (raises ProtocolError)."""
         frames: list[Frame] = []
-        if self._parts:
-            self._parts.append(chunk)
-            self._parts_bytes += len(chunk)
-            if self._parts_bytes < self._wanted:
+        if self._large is not None:
+            take = min(len(chunk), len(self._large) - self._large_filled)
+            self._large[self._large_filled : self._large_filled + take] = chunk[:take]
+            self._large_filled += take
+            frames += self._finish_large()
+            if take == len(chunk):
                 return frames
-            data = b"".join(self._parts)
-            self._parts, self._parts_bytes = [], 0
-            (length,) = _HEADER.unpack_from(data)
-            whole = memoryview(data)[_HEADER.size : self._wanted]
-            frames.append(decode(whole, self._accept, carries_bytes=bool(length & _BYTES_FLAG)))
-            self._buffer = bytearray(data[self._wanted :])
-        else:
-            self._buffer += chunk
+            chunk = chunk[take:]
+        self._buffer += chunk
         while len(self._buffer) >= _HEADER.size:
             (length,) = _HEADER.unpack_from(self._buffer)
             carries_bytes = bool(length & _BYTES_FLAG)
@@ -486,14 +509,25 @@ class FrameBuffer:
             end = _HEADER.size + length
             if len(self._buffer) < end:
                 if end > _GATHER_BYTES:
-                    self._parts, self._parts_bytes = [bytes(self._buffer)], len(self._buffer)
-                    self._wanted = end
+                    self._large = bytearray(end)
+                    self._large[: len(self._buffer)] = self._buffer
+                    self._large_filled = len(self._buffer)
                     self._buffer = bytearray()
                 break
             body = bytes(self._buffer[_HEADER.size : end])
             del self._buffer[:end]
             frames.append(decode(body, self._accept, carries_bytes=carries_bytes))
         return frames
+
+    def _finish_large(self) -> list[Frame]:
+        large = self._large
+        assert large is not None
+        if self._large_filled < len(large):
+            return []
+        self._large = None
+        (length,) = _HEADER.unpack_from(large)
+        body = memoryview(large)[_HEADER.size :]
+        return [decode(body, self._accept, carries_bytes=bool(length & _BYTES_FLAG))]
 
 
 def _read_exact(fd: int, n: int) -> bytes:

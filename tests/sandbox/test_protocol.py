@@ -192,3 +192,31 @@ def test_decoding_anything_gives_a_checked_frame_or_a_protocol_error(op, fields)
     except ProtocolError:
         return
     assert _protocol.decode(_protocol.encode(frame)[4:], CHILD_FRAMES) == frame
+
+
+def test_a_large_frame_arriving_in_pieces_is_gathered_whole_with_what_follows_it():
+    big = _protocol.Chunks(1, 0, [3 << 20, 2], b"a" * (3 << 20) + "é".encode())
+    small = _protocol.Reply(2, True, "after")
+    stream = _protocol.encode(big) + _protocol.encode(small) + _protocol.encode(small)
+    for piece in (1, 4096, 1 << 20, 3_000_001):
+        buffer = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, HOST_FRAMES)
+        frames = []
+        for at in range(0, len(stream), piece):
+            frames += buffer.feed(stream[at : at + piece])
+        assert frames == [big, small, small], piece
+
+
+def test_a_reader_can_fill_a_large_frame_in_place():
+    big = _protocol.Chunks(1, 0, [2 << 20], b"b" * (2 << 20))
+    data = _protocol.encode(big)
+    buffer = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, HOST_FRAMES)
+    assert buffer.into() is None
+    assert buffer.feed(data[:1000]) == []
+    frames = []
+    at = 1000
+    while (target := buffer.into()) is not None:
+        count = min(len(target), 300_000)
+        target[:count] = data[at : at + count]
+        at += count
+        frames += buffer.filled(count)
+    assert frames == [big] and at == len(data)

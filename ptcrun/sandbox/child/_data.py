@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -34,6 +34,11 @@ CACHE_BYTES = 32 << 20
 #: The most chunks one request asks for; the host also stops at CHUNKS_FRAME_BYTES.
 _READAHEAD_MAX = 4096
 _READAHEAD_FIRST = 8
+#: While iterating: requests in flight, the bytes each aims at (half the host's limit, so most
+#: are answered whole), and the most chunks one asks for.
+_IN_FLIGHT = 2
+_STREAM_BYTES = _protocol.CHUNKS_FRAME_BYTES // 2
+_STREAM_MAX = 16_384
 
 
 class ChunkCache:
@@ -105,13 +110,24 @@ class Dataset:
             return texts[0]
 
     def stream(self, start: int, stop: int) -> Iterator[str]:
-        """Chunks start to stop - 1 in order, each batch asked for while the last is read."""
-        at = start
-        pending = self._request(at, stop) if at < stop else None
-        while pending is not None:
-            texts, _ = self._receive(pending, at, stop)
-            at += len(texts)
-            pending = self._request(at, stop) if at < stop else None
+        """Chunks start to stop - 1 in order, read ahead: two requests stay in flight, so the
+        host reads and sends the next batches while the program works on this one."""
+        waiting: deque[tuple[Pending, int, int]] = deque()
+        asked = start
+        per_request = _READAHEAD_FIRST
+        while asked < stop or waiting:
+            while asked < stop and len(waiting) < _IN_FLIGHT:
+                end = min(asked + per_request, stop)
+                waiting.append((self._request(asked, end), asked, end))
+                asked = end
+            pending, first, end = waiting.popleft()
+            texts, sizes = self._receive(pending, first, end)
+            got = first + len(texts)
+            if got < end:  # the host stopped at its byte limit: the rest comes next, in order
+                waiting.appendleft((self._request(got, end), got, end))
+            # Aim each request at _STREAM_BYTES, from the size of the chunks just read.
+            average = max(sum(sizes) // len(sizes), 1)
+            per_request = max(1, min(_STREAM_BYTES // average, _STREAM_MAX))
             yield from texts
 
     def _request(self, start: int, stop: int) -> Pending:

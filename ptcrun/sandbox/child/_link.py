@@ -118,10 +118,19 @@ class Link:
         frames = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, _protocol.HOST_FRAMES)
         try:
             while True:
-                chunk = os.read(self._fd_in, 1 << 20)
-                if not chunk:
-                    raise EOFError("the host closed the pipe")
-                for frame in frames.feed(chunk):
+                # A large frame (corpus text) is read straight into its own buffer.
+                target = frames.into()
+                if target is not None:
+                    count = os.readv(self._fd_in, [target])
+                    if not count:
+                        raise EOFError("the host closed the pipe")
+                    arrived = frames.filled(count)
+                else:
+                    chunk = os.read(self._fd_in, 1 << 20)
+                    if not chunk:
+                        raise EOFError("the host closed the pipe")
+                    arrived = frames.feed(chunk)
+                for frame in arrived:
                     if isinstance(frame, (_protocol.Reply, _protocol.Chunks)):
                         with self._pending_lock:
                             pending = self._pending.pop(frame.id, None)

@@ -64,12 +64,15 @@ class Channel:
         For large answers served one after another: the caller reads the child's next request
         only when this one has left, so the queue never holds more than one of them.
         """
-        self._outbox.append(_protocol.encode(frame))
+        head, payload = _protocol.encode_parts(frame)
+        self._outbox.append(head)
         async with self._send_lock:
             while self._outbox:
                 data = b"".join(self._outbox)
                 self._outbox.clear()
                 await self._to_child.send_all(data)
+            if payload:  # written as it is: megabytes of text are not copied into one buffer
+                await self._to_child.send_all(payload)
 
     async def receive(self) -> _protocol.Frame:
         """Return the child's next frame.
