@@ -2,10 +2,12 @@
 
 A day of logs is gigabytes. Held as a list of strings it fills the host's memory, and copied into
 the sandbox child it would not fit under the child's memory ceiling at all. A store keeps the
-chunks on disk, in one file the host maps into memory (``mmap``): reading chunk ``i`` costs a
-lookup in a fixed-width index and a slice of the page cache, and the operating system, not
-ptcrun, decides what stays resident. The sandbox child never opens the file; the host reads
-ranges of chunks from it and sends them over the wire (see ``docs/design.md``).
+chunks on disk, in one file: reading chunk ``i`` costs one read of a fixed-width index entry and
+one of its text (``os.pread``, safe from any thread), served by the page cache when the file is
+warm. It is not memory-mapped: the pages of a mapping count in the process's resident memory as
+they are touched, so reading a 10 GB store through one would show the host at gigabytes. The
+sandbox child never opens the file; the host reads ranges of chunks from it and sends them over
+the wire (see ``docs/design.md``).
 
 Layout, all integers little-endian::
 
@@ -25,11 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import shutil
 import struct
 import tempfile
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -52,6 +54,8 @@ _UNKNOWN = (1 << 64) - 1
 _CHUNK_FIELDS = ("tokens", "start", "end", "first_line", "last_line", "overlap")
 #: The footer holds a histogram of chunk sizes; a corpus of many sizes keeps only the totals.
 _MAX_HISTOGRAM = 100_000
+#: Index entries read in one call when a range of chunks is read.
+_RECORDS_AT_ONCE = 4096
 
 
 def _damaged(path: str, what: str) -> ConfigError:
@@ -62,12 +66,12 @@ def _damaged(path: str, what: str) -> ConfigError:
 
 
 class _StoreFile:
-    """One opened store file, mapped into memory, shared by its datasets."""
+    """One opened store file, shared by its datasets; read with ``pread`` from any thread."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         try:
-            file = open(path, "rb")  # noqa: SIM115 - kept open for the life of the mapping
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise ConfigError(
                 f"corpus store {path!r} does not exist; check the path, or build the store from "
@@ -79,33 +83,42 @@ class _StoreFile:
             raise ConfigError(
                 f"corpus store {path!r} cannot be read: {exc.strerror or exc}; check that you may read it."
             ) from None
-        with file:
-            size = os.fstat(file.fileno()).st_size
-            head = file.read(len(_MAGIC))
-            if not head.startswith(_MAGIC[:12]):
-                raise ConfigError(
-                    f"{path!r} is not a ptcrun corpus store (it does not start with the store's "
-                    f"marker); pass a file written by ptcrun.build_store or ptcrun.write_store."
-                )
-            if head != _MAGIC:
-                raise ConfigError(
-                    f"corpus store {path!r} has format version {head[12:]!r}, which this ptcrun "
-                    f"cannot read; build it again with this version (ptcrun.build_store)."
-                )
-            if size < len(_MAGIC) + _TRAILER.size:
-                raise _damaged(path, "it is cut short")
-            self.map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        footer_at, footer_bytes, end = _TRAILER.unpack_from(self.map, size - _TRAILER.size)
+        self.fd = fd
+        weakref.finalize(self, os.close, fd)
+        if os.path.isdir(path):  # some systems open a directory read-only without complaint
+            raise ConfigError(f"corpus store {path!r} is a directory; pass the store file.")
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, len(_MAGIC), 0)
+        if not head.startswith(_MAGIC[:12]):
+            raise ConfigError(
+                f"{path!r} is not a ptcrun corpus store (it does not start with the store's "
+                f"marker); pass a file written by ptcrun.build_store or ptcrun.write_store."
+            )
+        if head != _MAGIC:
+            raise ConfigError(
+                f"corpus store {path!r} has format version {head[12:]!r}, which this ptcrun "
+                f"cannot read; build it again with this version (ptcrun.build_store)."
+            )
+        if size < len(_MAGIC) + _TRAILER.size:
+            raise _damaged(path, "it is cut short")
+        footer_at, footer_bytes, end = _TRAILER.unpack(os.pread(fd, _TRAILER.size, size - _TRAILER.size))
         if end != _END or footer_at + footer_bytes != size - _TRAILER.size:
             raise _damaged(path, "its end marker is missing (was the file cut short?)")
         try:
-            footer = json.loads(self.map[footer_at : footer_at + footer_bytes])
+            footer = json.loads(os.pread(fd, footer_bytes, footer_at))
             self.kind = footer["kind"]
             self.datasets = [_Dataset(self, footer_at, **d) for d in footer["datasets"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise _damaged(path, f"its table of contents cannot be read ({exc})") from None
         if self.kind not in ("sequence", "mapping") or (self.kind == "sequence" and len(self.datasets) != 1):
             raise _damaged(path, "its table of contents names no dataset it can serve")
+
+    def read(self, offset: int, length: int, what: str) -> bytes:
+        """length bytes at offset; a file shorter than its table says is damaged."""
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length:
+            raise _damaged(self.path, f"{what} lies past the end of the file")
+        return data
 
 
 class _Dataset:
@@ -163,7 +176,7 @@ class StoredChunks(Sequence[str]):
 
     def _bind(self, dataset: _Dataset) -> None:
         self._dataset = dataset
-        self._map = dataset.file.map
+        self._file = dataset.file
         self.path = dataset.file.path
         self.name = dataset.name
         self.chars = dataset.chars
@@ -208,8 +221,9 @@ class StoredChunks(Sequence[str]):
 
     def char_sizes(self) -> Iterator[int]:
         """Each chunk's length in characters, read from the index only."""
-        for index in range(len(self)):
-            yield self._record(index)[2]
+        for records in self._records(0, len(self)):
+            for record in records:
+                yield record[2]
 
     def chunk_bytes(self, index: int) -> int:
         """The length of chunk index (0 <= index < len) in UTF-8 bytes, from the index only."""
@@ -229,19 +243,33 @@ class StoredChunks(Sequence[str]):
         first_offset = self._record(start)[0]
         sizes: list[int] = []
         at = first_offset
-        for index in range(start, stop):
-            offset, length = self._record(index)[:2]
-            if offset != at:
-                raise _damaged(self.path, f"chunk {index} does not follow chunk {index - 1}")
-            if sizes and at + length - first_offset > max_bytes:
-                break
-            sizes.append(length)
-            at += length
+        index = start
+        for records in self._records(start, stop):
+            for offset, length, *_ in records:
+                if offset != at:
+                    raise _damaged(self.path, f"chunk {index} does not follow chunk {index - 1}")
+                if sizes and at + length - first_offset > max_bytes:
+                    break
+                sizes.append(length)
+                at += length
+                index += 1
+            else:
+                continue
+            break
         self._check_bounds(start, first_offset, at - first_offset)
-        return sizes, self._map[first_offset:at]
+        return sizes, self._file.read(first_offset, at - first_offset, f"the text of chunk {start}")
 
     def _record(self, index: int) -> tuple[int, ...]:
-        return _RECORD.unpack_from(self._map, self._dataset.index + index * _RECORD.size)
+        at = self._dataset.index + index * _RECORD.size
+        return _RECORD.unpack(self._file.read(at, _RECORD.size, f"the index entry of chunk {index}"))
+
+    def _records(self, start: int, stop: int) -> Iterator[Iterator[tuple[int, ...]]]:
+        """The index entries of chunks start.. stop - 1, read _RECORDS_AT_ONCE at a time."""
+        for first in range(start, stop, _RECORDS_AT_ONCE):
+            last = min(first + _RECORDS_AT_ONCE, stop)
+            at = self._dataset.index + first * _RECORD.size
+            data = self._file.read(at, (last - first) * _RECORD.size, f"the index entry of chunk {first}")
+            yield _RECORD.iter_unpack(data)
 
     def _check_bounds(self, index: int, offset: int, length: int) -> None:
         if not self._dataset.text_start <= offset <= offset + length <= self._dataset.text_end:
@@ -250,7 +278,7 @@ class StoredChunks(Sequence[str]):
     def _text(self, index: int, offset: int, length: int) -> str:
         self._check_bounds(index, offset, length)
         try:
-            return self._map[offset : offset + length].decode("utf-8")
+            return self._file.read(offset, length, f"the text of chunk {index}").decode("utf-8")
         except UnicodeDecodeError:
             raise _damaged(self.path, f"chunk {index} is not UTF-8 text") from None
 
