@@ -2,7 +2,7 @@
 
 The child holds no copy of ``data``; it asks for ranges of chunks (:class:`~.._protocol.ChunksQuery`)
 and gets their UTF-8 text back (:class:`~.._protocol.Chunks`). A corpus passed as a store
-(:class:`~ptcrun.corpus._store.StoredChunks`) is read from its memory-mapped file, in a worker
+(:class:`~ptcrun.corpus._store.StoredChunks`) is read from its file, in a worker
 thread when the read is large, since a page not yet in memory means a wait on the disk; a corpus
 passed as strings is encoded from memory. Either way the program sees the same ``data``.
 
