@@ -319,3 +319,27 @@ async def test_a_store_damaged_during_a_run_ends_it_naming_the_file(tmp_path):
     async with Sandbox(data=store, limits=limits()) as sandbox:
         with pytest.raises(errors.SandboxError, match=r"corpus could not be read: corpus store '.*c\.store' is damaged"):
             await sandbox.execute("print(data[0])")
+
+
+async def test_tool_replies_and_reads_of_data_interleave_without_mixing(tmp_path):
+    # Replies to tool calls are queued while megabytes of text go down the same pipe: no reply
+    # may fall between a frame of text and its bytes.
+    chunks = [f"{i:04d}" + "t" * 30_000 for i in range(300)]
+    store = write_store(tmp_path / "t.store", chunks)
+
+    async def echo(x: int) -> int:
+        await trio.lowlevel.checkpoint()
+        return x
+
+    program = """
+    def item(i):
+        return [tool.echo(i), int(data[i][:4]), int(data[299 - i][:4]), tool.echo(-i)]
+    rows = pmap(item, range(300), concurrency=16)
+    streamed = [int(c[:4]) for c in data]
+    done([rows == [[i, i, 299 - i, -i] for i in range(300)], streamed == list(range(300))])
+    """
+    async with Sandbox(data=store, tools=[echo], limits=limits(max_concurrency=16)) as sandbox:
+        with trio.fail_after(60):
+            result = await sandbox.execute(textwrap.dedent(program))
+    assert result.status == "done", result.error
+    assert result.answer == [True, True]
