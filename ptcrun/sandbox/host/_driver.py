@@ -48,7 +48,16 @@ _BOOT = (
     "from ptcrun.sandbox.child._loop import main; main(int(sys.argv[1]), int(sys.argv[2]))"
 )
 # No variable of the host's environment reaches the child: API keys stay on the host.
-_CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
+# A fixed mmap threshold gives each buffer of 256 KiB or more (a batch of corpus text) back to
+# the OS when freed; by default glibc raises the threshold after the first such free and serves
+# the next from its heap, where batches of varying sizes fragmented it: reading a 390 MB corpus
+# twice took the child from 33 MB to 114 MB, and with the fixed threshold it stays at 33 MB.
+_CHILD_ENV = {
+    "MALLOC_ARENA_MAX": "2",
+    "MALLOC_MMAP_THRESHOLD_": "262144",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONIOENCODING": "utf-8",
+}
 _START_TIMEOUT = 60.0
 #: Seconds a child whose pipe closed gets to finish dying before the host kills it.
 _DEATH_GRACE = 2.0
