@@ -14,7 +14,7 @@ memory (``VmHWM`` of ``/proc/PID/status``; Linux only):
   received every chunk at start-up), so *child with a copy* is what the child took then.
 
 Then, in one sandbox child, the speed of sequential iteration: the same loop over ``data`` (read
-from the host) and over ``list(data)`` (in the child's memory), best of three each, for chunks of
+from the host) and over ``list(data)`` (in the child's memory), best of five each, for chunks of
 4,000 tokens and of one line, with a body that reads the chunk (``chunk.count("ERROR")``) and one
 that does not (``len(chunk)``). Each figure is a ratio measured in the same process.
 
@@ -64,7 +64,7 @@ def vm_hwm(pid="self"):
 WRITE = _RSS + '''
 import json, time
 sys.path.insert(0, sys.argv[1])
-from ptcrun.corpus._store import write_store
+from ptcrun.corpus._writer import write_store
 began = time.perf_counter()
 store = write_store(sys.argv[2], log_chunks(int(sys.argv[3]), int(sys.argv[4])))
 print(json.dumps({"peak": vm_hwm(), "seconds": time.perf_counter() - began, "chunks": len(store)}))
@@ -73,7 +73,7 @@ print(json.dumps({"peak": vm_hwm(), "seconds": time.perf_counter() - began, "chu
 BUILD = _RSS + '''
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from ptcrun.corpus._store import build_store
+from ptcrun.corpus._writer import build_store
 began = time.perf_counter()
 store = build_store(sys.argv[2], sys.argv[3], chunk_tokens=int(sys.argv[4]))
 print(json.dumps({"peak": vm_hwm(), "seconds": time.perf_counter() - began, "chunks": len(store)}))
@@ -131,7 +131,7 @@ def now():
     return datetime.datetime.now().timestamp()
 def best(items, body):
     times = []
-    for _ in range(3):
+    for _ in range(5):
         began = now()
         n = 0
         if body == "count":
@@ -306,7 +306,7 @@ def render(
             f"Sequential iteration in the sandbox child over a store of {speed_lines:,} lines: "
             "`for chunk in data` (read from the host in batches of up to 4 MiB, the next asked for "
             "while the program works on the last) against the same loop over `list(data)` in the "
-            "child's own memory, best of three each, in one child. The ratio is the list's time "
+            "child's own memory, best of five each, in one child. The ratio is the list's time "
             "over the store's: 1.0 is as fast as the list; the goal is at least 0.5."
         ),
         "",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._limits import Limits
-from ..corpus._store import build_store
+from ..corpus._writer import build_store
 from ..errors import ConfigError, TranscriptError, to_payload
 from ..transcript._events import os_error_reason
 from ._corpus import CORPUS_FILE, ChunkOptions, chunk_options, write_record
