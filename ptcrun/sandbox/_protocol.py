@@ -463,16 +463,24 @@ _GATHER_BYTES = 1 << 20
 class FrameBuffer:
     """Accumulate bytes as they arrive and return the complete frames, decoded and checked.
 
-    A large frame (corpus text comes 4 MiB a frame) is gathered in a buffer of its exact size,
+    A large frame (corpus text comes megabytes a frame) is gathered in a buffer of its size,
     made when its header arrives: :meth:`feed` copies into it, and a reader may fill it directly
     (:meth:`into`, then :meth:`filled`), sparing the copies of appending and cutting out.
+
+    With ``reuse``, that buffer is kept for the next large frame, sparing its allocation (fresh
+    pages cost a fault each); the bytes a frame carries are then a view into it, valid only
+    until the next call, so the caller must have read them by then.
     """
 
-    def __init__(self, max_frame_bytes: int, accept: Mapping[str, type[Frame]]) -> None:
+    def __init__(
+        self, max_frame_bytes: int, accept: Mapping[str, type[Frame]], *, reuse: bool = False
+    ) -> None:
         self._buffer = bytearray()
         self._max = max_frame_bytes
         self._accept = accept
-        self._large: bytearray | None = None  # the large frame being gathered, header included
+        self._reuse = reuse
+        self._spare = bytearray()
+        self._large: memoryview | None = None  # the large frame being gathered, header included
         self._large_filled = 0
 
     def into(self) -> memoryview | None:
@@ -480,7 +488,7 @@ class FrameBuffer:
         then call :meth:`filled` with the count; ``None`` otherwise (call :meth:`feed`)."""
         if self._large is None:
             return None
-        return memoryview(self._large)[self._large_filled :]
+        return self._large[self._large_filled :]
 
     def filled(self, count: int) -> list[Frame]:
         """count bytes were read into :meth:`into`; return the frame they complete, if any."""
@@ -509,7 +517,9 @@ class FrameBuffer:
             end = _HEADER.size + length
             if len(self._buffer) < end:
                 if end > _GATHER_BYTES:
-                    self._large = bytearray(end)
+                    if not self._reuse or len(self._spare) < end:
+                        self._spare = bytearray(end)
+                    self._large = memoryview(self._spare)[:end]
                     self._large[: len(self._buffer)] = self._buffer
                     self._large_filled = len(self._buffer)
                     self._buffer = bytearray()
@@ -526,7 +536,7 @@ class FrameBuffer:
             return []
         self._large = None
         (length,) = _HEADER.unpack_from(large)
-        body = memoryview(large)[_HEADER.size :]
+        body = large[_HEADER.size :]
         return [decode(body, self._accept, carries_bytes=bool(length & _BYTES_FLAG))]
 
 

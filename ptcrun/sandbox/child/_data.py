@@ -139,26 +139,16 @@ class Dataset:
         reply = pending.wait_any()
         if isinstance(reply, _protocol.Reply):  # the host could not serve it: a chunk too big
             raise errors.from_payload(reply.error or {})
-        sizes = reply.sizes
-        if (
-            reply.start != start or not sizes or start + len(sizes) > stop
-            or any(size < 0 for size in sizes) or sum(sizes) != len(reply.payload)
-        ):
+        sizes, texts = reply.sizes, pending.texts  # decoded by the link's reader, as it arrived
+        if reply.start != start or not sizes or start + len(sizes) > stop:
             raise _protocol.ProtocolError(
                 f"chunks {start}..{stop} came back as {len(sizes)} from {reply.start}"
             )
-        payload = reply.payload
-        texts = []
-        at = 0
-        try:
-            for size in sizes:
-                texts.append(str(payload[at : at + size], "utf-8", "surrogatepass"))
-                at += size
-        except UnicodeDecodeError:
+        if isinstance(texts, int):
             raise errors.SandboxError(
-                f"chunk {start + len(texts)} of data is not UTF-8 text: the corpus store is damaged; "
+                f"chunk {start + texts} of data is not UTF-8 text: the corpus store is damaged; "
                 "the run's owner must build it again (ptcrun.build_store)."
-            ) from None
+            )
         return texts, sizes
 
 

@@ -7,6 +7,7 @@ thread waiting for it; writers share one lock so frames never interleave.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import queue
@@ -24,15 +25,18 @@ class FrameTooLarge(ValueError):
 class Pending:
     """One request sent to the host whose reply has not arrived yet."""
 
-    __slots__ = ("_event", "id", "reply")
+    __slots__ = ("_event", "id", "reply", "texts")
 
     def __init__(self, request_id: int) -> None:
         self.id = request_id
         self._event = threading.Event()
         self.reply: _protocol.Reply | _protocol.Chunks | None = None
+        #: For a Chunks reply: its chunks decoded, or the index of the first that is not UTF-8.
+        self.texts: list[str] | int = []
 
-    def resolve(self, reply: _protocol.Reply | _protocol.Chunks) -> None:
+    def resolve(self, reply: _protocol.Reply | _protocol.Chunks, texts: list[str] | int = []) -> None:  # noqa: B006 - never changed
         self.reply = reply
+        self.texts = texts
         self._event.set()
 
     def wait(self) -> _protocol.Reply:
@@ -47,6 +51,27 @@ class Pending:
         self._event.wait()
         assert self.reply is not None
         return self.reply
+
+
+def _decode_chunks(frame: _protocol.Chunks) -> list[str] | int:
+    """The chunks a frame carries, as text; or the index in it of the first that is not UTF-8.
+
+    Raises:
+        ProtocolError: the sizes do not add up to the bytes.
+    """
+    payload = frame.payload
+    if any(size < 0 for size in frame.sizes) or sum(frame.sizes) != len(payload):
+        raise _protocol.ProtocolError(f"chunks of {sum(frame.sizes):,} bytes came with {len(payload):,}")
+    texts = []
+    at = 0
+    try:
+        for size in frame.sizes:
+            # A lone surrogate crosses as the host's list held it (surrogatepass both ways).
+            texts.append(str(payload[at : at + size], "utf-8", "surrogatepass"))
+            at += size
+    except UnicodeDecodeError:
+        return len(texts)
+    return texts
 
 
 class Link:
@@ -115,7 +140,9 @@ class Link:
     def _read_forever(self) -> None:
         # Read whatever has arrived, up to 1 MiB at a time: the host batches its frames, so one
         # read usually brings many replies.
-        frames = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, _protocol.HOST_FRAMES)
+        # The buffer of large frames is reused: each frame of text is decoded (below) before
+        # the next read, so no view into it outlives its frame.
+        frames = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, _protocol.HOST_FRAMES, reuse=True)
         try:
             while True:
                 # A large frame (corpus text) is read straight into its own buffer.
@@ -134,7 +161,11 @@ class Link:
                     if isinstance(frame, (_protocol.Reply, _protocol.Chunks)):
                         with self._pending_lock:
                             pending = self._pending.pop(frame.id, None)
-                        if pending is not None:
+                        if isinstance(frame, _protocol.Chunks):
+                            texts = _decode_chunks(frame)
+                            if pending is not None:  # without the view into the reused buffer
+                                pending.resolve(dataclasses.replace(frame, payload=b""), texts)
+                        elif pending is not None:
                             pending.resolve(frame)
                     else:
                         self.commands.put(frame)
