@@ -220,3 +220,14 @@ def test_a_reader_can_fill_a_large_frame_in_place():
         at += count
         frames += buffer.filled(count)
     assert frames == [big] and at == len(data)
+
+
+def test_a_reused_buffer_gives_each_large_frame_whole_when_read_in_turn():
+    frames = [_protocol.Chunks(i, 0, [2 << 20], bytes([65 + i]) * (2 << 20)) for i in range(3)]
+    stream = b"".join(_protocol.encode(f) for f in frames)
+    buffer = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, HOST_FRAMES, reuse=True)
+    seen = []
+    for at in range(0, len(stream), 700_000):
+        for frame in buffer.feed(stream[at : at + 700_000]):
+            seen.append((frame.id, bytes(frame.payload)))  # read before the next call, as required
+    assert seen == [(f.id, f.payload) for f in frames]
