@@ -499,7 +499,9 @@ class FrameBuffer:
     def feed(self, chunk: bytes) -> list[Frame]:
         """Add ``chunk``; return the frames it completes, in order (raises ProtocolError)."""
         frames: list[Frame] = []
+        spare_taken = False  # a frame returned by this call is a view into the spare buffer
         if self._large is not None:
+            spare_taken = self._reuse
             take = min(len(chunk), len(self._large) - self._large_filled)
             self._large[self._large_filled : self._large_filled + take] = chunk[:take]
             self._large_filled += take
@@ -517,7 +519,7 @@ class FrameBuffer:
             end = _HEADER.size + length
             if len(self._buffer) < end:
                 if end > _GATHER_BYTES:
-                    if not self._reuse or len(self._spare) < end:
+                    if not self._reuse or spare_taken or len(self._spare) < end:
                         self._spare = bytearray(end)
                     self._large = memoryview(self._spare)[:end]
                     self._large[: len(self._buffer)] = self._buffer
