@@ -107,6 +107,11 @@ class _StoreFile:
         if self.kind not in ("sequence", "mapping") or (self.kind == "sequence" and len(self.datasets) != 1):
             raise _damaged(path, "its table of contents names no dataset it can serve")
 
+    def read_into(self, target: memoryview, offset: int, what: str) -> None:
+        """Fill target with the bytes at offset; a file shorter than its table says is damaged."""
+        if os.preadv(self.fd, [target], offset) != len(target):
+            raise _damaged(self.path, f"{what} lies past the end of the file")
+
     def read(self, offset: int, length: int, what: str) -> bytes:
         """length bytes at offset; a file shorter than its table says is damaged."""
         data = os.pread(self.fd, length, offset)
@@ -223,9 +228,14 @@ class StoredChunks(Sequence[str]):
         """The length of chunk index (0 <= index < len) in UTF-8 bytes, from the index only."""
         return int(self._record(index)[1])
 
-    def read_utf8(self, start: int, stop: int, max_bytes: int) -> tuple[list[int], bytes]:
+    def read_utf8(
+        self, start: int, stop: int, max_bytes: int, into: memoryview | None = None
+    ) -> tuple[list[int], bytes]:
         """The UTF-8 text of chunks start, start+1, ... before stop, as far as max_bytes allows
         (always at least one chunk): each chunk's length in bytes, and the bytes back to back.
+
+        With ``into``, the bytes are read into it instead (no bytes are returned); the first
+        chunk must fit it, and max_bytes must not exceed its length.
 
         Raises:
             IndexError: start is not a chunk of the dataset, or stop is not after it.
@@ -251,7 +261,11 @@ class StoredChunks(Sequence[str]):
                 continue
             break
         self._check_bounds(start, first_offset, at - first_offset)
-        return sizes, self._file.read(first_offset, at - first_offset, f"the text of chunk {start}")
+        what = f"the text of chunk {start}"
+        if into is None:
+            return sizes, self._file.read(first_offset, at - first_offset, what)
+        self._file.read_into(into[: at - first_offset], first_offset, what)
+        return sizes, b""
 
     def _record(self, index: int) -> tuple[int, ...]:
         at = self._dataset.index + index * _RECORD.size

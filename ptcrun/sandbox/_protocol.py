@@ -157,6 +157,11 @@ class Init(Frame):
     language_layer: bool
     os_layers: bool
     strict: bool
+    #: The child's read-only descriptor of the memory the host writes corpus text into (see
+    #: :class:`Chunks`), cut into ``shared_slots`` slots of ``shared_slot_bytes``; ``None``: none.
+    shared_fd: int | None = None
+    shared_slots: int = 0
+    shared_slot_bytes: int = 0
 
 
 @_frame
@@ -175,14 +180,16 @@ class Data(Frame):
 @_frame
 class Chunks(Frame):
     """The answer to :class:`ChunksQuery` ``id``: chunks ``start``, ``start+1``... of the dataset,
-    as UTF-8 in ``payload``, each ``sizes[i]`` bytes long; as many as fit in
-    :data:`CHUNKS_FRAME_BYTES` (at least one)."""
+    as UTF-8, each ``sizes[i]`` bytes long; as many as fit in :data:`CHUNKS_FRAME_BYTES` (at
+    least one). The bytes are in ``payload``, or, when ``slot`` is set, at the start of that
+    slot of the shared memory (``payload`` then empty), until the child releases the slot."""
 
     OP = "chunks"
     CARRIES_BYTES = True
     id: int
     start: int
     sizes: list[int]
+    slot: int | None = None
     #: Read-only; a view into the frame as it arrived, to spare a copy of megabytes of text.
     payload: bytes | memoryview = b""
 
@@ -279,6 +286,8 @@ class ChunksQuery(Frame):
     name: str | None
     start: int
     stop: int
+    #: Slots of shared memory whose chunks the child has read: the host may write them again.
+    release: list[int] = dataclasses.field(default_factory=list)
 
 
 @_frame

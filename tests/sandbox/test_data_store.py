@@ -10,7 +10,7 @@ import trio
 
 from ptcrun import errors, write_store
 from ptcrun.sandbox import Sandbox, _protocol
-from ptcrun.sandbox.host import _channel
+from ptcrun.sandbox.host import _channel, _corpus
 from ptcrun.sandbox.host._corpus import CorpusServer
 
 from .conftest import limits
@@ -21,12 +21,15 @@ CHUNKS[7] = "line one\nline two\r\n"
 CHUNKS[11] = CHUNKS[12]  # a repeated chunk: count() and index() must find both
 
 
-@pytest.fixture(params=["store", "list"])
-def corpus(request, tmp_path):
-    """The same chunks, as a store on disk and as a list in memory: programs must not tell."""
-    if request.param == "store":
-        return write_store(tmp_path / "c.store", CHUNKS)
-    return list(CHUNKS)
+@pytest.fixture(params=["store", "list", "store through the pipe"])
+def corpus(request, tmp_path, monkeypatch):
+    """The same chunks, as a store on disk and as a list in memory, their text crossing in shared
+    memory or (where the OS has none) down the pipe: programs must not tell."""
+    if request.param == "list":
+        return list(CHUNKS)
+    if request.param == "store through the pipe":
+        monkeypatch.setattr(_corpus.SharedText, "create", classmethod(lambda cls: None))
+    return write_store(tmp_path / "c.store", CHUNKS)
 
 
 async def run(data, program, **options):
@@ -301,8 +304,7 @@ async def test_a_flood_of_reads_is_answered_one_at_a_time(tmp_path, monkeypatch)
 
 
 async def test_a_chunk_too_big_for_one_frame_is_an_error_the_program_sees(monkeypatch):
-    from ptcrun.sandbox.host import _corpus
-
+    monkeypatch.setattr(_corpus.SharedText, "create", classmethod(lambda cls: None))
     monkeypatch.setattr(_corpus, "_MAX_CHUNK_BYTES", 1_000)
     monkeypatch.setattr(_protocol, "CHUNKS_FRAME_BYTES", 1_000)
     result = await run(["small", "b" * 5_000], "x = data[0]\ntry:\n    data[1]\nexcept Exception as e:\n    done([x, str(e)])")
@@ -348,3 +350,67 @@ async def test_tool_replies_and_reads_of_data_interleave_without_mixing(tmp_path
             result = await sandbox.execute(textwrap.dedent(program))
     assert result.status == "done", result.error
     assert result.answer == [True, True]
+
+
+async def test_the_shared_memory_is_read_only_to_the_child(tmp_path):
+    store = write_store(tmp_path / "c.store", CHUNKS)
+    probe = """
+    import os
+    link = data._dataset.link
+    shared = link._shared
+    first = data[0]
+    try:
+        shared[0:1] = b"x"
+        wrote = "wrote"
+    except TypeError:
+        wrote = "refused"
+    modes = []  # the access mode of every descriptor the child holds to the shared memory
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if "ptcrun-corpus" in os.readlink("/proc/self/fd/" + fd):
+                flags = open("/proc/self/fdinfo/" + fd).read().split("flags:")[1].split()[0]
+                modes.append(int(flags, 8) & os.O_ACCMODE)
+        except OSError:
+            pass
+    print(shared.readonly, wrote, first == data[0], modes == [os.O_RDONLY] * len(modes))
+    """
+    async with Sandbox(data=store, limits=limits(), _language_layer=False, _os_layers=False) as sandbox:
+        result = await sandbox.execute(textwrap.dedent(probe))
+    assert result.status == "ok", result.error
+    assert result.output == "True refused True True\n", result.output
+
+
+async def test_a_forged_release_of_shared_memory_replaces_the_child(tmp_path):
+    store = write_store(tmp_path / "c.store", CHUNKS)
+    forge = """
+    from ptcrun.sandbox import _protocol
+    link = data._dataset.link
+    link.send(_protocol.ChunksQuery(-99, None, 0, 1, release=[0, 1, 2, 3]))
+    import time
+    time.sleep(5)
+    """
+    async with Sandbox(data=store, limits=limits(), _language_layer=False) as sandbox:
+        with trio.fail_after(10):
+            result = await sandbox.execute(textwrap.dedent(forge))
+            after = await sandbox.execute("print(data[1])")
+    assert result.error.kind == "SandboxError"
+    assert "release of slot" in result.error.message and "does not hold" in result.error.message
+    assert after.output == CHUNKS[1] + "\n"
+
+
+async def test_the_host_writes_a_slot_only_once_the_child_has_read_it(tmp_path):
+    # More reads in flight than slots: the rest go down the pipe, and every chunk arrives whole.
+    chunks = [f"{i:04d}" + "s" * 100_000 for i in range(64)]
+    store = write_store(tmp_path / "s.store", chunks)
+    program = """
+    got = pmap(lambda i: data[i][:4] + str(len(data[i])), range(64), concurrency=16)
+    streams = pmap(lambda k: [c[:4] for c in data[k::4]], range(4), concurrency=4)
+    done([got, streams])
+    """
+    async with Sandbox(data=store, limits=limits(max_concurrency=16)) as sandbox:
+        result = await sandbox.execute(textwrap.dedent(program))
+    assert result.status == "done", result.error
+    assert result.answer == [
+        [f"{i:04d}100004" for i in range(64)],
+        [[f"{i:04d}" for i in range(k, 64, 4)] for k in range(4)],
+    ]

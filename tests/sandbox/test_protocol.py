@@ -25,7 +25,7 @@ SAMPLES: list[_protocol.Frame] = [
     _protocol.Data("logs", 2, last=False),
     _protocol.Data(None, 0, last=True),
     _protocol.ChunksQuery(11, "logs", 0, 2),
-    _protocol.ChunksQuery(12, None, 5, 6),
+    _protocol.ChunksQuery(12, None, 5, 6, release=[0, 3]),
     _protocol.Exec(3, "print(1)"),
     _protocol.Reply(7, True, {"rows": [1, 2.5, None, "x"]}),
     _protocol.Reply(8, False, None, {"type": "ToolError", "message": "boom", "fields": {"tool": "t"}}),
@@ -51,8 +51,8 @@ SAMPLES: list[_protocol.Frame] = [
 
 # Frames that carry bytes after their JSON (the corpus text the child asked for).
 BYTE_SAMPLES: list[_protocol.Frame] = [
-    _protocol.Chunks(11, 0, [1, 2], "aü".encode()),
-    _protocol.Chunks(12, 5, [0], b""),
+    _protocol.Chunks(11, 0, [1, 2], payload="aü".encode()),
+    _protocol.Chunks(12, 5, [0], slot=3),
 ]
 
 
@@ -70,7 +70,7 @@ def test_bytes_are_refused_where_a_frame_carries_none_and_wanted_where_it_does()
     flagged = struct.pack(">I", (len(query) - 4 + 4) | 0x8000_0000) + struct.pack(">I", len(query) - 4) + query[4:]
     with pytest.raises(ProtocolError, match="has bytes after its JSON"):
         _protocol.FrameBuffer(1 << 20, CHILD_FRAMES).feed(flagged)
-    chunks = _protocol.encode(_protocol.Chunks(1, 0, [1], b"a"))
+    chunks = _protocol.encode(_protocol.Chunks(1, 0, [1], payload=b"a"))
     body = chunks[8:].split(b"}", 1)[0] + b"}"
     with pytest.raises(ProtocolError, match="lacks bytes after its JSON"):
         _protocol.decode(body, HOST_FRAMES)
@@ -195,7 +195,7 @@ def test_decoding_anything_gives_a_checked_frame_or_a_protocol_error(op, fields)
 
 
 def test_a_large_frame_arriving_in_pieces_is_gathered_whole_with_what_follows_it():
-    big = _protocol.Chunks(1, 0, [3 << 20, 2], b"a" * (3 << 20) + "é".encode())
+    big = _protocol.Chunks(1, 0, [3 << 20, 2], payload=b"a" * (3 << 20) + "é".encode())
     small = _protocol.Reply(2, True, "after")
     stream = _protocol.encode(big) + _protocol.encode(small) + _protocol.encode(small)
     for piece in (1, 4096, 1 << 20, 3_000_001):
@@ -207,7 +207,7 @@ def test_a_large_frame_arriving_in_pieces_is_gathered_whole_with_what_follows_it
 
 
 def test_a_reader_can_fill_a_large_frame_in_place():
-    big = _protocol.Chunks(1, 0, [2 << 20], b"b" * (2 << 20))
+    big = _protocol.Chunks(1, 0, [2 << 20], payload=b"b" * (2 << 20))
     data = _protocol.encode(big)
     buffer = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, HOST_FRAMES)
     assert buffer.into() is None
@@ -223,7 +223,7 @@ def test_a_reader_can_fill_a_large_frame_in_place():
 
 
 def test_a_reused_buffer_gives_each_large_frame_whole_when_read_in_turn():
-    frames = [_protocol.Chunks(i, 0, [2 << 20], bytes([65 + i]) * (2 << 20)) for i in range(3)]
+    frames = [_protocol.Chunks(i, 0, [2 << 20], payload=bytes([65 + i]) * (2 << 20)) for i in range(3)]
     stream = b"".join(_protocol.encode(f) for f in frames)
     buffer = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, HOST_FRAMES, reuse=True)
     seen = []

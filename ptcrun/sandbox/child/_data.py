@@ -132,7 +132,8 @@ class Dataset:
 
     def _request(self, start: int, stop: int) -> Pending:
         pending = self.link.open_request(read=True)
-        self.link.send(_protocol.ChunksQuery(pending.id, self.name, start, stop))
+        release = self.link.read_slots()
+        self.link.send(_protocol.ChunksQuery(pending.id, self.name, start, stop, release=release))
         return pending
 
     def _receive(self, pending: Pending, start: int, stop: int) -> tuple[list[str], list[int]]:

@@ -53,13 +53,12 @@ class Pending:
         return self.reply
 
 
-def _decode_chunks(frame: _protocol.Chunks) -> list[str] | int:
-    """The chunks a frame carries, as text; or the index in it of the first that is not UTF-8.
+def _decode_chunks(frame: _protocol.Chunks, payload: bytes | memoryview) -> list[str] | int:
+    """The chunks of a frame, as text; or the index in it of the first that is not UTF-8.
 
     Raises:
         ProtocolError: the sizes do not add up to the bytes.
     """
-    payload = frame.payload
     if any(size < 0 for size in frame.sizes) or sum(frame.sizes) != len(payload):
         raise _protocol.ProtocolError(f"chunks of {sum(frame.sizes):,} bytes came with {len(payload):,}")
     texts = []
@@ -91,6 +90,26 @@ class Link:
         self._read_ids = itertools.count(-1, -1)
         #: Frames for the main thread (``Exec``, ``Shutdown``), in arrival order.
         self.commands: queue.Queue[_protocol.Frame] = queue.Queue()
+        # The memory the host writes corpus text into (see _protocol.Chunks), and the slots of
+        # it already read, to be released with the next query.
+        self._shared: memoryview | None = None
+        self._slot_bytes = 0
+        self._read_slots: list[int] = []
+
+    def map_shared(self, fd: int, slots: int, slot_bytes: int) -> None:
+        """Map the host's shared memory, read-only; call before the lockdown."""
+        import mmap
+
+        mapping = mmap.mmap(fd, slots * slot_bytes, prot=mmap.PROT_READ)
+        os.close(fd)
+        self._shared = memoryview(mapping)
+        self._slot_bytes = slot_bytes
+
+    def read_slots(self) -> list[int]:
+        """The slots of shared memory read since last asked, now to be released."""
+        with self._queue_lock:
+            slots, self._read_slots = self._read_slots, []
+        return slots
 
     def read(self) -> _protocol.Frame:
         """Read one frame directly (only before the reader thread starts)."""
@@ -122,6 +141,16 @@ class Link:
             view = memoryview(batch)
             while view:
                 view = view[os.write(self._fd_out, view) :]
+
+    def _chunk_bytes(self, frame: _protocol.Chunks) -> bytes | memoryview:
+        """Where a frame's text is: after its JSON, or in a slot of the shared memory."""
+        if frame.slot is None:
+            return frame.payload
+        shared = self._shared
+        if shared is None or frame.payload or not 0 <= frame.slot < len(shared) // max(self._slot_bytes, 1):
+            raise _protocol.ProtocolError(f"chunks in slot {frame.slot}, which is not one")
+        at = frame.slot * self._slot_bytes
+        return shared[at : at + min(sum(frame.sizes), self._slot_bytes)]
 
     def open_request(self, *, read: bool = False) -> Pending:
         """Reserve a request id; send a frame with ``pending.id``, then ``pending.wait()``.
@@ -162,7 +191,10 @@ class Link:
                         with self._pending_lock:
                             pending = self._pending.pop(frame.id, None)
                         if isinstance(frame, _protocol.Chunks):
-                            texts = _decode_chunks(frame)
+                            texts = _decode_chunks(frame, self._chunk_bytes(frame))
+                            if frame.slot is not None:
+                                with self._queue_lock:
+                                    self._read_slots.append(frame.slot)
                             if pending is not None:  # without the view into the reused buffer
                                 pending.resolve(dataclasses.replace(frame, payload=b""), texts)
                         elif pending is not None:

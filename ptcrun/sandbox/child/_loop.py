@@ -319,6 +319,8 @@ def main(fd_in: int, fd_out: int) -> None:
         raise RuntimeError(f"expected an init frame, got {init.OP!r}")
     data = _receive_data(link, init)
     limits = init.limits
+    if init.shared_fd is not None:
+        link.map_shared(init.shared_fd, init.shared_slots, init.shared_slot_bytes)
 
     # Everything a program may touch must be imported before the lockdown closes the files.
     if init.language_layer:

@@ -35,7 +35,7 @@ from .. import _protocol
 from .._results import ExecResult
 from ._calls import CallServer, Estimator, Event
 from ._channel import CHILD_GONE, Channel
-from ._corpus import CorpusServer
+from ._corpus import CorpusServer, SharedText
 from ._death import Death
 from ._program import ProgramRun
 from ._watch import ChildWatch
@@ -184,6 +184,8 @@ class Sandbox:
         _widen(to_child_w)
         from_child_r, from_child_w = os.pipe()
         err_r, err_w = os.pipe()
+        shared = SharedText.create()
+        shared_fds = () if shared is None else (shared.child_fd,)
         argv = [sys.executable, "-I", "-B", "-c", _BOOT, str(to_child_r), str(from_child_w), _PACKAGE_PARENT]
         try:
             self._process = await trio.lowlevel.open_process(
@@ -191,18 +193,23 @@ class Sandbox:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err_w,
-                pass_fds=(to_child_r, from_child_w),
+                pass_fds=(to_child_r, from_child_w, *shared_fds),
                 env=_CHILD_ENV,
                 start_new_session=True,
             )
         except BaseException:
             for fd in (err_r, to_child_w, from_child_r):
                 os.close(fd)
+            if shared is not None:
+                shared.close()
             raise
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
             os.close(err_w)
+            for fd in shared_fds:
+                os.close(fd)  # the child has its own copy
+        self._corpus.shared = shared
         self._watch = watch = ChildWatch(self._process, err_r)
         self._channel = channel = Channel(to_child_w, from_child_r)
         try:
@@ -241,16 +248,30 @@ class Sandbox:
                 language_layer=self._language_layer,
                 os_layers=self._os_layers,
                 strict=self._strict,
+                **self._shared_fields(),
             )
         )
         for name, count in self._corpus.datasets():
             await channel.send(_protocol.Data(name, count, last=False))
         await channel.send(_protocol.Data(None, 0, last=True))
 
+    def _shared_fields(self) -> dict[str, Any]:
+        shared = self._corpus.shared
+        if shared is None:
+            return {}
+        return {
+            "shared_fd": shared.child_fd,
+            "shared_slots": shared.slots,
+            "shared_slot_bytes": shared.slot_bytes,
+        }
+
     async def _kill(self, reason: str) -> None:
         """Kill the child's process group, recording that the host did and why; wait for it."""
         process, self._process = self._process, None
         channel, self._channel = self._channel, None
+        shared, self._corpus.shared = self._corpus.shared, None
+        if shared is not None:
+            shared.close()
         # Record the kill before the first checkpoint: the task running a program wakes when the
         # channel closes, and must find the host's own signal among the evidence of the death.
         if process is not None and self._watch is not None:
