@@ -184,7 +184,8 @@ class Sandbox:
         _widen(to_child_w)
         from_child_r, from_child_w = os.pipe()
         err_r, err_w = os.pipe()
-        shared = SharedText.create()
+        # Memory for corpus text only when there is a corpus to read.
+        shared = SharedText.create() if any(count for _, count in self._corpus.datasets()) else None
         shared_fds = () if shared is None else (shared.child_fd,)
         argv = [sys.executable, "-I", "-B", "-c", _BOOT, str(to_child_r), str(from_child_w), _PACKAGE_PARENT]
         try:
