@@ -34,18 +34,22 @@ __all__ = [
     "Runtime",
     "ScriptedProvider",
     "SpanRecord",
+    "StoredChunks",
     "Tool",
     "Transcript",
     "Turn",
     "TurnRecord",
     "Usage",
+    "build_store",
     "chunk_by_chars",
     "chunk_by_lines",
     "chunk_by_tokens",
     "errors",
+    "open_store",
     "parallel_events",
     "progress_callback",
     "tool",
+    "write_store",
 ]
 
 _HOMES = {
@@ -67,6 +71,7 @@ _HOMES = {
     "Runtime": ".runtime._runtime",
     "ScriptedProvider": ".runtime.providers._scripted",
     "SpanRecord": ".transcript._records",
+    "StoredChunks": ".corpus._store",
     "Tool": "._tools",
     "Transcript": ".transcript._transcript",
     "Turn": "._result",
@@ -75,6 +80,9 @@ _HOMES = {
     "chunk_by_chars": ".corpus._chunking",
     "chunk_by_lines": ".corpus._chunking",
     "chunk_by_tokens": ".corpus._chunking",
+    "build_store": ".corpus._writer",
+    "open_store": ".corpus._store",
+    "write_store": ".corpus._writer",
     "parallel_events": ".transcript._progress",
     "progress_callback": ".transcript._progress",
     "tool": "._tools",
@@ -85,6 +93,8 @@ if TYPE_CHECKING:
     from ._result import Result, Turn, Usage
     from ._tools import Tool, tool
     from .corpus._chunking import Chunk, chunk_by_chars, chunk_by_lines, chunk_by_tokens
+    from .corpus._store import StoredChunks, open_store
+    from .corpus._writer import build_store, write_store
     from .runtime._estimate import Estimate
     from .runtime._runtime import Runtime
     from .runtime.providers._anthropic import AnthropicProvider

@@ -21,6 +21,8 @@ from typing import Any, TypedDict
 
 from ..corpus._chunking import Chunk, corpus_digest
 from ..corpus._load import DEFAULT_CHUNK_TOKENS, load_corpus
+from ..corpus._store import StoredChunks
+from ..corpus._writer import build_store
 from ..errors import ConfigError
 
 __all__ = [
@@ -46,14 +48,17 @@ STDIN_COPY = "corpus.txt"
 class Corpus:
     """A corpus as a command read it: its chunks, and its bytes when they came from stdin."""
 
-    def __init__(self, path: str, chunks: list[Chunk], stdin: bytes | None = None) -> None:
+    def __init__(self, path: str, chunks: list[Chunk] | StoredChunks, stdin: bytes | None = None) -> None:
         self.path = path
         self.chunks = chunks
         self.stdin = stdin
 
 
-def read_corpus(path: str, options: ChunkOptions, *, flag: str) -> Corpus:
+def read_corpus(path: str, options: ChunkOptions, *, flag: str, store: Path | None = None) -> Corpus:
     """Read and cut the corpus ``path`` names; ``-`` reads standard input to its end.
+
+    With ``store``, the chunks are written to a store file there as the corpus is read, and
+    served from it (a corpus larger than memory); without, they are a list in memory.
 
     The bytes of standard input are checked and cut as a file's are; a message about them says
     "standard input" where it would name a file.
@@ -62,8 +67,11 @@ def read_corpus(path: str, options: ChunkOptions, *, flag: str) -> Corpus:
         ConfigError: as ``load_corpus`` does; or standard input is a terminal (nothing was
             piped in).
     """
+    def cut(source: str) -> list[Chunk] | StoredChunks:
+        return load_corpus(source, **options) if store is None else build_store(source, store, **options)
+
     if path != STDIN:
-        return Corpus(path, load_corpus(path, **options))
+        return Corpus(path, cut(path))
     if sys.stdin is None or sys.stdin.isatty():
         raise ConfigError(
             f"{flag} - reads the corpus from standard input, but standard input is a terminal; "
@@ -75,7 +83,7 @@ def read_corpus(path: str, options: ChunkOptions, *, flag: str) -> Corpus:
         with open(copy, "wb") as file:
             file.write(data)
         try:
-            chunks = load_corpus(copy, **options)
+            chunks = cut(copy)
         except ConfigError as exc:
             message = str(exc).replace(f"corpus file {copy!r}", "the corpus on standard input")
             raise ConfigError(message.replace(repr(copy), "standard input")) from None
@@ -144,7 +152,9 @@ def write_record(folder: Path, corpus: Corpus, options: ChunkOptions) -> None:
         "path": str(path),
         **options,
         "chunks": len(corpus.chunks),
-        "sha256": corpus_digest(corpus.chunks),
+        # A store's fingerprint was taken as it was written: no second pass over the corpus.
+        "sha256": (corpus.chunks.sha256 if isinstance(corpus.chunks, StoredChunks)
+                   else corpus_digest(corpus.chunks)),
     }
     _write_whole(folder / CORPUS_FILE, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
 

@@ -21,7 +21,7 @@ import attrs
 from ..errors import ConfigError, TranscriptError, to_payload
 from ..runtime._runtime import Runtime
 from ..transcript._events import os_error_reason
-from ._corpus import STDIN, Corpus, chunk_options, read_corpus, write_record
+from ._corpus import STDIN, ChunkOptions, Corpus, chunk_options, read_corpus, write_record
 from ._options import build_limits, build_provider, unused_prices
 from ._parser import EXIT_CODES, in_cli_words, status_exit_code
 
@@ -155,15 +155,24 @@ def _goal(args: argparse.Namespace) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the planner on ``args.corpus``; print the outcome; return the exit code."""
+    options = chunk_options(args)
+    if not args.dry_run:
+        _check_out(args.out)
+    # The corpus is cut into a store on disk, not a list in memory, so a corpus larger than
+    # memory runs. It lives in a hidden folder beside the run folders (a system temporary
+    # folder is often held in memory) and goes when the command ends.
+    beside = None if args.dry_run else args.out
+    with tempfile.TemporaryDirectory(prefix=".ptcrun-corpus-", dir=beside) as folder:
+        return _run(args, options, Path(folder) / "corpus.store")
+
+
+def _run(args: argparse.Namespace, options: ChunkOptions, store: Path) -> int:
     from .._tools import load_tools_file
     from ..transcript._views import render_summary
 
-    options = chunk_options(args)
     goal = _goal(args)
-    if not args.dry_run:
-        _check_out(args.out)
     schema = _schema(args.schema)
-    corpus = read_corpus(args.corpus, options, flag="CORPUS")
+    corpus = read_corpus(args.corpus, options, flag="CORPUS", store=store)
     planner = build_provider(args.planner, args)
     worker = build_provider(args.worker, args) if args.worker else None
     sub_planner = build_provider(args.sub_planner, args) if args.sub_planner else None

@@ -171,20 +171,36 @@ def chunk_by_tokens(text: str, size: int, overlap: int = 0) -> list[Chunk]:
     if not text:
         return []
     index = _TokenIndex(text)
+    spans, _ = _cut_by_tokens(index, 0, 0, size, overlap)
+    return _make_chunks(text, index.starts, spans)
+
+
+def _cut_by_tokens(
+    index: _TokenIndex, start: int, previous_end: int, size: int, overlap: int, *,
+    limit: int | None = None, base: int = 0,
+) -> tuple[list[tuple[int, int, int]], tuple[int, int]]:
+    """The (start, end, tokens) spans of token chunks, from the chunk that begins at start.
+
+    Without limit, the spans run to the end of the text. With one, they stop before the first
+    chunk that would end past limit, and the second value is where that chunk begins and the
+    end of the one before it, to resume from: :mod:`._stream` cuts a file window by window.
+    base is the text's offset in the whole corpus, for error messages.
+    """
+    text = index.text
     spans: list[tuple[int, int, int]] = []
-    start = previous_end = 0
     while True:
         cut = _fill(index, start, previous_end, size)
         if cut is None:
             # The repeated tail and one new character together exceed size: drop the repeat.
             start = previous_end
-            cut = _fill(index, start, previous_end, size) or _character_too_big(text, start, size)
+            cut = _fill(index, start, previous_end, size) or _character_too_big(text, start, size, base)
         end, tokens = cut
+        if limit is not None and end > limit:
+            return spans, (start, previous_end)
         spans.append((start, end, tokens))
         if end == len(text):
-            break
+            return spans, (end, end)
         start, previous_end = _repeat_start(index, start, end, overlap), end
-    return _make_chunks(text, index.starts, spans)
 
 
 def chunk_by_lines(text: str, size: int, overlap: int = 0) -> list[Chunk]:
@@ -243,40 +259,60 @@ def read_text(path: str | os.PathLike[str]) -> str:
     try:
         with open(path, "rb") as file:
             data = file.read()
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"corpus file {shown!r} does not exist; check the path (relative paths start at "
-            f"the current directory, {os.getcwd()!r})."
-        ) from exc
-    except IsADirectoryError as exc:
-        raise ConfigError(
-            f"corpus path {shown!r} is a directory, not a file; pass one file, or read each "
-            f"file with read_text() and join the texts."
-        ) from exc
     except OSError as exc:
-        raise ConfigError(
-            f"corpus file {shown!r} cannot be read: {exc.strerror or exc}; check that it "
-            f"exists and that you may read it."
-        ) from exc
+        raise _unreadable(shown, exc) from exc
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ConfigError(
-            f"corpus file {shown!r} is UTF-16 text (it starts with a UTF-16 byte-order mark), "
-            f"not UTF-8; convert it to UTF-8 first."
-        )
+        raise _utf16(shown)
     nul = data.find(b"\x00")
     if nul != -1:
-        raise ConfigError(
-            f"corpus file {shown!r} is not text: NUL byte at byte offset {nul:,}; pass a "
-            f"UTF-8 text file."
-        )
+        raise _nul(shown, nul)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"corpus file {shown!r} is not UTF-8 text: byte 0x{data[exc.start]:02x} at byte "
-            f"offset {exc.start:,} is {exc.reason}; convert the file to UTF-8 first."
-        ) from None
+        raise _not_utf8(shown, data[exc.start], exc.start, exc.reason) from None
     return text.removeprefix("\ufeff")
+
+
+# The refusals of a corpus file, shared with the streaming reader (:mod:`._stream`), which
+# must refuse the same files with the same words.
+
+
+def _unreadable(shown: str, exc: OSError) -> ConfigError:
+    if isinstance(exc, FileNotFoundError):
+        return ConfigError(
+            f"corpus file {shown!r} does not exist; check the path (relative paths start at "
+            f"the current directory, {os.getcwd()!r})."
+        )
+    if isinstance(exc, IsADirectoryError):
+        return ConfigError(
+            f"corpus path {shown!r} is a directory, not a file; pass one file, or read each "
+            f"file with read_text() and join the texts."
+        )
+    return ConfigError(
+        f"corpus file {shown!r} cannot be read: {exc.strerror or exc}; check that it "
+        f"exists and that you may read it."
+    )
+
+
+def _utf16(shown: str) -> ConfigError:
+    return ConfigError(
+        f"corpus file {shown!r} is UTF-16 text (it starts with a UTF-16 byte-order mark), "
+        f"not UTF-8; convert it to UTF-8 first."
+    )
+
+
+def _nul(shown: str, offset: int) -> ConfigError:
+    return ConfigError(
+        f"corpus file {shown!r} is not text: NUL byte at byte offset {offset:,}; pass a "
+        f"UTF-8 text file."
+    )
+
+
+def _not_utf8(shown: str, byte: int, offset: int, reason: str) -> ConfigError:
+    return ConfigError(
+        f"corpus file {shown!r} is not UTF-8 text: byte 0x{byte:02x} at byte "
+        f"offset {offset:,} is {reason}; convert the file to UTF-8 first."
+    )
 
 
 def _check_arguments(text: object, size: object, overlap: object, unit: Unit) -> None:
@@ -549,10 +585,10 @@ def _repeat_start(index: _TokenIndex, start: int, end: int, overlap: int) -> int
     return end
 
 
-def _character_too_big(text: str, offset: int, size: int) -> NoReturn:
+def _character_too_big(text: str, offset: int, size: int, base: int = 0) -> NoReturn:
     character = text[offset]
     raise ConfigError(
-        f"character U+{ord(character):04X} at offset {offset:,} takes "
+        f"character U+{ord(character):04X} at offset {base + offset:,} takes "
         f"{count_tokens(character)} tokens, more than size={size} tokens; raise size "
         f"(4 tokens hold any character)."
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 
 from ..errors import ConfigError
-from ._chunking import Chunk, Unit, _check_arguments, chunk_by_lines, chunk_by_tokens, read_text
+from ._chunking import Chunk, Unit, _check_arguments
+from ._stream import stream_chunks
 
 __all__ = ["DEFAULT_CHUNK_TOKENS", "load_corpus"]
 
@@ -64,11 +65,16 @@ def load_corpus(
             f"corpus path {shown!r} is a directory, not a file; join the files in it into one "
             f"text file and pass that."
         )
-    text = read_text(path)
-    if not text:
-        raise ConfigError(
-            f"corpus file {shown!r} is empty, so there is nothing to cut into chunks; pass a "
-            f"file that holds text."
-        )
-    chunker = chunk_by_lines if unit == "lines" else chunk_by_tokens
-    return chunker(text, size, overlap)
+    # Streamed, in windows of a few megabytes: the same chunks the whole-text chunkers make
+    # (see ._stream), and the same cut that build_store writes into a store.
+    chunks = list(stream_chunks(path, unit, size, overlap))
+    if not chunks:
+        raise empty_corpus(shown)
+    return chunks
+
+
+def empty_corpus(shown: str) -> ConfigError:
+    return ConfigError(
+        f"corpus file {shown!r} is empty, so there is nothing to cut into chunks; pass a "
+        f"file that holds text."
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
+from ..corpus._store import StoredChunks
 
 __all__ = ["check_data", "check_goal", "check_observers", "check_schema", "check_transcript_dir"]
 
@@ -111,6 +112,10 @@ def _check_chunks(what: str, chunks: object) -> int:
             f"{what} is a {kind}, not a list: a run counts, indexes and slices its chunks, "
             f"which a {kind} cannot do. Pass list(...) of it."
         )
+    if isinstance(chunks, StoredChunks):
+        # Checked as it was written (str, UTF-8, no lone surrogate); reading it all again here
+        # would cost a pass over a corpus that may be larger than memory.
+        return int(chunks.chars > 0)
     texts = 0
     for index, chunk in enumerate(chunks):
         if not isinstance(chunk, str):

@@ -19,8 +19,8 @@ planner takes part of its slice before its program can spend any (``sub_run_plan
 from __future__ import annotations
 
 import math
-import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -191,10 +191,13 @@ def make_estimator(limits: Limits) -> Callable[[list[str], str, Any, int | None]
     return estimate_calls
 
 
-def _all_chunks(data: Sequence[str] | Mapping[str, Sequence[str]]) -> list[str]:
+def _all_chunks(data: Sequence[str] | Mapping[str, Sequence[str]]) -> Iterator[str]:
+    """Every chunk of every dataset, one at a time: a store is read, never held."""
     if isinstance(data, Mapping):
-        return [chunk for chunks in data.values() for chunk in chunks]
-    return list(data)
+        for chunks in data.values():
+            yield from chunks
+    else:
+        yield from data
 
 
 def pass_tokens_about(
@@ -202,14 +205,18 @@ def pass_tokens_about(
 ) -> tuple[int, int]:
     """The corpus's tokens, and about what a full worker pass reserves, cheaply.
 
-    The planner's first message states these. Chunks from ``chunk_by_tokens`` carry their count,
-    so this counts only the request around one empty chunk and adds each chunk's count to it:
-    within a few tokens of :func:`worker_reservations`, without reading the corpus (a large
-    corpus without counts is sampled, as its inventory is).
+    The planner's first message states these. Chunks from ``chunk_by_tokens`` and stores carry
+    their counts, so this counts only the request around one empty chunk and adds each chunk's
+    count to it: within a few tokens of :func:`worker_reservations`, without reading the corpus
+    (a large corpus without counts is sampled, as its inventory is).
     """
-    sizes, _ = _sizes(_all_chunks(data))
+    parts = list(data.values()) if isinstance(data, Mapping) else [data]
+    sizes: Counter[int] = Counter()
+    for chunks in parts:
+        sizes.update(_sizes(chunks)[0])
     _, around = worker_reservations([""], instruction, None, max_tokens)
-    return sum(sizes), sum(worst_case_tokens(around + size, max_tokens) for size in sizes)
+    corpus = sum(size * count for size, count in sizes.items())
+    return corpus, sum(worst_case_tokens(around + size, max_tokens) * count for size, count in sizes.items())
 
 
 def _price(provider: Provider, input_tokens: int, output_tokens: int) -> float | None:
@@ -272,9 +279,18 @@ def estimate(
             ``limits.worker_max_tokens``, what ``tool.worker`` allows when not told.
     """
     allowance = limits.worker_max_tokens if output_tokens is None else output_tokens
-    chunks = _all_chunks(data)
-    sizes = [count_tokens(chunk) for chunk in chunks]
-    pass_tokens, pass_input = worker_reservations(chunks, goal, None, allowance)
+    # One pass, one chunk at a time: a corpus in a store is read once and never held.
+    chunks = corpus_tokens = largest = pass_tokens = pass_input = 0
+    largest_chunk = ""
+    for chunk in _all_chunks(data):
+        size = count_tokens(chunk)
+        reserved, counted = worker_reservations([chunk], goal, None, allowance)
+        chunks += 1
+        corpus_tokens += size
+        if size > largest or not largest_chunk:
+            largest, largest_chunk = size, chunk
+        pass_tokens += reserved
+        pass_input += counted
     worker_tool = make_worker_tool(
         provider=worker,
         ledger=Ledger(limits.max_tokens),
@@ -299,21 +315,20 @@ def estimate(
     second_input = planner_input + reply + limits.feedback_reserve_tokens
     planner_second = worst_case_tokens(second_input, reply)
     needed = pass_tokens + planner_first + planner_second
-    worker_cost = _price(worker, pass_input, allowance * len(chunks))
+    worker_cost = _price(worker, pass_input, allowance * chunks)
     planner_cost = _price(planner, planner_input + second_input, 2 * reply)
     sub_run_tokens: int | None = None
     used = [planner, worker]
     if limits.max_depth and chunks:
         # A sub-run's goal is the program's to write: the run's goal stands in for it.
-        largest = max(chunks, key=count_tokens)
         offered_below = {**offered, **tools}
-        sub_run_tokens = _two_turns(goal, [largest], offered_below, limits, agent=limits.max_depth > 1)
+        sub_run_tokens = _two_turns(goal, [largest_chunk], offered_below, limits, agent=limits.max_depth > 1)
         used.append(sub_planner if sub_planner is not None else planner)
     return Estimate(
-        chunks=len(chunks),
-        corpus_tokens=sum(sizes),
-        largest_chunk_tokens=max(sizes, default=0),
-        mean_chunk_tokens=statistics.fmean(sizes) if sizes else 0.0,
+        chunks=chunks,
+        corpus_tokens=corpus_tokens,
+        largest_chunk_tokens=largest,
+        mean_chunk_tokens=corpus_tokens / chunks if chunks else 0.0,
         worker_output_tokens=allowance,
         pass_input_tokens=pass_input,
         pass_tokens=pass_tokens,

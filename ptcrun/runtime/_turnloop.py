@@ -24,6 +24,7 @@ from .._limits import Limits
 from .._result import Result, Turn
 from .._tools import Tool
 from ..corpus._chunking import corpus_digest
+from ..corpus._store import StoredChunks
 from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
 from ..telemetry._live import open_tracing
@@ -456,6 +457,8 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
 
 def data_summary(data: Data) -> dict[str, Any]:
     def one(chunks: Sequence[str]) -> dict[str, Any]:
+        if isinstance(chunks, StoredChunks):  # measured when written: no pass over the corpus
+            return {"chunks": len(chunks), "chars": chunks.chars, "sha256": chunks.sha256}
         return {"chunks": len(chunks), "chars": sum(len(c) for c in chunks), "sha256": corpus_digest(chunks)}
 
     if isinstance(data, Mapping):

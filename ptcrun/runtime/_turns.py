@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .._limits import Limits
 from .._tools import Tool
+from ..corpus._store import StoredChunks
 from ..corpus._tokens import count_tokens
 from ..prompts._render import error_hint, render, render_inline
 from ..sandbox._language import ALLOWED_MODULES
@@ -84,39 +85,66 @@ def cut_middle(text: str, max_chars: int) -> str:
     return f"{text[:head]}\n{note}{text[len(text) - tail:]}"
 
 
-def _sizes(chunks: Sequence[str]) -> tuple[list[int], bool]:
-    """Token count per chunk, and whether the counts are exact.
+def _sizes(chunks: Sequence[str]) -> tuple[Counter[int], bool]:
+    """How many chunks hold each token count, and whether the counts are exact.
 
-    Chunks from ``chunk_by_tokens`` carry their count. Others are counted, unless the corpus is
-    large: then a sample of chunks is counted and the rest estimated at the sample's ratio of
-    tokens to characters, so building the prompt stays cheap however big the corpus is.
+    Chunks from ``chunk_by_tokens`` carry their count, and a store keeps the counts of its chunks
+    in its footer. Others are counted, unless the corpus is large: then a sample of chunks is
+    counted and the rest estimated at the sample's ratio of tokens to characters, so building
+    the prompt stays cheap however big the corpus is.
     """
-    known = [getattr(chunk, "tokens", None) for chunk in chunks]
-    if all(isinstance(k, int) for k in known):
-        return [int(k) for k in known], True  # type: ignore[arg-type]
-    if sum(len(c) for c in chunks) <= _EXACT_COUNT_CHARS:
-        return [count_tokens(c) for c in chunks], True
+    if isinstance(chunks, StoredChunks):
+        histogram = chunks.token_histogram()
+        if histogram is not None:
+            return Counter(histogram), True
+        lengths: Iterable[int] = chunks.char_sizes()
+        total_chars = chunks.chars
+    else:
+        known = [getattr(chunk, "tokens", None) for chunk in chunks]
+        if all(isinstance(k, int) for k in known):
+            return Counter(int(k) for k in known), True  # type: ignore[arg-type]
+        lengths = [len(c) for c in chunks]
+        total_chars = sum(lengths)
+    if total_chars <= _EXACT_COUNT_CHARS:
+        return Counter(count_tokens(c) for c in chunks), True
     step = max(1, len(chunks) // _SAMPLE_COUNT)
-    sample = chunks[::step][:_SAMPLE_COUNT]
+    sample = [chunks[i] for i in range(0, len(chunks), step)][:_SAMPLE_COUNT]
     ratio = sum(count_tokens(c) for c in sample) / max(1, sum(len(c) for c in sample))
-    return [max(1, round(len(c) * ratio)) for c in chunks], False
+    return Counter(max(1, round(length * ratio)) for length in lengths), False
+
+
+def _median(histogram: Mapping[int, int]) -> float:
+    """statistics.median of the multiset a histogram describes, without listing it."""
+    total = sum(histogram.values())
+    middle = sorted(histogram.items())
+    wanted = [(total - 1) // 2, total // 2]  # the one or two middle positions
+    found: list[int] = []
+    seen = 0
+    for size, count in middle:
+        while wanted and wanted[0] < seen + count:
+            found.append(size)
+            wanted.pop(0)
+        seen += count
+    return sum(found) / len(found)
 
 
 def _describe_chunks(name: str, chunks: Sequence[str]) -> str:
     if not chunks:
         return render_inline("inventory_empty", label=name)
     sizes, exact = _sizes(chunks)
+    total = sum(size * count for size, count in sizes.items())
     summary = render(
         "inventory_chunks",
         label=name,
         chunks=f"{len(chunks):,}",
-        tokens=f"{sum(sizes):,}" if exact else f"about {sum(sizes):,}",
+        tokens=f"{total:,}" if exact else f"about {total:,}",
         smallest=f"{min(sizes):,}",
-        median=f"{int(statistics.median(sizes)):,}",
+        median=f"{int(_median(sizes)):,}",
         largest=f"{max(sizes):,}",
     )
     samples = []
-    for index, chunk in enumerate(chunks[:3]):
+    for index in range(min(3, len(chunks))):
+        chunk = chunks[index]
         # JSON string escapes make line breaks and quotes visible on one line.
         snippet = json.dumps(chunk[:_SAMPLE_CHARS], ensure_ascii=False)[1:-1]
         more = "..." if len(chunk) > _SAMPLE_CHARS else ""

@@ -5,10 +5,17 @@ JSON: one object whose ``op`` names the frame's class and whose other keys are e
 class's fields. Only JSON crosses (never pickle: unpickling what an untrusted process sends is
 code execution).
 
-Host → child: :class:`Init`, :class:`Data`, :class:`Exec`, :class:`Reply`, :class:`Shutdown`.
+Host → child: :class:`Init`, :class:`Data`, :class:`Exec`, :class:`Reply`, :class:`Chunks`,
+:class:`Shutdown`.
 Child → host: :class:`Ready`, :class:`Call`, :class:`Cancel`, :class:`BudgetQuery`,
-:class:`EstimateQuery`, :class:`Output`, :class:`PmapStart`, :class:`PmapEnd`,
-:class:`ItemStart`, :class:`ItemEnd`, :class:`Result`.
+:class:`EstimateQuery`, :class:`ChunksQuery`, :class:`Output`, :class:`PmapStart`,
+:class:`PmapEnd`, :class:`ItemStart`, :class:`ItemEnd`, :class:`Result`.
+
+One frame carries bytes besides its JSON: :class:`Chunks`, the corpus text the child asked for,
+as UTF-8 back to back (JSON would cost the host an encode and the child a decode of every
+character, the most of reading a corpus). Its header has the top bit set, and its body is a
+4-byte JSON length, the JSON, then the bytes. Bytes are data, never code: the child splits
+them by the sizes the JSON gives and decodes them as UTF-8.
 
 Everything the child sends is hostile until checked, so decoding checks every field once,
 against the type its class declares: a frame that is not JSON, holds NaN or an infinity, nests
@@ -41,6 +48,8 @@ __all__ = [
     "BudgetQuery",
     "Call",
     "Cancel",
+    "Chunks",
+    "ChunksQuery",
     "Data",
     "EstimateQuery",
     "Exec",
@@ -59,16 +68,21 @@ __all__ = [
     "Shutdown",
     "decode",
     "encode",
+    "encode_parts",
     "fields_of",
     "read_frame",
 ]
 
 MAX_CHILD_FRAME_BYTES = 8 << 20
 MAX_HOST_FRAME_BYTES = 256 << 20
+#: Bytes of corpus text in one :class:`Chunks` frame, unless its first chunk alone is larger.
+CHUNKS_FRAME_BYTES = 4 << 20
 #: The most texts one ``budget.estimate`` may ask about, as many as a pmap may take by default.
 MAX_ESTIMATE_TEXTS = 100_000
 
 _HEADER = struct.Struct(">I")
+# Set in the header of a frame that carries bytes after its JSON; frame sizes stay far below it.
+_BYTES_FLAG = 1 << 31
 
 Status = Literal["ok", "done", "failed", "error"]
 DataKind = Literal["sequence", "mapping"]
@@ -83,6 +97,8 @@ class Frame:
 
     __slots__ = ()
     OP: ClassVar[str]
+    #: Whether the frame carries bytes after its JSON, in its ``payload`` field.
+    CARRIES_BYTES: ClassVar[bool] = False
     #: Each field's name and the check its decoded value must pass, in wire order.
     FIELDS: ClassVar[tuple[tuple[str, Callable[[Any], bool]], ...]]
     _NAMES: ClassVar[frozenset[str]]
@@ -120,7 +136,12 @@ def _frame(cls: type[F]) -> type[F]:
     """Make ``cls`` a frozen dataclass with slots; derive its checks from its annotations."""
     cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
     # An annotation without a check is a typo in this module: it fails at import.
-    cls.FIELDS = tuple((f.name, _CHECKS[str(f.type)]) for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    # The bytes of a frame that carries some travel after its JSON, not in it.
+    cls.FIELDS = tuple(
+        (f.name, _CHECKS[str(f.type)])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if not (cls.CARRIES_BYTES and f.name == "payload")
+    )
     cls._NAMES = frozenset(name for name, _ in cls.FIELDS)
     return cls
 
@@ -138,16 +159,41 @@ class Init(Frame):
     strict: bool
     #: The seed of the programs' ``random`` generator, chosen by the host for the session.
     seed: int = 0
+    #: The child's read-only descriptor of the memory the host writes corpus text into (see
+    #: :class:`Chunks`), cut into ``shared_slots`` slots of ``shared_slot_bytes``; ``None``: none.
+    shared_fd: int | None = None
+    shared_slots: int = 0
+    shared_slot_bytes: int = 0
 
 
 @_frame
 class Data(Frame):
-    """Chunks of the corpus (of the dataset ``name``, or the one sequence when ``None``)."""
+    """A dataset of the corpus: ``count`` chunks, named ``name`` (``None``: the one sequence).
+
+    Only the count crosses at the start: the child asks for the text with :class:`ChunksQuery`.
+    """
 
     OP = "data"
     name: str | None
-    chunks: list[str]
+    count: int
     last: bool
+
+
+@_frame
+class Chunks(Frame):
+    """The answer to :class:`ChunksQuery` ``id``: chunks ``start``, ``start+1``... of the dataset,
+    as UTF-8, each ``sizes[i]`` bytes long; as many as fit in :data:`CHUNKS_FRAME_BYTES` (at
+    least one). The bytes are in ``payload``, or, when ``slot`` is set, at the start of that
+    slot of the shared memory (``payload`` then empty), until the child releases the slot."""
+
+    OP = "chunks"
+    CARRIES_BYTES = True
+    id: int
+    start: int
+    sizes: list[int]
+    slot: int | None = None
+    #: Read-only; a view into the frame as it arrived, to spare a copy of megabytes of text.
+    payload: bytes | memoryview = b""
 
 
 @_frame
@@ -232,6 +278,21 @@ class EstimateQuery(Frame):
 
 
 @_frame
+class ChunksQuery(Frame):
+    """Read chunks ``start`` to ``stop - 1`` of dataset ``name`` (``None``: the one sequence);
+    answered by :class:`Chunks`, which may hold fewer. The range must lie in the dataset: the
+    host refuses anything else as a broken protocol."""
+
+    OP = "chunks.query"
+    id: int
+    name: str | None
+    start: int
+    stop: int
+    #: Slots of shared memory whose chunks the child has read: the host may write them again.
+    release: list[int] = dataclasses.field(default_factory=list)
+
+
+@_frame
 class Output(Frame):
     """Text the program printed, from item ``item`` of pmap ``pmap`` (or the program)."""
 
@@ -309,19 +370,31 @@ class Result(Frame):
 
 
 #: The frames each side may send, by op: the host reads ``CHILD_FRAMES``, the child ``HOST_FRAMES``.
-HOST_FRAMES: Mapping[str, type[Frame]] = {cls.OP: cls for cls in (Init, Data, Exec, Reply, Shutdown)}
+HOST_FRAMES: Mapping[str, type[Frame]] = {cls.OP: cls for cls in (Init, Data, Exec, Reply, Chunks, Shutdown)}
 CHILD_FRAMES: Mapping[str, type[Frame]] = {
     cls.OP: cls
     for cls in (
-        Ready, Call, Cancel, BudgetQuery, EstimateQuery, Output,
+        Ready, Call, Cancel, BudgetQuery, EstimateQuery, ChunksQuery, Output,
         PmapStart, PmapEnd, ItemStart, ItemEnd, Result,
     )
 }
 
 
 def fields_of(frame: Frame) -> dict[str, Any]:
-    """Return the frame's fields as a dict, in wire order (shallow: values are shared)."""
+    """Return the frame's fields as a dict, in wire order (shallow: values are shared); the bytes
+    of a frame that carries some are not among them."""
     return {name: getattr(frame, name) for name, _ in frame.FIELDS}
+
+
+def encode_parts(frame: Frame) -> tuple[bytes, bytes | memoryview]:
+    """The bytes of one frame as (header and JSON, the bytes it carries), to write one after
+    the other without joining them: a frame of corpus text is megabytes."""
+    if not frame.CARRIES_BYTES:
+        return encode(frame), b""
+    body = _ENCODER.encode({"op": frame.OP, **fields_of(frame)}).encode()
+    payload: bytes | memoryview = frame.payload  # type: ignore[attr-defined]
+    size = _HEADER.size + len(body) + len(payload)
+    return _HEADER.pack(size | _BYTES_FLAG) + _HEADER.pack(len(body)) + body, payload
 
 
 def encode(frame: Frame) -> bytes:
@@ -331,7 +404,11 @@ def encode(frame: Frame) -> bytes:
         TypeError, ValueError: a field holds something JSON cannot carry (NaN, an object).
     """
     body = _ENCODER.encode({"op": frame.OP, **fields_of(frame)}).encode()
-    return _HEADER.pack(len(body)) + body
+    if not frame.CARRIES_BYTES:
+        return _HEADER.pack(len(body)) + body
+    payload: bytes | memoryview = frame.payload  # type: ignore[attr-defined]
+    size = _HEADER.size + len(body) + len(payload)
+    return b"".join((_HEADER.pack(size | _BYTES_FLAG), _HEADER.pack(len(body)), body, payload))
 
 
 def _refuse_constant(name: str) -> Any:
@@ -345,14 +422,28 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
-def decode(body: bytes, accept: Mapping[str, type[Frame]]) -> Frame:
+def decode(
+    body: bytes | memoryview, accept: Mapping[str, type[Frame]], *, carries_bytes: bool = False
+) -> Frame:
     """Return the frame in ``body`` (without its header) if it is one of ``accept``, checked.
+
+    ``carries_bytes``: the header's flag was set, so the body is a JSON length, the JSON and
+    bytes, and the frame must be of a class that carries bytes (and the other way round).
 
     Raises:
         ProtocolError: anything else.
     """
+    payload: bytes | memoryview | None = None
+    if carries_bytes:
+        if len(body) < _HEADER.size:
+            raise ProtocolError("frame with bytes is shorter than its own header")
+        (length,) = _HEADER.unpack_from(body)
+        if length > len(body) - _HEADER.size:
+            raise ProtocolError("frame with bytes claims more JSON than it holds")
+        view = memoryview(body)
+        body, payload = view[_HEADER.size : _HEADER.size + length], view[_HEADER.size + length :]
     try:
-        message = _DECODER.decode(body.decode())
+        message = _DECODER.decode(str(body, "utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"frame is not valid JSON: {exc}") from None
     if type(message) is not dict:
@@ -369,32 +460,97 @@ def decode(body: bytes, accept: Mapping[str, type[Frame]]) -> Frame:
         value = message[name]
         if not check(value):
             raise ProtocolError(f"{op!r} frame has a bad {name!r}: {type(value).__name__}")
+    if (payload is not None) != cls.CARRIES_BYTES:
+        raise ProtocolError(f"{op!r} frame {'lacks' if cls.CARRIES_BYTES else 'has'} bytes after its JSON")
+    if payload is not None:
+        message["payload"] = payload
     return cls(**message)
 
 
-class FrameBuffer:
-    """Accumulate bytes as they arrive and return the complete frames, decoded and checked."""
+# A frame larger than this that has not fully arrived is gathered in a buffer of its own.
+_GATHER_BYTES = 1 << 20
 
-    def __init__(self, max_frame_bytes: int, accept: Mapping[str, type[Frame]]) -> None:
+
+class FrameBuffer:
+    """Accumulate bytes as they arrive and return the complete frames, decoded and checked.
+
+    A large frame (corpus text comes megabytes a frame) is gathered in a buffer of its size,
+    made when its header arrives: :meth:`feed` copies into it, and a reader may fill it directly
+    (:meth:`into`, then :meth:`filled`), sparing the copies of appending and cutting out.
+
+    With ``reuse``, that buffer is kept for the next large frame, sparing its allocation (fresh
+    pages cost a fault each); the bytes a frame carries are then a view into it, valid only
+    until the next call, so the caller must have read them by then.
+    """
+
+    def __init__(
+        self, max_frame_bytes: int, accept: Mapping[str, type[Frame]], *, reuse: bool = False
+    ) -> None:
         self._buffer = bytearray()
         self._max = max_frame_bytes
         self._accept = accept
+        self._reuse = reuse
+        self._spare = bytearray()
+        self._large: memoryview | None = None  # the large frame being gathered, header included
+        self._large_filled = 0
+
+    def into(self) -> memoryview | None:
+        """Where the next bytes of a large frame go, when one is being gathered: read into it,
+        then call :meth:`filled` with the count; ``None`` otherwise (call :meth:`feed`)."""
+        if self._large is None:
+            return None
+        return self._large[self._large_filled :]
+
+    def filled(self, count: int) -> list[Frame]:
+        """count bytes were read into :meth:`into`; return the frame they complete, if any."""
+        assert self._large is not None
+        self._large_filled += count
+        return self._finish_large()
 
     def feed(self, chunk: bytes) -> list[Frame]:
         """Add ``chunk``; return the frames it completes, in order (raises ProtocolError)."""
+        frames: list[Frame] = []
+        spare_taken = False  # a frame returned by this call is a view into the spare buffer
+        if self._large is not None:
+            spare_taken = self._reuse
+            take = min(len(chunk), len(self._large) - self._large_filled)
+            self._large[self._large_filled : self._large_filled + take] = chunk[:take]
+            self._large_filled += take
+            frames += self._finish_large()
+            if take == len(chunk):
+                return frames
+            chunk = chunk[take:]
         self._buffer += chunk
-        frames = []
         while len(self._buffer) >= _HEADER.size:
             (length,) = _HEADER.unpack_from(self._buffer)
+            carries_bytes = bool(length & _BYTES_FLAG)
+            length &= ~_BYTES_FLAG
             if length > self._max:
                 raise ProtocolError(f"frame of {length:,} bytes exceeds the {self._max:,}-byte cap")
             end = _HEADER.size + length
             if len(self._buffer) < end:
+                if end > _GATHER_BYTES:
+                    if not self._reuse or spare_taken or len(self._spare) < end:
+                        self._spare = bytearray(end)
+                    self._large = memoryview(self._spare)[:end]
+                    self._large[: len(self._buffer)] = self._buffer
+                    self._large_filled = len(self._buffer)
+                    self._buffer = bytearray()
                 break
             body = bytes(self._buffer[_HEADER.size : end])
             del self._buffer[:end]
-            frames.append(decode(body, self._accept))
+            frames.append(decode(body, self._accept, carries_bytes=carries_bytes))
         return frames
+
+    def _finish_large(self) -> list[Frame]:
+        large = self._large
+        assert large is not None
+        if self._large_filled < len(large):
+            return []
+        self._large = None
+        (length,) = _HEADER.unpack_from(large)
+        body = large[_HEADER.size :]
+        return [decode(body, self._accept, carries_bytes=bool(length & _BYTES_FLAG))]
 
 
 def _read_exact(fd: int, n: int) -> bytes:
@@ -411,7 +567,9 @@ def _read_exact(fd: int, n: int) -> bytes:
 def read_frame(fd: int, accept: Mapping[str, type[Frame]], max_bytes: int = MAX_HOST_FRAME_BYTES) -> Frame:
     """Read one frame from a blocking descriptor (the child, before its reader thread starts)."""
     (length,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
+    carries_bytes = bool(length & _BYTES_FLAG)
+    length &= ~_BYTES_FLAG
     if length > max_bytes:
         raise ProtocolError(f"frame of {length:,} bytes exceeds the {max_bytes:,}-byte cap")
-    return decode(_read_exact(fd, length), accept)
+    return decode(_read_exact(fd, length), accept, carries_bytes=carries_bytes)
 

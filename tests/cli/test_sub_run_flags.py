@@ -112,7 +112,7 @@ done([a, b])
 ```"""
 SHOUT_1 = "```python\nx = tool.worker(data[0], 'Upper case.')\nprint(x)\n```"
 SHOUT_2 = "```python\ndone(x + '!')\n```"
-COUNT = "```python\nprint(len(data), data)\ndone(len(data))\n```"
+COUNT = "```python\nprint(len(data), data[:])\ndone(len(data))\n```"
 
 
 @pytest.fixture

@@ -22,8 +22,10 @@ SAMPLES: list[_protocol.Frame] = [
         os_layers=False,
         strict=False,
     ),
-    _protocol.Data("logs", ["a", "ü"], last=False),
-    _protocol.Data(None, [], last=True),
+    _protocol.Data("logs", 2, last=False),
+    _protocol.Data(None, 0, last=True),
+    _protocol.ChunksQuery(11, "logs", 0, 2),
+    _protocol.ChunksQuery(12, None, 5, 6, release=[0, 3]),
     _protocol.Exec(3, "print(1)"),
     _protocol.Reply(7, True, {"rows": [1, 2.5, None, "x"]}),
     _protocol.Reply(8, False, None, {"type": "ToolError", "message": "boom", "fields": {"tool": "t"}}),
@@ -47,6 +49,35 @@ SAMPLES: list[_protocol.Frame] = [
 ]
 
 
+# Frames that carry bytes after their JSON (the corpus text the child asked for).
+BYTE_SAMPLES: list[_protocol.Frame] = [
+    _protocol.Chunks(11, 0, [1, 2], payload="aü".encode()),
+    _protocol.Chunks(12, 5, [0], slot=3),
+]
+
+
+@pytest.mark.parametrize("frame", BYTE_SAMPLES, ids=lambda frame: f"{frame.OP}-{len(frame.payload)}")
+def test_frames_with_bytes_cross_unchanged(frame):
+    data = _protocol.encode(frame)
+    (length,) = struct.unpack(">I", data[:4])
+    assert length & 0x8000_0000 and length & 0x7FFF_FFFF == len(data) - 4
+    assert _protocol.decode(data[4:], HOST_FRAMES, carries_bytes=True) == frame
+    assert _protocol.FrameBuffer(1 << 20, HOST_FRAMES).feed(data) == [frame]
+
+
+def test_bytes_are_refused_where_a_frame_carries_none_and_wanted_where_it_does():
+    query = _protocol.encode(_protocol.ChunksQuery(1, None, 0, 1))
+    flagged = struct.pack(">I", (len(query) - 4 + 4) | 0x8000_0000) + struct.pack(">I", len(query) - 4) + query[4:]
+    with pytest.raises(ProtocolError, match="has bytes after its JSON"):
+        _protocol.FrameBuffer(1 << 20, CHILD_FRAMES).feed(flagged)
+    chunks = _protocol.encode(_protocol.Chunks(1, 0, [1], payload=b"a"))
+    body = chunks[8:].split(b"}", 1)[0] + b"}"
+    with pytest.raises(ProtocolError, match="lacks bytes after its JSON"):
+        _protocol.decode(body, HOST_FRAMES)
+    with pytest.raises(ProtocolError, match="claims more JSON than it holds"):
+        _protocol.decode(struct.pack(">I", 999) + b"{}", HOST_FRAMES, carries_bytes=True)
+
+
 def body_of(message: object) -> bytes:
     return json.dumps(message).encode()
 
@@ -60,7 +91,8 @@ def child_frame(**fields: object) -> bytes:
 
 def test_every_op_has_one_class_and_one_direction():
     assert set(HOST_FRAMES).isdisjoint(CHILD_FRAMES)
-    assert {type(frame) for frame in SAMPLES} == set(HOST_FRAMES.values()) | set(CHILD_FRAMES.values())
+    every = {type(frame) for frame in [*SAMPLES, *BYTE_SAMPLES]}
+    assert every == set(HOST_FRAMES.values()) | set(CHILD_FRAMES.values())
 
 
 @pytest.mark.parametrize("frame", SAMPLES, ids=lambda frame: frame.OP)
@@ -160,3 +192,42 @@ def test_decoding_anything_gives_a_checked_frame_or_a_protocol_error(op, fields)
     except ProtocolError:
         return
     assert _protocol.decode(_protocol.encode(frame)[4:], CHILD_FRAMES) == frame
+
+
+def test_a_large_frame_arriving_in_pieces_is_gathered_whole_with_what_follows_it():
+    big = _protocol.Chunks(1, 0, [3 << 20, 2], payload=b"a" * (3 << 20) + "é".encode())
+    small = _protocol.Reply(2, True, "after")
+    stream = _protocol.encode(big) + _protocol.encode(small) + _protocol.encode(small)
+    for piece in (1, 4096, 1 << 20, 3_000_001):
+        buffer = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, HOST_FRAMES)
+        frames = []
+        for at in range(0, len(stream), piece):
+            frames += buffer.feed(stream[at : at + piece])
+        assert frames == [big, small, small], piece
+
+
+def test_a_reader_can_fill_a_large_frame_in_place():
+    big = _protocol.Chunks(1, 0, [2 << 20], payload=b"b" * (2 << 20))
+    data = _protocol.encode(big)
+    buffer = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, HOST_FRAMES)
+    assert buffer.into() is None
+    assert buffer.feed(data[:1000]) == []
+    frames = []
+    at = 1000
+    while (target := buffer.into()) is not None:
+        count = min(len(target), 300_000)
+        target[:count] = data[at : at + count]
+        at += count
+        frames += buffer.filled(count)
+    assert frames == [big] and at == len(data)
+
+
+def test_a_reused_buffer_gives_each_large_frame_whole_when_read_in_turn():
+    frames = [_protocol.Chunks(i, 0, [2 << 20], payload=bytes([65 + i]) * (2 << 20)) for i in range(3)]
+    stream = b"".join(_protocol.encode(f) for f in frames)
+    buffer = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, HOST_FRAMES, reuse=True)
+    seen = []
+    for at in range(0, len(stream), 700_000):
+        for frame in buffer.feed(stream[at : at + 700_000]):
+            seen.append((frame.id, bytes(frame.payload)))  # read before the next call, as required
+    assert seen == [(f.id, f.payload) for f in frames]

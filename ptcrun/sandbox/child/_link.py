@@ -7,6 +7,7 @@ thread waiting for it; writers share one lock so frames never interleave.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import queue
@@ -24,21 +25,52 @@ class FrameTooLarge(ValueError):
 class Pending:
     """One request sent to the host whose reply has not arrived yet."""
 
-    __slots__ = ("_event", "id", "reply")
+    __slots__ = ("_event", "id", "reply", "texts")
 
     def __init__(self, request_id: int) -> None:
         self.id = request_id
         self._event = threading.Event()
-        self.reply: _protocol.Reply | None = None
+        self.reply: _protocol.Reply | _protocol.Chunks | None = None
+        #: For a Chunks reply: its chunks decoded, or the index of the first that is not UTF-8.
+        self.texts: list[str] | int = []
 
-    def resolve(self, reply: _protocol.Reply) -> None:
+    def resolve(self, reply: _protocol.Reply | _protocol.Chunks, texts: list[str] | int = []) -> None:  # noqa: B006 - never changed
         self.reply = reply
+        self.texts = texts
         self._event.set()
 
     def wait(self) -> _protocol.Reply:
+        """The host's :class:`~.._protocol.Reply` (to a call, a budget or estimate query)."""
+        reply = self.wait_any()
+        if not isinstance(reply, _protocol.Reply):
+            raise _protocol.ProtocolError(f"{reply.OP!r} frame where a reply was expected")
+        return reply
+
+    def wait_any(self) -> _protocol.Reply | _protocol.Chunks:
+        """The host's answer, whichever frame it is (a read of chunks may get either)."""
         self._event.wait()
         assert self.reply is not None
         return self.reply
+
+
+def _decode_chunks(frame: _protocol.Chunks, payload: bytes | memoryview) -> list[str] | int:
+    """The chunks of a frame, as text; or the index in it of the first that is not UTF-8.
+
+    Raises:
+        ProtocolError: the sizes do not add up to the bytes.
+    """
+    if any(size < 0 for size in frame.sizes) or sum(frame.sizes) != len(payload):
+        raise _protocol.ProtocolError(f"chunks of {sum(frame.sizes):,} bytes came with {len(payload):,}")
+    texts = []
+    at = 0
+    try:
+        for size in frame.sizes:
+            # A lone surrogate crosses as the host's list held it (surrogatepass both ways).
+            texts.append(str(payload[at : at + size], "utf-8", "surrogatepass"))
+            at += size
+    except UnicodeDecodeError:
+        return len(texts)
+    return texts
 
 
 class Link:
@@ -53,8 +85,31 @@ class Link:
         self._pending: dict[int, Pending] = {}
         self._pending_lock = threading.Lock()
         self._ids = itertools.count(1)
+        # Reads of data count down from -1: call ids name the calls' spans in the transcript,
+        # which must not depend on how a program reads its data.
+        self._read_ids = itertools.count(-1, -1)
         #: Frames for the main thread (``Exec``, ``Shutdown``), in arrival order.
         self.commands: queue.Queue[_protocol.Frame] = queue.Queue()
+        # The memory the host writes corpus text into (see _protocol.Chunks), and the slots of
+        # it already read, to be released with the next query.
+        self._shared: memoryview | None = None
+        self._slot_bytes = 0
+        self._read_slots: list[int] = []
+
+    def map_shared(self, fd: int, slots: int, slot_bytes: int) -> None:
+        """Map the host's shared memory, read-only; call before the lockdown."""
+        import mmap
+
+        mapping = mmap.mmap(fd, slots * slot_bytes, prot=mmap.PROT_READ)
+        os.close(fd)
+        self._shared = memoryview(mapping)
+        self._slot_bytes = slot_bytes
+
+    def read_slots(self) -> list[int]:
+        """The slots of shared memory read since last asked, now to be released."""
+        with self._queue_lock:
+            slots, self._read_slots = self._read_slots, []
+        return slots
 
     def read(self) -> _protocol.Frame:
         """Read one frame directly (only before the reader thread starts)."""
@@ -87,9 +142,23 @@ class Link:
             while view:
                 view = view[os.write(self._fd_out, view) :]
 
-    def open_request(self) -> Pending:
-        """Reserve a request id; send a frame with ``pending.id``, then ``pending.wait()``."""
-        pending = Pending(next(self._ids))
+    def _chunk_bytes(self, frame: _protocol.Chunks) -> bytes | memoryview:
+        """Where a frame's text is: after its JSON, or in a slot of the shared memory."""
+        if frame.slot is None:
+            return frame.payload
+        shared = self._shared
+        if shared is None or frame.payload or not 0 <= frame.slot < len(shared) // max(self._slot_bytes, 1):
+            raise _protocol.ProtocolError(f"chunks in slot {frame.slot}, which is not one")
+        at = frame.slot * self._slot_bytes
+        return shared[at : at + min(sum(frame.sizes), self._slot_bytes)]
+
+    def open_request(self, *, read: bool = False) -> Pending:
+        """Reserve a request id; send a frame with ``pending.id``, then ``pending.wait()``.
+
+        ``read``: the request reads data (:class:`~.._protocol.ChunksQuery`), and takes an id of
+        its own kind.
+        """
+        pending = Pending(next(self._read_ids if read else self._ids))
         with self._pending_lock:
             self._pending[pending.id] = pending
         return pending
@@ -100,17 +169,35 @@ class Link:
     def _read_forever(self) -> None:
         # Read whatever has arrived, up to 1 MiB at a time: the host batches its frames, so one
         # read usually brings many replies.
-        frames = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, _protocol.HOST_FRAMES)
+        # The buffer of large frames is reused: each frame of text is decoded (below) before
+        # the next read, so no view into it outlives its frame.
+        frames = _protocol.FrameBuffer(_protocol.MAX_HOST_FRAME_BYTES, _protocol.HOST_FRAMES, reuse=True)
         try:
             while True:
-                chunk = os.read(self._fd_in, 1 << 20)
-                if not chunk:
-                    raise EOFError("the host closed the pipe")
-                for frame in frames.feed(chunk):
-                    if isinstance(frame, _protocol.Reply):
+                # A large frame (corpus text) is read straight into its own buffer.
+                target = frames.into()
+                if target is not None:
+                    count = os.readv(self._fd_in, [target])
+                    if not count:
+                        raise EOFError("the host closed the pipe")
+                    arrived = frames.filled(count)
+                else:
+                    chunk = os.read(self._fd_in, 1 << 20)
+                    if not chunk:
+                        raise EOFError("the host closed the pipe")
+                    arrived = frames.feed(chunk)
+                for frame in arrived:
+                    if isinstance(frame, (_protocol.Reply, _protocol.Chunks)):
                         with self._pending_lock:
                             pending = self._pending.pop(frame.id, None)
-                        if pending is not None:
+                        if isinstance(frame, _protocol.Chunks):
+                            texts = _decode_chunks(frame, self._chunk_bytes(frame))
+                            if frame.slot is not None:
+                                with self._queue_lock:
+                                    self._read_slots.append(frame.slot)
+                            if pending is not None:  # without the view into the reused buffer
+                                pending.resolve(dataclasses.replace(frame, payload=b""), texts)
+                        elif pending is not None:
                             pending.resolve(frame)
                     else:
                         self.commands.put(frame)

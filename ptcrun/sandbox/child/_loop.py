@@ -309,22 +309,28 @@ def _send_result(link: Link, frame: _protocol.Result) -> None:
 
 
 def _receive_data(link: Link, init: _protocol.Init) -> Any:
-    """Read the corpus frames that follow ``init``; return a tuple, or a read-only mapping."""
-    named: dict[str, list[str]] = {}
-    plain: list[str] = []
+    """Read the corpus frames that follow ``init``; return ``data``: a view read from the host,
+    or a read-only mapping of such views. Only the datasets' sizes cross here."""
+    from ._data import ChunkCache, Dataset, DataView
+
+    cache = ChunkCache()
+    named: dict[str, DataView] = {}
+    plain = DataView(Dataset(link, None, 0, cache), range(0))
     while True:
         frame = link.read()
         if not isinstance(frame, _protocol.Data):
             raise RuntimeError(f"expected a data frame, got {frame.OP!r}")
-        if frame.name is None:
-            plain.extend(frame.chunks)
-        else:
-            named.setdefault(frame.name, []).extend(frame.chunks)
+        if frame.count or not frame.last:
+            view = DataView(Dataset(link, frame.name, frame.count, cache), range(frame.count))
+            if frame.name is None:
+                plain = view
+            else:
+                named[frame.name] = view
         if frame.last:
             break
     if init.data_kind == "mapping":
-        return types.MappingProxyType({name: tuple(chunks) for name, chunks in named.items()})
-    return tuple(plain)
+        return types.MappingProxyType(named)
+    return plain
 
 
 def main(fd_in: int, fd_out: int) -> None:
@@ -334,6 +340,8 @@ def main(fd_in: int, fd_out: int) -> None:
         raise RuntimeError(f"expected an init frame, got {init.OP!r}")
     data = _receive_data(link, init)
     limits = init.limits
+    if init.shared_fd is not None:
+        link.map_shared(init.shared_fd, init.shared_slots, init.shared_slot_bytes)
 
     # Everything a program may touch must be imported before the lockdown closes the files.
     if init.language_layer:

@@ -21,6 +21,7 @@ from typing import Any
 from ... import errors
 from .. import _protocol
 from . import _exact, _scope
+from ._data import DataView
 from ._host_api import Cancelled, ProgramExit
 
 __all__ = ["Failure", "Fanout", "PmapError"]
@@ -227,7 +228,9 @@ class Fanout:
         """
         if not callable(fn):
             raise TypeError(f"pmap needs a function as its first argument; got {type(fn).__name__}")
-        items = list(itertools.islice(iter(items), self._max_items + 1))
+        if not isinstance(items, DataView):
+            items = list(itertools.islice(iter(items), self._max_items + 1))
+        # else: data, or a slice of it, is read item by item as the items start, never copied
         if len(items) > self._max_items:
             raise errors.SandboxLimitExceeded(
                 f"pmap got more than {self._max_items:,} items (Limits.max_pmap_items). "

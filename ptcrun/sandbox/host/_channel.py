@@ -53,10 +53,31 @@ class Channel:
         if self._send_lock.locked():
             return
         async with self._send_lock:
-            while self._outbox:
-                data = b"".join(self._outbox)
-                self._outbox.clear()
-                await self._to_child.send_all(data)
+            await self._write_outbox()
+
+    async def send_flushed(self, frame: _protocol.Frame) -> None:
+        """Send ``frame`` and return only once it and every frame queued before it are written.
+
+        For large answers served one after another: the caller reads the child's next request
+        only when this one has left, so the queue never holds more than one of them.
+        """
+        head, payload = _protocol.encode_parts(frame)
+        async with self._send_lock:
+            # The frames queued before it, then its head and its bytes, with nothing between:
+            # frames other tasks queue meanwhile wait for the end.
+            self._outbox.append(head)
+            data = b"".join(self._outbox)
+            self._outbox.clear()
+            await self._to_child.send_all(data)
+            if payload:  # written as it is: megabytes of text are not copied into one buffer
+                await self._to_child.send_all(payload)
+            await self._write_outbox()
+
+    async def _write_outbox(self) -> None:
+        while self._outbox:
+            data = b"".join(self._outbox)
+            self._outbox.clear()
+            await self._to_child.send_all(data)
 
     async def receive(self) -> _protocol.Frame:
         """Return the child's next frame.

@@ -21,6 +21,7 @@ from .. import _protocol
 from .._results import ExecResult, ProgramError
 from ._calls import CallServer, Event
 from ._channel import CHILD_GONE, Channel
+from ._corpus import CorpusServer
 from ._death import Death, classify
 
 __all__ = ["ProgramRun"]
@@ -35,10 +36,17 @@ class ProgramRun:
     """
 
     def __init__(
-        self, channel: Channel, server: CallServer, limits: Limits, on_event: Callable[[Event], None]
+        self,
+        channel: Channel,
+        server: CallServer,
+        limits: Limits,
+        on_event: Callable[[Event], None],
+        *,
+        corpus: CorpusServer | None = None,
     ) -> None:
         self._channel = channel
         self._server = server
+        self._corpus = corpus if corpus is not None else CorpusServer(())
         self._limits = limits
         self._on_event = on_event
         self._output: list[str] = []
@@ -68,8 +76,8 @@ class ProgramRun:
             try:
                 await self._channel.send(request)
                 result = await self._route(nursery)
-            except (*CHILD_GONE, _protocol.ProtocolError) as exc:
-                failure = exc
+            except (*CHILD_GONE, _protocol.ProtocolError, errors.SandboxError) as exc:
+                failure = exc  # a SandboxError: the corpus could not be read (see _corpus)
             nursery.cancel_scope.cancel()
         if failure is not None:
             raise failure
@@ -94,6 +102,10 @@ class ProgramRun:
                     self._server.cancel(frame.ids)
                 case _protocol.BudgetQuery():
                     await channel.send(self._server.answer_budget(frame))
+                case _protocol.ChunksQuery():
+                    # Answered in order, each written before the next frame is read: a flood
+                    # of reads waits on the pipe, never piles up in the host's memory.
+                    await channel.send_flushed(await self._corpus.answer(frame))
                 case _protocol.EstimateQuery():
                     nursery.start_soon(self._server.answer_estimate, frame, channel.send)
                 case _protocol.Result():

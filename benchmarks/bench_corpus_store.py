@@ -1,0 +1,374 @@
+"""Does a run's memory stay flat as its corpus grows, and how fast does a program read ``data``?
+
+For each corpus size (lines of the generated log of ``bench_chunking.py``, written on the fly to
+a temporary folder and deleted after), three fresh processes each report their peak resident
+memory (``VmHWM`` of ``/proc/PID/status``; Linux only):
+
+* *build*: ``build_store(corpus, store)``, the chunker streaming the file into a store;
+* *store*: a process that opens the store, renders the planner's first message (its size in
+  characters and tokens) and runs a program in the sandbox that reads every chunk
+  (``for chunk in data: n += chunk.count("ERROR")``); the host's peak and the child's;
+* *list*: the same with the corpus as an in-memory list (``load_corpus``), as a Python user who
+  passes ``chunk_by_tokens(text, ...)`` does. Its child runs the same program, then
+  ``copy = list(data)``: the copy of the whole corpus the child held before the store (it
+  received every chunk at start-up), so *child with a copy* is what the child took then.
+
+Then, in one sandbox child, the speed of sequential iteration: the same loop over ``data`` (read
+from the host) and over ``list(data)`` (in the child's memory), best of five each, for chunks of
+4,000 tokens and of one line, with a body that reads the chunk (``chunk.count("ERROR")``) and one
+that does not (``len(chunk)``). Each figure is a ratio measured in the same process.
+
+With ``--write`` the tables replace the "## Corpus store" section of docs/benchmarks.md.
+
+Run: python benchmarks/bench_corpus_store.py [--lines 100000 1000000] [--list-max 1000000] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # so it runs from a checkout without installing
+
+from _docs import write_section  # benchmarks/ is the script folder
+from bench_chunking import make_log
+
+SECTION = "## Corpus store"
+
+_RSS = '''
+import sys
+sys.path.insert(0, sys.argv[1] + "/benchmarks")
+from bench_chunking import make_log
+
+def log_chunks(lines, per_chunk):
+    """The generated log, per_chunk lines a chunk, made as they are needed."""
+    block = make_log(50_000).splitlines(keepends=True)
+    for first in range(0, lines, per_chunk):
+        yield "".join(block[i % len(block)] for i in range(first, min(first + per_chunk, lines)))
+
+def vm_hwm(pid="self"):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise SystemExit("no VmHWM in /proc/PID/status: this benchmark needs Linux")
+'''
+
+WRITE = _RSS + '''
+import json, time
+sys.path.insert(0, sys.argv[1])
+from ptcrun.corpus._writer import write_store
+began = time.perf_counter()
+store = write_store(sys.argv[2], log_chunks(int(sys.argv[3]), int(sys.argv[4])))
+print(json.dumps({"peak": vm_hwm(), "seconds": time.perf_counter() - began, "chunks": len(store)}))
+'''
+
+BUILD = _RSS + '''
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from ptcrun.corpus._writer import build_store
+began = time.perf_counter()
+store = build_store(sys.argv[2], sys.argv[3], chunk_tokens=int(sys.argv[4]))
+print(json.dumps({"peak": vm_hwm(), "seconds": time.perf_counter() - began, "chunks": len(store)}))
+'''
+
+RUN = _RSS + '''
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import trio
+from ptcrun._limits import Limits
+from ptcrun.corpus._store import open_store
+from ptcrun.corpus._tokens import count_tokens
+from ptcrun.runtime._estimate import first_snapshot, pass_tokens_about
+from ptcrun.runtime._turns import first_message
+from ptcrun.sandbox.host._driver import Sandbox
+
+mode, source, lines = sys.argv[2], sys.argv[3], int(sys.argv[4])
+PER_CHUNK = int(sys.argv[5])
+data = open_store(source) if mode == "store" else list(log_chunks(lines, PER_CHUNK))
+limits = Limits()
+goal = "Which errors recur, and how often?"
+corpus_tokens, pass_tokens = pass_tokens_about(data, goal, limits.worker_max_tokens)
+prompt = first_message(goal, data, {}, limits, first_snapshot(limits), None,
+                       corpus_tokens=corpus_tokens, pass_tokens=pass_tokens)
+READ = "n = 0\\nfor chunk in data:\\n    n += chunk.count('ERROR')\\nprint(n)"
+
+async def main():
+    async with Sandbox(data=data, limits=limits) as sandbox:
+        result = await sandbox.execute(READ)
+        assert result.status == "ok", result
+        child = vm_hwm(sandbox.pid)
+        copy = None
+        if mode == "list":
+            result = await sandbox.execute("copy = list(data)\\nprint(len(copy))")
+            assert result.status == "ok", result
+            copy = vm_hwm(sandbox.pid)
+        return child, copy
+
+child, copy = trio.run(main)
+print(json.dumps({"host": vm_hwm(), "child": child, "child_copy": copy, "chunks": len(data),
+                  "prompt_chars": len(prompt), "prompt_tokens": count_tokens(prompt)}))
+'''
+
+SPEED = '''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import trio
+from ptcrun._limits import Limits
+from ptcrun.corpus._store import open_store
+from ptcrun.sandbox.host._driver import Sandbox
+
+PROGRAM = """
+import datetime, json
+def now():
+    return datetime.datetime.now().timestamp()
+def best(items, body):
+    times = []
+    for _ in range(5):
+        began = now()
+        n = 0
+        if body == "count":
+            for chunk in items:
+                n += chunk.count("ERROR")
+        else:
+            for chunk in items:
+                n += len(chunk)
+        times.append(now() - began)
+    return min(times)
+copy = list(data)
+out = {}
+for body in ("count", "len"):
+    out[body] = {"store": best(data, body), "list": best(copy, body)}
+print(json.dumps(out))
+"""
+
+async def main():
+    async with Sandbox(data=open_store(sys.argv[2]), limits=Limits(sandbox_cpu_seconds=600)) as sandbox:
+        result = await sandbox.execute(PROGRAM, timeout=600)
+        assert result.status == "ok", result
+        return result.output
+
+print(trio.run(main))
+'''
+
+
+#: Lines of the generated log in a chunk of about 4,000 tokens (chunk_by_tokens(4000) makes
+#: 1,373 chunks of its first 100,000 lines).
+PER_CHUNK = 73
+
+
+def write_corpus(path: Path, lines: int) -> int:
+    """Write ``lines`` lines of the generated log to path, a block at a time; return bytes."""
+    block = make_log(50_000)
+    block_lines = block.count("\n")
+    with path.open("w", encoding="utf-8") as out:
+        left = lines
+        while left >= block_lines:
+            out.write(block)
+            left -= block_lines
+        if left:
+            out.write("".join(block.splitlines(keepends=True)[:left]))
+    return path.stat().st_size
+
+
+def python(script: str, *args: object) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT), *map(str, args)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def measure(sizes: list[int], list_max: int, folder: Path) -> list[dict[str, object]]:
+    """Write a store of each size, then run a program over it, and over a list of each size."""
+    rows: list[dict[str, object]] = []
+    for lines in sizes:
+        store = folder / "sweep.store"
+        written = python(WRITE, store, lines, PER_CHUNK)
+        print(f"{lines:,} lines: store written {written}", flush=True)
+        on_store = python(RUN, "store", store, lines, PER_CHUNK)
+        print(f"  store: {on_store}", flush=True)
+        in_list = python(RUN, "list", "-", lines, PER_CHUNK) if lines <= list_max else None
+        print(f"  list: {in_list}", flush=True)
+        rows.append({"lines": lines, "store_bytes": store.stat().st_size, "write": written,
+                     "store": on_store, "list": in_list})
+        store.unlink()
+    return rows
+
+
+def measure_build(sizes: list[int], folder: Path) -> list[dict[str, object]]:
+    """build_store from a corpus file: the token chunker streaming into a store."""
+    rows: list[dict[str, object]] = []
+    for lines in sizes:
+        corpus, store = folder / "corpus.log", folder / "corpus.store"
+        size = write_corpus(corpus, lines)
+        build = python(BUILD, corpus, store, 4000)
+        print(f"{lines:,} lines, {size / 1e6:,.0f} MB: built {build}", flush=True)
+        rows.append({"lines": lines, "bytes": size, "build": build})
+        corpus.unlink()
+        store.unlink()
+    return rows
+
+
+def measure_speed(lines: int, folder: Path) -> dict[str, dict[str, dict[str, float]]]:
+    out = {}
+    for label, per_chunk in ((f"{PER_CHUNK} lines (about 4,000 tokens)", PER_CHUNK), ("1 line", 1)):
+        store = folder / "speed.store"
+        python(WRITE, store, lines, per_chunk)
+        out[label] = python(SPEED, store)
+        print(f"  speed, chunks of {label}: {out[label]}", flush=True)
+        store.unlink()
+    return out
+
+
+def render(
+    rows: list[dict[str, object]],
+    builds: list[dict[str, object]],
+    speed: dict[str, dict[str, dict[str, float]]],
+    speed_lines: int,
+    list_max: int,
+) -> str:
+    mb = 1e6
+    out = [
+        SECTION,
+        "",
+        (
+            "Peak resident memory (`VmHWM`) against corpus size: the generated log of the chunker "
+            f"benchmark (about 130 bytes a line), {PER_CHUNK} lines (about 4,000 tokens) a chunk. "
+            "*store* is a process that opens a store, renders the planner's first message, and runs "
+            "a program that reads every chunk (`for chunk in data: n += chunk.count('ERROR')`) in "
+            "the sandbox: its peak (*host*) and its sandbox child's (*child*). *list* is the same "
+            "with the corpus as a Python list of strings in the host; *child with a copy* is its "
+            "child after `copy = list(data)`: the copy of the corpus every child held before the "
+            "store, when the whole corpus was sent to it at start-up. Every figure is a fresh "
+            f"process. Python {platform.python_version()}, {os.cpu_count()} CPUs. Reproduce with "
+            "`python benchmarks/bench_corpus_store.py --write`."
+        ),
+        "",
+        (
+            "| lines | store (MB) | chunks | write (s) | store: host (MB) | store: child (MB) "
+            "| list: host (MB) | list: child (MB) | child with a copy (MB) | first message (chars / tokens) |"
+        ),
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        written, store, listed = row["write"], row["store"], row["list"]
+        assert isinstance(written, dict) and isinstance(store, dict)
+        if isinstance(listed, dict):
+            list_cells = (
+                f"{listed['host'] / mb:,.0f} | {listed['child'] / mb:,.0f} | {listed['child_copy'] / mb:,.0f}"
+            )
+        else:
+            list_cells = "not run | not run | not run"
+        out.append(
+            f"| {row['lines']:,} | {int(str(row['store_bytes'])) / mb:,.0f} | {int(store['chunks']):,} | "
+            f"{written['seconds']:,.0f} | {store['host'] / mb:,.0f} | {store['child'] / mb:,.0f} | "
+            f"{list_cells} | {int(store['prompt_chars']):,} / {int(store['prompt_tokens']):,} |"
+        )
+    out += [
+        "",
+        (
+            f"The in-memory list was run up to {list_max:,} lines, to spare the shared machine; "
+            "its host grows with the corpus, as the rows show. The store's host and child stay "
+            "flat: the host holds the index entries and the chunks of one answer at a time, the "
+            "child a batch or two and a cache of at most 32 MiB. Sizes beyond the last row were not "
+            "measured, and nothing here is extrapolated. These stores were written from chunks "
+            "made by grouping lines (`write_store`), which takes seconds; cutting by tokens takes "
+            "far longer, as the next table shows."
+        ),
+        "",
+        (
+            "`build_store(corpus, store, chunk_tokens=4000)` from a corpus file of the same log: "
+            "the token chunker reading the file in windows of 8 M characters and writing each chunk "
+            "as it is cut. Its time is the chunker's (about two encodes of the text: see *Chunker*), "
+            "and sets how large a corpus could be measured here in a few minutes."
+        ),
+        "",
+        "| lines | corpus (MB) | chunks | peak (MB) | time (s) |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in builds:
+        build = row["build"]
+        assert isinstance(build, dict)
+        out.append(
+            f"| {row['lines']:,} | {int(str(row['bytes'])) / mb:,.0f} | {int(build['chunks']):,} | "
+            f"{build['peak'] / mb:,.0f} | {build['seconds']:,.0f} |"
+        )
+    out += [
+        "",
+        (
+            f"Sequential iteration in the sandbox child over a store of {speed_lines:,} lines: "
+            "`for chunk in data` (read from the host in requests of about 2 MiB, two in flight, "
+            "so the host reads and writes the next while the program works) against the same loop over "
+            "`list(data)` in the child's own memory, best of five each, in one child. The ratio is "
+            "the list's time over the store's: 1.0 is as fast as the list; the goal is at least 0.5."
+        ),
+        "",
+        "| chunks of | loop body | store (s) | list (s) | store speed / list speed |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for label, bodies in speed.items():
+        for body, times in bodies.items():
+            text = "`n += chunk.count('ERROR')`" if body == "count" else "`n += len(chunk)`"
+            out.append(
+                f"| {label} | {text} | {times['store']:.3f} | {times['list']:.3f} | "
+                f"{times['list'] / times['store']:.2f} |"
+            )
+    met = [
+        f"{label}, {'count' if body == 'count' else 'len'}"
+        for label, bodies in speed.items()
+        for body, times in bodies.items()
+        if times["list"] / times["store"] >= 0.5
+    ]
+    out += [
+        "",
+        f"The goal of 0.5 is met in {len(met)} of the {sum(len(b) for b in speed.values())} rows"
+        + (f" ({'; '.join(met)})." if met else "."),
+    ]
+    out += [
+        "",
+        (
+            "The text of each chunk is read from the file into memory the host shares with the "
+            "child, and decoded there by the child: a copy on each side, and no pipe. Where the "
+            "loop's body reads the text (`str.count`, about 1 GB/s) that overhead is of the same "
+            "order as the work, and the ratio says how much of it the pipeline hides; where the "
+            "body reads none of it (`len`), a list needs only its pointers and the store still has "
+            "every byte to bring, so that ratio is low whatever the transport. Before the shared "
+            "memory, the text came down the pipe, and the first row read 0.17 to 0.24 in three "
+            "runs. The figures vary by a factor of two from "
+            "run to run on this shared machine; each pair is measured in the same child, minutes "
+            "apart at most."
+        ),
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--list-max", type=int, default=1_000_000, help="largest corpus run as a list")
+    parser.add_argument("--build-lines", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--speed-lines", type=int, default=1_000_000)
+    parser.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("PTCRUN_BENCH_DIR")) as tmp:
+        rows = measure(args.lines, args.list_max, Path(tmp))
+        builds = measure_build(args.build_lines, Path(tmp))
+        speed = measure_speed(args.speed_lines, Path(tmp))
+    section = render(rows, builds, speed, args.speed_lines, args.list_max)
+    print(section)
+    if args.write:
+        write_section(SECTION, section, ROOT / "docs" / "benchmarks.md")
+
+
+if __name__ == "__main__":
+    main()
