@@ -179,6 +179,11 @@ class Result:
             an item). Empty when none failed.
         calls_made: what ``failed_calls`` is out of: every pmap item, every tool call outside
             pmap, and the failed calls caught inside items.
+        cached_calls: worker requests answered by the result cache at no cost: an identical
+            request earlier in the run, or the cache file (``Runtime(cache=...)``).
+        resumed_from: the transcript of the run this one resumed (``resume=``), or ``None``.
+        replayed: replies replayed from that run at no cost, by role
+            (``{"planner": 2, "worker": 40}``); empty when the run resumed none.
     """
 
     status: Status
@@ -193,6 +198,9 @@ class Result:
     warnings: tuple[str, ...] = ()
     failed_calls: Mapping[str, int] = attrs.field(factory=dict)
     calls_made: int = 0
+    cached_calls: int = 0
+    resumed_from: Path | None = None
+    replayed: Mapping[str, int] = attrs.field(factory=dict)
 
     @property
     def partial(self) -> bool:

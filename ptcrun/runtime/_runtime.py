@@ -9,6 +9,7 @@ only a bad argument raises, and only before anything runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,9 +27,11 @@ from ..sandbox.host._driver import Sandbox
 from ..transcript._events import EventStream, Observer, new_run_dir, os_error_reason
 from ._answers import AnswerCheck
 from ._arguments import check_data, check_goal, check_observers, check_schema, check_transcript_dir
+from ._cache import DiskCache
 from ._estimate import Estimate, estimate
+from ._resume import load_recorded
 from ._stops import go_until_signal, holds
-from ._turnloop import Data, Run
+from ._turnloop import Data, Run, data_summary
 from .providers._base import Provider
 
 __all__ = ["Runtime"]
@@ -55,6 +58,9 @@ class Runtime:
             transcript holds).
         strict_tools: refuse (``ConfigError``) a tool with no docstring or a missing type hint,
             instead of warning: the planner learns a tool only from its hints and docstring.
+        cache: a SQLite file that keeps worker replies across runs (created if missing): a
+            worker request answered by an earlier run is answered from it at no cost. ``None``
+            keeps none; identical worker requests within a run are answered once either way.
     """
 
     def __init__(
@@ -67,6 +73,7 @@ class Runtime:
         transcript_dir: str | os.PathLike[str] | None = "runs",
         observers: Sequence[Observer] = (),
         strict_tools: bool = False,
+        cache: str | os.PathLike[str] | None = None,
     ) -> None:
         if planner is None:
             raise errors.ConfigError(
@@ -89,8 +96,15 @@ class Runtime:
         self.limits = limits if limits is not None else Limits()
         self.transcript_dir = check_transcript_dir(transcript_dir)
         self.observers = check_observers(observers)
+        if cache is not None and not isinstance(cache, (str, os.PathLike)):
+            raise errors.ConfigError(
+                f"cache must be a file path (str or os.PathLike) or None; got {type(cache).__name__}."
+            )
+        self.cache = None if cache is None else Path(cache)
 
-    def run(self, goal: str, data: Data, *, schema: Any = None) -> Result:
+    def run(
+        self, goal: str, data: Data, *, schema: Any = None, resume: str | os.PathLike[str] | None = None
+    ) -> Result:
         """Run to the end and return the :class:`Result` (synchronous; starts its own trio loop).
 
         Args:
@@ -100,6 +114,10 @@ class Runtime:
             schema: the answer's shape: a JSON Schema dict, or a Python type such as
                 ``list[str]`` or ``dict[str, int]``. A ``done()`` answer that does not match is
                 fed back to the planner and costs a turn.
+            resume: the run folder (or transcript) of an earlier run of the same goal and
+                corpus, interrupted or not: its planner replies and worker replies are replayed
+                at no cost until this run diverges from it, and the rest is live.
+                ``Result.resumed_from`` and ``Result.replayed`` say what was replayed.
 
         Signals: a Ctrl-C (``KeyboardInterrupt``), and SIGTERM or SIGHUP (what ``timeout``,
         ``docker stop``, systemd and a closing terminal send) end the run with status
@@ -110,11 +128,12 @@ class Runtime:
         (Python delivers signals there), and puts their previous handlers back when it returns.
 
         Raises:
-            ConfigError: a bad argument, before anything runs.
+            ConfigError: a bad argument, before anything runs (a ``resume`` run of another goal
+                or corpus, a ``cache`` file that is not a ptcrun cache).
         """
         interrupted: list[Result] = []
         try:
-            return trio.run(self._arun, goal, data, schema, interrupted, True)
+            return trio.run(self._arun, goal, data, schema, resume, interrupted, True)
         except BaseException as exc:
             if interrupted and holds(exc, KeyboardInterrupt):
                 return interrupted[0]
@@ -162,7 +181,9 @@ class Runtime:
             output_tokens=worker_output_tokens,
         )
 
-    async def arun(self, goal: str, data: Data, schema: Any = None) -> Result:
+    async def arun(
+        self, goal: str, data: Data, schema: Any = None, *, resume: str | os.PathLike[str] | None = None
+    ) -> Result:
         """The async form of :meth:`run`, for use under trio.
 
         A ``KeyboardInterrupt`` (or a cancellation from outside) is not turned into a
@@ -171,10 +192,16 @@ class Runtime:
         owns the event loop, so it decides what SIGTERM means (``trio.open_signal_receiver``,
         then cancel the scope the run is in: the run then ends the same way).
         """
-        return await self._arun(goal, data, schema, [])
+        return await self._arun(goal, data, schema, resume, [])
 
     async def _arun(
-        self, goal: str, data: Data, schema: Any, interrupted: list[Result], watch_signals: bool = False
+        self,
+        goal: str,
+        data: Data,
+        schema: Any,
+        resume: str | os.PathLike[str] | None,
+        interrupted: list[Result],
+        watch_signals: bool = False,
     ) -> Result:
         # Every argument is checked before anything runs or is written: a bad one is a
         # ConfigError, never a half-started run.
@@ -182,8 +209,24 @@ class Runtime:
         checker = AnswerCheck.build(check_schema(schema))
         check_data(data)
         Sandbox(data=data, limits=self.limits)
-        events = self._open_events()
-        run = Run(self, goal, data, checker, events)
+        recorded = None
+        if resume is not None:
+            if not isinstance(resume, (str, os.PathLike)):
+                raise errors.ConfigError(
+                    f"resume must be a run folder or transcript path; got {type(resume).__name__}."
+                )
+            recorded = await trio.to_thread.run_sync(functools.partial(
+                load_recorded, resume, goal=goal, data_summary=data_summary(data),
+                planner=self.planner, worker=self.worker,
+            ))
+        disk = None if self.cache is None else await trio.to_thread.run_sync(DiskCache.open, self.cache)
+        try:
+            events = self._open_events()
+        except BaseException:
+            if disk is not None:
+                disk.close()
+            raise
+        run = Run(self, goal, data, checker, events, disk=disk, recorded=recorded)
         try:
             if watch_signals and threading.current_thread() is threading.main_thread():
                 result = await go_until_signal(run.go, run.stop)
@@ -191,6 +234,8 @@ class Runtime:
                 result = await run.go()
         finally:
             events.close()
+            if disk is not None:
+                disk.close()
             if run.interrupted is not None:
                 interrupted.append(_with_warnings(run.interrupted, events))
         return _with_warnings(result, events)

@@ -28,9 +28,11 @@ from ..transcript._events import EventStream
 from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
 from ._answers import AnswerCheck
 from ._budget import Ledger, input_room, worst_case_tokens
+from ._cache import DiskCache, ReplyCache
 from ._estimate import make_estimator, pass_tokens_about
 from ._failures import FailureTally
 from ._llm import budgeted_complete, request_tokens
+from ._resume import Recorded, planner_key
 from ._spans import SandboxSpans
 from ._stops import holds, stop_error, unexpected_error
 from ._turns import budget_line, calls_report, extract_code, feedback, first_message, system_prompt
@@ -40,7 +42,7 @@ from .providers._base import Message, Request
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-__all__ = ["Data", "Run"]
+__all__ = ["Data", "Run", "data_summary"]
 
 Data = Sequence[str] | Mapping[str, Sequence[str]]
 
@@ -68,7 +70,15 @@ class Run:
     """The state of one run while it goes."""
 
     def __init__(
-        self, runtime: Runtime, goal: str, data: Data, checker: AnswerCheck, events: EventStream
+        self,
+        runtime: Runtime,
+        goal: str,
+        data: Data,
+        checker: AnswerCheck,
+        events: EventStream,
+        *,
+        disk: DiskCache | None = None,
+        recorded: Recorded | None = None,
     ) -> None:
         self.rt = runtime
         self.limits = runtime.limits
@@ -94,12 +104,21 @@ class Run:
         # Counts the calls that fail, for the planner's feedback and the Result.
         self.failures = FailureTally()
         self.spans = SandboxSpans(self.failures.watch(events.emit))
+        # Identical worker requests are answered once; a resume replays what was recorded.
+        self.recorded = recorded
+        self.worker_cache = ReplyCache(
+            replayed=None if recorded is None else recorded.worker, disk=disk, warn=events.warnings.append
+        )
+        self.planner_cache = None if recorded is None else ReplyCache(
+            key=planner_key, replayed=recorded.planner, share=False
+        )
         worker = make_worker_tool(
             provider=runtime.worker,
             ledger=self.ledger,
             limits=self.limits,
             emit=events.emit,
             span_of_call=self.spans.call_span,
+            cache=self.worker_cache,
         )
         self.tools: dict[str, Tool] = {"worker": worker, **runtime.tools}
 
@@ -128,7 +147,8 @@ class Run:
             worker=self.rt.worker.name,
             tools=sorted(self.tools),
             limits=attrs.asdict(self.limits),
-            data=_data_summary(self.data),
+            data=data_summary(self.data),
+            resumed_from=None if self.recorded is None else str(self.recorded.transcript),
         ))
         result: Result | None = None
         try:
@@ -211,6 +231,7 @@ class Run:
                         emit=self.events.emit,
                         span=f"{turn_span}.planner",
                         parent=turn_span,
+                        cache=self.planner_cache,
                     )
             except errors.BudgetExceeded as exc:
                 self._turn_end(turn_span, "budget_exceeded")
@@ -346,6 +367,9 @@ class Run:
             signal=signal,
             failed_calls=self.failures.run_failures,
             calls_made=self.failures.calls,
+            cached_calls=self.worker_cache.hits["run"] + self.worker_cache.hits["disk"],
+            resumed_from=None if self.recorded is None else self.recorded.transcript,
+            replayed=self._replayed(),
         )
         self.events.emit(RunEnd(
             span="run",
@@ -360,8 +384,15 @@ class Run:
             failed_calls=result.failed_calls,
             calls_made=result.calls_made,
             partial=result.partial,
+            cached_calls=result.cached_calls,
+            replayed=result.replayed,
         ))
         return result
+
+    def _replayed(self) -> dict[str, int]:
+        if self.planner_cache is None:
+            return {}
+        return {"planner": self.planner_cache.hits["resume"], "worker": self.worker_cache.hits["resume"]}
 
 
 def _conversation_tokens(messages: Sequence[Message], system: str) -> int:
@@ -375,7 +406,9 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
     return out
 
 
-def _data_summary(data: Data) -> dict[str, Any]:
+def data_summary(data: Data) -> dict[str, Any]:
+    """The corpus as ``run.start`` records it: chunks, characters and SHA-256, per name."""
+
     def one(chunks: Sequence[str]) -> dict[str, Any]:
         return {"chunks": len(chunks), "chars": sum(len(c) for c in chunks), "sha256": corpus_digest(chunks)}
 

@@ -23,6 +23,7 @@ from .._tools import Tool
 from ..prompts._render import render
 from ..sandbox.host._calls import current_call
 from ._budget import Ledger
+from ._cache import ReplyCache
 from ._llm import Emit, budgeted_complete
 from .providers._base import Message, Provider, Request
 
@@ -144,8 +145,13 @@ def make_worker_tool(
     limits: Limits,
     emit: Emit,
     span_of_call: Callable[[dict[str, Any] | None], str],
+    cache: ReplyCache | None = None,
 ) -> Tool:
-    """Build the ``worker`` tool bound to one run's provider, ledger and transcript."""
+    """Build the ``worker`` tool bound to one run's provider, ledger, transcript and cache.
+
+    The cache keeps the model's replies, not the tool's answers: the schema check and the repair
+    request run again on a cached reply, so it means what a live one would.
+    """
 
     async def worker(
         text: str,
@@ -195,6 +201,7 @@ def make_worker_tool(
                 emit=emit,
                 span=f"{call_span}.llm{attempt}",
                 parent=call_span,
+                cache=cache,
             )
             if schema is None:
                 return reply.text

@@ -101,6 +101,8 @@ class RunStart(Event):
     #: Every ``Limits`` field; ``math.inf`` (no limit) is written as ``null``.
     limits: Mapping[str, JSON]
     data: Mapping[str, JSON]
+    #: The transcript of the run this one resumed (``Runtime.run(resume=...)``), or ``None``.
+    resumed_from: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -121,6 +123,11 @@ class RunEnd(Event):
     calls_made: int = 0
     #: The answer was built while calls were failing (``Result.partial``).
     partial: bool = False
+    #: Worker requests answered by the result cache (an identical request of this run, or the
+    #: cache file), at no cost.
+    cached_calls: int = 0
+    #: Replies replayed from the resumed run at no cost: ``{"planner": n, "worker": m}``.
+    replayed: Mapping[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -185,6 +192,10 @@ class LLMEnd(Event):
     model: str | None = None
     stop_reason: str | None = None
     error: Mapping[str, JSON] | None = None
+    #: Where a reply that cost nothing came from: ``"run"`` (an identical request earlier in
+    #: this run), ``"disk"`` (the cache file) or ``"resume"`` (the run resumed); ``None`` when
+    #: the provider answered.
+    cached: str | None = None
 
 
 @attrs.frozen(kw_only=True)

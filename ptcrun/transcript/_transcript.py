@@ -74,6 +74,9 @@ class Transcript:
         turns, calls, pmaps, llm_calls: every turn, tool call, pmap and LLM request.
         usage: tokens and cost; summed from the LLM requests when the run did not end.
         damaged_tail: the last line was cut mid-write and was dropped.
+        cached_calls: worker requests the result cache answered at no cost.
+        replayed: replies replayed from a resumed run, by role (``{"planner": 2, "worker": 40}``).
+        resumed_from: the transcript of the run this one resumed, or ``None``.
     """
 
     path: Path | None
@@ -93,6 +96,9 @@ class Transcript:
     failed_calls: Mapping[str, int] = attrs.field(factory=dict)
     calls_made: int = 0
     partial: bool = False
+    cached_calls: int = 0
+    replayed: Mapping[str, int] = attrs.field(factory=dict)
+    resumed_from: str | None = None
 
     # -- loading ---------------------------------------------------------------------------
 
