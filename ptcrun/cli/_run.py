@@ -154,10 +154,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         limits=_limits(args),
         transcript_dir=args.out,
         observers=_observers(args),
+        cache=args.cache,
     )
     if args.dry_run:
         return _dry_run(runtime.estimate(args.goal, chunks, schema=schema), as_json=args.json)
-    result = runtime.run(args.goal, chunks, schema=schema)
+    result = runtime.run(args.goal, chunks, schema=schema, resume=args.resume)
     code = status_exit_code(result.status, result.error, result.signal)
     if args.fail_on_partial and result.partial and code == EXIT_CODES["done"]:
         code = EXIT_CODES["partial"]
@@ -197,6 +198,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             "partial": result.partial,
             "failed_calls": dict(result.failed_calls),
             "calls_made": result.calls_made,
+            "cached_calls": result.cached_calls,
+            "resumed_from": None if result.resumed_from is None else str(result.resumed_from),
+            "replayed": dict(result.replayed),
             "exit_code": code,
         }, ensure_ascii=False))
         return code

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
-from ._views import failure_kinds, preview, status_text
+from ._views import failure_kinds, preview, reused, status_text
 
 __all__ = ["render_html", "write_html"]
 
@@ -84,6 +84,8 @@ def _call_title(c: CallRecord) -> str:
     text = f"{c.tool} c{c.id}{where} · {c.status} · {_secs(c.seconds)}"
     if c.llm:
         text += f" · {c.input_tokens:,} → {c.output_tokens:,} tokens"
+    if c.cached:
+        text += f" · {reused(c.cached)}, at no cost"
     if c.retries:
         reasons = ", ".join(str(r.get("reason", "?")) for llm in c.llm for r in llm.retries)
         text += f" · ↻ retried {c.retries}× ({reasons})"
@@ -105,6 +107,8 @@ def _call_detail(c: CallRecord) -> dict[str, Any]:
         detail["reply"] = _cut(c.reply)
         detail["tokens"] = {"input": c.input_tokens, "output": c.output_tokens}
         detail["attempts"] = len(c.llm)
+    if c.cached:
+        detail["cached"] = reused(c.cached)
     if c.retries:
         detail["retries"] = [dict(r) for llm in c.llm for r in llm.retries]
     return detail
@@ -130,7 +134,7 @@ def _gantt(p: PmapRecord, t: Transcript, slow: set[str]) -> str:
                 c_end = c.ended if c.ended is not None else end
                 status = c.status if c.status in _STATUS_COLOURS else "error"
                 classes = (f"call {status}" + (" slow" if c.span in slow else "")
-                           + (" retried" if c.retries else ""))
+                           + (" retried" if c.retries else "") + (" cached" if c.cached else ""))
                 bars.append(_bar(classes, c.started, c_end, origin, span, _call_title(c),
                                  f' data-span="{_e(c.span)}"'))
         rows.append(_row(f"slot {slot}", bars))
@@ -156,10 +160,13 @@ def _program(turn: TurnRecord) -> str:
 def _turn(turn: TurnRecord, t: Transcript, slow: set[str]) -> str:
     meta = [_secs(turn.seconds)]
     if turn.planner is not None:
-        meta.append(f"planner {turn.planner_input_tokens:,} in / {turn.planner_output_tokens:,} out")
+        meta.append(f"planner {turn.planner_input_tokens:,} in / {turn.planner_output_tokens:,} out"
+                    + (f" ({reused(turn.planner.cached)})" if turn.planner.cached else ""))
     if turn.calls:
         failed = sum(1 for c in turn.calls if c.status == "error")
-        meta.append(f"{len(turn.calls)} calls" + (f" ({failed} failed)" if failed else ""))
+        cached = sum(1 for c in turn.calls if c.cached)
+        notes = [f"{failed} failed"] * bool(failed) + [f"{cached} cached"] * bool(cached)
+        meta.append(f"{len(turn.calls)} calls" + (f" ({', '.join(notes)})" if notes else ""))
         meta.append(f"workers {turn.worker_input_tokens:,} in / {turn.worker_output_tokens:,} out")
     parts = [(f'<h2>Turn {turn.number} <span class="status {_e(turn.status)}">{_e(turn.status)}</span>'
               f'<span class="meta">{_e(" · ".join(meta))}</span></h2>')]
@@ -258,6 +265,12 @@ def _stats(t: Transcript) -> str:
     ]
     if t.failed_calls:
         items.append(("failed calls", f"{sum(t.failed_calls.values()):,} of {t.calls_made:,}"))
+    if t.cached_calls:
+        items.append(("cached", f"{t.cached_calls:,} worker requests at no cost"))
+    if t.resumed_from is not None:
+        planner, worker = t.replayed.get("planner", 0), t.replayed.get("worker", 0)
+        replayed = f"{planner:,} planner, {worker:,} worker replies replayed"
+        items.append(("resumed", f"from {t.resumed_from}: {replayed}"))
     items += [
         ("speed-up", f"{speedup:.1f}x" if speedup is not None else "-"),
         ("models", f"{t.run.get('planner')} / {t.run.get('worker')}"),

@@ -16,7 +16,9 @@ from typing import Any
 
 from ._transcript import CallRecord, PmapRecord, SpanRecord, Transcript, TurnRecord
 
-__all__ = ["failure_kinds", "preview", "render_show", "render_summary", "render_tree", "status_text"]
+__all__ = [
+    "failure_kinds", "preview", "render_show", "render_summary", "render_tree", "reused", "status_text",
+]
 
 _PREVIEW_CHARS = 60
 _SLOWEST = 3
@@ -105,11 +107,14 @@ def _header(t: Transcript) -> list[str]:
 def _turn_line(turn: TurnRecord) -> str:
     parts = [turn.status, _secs(turn.seconds)]
     if turn.planner is not None:
-        parts.append(f"planner {_tokens(turn.planner_input_tokens, turn.planner_output_tokens)}")
+        parts.append(f"planner {_tokens(turn.planner_input_tokens, turn.planner_output_tokens)}"
+                     + (f" ({reused(turn.planner.cached)})" if turn.planner.cached else ""))
     if turn.calls:
         failed = sum(1 for c in turn.calls if c.status == "error")
+        cached = sum(1 for c in turn.calls if c.cached)
+        notes = [f"{failed} failed"] * bool(failed) + [f"{cached} cached"] * bool(cached)
         parts.append(f"{len(turn.calls)} call{'s' * (len(turn.calls) != 1)}"
-                     + (f" ({failed} failed)" if failed else ""))
+                     + (f" ({', '.join(notes)})" if notes else ""))
         if turn.worker_input_tokens or turn.worker_output_tokens:
             parts.append(f"workers {_tokens(turn.worker_input_tokens, turn.worker_output_tokens)}")
     return f"── turn {turn.number} ── " + " · ".join(parts)
@@ -130,13 +135,23 @@ def _call_rows(calls: Iterable[CallRecord]) -> list[str]:
             "-" if c.slot is None else str(c.slot),
             f"c{c.id}",
             c.tool,
-            c.status + (f", {_retries(c.retries)}" if c.retries else ""),
+            c.status + (f", {_retries(c.retries)}" if c.retries else "")
+            + (f", {reused(c.cached)}" if c.cached else ""),
             "?" if c.seconds is None else f"{c.seconds:.3f}",
             tokens,
             preview(shown) if shown is not None else "",
         ])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return ["".join(c.ljust(w) + "  " for c, w in zip(r[:-1], widths, strict=True)) + r[-1] for r in rows]
+
+
+def _replies(count: int) -> str:
+    return f"{count:,} repl{'y' if count == 1 else 'ies'}"
+
+
+def reused(source: str) -> str:
+    """How a reply that cost nothing is marked in every view: ``cached (disk)``, ``replayed``."""
+    return "replayed" if source == "resume" else f"cached ({'this run' if source == 'run' else source})"
 
 
 def _retries(count: int) -> str:
@@ -254,6 +269,13 @@ def render_summary(t: Transcript) -> str:
             f"calls      {len(t.calls)}, {_secs(t.call_seconds)} in all; parallel speed-up "
             f"{speedup:.1f}x (sum of call times / time with a call running)"
         )
+    if t.cached_calls:
+        lines.append(f"cached     {t.cached_calls:,} worker request{'s' * (t.cached_calls != 1)} "
+                     "answered by the result cache, at no cost")
+    if t.resumed_from is not None:
+        planner, worker = t.replayed.get("planner", 0), t.replayed.get("worker", 0)
+        lines.append(f"resumed    from {t.resumed_from}: {_replies(planner)} of the planner and "
+                     f"{_replies(worker)} of workers replayed, at no cost")
     if t.fallback_used:
         lines.append("answer     a fallback (the program's last `answer` value), not given to done()")
     return "\n".join(lines)
@@ -278,6 +300,8 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
         tokens = f"{int(f.get('input_tokens') or 0):,} → {int(f.get('output_tokens') or 0):,} tokens"
         what = "planner request" if f.get("role") == "planner" else f"LLM request {s.span.rsplit('.', 1)[-1]}"
         head = f"{what} ({f.get('provider', '')}) {tokens}"
+        if f.get("cached"):
+            head += f" {reused(str(f['cached']))}"
     elif kind == "program":
         head = "program"
     elif kind == "pmap":
