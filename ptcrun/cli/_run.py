@@ -248,7 +248,7 @@ def _result_summary(result: Result) -> str:
     u = result.usage
     error = f" ({type(result.error).__name__}: {result.error})" if result.error is not None else ""
     status = status_text(result.status, result.failed_calls, result.calls_made, result.partial)
-    return "\n".join([
+    lines = [
         f"status     {status}{error}",
         f"turns      {len(result.turns)}",
         (
@@ -257,4 +257,10 @@ def _result_summary(result: Result) -> str:
             f"{u.worker_output_tokens:,} out"
         ),
         f"wall time  {result.seconds:.1f} s",
-    ])
+    ]
+    if result.cached_calls:
+        lines.append(f"cached     {result.cached_calls:,} worker requests answered by the result cache")
+    if result.resumed_from is not None:
+        replayed = ", ".join(f"{count:,} {role}" for role, count in result.replayed.items())
+        lines.append(f"resumed    from {result.resumed_from}: replies replayed: {replayed}")
+    return "\n".join(lines)
