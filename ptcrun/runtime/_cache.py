@@ -89,12 +89,12 @@ class DiskCache:
         file = Path(path)
         fix = "delete it (a cache only saves tokens) or pass cache= another path"
         if file.is_dir():
-            raise errors.ConfigError(f"cache {str(file)!r} is a directory; pass cache= a file path.")
+            raise errors.ConfigError(f"cache={str(file)!r} is a directory; pass cache= a file path.")
         try:
             db = sqlite3.connect(file, check_same_thread=False, isolation_level=None, timeout=5.0)
         except sqlite3.Error as exc:
             raise errors.ConfigError(
-                f"cache {str(file)!r} cannot be opened ({exc}); pass cache= a file you can write."
+                f"cache={str(file)!r} cannot be opened ({exc}); pass cache= a file you can write."
             ) from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -117,11 +117,11 @@ class DiskCache:
             db.close()
             reason = "it is not a SQLite database" if isinstance(exc, sqlite3.DatabaseError) else str(exc)
             raise errors.ConfigError(
-                f"cache {str(file)!r} is not a ptcrun reply cache: {reason} ({exc}); {fix}."
+                f"cache={str(file)!r} is not a ptcrun reply cache: {reason} ({exc}); {fix}."
             ) from None
         if problem:
             db.close()
-            raise errors.ConfigError(f"cache {str(file)!r} is not a ptcrun reply cache: {problem}; {fix}.")
+            raise errors.ConfigError(f"cache={str(file)!r} is not a ptcrun reply cache: {problem}; {fix}.")
         return cls(file, db)
 
     def close(self) -> None:
@@ -273,6 +273,6 @@ class ReplyCache:
         disk, self._disk = self._disk, None
         if disk is not None:
             self._warn(
-                f"the cache {str(disk.path)!r} failed under the run ({type(exc).__name__}: {exc}); "
+                f"the cache file {str(disk.path)!r} failed under the run ({type(exc).__name__}: {exc}); "
                 "the rest of the run went on without it"
             )

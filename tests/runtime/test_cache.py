@@ -298,3 +298,65 @@ def test_a_cache_file_that_fails_under_the_run_is_dropped_with_a_warning(tmp_pat
     assert len(warnings) == 1 and "OperationalError" in warnings[0]
     assert trio.run(ask) == ("run", "live")  # the run's own answers are still shared
     disk.close()
+
+
+def test_keys_of_messages_that_read_the_same_when_joined_differ():
+    provider = ScriptedProvider(["x"])
+    split = [
+        [Message("user", "ab"), Message("assistant", "c")],
+        [Message("user", "a"), Message("assistant", "bc")],
+        [Message("user", 'a", "assistant", "bc')],
+        [Message("user", "abc")],
+    ]
+    keys = {request_key(provider, Request(messages=messages)) for messages in split}
+    assert len(keys) == len(split)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+PLANNER_FILE = json.dumps([block(FAN_OUT)])
+WORKER_FILE = '''
+def respond(request):
+    return str(request.messages[0].content.split("<text>", 1)[1].count("ERROR"))
+'''
+
+
+@pytest.fixture
+def command(tmp_path):
+    (tmp_path / "planner.json").write_text(PLANNER_FILE)
+    (tmp_path / "worker.py").write_text(WORKER_FILE)
+    (tmp_path / "log.txt").write_text("\n".join(CHUNKS) + "\n")  # six lines, four distinct
+    return [
+        "run", str(tmp_path / "log.txt"), "--goal", "Count the errors.", "--chunk-lines", "1",
+        "--planner", f"scripted:{tmp_path / 'planner.json'}", "--worker", f"scripted:{tmp_path / 'worker.py'}",
+        "--out", str(tmp_path / "runs"), "--quiet",
+    ]
+
+
+def test_cli_cache_answers_the_second_run_from_the_file(command, tmp_path):
+    from tests.clirun import run_cli
+
+    flags = ["--cache", str(tmp_path / "replies.sqlite")]
+    code, out, err = run_cli([*command, *flags, "--json"])
+    cold = json.loads(out)
+    assert code == 0, err
+    code, out, err = run_cli([*command, *flags])
+    assert code == 0, err
+    assert "cached     6 worker requests answered by the result cache, at no cost" in out
+    code, out, err = run_cli([*command, *flags, "--json"])
+    warm = json.loads(out)
+    assert warm["answer"] == cold["answer"] == 5
+    assert warm["cached_calls"] == 6 and warm["usage"]["worker_calls"] == 0
+    assert cold["usage"]["worker_calls"] == 4 and cold["cached_calls"] == 2
+
+
+def test_cli_cache_that_is_not_a_cache_exits_2_naming_the_flag(command, tmp_path):
+    from tests.clirun import run_cli
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("my notes\n" * 200)
+    code, _, err = run_cli([*command, "--cache", str(bad)])
+    assert code == 2
+    assert f"--cache {str(bad)!r} is not a ptcrun reply cache" in err
+    assert "or pass --cache another path" in err
+    assert bad.read_text() == "my notes\n" * 200

@@ -256,3 +256,16 @@ def test_a_resume_of_a_missing_or_broken_transcript_is_refused(tmp_path):
     broken.write_text('{"not": "an event"}\n')
     with pytest.raises(errors.ConfigError, match="is not a ptcrun event"):
         runtime.run("One.", CHUNKS, resume=broken)
+
+
+def test_a_resumed_run_can_itself_be_resumed(tmp_path):
+    program = block(FAN_OUT + "\ndone(sum(int(c) for c in counts))")
+    first = make(ScriptedProvider([program]), ScriptedProvider(count_errors), tmp_path).run("Count.", CHUNKS)
+    second = make(ScriptedProvider(["unused"]), ScriptedProvider(count_errors), tmp_path).run(
+        "Count.", CHUNKS, resume=first.transcript
+    )
+    planner, worker = ScriptedProvider(["unused"]), ScriptedProvider(count_errors)
+    third = make(planner, worker, tmp_path).run("Count.", CHUNKS, resume=second.transcript)
+    assert first.answer == second.answer == third.answer == 3
+    assert third.replayed == {"planner": 1, "worker": 3} and third.usage.total_tokens == 0
+    assert planner.requests == [] and worker.requests == []
