@@ -45,6 +45,15 @@ _BUDGET_FIGURES = (
 
 
 def _mask(text: str) -> str:
+    """``text`` with the budget figures ptcrun wrote masked; what the program printed is kept
+    whole, so that output which merely looks like a budget line still tells two runs apart."""
+    start, end = text.find("<program_output"), text.rfind("</program_output>")
+    if start == -1 or end < start:
+        return _mask_figures(text)
+    return _mask_figures(text[:start]) + text[start:end] + _mask_figures(text[end:])
+
+
+def _mask_figures(text: str) -> str:
     text = _BUDGET_FIGURES[0].sub("<budget>", text)
     text = _BUDGET_FIGURES[1].sub(r"Turn \1 of <turns>", text)
     return _BUDGET_FIGURES[2].sub("(<share> of the budget)", text)

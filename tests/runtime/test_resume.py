@@ -269,3 +269,21 @@ def test_a_resumed_run_can_itself_be_resumed(tmp_path):
     assert first.answer == second.answer == third.answer == 3
     assert third.replayed == {"planner": 1, "worker": 3} and third.usage.total_tokens == 0
     assert planner.requests == [] and worker.requests == []
+
+
+def test_output_that_looks_like_a_budget_line_is_not_masked(tmp_path):
+    def left() -> int:
+        """A number."""
+        return number[0]
+
+    number = [100]
+    program = block('print(f"{tool.left():,} tokens, 3 turns")')
+    first = make(ScriptedProvider([program, block("done(1)")]), ScriptedProvider(["x"]), tmp_path, tools=[left])
+    recorded = first.run("Count.", CHUNKS)
+    number[0] = 200
+    planner = ScriptedProvider([block("done(2)")])
+    result = make(planner, ScriptedProvider(["x"]), tmp_path, tools=[left]).run(
+        "Count.", CHUNKS, resume=recorded.transcript
+    )
+    assert result.replayed == {"planner": 1, "worker": 0}
+    assert len(planner.requests) == 1 and result.answer == 2
