@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -11,6 +12,7 @@ import trio
 from ptcrun import Limits, Price, Reply, Request, Runtime, ScriptedProvider, Transcript, errors
 from ptcrun.runtime._cache import DiskCache, ReplyCache, request_key
 from ptcrun.runtime.providers._base import Message
+from ptcrun.transcript._html import render_html
 from ptcrun.transcript._views import render_show, render_summary, render_tree
 
 
@@ -186,7 +188,12 @@ def test_a_second_run_with_the_cache_file_sends_no_worker_request(tmp_path):
     sources = sorted(e["cached"] for e in llm_ends(warm))
     assert sources == ["disk", "disk", "disk", "run", "run"]
     assert all(e["cost"] == 0.0 for e in llm_ends(warm))
-    assert "cached (disk)" in render_show(Transcript.load(warm.transcript), calls=True)
+    t = Transcript.load(warm.transcript)
+    assert "cached (disk)" in render_show(t, calls=True)
+    page = render_html(t)
+    assert "5 calls (5 cached)" in page and "cached (disk), at no cost" in page
+    assert len(re.findall(r'class="bar call ok[^"]* cached"', page)) == 5
+    assert "<b>cached</b>5 worker requests at no cost" in page
 
 
 def test_cached_calls_reserve_nothing_so_a_budget_too_small_for_them_still_fits(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ptcrun import Limits, Request, Runtime, ScriptedProvider, Transcript, errors
-from ptcrun.transcript._views import render_summary
+from ptcrun.transcript._views import render_show, render_summary
 from tests.clirun import run_cli
 
 # -- killed for real: the command in a child process, SIGKILLed from inside a model call ----
@@ -137,6 +137,8 @@ def test_resuming_a_finished_run_replays_it_to_its_answer_at_no_cost(command, tm
     assert result["replayed"] == {"planner": 2, "worker": 5}
     assert live(t, "planner") == live(t, "worker") == 0
     assert "2 replies of the planner and 5 replies of workers replayed" in render_summary(t)
+    shown = render_show(t, calls=True)
+    assert "planner 0 in / 0 out (replayed)" in shown and shown.count("ok, replayed") == 5
 
 
 def test_resume_with_another_goal_is_refused_in_flag_words(command, tmp_path):
@@ -287,3 +289,17 @@ def test_output_that_looks_like_a_budget_line_is_not_masked(tmp_path):
     )
     assert result.replayed == {"planner": 1, "worker": 0}
     assert len(planner.requests) == 1 and result.answer == 2
+
+
+def test_killed_after_done_before_the_run_ended_replays_to_the_answer(tmp_path):
+    program = block(FAN_OUT + "\ndone(sum(int(c) for c in counts))")
+    first = make(ScriptedProvider([program]), ScriptedProvider(count_errors), tmp_path).run("Count.", CHUNKS)
+    # What a kill between the program's done() and run.end leaves: every event but the last.
+    lines = first.transcript.read_text().splitlines(keepends=True)
+    assert '"run.end"' in lines[-1] and '"status": "done"' in lines[-3].replace('":"', '": "')
+    first.transcript.write_text("".join(lines[:-1]))
+    assert Transcript.load(first.transcript).status == "incomplete"
+    planner, worker = ScriptedProvider(["unused"]), ScriptedProvider(count_errors)
+    result = make(planner, worker, tmp_path).run("Count.", CHUNKS, resume=first.transcript)
+    assert result.status == "done" and result.answer == 3 and result.usage.total_tokens == 0
+    assert planner.requests == [] and worker.requests == []
