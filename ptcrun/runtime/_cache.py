@@ -158,12 +158,19 @@ class DiskCache:
         await trio.to_thread.run_sync(self.put, key, provider, reply, limiter=self._limiter)
 
 
-def _reply_from_json(text: str) -> Reply:
-    data = json.loads(text)
-    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+def _reply_from_json(entry: str) -> Reply:
+    """A kept reply, read back; its usage is not (a cached reply costs nothing).
+
+    Raises:
+        ValueError: the entry is not a reply as :meth:`DiskCache.put` writes one.
+    """
+    data = json.loads(entry)
+    if not isinstance(data, dict):
         raise ValueError("the entry is not a reply")
-    fields = {f.name for f in attrs.fields(Reply)}
-    return Reply(**{k: v for k, v in data.items() if k in fields})
+    text, model, stop_reason = data.get("text"), data.get("model"), data.get("stop_reason")
+    if not (isinstance(text, str) and isinstance(model, str) and isinstance(stop_reason, (str, type(None)))):
+        raise ValueError("the entry is not a reply")
+    return Reply(text=text, input_tokens=0, output_tokens=0, model=model, stop_reason=stop_reason)
 
 
 @attrs.define

@@ -273,11 +273,16 @@ def test_a_file_that_is_not_a_ptcrun_cache_is_refused_before_the_run(tmp_path, c
     assert worker.requests == []
 
 
-def test_a_damaged_entry_stops_the_cache_with_a_warning_and_the_run_goes_on_live(tmp_path):
+@pytest.mark.parametrize(
+    "entry",
+    ["[1, 2]", '{"text": 7}', '{"text": "1", "model": "m", "stop_reason": ["end"]}', "{"],
+    ids=["a-list", "text-not-a-string", "stop-reason-not-a-string", "not-json"],
+)
+def test_a_damaged_entry_stops_the_cache_with_a_warning_and_the_run_goes_on_live(tmp_path, entry):
     cache = tmp_path / "replies.sqlite"
     runtime(ScriptedProvider(count_errors), tmp_path, cache=cache).run("Count the errors.", CHUNKS)
     db = sqlite3.connect(cache)
-    db.execute("UPDATE replies SET reply = '[1, 2]'")
+    db.execute("UPDATE replies SET reply = ?", (entry,))
     db.commit()
     db.close()
     worker = ScriptedProvider(count_errors)
