@@ -372,3 +372,17 @@ def test_cli_cache_that_is_not_a_cache_exits_2_naming_the_flag(command, tmp_path
     assert f"--cache {str(bad)!r} is not a ptcrun reply cache" in err
     assert "or pass --cache another path" in err
     assert bad.read_text() == "my notes\n" * 200
+
+
+def test_two_processes_worth_of_connections_share_one_file(tmp_path):
+    path = tmp_path / "replies.sqlite"
+    first, second = DiskCache.open(path), DiskCache.open(path)
+    reply = Reply(text="héllo\n", input_tokens=9, output_tokens=2, model="m", stop_reason="end_turn")
+    first.put("k1", "scripted", reply)
+    assert second.get("k1") == Reply(text="héllo\n", input_tokens=0, output_tokens=0, model="m",
+                                     stop_reason="end_turn")
+    second.put("k1", "scripted", Reply(text="again", input_tokens=1, output_tokens=1))
+    assert first.get("k1").text == "again"  # type: ignore[union-attr]
+    assert first.get("k2") is None
+    first.close()
+    second.close()

@@ -303,3 +303,15 @@ def test_killed_after_done_before_the_run_ended_replays_to_the_answer(tmp_path):
     result = make(planner, worker, tmp_path).run("Count.", CHUNKS, resume=first.transcript)
     assert result.status == "done" and result.answer == 3 and result.usage.total_tokens == 0
     assert planner.requests == [] and worker.requests == []
+
+
+def test_the_async_form_resumes_too(tmp_path):
+    import trio
+
+    program = block(FAN_OUT + "\ndone(sum(int(c) for c in counts))")
+    first = make(ScriptedProvider([program]), ScriptedProvider(count_errors), tmp_path).run("Count.", CHUNKS)
+    planner, worker = ScriptedProvider(["unused"]), ScriptedProvider(count_errors)
+    runtime = make(planner, worker, tmp_path)
+    result = trio.run(lambda: runtime.arun("Count.", CHUNKS, resume=first.transcript))
+    assert result.answer == 3 and result.replayed == {"planner": 1, "worker": 3}
+    assert planner.requests == [] and worker.requests == []
