@@ -35,12 +35,17 @@ from .providers._base import Message, Provider, Reply, Request
 
 __all__ = ["Recorded", "load_recorded", "planner_key"]
 
-#: The budget figures of the planner's messages (``_turns.budget_line``, the turn count and a
-#: pass's share of the budget): what a resumed run states differently without diverging.
-_BUDGET_FIGURES = (
-    re.compile(r"[\d,]+ tokens, [\d,]+ turns(?:, [\d,]+ s)?(?: \(\$[\d.]+ spent\))?"),
-    re.compile(r"\bTurn (\d+) of \d+\b"),
-    re.compile(r"\(\d+% of the budget\)"),
+#: The lines of the planner's messages that state the budget (the templates' "Budget left:" and
+#: "Left:" lines, and a pass's share of the budget), each with what a resumed run may state
+#: differently without diverging in its place. Whole lines only, so that text a program wrote
+#: elsewhere (an error message) is compared as it is.
+_BUDGET_LINES = tuple(
+    (re.compile(pattern, re.MULTILINE), replacement)
+    for pattern, replacement in (
+        (r"^Turn (\d+) of \d+\. Budget left: .*$", r"Turn \1 of <turns>. Budget left: <budget>."),
+        (r"^Left: .*?\. Planner and workers share", "Left: <budget>. Planner and workers share"),
+        (r"^(The corpus holds .*?)\(\d+% of the budget\)", r"\1(<share> of the budget)"),
+    )
 )
 
 
@@ -49,14 +54,14 @@ def _mask(text: str) -> str:
     whole, so that output which merely looks like a budget line still tells two runs apart."""
     start, end = text.find("<program_output"), text.rfind("</program_output>")
     if start == -1 or end < start:
-        return _mask_figures(text)
-    return _mask_figures(text[:start]) + text[start:end] + _mask_figures(text[end:])
+        return _mask_lines(text)
+    return _mask_lines(text[:start]) + text[start:end] + _mask_lines(text[end:])
 
 
-def _mask_figures(text: str) -> str:
-    text = _BUDGET_FIGURES[0].sub("<budget>", text)
-    text = _BUDGET_FIGURES[1].sub(r"Turn \1 of <turns>", text)
-    return _BUDGET_FIGURES[2].sub("(<share> of the budget)", text)
+def _mask_lines(text: str) -> str:
+    for pattern, replacement in _BUDGET_LINES:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def planner_key(provider: Provider, request: Request) -> str:

@@ -315,3 +315,28 @@ def test_the_async_form_resumes_too(tmp_path):
     result = trio.run(lambda: runtime.arun("Count.", CHUNKS, resume=first.transcript))
     assert result.answer == 3 and result.replayed == {"planner": 1, "worker": 3}
     assert planner.requests == [] and worker.requests == []
+
+
+def test_only_the_budget_lines_ptcrun_writes_are_masked():
+    from ptcrun.prompts._render import render
+    from ptcrun.runtime._resume import planner_key
+    from ptcrun.runtime._turns import budget_line
+    from ptcrun.runtime.providers._base import Message
+
+    def key(*texts: str) -> str:
+        messages = [Message("user" if i % 2 == 0 else "assistant", t) for i, t in enumerate(texts)]
+        return planner_key(ScriptedProvider(["x"]), Request(messages=messages, purpose="planner"))
+
+    def no_code(turns: int, budget: dict) -> str:
+        return render("no_code", count=0, next_turn=2, max_turns=turns, budget=budget_line(budget))
+
+    spent = {"tokens": 9_000, "turns": 7, "seconds": 100.0, "cost": 0.04}
+    fresh = {"tokens": 200_000, "turns": 19, "seconds": None, "cost": 0.0}
+    assert key("goal", "reply", no_code(8, spent)) == key("goal", "reply", no_code(20, fresh))
+    assert key("goal", "reply", no_code(8, spent)) != key("goal", "reply 2", no_code(8, spent))
+    # The same words written by a program (its output, its error) are compared as they are.
+    said = "line 1: ValueError: Turn 2 of 8. Budget left: 9,000 tokens, 7 turns."
+    other = "line 1: ValueError: Turn 2 of 8. Budget left: 1 tokens, 7 turns."
+    assert key("goal", "reply", said) != key("goal", "reply", other)
+    printed = '<program_output turn="1">\nTurn 2 of 8. Budget left: 9,000 tokens, 7 turns.\n</program_output>'
+    assert key("goal", "r", printed) != key("goal", "r", printed.replace("9,000", "1"))
