@@ -273,7 +273,9 @@ class LineProgress:
         turn = f"turn {s.turn}"
         if kind == "llm.end" and event.get("role") == "planner":
             seconds = float(event.get("seconds") or 0)
-            if event.get("status") == "ok":
+            if event.get("cached") == "resume":
+                self._say(f"{turn}: planner reply replayed from the resumed run, at no cost")
+            elif event.get("status") == "ok":
                 self._say(f"{turn}: planner replied ({int(event.get('input_tokens') or 0):,} in / "
                           f"{int(event.get('output_tokens') or 0):,} out, {seconds:.1f} s)")
             else:

@@ -340,3 +340,16 @@ def test_only_the_budget_lines_ptcrun_writes_are_masked():
     assert key("goal", "reply", said) != key("goal", "reply", other)
     printed = '<program_output turn="1">\nTurn 2 of 8. Budget left: 9,000 tokens, 7 turns.\n</program_output>'
     assert key("goal", "r", printed) != key("goal", "r", printed.replace("9,000", "1"))
+
+
+def test_the_live_progress_says_a_planner_reply_was_replayed(tmp_path):
+    import io
+
+    from ptcrun.transcript._progress import LineProgress
+
+    recorded = make(ScriptedProvider([block("done(1)")]), ScriptedProvider(["x"]), tmp_path).run("One.", CHUNKS)
+    said = io.StringIO()
+    runtime = Runtime(planner=ScriptedProvider(["unused"]), worker=ScriptedProvider(["x"]),
+                      transcript_dir=tmp_path / "runs", observers=[LineProgress(said)])
+    runtime.run("One.", CHUNKS, resume=recorded.transcript)
+    assert "turn 1: planner reply replayed from the resumed run, at no cost" in said.getvalue()
