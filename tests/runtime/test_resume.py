@@ -349,7 +349,7 @@ def test_the_live_progress_says_a_planner_reply_was_replayed(tmp_path):
 
     recorded = make(ScriptedProvider([block("done(1)")]), ScriptedProvider(["x"]), tmp_path).run("One.", CHUNKS)
     said = io.StringIO()
-    runtime = Runtime(planner=ScriptedProvider(["unused"]), worker=ScriptedProvider(["x"]),
+    runtime = Runtime(planner=ScriptedProvider(["unused"]), worker=ScriptedProvider(["x"]), limits=Limits(**LIMITS),
                       transcript_dir=tmp_path / "runs", observers=[LineProgress(said)])
     runtime.run("One.", CHUNKS, resume=recorded.transcript)
     assert "turn 1: planner reply replayed from the resumed run, at no cost" in said.getvalue()
