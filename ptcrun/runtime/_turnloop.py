@@ -25,7 +25,7 @@ from ..corpus._chunking import corpus_digest
 from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
 from ..transcript._events import EventStream
-from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
+from ..transcript._schema import Event, ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
 from ._answers import AnswerCheck
 from ._budget import Ledger, input_room, worst_case_tokens
 from ._cache import DiskCache, ReplyCache
@@ -116,11 +116,15 @@ class Run:
             provider=runtime.worker,
             ledger=self.ledger,
             limits=self.limits,
-            emit=events.emit,
+            emit=self._worker_event,
             span_of_call=self.spans.call_span,
             cache=self.worker_cache,
         )
         self.tools: dict[str, Tool] = {"worker": worker, **runtime.tools}
+
+    def _worker_event(self, event: Event) -> object:
+        self.spans.note(event)  # so the call's call.end says when none of its requests was sent
+        return self.events.emit(event)
 
     def snapshot(self) -> dict[str, Any]:
         left = self.deadline - time.monotonic()

@@ -321,6 +321,9 @@ class CallEnd(Event):
     seconds: float
     pmap: int | None
     item: int | None
+    #: For a worker call none of whose requests was sent: where its replies came from
+    #: (``"run"``, ``"disk"``, ``"resume"``, as ``llm.end`` says); ``None`` otherwise.
+    cached: str | None = None
 
 
 #: Every event type by its name, in the order of a run.

@@ -66,6 +66,8 @@ def test_identical_requests_in_a_run_are_sent_once_and_cost_nothing(tmp_path):
     assert all(e["input_tokens"] == e["output_tokens"] == 0 for e in cached)
     assert sum(e["input_tokens"] for e in ends) == result.usage.worker_input_tokens
     assert all(e["cached"] is None and e["input_tokens"] > 0 for e in ends if e not in cached)
+    events = [json.loads(line) for line in result.transcript.read_text().splitlines()]
+    assert sorted(str(e["cached"]) for e in events if e["type"] == "call.end") == ["None"] * 3 + ["run"] * 2
 
 
 def test_concurrent_identical_calls_share_one_request_in_flight(tmp_path):
@@ -237,6 +239,28 @@ def test_a_cached_reply_is_checked_and_repaired_as_a_live_one(tmp_path):
     assert warm.answer == 3 and warm_worker.requests == []
     call = Transcript.load(warm.transcript).calls[0]
     assert [r.cached for r in call.llm] == ["disk", "disk"] and call.cached == "disk"
+    (end,) = [e for e in map(json.loads, warm.transcript.read_text().splitlines()) if e["type"] == "call.end"]
+    assert end["cached"] == "disk"
+    cold_end = [e for e in map(json.loads, cold.transcript.read_text().splitlines()) if e["type"] == "call.end"]
+    assert cold_end[0]["cached"] is None
+
+
+def test_a_call_whose_repair_was_sent_is_not_marked_cached(tmp_path):
+    cache = tmp_path / "replies.sqlite"
+    program = 'done(tool.worker("ERROR x", "Count.", schema={"type": "integer"}))'
+    runtime(ScriptedProvider(["three", "3"]), tmp_path, program=program, cache=cache).run("Count.", ["x"])
+    db = sqlite3.connect(cache)
+    assert db.execute("SELECT count(*) FROM replies").fetchone() == (2,)
+    db.execute("DELETE FROM replies WHERE reply LIKE '%\"3\"%'")  # the repair's reply only
+    db.commit()
+    db.close()
+    worker = ScriptedProvider(["3"])
+    result = runtime(worker, tmp_path, program=program, cache=cache).run("Count.", ["x"])
+    assert result.answer == 3 and len(worker.requests) == 1
+    call = Transcript.load(result.transcript).calls[0]
+    assert [r.cached for r in call.llm] == ["disk", None] and call.cached is None
+    (end,) = [e for e in map(json.loads, result.transcript.read_text().splitlines()) if e["type"] == "call.end"]
+    assert end["cached"] is None
 
 
 def test_another_model_does_not_get_this_models_replies(tmp_path):
