@@ -9,7 +9,6 @@ only a bad argument raises, and only before anything runs.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,7 +28,7 @@ from ._answers import AnswerCheck
 from ._arguments import check_data, check_goal, check_observers, check_schema, check_transcript_dir
 from ._cache import DiskCache
 from ._estimate import Estimate, estimate
-from ._resume import load_recorded
+from ._resume import Recorded, load_recorded
 from ._stops import go_until_signal, holds
 from ._turnloop import Data, Run, data_summary
 from .providers._base import Provider
@@ -215,10 +214,14 @@ class Runtime:
                 raise errors.ConfigError(
                     f"resume must be a run folder or transcript path; got {type(resume).__name__}."
                 )
-            recorded = await trio.to_thread.run_sync(functools.partial(
-                load_recorded, resume, goal=goal, data_summary=data_summary(data),
-                planner=self.planner, worker=self.worker,
-            ))
+            path = resume
+
+            def load() -> Recorded:
+                # Reading a long transcript and hashing the corpus take a while: off the loop.
+                return load_recorded(path, goal=goal, data_summary=data_summary(data),
+                                     planner=self.planner, worker=self.worker)
+
+            recorded = await trio.to_thread.run_sync(load)
         disk = None if self.cache is None else await trio.to_thread.run_sync(DiskCache.open, self.cache)
         try:
             events = self._open_events()
