@@ -43,7 +43,9 @@ NOTES = (
     "planner's turns and the sandbox, not the fan-out's waits. The cache keeps worker replies "
     "only, so the warm run still pays for the planner's turns (here a scripted planner; a real "
     "model would be asked again). A resume replays the planner's replies too, so resuming a "
-    "finished run costs nothing and gives the same answer."
+    "finished run costs nothing and gives the same answer. The warm and resumed runs wait on no "
+    "model, so their wall time is the host's and the sandbox's CPU: it rises when other work "
+    "shares the machine, while the cold run's, mostly waits, does not."
 )
 audit = _common.load_module(ROOT / "examples" / "log_audit" / "run.py")
 generate = _common.load_module(ROOT / "examples" / "log_audit" / "generate.py")
