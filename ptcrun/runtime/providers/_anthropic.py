@@ -118,7 +118,11 @@ class AnthropicProvider:
         self._rng = random.Random()
         self._clients: PerRunClient[anthropic.AsyncAnthropic] = PerRunClient(
             lambda: anthropic.AsyncAnthropic(
-                api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout
+                api_key=api_key,
+                base_url=base_url,
+                max_retries=0,
+                timeout=timeout,
+                http_client=anthropic.DefaultAsyncHttpxClient(timeout=timeout, limits=_pool()),
             ),
             lambda client: client.close(),
         )
@@ -208,6 +212,20 @@ class AnthropicProvider:
 
     def __repr__(self) -> str:
         return f"AnthropicProvider({self.model!r})"
+
+
+def _pool() -> Any:
+    """The SDK's connection limits with every connection kept alive between requests.
+
+    The run's limiter bounds the requests in flight, so the pool grows to the run's concurrency
+    and reuses each connection; the SDK's default keeps 100 alive, and above that concurrency
+    requests would open connections of their own. Built from the SDK's own ``Limits`` class,
+    since the SDK may bundle its own copy of httpx.
+    """
+    import anthropic
+
+    default = anthropic.DEFAULT_CONNECTION_LIMITS
+    return type(default)(max_connections=None, max_keepalive_connections=None, keepalive_expiry=30.0)
 
 
 def _status_failure(exc: anthropic.APIStatusError) -> AttemptFailed:

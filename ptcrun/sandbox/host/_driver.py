@@ -213,7 +213,7 @@ class Sandbox:
             "sandbox_output_bytes": self.limits.sandbox_output_bytes,
             "sandbox_memory_bytes": self.limits.sandbox_memory_bytes,
             "sandbox_cpu_seconds": self.limits.sandbox_cpu_seconds,
-            "sandbox_threads": self.limits.sandbox_threads,
+            "sandbox_threads": self.limits.sandbox_thread_count,
             "max_concurrency": self.limits.max_concurrency,
             "max_pmap_items": self.limits.max_pmap_items,
             # JSON has no infinity; the child treats a huge clock as none.
