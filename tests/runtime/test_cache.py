@@ -410,3 +410,30 @@ def test_two_processes_worth_of_connections_share_one_file(tmp_path):
     assert first.get("k2") is None
     first.close()
     second.close()
+
+
+def test_when_the_request_in_flight_is_cancelled_a_waiting_call_sends_it():
+    cache = ReplyCache()
+    provider = ScriptedProvider(["x"])
+    request = Request(messages=[Message("user", "hi")])
+    sent: list[str] = []
+    got: dict[str, str] = {}
+
+    async def ask(name: str, latency: float) -> None:
+        async with cache.claim(provider, request) as claim:
+            if claim.hit is None:
+                sent.append(name)
+                await trio.sleep(latency)
+                claim.keep(Reply(text=f"from {name}", input_tokens=1, output_tokens=1))
+        got[name] = (claim.hit or claim.reply).text  # type: ignore[union-attr]
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            with trio.move_on_after(0.1):  # the first request is cancelled in flight
+                nursery.start_soon(ask, "second", 0.01)  # starts once the first is in flight
+                await ask("first", 10)
+        assert sent == ["first", "second"]
+        assert got == {"second": "from second"}
+        assert cache.hits == {"run": 0, "disk": 0, "resume": 0}
+
+    trio.run(main)
