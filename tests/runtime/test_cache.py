@@ -437,3 +437,15 @@ def test_when_the_request_in_flight_is_cancelled_a_waiting_call_sends_it():
         assert cache.hits == {"run": 0, "disk": 0, "resume": 0}
 
     trio.run(main)
+
+
+def test_messages_name_the_flags_on_the_command_line():
+    from ptcrun.cli._parser import in_cli_words
+
+    assert in_cli_words("cache='a.sqlite' is not a cache; pass cache= another path.") == (
+        "--cache 'a.sqlite' is not a cache; pass --cache another path."
+    )
+    assert in_cli_words("resume='runs/x' is a run of another goal; use cache=.") == (
+        "--resume 'runs/x' is a run of another goal; use --cache."
+    )
+    assert in_cli_words("Request(cache_system=True)") == "Request(cache_system=True)"
