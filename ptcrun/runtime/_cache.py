@@ -32,7 +32,7 @@ import trio
 from .. import errors
 from .providers._base import Provider, Reply, Request
 
-__all__ = ["Claim", "DiskCache", "ReplyCache", "Source", "request_key"]
+__all__ = ["MEMORY_CHARS", "Claim", "DiskCache", "ReplyCache", "Source", "request_key"]
 
 #: Where a reply that cost nothing came from (``llm.end``'s ``cached``).
 Source = Literal["run", "disk", "resume"]
@@ -41,6 +41,12 @@ Source = Literal["run", "disk", "resume"]
 _KEY_VERSION = 1
 #: The file's format; a file of another format is refused, not misread.
 _FORMAT = "ptcrun-reply-cache-1"
+#: What a run keeps in memory of its own replies, to answer identical requests later in the
+#: run: about this many characters (reply text plus a fixed share per entry for its key and
+#: object), the oldest dropped first. A fan-out of 100,000 calls must not grow the host without
+#: bound; a dropped reply is read from the cache file, when there is one, or sent again.
+MEMORY_CHARS = 64 * 2**20
+_ENTRY_CHARS = 256
 
 
 def request_key(provider: Provider, request: Request, *, mask: Callable[[str], str] | None = None) -> str:
@@ -226,7 +232,8 @@ class ReplyCache:
         self._disk = disk
         self._share = share
         self._warn = warn
-        self._done: dict[str, Reply] = {}
+        self._done: dict[str, Reply] = {}  # oldest first
+        self._done_chars = 0
         self._flying: dict[str, trio.Event] = {}
         #: Requests answered at no cost, by where the answer came from.
         self.hits: dict[Source, int] = {"run": 0, "disk": 0, "resume": 0}
@@ -264,12 +271,19 @@ class ReplyCache:
             yield claim
             answer = claim.hit or claim.reply
             if answer is not None and self._share:
-                self._done[key] = answer
+                self._remember(key, answer)
         finally:
             del self._flying[key]
             flying.set()
         if claim.reply is not None and self._disk is not None:
             await self._disk_put(key, provider.name, claim.reply)
+
+    def _remember(self, key: str, reply: Reply) -> None:
+        self._done[key] = reply
+        self._done_chars += len(reply.text) + _ENTRY_CHARS
+        while self._done_chars > MEMORY_CHARS and self._done:
+            oldest = next(iter(self._done))
+            self._done_chars -= len(self._done.pop(oldest).text) + _ENTRY_CHARS
 
     async def _disk_get(self, key: str) -> Reply | None:
         assert self._disk is not None

@@ -449,3 +449,26 @@ def test_messages_name_the_flags_on_the_command_line():
         "--resume 'runs/x' is a run of another goal; use --cache."
     )
     assert in_cli_words("Request(cache_system=True)") == "Request(cache_system=True)"
+
+
+def test_a_run_keeps_its_replies_in_bounded_memory_the_oldest_dropped_first(monkeypatch):
+    from ptcrun.runtime import _cache
+
+    monkeypatch.setattr(_cache, "MEMORY_CHARS", 3 * (1_000 + 256))
+    cache = ReplyCache()
+    provider = ScriptedProvider(["x"])
+    sent: list[int] = []
+
+    async def ask(n: int) -> str:
+        async with cache.claim(provider, Request(messages=[Message("user", str(n))])) as claim:
+            if claim.hit is None:
+                sent.append(n)
+                claim.keep(Reply(text=str(n) * 1_000, input_tokens=1, output_tokens=1))
+        return (claim.hit or claim.reply).text[:1]  # type: ignore[union-attr]
+
+    async def main() -> None:
+        for n in (1, 2, 3, 4, 2, 3, 4, 1):
+            assert await ask(n) == str(n)
+
+    trio.run(main)
+    assert sent == [1, 2, 3, 4, 1]  # 1 was the oldest when 4 came in
