@@ -20,20 +20,25 @@ model's. A run that had finished replays to its answer at no cost.
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from .. import errors
-from ..transcript._transcript import Transcript
+from ..transcript._parsing import parse_event
+from ..transcript._schema import SCHEMA_VERSION, Event, LLMEnd, LLMStart, RunEnd, RunStart
 from ._cache import request_key
 from .providers._base import Message, Provider, Reply, Request
 
 __all__ = ["Recorded", "load_recorded", "planner_key"]
+
+#: The transcript's name in its run folder.
+_FILE_NAME = "transcript.jsonl"
 
 #: The lines of the planner's messages that state the budget (the templates' "Budget left:" and
 #: "Left:" lines, and a pass's share of the budget), each with what a resumed run may state
@@ -96,52 +101,115 @@ def load_recorded(
 ) -> Recorded:
     """Read the run to resume at ``path`` (a run folder or its ``transcript.jsonl``).
 
-    Only replies from providers of the same names as this run's are kept: another model's
-    replies are not this one's.
+    The file is read line by line, and a request's messages are kept only until its reply is
+    keyed, so a transcript of a 100,000-call fan-out is read in the memory of its replies, not
+    of its prompts. Only replies from providers of the same names as this run's are kept:
+    another model's replies are not this one's.
 
     Raises:
-        ConfigError: the transcript cannot be read, or the earlier run had another goal or
-            another corpus (a resume continues the same run; ``cache=`` reuses worker replies
-            across different runs).
+        ConfigError: the transcript cannot be read or is not a ptcrun transcript, or the earlier
+            run had another goal or another corpus (a resume continues the same run; ``cache=``
+            reuses worker replies across different runs).
     """
+    where = f"resume={os.fspath(path)!r}"
+    events = _events(path, where)
+    first = next(events, None)
+    if not isinstance(first, RunStart):
+        raise errors.ConfigError(f"{where}: the transcript does not start with run.start; it is not a "
+                                 "whole ptcrun transcript.")
+    if first.goal != goal:
+        raise errors.ConfigError(
+            f"{where} is a run of another goal ({_quote(first.goal)}, not {_quote(goal)}); a resume "
+            "continues the same run: pass its goal. To reuse worker replies across different runs, "
+            "use cache=."
+        )
+    if first.data != data_summary:
+        raise errors.ConfigError(
+            f"{where} is a run over another corpus (its chunks or their text differ, by their "
+            "SHA-256); a resume continues the same run: pass the same corpus, cut the same way. To "
+            "reuse worker replies across different runs, use cache=."
+        )
+    replies: dict[str, dict[str, Reply]] = {"planner": {}, "worker": {}}
+    providers = {"planner": planner, "worker": worker}
+    keys = {"planner": planner_key, "worker": request_key}
+    sent: dict[str, LLMStart] = {}
+    status = "incomplete"
+    for event in events:
+        if isinstance(event, LLMStart):
+            if event.role in providers and event.provider == providers[event.role].name:
+                sent[event.span] = event
+        elif isinstance(event, LLMEnd):
+            start = sent.pop(event.span, None)
+            if start is None or event.status != "ok" or event.text is None:
+                continue
+            request = Request(
+                messages=tuple(Message(m["role"], m["content"]) for m in start.messages),  # type: ignore[arg-type]
+                system=start.system,
+                max_tokens=start.max_tokens,
+                purpose="planner" if start.role == "planner" else "worker",
+            )
+            key = keys[start.role](providers[start.role], request)
+            replies[start.role][key] = Reply(text=event.text, input_tokens=0, output_tokens=0,
+                                             model=event.model or "", stop_reason=event.stop_reason)
+        elif isinstance(event, RunEnd):
+            status = event.status
+    return Recorded(_file(path), replies["planner"], replies["worker"], status)
+
+
+def _file(path: str | os.PathLike[str]) -> Path:
+    file = Path(path)
+    return file / _FILE_NAME if file.is_dir() else file
+
+
+def _events(path: str | os.PathLike[str], where: str) -> Iterator[Event]:
+    """The transcript's events, read and checked one line at a time; a last line cut short by a
+    kill is dropped, as the reader does.
+
+    Raises:
+        ConfigError: the file cannot be read, or a line is not a ptcrun event of a version this
+            ptcrun reads.
+    """
+    file = _file(path)
     try:
-        transcript = Transcript.load(path)
-    except errors.TranscriptError as exc:
-        raise errors.ConfigError(f"resume={os.fspath(path)!r}: {exc}") from None
-    assert transcript.path is not None
-    if transcript.goal != goal:
+        lines = file.open(encoding="utf-8")
+    except FileNotFoundError:
         raise errors.ConfigError(
-            f"resume={os.fspath(path)!r} is a run of another goal ({_quote(transcript.goal)}, not "
-            f"{_quote(goal)}); a resume continues the same run: pass its goal. To reuse worker "
-            "replies across different runs, use cache=."
-        )
-    if transcript.run.get("data") != data_summary:
-        raise errors.ConfigError(
-            f"resume={os.fspath(path)!r} is a run over another corpus (its chunks or their text "
-            "differ, by their SHA-256); a resume continues the same run: pass the same corpus, cut "
-            "the same way. To reuse worker replies across different runs, use cache=."
-        )
-    planner_replies: dict[str, Reply] = {}
-    worker_replies: dict[str, Reply] = {}
-    for record in transcript.llm_calls:
-        if record.status != "ok" or record.text is None or record.max_tokens is None:
-            continue
-        provider = planner if record.role == "planner" else worker
-        if record.provider != provider.name:
-            continue
-        request = Request(
-            messages=tuple(Message(m["role"], m["content"]) for m in record.messages),  # type: ignore[arg-type]
-            system=record.system,
-            max_tokens=record.max_tokens,
-            purpose="planner" if record.role == "planner" else "worker",
-        )
-        reply = Reply(text=record.text, input_tokens=0, output_tokens=0, model=record.model or "",
-                      stop_reason=record.stop_reason)
-        if record.role == "planner":
-            planner_replies[planner_key(planner, request)] = reply
-        else:
-            worker_replies[request_key(worker, request)] = reply
-    return Recorded(transcript.path, planner_replies, worker_replies, transcript.status)
+            f"{where}: {str(file)!r} does not exist; pass the run folder of the run to resume "
+            "(runs/<timestamp>-<id>/) or its transcript.jsonl."
+        ) from None
+    except OSError as exc:
+        raise errors.ConfigError(f"{where}: {str(file)!r} cannot be read: {exc}.") from None
+    with lines:
+        try:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError:
+                    if not line.endswith("\n"):
+                        return  # the writer was stopped mid-line: everything before it stands
+                    raise errors.ConfigError(f"{where}: line {number} is not JSON; the file was "
+                                             "changed after it was written.") from None
+                event = _event(data, f"{where}: line {number}")
+                if event is not None:
+                    yield event
+        except (OSError, UnicodeDecodeError) as exc:
+            raise errors.ConfigError(f"{where}: {str(file)!r} cannot be read: {exc}.") from None
+
+
+def _event(data: Any, where: str) -> Event | None:
+    if not (isinstance(data, dict) and isinstance(data.get("v"), int) and isinstance(data.get("type"), str)):
+        raise errors.ConfigError(f"{where} is not a ptcrun event (no 'v' or 'type'); pass a ptcrun "
+                                 "run folder or transcript.")
+    if data["v"] > SCHEMA_VERSION:
+        raise errors.ConfigError(f"{where} was written with transcript schema v{data['v']}; this ptcrun "
+                                 f"reads up to v{SCHEMA_VERSION}. Upgrade ptcrun to resume it.")
+    try:
+        return parse_event(data)
+    except ValueError as exc:
+        raise errors.ConfigError(f"{where}: the {data['type']} event {exc}; it was changed after it "
+                                 "was written, or was not written by ptcrun.") from None
 
 
 def _quote(text: str, width: int = 60) -> str:

@@ -353,3 +353,24 @@ def test_the_live_progress_says_a_planner_reply_was_replayed(tmp_path):
                       transcript_dir=tmp_path / "runs", observers=[LineProgress(said)])
     runtime.run("One.", CHUNKS, resume=recorded.transcript)
     assert "turn 1: planner reply replayed from the resumed run, at no cost" in said.getvalue()
+
+
+def test_a_last_line_cut_by_the_kill_is_dropped_and_a_damaged_one_before_it_refused(tmp_path):
+    program = block(FAN_OUT + "\ndone(sum(int(c) for c in counts))")
+    first = make(ScriptedProvider([program]), ScriptedProvider(count_errors), tmp_path).run("Count.", CHUNKS)
+    lines = first.transcript.read_text().splitlines(keepends=True)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(lines[:-1]) + lines[-1][:25])  # run.end cut mid-write
+    result = make(ScriptedProvider(["unused"]), ScriptedProvider(count_errors), tmp_path).run(
+        "Count.", CHUNKS, resume=cut
+    )
+    assert result.answer == 3 and result.replayed == {"planner": 1, "worker": 3}
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text("".join(lines[:3]) + lines[3][:25] + "\n" + "".join(lines[4:]))
+    runtime = make(ScriptedProvider(["unused"]), ScriptedProvider(count_errors), tmp_path)
+    with pytest.raises(errors.ConfigError, match="line 4 is not JSON"):
+        runtime.run("Count.", CHUNKS, resume=damaged)
+    newer = tmp_path / "newer.jsonl"
+    newer.write_text("".join(lines).replace('"v": 2', '"v": 99').replace('"v":2', '"v":99'))
+    with pytest.raises(errors.ConfigError, match="schema v99"):
+        runtime.run("Count.", CHUNKS, resume=newer)
