@@ -22,6 +22,7 @@ from ._budget import Ledger, worst_case_tokens
 from ._cache import ReplyCache, Source
 from .providers._base import Provider, Reply, Request, call_provider
 from .providers._http import Retry, reporting_retries
+from .providers._ratelimit import Throttle, steering
 
 __all__ = ["budgeted_complete", "request_tokens"]
 
@@ -52,8 +53,15 @@ async def budgeted_complete(
     span: str,
     parent: str | None,
     cache: ReplyCache | None = None,
+    throttle: Throttle | None = None,
+    input_tokens: int | None = None,
 ) -> Reply:
     """Send ``request`` to ``provider`` under the run's token budget; return the reply.
+
+    With ``throttle``, the request's attempts wait for its slots (rate limits steer how many
+    are in flight). ``input_tokens``, when the caller has counted the request already (from
+    counts of its parts), saves counting it again; it must be at least what
+    :func:`request_tokens` would count, since the reservation rests on it.
 
     With ``cache``, a request it can answer (an identical one of this run, the cache file, a
     resumed run) is not sent: its reply costs nothing and ``llm.end`` says where it came from.
@@ -67,14 +75,14 @@ async def budgeted_complete(
     """
     if cache is None:
         return await _send(provider, request, ledger=ledger, role=role, what=what, emit=emit, span=span,
-                           parent=parent)
+                           parent=parent, throttle=throttle, input_tokens=input_tokens)
     async with cache.claim(provider, request) as claim:
         if claim.hit is not None:
             assert claim.source is not None
             return _reuse(provider, request, claim.hit, claim.source, role=role, emit=emit, span=span,
                           parent=parent)
         reply = await _send(provider, request, ledger=ledger, role=role, what=what, emit=emit, span=span,
-                            parent=parent)
+                            parent=parent, throttle=throttle, input_tokens=input_tokens)
         claim.keep(reply)
     return reply
 
@@ -126,8 +134,12 @@ async def _send(
     emit: Emit,
     span: str,
     parent: str | None,
+    throttle: Throttle | None = None,
+    input_tokens: int | None = None,
 ) -> Reply:
-    if sum(len(m.content) for m in request.messages) > _THREAD_COUNT_CHARS:
+    if input_tokens is not None:
+        pass
+    elif sum(len(m.content) for m in request.messages) > _THREAD_COUNT_CHARS:
         # Counting a 4,000-token chunk takes milliseconds; off the event loop, a wide fan-out
         # counts on both cores and keeps the loop answering the sandbox meanwhile.
         input_tokens = await trio.to_thread.run_sync(request_tokens, request)
@@ -162,7 +174,7 @@ async def _send(
     with reservation:
         reservation.mark_sent()
         try:
-            with reporting_retries(report):
+            with reporting_retries(report), steering(throttle):
                 reply = await call_provider(provider, request)
         except errors.ProviderError as exc:
             # The provider refused or failed after its retries: nothing was billed. A server

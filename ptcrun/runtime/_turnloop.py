@@ -25,7 +25,16 @@ from ..corpus._chunking import corpus_digest
 from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
 from ..transcript._events import EventStream
-from ..transcript._schema import Event, ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
+from ..transcript._schema import (
+    ConcurrencyChange,
+    Event,
+    ProgramEnd,
+    ProgramStart,
+    RunEnd,
+    RunStart,
+    TurnEnd,
+    TurnStart,
+)
 from ._answers import AnswerCheck
 from ._budget import Ledger, input_room, worst_case_tokens
 from ._cache import DiskCache, ReplyCache
@@ -38,6 +47,7 @@ from ._stops import holds, stop_error, unexpected_error
 from ._turns import budget_line, calls_report, extract_code, feedback, first_message, system_prompt
 from ._worker import make_worker_tool
 from .providers._base import Message, Request
+from .providers._ratelimit import Change, Throttle
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -112,6 +122,8 @@ class Run:
         self.planner_cache = None if recorded is None else ReplyCache(
             key=planner_key, replayed=recorded.planner, share=False
         )
+        # Rate limits steer how many worker requests are in flight, within max_concurrency.
+        self.throttle = Throttle(self.limits.max_concurrency, on_change=self._concurrency_changed)
         worker = make_worker_tool(
             provider=runtime.worker,
             ledger=self.ledger,
@@ -119,8 +131,15 @@ class Run:
             emit=self._worker_event,
             span_of_call=self.spans.call_span,
             cache=self.worker_cache,
+            throttle=self.throttle,
         )
         self.tools: dict[str, Tool] = {"worker": worker, **runtime.tools}
+
+    def _concurrency_changed(self, change: Change) -> None:
+        self.events.emit(ConcurrencyChange(
+            span="run", parent=None, provider=self.rt.worker.name, allowed=change.allowed,
+            previous=change.previous, ceiling=change.ceiling, reason=change.reason,
+        ))
 
     def _worker_event(self, event: Event) -> object:
         self.spans.note(event)  # so the call's call.end says when none of its requests was sent

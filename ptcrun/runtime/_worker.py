@@ -26,6 +26,7 @@ from ._budget import Ledger
 from ._cache import ReplyCache
 from ._llm import Emit, budgeted_complete
 from .providers._base import Message, Provider, Request
+from .providers._ratelimit import Throttle
 
 __all__ = ["make_worker_tool", "parse_json_reply", "worker_prompt", "worker_request"]
 
@@ -146,6 +147,7 @@ def make_worker_tool(
     emit: Emit,
     span_of_call: Callable[[dict[str, Any] | None], str],
     cache: ReplyCache | None = None,
+    throttle: Throttle | None = None,
 ) -> Tool:
     """Build the ``worker`` tool bound to one run's provider, ledger, transcript and cache.
 
@@ -202,6 +204,7 @@ def make_worker_tool(
                 span=f"{call_span}.llm{attempt}",
                 parent=call_span,
                 cache=cache,
+                throttle=throttle,
             )
             if schema is None:
                 return reply.text

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
-from ._views import failure_kinds, preview, reused, status_text
+from ._views import failure_kinds, preview, reused, status_text, steering_note
 
 __all__ = ["render_html", "write_html"]
 
@@ -238,6 +238,9 @@ def _overview(t: Transcript) -> str:
             sandbox.append(_bar("sandbox", begin, float(e["ts"]), origin, span, title))
     rows = [_row("sandbox", sandbox), _row("planner", planner), _row("programs", program)]
     rows += [_row(f"pmaps {index + 1}", bars) for index, bars in enumerate(lane_bars)]
+    steered = _steering_bars(t, origin, span)
+    if steered:
+        rows.append(_row("in flight", steered))
     legend = "".join(
         f'<span><i style="background:var(--{name})"></i>{label}</span>'
         for name, label in (("sandbox", "sandbox start"), ("planner", "planner call"), ("program", "program"),
@@ -248,6 +251,21 @@ def _overview(t: Transcript) -> str:
             f'wall time; outlined calls are the {_SLOWEST} slowest</span></h2>'
             f'<div class="rows">{"".join(rows)}</div>{_axis(span)}'
             f'<div class="legend">{legend}</div></section>')
+
+
+def _steering_bars(t: Transcript, origin: float, span: float) -> list[str]:
+    """One bar per stretch of time at one allowed width (``concurrency.change``); its title says
+    the width, of how many, and why it changed."""
+    changes = [e for e in t.events if e["type"] == "concurrency.change"]
+    bars = []
+    for change, after in zip(changes, [*changes[1:], None][: len(changes)], strict=True):
+        start = float(change["ts"])
+        end = float(after["ts"]) if after is not None else t.ended
+        title = (f"{change['allowed']} of {change['ceiling']} worker requests allowed in flight "
+                 f"({change['reason']}) · {_secs(end - start)}")
+        allowed = f' data-allowed="{int(change["allowed"])}"'
+        bars.append(_bar("pmap", start, end, origin, span, title, allowed))
+    return bars
 
 
 def _stats(t: Transcript) -> str:
@@ -267,6 +285,9 @@ def _stats(t: Transcript) -> str:
         items.append(("failed calls", f"{sum(t.failed_calls.values()):,} of {t.calls_made:,}"))
     if t.cached_calls:
         items.append(("cached", f"{t.cached_calls:,} worker requests at no cost"))
+    steered = steering_note(t.events)
+    if steered:
+        items.append(("throttled", steered))
     if t.resumed_from is not None:
         planner, worker = t.replayed.get("planner", 0), t.replayed.get("worker", 0)
         replayed = f"{planner:,} planner, {worker:,} worker replies replayed"

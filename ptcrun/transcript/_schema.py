@@ -40,6 +40,7 @@ __all__ = [
     "AnyJSON",
     "CallEnd",
     "CallStart",
+    "ConcurrencyChange",
     "Event",
     "ItemEnd",
     "ItemStart",
@@ -212,6 +213,20 @@ class LLMRetry(Event):
     request_id: str | None
 
 
+@attrs.frozen(kw_only=True)
+class ConcurrencyChange(Event):
+    """The worker requests allowed in flight changed (span ``run``): the provider's rate limits
+    (a 429 or 529, or headers saying little of a limit is left) halved it, or replies without
+    them let it grow back by one, up to ``Limits.max_concurrency``."""
+
+    type = "concurrency.change"
+    provider: str
+    allowed: int
+    previous: int
+    ceiling: int
+    reason: str
+
+
 # -- the program -----------------------------------------------------------------------------
 
 
@@ -330,7 +345,8 @@ class CallEnd(Event):
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        RunStart, SandboxStart, TurnStart, LLMStart, LLMRetry, LLMEnd, ProgramStart, ProgramOutput,
+        RunStart, SandboxStart, TurnStart, LLMStart, LLMRetry, LLMEnd, ConcurrencyChange, ProgramStart,
+        ProgramOutput,
         PmapStart, ItemStart, CallStart, CallEnd, ItemEnd, PmapEnd, ProgramEnd, TurnEnd, RunEnd,
     )
 }

@@ -272,6 +272,9 @@ def render_summary(t: Transcript) -> str:
     if t.cached_calls:
         lines.append(f"cached     {t.cached_calls:,} worker request{'s' * (t.cached_calls != 1)} "
                      "answered by the result cache, at no cost")
+    steered = steering_note(t.events)
+    if steered:
+        lines.append(f"throttled  {steered}")
     if t.resumed_from is not None:
         planner, worker = t.replayed.get("planner", 0), t.replayed.get("worker", 0)
         lines.append(f"resumed    from {t.resumed_from}: {_replies(planner)} of the planner and "
@@ -279,6 +282,19 @@ def render_summary(t: Transcript) -> str:
     if t.fallback_used:
         lines.append("answer     a fallback (the program's last `answer` value), not given to done()")
     return "\n".join(lines)
+
+
+def steering_note(events: Iterable[Mapping[str, Any]]) -> str:
+    """What rate limits did to the worker requests in flight (``concurrency.change``), in one
+    line; empty when they never changed it."""
+    changes = [e for e in events if e.get("type") == "concurrency.change"]
+    if not changes:
+        return ""
+    lowest = min(changes, key=lambda e: e["allowed"])
+    last = changes[-1]
+    return (f"rate limits steered the worker requests in flight {len(changes):,} time"
+            f"{'s' * (len(changes) != 1)}: down to {lowest['allowed']} of {lowest['ceiling']} "
+            f"({lowest['reason']}), {last['allowed']} at the end")
 
 
 def _status(t: Transcript) -> str:

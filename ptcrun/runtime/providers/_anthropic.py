@@ -22,6 +22,7 @@ from ._http import (
     token_count,
 )
 from ._models import lookup_model
+from ._ratelimit import observe_reply
 
 if TYPE_CHECKING:
     import anthropic
@@ -193,6 +194,7 @@ class AnthropicProvider:
                     fix="Check that base_url serves the Anthropic Messages API.",
                 ) from exc
             status, request_id = raw.status_code, raw.headers.get("request-id")
+            observe_reply(raw.headers)
             try:
                 # parse() is a coroutine in some SDK versions and a plain call in others.
                 parsed: Any = raw.parse()

@@ -21,6 +21,7 @@ from ._http import (
     status_summary,
     token_count,
 )
+from ._ratelimit import observe_reply
 
 __all__ = ["OpenAICompatProvider"]
 
@@ -159,6 +160,7 @@ class OpenAICompatProvider:
                 ) from exc
             if response.status_code >= 400:
                 raise _status_failure(response)
+            observe_reply(response.headers)
             return _to_reply(request, response)
         raise timed_out
 
