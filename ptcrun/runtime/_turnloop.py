@@ -36,8 +36,10 @@ from ..transcript._schema import (
     TurnStart,
 )
 from ._answers import AnswerCheck
+from ._batches import BatchEngine
 from ._budget import Ledger, input_room, worst_case_tokens
 from ._cache import DiskCache, ReplyCache
+from ._counts import WorkerCounts
 from ._estimate import make_estimator, pass_tokens_about
 from ._failures import FailureTally
 from ._llm import budgeted_complete, request_tokens
@@ -124,6 +126,12 @@ class Run:
         )
         # Rate limits steer how many worker requests are in flight, within max_concurrency.
         self.throttle = Throttle(self.limits.max_concurrency, on_change=self._concurrency_changed)
+        # Worker requests are counted from their parts, with the chunker's counts reused.
+        self.counts = WorkerCounts.of_data(data)
+        self.batches = BatchEngine(
+            provider=runtime.worker, ledger=self.ledger, limits=self.limits, emit=events.emit,
+            pmap_span=lambda pmap: f"t{self.spans.turn}.m{pmap}", counts=self.counts,
+        )
         worker = make_worker_tool(
             provider=runtime.worker,
             ledger=self.ledger,
@@ -132,6 +140,7 @@ class Run:
             span_of_call=self.spans.call_span,
             cache=self.worker_cache,
             throttle=self.throttle,
+            counts=self.counts,
         )
         self.tools: dict[str, Tool] = {"worker": worker, **runtime.tools}
 
@@ -185,6 +194,7 @@ class Run:
                         estimate=make_estimator(self.limits),
                         limiter=self.limiter,
                         on_event=self.spans.on_sandbox_event,
+                        batches=self.batches,
                     ) as sandbox:
                         result = await self._loop(sandbox)
                 if run_scope.cancelled_caught:

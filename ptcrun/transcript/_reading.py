@@ -26,6 +26,7 @@ from ._records import (
     span_turn,
 )
 from ._schema import (
+    BatchEnd,
     CallEnd,
     CallStart,
     Event,
@@ -333,7 +334,7 @@ def _span_status(end: Event | None) -> str:
         return "ok" if end.ok else "cancelled" if cancelled else "error"
     if isinstance(end, PmapEnd):
         return "timeout" if end.timed_out else "failed" if end.failed else "ok"
-    if isinstance(end, (LLMEnd, ProgramEnd, TurnEnd, RunEnd)):
+    if isinstance(end, (LLMEnd, ProgramEnd, TurnEnd, RunEnd, BatchEnd)):
         return end.status
     return "ok"
 

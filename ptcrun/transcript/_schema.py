@@ -38,6 +38,9 @@ __all__ = [
     "EVENT_TYPES",
     "SCHEMA_VERSION",
     "AnyJSON",
+    "BatchEnd",
+    "BatchResult",
+    "BatchStart",
     "CallEnd",
     "CallStart",
     "ConcurrencyChange",
@@ -341,13 +344,72 @@ class CallEnd(Event):
     cached: str | None = None
 
 
+@attrs.frozen(kw_only=True)
+class BatchStart(Event):
+    """A batch of worker requests was submitted to the provider's batch engine (span
+    ``tN.mK.bJ``, under the ``pmap(..., batch=True)`` that made it)."""
+
+    type = "batch.start"
+    pmap: int
+    #: The provider's id for the batch.
+    batch_id: str
+    provider: str
+    #: How many requests it holds, and the pmap items they came from, first and last.
+    requests: int
+    first_item: int
+    last_item: int
+    #: Tokens reserved from the budget for its requests' worst case.
+    reserved_tokens: int
+    #: Bytes of the request body, within the API's limit per batch.
+    bytes: int
+
+
+@attrs.frozen(kw_only=True)
+class BatchResult(Event):
+    """One request of a batch ended (same span as its ``batch.start``): its reply or error."""
+
+    type = "batch.result"
+    item: int
+    #: ``succeeded``, ``errored``, ``canceled`` or ``expired``, as the provider says; or
+    #: ``missing`` when the results had no line for it.
+    status: str
+    text: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    error: Mapping[str, JSON] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class BatchEnd(Event):
+    """A batch ended (span ``tN.mK.bJ``): how its requests ended, what it cost, how long."""
+
+    type = "batch.end"
+    #: ``ended`` (the provider processed it; see the counts), ``canceled`` (a clock or a cancel
+    #: ended the pmap and the batch was cancelled), or ``error`` (it could not be submitted or
+    #: read).
+    status: str
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: USD at the batch price (half the list price), or ``null`` when the price is unknown.
+    cost: float | None = None
+    #: How many times the batch was asked how it stands.
+    polls: int = 0
+    seconds: float = 0.0
+    error: Mapping[str, JSON] | None = None
+
+
 #: Every event type by its name, in the order of a run.
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.type: cls
     for cls in (
         RunStart, SandboxStart, TurnStart, LLMStart, LLMRetry, LLMEnd, ConcurrencyChange, ProgramStart,
-        ProgramOutput,
-        PmapStart, ItemStart, CallStart, CallEnd, ItemEnd, PmapEnd, ProgramEnd, TurnEnd, RunEnd,
+        ProgramOutput, PmapStart, ItemStart, CallStart, CallEnd, ItemEnd, BatchStart, BatchResult, BatchEnd,
+        PmapEnd, ProgramEnd, TurnEnd, RunEnd,
     )
 }
 

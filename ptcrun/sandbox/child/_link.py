@@ -40,6 +40,11 @@ class Pending:
         assert self.reply is not None
         return self.reply
 
+    def wait_for(self, seconds: float | None) -> _protocol.Reply | None:
+        """The reply, or ``None`` when it has not come within ``seconds`` (``None``: no limit)."""
+        self._event.wait(seconds)
+        return self.reply
+
 
 class Link:
     """Framed, thread-safe messaging with the host over two inherited pipe descriptors."""

@@ -31,7 +31,7 @@ from ..._limits import Limits
 from ..._tools import Tool, collect_tools
 from .. import _protocol
 from .._results import ExecResult
-from ._calls import CallServer, Estimator, Event
+from ._calls import BatchHandler, CallServer, Estimator, Event
 from ._channel import CHILD_GONE, Channel
 from ._death import Death
 from ._program import ProgramRun
@@ -88,6 +88,8 @@ class Sandbox:
         on_event: called with each event (``call.start``, ``call.end``, ``pmap.start``,
             ``item.start``, ``item.end``, ``pmap.end``, ``output``, ``sandbox.start``) as it
             happens. Exceptions it raises propagate.
+        batches: serves the requests of ``pmap(..., batch=True)`` (the runtime's batch engine);
+            without it such a pmap fails with a ``ToolError``.
         strict: refuse to start unless every OS layer (seccomp, Landlock, no_new_privs) is
             active.
     """
@@ -102,6 +104,7 @@ class Sandbox:
         estimate: Estimator | None = None,
         limiter: trio.CapacityLimiter | None = None,
         on_event: Callable[[Event], None] | None = None,
+        batches: BatchHandler | None = None,
         strict: bool = False,
         _language_layer: bool = True,
         _os_layers: bool = True,
@@ -116,6 +119,7 @@ class Sandbox:
             budget=budget or _no_budget,
             on_event=self._on_event,
             estimate=estimate,
+            batches=batches,
         )
         self._strict = strict
         self._language_layer = _language_layer
