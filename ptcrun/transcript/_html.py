@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
-from ._views import failure_kinds, preview, reused, status_text, steering_note
+from ._views import batch_counts, batch_note, failure_kinds, preview, reused, status_text, steering_note
 
 __all__ = ["render_html", "write_html"]
 
@@ -241,6 +241,9 @@ def _overview(t: Transcript) -> str:
     steered = _steering_bars(t, origin, span)
     if steered:
         rows.append(_row("in flight", steered))
+    batches = _batch_bars(t, origin, span)
+    if batches:
+        rows.append(_row("batches", batches))
     legend = "".join(
         f'<span><i style="background:var(--{name})"></i>{label}</span>'
         for name, label in (("sandbox", "sandbox start"), ("planner", "planner call"), ("program", "program"),
@@ -268,6 +271,24 @@ def _steering_bars(t: Transcript, origin: float, span: float) -> list[str]:
     return bars
 
 
+def _batch_bars(t: Transcript, origin: float, span: float) -> list[str]:
+    """One bar per batch of a ``pmap(..., batch=True)``, from its submission to its end."""
+    ends = {e["span"]: e for e in t.events if e["type"] == "batch.end"}
+    bars = []
+    for start in (e for e in t.events if e["type"] == "batch.start"):
+        end = ends.get(start["span"])
+        stop = float(end["ts"]) if end is not None else t.ended
+        status = str(end["status"]) if end is not None else "unfinished"
+        kind = {"ended": "ok", "canceled": "cancelled", "unfinished": "unfinished"}.get(status, "error")
+        title = (f"batch {start['batch_id']} · {start['requests']:,} requests (items {start['first_item']}-"
+                 f"{start['last_item']}) · {status} · {_secs(stop - float(start['ts']))}")
+        if end is not None:
+            title += " · " + batch_counts(end)
+        bars.append(_bar(f"call {kind}", float(start["ts"]), stop, origin, span, title,
+                         f' data-batch="{_e(start["batch_id"])}"'))
+    return bars
+
+
 def _stats(t: Transcript) -> str:
     u = t.usage
     limit = t.limits.get("max_tokens")
@@ -288,6 +309,9 @@ def _stats(t: Transcript) -> str:
     steered = steering_note(t.events)
     if steered:
         items.append(("throttled", steered))
+    batched = batch_note(t.events)
+    if batched:
+        items.append(("batches", batched))
     if t.resumed_from is not None:
         planner, worker = t.replayed.get("planner", 0), t.replayed.get("worker", 0)
         replayed = f"{planner:,} planner, {worker:,} worker replies replayed"

@@ -275,6 +275,9 @@ def render_summary(t: Transcript) -> str:
     steered = steering_note(t.events)
     if steered:
         lines.append(f"throttled  {steered}")
+    batched = batch_note(t.events)
+    if batched:
+        lines.append(f"batches    {batched}")
     if t.resumed_from is not None:
         planner, worker = t.replayed.get("planner", 0), t.replayed.get("worker", 0)
         lines.append(f"resumed    from {t.resumed_from}: {_replies(planner)} of the planner and "
@@ -295,6 +298,35 @@ def steering_note(events: Iterable[Mapping[str, Any]]) -> str:
     return (f"rate limits steered the worker requests in flight {len(changes):,} time"
             f"{'s' * (len(changes) != 1)}: down to {lowest['allowed']} of {lowest['ceiling']} "
             f"({lowest['reason']}), {last['allowed']} at the end")
+
+
+_BATCH_COUNTS = ("succeeded", "errored", "canceled", "expired")
+
+
+def batch_counts(fields: Mapping[str, Any]) -> str:
+    """``"5 succeeded, 1 errored"``: how a batch's requests ended."""
+    counts = [f"{int(fields.get(k) or 0):,} {k}" for k in _BATCH_COUNTS if fields.get(k)]
+    return ", ".join(counts) or "no results"
+
+
+def batch_note(events: Iterable[Mapping[str, Any]]) -> str:
+    """The run's batches (``pmap(..., batch=True)``) in one line: how many requests, how they
+    ended, what they cost; empty when the run sent none."""
+    starts = [e for e in events if e.get("type") in ("batch.start", "batch.end")]
+    if not starts:
+        return ""
+    requests = sum(int(e.get("requests") or 0) for e in starts if e["type"] == "batch.start")
+    ends = [e for e in starts if e["type"] == "batch.end"]
+    batches = sum(1 for e in starts if e["type"] == "batch.start")
+    totals = {k: sum(int(e.get(k) or 0) for e in ends) for k in _BATCH_COUNTS}
+    costs = [e.get("cost") for e in ends]
+    cost = ""
+    if costs and None not in costs:
+        cost = f", ${sum(c for c in costs if c is not None):.4f} at the batch price"
+    cancelled = sum(1 for e in ends if e.get("status") == "canceled")
+    note = f"; {cancelled} cancelled by a clock or a cancel" if cancelled else ""
+    return (f"{batches} batch{'es' * (batches != 1)} of {requests:,} worker requests: "
+            f"{batch_counts(totals)}{cost}{note}")
 
 
 def _status(t: Transcript) -> str:
@@ -328,6 +360,11 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int]) -> str:
         head = f"item {f.get('item')} (slot {f.get('slot')})"
     elif kind == "call":
         head = f"{f.get('tool', 'call')} c{f.get('call')}"
+    elif kind == "batch":
+        head = (f"batch {f.get('batch_id')}: {f.get('requests', '?')} requests "
+                f"(items {f.get('first_item')}-{f.get('last_item')})")
+        if f.get("succeeded") is not None:
+            head += f", {batch_counts(f)}"
     elif kind == "sandbox":
         head = f"sandbox started (pid {f.get('pid')})"
         return head
