@@ -239,36 +239,28 @@ class AnthropicProvider:
 
         params = self.params(request)
         client = self._clients.get()
-        started = trio.current_time()
         # The raw response keeps the status and request id when its body turns out not to be
-        # a message.
+        # a message; its body has been read by then, so parsing it needs no clock of its own.
         raw = await self.sdk_call(
             lambda: client.messages.with_raw_response.create(**params), what="a Messages API message"
         )
-        timed_out = AttemptFailed(
-            f"no reply within {self.timeout:g} s",
-            setting=f"timeout={self.timeout:g}",
-            fix="Check that the server is up, or raise AnthropicProvider(timeout=...) for long replies.",
-        )
-        with trio.move_on_at(started + self.timeout):
-            status, request_id = raw.status_code, raw.headers.get("request-id")
-            observe_reply(raw.headers)
-            try:
-                # parse() is a coroutine in some SDK versions and a plain call in others.
-                parsed: Any = raw.parse()
-                if inspect.isawaitable(parsed):
-                    parsed = await parsed
-                return to_reply(parsed)
-            except (anthropic.APIError, ValueError, TypeError, AttributeError) as exc:
-                # ValueError covers truncated or empty JSON; the SDK does not check a body's shape.
-                raise AttemptFailed(
-                    f"{status} reply is not a Messages API message: {_describe(exc)}",
-                    status=status,
-                    retryable=False,
-                    fix="Check that base_url serves the Anthropic Messages API.",
-                    request_id=request_id,
-                ) from exc
-        raise timed_out
+        status, request_id = raw.status_code, raw.headers.get("request-id")
+        observe_reply(raw.headers)
+        try:
+            # parse() is a coroutine in some SDK versions and a plain call in others.
+            parsed: Any = raw.parse()
+            if inspect.isawaitable(parsed):
+                parsed = await parsed
+            return to_reply(parsed)
+        except (anthropic.APIError, ValueError, TypeError, AttributeError) as exc:
+            # ValueError covers truncated or empty JSON; the SDK does not check a body's shape.
+            raise AttemptFailed(
+                f"{status} reply is not a Messages API message: {_describe(exc)}",
+                status=status,
+                retryable=False,
+                fix="Check that base_url serves the Anthropic Messages API.",
+                request_id=request_id,
+            ) from exc
 
     def __repr__(self) -> str:
         return f"AnthropicProvider({self.model!r})"

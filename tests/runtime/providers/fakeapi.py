@@ -193,6 +193,11 @@ class FakeAPI:
 
     async def _route(self, method: str, path: str, body: Any) -> tuple[int, Any, dict[str, str], str]:
         path = path.split("?", 1)[0]
+        if method == "GET" and path == "/stats":
+            stats = {"connections": self.connections, "requests": self.requests, "limited": self.limited,
+                     "peak": self.peak, "batches": len(self.batches),
+                     "batch_requests": sum(len(b.requests) for b in self.batches.values())}
+            return 200, stats, {}, "application/json"
         if method == "POST" and path in ("/v1/messages", "/v1/chat/completions"):
             return await self._answer(path, body or {})
         if path.startswith("/v1/messages/batches"):
