@@ -124,8 +124,24 @@ def section(row: str) -> str:
         "reserving the budget once, and building and posting the request body. Peak memory is "
         f"`VmHWM`. One run, Python {platform.python_version()}, {os.cpu_count()} CPUs shared with "
         "other work while measured. Reproduce with `python benchmarks/bench_batches.py --write`.\n\n"
-        + HEADER + row + "\n"
+        + HEADER + row + "\n\n" + NOTES + "\n"
     )
+
+
+NOTES = (
+    "One batch holds the 100,000 requests (the API takes up to 100,000 or 256 MB; larger fan-outs are "
+    "cut into several, submitted together and polled together). Each request carries the worker's "
+    "system prompt and template, so the body is 56 MB for 4 MB of log lines. The host's peak is "
+    "the requests held until their results are read (the checked requests, their batch entries, and "
+    "the SDK's JSON body while it is posted), then the 100,000 results and their `batch.result` "
+    "events; the child's stays under 100 MB. The submission time is mostly the host: checking each "
+    "request as `tool.worker` would, counting it, and building and encoding the body; these log lines "
+    "are plain strings, so each is counted with tiktoken for the planner's first prompt and again for "
+    "the reservation (chunks from `chunk_by_tokens` carry their count and are counted neither time). "
+    "The *pmap* column includes the fake API's own time to end the batch and stream its results, and "
+    "the polls (from 0.05 s, half as long again each time, at most 0.5 s here; 5 s and 60 s by "
+    "default). Not measured: a real API, which takes minutes to hours to end a batch."
+)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ class BatchEngine:
     """Serves the ``pmap(..., batch=True)`` calls of one run (``CallServer``'s ``batches``).
 
     Args:
-        provider: the worker; it must have a batch engine (``AnthropicProvider.batches()``).
+        provider: the worker; it must have a batch engine (``AnthropicProvider``'s).
         ledger, limits, emit: the run's budget, limits and transcript.
         pmap_span: the span of pmap ``K`` of the running program (``tN.mK``).
         counts: counts worker requests from their parts.
@@ -115,6 +115,9 @@ class BatchEngine:
         if type(key) is not int:
             raise errors.ToolError("a batch step names no batch", tool="worker")
         if op == "add":
+            if kwargs.get("first") is True:
+                # A child replaced mid-batch may have left requests under the same number.
+                self._collected.pop(key, None)
             return await self._add(key, kwargs.get("requests"))
         if op == "run":
             collected = self._collected.get(key)
@@ -133,7 +136,7 @@ class BatchEngine:
     # -- collecting ---------------------------------------------------------------------------
 
     def _engine(self) -> AnthropicBatches:
-        engine = getattr(self._provider, "batches", None)
+        engine = getattr(self._provider, "_batch_engine", None)
         if not callable(engine):
             raise errors.ToolError(
                 f"pmap(batch=True) sends worker requests to Anthropic's Message Batches API, and this "

@@ -164,7 +164,7 @@ class AnthropicProvider:
             rng=self._rng,
         )
 
-    def params(self, request: Request, *, batch: bool = False) -> dict[str, Any]:
+    def _params(self, request: Request, *, batch: bool = False) -> dict[str, Any]:
         """The Messages API parameters of ``request`` (``batch``: as a batch entry carries them)."""
         params: dict[str, Any] = {
             "model": self.model,
@@ -187,22 +187,17 @@ class AnthropicProvider:
                 params["extra_body"] = {"temperature": request.temperature}
         return params
 
-    def client(self) -> anthropic.AsyncAnthropic:
+    def _client(self) -> anthropic.AsyncAnthropic:
         """The SDK client of the current trio run."""
         return self._clients.get()
 
-    @property
-    def rng(self) -> random.Random:
-        """The random source of the retry loop's jitter."""
-        return self._rng
-
-    def batches(self) -> AnthropicBatches:
+    def _batch_engine(self) -> AnthropicBatches:
         """This model's Message Batches API (see :mod:`._batches`)."""
         from ._batches import AnthropicBatches
 
         return AnthropicBatches(self)
 
-    async def sdk_call(self, call: Callable[[], Awaitable[T]], *, what: str = "an API reply") -> T:
+    async def _sdk_call(self, call: Callable[[], Awaitable[T]], *, what: str = "an API reply") -> T:
         """Await one SDK call within ``timeout``; its failures become :class:`AttemptFailed`
         for the retry loop, as a Messages request's do."""
         import anthropic
@@ -237,11 +232,11 @@ class AnthropicProvider:
     async def _attempt(self, request: Request) -> Reply:
         import anthropic
 
-        params = self.params(request)
+        params = self._params(request)
         client = self._clients.get()
         # The raw response keeps the status and request id when its body turns out not to be
         # a message; its body has been read by then, so parsing it needs no clock of its own.
-        raw = await self.sdk_call(
+        raw = await self._sdk_call(
             lambda: client.messages.with_raw_response.create(**params), what="a Messages API message"
         )
         status, request_id = raw.status_code, raw.headers.get("request-id")

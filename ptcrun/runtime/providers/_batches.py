@@ -84,14 +84,18 @@ class BatchResult:
 
 
 class AnthropicBatches:
-    """The Message Batches API of one :class:`~._anthropic.AnthropicProvider`."""
+    """The Message Batches API of one :class:`~._anthropic.AnthropicProvider`.
+
+    It reaches into the provider's private client, parameters and error handling: the two are
+    one provider, written in two modules.
+    """
 
     def __init__(self, provider: AnthropicProvider) -> None:
         self._provider = provider
 
     def params(self, request: Request) -> dict[str, Any]:
         """The Messages API parameters of ``request``, as one batch entry carries them."""
-        return self._provider.params(request, batch=True)
+        return self._provider._params(request, batch=True)
 
     @staticmethod
     def entry_bytes(custom_id: str, params: dict[str, Any]) -> int:
@@ -102,9 +106,9 @@ class AnthropicBatches:
         """Submit one batch of ``{"custom_id", "params"}`` entries; return the batch's id."""
 
         async def attempt() -> Any:
-            client = self._provider.client()
+            client = self._provider._client()
             requests: Any = entries  # plain dicts of the shape the SDK's TypedDict describes
-            return await self._provider.sdk_call(lambda: client.messages.batches.create(requests=requests))
+            return await self._provider._sdk_call(lambda: client.messages.batches.create(requests=requests))
 
         batch = await self._retrying(attempt, "batch create")
         batch_id = getattr(batch, "id", None)
@@ -120,8 +124,8 @@ class AnthropicBatches:
         """How batch ``batch_id`` stands now."""
 
         async def attempt() -> Any:
-            client = self._provider.client()
-            return await self._provider.sdk_call(lambda: client.messages.batches.retrieve(batch_id))
+            client = self._provider._client()
+            return await self._provider._sdk_call(lambda: client.messages.batches.retrieve(batch_id))
 
         batch = await self._retrying(attempt, "batch retrieve")
         counts = getattr(batch, "request_counts", None)
@@ -144,8 +148,8 @@ class AnthropicBatches:
         """Ask the API to cancel batch ``batch_id``; requests not yet processed end ``canceled``."""
 
         async def attempt() -> Any:
-            client = self._provider.client()
-            return await self._provider.sdk_call(lambda: client.messages.batches.cancel(batch_id))
+            client = self._provider._client()
+            return await self._provider._sdk_call(lambda: client.messages.batches.cancel(batch_id))
 
         await self._retrying(attempt, "batch cancel")
 
@@ -153,8 +157,8 @@ class AnthropicBatches:
         """The results of an ended batch, in the order the API streams them (not input order)."""
         from ._anthropic import to_reply
 
-        client = self._provider.client()
-        stream: Any = await self._provider.sdk_call(lambda: client.messages.batches.results(batch_id))
+        client = self._provider._client()
+        stream: Any = await self._provider._sdk_call(lambda: client.messages.batches.results(batch_id))
         async for line in stream:
             custom_id = getattr(line, "custom_id", None)
             result = getattr(line, "result", None)
@@ -184,7 +188,7 @@ class AnthropicBatches:
             backoff=provider.backoff,
             max_retry_wait=provider.max_retry_wait,
             purpose="worker",
-            rng=provider.rng,
+            rng=provider._rng,
         )
 
 

@@ -440,14 +440,15 @@ class Fanout:
         results into ``results``; ``False`` when the pmap's clock ran out first."""
         part: list[list[Any]] = []
         size = 0
+        first = True  # the host forgets what an earlier child left under the same pmap number
         for index, args, kwargs in requests:
             guess = _size_guess(args) + _size_guess(list(kwargs.values())) + 64
             if part and size + guess > _BATCH_FRAME_BYTES:
-                self._batch_call(scope, {"op": "add", "batch": pmap_id, "requests": part})
-                part, size = [], 0
+                self._batch_call(scope, {"op": "add", "batch": pmap_id, "first": first, "requests": part})
+                part, size, first = [], 0, False
             part.append([index, args, kwargs])
             size += guess
-        self._batch_call(scope, {"op": "add", "batch": pmap_id, "requests": part})
+        self._batch_call(scope, {"op": "add", "batch": pmap_id, "first": first, "requests": part})
         ran = self._batch_call(scope, {"op": "run", "batch": pmap_id}, clock=True)
         if ran is _TIMED_OUT:
             return False

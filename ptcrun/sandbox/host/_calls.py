@@ -31,8 +31,9 @@ Event = dict[str, Any]
 
 #: Answers ``budget.estimate``: (texts, instruction, schema, max_tokens) -> tokens reserved.
 Estimator = Callable[[list[str], str, Any, int | None], int]
-#: Serves ``pmap(..., batch=True)``: (the call's keyword arguments, its pmap) -> the reply's value.
-BatchHandler = Callable[[Mapping[str, Any], int | None], Awaitable[JSON]]
+#: Serves ``pmap(..., batch=True)``: (the call's keyword arguments, its pmap) -> the reply's value
+#: (JSON data).
+BatchHandler = Callable[[Mapping[str, Any], int | None], Awaitable[Any]]
 #: The name the child's ``pmap(..., batch=True)`` sends its requests to. A program cannot
 #: name it: ``tool`` has no attribute of that name, and names starting with ``_`` are refused.
 BATCH_TOOL = "_batch"
