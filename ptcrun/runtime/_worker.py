@@ -183,11 +183,16 @@ def worker_prompt(text: str, instruction: str, schema: Any = None) -> str:
     return render("worker_request", instruction=instruction, text=text, schema_note=schema_note)
 
 
+@functools.cache
+def _worker_system() -> str:
+    return render("worker_system")  # a template without values: the same text every call
+
+
 def worker_request(messages: tuple[Message, ...], max_tokens: int) -> Request:
     """The request a worker call sends: the one rendering the call and its estimates share."""
     return Request(
         messages=messages,
-        system=render("worker_system"),
+        system=_worker_system(),
         max_tokens=max_tokens,
         purpose="worker",
         cache_system=True,
