@@ -263,3 +263,73 @@ def test_every_view_shows_the_batch_and_how_its_requests_ended(tmp_path):
     assert f"batch {batch_id}: 3 requests (items 0-2), 2 succeeded, 1 errored  ended" in tree
     page = render_html(transcript)
     assert f'data-batch="{batch_id}"' in page and "3 requests (items 0-2) · ended" in page
+
+
+def test_a_run_clock_cancels_the_batch_and_the_run_ends_timeout(tmp_path):
+    body = """
+answers = pmap(lambda c: tool.worker(c, "How many x?"), data, batch=True)
+done(answers)
+"""
+    limits = Limits(call_timeout=1, pmap_timeout=1.5, turn_timeout=1.5, run_timeout=1.5)
+    result, api = batched_run(tmp_path, ["x", "xx"], program=program(body), batch_polls=10**9, limits=limits)
+    assert result.status == "timeout"
+    assert list(api.cancels) == list(api.batches) and len(api.batches) == 1
+    (end,) = events(result, "batch.end")
+    assert end["status"] == "canceled"
+    assert result.usage.unsettled_tokens > 0
+
+
+# -- a child that does not play by the rules: the host checks every step it is sent ----------
+
+
+def _engine():
+    from ptcrun import AnthropicProvider
+    from ptcrun.runtime._budget import Ledger
+    from ptcrun.runtime._counts import WorkerCounts
+
+    worker = AnthropicProvider("claude-haiku-4-5", api_key="k", base_url="http://127.0.0.1:9")
+    return _batches.BatchEngine(provider=worker, ledger=Ledger(10**6), limits=Limits(max_pmap_items=10),
+                                emit=lambda event: None, pmap_span=lambda pmap: f"t1.m{pmap}",
+                                counts=WorkerCounts())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"op": "add", "batch": "1", "requests": []}, "names no batch"),
+        ({"op": "add", "batch": 1, "requests": "x"}, "sent no requests"),
+        ({"op": "add", "batch": 1, "requests": [[0, "text", {}]]}, r"not \[index, args, kwargs\]"),
+        ({"op": "add", "batch": 1, "requests": [[True, [], {}]]}, r"not \[index, args, kwargs\]"),
+        ({"op": "add", "batch": 1, "requests": [[10, ["t", "i"], {}]]}, "out of range"),
+        ({"op": "add", "batch": 1, "requests": [[-1, ["t", "i"], {}]]}, "out of range"),
+        ({"op": "add", "batch": 1, "requests": [[0, ["t", "i"], {}]] * 2}, "two batch requests"),
+        ({"op": "add", "batch": 1, "requests": [[i, ["t", "i"], {}] for i in range(11)]}, "Limits.max_pmap_items"),
+        ({"op": "run", "batch": 7}, "no batch to run"),
+        ({"op": "take", "batch": 7, "start": 0}, "no batch results"),
+        ({"op": "drop", "batch": 1}, "is not known"),
+    ],
+)
+async def test_the_host_refuses_batch_steps_that_break_the_rules(kwargs, message):
+    from ptcrun import errors
+
+    with pytest.raises(errors.PtcrunError, match=message):
+        await _engine()(kwargs, 1)
+
+
+async def test_a_bad_request_fills_its_own_slot_with_an_argument_error():
+    engine = _engine()
+    requests = [
+        [0, ["t", "i"], {"max_tokens": 10**9}],
+        [1, ["t"], {}],
+        [2, ["t", "i"], {"colour": "red"}],
+        [3, ["t", "i"], {"schema": {"type": "string", "pattern": "(a+)+$"}}],
+        [4, [1, "i"], {}],
+    ]
+    await engine({"op": "add", "batch": 1, "first": True, "requests": requests}, 1)
+    collected = engine._collected[1]
+    kinds = {index: item.entry[3]["type"] for index, item in collected.requests.items()}
+    assert kinds == dict.fromkeys(range(5), "ToolArgumentError")
+    # Nothing valid is left to send, so running it submits nothing and returns the five errors.
+    assert await engine({"op": "run", "batch": 1}, 1) == {"count": 5}
+    taken = await engine({"op": "take", "batch": 1, "start": 0}, 1)
+    assert [entry[0] for entry in taken] == [0, 1, 2, 3, 4] and not any(entry[1] for entry in taken)
