@@ -137,14 +137,8 @@ async def _send(
     throttle: Throttle | None = None,
     input_tokens: int | None = None,
 ) -> Reply:
-    if input_tokens is not None:
-        pass
-    elif sum(len(m.content) for m in request.messages) > _THREAD_COUNT_CHARS:
-        # Counting a 4,000-token chunk takes milliseconds; off the event loop, a wide fan-out
-        # counts on both cores and keeps the loop answering the sandbox meanwhile.
-        input_tokens = await trio.to_thread.run_sync(request_tokens, request)
-    else:
-        input_tokens = request_tokens(request)
+    if input_tokens is None:
+        input_tokens = await _count(request)
     needed = worst_case_tokens(input_tokens, request.max_tokens)
     if input_tokens + request.max_tokens > provider.context_window:
         message = (
@@ -224,6 +218,15 @@ async def _send(
         seconds=time.monotonic() - started,
     ))
     return reply
+
+
+async def _count(request: Request) -> int:
+    """The request's input as the ledger counts it, when its caller has not counted it."""
+    if sum(len(m.content) for m in request.messages) > _THREAD_COUNT_CHARS:
+        # Counting a 4,000-token chunk takes milliseconds; off the event loop, a wide fan-out
+        # counts on both cores and keeps the loop answering the sandbox meanwhile.
+        return await trio.to_thread.run_sync(request_tokens, request)
+    return request_tokens(request)
 
 
 def _is_cancel(exc: BaseException) -> bool:
