@@ -333,3 +333,24 @@ async def test_a_bad_request_fills_its_own_slot_with_an_argument_error():
     assert await engine({"op": "run", "batch": 1}, 1) == {"count": 5}
     taken = await engine({"op": "take", "batch": 1, "start": 0}, 1)
     assert [entry[0] for entry in taken] == [0, 1, 2, 3, 4] and not any(entry[1] for entry in taken)
+
+
+def test_the_line_progress_tells_the_batch_as_it_goes(tmp_path):
+    import io
+
+    from ptcrun import AnthropicProvider
+    from ptcrun.transcript._progress import LineProgress
+
+    from .batch_runs import BATCHED, count_x
+
+    out = io.StringIO()
+    with FakeAPI(reply=count_x) as api:
+        worker = AnthropicProvider("claude-haiku-4-5", api_key="k", base_url=api.url, batch_poll=0.01)
+        rt = Runtime(planner=ScriptedProvider([BATCHED]), worker=worker, limits=Limits(**FAST),
+                     transcript_dir=tmp_path, observers=[LineProgress(out)])
+        result = rt.run("g", ["x", "xx"])
+    (batch_id,) = api.batches
+    assert result.answer == [1, 2]
+    said = out.getvalue()
+    assert f"turn 1: batch {batch_id} submitted: 2 worker requests (items 0-1)" in said
+    assert "turn 1: batch t1.m1.b1 ended: 2 succeeded (" in said

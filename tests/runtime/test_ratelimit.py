@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import attrs
@@ -9,6 +10,7 @@ import attrs
 from ptcrun import AnthropicProvider, Limits, OpenAICompatProvider, Runtime, ScriptedProvider, Transcript
 from ptcrun.runtime.providers._base import Message, Request
 from ptcrun.runtime.providers._ratelimit import Throttle, steering
+from ptcrun.transcript._progress import LineProgress
 
 from .providers.fakeapi import FakeAPI
 from .providers.fakeservers import FakeServer, anthropic_message, openai_completion
@@ -95,8 +97,10 @@ def test_a_fan_out_into_a_rate_limited_provider_backs_off_instead_of_storming(tm
     items = 120
     with FakeAPI(latency=0.1, allow_in_flight=4, retry_after=0.05) as api:
         worker = OpenAICompatProvider("m", base_url=api.url + "/v1", max_retries=20, backoff=0.01)
+        progress = io.StringIO()
         rt = Runtime(planner=ScriptedProvider([PROGRAM]), worker=worker, transcript_dir=tmp_path,
-                     limits=Limits(max_concurrency=40, call_timeout=60, pmap_timeout=120))
+                     limits=Limits(max_concurrency=40, call_timeout=60, pmap_timeout=120),
+                     observers=[LineProgress(progress)])
         result = rt.run("Say ok to each.", [f"chunk {i}" for i in range(items)])
     assert result.status == "done", result.error
     assert result.answer == items
@@ -118,5 +122,6 @@ def test_a_fan_out_into_a_rate_limited_provider_backs_off_instead_of_storming(tm
     summary = render_summary(transcript)
     assert f"rate limits steered the worker requests in flight {len(changes):,} times" in summary
     assert "down to " in summary and "of 40 (429 rate limited)" in summary
+    assert "turn 1: worker requests in flight 40 -> 20 of 40 (429 rate limited)" in progress.getvalue()
     page = render_html(transcript)
     assert "in flight" in page and "worker requests allowed in flight (429 rate limited)" in page
