@@ -166,8 +166,12 @@ class Limits:
     sandbox_cpu_seconds: float = attrs.field(default=30.0, validator=_cpu_seconds)
     #: Bytes of output one program may print before it is stopped.
     sandbox_output_bytes: int = attrs.field(default=1 << 20, validator=_count)
-    #: Threads the sandbox child may run at once (pmap items run on threads).
-    sandbox_threads: int = attrs.field(default=64, validator=_count)
+    #: Threads the sandbox child may run at once (pmap items run on threads; two more are the
+    #: child's own). ``None``: ``max(64, max_concurrency + 2)`` (:attr:`sandbox_thread_count`),
+    #: which follows ``max_concurrency`` however the limits were built (``attrs.evolve`` too),
+    #: so the child's threads never hold a pmap below ``max_concurrency`` calls in flight. A
+    #: number given is kept as given.
+    sandbox_threads: int | None = attrs.field(default=None, validator=attrs.validators.optional(_count))
     #: Items one ``pmap`` call may take.
     max_pmap_items: int = attrs.field(default=100_000, validator=_count)
     #: How deep ``tool.agent`` sub-runs may nest: 0 offers no ``tool.agent``, 1 lets the run's
@@ -175,6 +179,14 @@ class Limits:
     #: ``MAX_DEPTH`` (8). Each depth may have up to ``max_concurrency`` sub-runs alive at once,
     #: each with its own sandbox process.
     max_depth: int = attrs.field(default=2, validator=_depth)
+
+    @property
+    def sandbox_thread_count(self) -> int:
+        """The threads the sandbox child may run: ``sandbox_threads``, or when it is ``None``,
+        ``max(64, max_concurrency + 2)`` (at most ``2**63 - 1``)."""
+        if self.sandbox_threads is not None:
+            return self.sandbox_threads
+        return max(64, min(self.max_concurrency, 2**63 - 3) + 2)
 
     @on_budget_exceeded.validator
     def _check_policy(self, attribute: attrs.Attribute[str], value: str) -> None:

@@ -186,6 +186,11 @@ class Result:
             calls in ``failed_calls``, so an answer built on a ``partial`` sub-run is ``partial``.
             Each sub-run's own record (turns, answer, error, usage) is in the transcript:
             ``Transcript.load(result.transcript).sub_runs``.
+        cached_calls: worker requests answered by the result cache at no cost: an identical
+            request earlier in the run, or the cache file (``Runtime(cache=...)``).
+        resumed_from: the transcript of the run this one resumed (``resume=``), or ``None``.
+        replayed: replies replayed from that run at no cost, by role
+            (``{"planner": 2, "worker": 40}``); empty when the run resumed none.
     """
 
     status: Status
@@ -212,6 +217,9 @@ class Result:
         """How many sub-runs did not end ``done``: they failed, ran out of turns, tokens or
         time, or were cancelled."""
         return sum(count for status, count in self.sub_runs.items() if status != "done")
+    cached_calls: int = 0
+    resumed_from: Path | None = None
+    replayed: Mapping[str, int] = attrs.field(factory=dict)
 
     @property
     def partial(self) -> bool:

@@ -74,6 +74,10 @@ def status_exit_code(status: str, error: PtcrunError | None, stopped_by: int | N
     return EXIT_CODES[_STATUS_EXIT.get(status, "error")]
 
 
+#: Arguments of ``Runtime`` and ``Runtime.run`` that ``ptcrun run`` sets with a flag of their
+#: name; messages spell them ``cache=`` (Python), the CLI ``--cache``.
+_ARGUMENT_FLAGS = {"cache": "--cache", "resume": "--resume"}
+
 _PROVIDER_SETTINGS = re.compile(r"\b(?:AnthropicProvider|OpenAICompatProvider)\(([^()]*)\)")
 
 
@@ -102,6 +106,9 @@ def in_cli_words(message: str) -> str:
     message = _BASE_URL_ARGUMENT.sub(_base_url_words, message)
     message = _PROVIDER_SETTINGS.sub(_provider_flags, message)
     message = re.sub(r"\bmath\.inf\b", "inf", message)
+    for name, flag in _ARGUMENT_FLAGS.items():
+        message = re.sub(rf"\b{name}=(?=['\"])", f"{flag} ", message)
+        message = re.sub(rf"\b{name}=(?=[\s.,;)]|$)", flag, message)
     # Unlike "timeout", these two names belong to the providers alone.
     for name in ("max_retry_wait", "max_retries"):
         message = re.sub(rf"\b{name}\b", PROVIDER_FLAGS[name][0], message)
@@ -233,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(run)
     _add_config_flags(run, out_help="where run folders are made")
     run.add_argument("--schema", metavar="FILE.json", help="a JSON Schema the answer must match")
+    run.add_argument("--cache", metavar="FILE", help="a SQLite file that keeps worker replies across "
+                     "runs: a request an earlier run asked is answered from it at no cost "
+                     "(created if missing)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an earlier run of the same goal and "
+                     "corpus (interrupted or not): its recorded replies are replayed at no cost until this "
+                     "run diverges from it")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("--dry-run", action="store_true",

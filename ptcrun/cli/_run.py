@@ -190,13 +190,14 @@ def _run(args: argparse.Namespace, options: ChunkOptions, store: Path) -> int:
         transcript_dir=args.out,
         observers=_observers(args),
         on_run_folder=record,
+        cache=args.cache,
     )
     for entry in unused_prices(args, named):
         print(f"ptcrun: warning: --price {entry!r} names neither the planner nor the worker; no cost "
               f"uses it.", file=sys.stderr)
     if args.dry_run:
         return _dry_run(runtime.estimate(goal, corpus.chunks, schema=schema), as_json=args.json)
-    result = runtime.run(goal, corpus.chunks, schema=schema)
+    result = runtime.run(goal, corpus.chunks, schema=schema, resume=args.resume)
     code = status_exit_code(result.status, result.error, result.signal)
     if args.fail_on_partial and result.partial and code == EXIT_CODES["done"]:
         code = EXIT_CODES["partial"]
@@ -228,6 +229,9 @@ def _run(args: argparse.Namespace, options: ChunkOptions, store: Path) -> int:
             "failed_calls": dict(result.failed_calls),
             "calls_made": result.calls_made,
             "sub_runs": dict(result.sub_runs),
+            "cached_calls": result.cached_calls,
+            "resumed_from": None if result.resumed_from is None else str(result.resumed_from),
+            "replayed": dict(result.replayed),
             "exit_code": code,
         }, ensure_ascii=False))
         return code
@@ -276,7 +280,7 @@ def _result_summary(result: Result) -> str:
     error = f" ({type(result.error).__name__}: {result.error})" if result.error is not None else ""
     status = status_text(result.status, result.failed_calls, result.calls_made, result.partial)
     sub_runs = [f"sub-runs   {sub_runs_text(result.sub_runs)}"] if result.sub_runs else []
-    return "\n".join([
+    lines = [
         f"status     {status}{error}",
         *sub_runs,
         f"turns      {len(result.turns)}",
@@ -286,4 +290,10 @@ def _result_summary(result: Result) -> str:
             f"{u.worker_output_tokens:,} out"
         ),
         f"wall time  {result.seconds:.1f} s",
-    ])
+    ]
+    if result.cached_calls:
+        lines.append(f"cached     {result.cached_calls:,} worker requests answered by the result cache")
+    if result.resumed_from is not None:
+        replayed = ", ".join(f"{count:,} {role}" for role, count in result.replayed.items())
+        lines.append(f"resumed    from {result.resumed_from}: replies replayed: {replayed}")
+    return "\n".join(lines)

@@ -95,8 +95,12 @@ class NestedEvents:
     under the agent call's; and not its failure tally: a sub-run's failed calls are its own.
     """
 
-    def __init__(self, emit: Callable[[Event], object], path: Path | None, call_span: str) -> None:
+    def __init__(
+        self, emit: Callable[[Event], object], path: Path | None, call_span: str, warnings: list[str]
+    ) -> None:
         self._emit = emit
+        # A sub-run's warnings (a cache file that failed, ...) are the run's: one list for all.
+        self.warnings = warnings
         self._prefix = f"{call_span}/"
         self._call_span = call_span
         self.path = path

@@ -312,8 +312,12 @@ class Reservation:
         output_tokens: int,
         role: Role,
         cost: float | None = None,
+        calls: int = 1,
     ) -> None:
         """Replace the reservation with the request's real usage; the unused part is freed.
+
+        ``calls`` is how many requests the reservation stood for (a batch's, reserved and
+        settled as one); they count in ``Usage.calls``.
 
         Real usage above the reservation (the provider counted more input than estimated) is
         charged anyway: the ledger records what was spent. ``used <= max_tokens`` is guaranteed
@@ -329,6 +333,7 @@ class Reservation:
         """
         _check_count("input_tokens", input_tokens)
         _check_count("output_tokens", output_tokens)
+        _check_count("calls", calls)
         if role not in ("planner", "worker"):
             raise ValueError(f"role must be 'planner' or 'worker'; got {role!r}.")
         if cost is not None and not cost >= 0:
@@ -341,7 +346,7 @@ class Reservation:
         counts = ledger._by_role[role]
         counts[0] += input_tokens
         counts[1] += output_tokens
-        counts[2] += 1
+        counts[2] += calls
         if cost is None:
             ledger._cost_known = False
         else:

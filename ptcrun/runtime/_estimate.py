@@ -32,10 +32,10 @@ from .._tools import Tool
 from ..corpus._tokens import count_tokens
 from ._agent import Nesting, make_agent_tool
 from ._budget import Ledger, worst_case_tokens
-from ._llm import request_tokens
+from ._counts import WorkerCounts
 from ._turns import _sizes, first_message, system_prompt, two_turns_tokens
-from ._worker import make_worker_tool, worker_prompt, worker_request
-from .providers._base import Message, Provider
+from ._worker import make_worker_tool
+from .providers._base import Provider
 
 __all__ = [
     "Estimate",
@@ -158,12 +158,13 @@ def worker_reservations(
     """What the ledger reserves for ``tool.worker(text, instruction, schema, max_tokens)`` on
     each of ``texts``: the total reservation and the total counted input.
 
-    Each request is rendered as the worker renders it and counted as the ledger counts it.
+    Each request is counted as the worker tool counts it for the ledger (from its parts, a chunk
+    by its own count: :class:`~._counts.WorkerCounts`).
     """
     reserved = counted = 0
+    counts = WorkerCounts(texts)
     for text in texts:
-        prompt = worker_prompt(text, instruction, schema)
-        tokens = request_tokens(worker_request((Message("user", prompt),), max_tokens))
+        tokens = counts.request(text, instruction, schema)
         counted += tokens
         reserved += worst_case_tokens(tokens, max_tokens)
     return reserved, counted

@@ -26,9 +26,11 @@ from ..sandbox.host._driver import Sandbox
 from ..transcript._events import EventStream, Observer, new_run_dir, os_error_reason
 from ._answers import AnswerCheck
 from ._arguments import check_data, check_goal, check_observers, check_schema, check_transcript_dir
+from ._cache import DiskCache
 from ._estimate import Estimate, estimate
+from ._resume import Recorded, load_recorded
 from ._stops import go_until_signal, holds
-from ._turnloop import Data, Run
+from ._turnloop import Data, Run, data_summary
 from .providers._base import Provider
 
 __all__ = ["Runtime"]
@@ -61,6 +63,9 @@ class Runtime:
             first event, to keep files with the run (``ptcrun run`` writes ``corpus.json``
             there); not called when ``transcript_dir`` is ``None``. What it raises ends the
             run before it starts.
+        cache: a SQLite file that keeps worker replies across runs (created if missing): a
+            worker request answered by an earlier run is answered from it at no cost. ``None``
+            keeps none; identical worker requests within a run are answered once either way.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class Runtime:
         observers: Sequence[Observer] = (),
         strict_tools: bool = False,
         on_run_folder: Callable[[Path], object] | None = None,
+        cache: str | os.PathLike[str] | None = None,
     ) -> None:
         if planner is None:
             raise errors.ConfigError(
@@ -104,8 +110,15 @@ class Runtime:
         self.transcript_dir = check_transcript_dir(transcript_dir)
         self.observers = check_observers(observers)
         self.on_run_folder = on_run_folder
+        if cache is not None and not isinstance(cache, (str, os.PathLike)):
+            raise errors.ConfigError(
+                f"cache must be a file path (str or os.PathLike) or None; got {type(cache).__name__}."
+            )
+        self.cache = None if cache is None else Path(cache)
 
-    def run(self, goal: str, data: Data, *, schema: Any = None) -> Result:
+    def run(
+        self, goal: str, data: Data, *, schema: Any = None, resume: str | os.PathLike[str] | None = None
+    ) -> Result:
         """Run to the end and return the :class:`Result` (synchronous; starts its own trio loop).
 
         Args:
@@ -115,6 +128,10 @@ class Runtime:
             schema: the answer's shape: a JSON Schema dict, or a Python type such as
                 ``list[str]`` or ``dict[str, int]``. A ``done()`` answer that does not match is
                 fed back to the planner and costs a turn.
+            resume: the run folder (or transcript) of an earlier run of the same goal and
+                corpus, interrupted or not: its planner replies and worker replies are replayed
+                at no cost until this run diverges from it, and the rest is live.
+                ``Result.resumed_from`` and ``Result.replayed`` say what was replayed.
 
         Signals: a Ctrl-C (``KeyboardInterrupt``), and SIGTERM or SIGHUP (what ``timeout``,
         ``docker stop``, systemd and a closing terminal send) end the run with status
@@ -125,11 +142,12 @@ class Runtime:
         (Python delivers signals there), and puts their previous handlers back when it returns.
 
         Raises:
-            ConfigError: a bad argument, before anything runs.
+            ConfigError: a bad argument, before anything runs (a ``resume`` run of another goal
+                or corpus, a ``cache`` file that is not a ptcrun cache).
         """
         interrupted: list[Result] = []
         try:
-            return trio.run(self._arun, goal, data, schema, interrupted, True)
+            return trio.run(self._arun, goal, data, schema, resume, interrupted, True)
         except BaseException as exc:
             if interrupted and holds(exc, KeyboardInterrupt):
                 return interrupted[0]
@@ -181,7 +199,9 @@ class Runtime:
             sub_planner=self.sub_planner,
         )
 
-    async def arun(self, goal: str, data: Data, schema: Any = None) -> Result:
+    async def arun(
+        self, goal: str, data: Data, schema: Any = None, *, resume: str | os.PathLike[str] | None = None
+    ) -> Result:
         """The async form of :meth:`run`, for use under trio.
 
         A ``KeyboardInterrupt`` (or a cancellation from outside) is not turned into a
@@ -190,10 +210,16 @@ class Runtime:
         owns the event loop, so it decides what SIGTERM means (``trio.open_signal_receiver``,
         then cancel the scope the run is in: the run then ends the same way).
         """
-        return await self._arun(goal, data, schema, [])
+        return await self._arun(goal, data, schema, resume, [])
 
     async def _arun(
-        self, goal: str, data: Data, schema: Any, interrupted: list[Result], watch_signals: bool = False
+        self,
+        goal: str,
+        data: Data,
+        schema: Any,
+        resume: str | os.PathLike[str] | None,
+        interrupted: list[Result],
+        watch_signals: bool = False,
     ) -> Result:
         # Every argument is checked before anything runs or is written: a bad one is a
         # ConfigError, never a half-started run.
@@ -201,11 +227,33 @@ class Runtime:
         checker = AnswerCheck.build(check_schema(schema))
         check_data(data)
         Sandbox(data=data, limits=self.limits)
-        events = self._open_events()
+        recorded = None
+        if resume is not None:
+            if not isinstance(resume, (str, os.PathLike)):
+                raise errors.ConfigError(
+                    f"resume must be a run folder or transcript path; got {type(resume).__name__}."
+                )
+            path = resume
+
+            def load() -> Recorded:
+                # Reading a long transcript and hashing the corpus take a while: off the loop.
+                return load_recorded(path, goal=goal, data_summary=data_summary(data),
+                                     planner=self.planner, worker=self.worker)
+
+            recorded = await trio.to_thread.run_sync(load)
+        disk = None if self.cache is None else await trio.to_thread.run_sync(DiskCache.open, self.cache)
         try:
-            run = Run(self, goal, data, checker, events)
+            events = self._open_events()
+        except BaseException:
+            if disk is not None:
+                disk.close()
+            raise
+        try:
+            run = Run(self, goal, data, checker, events, disk=disk, recorded=recorded)
         except BaseException:
             events.close()  # and let go of the transcript's lock
+            if disk is not None:
+                disk.close()
             raise
         try:
             if watch_signals and threading.current_thread() is threading.main_thread():
@@ -214,6 +262,8 @@ class Runtime:
                 result = await run.go()
         finally:
             events.close()
+            if disk is not None:
+                disk.close()
             if run.interrupted is not None:
                 interrupted.append(_with_warnings(run.interrupted, events))
         return _with_warnings(result, events)

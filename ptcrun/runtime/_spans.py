@@ -20,6 +20,7 @@ from ..transcript._schema import (
     Event,
     ItemEnd,
     ItemStart,
+    LLMEnd,
     PmapEnd,
     PmapStart,
     ProgramOutput,
@@ -37,6 +38,13 @@ class SandboxSpans:
         #: The turn whose program is running; set by the turn loop.
         self.turn = 0
         self._pmap_parents: dict[str, str] = {}
+        #: Where the replies of each running worker call came from (``llm.end``'s ``cached``).
+        self._sources: dict[str, list[str | None]] = {}
+
+    def note(self, event: Event) -> None:
+        """Note a worker's ``llm.end``, so its call's ``call.end`` can say whether any request was sent."""
+        if isinstance(event, LLMEnd) and event.parent is not None:
+            self._sources.setdefault(event.parent, []).append(event.cached if event.status == "ok" else None)
 
     def _program(self) -> str:
         return f"t{self.turn}.program"
@@ -85,8 +93,10 @@ class SandboxSpans:
                  "item": event.get("item")}
         if kind == "call.start":
             return CallStart(span=span, parent=parent, args=event["args"], kwargs=event["kwargs"], **where)
+        sources = self._sources.pop(span, None)
+        cached = sources[-1] if sources and all(sources) else None
         return CallEnd(span=span, parent=parent, ok=event["ok"], value=event.get("value"),
-                       error=event.get("error"), seconds=event["seconds"], **where)
+                       error=event.get("error"), seconds=event["seconds"], cached=cached, **where)
 
     def _pmap(self, kind: str, event: Mapping[str, Any]) -> Event:
         span = f"t{self.turn}.m{event['pmap']}"

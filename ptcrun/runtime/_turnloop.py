@@ -29,18 +29,32 @@ from ..prompts._render import render
 from ..sandbox.host._driver import Sandbox
 from ..telemetry._live import open_tracing
 from ..transcript._events import EventStream
-from ..transcript._schema import ProgramEnd, ProgramStart, RunEnd, RunStart, TurnEnd, TurnStart
+from ..transcript._schema import (
+    ConcurrencyChange,
+    Event,
+    ProgramEnd,
+    ProgramStart,
+    RunEnd,
+    RunStart,
+    TurnEnd,
+    TurnStart,
+)
 from ._agent import NestedEvents, Nesting, SubRun, clock_expired, make_agent_tool
 from ._answers import AnswerCheck
+from ._batches import BatchEngine
 from ._budget import Ledger, input_room, worst_case_tokens
+from ._cache import DiskCache, ReplyCache
+from ._counts import WorkerCounts
 from ._estimate import make_estimator, pass_tokens_about
 from ._failures import FailureTally
 from ._llm import budgeted_complete, request_tokens
+from ._resume import Recorded, planner_key
 from ._spans import SandboxSpans
 from ._stops import holds, stop_error, unexpected_error
 from ._turns import budget_line, calls_report, extract_code, feedback, first_message, system_prompt
 from ._worker import make_worker_tool
 from .providers._base import Message, Request
+from .providers._ratelimit import Change, Throttle
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -89,6 +103,8 @@ class Run:
         ledger: Ledger | None = None,
         nesting: Nesting | None = None,
         clock_source: str = "limit",
+        disk: DiskCache | None = None,
+        recorded: Recorded | None = None,
     ) -> None:
         self.rt = runtime
         # What set the run clock: Limits.run_timeout, or for a sub-run what sub_clock chose.
@@ -127,12 +143,31 @@ class Run:
         # Counts the calls that fail, for the planner's feedback and the Result.
         self.failures = FailureTally()
         self.spans = SandboxSpans(self.failures.watch(self.emit))
+        # Identical worker requests are answered once; a resume replays what was recorded.
+        self.recorded = recorded
+        self.worker_cache = ReplyCache(
+            replayed=None if recorded is None else recorded.worker, disk=disk, warn=events.warnings.append
+        )
+        self.planner_cache = None if recorded is None else ReplyCache(
+            key=planner_key, replayed=recorded.planner, share=False
+        )
+        # Rate limits steer how many worker requests are in flight, within max_concurrency.
+        self.throttle = Throttle(self.limits.max_concurrency, on_change=self._concurrency_changed)
+        # Worker requests are counted from their parts, with the chunker's counts reused.
+        self.counts = WorkerCounts.of_data(data)
+        self.batches = BatchEngine(
+            provider=runtime.worker, ledger=self.ledger, limits=self.limits, emit=self.emit,
+            pmap_span=lambda pmap: f"t{self.spans.turn}.m{pmap}", counts=self.counts,
+        )
         worker = make_worker_tool(
             provider=runtime.worker,
             ledger=self.ledger,
             limits=self.limits,
-            emit=self.emit,
+            emit=self._worker_event,
             span_of_call=self.spans.call_span,
+            cache=self.worker_cache,
+            throttle=self.throttle,
+            counts=self.counts,
         )
         self.tools: dict[str, Tool] = {"worker": worker}
         if self.limits.max_depth:
@@ -153,7 +188,7 @@ class Run:
             request.goal,
             request.data,
             request.check,
-            NestedEvents(self.emit, self.events.path, request.call_span),
+            NestedEvents(self.emit, self.events.path, request.call_span, self.events.warnings),
             limits=limits,
             ledger=ledger,
             nesting=self.nesting.below(),
@@ -165,6 +200,16 @@ class Run:
             # A cancelled sub-run still wrote its run.end; it counts among the run's sub-runs.
             if sub.result is not None:
                 self.failures.sub_run_ended(sub.result)
+
+    def _concurrency_changed(self, change: Change) -> None:
+        self.emit(ConcurrencyChange(
+            span="run", parent=None, provider=self.rt.worker.name, allowed=change.allowed,
+            previous=change.previous, ceiling=change.ceiling, reason=change.reason,
+        ))
+
+    def _worker_event(self, event: Event) -> object:
+        self.spans.note(event)  # so the call's call.end says when none of its requests was sent
+        return self.emit(event)
 
     def snapshot(self) -> dict[str, Any]:
         left = self.deadline - time.monotonic()
@@ -193,6 +238,7 @@ class Run:
             limits=attrs.asdict(self.limits),
             data=data_summary(self.data),
             depth=self.nesting.depth,
+            resumed_from=None if self.recorded is None else str(self.recorded.transcript),
         ))
         result: Result | None = None
         try:
@@ -206,6 +252,7 @@ class Run:
                         estimate=make_estimator(self.limits),
                         limiter=self.limiter,
                         on_event=self.spans.on_sandbox_event,
+                        batches=self.batches,
                     ) as sandbox:
                         result = await self._loop(sandbox)
                 if run_scope.cancelled_caught:
@@ -281,6 +328,7 @@ class Run:
                             emit=self.emit,
                             span=f"{turn_span}.planner",
                             parent=turn_span,
+                            cache=self.planner_cache,
                         )
             except errors.BudgetExceeded as exc:
                 self._turn_end(turn_span, "budget_exceeded")
@@ -424,6 +472,9 @@ class Run:
             failed_calls=self.failures.run_failures,
             calls_made=self.failures.calls,
             sub_runs=self.failures.run_sub_runs,
+            cached_calls=self.worker_cache.hits["run"] + self.worker_cache.hits["disk"],
+            resumed_from=None if self.recorded is None else self.recorded.transcript,
+            replayed=self._replayed(),
         )
         self.result = result
         self.emit(RunEnd(
@@ -440,8 +491,15 @@ class Run:
             calls_made=result.calls_made,
             partial=result.partial,
             sub_runs=result.sub_runs,
+            cached_calls=result.cached_calls,
+            replayed=result.replayed,
         ))
         return result
+
+    def _replayed(self) -> dict[str, int]:
+        if self.planner_cache is None:
+            return {}
+        return {"planner": self.planner_cache.hits["resume"], "worker": self.worker_cache.hits["resume"]}
 
 
 def _conversation_tokens(messages: Sequence[Message], system: str) -> int:
@@ -456,6 +514,8 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
 
 
 def data_summary(data: Data) -> dict[str, Any]:
+    """The corpus as ``run.start`` records it: chunks, characters and SHA-256, per name."""
+
     def one(chunks: Sequence[str]) -> dict[str, Any]:
         if isinstance(chunks, StoredChunks):  # measured when written: no pass over the corpus
             return {"chunks": len(chunks), "chars": chunks.chars, "sha256": chunks.sha256}

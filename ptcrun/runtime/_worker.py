@@ -23,10 +23,21 @@ from .._tools import Tool
 from ..prompts._render import render
 from ..sandbox.host._calls import current_call
 from ._budget import Ledger
+from ._cache import ReplyCache
+from ._counts import WorkerCounts
 from ._llm import Emit, budgeted_complete
 from .providers._base import Message, Provider, Request
+from .providers._ratelimit import Throttle
 
-__all__ = ["make_worker_tool", "parse_json_reply", "regex_keyword", "worker_prompt", "worker_request"]
+__all__ = [
+    "check_worker_arguments",
+    "make_worker_tool",
+    "parse_json_reply",
+    "read_answer",
+    "regex_keyword",
+    "worker_prompt",
+    "worker_request",
+]
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
@@ -120,17 +131,69 @@ def _check(value: Any, validator: Any) -> str | None:
     return f"{where}: {error.message}"
 
 
+def check_worker_arguments(schema: Any, max_tokens: int | None, limits: Limits) -> tuple[int, Any]:
+    """The output cap a worker request gets and the validator of its answer (``None`` without a
+    schema), from a program's ``schema`` and ``max_tokens``.
+
+    Raises:
+        ToolArgumentError: ``max_tokens`` out of range, a schema with a regular expression or
+            that is not a JSON Schema.
+    """
+    if max_tokens is None:
+        max_tokens = limits.worker_max_tokens
+    elif max_tokens < 1 or max_tokens > limits.worker_max_tokens:
+        raise errors.ToolArgumentError(
+            f"tool 'worker' got max_tokens={max_tokens}; it must be between 1 and "
+            f"Limits.worker_max_tokens={limits.worker_max_tokens:,}. Raise worker_max_tokens.",
+            tool="worker",
+        )
+    if schema is None:
+        return max_tokens, None
+    keyword = regex_keyword(schema)
+    if keyword is not None:
+        raise errors.ToolArgumentError(
+            f"tool 'worker' does not take schemas with {keyword!r}: a regular expression "
+            "would run on the host. Drop it, and check the text in your program with re.",
+            tool="worker",
+        )
+    try:
+        return max_tokens, _validator(json.dumps(schema, sort_keys=True))
+    except jsonschema.SchemaError as exc:
+        raise errors.ToolArgumentError(
+            f"tool 'worker' got a schema that is not a valid JSON Schema: {exc.message}",
+            tool="worker",
+        ) from None
+
+
+def read_answer(text: str, validator: Any) -> tuple[Any, str | None]:
+    """``(answer, None)`` from a worker's reply text, or ``(None, what is wrong)`` when it does
+    not hold JSON matching the schema; the text itself without a schema (``validator`` None)."""
+    if validator is None:
+        return text, None
+    try:
+        value = parse_json_reply(text)
+        problem = _check(value, validator)
+    except ValueError as exc:
+        return None, str(exc)
+    return (value, None) if problem is None else (None, problem)
+
+
 def worker_prompt(text: str, instruction: str, schema: Any = None) -> str:
     """The user message of a worker call: ``instruction`` on ``text``, with the schema's note."""
     schema_note = render("worker_schema_note", schema=json.dumps(schema)) if schema is not None else ""
     return render("worker_request", instruction=instruction, text=text, schema_note=schema_note)
 
 
+@functools.cache
+def _worker_system() -> str:
+    return render("worker_system")  # a template without values: the same text every call
+
+
 def worker_request(messages: tuple[Message, ...], max_tokens: int) -> Request:
     """The request a worker call sends: the one rendering the call and its estimates share."""
     return Request(
         messages=messages,
-        system=render("worker_system"),
+        system=_worker_system(),
         max_tokens=max_tokens,
         purpose="worker",
         cache_system=True,
@@ -144,8 +207,18 @@ def make_worker_tool(
     limits: Limits,
     emit: Emit,
     span_of_call: Callable[[dict[str, Any] | None], str],
+    cache: ReplyCache | None = None,
+    throttle: Throttle | None = None,
+    counts: WorkerCounts | None = None,
 ) -> Tool:
-    """Build the ``worker`` tool bound to one run's provider, ledger and transcript."""
+    """Build the ``worker`` tool bound to one run's provider, ledger, transcript and cache.
+
+    ``counts`` counts the first request of each call from its parts (the chunker's counts
+    reused); without it the request is counted whole.
+
+    The cache keeps the model's replies, not the tool's answers: the schema check and the repair
+    request run again on a cached reply, so it means what a live one would.
+    """
 
     async def worker(
         text: str,
@@ -158,30 +231,7 @@ def make_worker_tool(
         With `schema` (a JSON Schema), the answer is parsed JSON that matches it. `max_tokens`
         caps the answer's length (at most the run's worker_max_tokens).
         """
-        if max_tokens is None:
-            max_tokens = limits.worker_max_tokens
-        elif max_tokens < 1 or max_tokens > limits.worker_max_tokens:
-            raise errors.ToolArgumentError(
-                f"tool 'worker' got max_tokens={max_tokens}; it must be between 1 and "
-                f"Limits.worker_max_tokens={limits.worker_max_tokens:,}. Raise worker_max_tokens.",
-                tool="worker",
-            )
-        validator = None
-        if schema is not None:
-            keyword = regex_keyword(schema)
-            if keyword is not None:
-                raise errors.ToolArgumentError(
-                    f"tool 'worker' does not take schemas with {keyword!r}: a regular expression "
-                    "would run on the host. Drop it, and check the text in your program with re.",
-                    tool="worker",
-                )
-            try:
-                validator = _validator(json.dumps(schema, sort_keys=True))
-            except jsonschema.SchemaError as exc:
-                raise errors.ToolArgumentError(
-                    f"tool 'worker' got a schema that is not a valid JSON Schema: {exc.message}",
-                    tool="worker",
-                ) from None
+        max_tokens, validator = check_worker_arguments(schema, max_tokens, limits)
         messages = [Message("user", worker_prompt(text, instruction, schema))]
         call_span = span_of_call(current_call.get())
         for attempt in (1, 2):
@@ -195,14 +245,11 @@ def make_worker_tool(
                 emit=emit,
                 span=f"{call_span}.llm{attempt}",
                 parent=call_span,
+                cache=cache,
+                throttle=throttle,
+                input_tokens=counts.request(text, instruction, schema) if counts and attempt == 1 else None,
             )
-            if schema is None:
-                return reply.text
-            try:
-                value = parse_json_reply(reply.text)
-                problem = _check(value, validator)
-            except ValueError as exc:
-                problem = str(exc)
+            value, problem = read_answer(reply.text, validator)
             if problem is None:
                 return value
             if attempt == 2:

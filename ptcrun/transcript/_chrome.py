@@ -58,7 +58,7 @@ def _args(span: SpanRecord) -> dict[str, Any]:
     keep = (
         "turn", "role", "provider", "model", "input_tokens", "output_tokens", "cost", "tool",
         "args", "kwargs", "value", "error", "total", "concurrency", "done", "failed", "item",
-        "slot", "answer", "note", "restarted", "source", "text",
+        "slot", "answer", "note", "restarted", "source", "text", "cached",
     )
     args: dict[str, Any] = {"span": span.span, "status": span.status}
     for key in keep:

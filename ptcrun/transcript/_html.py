@@ -28,7 +28,16 @@ from typing import Any
 from ..errors import ConfigError
 from ._runs import run_status
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
-from ._views import failure_kinds, planner_prose, preview, status_text
+from ._views import (
+    batch_counts,
+    batch_note,
+    failure_kinds,
+    planner_prose,
+    preview,
+    reused,
+    status_text,
+    steering_note,
+)
 
 __all__ = ["render_html", "write_html"]
 
@@ -91,6 +100,8 @@ def _call_title(c: CallRecord) -> str:
     text = f"{c.tool} c{c.id}{where} · {c.status} · {_secs(c.seconds)}"
     if c.llm:
         text += f" · {c.input_tokens:,} → {c.output_tokens:,} tokens"
+    if c.cached:
+        text += f" · {reused(c.cached)}, at no cost"
     if c.retries:
         reasons = ", ".join(str(r.get("reason", "?")) for llm in c.llm for r in llm.retries)
         text += f" · ↻ retried {c.retries}× ({reasons})"
@@ -112,6 +123,8 @@ def _call_detail(c: CallRecord) -> dict[str, Any]:
         detail["reply"] = _cut(c.reply)
         detail["tokens"] = {"input": c.input_tokens, "output": c.output_tokens}
         detail["attempts"] = len(c.llm)
+    if c.cached:
+        detail["cached"] = reused(c.cached)
     if c.retries:
         detail["retries"] = [dict(r) for llm in c.llm for r in llm.retries]
     return detail
@@ -121,7 +134,8 @@ def _call_bar(c: CallRecord, end: float, origin: float, span: float, slow: set[s
     """A call's bar, coloured by status; ``end`` closes a call that never ended."""
     c_end = c.ended if c.ended is not None else end
     status = c.status if c.status in _STATUS_COLOURS else "error"
-    classes = f"call {status}" + (" slow" if c.span in slow else "") + (" retried" if c.retries else "")
+    classes = (f"call {status}" + (" slow" if c.span in slow else "") + (" retried" if c.retries else "")
+               + (" cached" if c.cached else ""))
     extra = f' data-span="{_e(prefix + c.span)}"'
     return _bar(classes, c.started, c_end, origin, span, _call_title(c), extra)
 
@@ -201,10 +215,13 @@ def _turn(
 ) -> str:
     meta = [_secs(turn.seconds)]
     if turn.planner is not None:
-        meta.append(f"planner {turn.planner_input_tokens:,} in / {turn.planner_output_tokens:,} out")
+        meta.append(f"planner {turn.planner_input_tokens:,} in / {turn.planner_output_tokens:,} out"
+                    + (f" ({reused(turn.planner.cached)})" if turn.planner.cached else ""))
     if turn.calls:
         failed = sum(1 for c in turn.calls if c.status == "error")
-        meta.append(f"{len(turn.calls)} calls" + (f" ({failed} failed)" if failed else ""))
+        cached = sum(1 for c in turn.calls if c.cached)
+        notes = [f"{failed} failed"] * bool(failed) + [f"{cached} cached"] * bool(cached)
+        meta.append(f"{len(turn.calls)} calls" + (f" ({', '.join(notes)})" if notes else ""))
         meta.append(f"workers {turn.worker_input_tokens:,} in / {turn.worker_output_tokens:,} out")
     parts = [(f'<h2>Turn {turn.number} <span class="status {_e(turn.status)}">{_e(turn.status)}</span>'
               f'<span class="meta">{_e(" · ".join(meta))}</span></h2>')]
@@ -331,6 +348,12 @@ def _overview(t: Transcript) -> str:
     rows = [_row("sandbox", sandbox), _row("planner", planner), _row("programs", program)]
     rows += [_row(f"pmaps {index + 1}", bars) for index, bars in enumerate(lane_bars)]
     rows += _sub_run_rows(t, origin, span)
+    steered = _steering_bars(t, origin, span)
+    if steered:
+        rows.append(_row("in flight", steered))
+    batches = _batch_bars(t, origin, span)
+    if batches:
+        rows.append(_row("batches", batches))
     legend = "".join(
         f'<span><i style="background:var(--{name})"></i>{label}</span>'
         for name, label in (("sandbox", "sandbox start"), ("planner", "planner call"), ("program", "program"),
@@ -341,6 +364,39 @@ def _overview(t: Transcript) -> str:
             f'wall time; outlined calls are the {_SLOWEST} slowest</span></h2>'
             f'<div class="rows">{"".join(rows)}</div>{_axis(span)}'
             f'<div class="legend">{legend}</div></section>')
+
+
+def _steering_bars(t: Transcript, origin: float, span: float) -> list[str]:
+    """One bar per stretch of time at one allowed width (``concurrency.change``); its title says
+    the width, of how many, and why it changed."""
+    changes = [e for e in t.events if e["type"] == "concurrency.change"]
+    bars = []
+    for change, after in zip(changes, [*changes[1:], None][: len(changes)], strict=True):
+        start = float(change["ts"])
+        end = float(after["ts"]) if after is not None else t.ended
+        title = (f"{change['allowed']} of {change['ceiling']} worker requests allowed in flight "
+                 f"({change['reason']}) · {_secs(end - start)}")
+        allowed = f' data-allowed="{int(change["allowed"])}"'
+        bars.append(_bar("pmap", start, end, origin, span, title, allowed))
+    return bars
+
+
+def _batch_bars(t: Transcript, origin: float, span: float) -> list[str]:
+    """One bar per batch of a ``pmap(..., batch=True)``, from its submission to its end."""
+    ends = {e["span"]: e for e in t.events if e["type"] == "batch.end"}
+    bars = []
+    for start in (e for e in t.events if e["type"] == "batch.start"):
+        end = ends.get(start["span"])
+        stop = float(end["ts"]) if end is not None else t.ended
+        status = str(end["status"]) if end is not None else "unfinished"
+        kind = {"ended": "ok", "canceled": "cancelled", "unfinished": "unfinished"}.get(status, "error")
+        title = (f"batch {start['batch_id']} · {start['requests']:,} requests (items {start['first_item']}-"
+                 f"{start['last_item']}) · {status} · {_secs(stop - float(start['ts']))}")
+        if end is not None:
+            title += " · " + batch_counts(end)
+        bars.append(_bar(f"call {kind}", float(start["ts"]), stop, origin, span, title,
+                         f' data-batch="{_e(start["batch_id"])}"'))
+    return bars
 
 
 def _stats(t: Transcript) -> str:
@@ -358,6 +414,18 @@ def _stats(t: Transcript) -> str:
     ]
     if t.failed_calls:
         items.append(("failed calls", f"{sum(t.failed_calls.values()):,} of {t.calls_made:,}"))
+    if t.cached_calls:
+        items.append(("cached", f"{t.cached_calls:,} worker requests at no cost"))
+    steered = steering_note(t.events)
+    if steered:
+        items.append(("throttled", steered))
+    batched = batch_note(t.events)
+    if batched:
+        items.append(("batches", batched))
+    if t.resumed_from is not None:
+        planner, worker = t.replayed.get("planner", 0), t.replayed.get("worker", 0)
+        replayed = f"{planner:,} planner, {worker:,} worker replies replayed"
+        items.append(("resumed", f"from {t.resumed_from}: {replayed}"))
     items += [
         ("speed-up", f"{speedup:.1f}x" if speedup is not None else "-"),
         ("models", f"{t.run.get('planner')} / {t.run.get('worker')}"),

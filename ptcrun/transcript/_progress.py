@@ -366,7 +366,9 @@ class LineProgress:
         turn = f"turn {s.turn}"
         if kind == "llm.end" and event.get("role") == "planner":
             seconds = float(event.get("seconds") or 0)
-            if event.get("status") == "ok":
+            if event.get("cached") == "resume":
+                self._say(f"{turn}: planner reply replayed from the resumed run, at no cost")
+            elif event.get("status") == "ok":
                 self._say(f"{turn}: planner replied ({int(event.get('input_tokens') or 0):,} in / "
                           f"{int(event.get('output_tokens') or 0):,} out, {seconds:.1f} s)")
             else:
@@ -397,6 +399,21 @@ class LineProgress:
             timed_out = " (timed out)" if event.get("timed_out") else ""
             self._say(f"{turn}: pmap {event['span']} ended: {event.get('done')} ok, "
                       f"{event.get('failed')} failed{timed_out} ({p.get('seconds', 0.0):.1f} s)")
+        elif kind == "batch.start":
+            self._say(f"{turn}: batch {event.get('batch_id')} submitted: {int(event.get('requests') or 0):,} "
+                      f"worker requests (items {event.get('first_item')}-{event.get('last_item')})")
+        elif kind == "batch.end":
+            counts = ", ".join(f"{int(event.get(k) or 0):,} {k}" for k in ("succeeded", "errored", "canceled",
+                                                                            "expired") if event.get(k))
+            self._say(f"{turn}: batch {event['span']} {event.get('status')}: {counts or 'no results'} "
+                      f"({float(event.get('seconds') or 0):.1f} s)")
+        elif kind == "concurrency.change":
+            allowed, ceiling = event.get("allowed"), event.get("ceiling")
+            if allowed is not None and ceiling is not None and (allowed < (event.get("previous") or 0)
+                                                                 or allowed == ceiling):
+                # A cut, or back at the ceiling: the steps of a recovery are left to the transcript.
+                self._say(f"{turn}: worker requests in flight {event.get('previous')} -> {allowed} of "
+                          f"{ceiling} ({event.get('reason')})")
         elif kind == "sandbox.start" and s.turn:
             self._say(f"{turn}: sandbox restarted")
         elif kind == "run.end":

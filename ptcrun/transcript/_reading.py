@@ -26,6 +26,7 @@ from ._records import (
     span_turn,
 )
 from ._schema import (
+    BatchEnd,
     CallEnd,
     CallStart,
     Event,
@@ -40,6 +41,7 @@ from ._schema import (
     ProgramOutput,
     ProgramStart,
     RunEnd,
+    RunStart,
     SandboxStart,
     TurnEnd,
     TurnStart,
@@ -48,6 +50,9 @@ from ._schema import (
 __all__ = ["Reader"]
 
 _E = TypeVar("_E", bound=Event)
+
+#: ``llm.end``'s ``cached`` values that count as the result cache's (a resume's are ``replayed``).
+_CACHED = ("run", "disk")
 
 
 class Reader:
@@ -119,6 +124,9 @@ class Reader:
             "failed_calls": dict(end.failed_calls) if end else {},
             "calls_made": end.calls_made if end else 0,
             "partial": end.partial if end else False,
+            "cached_calls": end.cached_calls if end else sum(r.cached in _CACHED for r in llm.values()),
+            "replayed": dict(end.replayed) if end else _replayed(llm.values()),
+            "resumed_from": _resumed_from(self.events[0]),
             "usage": _usage(end.usage) if end else _sum_usage(llm.values()),
             "turns": tuple(turns),
             "calls": tuple(calls),
@@ -158,6 +166,8 @@ class Reader:
             ended=ended,
             seconds=end.seconds if end else seconds,
             retries=tuple(self.retries.get(span, ())),
+            max_tokens=start.max_tokens,
+            cached=end.cached if end else None,
         )
 
     def _item(self, span: str, start: ItemStart) -> ItemRecord:
@@ -324,9 +334,22 @@ def _span_status(end: Event | None) -> str:
         return "ok" if end.ok else "cancelled" if cancelled else "error"
     if isinstance(end, PmapEnd):
         return "timeout" if end.timed_out else "failed" if end.failed else "ok"
-    if isinstance(end, (LLMEnd, ProgramEnd, TurnEnd, RunEnd)):
+    if isinstance(end, (LLMEnd, ProgramEnd, TurnEnd, RunEnd, BatchEnd)):
         return end.status
     return "ok"
+
+
+def _replayed(requests: Iterable[LLMRecord]) -> dict[str, int]:
+    """Replies replayed from a resumed run, by role, for a run that was killed before ``run.end``."""
+    out: dict[str, int] = {}
+    for r in requests:
+        if r.cached == "resume":
+            out[r.role] = out.get(r.role, 0) + 1
+    return out
+
+
+def _resumed_from(start: Event) -> str | None:
+    return start.resumed_from if isinstance(start, RunStart) else None
 
 
 def _usage(fields: Mapping[str, Any]) -> Usage:
@@ -339,7 +362,7 @@ def _sum_usage(requests: Iterable[LLMRecord]) -> Usage:
     totals = {"planner": [0, 0, 0], "worker": [0, 0, 0]}
     cost: float | None = 0.0
     for r in requests:
-        if r.status != "ok" or r.role not in totals:
+        if r.status != "ok" or r.role not in totals or r.cached is not None:
             continue
         row = totals[r.role]
         row[0] += r.input_tokens

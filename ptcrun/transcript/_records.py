@@ -55,6 +55,9 @@ class LLMRecord:
         seconds: how long the request took, retries and their waits included.
         retries: the provider's retries of this request, as ``{"attempt", "reason", "wait",
             "status", "request_id", "ts"}`` dicts (the ``llm.retry`` events), in order.
+        max_tokens: the output limit the request was sent with.
+        cached: where a reply that cost nothing came from (``"run"``, ``"disk"``,
+            ``"resume"``), or ``None`` when the provider answered.
     """
 
     span: str
@@ -77,6 +80,8 @@ class LLMRecord:
     ended: float | None
     seconds: float | None
     retries: tuple[Mapping[str, Any], ...] = ()
+    max_tokens: int | None = None
+    cached: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -129,6 +134,14 @@ class CallRecord:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def cached(self) -> str | None:
+        """Where the worker's replies came from when none was sent to the provider (``"run"``,
+        ``"disk"``, ``"resume"``); ``None`` when one was sent, and for other tools."""
+        if not self.llm or any(r.cached is None for r in self.llm):
+            return None
+        return self.llm[-1].cached
 
     @property
     def retries(self) -> int:

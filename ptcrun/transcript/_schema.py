@@ -23,6 +23,7 @@ errors of LLM requests, pmap items and programs as error payloads (version 1 wro
 
 from __future__ import annotations
 
+import math
 import time
 import types
 import typing
@@ -38,8 +39,12 @@ __all__ = [
     "EVENT_TYPES",
     "SCHEMA_VERSION",
     "AnyJSON",
+    "BatchEnd",
+    "BatchResult",
+    "BatchStart",
     "CallEnd",
     "CallStart",
+    "ConcurrencyChange",
     "Event",
     "ItemEnd",
     "ItemStart",
@@ -82,8 +87,24 @@ class Event:
             "v": SCHEMA_VERSION, "type": self.type, "ts": self.ts, "span": self.span, "parent": self.parent,
         }
         for name in _FIELDS[type(self)]:
-            out[name] = for_event(getattr(self, name))
+            value = getattr(self, name)
+            # Most fields are plain scalars that the rule leaves as they are: skip the converter
+            # for them (it is most of an event's cost, six events a worker call).
+            out[name] = value if _plain(value) else for_event(value)
         return out
+
+
+def _plain(value: object) -> bool:
+    """Whether ``for_event(value)`` is ``value`` itself, known without converting it."""
+    if value is None or type(value) is bool:
+        return True
+    if type(value) is str:
+        return value.isascii()
+    if type(value) is int:
+        return -(2**63) <= value < 2**63
+    if type(value) is float:
+        return math.isfinite(value)
+    return False
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -104,6 +125,8 @@ class RunStart(Event):
     #: 0 for the run; 1 and more for a sub-run of ``tool.agent``, whose spans are prefixed
     #: with the span of the call that started it and a ``/`` (``t1.c3/run``).
     depth: int = 0
+    #: The transcript of the run this one resumed (``Runtime.run(resume=...)``), or ``None``.
+    resumed_from: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -126,6 +149,11 @@ class RunEnd(Event):
     partial: bool = False
     #: The sub-runs below the run, at every depth, by status (``Result.sub_runs``).
     sub_runs: Mapping[str, int] = attrs.field(factory=dict)
+    #: Worker requests answered by the result cache (an identical request of this run, or the
+    #: cache file), at no cost.
+    cached_calls: int = 0
+    #: Replies replayed from the resumed run at no cost: ``{"planner": n, "worker": m}``.
+    replayed: Mapping[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -192,6 +220,10 @@ class LLMEnd(Event):
     model: str | None = None
     stop_reason: str | None = None
     error: Mapping[str, JSON] | None = None
+    #: Where a reply that cost nothing came from: ``"run"`` (an identical request earlier in
+    #: this run), ``"disk"`` (the cache file) or ``"resume"`` (the run resumed); ``None`` when
+    #: the provider answered.
+    cached: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -206,6 +238,20 @@ class LLMRetry(Event):
     wait: float
     status: int | None
     request_id: str | None
+
+
+@attrs.frozen(kw_only=True)
+class ConcurrencyChange(Event):
+    """The worker requests allowed in flight changed (span ``run``): the provider's rate limits
+    (a 429 or 529, or headers saying little of a limit is left) halved it, or replies without
+    them let it grow back by one, up to ``Limits.max_concurrency``."""
+
+    type = "concurrency.change"
+    provider: str
+    allowed: int
+    previous: int
+    ceiling: int
+    reason: str
 
 
 # -- the program -----------------------------------------------------------------------------
@@ -317,14 +363,77 @@ class CallEnd(Event):
     seconds: float
     pmap: int | None
     item: int | None
+    #: For a worker call none of whose requests was sent: where its replies came from
+    #: (``"run"``, ``"disk"``, ``"resume"``, as ``llm.end`` says); ``None`` otherwise.
+    cached: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class BatchStart(Event):
+    """A batch of worker requests was submitted to the provider's batch engine (span
+    ``tN.mK.bJ``, under the ``pmap(..., batch=True)`` that made it)."""
+
+    type = "batch.start"
+    pmap: int
+    #: The provider's id for the batch.
+    batch_id: str
+    provider: str
+    #: How many requests it holds, and the pmap items they came from, first and last.
+    requests: int
+    first_item: int
+    last_item: int
+    #: Tokens reserved from the budget for its requests' worst case.
+    reserved_tokens: int
+    #: Bytes of the request body, within the API's limit per batch.
+    bytes: int
+
+
+@attrs.frozen(kw_only=True)
+class BatchResult(Event):
+    """One request of a batch ended (same span as its ``batch.start``): its reply or error."""
+
+    type = "batch.result"
+    item: int
+    #: ``succeeded``, ``errored``, ``canceled`` or ``expired``, as the provider says; or
+    #: ``missing`` when the results had no line for it.
+    status: str
+    text: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    error: Mapping[str, JSON] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class BatchEnd(Event):
+    """A batch ended (span ``tN.mK.bJ``): how its requests ended, what it cost, how long."""
+
+    type = "batch.end"
+    #: ``ended`` (the provider processed it; see the counts), ``canceled`` (a clock or a cancel
+    #: ended the pmap and the batch was cancelled), or ``error`` (it could not be submitted or
+    #: read).
+    status: str
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: USD at the batch price (half the list price), or ``null`` when the price is unknown.
+    cost: float | None = None
+    #: How many times the batch was asked how it stands.
+    polls: int = 0
+    seconds: float = 0.0
+    error: Mapping[str, JSON] | None = None
 
 
 #: Every event type by its name, in the order of a run.
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        RunStart, SandboxStart, TurnStart, LLMStart, LLMRetry, LLMEnd, ProgramStart, ProgramOutput,
-        PmapStart, ItemStart, CallStart, CallEnd, ItemEnd, PmapEnd, ProgramEnd, TurnEnd, RunEnd,
+        RunStart, SandboxStart, TurnStart, LLMStart, LLMRetry, LLMEnd, ConcurrencyChange, ProgramStart,
+        ProgramOutput, PmapStart, ItemStart, CallStart, CallEnd, ItemEnd, BatchStart, BatchResult, BatchEnd,
+        PmapEnd, ProgramEnd, TurnEnd, RunEnd,
     )
 }
 

@@ -80,6 +80,9 @@ class Transcript:
             own (with its own ``sub_runs``), keyed by the span of the call that started it
             (``"t1.c3"``). ``events``, ``turns``, ``calls`` and the rest are this run's own;
             :meth:`spans` and :meth:`walk` cover the whole tree.
+        cached_calls: worker requests the result cache answered at no cost.
+        replayed: replies replayed from a resumed run, by role (``{"planner": 2, "worker": 40}``).
+        resumed_from: the transcript of the run this one resumed, or ``None``.
     """
 
     path: Path | None
@@ -100,6 +103,9 @@ class Transcript:
     calls_made: int = 0
     partial: bool = False
     sub_runs: Mapping[str, Transcript] = attrs.field(factory=dict, repr=False)
+    cached_calls: int = 0
+    replayed: Mapping[str, int] = attrs.field(factory=dict)
+    resumed_from: str | None = None
 
     # -- loading ---------------------------------------------------------------------------
 

@@ -21,13 +21,17 @@ from ._runs import run_status
 from ._transcript import CallRecord, PmapRecord, SpanRecord, Transcript, TurnRecord
 
 __all__ = [
+    "batch_counts",
+    "batch_note",
     "failure_kinds",
     "planner_prose",
     "preview",
     "render_show",
     "render_summary",
     "render_tree",
+    "reused",
     "status_text",
+    "steering_note",
     "sub_runs_text",
 ]
 
@@ -131,11 +135,14 @@ def _header(t: Transcript) -> list[str]:
 def _turn_line(turn: TurnRecord) -> str:
     parts = [turn.status, _secs(turn.seconds)]
     if turn.planner is not None:
-        parts.append(f"planner {_tokens(turn.planner_input_tokens, turn.planner_output_tokens)}")
+        parts.append(f"planner {_tokens(turn.planner_input_tokens, turn.planner_output_tokens)}"
+                     + (f" ({reused(turn.planner.cached)})" if turn.planner.cached else ""))
     if turn.calls:
         failed = sum(1 for c in turn.calls if c.status == "error")
+        cached = sum(1 for c in turn.calls if c.cached)
+        notes = [f"{failed} failed"] * bool(failed) + [f"{cached} cached"] * bool(cached)
         parts.append(f"{len(turn.calls)} call{'s' * (len(turn.calls) != 1)}"
-                     + (f" ({failed} failed)" if failed else ""))
+                     + (f" ({', '.join(notes)})" if notes else ""))
         if turn.worker_input_tokens or turn.worker_output_tokens:
             parts.append(f"workers {_tokens(turn.worker_input_tokens, turn.worker_output_tokens)}")
     return f"── turn {turn.number} ── " + " · ".join(parts)
@@ -156,13 +163,23 @@ def _call_rows(calls: Iterable[CallRecord], words: Callable[[str], str] = _same)
             "-" if c.slot is None else str(c.slot),
             f"c{c.id}",
             c.tool,
-            c.status + (f", {_retries(c.retries)}" if c.retries else ""),
+            c.status + (f", {_retries(c.retries)}" if c.retries else "")
+            + (f", {reused(c.cached)}" if c.cached else ""),
             "?" if c.seconds is None else f"{c.seconds:.3f}",
             tokens,
             preview(shown) if shown is not None else "",
         ])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return ["".join(c.ljust(w) + "  " for c, w in zip(r[:-1], widths, strict=True)) + r[-1] for r in rows]
+
+
+def _replies(count: int) -> str:
+    return f"{count:,} repl{'y' if count == 1 else 'ies'}"
+
+
+def reused(source: str) -> str:
+    """How a reply that cost nothing is marked in every view: ``cached (disk)``, ``replayed``."""
+    return "replayed" if source == "resume" else f"cached ({'this run' if source == 'run' else source})"
 
 
 def _retries(count: int) -> str:
@@ -350,9 +367,64 @@ def render_summary(t: Transcript, *, words: Callable[[str], str] = _same) -> str
             f"calls      {len(t.calls)}, {_secs(t.call_seconds)} in all; parallel speed-up "
             f"{speedup:.1f}x (sum of call times / time with a call running)"
         )
+    if t.cached_calls:
+        lines.append(f"cached     {t.cached_calls:,} worker request{'s' * (t.cached_calls != 1)} "
+                     "answered by the result cache, at no cost")
+    steered = steering_note(t.events)
+    if steered:
+        lines.append(f"throttled  {steered}")
+    batched = batch_note(t.events)
+    if batched:
+        lines.append(f"batches    {batched}")
+    if t.resumed_from is not None:
+        planner, worker = t.replayed.get("planner", 0), t.replayed.get("worker", 0)
+        lines.append(f"resumed    from {t.resumed_from}: {_replies(planner)} of the planner and "
+                     f"{_replies(worker)} of workers replayed, at no cost")
     if t.fallback_used:
         lines.append("answer     a fallback (the program's last `answer` value), not given to done()")
     return "\n".join(lines)
+
+
+def steering_note(events: Iterable[Mapping[str, Any]]) -> str:
+    """What rate limits did to the worker requests in flight (``concurrency.change``), in one
+    line; empty when they never changed it."""
+    changes = [e for e in events if e.get("type") == "concurrency.change"]
+    if not changes:
+        return ""
+    lowest = min(changes, key=lambda e: e["allowed"])
+    last = changes[-1]
+    return (f"rate limits steered the worker requests in flight {len(changes):,} time"
+            f"{'s' * (len(changes) != 1)}: down to {lowest['allowed']} of {lowest['ceiling']} "
+            f"({lowest['reason']}), {last['allowed']} at the end")
+
+
+_BATCH_COUNTS = ("succeeded", "errored", "canceled", "expired")
+
+
+def batch_counts(fields: Mapping[str, Any]) -> str:
+    """``"5 succeeded, 1 errored"``: how a batch's requests ended."""
+    counts = [f"{int(fields.get(k) or 0):,} {k}" for k in _BATCH_COUNTS if fields.get(k)]
+    return ", ".join(counts) or "no results"
+
+
+def batch_note(events: Iterable[Mapping[str, Any]]) -> str:
+    """The run's batches (``pmap(..., batch=True)``) in one line: how many requests, how they
+    ended, what they cost; empty when the run sent none."""
+    starts = [e for e in events if e.get("type") in ("batch.start", "batch.end")]
+    if not starts:
+        return ""
+    requests = sum(int(e.get("requests") or 0) for e in starts if e["type"] == "batch.start")
+    ends = [e for e in starts if e["type"] == "batch.end"]
+    batches = sum(1 for e in starts if e["type"] == "batch.start")
+    totals = {k: sum(int(e.get(k) or 0) for e in ends) for k in _BATCH_COUNTS}
+    costs = [e.get("cost") for e in ends]
+    cost = ""
+    if costs and None not in costs:
+        cost = f", ${sum(c for c in costs if c is not None):.4f} at the batch price"
+    cancelled = sum(1 for e in ends if e.get("status") == "canceled")
+    note = f"; {cancelled} cancelled by a clock or a cancel" if cancelled else ""
+    return (f"{batches} batch{'es' * (batches != 1)} of {requests:,} worker requests: "
+            f"{batch_counts(totals)}{cost}{note}")
 
 
 def _status(t: Transcript) -> str:
@@ -374,6 +446,8 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int], unfinished_run: str
         tokens = f"{int(f.get('input_tokens') or 0):,} → {int(f.get('output_tokens') or 0):,} tokens"
         what = "planner request" if f.get("role") == "planner" else f"LLM request {s.span.rsplit('.', 1)[-1]}"
         head = f"{what} ({f.get('provider', '')}) {tokens}"
+        if f.get("cached"):
+            head += f" {reused(str(f['cached']))}"
     elif kind == "program":
         head = "program"
     elif kind == "pmap":
@@ -384,6 +458,11 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int], unfinished_run: str
         head = f"item {f.get('item')} (slot {f.get('slot')})"
     elif kind == "call":
         head = f"{f.get('tool', 'call')} c{f.get('call')}"
+    elif kind == "batch":
+        head = (f"batch {f.get('batch_id')}: {f.get('requests', '?')} requests "
+                f"(items {f.get('first_item')}-{f.get('last_item')})")
+        if f.get("succeeded") is not None:
+            head += f", {batch_counts(f)}"
     elif kind == "sandbox":
         seed = f", random seed {f['seed']}" if f.get("seed") is not None else ""
         return f"sandbox started (pid {f.get('pid')}{seed})"

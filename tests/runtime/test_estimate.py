@@ -55,9 +55,7 @@ def test_estimate_fields_on_a_small_corpus():
     assert est.worker_output_tokens == 500
     # Each call's input is the chunk plus the worker's system prompt and request template.
     assert est.pass_input_tokens > est.corpus_tokens
-    assert est.pass_tokens == sum(
-        worst_case_tokens(t, 500) for t in _worker_inputs("Summarise each chunk.", CHUNKS, 500)
-    )
+    assert est.pass_tokens == sum(_worker_reservations("Summarise each chunk.", CHUNKS, 500))
     assert est.planner_first_tokens == worst_case_tokens(est.planner_input_tokens, 1_000)
     assert est.planner_second_tokens > est.planner_first_tokens
     assert est.needed_tokens == est.pass_tokens + est.planner_first_tokens + est.planner_second_tokens
@@ -70,13 +68,16 @@ def test_estimate_fields_on_a_small_corpus():
     assert "fits the budget: yes" in est.describe()
 
 
-def _worker_inputs(instruction: str, texts: list[str], max_tokens: int) -> list[int]:
-    """What the worker tool's requests count, taken from the requests it really sends."""
+def _worker_reservations(instruction: str, texts: list[str], max_tokens: int) -> list[int]:
+    """What the ledger reserves for the worker tool's requests, from the requests it really sends."""
     seen: list[int] = []
 
     def worker(request: Request) -> Reply:
-        seen.append(request_tokens(request))
         return Reply(text="ok", input_tokens=request_tokens(request), output_tokens=1)
+
+    def reserved(event: dict) -> None:
+        if event["type"] == "llm.start" and event["role"] == "worker":
+            seen.append(event["reserved_tokens"])
 
     program = (
         "```python\nfor c in data:\n"
@@ -87,6 +88,7 @@ def _worker_inputs(instruction: str, texts: list[str], max_tokens: int) -> list[
         worker=ScriptedProvider(worker),
         limits=Limits(worker_max_tokens=max_tokens),
         transcript_dir=None,
+        observers=[reserved],
     )
     assert rt.run("g", texts).status == "done"
     return seen

@@ -101,9 +101,10 @@ def test_chromium_shows_every_turn_and_a_gantt_per_pmap(page, tmp_path):
         assert f"item {call.item} · slot {call.slot}" in bar["title"]
     assert sum("slow" in bars[s]["class"].split() for s in bars) == 3
     # The overview has rows for the sandbox, the planner, the programs and one pmap lane (the two
-    # pmaps run one after the other); each Gantt has one row per thread of its pmap.
+    # pmaps run one after the other), and one for the worker requests allowed in flight (the
+    # worker's first request is rate limited); each Gantt has one row per thread of its pmap.
     assert [p.concurrency for p in transcript.pmaps] == [4, 3]
-    assert len(html.with_class("row")) == 4 + 4 + 3
+    assert len(html.with_class("row")) == 5 + 4 + 3
     lines = sum(len(t.program.rstrip("\n").split("\n")) for t in transcript.turns)
     assert len(html.with_class("ln")) == lines
     assert html.text["overview"].startswith("Run timeline")

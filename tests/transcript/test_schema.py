@@ -23,6 +23,7 @@ from ptcrun.transcript._schema import (
     event_fields,
 )
 
+from ..runtime.batch_runs import batched_run
 from .example_runs import example_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,9 @@ def documented() -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     result, _ = example_run(tmp_path_factory.mktemp("runs"))
-    return [json.loads(line) for line in result.transcript.read_text().splitlines()]
+    # The batch events come from a pmap(batch=True) against the local fake Message Batches API.
+    batched, _ = batched_run(tmp_path_factory.mktemp("batched"), ["x", "xx"])
+    return [json.loads(line) for r in (result, batched) for line in r.transcript.read_text().splitlines()]
 
 
 def test_docs_document_the_envelope():

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import random
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -22,9 +24,14 @@ from ._http import (
     token_count,
 )
 from ._models import lookup_model
+from ._ratelimit import observe_reply
 
 if TYPE_CHECKING:
     import anthropic
+
+    from ._batches import AnthropicBatches
+
+T = TypeVar("T")
 
 __all__ = ["AnthropicProvider"]
 
@@ -60,6 +67,11 @@ class AnthropicProvider:
     ``context_window`` and ``price`` default to the known-models table, then to
     200,000 tokens and no price.
 
+    A program's ``pmap(..., batch=True)`` sends its worker requests through the Message
+    Batches API instead, at half ``price``; a batch is asked how it stands after
+    ``batch_poll`` seconds, then half as long again each time, at most every
+    ``batch_poll_max`` seconds.
+
     Raises:
         ConfigError: no API key was given and ``ANTHROPIC_API_KEY`` is not set; a base URL
             that is not http(s); a bad retry setting.
@@ -77,6 +89,8 @@ class AnthropicProvider:
         price: Price | None = None,
         backoff: float = 1.0,
         max_retry_wait: float = 60.0,
+        batch_poll: float = 5.0,
+        batch_poll_max: float = 60.0,
     ) -> None:
         api_key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not api_key:
@@ -98,6 +112,9 @@ class AnthropicProvider:
             backoff=backoff,
             max_retry_wait=max_retry_wait,
         )
+        for name, value in (("batch_poll", batch_poll), ("batch_poll_max", batch_poll_max)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigError(f"AnthropicProvider({name}=...) must be seconds > 0; got {value!r}.")
         # Importing the SDK takes seconds; do it here, before the event loop runs, rather than
         # at module import (most programs never build this provider) or inside the first call
         # (where it would stall every other task).
@@ -115,10 +132,16 @@ class AnthropicProvider:
         self.timeout = timeout
         self.backoff = backoff
         self.max_retry_wait = max_retry_wait
+        self.batch_poll = float(batch_poll)
+        self.batch_poll_max = max(float(batch_poll_max), self.batch_poll)
         self._rng = random.Random()
         self._clients: PerRunClient[anthropic.AsyncAnthropic] = PerRunClient(
             lambda: anthropic.AsyncAnthropic(
-                api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout
+                api_key=api_key,
+                base_url=base_url,
+                max_retries=0,
+                timeout=timeout,
+                http_client=anthropic.DefaultAsyncHttpxClient(timeout=timeout, limits=_pool()),
             ),
             lambda client: client.close(),
         )
@@ -141,9 +164,8 @@ class AnthropicProvider:
             rng=self._rng,
         )
 
-    async def _attempt(self, request: Request) -> Reply:
-        import anthropic
-
+    def _params(self, request: Request, *, batch: bool = False) -> dict[str, Any]:
+        """The Messages API parameters of ``request`` (``batch``: as a batch entry carries them)."""
         params: dict[str, Any] = {
             "model": self.model,
             "max_tokens": request.max_tokens,
@@ -158,9 +180,28 @@ class AnthropicProvider:
                 params["system"] = request.system
         if request.temperature is not None:
             # Through extra_body: recent SDKs dropped the keyword, and some models refuse the
-            # field, so it is sent only when asked for, as given.
-            params["extra_body"] = {"temperature": request.temperature}
-        client = self._clients.get()
+            # field, so it is sent only when asked for, as given. A batch entry is plain JSON.
+            if batch:
+                params["temperature"] = request.temperature
+            else:
+                params["extra_body"] = {"temperature": request.temperature}
+        return params
+
+    def _client(self) -> anthropic.AsyncAnthropic:
+        """The SDK client of the current trio run."""
+        return self._clients.get()
+
+    def _batch_engine(self) -> AnthropicBatches:
+        """This model's Message Batches API (see :mod:`._batches`)."""
+        from ._batches import AnthropicBatches
+
+        return AnthropicBatches(self)
+
+    async def _sdk_call(self, call: Callable[[], Awaitable[T]], *, what: str = "an API reply") -> T:
+        """Await one SDK call within ``timeout``; its failures become :class:`AttemptFailed`
+        for the retry loop, as a Messages request's do."""
+        import anthropic
+
         timed_out = AttemptFailed(
             f"no reply within {self.timeout:g} s",
             setting=f"timeout={self.timeout:g}",
@@ -169,9 +210,7 @@ class AnthropicProvider:
         # The SDK's own timeout covers each read; this scope bounds the whole attempt.
         with trio.move_on_after(self.timeout):
             try:
-                # The raw response keeps the status and request id when its body turns out
-                # not to be a message.
-                raw = await client.messages.with_raw_response.create(**params)
+                return await call()
             except anthropic.APIStatusError as exc:
                 raise _status_failure(exc) from exc
             except anthropic.APITimeoutError as exc:
@@ -184,30 +223,56 @@ class AnthropicProvider:
                 ) from exc
             except anthropic.APIError as exc:  # e.g. a response the SDK refused to read
                 raise AttemptFailed(
-                    f"reply is not a Messages API message: {_describe(exc)}",
+                    f"reply is not {what}: {_describe(exc)}",
                     retryable=False,
                     fix="Check that base_url serves the Anthropic Messages API.",
-                ) from exc
-            status, request_id = raw.status_code, raw.headers.get("request-id")
-            try:
-                # parse() is a coroutine in some SDK versions and a plain call in others.
-                parsed: Any = raw.parse()
-                if inspect.isawaitable(parsed):
-                    parsed = await parsed
-                return _to_reply(parsed)
-            except (anthropic.APIError, ValueError, TypeError, AttributeError) as exc:
-                # ValueError covers truncated or empty JSON; the SDK does not check a body's shape.
-                raise AttemptFailed(
-                    f"{status} reply is not a Messages API message: {_describe(exc)}",
-                    status=status,
-                    retryable=False,
-                    fix="Check that base_url serves the Anthropic Messages API.",
-                    request_id=request_id,
                 ) from exc
         raise timed_out
 
+    async def _attempt(self, request: Request) -> Reply:
+        import anthropic
+
+        params = self._params(request)
+        client = self._clients.get()
+        # The raw response keeps the status and request id when its body turns out not to be
+        # a message; its body has been read by then, so parsing it needs no clock of its own.
+        raw = await self._sdk_call(
+            lambda: client.messages.with_raw_response.create(**params), what="a Messages API message"
+        )
+        status, request_id = raw.status_code, raw.headers.get("request-id")
+        observe_reply(raw.headers)
+        try:
+            # parse() is a coroutine in some SDK versions and a plain call in others.
+            parsed: Any = raw.parse()
+            if inspect.isawaitable(parsed):
+                parsed = await parsed
+            return to_reply(parsed)
+        except (anthropic.APIError, ValueError, TypeError, AttributeError) as exc:
+            # ValueError covers truncated or empty JSON; the SDK does not check a body's shape.
+            raise AttemptFailed(
+                f"{status} reply is not a Messages API message: {_describe(exc)}",
+                status=status,
+                retryable=False,
+                fix="Check that base_url serves the Anthropic Messages API.",
+                request_id=request_id,
+            ) from exc
+
     def __repr__(self) -> str:
         return f"AnthropicProvider({self.model!r})"
+
+
+def _pool() -> Any:
+    """The SDK's connection limits with every connection kept alive between requests.
+
+    The run's limiter bounds the requests in flight, so the pool grows to the run's concurrency
+    and reuses each connection; the SDK's default keeps 100 alive, and above that concurrency
+    requests would open connections of their own. Built from the SDK's own ``Limits`` class,
+    since the SDK may bundle its own copy of httpx.
+    """
+    import anthropic
+
+    default = anthropic.DEFAULT_CONNECTION_LIMITS
+    return type(default)(max_connections=None, max_keepalive_connections=None, keepalive_expiry=30.0)
 
 
 def _status_failure(exc: anthropic.APIStatusError) -> AttemptFailed:
@@ -254,7 +319,7 @@ def _error_fields(body: object) -> tuple[str, str]:
     return str(error.get("type") or ""), str(error.get("message") or "")
 
 
-def _to_reply(message: object) -> Reply:
+def to_reply(message: object) -> Reply:
     """The reply a parsed Messages API body holds.
 
     The SDK builds its models without checking types, so each field used is checked here.

@@ -22,6 +22,7 @@ import attrs
 import trio
 
 from ...errors import ConfigError, ProviderError
+from ._ratelimit import observe_failure, throttled
 
 __all__ = [
     "MAX_BACKOFF",
@@ -223,7 +224,14 @@ async def call_with_retries(
     """
     for n in range(1, max_retries + 2):
         try:
-            return await attempt()
+            # Each attempt holds a slot of the throttle steering the request, if any; a request
+            # waiting to retry holds none.
+            async with throttled():
+                try:
+                    return await attempt()
+                except AttemptFailed as failure:
+                    observe_failure(failure.status, failure.retry_after)
+                    raise
         except AttemptFailed as failure:
             attempts = f" after {n} attempt{'s' if n > 1 else ''}"
             after = attempts if n > 1 else ""

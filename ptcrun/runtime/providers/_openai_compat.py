@@ -21,8 +21,15 @@ from ._http import (
     status_summary,
     token_count,
 )
+from ._ratelimit import observe_reply
 
 __all__ = ["OpenAICompatProvider"]
+
+#: No cap on the connections of the pool, and every one kept alive between requests: the run's
+#: limiter already bounds the requests in flight, so the pool grows to the run's concurrency and
+#: each connection is reused. httpx's default keeps 20 alive, so at concurrency 50 most requests
+#: opened (and, against a real server, TLS-handshook) a connection of their own.
+_POOL = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=30.0)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -102,7 +109,7 @@ class OpenAICompatProvider:
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._rng = random.Random()
         self._clients: PerRunClient[httpx.AsyncClient] = PerRunClient(
-            lambda: httpx.AsyncClient(timeout=timeout, headers=self._headers),
+            lambda: httpx.AsyncClient(timeout=timeout, headers=self._headers, limits=_POOL),
             lambda client: client.aclose(),
         )
 
@@ -153,6 +160,7 @@ class OpenAICompatProvider:
                 ) from exc
             if response.status_code >= 400:
                 raise _status_failure(response)
+            observe_reply(response.headers)
             return _to_reply(request, response)
         raise timed_out
 

@@ -91,6 +91,9 @@ class Tools:
                 str.__str__(k): _json.to_json(v, what=f"argument {str.__str__(k)!r} of tool.{name}")
                 for k, v in kwargs.items()
             }
+            record = _scope.recorder()
+            if record is not None:  # a batched pmap collects its requests: nothing is sent now
+                return record(name, call_args, call_kwargs)
             pending = link.open_request()
             if scope is not None:
                 scope.register(pending.id)

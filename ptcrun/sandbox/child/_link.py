@@ -52,6 +52,15 @@ class Pending:
         assert self.reply is not None
         return self.reply
 
+    def wait_for(self, seconds: float | None) -> _protocol.Reply | None:
+        """The reply, or ``None`` when it has not come within ``seconds`` (``None``: no limit)."""
+        if not self._event.wait(seconds):
+            return None
+        reply = self.reply
+        if not isinstance(reply, _protocol.Reply):
+            raise _protocol.ProtocolError(f"{reply.OP if reply else None!r} frame where a reply was expected")
+        return reply
+
 
 def _decode_chunks(frame: _protocol.Chunks, payload: bytes | memoryview) -> list[str] | int:
     """The chunks of a frame, as text; or the index in it of the first that is not UTF-8.

@@ -133,6 +133,7 @@ class Child:
 
         self.fanout = _pmap.Fanout(
             send=link.send,
+            open_request=link.open_request,
             default_concurrency=int(self.limits["max_concurrency"]),
             default_timeout=self.limits["pmap_timeout"],
             max_items=int(self.limits["max_pmap_items"]),

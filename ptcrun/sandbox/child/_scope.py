@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Scope", "current", "position", "set_current"]
+__all__ = ["Scope", "current", "position", "recorder", "set_current", "set_recorder"]
 
 _local = threading.local()
 
@@ -86,3 +86,13 @@ def set_current(scope: Scope | None, pmap: int | None = None, item: int | None =
     _local.scope = scope
     _local.pmap = pmap
     _local.item = item
+
+
+def recorder() -> Callable[[str, list[Any], dict[str, Any]], Any] | None:
+    """What records the calling thread's tool calls instead of sending them (a batched pmap's
+    function being run for its requests), or ``None``."""
+    return getattr(_local, "recorder", None)
+
+
+def set_recorder(record: Callable[[str, list[Any], dict[str, Any]], Any] | None) -> None:
+    _local.recorder = record

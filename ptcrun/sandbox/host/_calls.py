@@ -24,13 +24,19 @@ from ..._limits import Limits
 from ..._tools import Tool
 from .. import _protocol
 
-__all__ = ["CallServer", "Estimator", "Event", "current_call"]
+__all__ = ["BATCH_TOOL", "BatchHandler", "CallServer", "Estimator", "Event", "current_call"]
 
 #: What ``on_event`` receives: a dict with a ``type`` key (``call.start``, ``output``, ...).
 Event = dict[str, Any]
 
 #: Answers ``budget.estimate``: (texts, instruction, schema, max_tokens) -> tokens reserved.
 Estimator = Callable[[list[str], str, Any, int | None], int]
+#: Serves ``pmap(..., batch=True)``: (the call's keyword arguments, its pmap) -> the reply's value
+#: (JSON data).
+BatchHandler = Callable[[Mapping[str, Any], int | None], Awaitable[Any]]
+#: The name the child's ``pmap(..., batch=True)`` sends its requests to. A program cannot
+#: name it: ``tool`` has no attribute of that name, and names starting with ``_`` are refused.
+BATCH_TOOL = "_batch"
 #: The tool call being served, as ``{"call": id, "pmap": id | None, "item": index | None}``:
 #: set around each tool so that a tool (the worker LLM) can place its own events under it.
 current_call: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -51,6 +57,10 @@ class CallServer:
         estimate: answers ``budget.estimate(texts, instruction, schema, max_tokens)``: the
             tokens those worker calls would reserve. It runs in a worker thread (counting
             tokens takes time) and may raise a ``PtcrunError`` for the program to catch.
+        batches: serves the calls a ``pmap(..., batch=True)`` makes to ``BATCH_TOOL``: they take
+            no slot of ``limiter`` and no call clock (the pmap's clock bounds them, and a
+            cancel from the child cancels them), and write no ``call.start``/``call.end``:
+            the handler writes the batch's own events.
     """
 
     def __init__(
@@ -62,8 +72,10 @@ class CallServer:
         budget: Callable[[], Mapping[str, Any]],
         on_event: Callable[[Event], None],
         estimate: Estimator | None = None,
+        batches: BatchHandler | None = None,
     ) -> None:
         self._tools = dict(tools)
+        self._batches = batches
         self._call_timeout = limits.call_timeout
         self._limiter = limiter
         self._thread_limiter = trio.CapacityLimiter(limits.max_concurrency)
@@ -126,6 +138,9 @@ class CallServer:
         failure become an error in the reply, as does the call clock or a cancel request.
         Cancelling the calling task (the program ended) cancels the call with no reply.
         """
+        if call.tool == BATCH_TOOL:
+            await self._serve_batch(call, send)
+            return
         where = {"pmap": call.pmap, "item": call.item}
         started = time.monotonic()
         announced = False
@@ -207,6 +222,30 @@ class CallServer:
                 await send(_protocol.Reply(call.id, False, None, bad))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+
+    async def _serve_batch(
+        self, call: _protocol.Call, send: Callable[[_protocol.Frame], Awaitable[None]]
+    ) -> None:
+        """Run one step of a batched pmap (``BATCH_TOOL``) and reply, with no slot and no clock."""
+        value: JSON = None
+        error: dict[str, Any] | None = None
+        with trio.CancelScope() as scope:
+            self._in_flight[call.id] = scope
+            try:
+                if self._batches is None:
+                    raise errors.ToolError("pmap(batch=True) is not available here", tool="worker")
+                value = await self._batches(call.kwargs, call.pmap)
+            except errors.PtcrunError as exc:
+                error = errors.to_payload(exc)
+            finally:
+                self._in_flight.pop(call.id, None)
+        if scope.cancelled_caught:
+            error = {"type": "Cancelled", "message": "cancelled"}
+        self._cancelled.discard(call.id)
+        reply = _protocol.Reply(call.id, error is None, value if error is None else None, error)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await send(reply)
 
 
 def _check_fits(tool: str, value: JSON) -> None:

@@ -34,7 +34,7 @@ from ..._tools import Tool, collect_tools
 from ...corpus._store import StoredChunks
 from .. import _protocol
 from .._results import ExecResult
-from ._calls import CallServer, Estimator, Event
+from ._calls import BatchHandler, CallServer, Estimator, Event
 from ._channel import CHILD_GONE, Channel
 from ._corpus import CorpusServer, SharedText
 from ._death import Death
@@ -112,6 +112,8 @@ class Sandbox:
         on_event: called with each event (``call.start``, ``call.end``, ``pmap.start``,
             ``item.start``, ``item.end``, ``pmap.end``, ``output``, ``sandbox.start``) as it
             happens. Exceptions it raises propagate.
+        batches: serves the requests of ``pmap(..., batch=True)`` (the runtime's batch engine);
+            without it such a pmap fails with a ``ToolError``.
         strict: refuse to start unless every OS layer (seccomp, Landlock, no_new_privs) is
             active.
         seed: the seed of the generator behind the programs' ``random`` module, a whole number
@@ -131,6 +133,7 @@ class Sandbox:
         estimate: Estimator | None = None,
         limiter: trio.CapacityLimiter | None = None,
         on_event: Callable[[Event], None] | None = None,
+        batches: BatchHandler | None = None,
         strict: bool = False,
         seed: int | None = None,
         _language_layer: bool = True,
@@ -146,6 +149,7 @@ class Sandbox:
             budget=budget or _no_budget,
             on_event=self._on_event,
             estimate=estimate,
+            batches=batches,
         )
         self._strict = strict
         self._language_layer = _language_layer
@@ -260,7 +264,7 @@ class Sandbox:
             "sandbox_output_bytes": self.limits.sandbox_output_bytes,
             "sandbox_memory_bytes": self.limits.sandbox_memory_bytes,
             "sandbox_cpu_seconds": self.limits.sandbox_cpu_seconds,
-            "sandbox_threads": self.limits.sandbox_threads,
+            "sandbox_threads": self.limits.sandbox_thread_count,
             "max_concurrency": self.limits.max_concurrency,
             "max_pmap_items": self.limits.max_pmap_items,
             # JSON has no infinity; the child treats a huge clock as none.

@@ -1,0 +1,310 @@
+"""The result cache: a worker request asked twice is answered once.
+
+A request's key is the SHA-256 of what decides its answer: the provider (its name, which holds
+the model, and its ``base_url``), the system prompt, every message (the worker's prompt holds
+the instruction, the text and the schema), the output limit and the temperature. What only
+changes the price (``cache_system``) or the bookkeeping (spans, the call's number) is left out.
+
+Within a run, identical requests share one answer: the first sends it, and those that arrive
+while it is in flight wait for it rather than send their own. Across runs, the answers are kept
+in a SQLite file (:class:`DiskCache`), opt-in. Only replies are kept, never errors: a provider
+that failed may answer next time, and a worker's schema check and repair run again on every
+cached reply, so a cached reply means what a live one would. Replies replayed from a resumed
+run come through the same door (:class:`ReplyCache`), marked as such.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import trio
+
+from .. import errors
+from .providers._base import Provider, Reply, Request
+
+__all__ = ["MEMORY_CHARS", "Claim", "DiskCache", "ReplyCache", "Source", "request_key"]
+
+#: Where a reply that cost nothing came from (``llm.end``'s ``cached``).
+Source = Literal["run", "disk", "resume"]
+
+#: Changes when what a key covers changes, so old entries are never read as new ones.
+_KEY_VERSION = 1
+#: The file's format; a file of another format is refused, not misread.
+_FORMAT = "ptcrun-reply-cache-1"
+#: What a run keeps in memory of its own replies, to answer identical requests later in the
+#: run: about this many characters (reply text plus a fixed share per entry for its key and
+#: object), the oldest dropped first. A fan-out of 100,000 calls must not grow the host without
+#: bound; a dropped reply is read from the cache file, when there is one, or sent again.
+MEMORY_CHARS = 64 * 2**20
+_ENTRY_CHARS = 256
+
+
+def request_key(provider: Provider, request: Request, *, mask: Callable[[str], str] | None = None) -> str:
+    """The key of ``request`` sent to ``provider``: equal keys get the same answer.
+
+    ``mask`` rewrites each message before it is keyed (a resume leaves out the budget figures
+    of the planner's messages, which a resumed run cannot reproduce). Each part is hashed with
+    its length before it, so no two different requests read the same: it costs a few
+    microseconds per kilobyte, where a JSON rendering of a chunk would cost ten times that.
+    """
+    digest = hashlib.sha256()
+
+    def part(value: str | None) -> None:
+        if value is None:
+            digest.update(b"n")
+            return
+        data = value.encode("utf-8", "surrogatepass")
+        digest.update(b"s" + len(data).to_bytes(8, "big"))
+        digest.update(data)
+
+    base_url = getattr(provider, "base_url", None)
+    part(str(_KEY_VERSION))
+    part(provider.name)
+    part(base_url if isinstance(base_url, str) else None)
+    part(request.system)
+    part(str(request.max_tokens))
+    part(None if request.temperature is None else repr(float(request.temperature)))
+    part(str(len(request.messages)))
+    for message in request.messages:
+        part(message.role)
+        part(message.content if mask is None else mask(message.content))
+    return digest.hexdigest()
+
+
+class DiskCache:
+    """Worker replies in a SQLite file that runs share (``Runtime(cache=PATH)``).
+
+    One connection, used from worker threads one at a time (``trio.to_thread`` with a limiter of
+    one), so the event loop never waits on the disk. WAL mode lets several processes share the
+    file; a write that finds it locked waits up to five seconds.
+    """
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self._lock = threading.Lock()
+        self._limiter = trio.CapacityLimiter(1)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> DiskCache:
+        """Open or create the cache file at ``path``.
+
+        Raises:
+            ConfigError: the file cannot be opened or created, or it is not a ptcrun reply
+                cache (another database, a damaged file, a file of another kind).
+        """
+        file = Path(path)
+        fix = "delete it (a cache only saves tokens) or pass cache= another path"
+        if file.is_dir():
+            raise errors.ConfigError(f"cache={str(file)!r} is a directory; pass cache= a file path.")
+        try:
+            db = sqlite3.connect(file, check_same_thread=False, isolation_level=None, timeout=5.0)
+        except sqlite3.Error as exc:
+            raise errors.ConfigError(
+                f"cache={str(file)!r} cannot be opened ({exc}); pass cache= a file you can write."
+            ) from None
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, provider TEXT NOT NULL, "
+                "reply TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (_FORMAT,))
+            row = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+            problem = None
+            if row[0] != _FORMAT:
+                problem = f"it holds another format ({str(row[0])[:40]!r})"
+            else:
+                check = db.execute("PRAGMA quick_check").fetchone()
+                if check[0] != "ok":
+                    problem = f"SQLite finds it damaged ({str(check[0])[:80]})"
+        except sqlite3.Error as exc:
+            db.close()
+            reason = "it is not a SQLite database" if isinstance(exc, sqlite3.DatabaseError) else str(exc)
+            raise errors.ConfigError(
+                f"cache={str(file)!r} is not a ptcrun reply cache: {reason} ({exc}); {fix}."
+            ) from None
+        if problem:
+            db.close()
+            raise errors.ConfigError(f"cache={str(file)!r} is not a ptcrun reply cache: {problem}; {fix}.")
+        return cls(file, db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def get(self, key: str) -> Reply | None:
+        """The reply kept under ``key``, or None.
+
+        Raises:
+            sqlite3.Error: the file failed under the run (a disk error, damage).
+            ValueError: the entry is not a reply this module wrote.
+        """
+        with self._lock:
+            row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _reply_from_json(row[0])
+
+    def put(self, key: str, provider: str, reply: Reply) -> None:
+        """Keep ``reply`` under ``key``.
+
+        Raises:
+            sqlite3.Error: the file cannot be written (a full disk, a lock held too long).
+        """
+        text = json.dumps(attrs.asdict(reply), ensure_ascii=False)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)", (key, provider, text, time.time())
+            )
+
+    async def aget(self, key: str) -> Reply | None:
+        return await trio.to_thread.run_sync(self.get, key, limiter=self._limiter)
+
+    async def aput(self, key: str, provider: str, reply: Reply) -> None:
+        await trio.to_thread.run_sync(self.put, key, provider, reply, limiter=self._limiter)
+
+
+def _reply_from_json(entry: str) -> Reply:
+    """A kept reply, read back; its usage is not (a cached reply costs nothing).
+
+    Raises:
+        ValueError: the entry is not a reply as :meth:`DiskCache.put` writes one.
+    """
+    data = json.loads(entry)
+    if not isinstance(data, dict):
+        raise ValueError("the entry is not a reply")
+    text, model, stop_reason = data.get("text"), data.get("model"), data.get("stop_reason")
+    if not (isinstance(text, str) and isinstance(model, str) and isinstance(stop_reason, (str, type(None)))):
+        raise ValueError("the entry is not a reply")
+    return Reply(text=text, input_tokens=0, output_tokens=0, model=model, stop_reason=stop_reason)
+
+
+@attrs.define
+class Claim:
+    """One request's turn at the cache: ``hit`` when an answer was found, else the caller
+    sends the request and gives the reply to :meth:`keep`."""
+
+    key: str
+    hit: Reply | None = None
+    source: Source | None = None
+    reply: Reply | None = None
+
+    def keep(self, reply: Reply) -> None:
+        self.reply = reply
+
+
+class ReplyCache:
+    """The answers one run may reuse: its own, the cache file's, and a resumed run's.
+
+    Args:
+        key: how a request is keyed (:func:`request_key`, or the planner's form for a resume).
+        replayed: replies a resumed run recorded, by key; each may answer any number of
+            identical requests.
+        disk: the cache file, or None.
+        share: whether live replies answer identical requests later in the run (workers), or
+            only ``replayed`` ones are used (the planner: its requests never repeat).
+        warn: called once, with a sentence, when the cache file fails under the run; the run
+            then goes on without it.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: Callable[[Provider, Request], str] = request_key,
+        replayed: Mapping[str, Reply] | None = None,
+        disk: DiskCache | None = None,
+        share: bool = True,
+        warn: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self._key = key
+        self._replayed = dict(replayed or {})
+        self._disk = disk
+        self._share = share
+        self._warn = warn
+        self._done: dict[str, Reply] = {}  # oldest first
+        self._done_chars = 0
+        self._flying: dict[str, trio.Event] = {}
+        #: Requests answered at no cost, by where the answer came from.
+        self.hits: dict[Source, int] = {"run": 0, "disk": 0, "resume": 0}
+
+    @contextlib.asynccontextmanager
+    async def claim(self, provider: Provider, request: Request) -> AsyncIterator[Claim]:
+        """Find an answer to ``request``, or the right to send it.
+
+        While one task holds the right to send a request, identical ones wait here; if it
+        fails or is cancelled, the next of them sends it instead (errors are never shared).
+        """
+        key = self._key(provider, request)
+        while True:
+            done = self._done.get(key)
+            if done is not None:
+                self.hits["run"] += 1
+                yield Claim(key, done, "run")
+                return
+            flying = self._flying.get(key)
+            if flying is None:
+                break
+            await flying.wait()
+        flying = self._flying[key] = trio.Event()
+        try:
+            claim = Claim(key)
+            replayed = self._replayed.get(key)
+            if replayed is not None:
+                claim.hit, claim.source = replayed, "resume"
+            elif self._disk is not None:
+                found = await self._disk_get(key)
+                if found is not None:
+                    claim.hit, claim.source = found, "disk"
+            if claim.source is not None:
+                self.hits[claim.source] += 1
+            yield claim
+            answer = claim.hit or claim.reply
+            if answer is not None and self._share:
+                self._remember(key, answer)
+        finally:
+            del self._flying[key]
+            flying.set()
+        if claim.reply is not None and self._disk is not None:
+            await self._disk_put(key, provider.name, claim.reply)
+
+    def _remember(self, key: str, reply: Reply) -> None:
+        self._done[key] = reply
+        self._done_chars += len(reply.text) + _ENTRY_CHARS
+        while self._done_chars > MEMORY_CHARS and self._done:
+            oldest = next(iter(self._done))
+            self._done_chars -= len(self._done.pop(oldest).text) + _ENTRY_CHARS
+
+    async def _disk_get(self, key: str) -> Reply | None:
+        assert self._disk is not None
+        try:
+            return await self._disk.aget(key)
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            self._fail(exc)
+            return None
+
+    async def _disk_put(self, key: str, provider: str, reply: Reply) -> None:
+        assert self._disk is not None
+        try:
+            await self._disk.aput(key, provider, reply)
+        except sqlite3.Error as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stop using a cache file that failed: a wrong answer must never come from it."""
+        disk, self._disk = self._disk, None
+        if disk is not None:
+            self._warn(
+                f"the cache file {str(disk.path)!r} failed under the run ({type(exc).__name__}: {exc}); "
+                "the rest of the run went on without it"
+            )

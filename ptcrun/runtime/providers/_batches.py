@@ -1,0 +1,202 @@
+"""Anthropic's Message Batches API: many requests submitted at once, answered within a day, at
+half the list price.
+
+:class:`AnthropicBatches` is the provider's side of a batched fan-out: submit requests (cut into
+batches within the API's limits), ask how a batch is doing, read its results, cancel it. It
+speaks through the official SDK's ``client.messages.batches`` and the provider's retry policy
+(a 429 or 5xx on create, retrieve or cancel is retried like any request). The runtime's side
+(budget, polling, transcript, slots) is :mod:`ptcrun.runtime._batches`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from ...errors import ProviderError
+from ._base import Price, Reply, Request
+from ._http import call_with_retries
+
+if TYPE_CHECKING:
+    from ._anthropic import AnthropicProvider
+
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_REQUESTS",
+    "AnthropicBatches",
+    "BatchResult",
+    "BatchState",
+    "batch_price",
+]
+
+#: The API's limits on one batch: requests, and bytes of the request body.
+MAX_BATCH_REQUESTS = 100_000
+MAX_BATCH_BYTES = 256_000_000
+#: What a batch is charged, as a share of the list price.
+BATCH_DISCOUNT = 0.5
+
+Kind = Literal["succeeded", "errored", "canceled", "expired"]
+
+
+def batch_price(price: Price | None) -> Price | None:
+    """The price of a request sent in a batch: half of each list price (cache prices too)."""
+    if price is None:
+        return None
+
+    def half(value: float | None) -> float | None:
+        return None if value is None else value * BATCH_DISCOUNT
+
+    return Price(
+        price.input_per_mtok * BATCH_DISCOUNT,
+        price.output_per_mtok * BATCH_DISCOUNT,
+        cache_read_per_mtok=half(price.cache_read_per_mtok),
+        cache_write_per_mtok=half(price.cache_write_per_mtok),
+    )
+
+
+@attrs.frozen
+class BatchState:
+    """How a batch stands: ``in_progress``, ``canceling`` or ``ended``, and its counts."""
+
+    status: str
+    processing: int
+    succeeded: int
+    errored: int
+    canceled: int
+    expired: int
+
+    @property
+    def ended(self) -> bool:
+        return self.status == "ended"
+
+
+@attrs.frozen
+class BatchResult:
+    """One request's result: its ``custom_id``, how it ended, and its reply or error."""
+
+    custom_id: str
+    kind: Kind
+    reply: Reply | None = None
+    error: str | None = None
+
+
+class AnthropicBatches:
+    """The Message Batches API of one :class:`~._anthropic.AnthropicProvider`.
+
+    It reaches into the provider's private client, parameters and error handling: the two are
+    one provider, written in two modules.
+    """
+
+    def __init__(self, provider: AnthropicProvider) -> None:
+        self._provider = provider
+
+    def params(self, request: Request) -> dict[str, Any]:
+        """The Messages API parameters of ``request``, as one batch entry carries them."""
+        return self._provider._params(request, batch=True)
+
+    @staticmethod
+    def entry_bytes(custom_id: str, params: dict[str, Any]) -> int:
+        """The bytes ``{"custom_id", "params"}`` takes in the request body (a close upper bound)."""
+        return len(json.dumps(params, ensure_ascii=False).encode("utf-8")) + len(custom_id) + 40
+
+    async def create(self, entries: Sequence[dict[str, Any]]) -> str:
+        """Submit one batch of ``{"custom_id", "params"}`` entries; return the batch's id."""
+
+        async def attempt() -> Any:
+            client = self._provider._client()
+            requests: Any = entries  # plain dicts of the shape the SDK's TypedDict describes
+            return await self._provider._sdk_call(lambda: client.messages.batches.create(requests=requests))
+
+        batch = await self._retrying(attempt, "batch create")
+        batch_id = getattr(batch, "id", None)
+        if not isinstance(batch_id, str) or not batch_id:
+            raise ProviderError(
+                f"{self._provider.name}: the batch create reply has no id. Check that base_url serves "
+                "the Anthropic Message Batches API.",
+                provider=self._provider.name,
+            )
+        return batch_id
+
+    async def retrieve(self, batch_id: str) -> BatchState:
+        """How batch ``batch_id`` stands now."""
+
+        async def attempt() -> Any:
+            client = self._provider._client()
+            return await self._provider._sdk_call(lambda: client.messages.batches.retrieve(batch_id))
+
+        batch = await self._retrying(attempt, "batch retrieve")
+        counts = getattr(batch, "request_counts", None)
+
+        def count(name: str) -> int:
+            value = getattr(counts, name, 0)
+            return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+        status = getattr(batch, "processing_status", None)
+        return BatchState(
+            status=status if isinstance(status, str) else "unknown",
+            processing=count("processing"),
+            succeeded=count("succeeded"),
+            errored=count("errored"),
+            canceled=count("canceled"),
+            expired=count("expired"),
+        )
+
+    async def cancel(self, batch_id: str) -> None:
+        """Ask the API to cancel batch ``batch_id``; requests not yet processed end ``canceled``."""
+
+        async def attempt() -> Any:
+            client = self._provider._client()
+            return await self._provider._sdk_call(lambda: client.messages.batches.cancel(batch_id))
+
+        await self._retrying(attempt, "batch cancel")
+
+    async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
+        """The results of an ended batch, in the order the API streams them (not input order)."""
+        from ._anthropic import to_reply
+
+        client = self._provider._client()
+        stream: Any = await self._provider._sdk_call(lambda: client.messages.batches.results(batch_id))
+        async for line in stream:
+            custom_id = getattr(line, "custom_id", None)
+            result = getattr(line, "result", None)
+            kind = getattr(result, "type", None)
+            if not isinstance(custom_id, str) or kind not in ("succeeded", "errored", "canceled", "expired"):
+                continue  # a line this version does not know; its slot is reported as missing
+            if kind == "succeeded":
+                try:
+                    reply = to_reply(getattr(result, "message", None))
+                except ValueError as exc:
+                    yield BatchResult(custom_id, "errored", error=f"the reply is not a message: {exc}")
+                    continue
+                yield BatchResult(custom_id, "succeeded", reply=reply)
+            elif kind == "errored":
+                yield BatchResult(custom_id, "errored", error=_error_text(result))
+            else:
+                yield BatchResult(custom_id, kind)
+
+    async def _retrying(self, attempt: Any, what: str) -> Any:
+        provider = self._provider
+        return await call_with_retries(
+            attempt,
+            provider=provider.name,
+            what=f"anthropic {what}",
+            cls_name="AnthropicProvider",
+            max_retries=provider.max_retries,
+            backoff=provider.backoff,
+            max_retry_wait=provider.max_retry_wait,
+            purpose="worker",
+            rng=provider._rng,
+        )
+
+
+def _error_text(result: object) -> str:
+    """``"invalid_request_error: prompt is too long"`` from an errored result."""
+    outer = getattr(result, "error", None)
+    inner = getattr(outer, "error", None)
+    kind = getattr(inner, "type", None) or getattr(outer, "type", None) or "error"
+    message = getattr(inner, "message", None) or ""
+    return f"{kind}: {message}" if message else str(kind)
+
