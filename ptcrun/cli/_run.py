@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -162,8 +164,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     # memory runs. It lives in a hidden folder beside the run folders (a system temporary
     # folder is often held in memory) and goes when the command ends.
     beside = None if args.dry_run else args.out
-    with tempfile.TemporaryDirectory(prefix=".ptcrun-corpus-", dir=beside) as folder:
+    if beside is not None:
+        _remove_stale_stores(Path(beside))
+    # The folder's name holds this process's id, so a later run can tell a store whose command
+    # was killed (the with-block never ran its clean-up) from one a running command still reads.
+    prefix = f"{_STORE_PREFIX}{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=beside) as folder:
         return _run(args, options, Path(folder) / "corpus.store")
+
+
+_STORE_PREFIX = ".ptcrun-corpus-"
+
+
+def _remove_stale_stores(out: Path) -> None:
+    """Remove the corpus stores that killed commands left in ``out``: a store is as large as its
+    corpus, and one whose command is gone is read by nobody."""
+    try:
+        folders = [p for p in out.iterdir() if p.name.startswith(_STORE_PREFIX) and p.is_dir()]
+    except OSError:
+        return  # no folder yet, or not readable: _check_out has said what it needs to
+    for folder in folders:
+        pid = folder.name.removeprefix(_STORE_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive, and not ours to judge
+    return True
 
 
 def _run(args: argparse.Namespace, options: ChunkOptions, store: Path) -> int:

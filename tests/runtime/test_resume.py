@@ -75,7 +75,10 @@ def killed_run(command: list[str], tmp_path: Path, kill_at: str) -> Path:
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
-    (folder,) = (tmp_path / "runs").iterdir()
+    # The killed command's corpus store is left beside the run folder; the next run removes it.
+    folders = list((tmp_path / "runs").iterdir())
+    (folder,) = [f for f in folders if not f.name.startswith(".")]
+    assert [f.name.startswith(".ptcrun-corpus-") for f in folders if f != folder] == [True]
     assert Transcript.load(folder).status == "incomplete"
     return folder
 
@@ -95,6 +98,8 @@ def test_killed_during_the_planners_first_reply_resumes_all_live(command, tmp_pa
     folder = killed_run(command, tmp_path, "planner1")
     result, t = resumed(command, folder)
     assert result["answer"] == 4
+    # The resumed command removed the store the killed one left, and its own on its way out.
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".ptcrun-corpus-")]
     assert result["replayed"] == {"planner": 0, "worker": 0}
     assert live(t, "planner") == 2 and live(t, "worker") == 5
 
