@@ -60,6 +60,16 @@ def test_a_planner_that_sends_every_chunk_to_a_worker_runs_out_on_a_budget_tight
     assert result.failed_calls > 0 or result.status == "budget_exceeded"
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("task", _BUDGET_TASKS, ids=lambda t: t.name)
+def test_the_reference_of_a_budget_tight_task_passes_within_its_budget_one_call_at_a_time(task, seed):
+    suite = run_suite(tasks=[task.name], sizes=[1 << 16], seed=seed, concurrency=1)
+    (result,) = suite.tasks
+    assert result.passed, result.detail
+    assert result.failed_calls == 0 and result.status == "done"
+    assert result.total_tokens < result.max_tokens < result.corpus_tokens
+
+
 def test_attempts_and_refusals_are_counted_by_cause():
     replies = [
         "```python\nimport os\n```",  # an import the sandbox refuses
