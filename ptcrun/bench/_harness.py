@@ -76,16 +76,30 @@ def budget_for(runtime: Runtime, case: Case) -> tuple[int, int]:
     """The case's token budget, from what the runtime estimates a full pass and a turn reserve.
 
     By default: two full passes (a retry of every chunk, or two questions per chunk) and six
-    planner turns. A budget-tight case gets its share of one pass and three planner turns, so
-    the runtime's own estimate says a full pass does not fit: a program that sends every chunk
-    to a worker runs out before it is done. Returns the budget and the corpus's tokens.
+    planner turns, each as the ledger reserves it at its worst. A budget-tight case gets the
+    planner's first turn and the next turn the ledger holds back while a program runs, both at
+    their worst, and its share of the input a full pass sends (``Estimate.pass_input_tokens``),
+    which every run spends whatever its timing. The whole budget is then less than the corpus's
+    tokens, which a program that sends every chunk to a worker sends at least: it runs out before
+    it is done, however its calls overlap. Returns the budget and the corpus's tokens.
+
+    Raises:
+        ValueError: a budget-tight case whose budget would not be less than its corpus's tokens
+            (a corpus too small for its share); raise the case's size floor or lower the share.
     """
     estimate = runtime.estimate(case.goal, case.data, case.schema)
     if case.budget_share is None:
         turns = estimate.planner_first_tokens + (1 + _SPARE_TURNS) * estimate.planner_second_tokens
         return turns + 2 * estimate.pass_tokens, estimate.corpus_tokens
-    turns = estimate.planner_first_tokens + 2 * estimate.planner_second_tokens
-    return turns + math.ceil(case.budget_share * estimate.pass_tokens), estimate.corpus_tokens
+    turns = estimate.planner_first_tokens + estimate.planner_second_tokens
+    budget = turns + math.ceil(case.budget_share * estimate.pass_input_tokens)
+    if budget >= estimate.corpus_tokens:
+        raise ValueError(
+            f"a budget-tight case's budget of {budget:,} tokens would cover its corpus of "
+            f"{estimate.corpus_tokens:,} tokens, so a full pass could fit; give the case a larger "
+            f"corpus or a budget_share below {case.budget_share}."
+        )
+    return budget, estimate.corpus_tokens
 
 
 def run_case(

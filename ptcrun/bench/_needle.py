@@ -386,7 +386,7 @@ TASKS = (
     Task("niah-none", "needle", "answer null: the project asked about has no code", _SOURCE, _none),
     Task("niah-multikey", "needle", "the codes of four projects, as an object", _SOURCE, _multikey),
     Task("niah-entry", "needle", "the number of the entry that holds a code", _SOURCE, _entry),
-    Task("budget-needle", "budget", "one day's code, with a budget under a quarter of a full pass",
+    Task("budget-needle", "budget", "one day's code, with a budget smaller than the corpus",
          "S-NIAH, under a token budget a full pass does not fit", _budget),
     Task("inject-needle", "injection", "find a code; entries addressed to an AI give a false one",
          "S-NIAH with prompt injections", _inject),

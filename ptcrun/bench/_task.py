@@ -92,9 +92,10 @@ class Case:
         wrong: planted wrong outcomes, ``(status, answer)`` pairs the scorer must reject.
         schema: the answer's JSON Schema, given to the run, when the task has one.
         tools: the task's tools (``Runtime(tools=...)``), made fresh for this case.
-        budget_share: for a budget-tight task, the share of a full pass (one worker call on
-            every chunk) the run's token budget leaves room for, beside the planner's turns;
-            ``None`` for the default budget, which has room for two full passes.
+        budget_share: for a budget-tight task, the share of a full pass's input (one worker
+            call on every chunk) the run's token budget leaves room for, beside the planner's
+            first two turns; the whole budget must stay below the corpus's tokens (see
+            ``budget_for``). ``None`` for the default budget, which has room for two full passes.
         truth: the ground truth, for people reading a failure.
     """
 

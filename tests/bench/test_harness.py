@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import attrs
 import pytest
 
 import ptcrun
@@ -11,32 +12,62 @@ from ptcrun.bench import RULES, TASKS, SuiteResult, compare_table, results_table
 from ptcrun.bench._harness import budget_for, refusal_cause
 from ptcrun.bench._sqlite import Database
 from ptcrun.errors import ConfigError
+from ptcrun.runtime._estimate import worker_reservations
 
 from .conftest import SIZE
 
 _BY_NAME = {t.name: t for t in TASKS}
 
 
-@pytest.mark.parametrize("task", [t for t in TASKS if t.family == "budget"], ids=lambda t: t.name)
-def test_a_full_pass_does_not_fit_the_budget_of_a_budget_tight_task(task):
-    case = task.build(0, SIZE)
+_BUDGET_TASKS = [t for t in TASKS if t.family == "budget"]
+
+
+@pytest.mark.parametrize("size", [SIZE, 1 << 16])
+@pytest.mark.parametrize("task", _BUDGET_TASKS, ids=lambda t: t.name)
+def test_a_full_pass_does_not_fit_the_budget_of_a_budget_tight_task(task, size):
+    case = task.build(0, size)
     planner = ptcrun.ScriptedProvider(["done(1)"])
     budget, tokens = budget_for(ptcrun.Runtime(planner=planner, transcript_dir=None), case)
     assert tokens >= 1 << 15  # the floor of a budget-tight task
     limited = ptcrun.Runtime(planner=planner, transcript_dir=None, limits=ptcrun.Limits(max_tokens=budget))
     assert not limited.estimate(case.goal, case.data, case.schema).fits
+    # Not only the worst case: the input a worker call on every chunk sends, with no instruction
+    # at all, is more than the whole budget, so no timing of the calls lets a full pass fit.
+    _, sent = worker_reservations(list(case.data), "", None, 1)
+    assert budget < tokens < sent
 
 
-def test_a_planner_that_sends_every_chunk_to_a_worker_runs_out_on_a_budget_tight_task():
-    task = _BY_NAME["budget-needle"]
+def test_a_budget_tight_case_whose_budget_would_cover_its_corpus_is_refused():
+    case = attrs.evolve(_BY_NAME["budget-needle"].build(0, SIZE), budget_share=0.95)
+    with pytest.raises(ValueError, match="would cover its corpus"):
+        budget_for(ptcrun.Runtime(planner=ptcrun.ScriptedProvider(["done(1)"]), transcript_dir=None), case)
+
+
+@pytest.mark.parametrize("concurrency", [1, 64])
+@pytest.mark.parametrize("task", _BUDGET_TASKS, ids=lambda t: t.name)
+def test_a_planner_that_sends_every_chunk_to_a_worker_runs_out_on_a_budget_tight_task(task, concurrency):
+    # One call at a time, no reservations overlap: only what the calls really spend can stop
+    # the pass. Many at once, their worst cases overlap too.
     case = task.build(0, SIZE)
-    full_pass = "```python\nfound = pmap(lambda c: tool.worker(c, 'Find the code.'), data)\ndone(str(found))\n```"
-    suite = run_suite(ptcrun.ScriptedProvider([full_pass]), RULES, tasks=["budget-needle"], sizes=[SIZE])
+    full_pass = "```python\nfound = pmap(lambda c: tool.worker(c, 'Find it.'), data)\ndone(str(found))\n```"
+    suite = run_suite(ptcrun.ScriptedProvider([full_pass]), RULES, tasks=[task.name], sizes=[SIZE],
+                      concurrency=concurrency)
     (result,) = suite.tasks
+    assert result.chunks == case.chunks
     assert not result.passed
     assert result.total_tokens <= result.max_tokens
+    assert result.worker_calls < result.chunks
     assert result.failed_calls > 0 or result.status == "budget_exceeded"
-    assert result.chunks == case.chunks
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("task", _BUDGET_TASKS, ids=lambda t: t.name)
+def test_the_reference_of_a_budget_tight_task_passes_within_its_budget_one_call_at_a_time(task, seed):
+    suite = run_suite(tasks=[task.name], sizes=[1 << 16], seed=seed, concurrency=1)
+    (result,) = suite.tasks
+    assert result.passed, result.detail
+    assert result.failed_calls == 0 and result.status == "done"
+    assert result.total_tokens < result.max_tokens < result.corpus_tokens
 
 
 def test_attempts_and_refusals_are_counted_by_cause():
