@@ -161,7 +161,7 @@ CASES = {
         print(errors, list(Level.__members__), Level.__members__['HIGH'].value)
         print(Version('1.10') > Version('1.9'), Version('2.0') >= Version('2.0'),
               max([Version('0.1'), Version('0.10')]).parts)
-        print([f.type for f in dataclasses.fields(Report)], data.__class__.__name__)
+        print([f.type for f in dataclasses.fields(Report)], data[0].__class__.__name__)
         done(errors)
     """),
 }
