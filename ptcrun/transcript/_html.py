@@ -31,6 +31,7 @@ from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
 from ._views import (
     batch_counts,
     batch_note,
+    failed_notes,
     failure_kinds,
     planner_prose,
     preview,
@@ -190,8 +191,10 @@ def _loose_calls(
             rows.append([])
         lanes[lane] = c_end
         rows[lane].append(_call_bar(c, end, origin, span, slow, prefix))
-    failed = sum(1 for c in calls if c.status != "ok")
-    counts = f"{len(calls)} call{'s' * (len(calls) != 1)}" + (f", {failed} failed" if failed else "")
+    ended = "1 ended the program" in failed_notes(turn)  # always a call outside pmap
+    failed = sum(1 for c in calls if c.status != "ok") - ended
+    counts = (f"{len(calls)} call{'s' * (len(calls) != 1)}" + (f", {failed} failed" if failed else "")
+              + (", 1 ended the program" if ended else ""))
     head = (f'<h3>calls outside pmap <span class="meta">{counts} · made by the program itself, one at a '
             f'time · {_secs(span)}</span></h3>')
     names = [f"program{f' {i + 1}' if i else ''}" for i in range(len(rows))]
@@ -218,9 +221,8 @@ def _turn(
         meta.append(f"planner {turn.planner_input_tokens:,} in / {turn.planner_output_tokens:,} out"
                     + (f" ({reused(turn.planner.cached)})" if turn.planner.cached else ""))
     if turn.calls:
-        failed = sum(1 for c in turn.calls if c.status == "error")
         cached = sum(1 for c in turn.calls if c.cached)
-        notes = [f"{failed} failed"] * bool(failed) + [f"{cached} cached"] * bool(cached)
+        notes = failed_notes(turn) + [f"{cached} cached"] * bool(cached)
         meta.append(f"{len(turn.calls)} calls" + (f" ({', '.join(notes)})" if notes else ""))
         meta.append(f"workers {turn.worker_input_tokens:,} in / {turn.worker_output_tokens:,} out")
     parts = [(f'<h2>Turn {turn.number} <span class="status {_e(turn.status)}">{_e(turn.status)}</span>'

@@ -53,8 +53,13 @@ class _State:
         self.cost: float | None = None
         self.phase = "starting"
         self.pmaps: dict[str, dict[str, Any]] = {}
-        #: Failed pmap items and tool calls outside pmap so far (the run's end gives the count).
+        #: Failed pmap items and tool calls outside pmap so far (the run's end gives the count),
+        #: counted as the run counts them (``FailureTally``): a call whose error ended its
+        #: program is that program's error, not a failure the program went on after.
         self.failed = 0
+        #: Failed calls outside pmap whose error ended their program, so far.
+        self.enders = 0
+        self._last_loose: str | None = None  # the error type of the last call outside pmap
         #: LLM requests the provider sent again (``llm.retry`` events) so far.
         self.retries = 0
         self.turn_started = self.started
@@ -85,6 +90,7 @@ class _State:
             self.turn_started = time.monotonic()
         elif kind == "program.start":
             self.phase = "program running"
+            self._last_loose = None
         elif kind == "turn.end":
             self.phase = f"turn ended: {event.get('status')}"
         elif kind == "llm.retry":
@@ -110,8 +116,16 @@ class _State:
                 pmap["failed"] = int(event.get("failed", pmap["failed"]))
                 pmap["seconds"] = time.monotonic() - pmap["started"]
                 self.failed += pmap["failed"]
-        elif kind == "call.end" and event.get("pmap") is None and not event.get("ok"):
-            self.failed += 1
+        elif kind == "call.end" and event.get("pmap") is None:
+            self._last_loose = None if event.get("ok") else _error_type(event.get("error"))
+            if self._last_loose not in (None, "Cancelled"):
+                self.failed += 1
+        elif kind == "program.end":
+            ended_by = _error_type(event.get("error")) if event.get("error") else None
+            if ended_by is not None and ended_by == self._last_loose and ended_by != "Cancelled":
+                self.failed -= 1
+                self.enders += 1
+            self._last_loose = None
         elif kind == "run.end":
             self._run_end(event)
 
@@ -163,8 +177,11 @@ class _State:
             text += f" / {self.max_tokens:,} ({self.tokens / self.max_tokens:.0%})"
         if self.cost is not None:
             text += f" · ${self.cost:.4f}"
-        if self.failed and self.ended is None:
+        if (self.failed or self.enders) and self.ended is None:
             text += f" · {self.failed:,} call{'s' * (self.failed != 1)} failed"
+            if self.enders:
+                whose = "its program" if self.enders == 1 else "their programs"
+                text += f" (+{self.enders:,} that ended {whose})"
         if self.retries:
             text += f" · {self.retries:,} retr{'y' if self.retries == 1 else 'ies'}"
         return text
@@ -174,6 +191,11 @@ def in_sub_run(event: Event) -> bool:
     """Whether the event is a ``tool.agent`` sub-run's: its span id has a ``/``. The progress
     lines follow the run's own turns and pmaps; a sub-run adds its tokens and retries."""
     return "/" in str(event.get("span", ""))
+
+
+def _error_type(error: object) -> str:
+    kind = error.get("type") if isinstance(error, Mapping) else None
+    return kind if isinstance(kind, str) and kind else "Error"
 
 
 def _same(text: str) -> str:

@@ -23,6 +23,7 @@ from ._transcript import CallRecord, PmapRecord, SpanRecord, Transcript, TurnRec
 __all__ = [
     "batch_counts",
     "batch_note",
+    "failed_notes",
     "failure_kinds",
     "planner_prose",
     "preview",
@@ -50,6 +51,20 @@ def failure_kinds(failed: Mapping[str, int]) -> str:
     """``"43 BudgetExceeded, 2 ToolError"``: failures by kind, most frequent first."""
     ranked = sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{count:,} {kind}" for kind, count in ranked)
+
+
+def failed_notes(turn: TurnRecord) -> list[str]:
+    """``["1 failed", "1 ended the program"]``: a turn's failed calls, counted as the run's
+    ``failed_calls`` counts them. A call outside pmap whose error ended the program is the
+    program's error, not a failure it went on after, so it is named apart."""
+    failed = sum(1 for c in turn.calls if c.status == "error")
+    loose = [c for c in turn.calls if c.pmap is None]
+    last = max(loose, key=lambda c: c.id) if loose else None
+    ended = int(
+        last is not None and last.status == "error" and turn.error is not None
+        and (last.error or {}).get("type") == turn.error.get("type")
+    )
+    return [f"{failed - ended} failed"] * bool(failed - ended) + ["1 ended the program"] * ended
 
 
 def sub_runs_text(statuses: Mapping[str, int]) -> str:
@@ -138,9 +153,8 @@ def _turn_line(turn: TurnRecord) -> str:
         parts.append(f"planner {_tokens(turn.planner_input_tokens, turn.planner_output_tokens)}"
                      + (f" ({reused(turn.planner.cached)})" if turn.planner.cached else ""))
     if turn.calls:
-        failed = sum(1 for c in turn.calls if c.status == "error")
         cached = sum(1 for c in turn.calls if c.cached)
-        notes = [f"{failed} failed"] * bool(failed) + [f"{cached} cached"] * bool(cached)
+        notes = failed_notes(turn) + [f"{cached} cached"] * bool(cached)
         parts.append(f"{len(turn.calls)} call{'s' * (len(turn.calls) != 1)}"
                      + (f" ({', '.join(notes)})" if notes else ""))
         if turn.worker_input_tokens or turn.worker_output_tokens:

@@ -409,3 +409,66 @@ def test_an_answer_refused_by_the_schema_is_fed_back_with_the_calls_that_failed(
     assert told.startswith("<calls>\n") and "- pmap over 2 items: 0 ok, 2 failed (2 ToolError)\n" in told
     assert "does not match the required output schema" in told
     assert (result.status, result.failed_calls, result.partial) == ("done", {"ToolError": 2}, True)
+
+
+# -- a caught failure and one that ended the program: one count in every view --------------------
+
+CAUGHT_THEN_UNCAUGHT = """```python
+try:
+    tool.lookup("missing")
+except Exception:
+    print("went on")
+tool.lookup("missing")
+```"""
+
+
+def test_every_view_counts_the_call_that_ended_the_program_apart(tmp_path):
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        raise KeyError(key)
+
+    rt = Runtime(planner=ScriptedProvider([CAUGHT_THEN_UNCAUGHT, "```python\ndone(1)\n```"]), tools=[lookup],
+                 transcript_dir=tmp_path)
+    result = rt.run("g", ["x"])
+    t = Transcript.load(result.transcript)
+    # The caught call is a failure the program went on after; the uncaught one is turn 1's error,
+    # reported as such, not among the failed calls.
+    assert result.status == "done" and t.turns[0].status == "error"
+    assert result.failed_calls == {"ToolError": 1} and result.calls_made == 2
+    assert t.failed_calls == {"ToolError": 1}
+    said = "1 of 2 calls"
+    assert f"failed     {said}: 1 ToolError" in render_summary(t)
+    assert f"failed     {said}: 1 ToolError" in render_show(t)
+    assert f"{said} failed" in render_html(t)
+
+    screen = io.StringIO()
+    observe = TerminalProgress(screen, redraw_every=0)
+    for event in t.events:
+        observe(event)
+        if event["type"] == "turn.end" and event["turn"] == 1:
+            frame = screen.getvalue().rsplit("\x1b[J", 1)[-1]
+            assert "· 1 call failed (+1 that ended its program)\n" in frame
+    lines = io.StringIO()
+    observe_lines = LineProgress(lines)
+    for event in t.events:
+        observe_lines(event)
+    said_lines = lines.getvalue().splitlines()
+    turn_1 = next(line for line in said_lines if line.startswith("turn 1: error"))
+    assert turn_1.endswith("· 1 call failed (+1 that ended its program)")
+    assert said_lines[-1] == f"run: {said} failed: 1 ToolError"
+    code, out, _ = run_cli(["runs", "--out", str(tmp_path)])
+    assert code == 0 and " 1/2 " in out
+
+
+def test_show_and_the_page_name_the_call_that_ended_the_program_apart(tmp_path):
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        raise KeyError(key)
+
+    rt = Runtime(planner=ScriptedProvider([CAUGHT_THEN_UNCAUGHT, "```python\ndone(1)\n```"]), tools=[lookup],
+                 transcript_dir=tmp_path)
+    t = Transcript.load(rt.run("g", ["x"]).transcript)
+    assert "2 calls (1 failed, 1 ended the program)" in render_show(t)
+    page = render_html(t)
+    assert "2 calls (1 failed, 1 ended the program)" in page
+    assert "2 calls, 1 failed, 1 ended the program" in page
