@@ -12,6 +12,7 @@ check what the program gets when the attack is not refused outright: nothing of 
 from __future__ import annotations
 
 import textwrap
+import types
 
 import pytest
 
@@ -21,7 +22,7 @@ from ptcrun.sandbox import execute
 from ptcrun.sandbox.child import _exact, _pmap
 from ptcrun.sandbox.child._names import SPECIAL_METHODS
 from ptcrun.sandbox.child._policy import ProgramRejected
-from tests.sandbox.inproc import DATA, Done, FakeBudget, Session
+from tests.sandbox.inproc import DATA, Done, FakeBudget, Session, run
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"
 NOT_SPECIAL = "is not a special method a program's class may use"
@@ -687,3 +688,50 @@ def test_the_classes_of_the_real_host_objects_build_nothing_in_a_child():
         "'ModuleProxy:True:True', 'mappingproxy:True:True']\n"
     )
     assert (outcome.status, outcome.answer) == ("done", 6)
+
+
+def test_no_message_a_program_gets_names_the_stand_in_for_a_class() -> None:
+    session = Session(tool=types.SimpleNamespace(name="tool"))
+    session.run("T = type(tool)\nclass Own:\n    pass\nown = Own()")
+    attempts = {
+        "super(T, tool)": "super() argument 1 must be a type, not 'SimpleNamespace', the class of an object the sandbox made",
+        "super(type(None))": "not 'NoneType', the class of an object the sandbox made",
+        "super(type, Own)": "super() argument 1 must be a type, not 'type': metaclasses are not available",
+        "super(Own, T)": "super(type, obj): obj must be an instance or subtype of type",
+        "T()": "objects of class 'SimpleNamespace' cannot be made",
+        "class Sub(T):\n    pass": "a class cannot derive from 'SimpleNamespace'",
+        "import copy\ncopy.copy(tool)": "not 'SimpleNamespace' objects",
+        # Python's own words, as of a class: the stand-ins' classes are named "type".
+        "len(T)": "object of type 'type' has no len()",
+        "T + 1": "unsupported operand type(s) for +: 'type' and 'int'",
+        "list(T)": "'type' object is not iterable",
+        "len(list)": "object of type 'type' has no len()",
+        "type + 1": "unsupported operand type(s) for +: 'type' and 'int'",
+    }
+    for source, message in attempts.items():
+        with pytest.raises(TypeError) as caught:
+            session.run(source)
+        assert message in str(caught.value), source
+        assert "ClassOf" not in str(caught.value) and "TypeOf" not in str(caught.value), source
+        assert "ContainerType" not in str(caught.value), source
+
+
+def test_super_still_finds_the_method_class_and_self_with_no_arguments() -> None:
+    out = run("""
+class Rows(list):
+    def append(self, x):
+        super().append(x * 2)
+        super(Rows, self).append(x)
+class A:
+    def f(self):
+        return "A"
+class B(A):
+    def f(self):
+        s = super()
+        return super().f() + "B", type(s) is super, isinstance(s, super)
+rows = Rows()
+rows.append(1)
+print(rows, B().f(), type(super(B, B())) is super, isinstance(super(B, B()), super))
+print(type(super(list, rows)) is super, super(Rows, rows).count(2))
+""")
+    assert out == "[2, 1] ('AB', True, True) True True\nTrue 1\n"

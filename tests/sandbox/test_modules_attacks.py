@@ -469,3 +469,22 @@ async def test_module_state_a_program_changes_never_reaches_the_childs_own_code(
     # json's encoder, a pmap thread's decimal context and what crosses the boundary do not move.
     assert later.output == "3 [['a;b', 'c']] {\"k\": [1, 2]}\n['0.3333']\n"
     assert (later.status, later.answer) == ("done", {"ratio": 2 / 3, "big": 10**20, "text": "é"})
+
+
+def test_copy_of_a_class_is_the_class_itself_stand_ins_too() -> None:
+    # copy.copy(int) is int in Python; what a program has for list, type and type(tool) is no
+    # class, and copying it must still hand back the same object, not raise naming the stand-in.
+    session = Session(tool=types.SimpleNamespace(name="tool"))
+    out = session.run("""
+import copy
+for cls in (int, list, dict, type, type(tool), type(None), type(len)):
+    print(copy.copy(cls) is cls, copy.deepcopy(cls) is cls, end=" ")
+holder = copy.deepcopy({"kind": type(tool), "kinds": [list, type]})
+print(holder["kind"] is type(tool), holder["kinds"][0] is list, holder["kinds"][1] is type)
+""")
+    assert out == "True True " * 7 + "True True True\n"
+    # The stand-in is handed back, never the class behind it.
+    assert session["holder"]["kind"] is not types.SimpleNamespace
+    with pytest.raises(TypeError, match=r"copy\.copy\(\) copies numbers") as caught:
+        session.run("import copy\ncopy.copy(tool)")
+    assert "ClassOf" not in str(caught.value)

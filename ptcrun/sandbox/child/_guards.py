@@ -57,12 +57,14 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 from ._mod_classes import build_class, is_program_class, record_program_class
 from ._modules import ContainerType, ModuleProxy
 from ._names import SPECIAL_METHODS, is_dunder
+from ._stand_ins import ClassStandIn, named_as_classes
 
 __all__ = [
     "HIDDEN_ATTRIBUTES",
     "TYPE",
     "ClassOf",
     "Ownership",
+    "Super",
     "TypeOf",
     "catchable",
     "check_attribute_name",
@@ -191,7 +193,7 @@ def _nameable(kind: type) -> bool:
     return kind in _OFFERED or is_program_class(kind) or issubclass(kind, enum.Enum)
 
 
-class ClassOf:
+class ClassOf(ClassStandIn):
     """What ``type(x)`` and ``x.__class__`` give for an object whose class a program cannot name
     (``tool``, ``budget``, a module proxy, a function, a generator, ``type(None)``).
 
@@ -258,6 +260,8 @@ def class_of(obj: object) -> object:
     container = _CONTAINER_OF.get(kind)
     if container is not None:
         return container
+    if kind is builtins.super:  # super(C, obj) makes a plain one, super() a Super
+        return Super
     if _nameable(kind):
         return kind
     stand_in = _CLASS_OF.get(kind)
@@ -266,7 +270,7 @@ def class_of(obj: object) -> object:
     return stand_in
 
 
-class TypeOf:
+class TypeOf(ClassStandIn):
     """The ``type`` builtin of programs: ``type(x)`` with one argument, never a metaclass.
 
     ``type(x) is int``, ``type(x).__name__`` and ``isinstance(x, type)`` work as in Python.
@@ -311,6 +315,43 @@ class TypeOf:
 
 #: The ``type`` of every program.
 TYPE = TypeOf()
+
+
+class Super(super):
+    """The ``super`` of programs: ``super()`` and ``super(C, obj)`` as in Python.
+
+    ``super()`` with no arguments makes one of these: ``__new__`` is Python code, but the set-up
+    that finds the method's class and ``self`` runs after it returns, in C, in the program's
+    frame (an ``__init__`` here would hide that frame). With arguments, the stand-ins are
+    looked at first: the stand-ins no class may be read through (``type``, the class of an
+    object the sandbox made) are refused in a program's words, where ``super`` would name the
+    stand-in's own class, and ``super(list, x)`` makes a plain ``super`` of the class ``list``
+    stands for (``type()`` of it is this class, ``isinstance(it, super)`` is false).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: object) -> Any:
+        if not args:
+            return builtins.super.__new__(cls)
+        first = args[0]
+        if isinstance(first, TypeOf):
+            raise TypeError(
+                "super() argument 1 must be a type, not 'type': metaclasses are not available in the sandbox"
+            )
+        if isinstance(first, ClassOf):
+            raise TypeError(
+                f"super() argument 1 must be a type, not {first._type.__name__!r}, the class of an "
+                "object the sandbox made, whose methods the sandbox does not hand out"
+            )
+        if any(isinstance(arg, ContainerType) for arg in args):
+            return builtins.super(*(real_class(a) if isinstance(a, ContainerType) else a for a in args))
+        return builtins.super.__new__(cls)
+
+
+Super.__name__ = Super.__qualname__ = "super"
+Super.__module__ = "builtins"
+named_as_classes(ClassOf, TypeOf)
 
 
 def _class_attribute(cls: type, name: str) -> object:

@@ -5,8 +5,8 @@ its own ``_deepcopy_dispatch``: paths that rebuild any object, host objects incl
 its state past the write guard. These wrappers know a short list of shapes instead:
 
 * values that need no copy (numbers, text, bytes, ``None``, dates, decimals, fractions, compiled
-  patterns, enum members, functions, classes, pmap ``Failure`` values) are returned as they are,
-  as ``copy.deepcopy`` returns them;
+  patterns, enum members, functions, classes (``list``, ``type`` and ``type(tool)`` too), pmap
+  ``Failure`` values) are returned as they are, as ``copy.deepcopy`` returns them;
 * the built-in containers a program can make (list, dict, set, frozenset, tuple, bytearray,
   Counter, OrderedDict, defaultdict, deque) are rebuilt, item by item for ``deepcopy``;
 * instances of the program's own classes (``class`` statements, ``namedtuple``, dataclasses) are
@@ -34,6 +34,7 @@ from typing import Any
 
 from ._mod_classes import is_program_class
 from ._pmap import Failure
+from ._stand_ins import ClassStandIn
 
 __all__ = ["MEMBERS", "copy", "deepcopy"]
 
@@ -128,7 +129,8 @@ def _empty(x: Any, kind: type) -> Any:
 
 
 def _needs_no_copy(x: object) -> bool:
-    return type(x) in _AS_IS or isinstance(x, (type, enum.Enum))
+    # A class is copied by reference, as copy does it; so is what a program has for one.
+    return type(x) in _AS_IS or isinstance(x, (type, ClassStandIn, enum.Enum))
 
 
 def copy(x: Any) -> Any:

@@ -49,6 +49,7 @@ from typing import Any
 from .._language import ALLOWED_MODULES
 from . import _mod_copy, _mod_dataclasses, _mod_enum, _mod_operator, _mod_random, _mod_re, _mod_typing
 from ._mod_classes import is_program_class, record_program_class
+from ._stand_ins import ClassStandIn, named_as_classes
 from ._tripwire import trusted
 
 __all__ = ["ALLOWED_MODULES", "ContainerType", "ModuleProxy", "guarded_import", "served_modules"]
@@ -93,7 +94,7 @@ class ModuleProxy:
         return f"<module {self._name!r}>"
 
 
-class ContainerType:
+class ContainerType(ClassStandIn):
     """A builtin container type (list, tuple, dict, set, frozenset) whose constructor iterates
     its argument through ``_getiter_`` (``iter``) first, as RestrictedPython expects of every
     iteration a program starts.
@@ -145,6 +146,9 @@ class ContainerType:
 
     def __repr__(self) -> str:
         return repr(self._type)
+
+
+named_as_classes(ContainerType)
 
 
 def _plain_str(value: object, what: str) -> str:

@@ -46,6 +46,7 @@ from . import _withheld
 from ._guards import (
     TYPE,
     Ownership,
+    Super,
     catchable,
     guarded_apply,
     guarded_getattr,
@@ -181,7 +182,7 @@ _PLAIN = (
     "abs", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr", "classmethod",
     "complex", "divmod", "float", "format", "hash", "hex", "int", "isinstance", "iter", "len",
     "next", "object", "oct", "ord", "pow", "property", "range", "repr", "round", "slice",
-    "staticmethod", "str", "super",
+    "staticmethod", "str",
 )
 _CONSTANTS = {"None": None, "True": True, "False": False, "Ellipsis": Ellipsis,
               "NotImplemented": NotImplemented}
@@ -200,7 +201,7 @@ _EXCEPTIONS = tuple(
 
 
 # The classes a program can name: type(x) of their instances gives them as they are.
-offer([*(getattr(builtins, name) for name in _PLAIN), *_EXCEPTIONS, *_CONTAINERS.values()])
+offer([*(getattr(builtins, name) for name in _PLAIN), Super, *_EXCEPTIONS, *_CONTAINERS.values()])
 offer(member for proxy in served_modules() for member in proxy._members.values())
 
 
@@ -212,6 +213,7 @@ def _builtins(ownership: Ownership) -> dict[str, object]:
     table.update(_ITERATING)
     table.update(
         type=TYPE,
+        super=Super,
         issubclass=_issubclass,
         getattr=guarded_getattr,
         hasattr=guarded_hasattr,
