@@ -26,7 +26,7 @@ from string import Template
 from typing import Any
 
 from ..errors import ConfigError
-from ._runs import run_status
+from ._runs import ended_its_program, run_status
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
 from ._views import (
     batch_counts,
@@ -191,7 +191,7 @@ def _loose_calls(
             rows.append([])
         lanes[lane] = c_end
         rows[lane].append(_call_bar(c, end, origin, span, slow, prefix))
-    ended = "1 ended the program" in failed_notes(turn)  # always a call outside pmap
+    ended = ended_its_program(turn)  # always a call outside pmap
     failed = sum(1 for c in calls if c.status != "ok") - ended
     counts = (f"{len(calls)} call{'s' * (len(calls) != 1)}" + (f", {failed} failed" if failed else "")
               + (", 1 ended the program" if ended else ""))

@@ -28,14 +28,14 @@ from ..errors import TranscriptError
 from ._events import lock_transcript
 
 if TYPE_CHECKING:
-    from ._transcript import Transcript
+    from ._transcript import Transcript, TurnRecord
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock, so no run reads as running
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunSummary", "latest_run", "list_runs", "lock_transcript", "run_status"]
+__all__ = ["RunSummary", "ended_its_program", "latest_run", "list_runs", "lock_transcript", "run_status"]
 
 _FILE_NAME = "transcript.jsonl"
 #: Bytes read from the end of a transcript to find its last line; a longer ``run.end`` (a very
@@ -125,6 +125,20 @@ def latest_run(root: str | os.PathLike[str]) -> Path:
     return readable[0].path
 
 
+def ended_its_program(turn: TurnRecord) -> bool:
+    """Whether the turn's program ended in the error of its last call outside pmap.
+
+    That call is the program's error, reported as such, not a failure the program went on
+    after: ``failed_calls`` leaves it out (``FailureTally.end_program``), and so do the views.
+    """
+    loose = [c for c in turn.calls if c.pmap is None]
+    last = max(loose, key=lambda c: c.id) if loose else None
+    return (
+        last is not None and last.status == "error" and turn.error is not None
+        and (last.error or {}).get("type") == turn.error.get("type")
+    )
+
+
 def run_status(t: Transcript) -> str:
     """A run's status in the words every view uses: its ``run.end`` status; with no ``run.end``,
     ``running`` while the process writing it holds its lock, else ``interrupted``.
@@ -206,7 +220,8 @@ def _from_whole(folder: Path) -> RunSummary:
         tokens=u.total_tokens,
         cost=u.cost,
         seconds=t.seconds,
-        failed_calls=sum(1 for c in t.calls if c.status == "error"),
+        failed_calls=sum(1 for c in t.calls if c.status == "error")
+        - sum(ended_its_program(turn) for turn in t.turns),
         calls_made=len(t.calls),
         partial=t.partial,
         sub_runs=sum(statuses.values()),

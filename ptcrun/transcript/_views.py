@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._runs import run_status
+from ._runs import ended_its_program, run_status
 from ._transcript import CallRecord, PmapRecord, SpanRecord, Transcript, TurnRecord
 
 __all__ = [
@@ -58,12 +58,7 @@ def failed_notes(turn: TurnRecord) -> list[str]:
     ``failed_calls`` counts them. A call outside pmap whose error ended the program is the
     program's error, not a failure it went on after, so it is named apart."""
     failed = sum(1 for c in turn.calls if c.status == "error")
-    loose = [c for c in turn.calls if c.pmap is None]
-    last = max(loose, key=lambda c: c.id) if loose else None
-    ended = int(
-        last is not None and last.status == "error" and turn.error is not None
-        and (last.error or {}).get("type") == turn.error.get("type")
-    )
+    ended = int(ended_its_program(turn))
     return [f"{failed - ended} failed"] * bool(failed - ended) + ["1 ended the program"] * ended
 
 

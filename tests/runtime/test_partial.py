@@ -458,6 +458,13 @@ def test_every_view_counts_the_call_that_ended_the_program_apart(tmp_path):
     assert said_lines[-1] == f"run: {said} failed: 1 ToolError"
     code, out, _ = run_cli(["runs", "--out", str(tmp_path)])
     assert code == 0 and " 1/2 " in out
+    # A run cut off before its run.end is counted from its calls, by the same rule.
+    cut = tmp_path / "cut" / "20990101T000000Z-cut"
+    cut.mkdir(parents=True)
+    lines = Path(result.transcript).read_text().splitlines(keepends=True)
+    (cut / "transcript.jsonl").write_text("".join(lines[:-1]))
+    code, out, _ = run_cli(["runs", "--out", str(cut.parent)])
+    assert code == 0 and "interrupted" in out and " 1/2 " in out
 
 
 def test_show_and_the_page_name_the_call_that_ended_the_program_apart(tmp_path):
