@@ -53,13 +53,17 @@ class _State:
         self.cost: float | None = None
         self.phase = "starting"
         self.pmaps: dict[str, dict[str, Any]] = {}
-        #: Failed pmap items and tool calls outside pmap so far (the run's end gives the count),
-        #: counted as the run counts them (``FailureTally``): a call whose error ended its
-        #: program is that program's error, not a failure the program went on after.
+        #: Failed calls so far, counted as the run counts them (``FailureTally``): failed pmap
+        #: items, calls a pmap item caught, calls outside pmap, and those of sub-runs that
+        #: answered; a call whose error ended its program is that program's error, not a
+        #: failure the program went on after (the run's end gives the count).
         self.failed = 0
         #: Failed calls outside pmap whose error ended their program, so far.
         self.enders = 0
         self._last_loose: str | None = None  # the error type of the last call outside pmap
+        # Failed calls inside a pmap item, by (pmap, item), until the item ends: failures of
+        # their own if it then ends well (its function caught them), else the item's failure.
+        self._pending: Counter[tuple[object, object]] = Counter()
         #: LLM requests the provider sent again (``llm.retry`` events) so far.
         self.retries = 0
         self.turn_started = self.started
@@ -78,6 +82,7 @@ class _State:
             # A sub-run's tokens are the run's; its turns and pmaps are its own, and only its
             # start, its turns and its end are followed.
             self._sub_run(kind, event)
+            self._sub_run_failures(kind, event)
             if kind not in ("llm.end", "llm.retry"):
                 return
         if kind == "run.start":
@@ -91,6 +96,7 @@ class _State:
         elif kind == "program.start":
             self.phase = "program running"
             self._last_loose = None
+            self._pending.clear()
         elif kind == "turn.end":
             self.phase = f"turn ended: {event.get('status')}"
         elif kind == "llm.retry":
@@ -108,6 +114,9 @@ class _State:
             pmap = self.pmaps.get(str(event.get("parent")))
             if pmap is not None:
                 pmap["done" if event.get("ok") else "failed"] += 1
+            caught = self._pending.pop((event.get("pmap"), event.get("item")), 0)
+            if event.get("ok"):
+                self.failed += caught
         elif kind == "pmap.end":
             pmap = self.pmaps.get(event["span"])
             if pmap is not None:
@@ -116,7 +125,10 @@ class _State:
                 pmap["failed"] = int(event.get("failed", pmap["failed"]))
                 pmap["seconds"] = time.monotonic() - pmap["started"]
                 self.failed += pmap["failed"]
-        elif kind == "call.end" and event.get("pmap") is None:
+        elif kind == "call.end" and event.get("pmap") is not None:
+            if not event.get("ok") and _error_type(event.get("error")) != "Cancelled":
+                self._pending[(event.get("pmap"), event.get("item"))] += 1
+        elif kind == "call.end":
             self._last_loose = None if event.get("ok") else _error_type(event.get("error"))
             if self._last_loose not in (None, "Cancelled"):
                 self.failed += 1
@@ -145,6 +157,15 @@ class _State:
         elif kind == "run.end" and span == "run":
             self.sub_runs.pop(call, None)
             self.sub_ended[str(event.get("status"))] += 1
+
+    def _sub_run_failures(self, kind: str, event: Event) -> None:
+        # A sub-run that answered gave an answer built on its calls: its failed calls (its own
+        # sub-runs' among them) are the run's, as FailureTally.sub_run_ended counts them.
+        call, _, span = str(event.get("span")).rpartition("/")
+        if kind == "run.end" and span == "run" and "/" not in call and event.get("status") == "done":
+            failed = event.get("failed_calls")
+            if isinstance(failed, Mapping):
+                self.failed += sum(int(n) for n in failed.values())
 
     def sub_runs_text(self) -> str:
         """``"sub-runs: 3 running (depth 1: 2, depth 2: 1) · 5 ended (4 done, 1 failed)"``, or

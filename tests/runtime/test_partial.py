@@ -479,3 +479,51 @@ def test_show_and_the_page_name_the_call_that_ended_the_program_apart(tmp_path):
     page = render_html(t)
     assert "2 calls (1 failed, 1 ended the program)" in page
     assert "2 calls, 1 failed, 1 ended the program" in page
+
+
+CAUGHT_IN_ITEMS = """```python
+def look(c):
+    try:
+        return tool.lookup(c)
+    except Exception:
+        return None
+found = pmap(look, ["a", "b", "c"])
+```"""
+
+
+def _live_count_before_the_end(transcript: Path) -> int:
+    """What the live display counted just before the run's end: it gets every event, the
+    sub-runs' too, as the transcript file holds them."""
+    lines = LineProgress(io.StringIO())
+    for event in map(json.loads, transcript.read_text().splitlines()):
+        if event["type"] == "run.end" and event["span"] == "run":
+            return lines._state.failed
+        lines(event)
+    raise AssertionError("no run.end")
+
+
+def test_the_live_count_is_the_runs_count_when_items_catch_failures(tmp_path):
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        raise KeyError(key)
+
+    rt = Runtime(planner=ScriptedProvider([CAUGHT_IN_ITEMS, "```python\ndone(1)\n```"]), tools=[lookup],
+                 transcript_dir=tmp_path)
+    result = rt.run("g", ["x"])
+    assert result.failed_calls == {"ToolError": 3}
+    assert _live_count_before_the_end(Path(result.transcript)) == 3
+
+
+def test_the_live_count_is_the_runs_count_with_sub_runs(tmp_path):
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        raise KeyError(key)
+
+    top = "```python\ntry:\n    tool.lookup('top')\nexcept Exception:\n    pass\ndone(tool.agent('Look.', data=[0], max_tokens=20_000, max_turns=2))\n```"
+    rt = Runtime(planner=ScriptedProvider([top]), sub_planner=ScriptedProvider([CAUGHT_IN_ITEMS, "```python\ndone(2)\n```"]),
+                 tools=[lookup], transcript_dir=tmp_path)
+    result = rt.run("g", ["x"])
+    assert (result.status, result.answer) == ("done", 2), result
+    # One caught at the top, three caught in the sub-run's items, which answered.
+    assert result.failed_calls == {"ToolError": 4}
+    assert _live_count_before_the_end(Path(result.transcript)) == 4
