@@ -28,14 +28,22 @@ from ..errors import TranscriptError
 from ._events import lock_transcript
 
 if TYPE_CHECKING:
-    from ._transcript import Transcript, TurnRecord
+    from ._transcript import CallRecord, Transcript, TurnRecord
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock, so no run reads as running
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunSummary", "ended_its_program", "latest_run", "list_runs", "lock_transcript", "run_status"]
+__all__ = [
+    "RunSummary",
+    "ended_its_program",
+    "latest_run",
+    "list_runs",
+    "lock_transcript",
+    "program_ender",
+    "run_status",
+]
 
 _FILE_NAME = "transcript.jsonl"
 #: Bytes read from the end of a transcript to find its last line; a longer ``run.end`` (a very
@@ -125,18 +133,26 @@ def latest_run(root: str | os.PathLike[str]) -> Path:
     return readable[0].path
 
 
-def ended_its_program(turn: TurnRecord) -> bool:
-    """Whether the turn's program ended in the error of its last call outside pmap.
+def program_ender(turn: TurnRecord) -> CallRecord | None:
+    """The call whose error ended the turn's program: its last call outside pmap, when the
+    program ended in that call's error.
 
     That call is the program's error, reported as such, not a failure the program went on
     after: ``failed_calls`` leaves it out (``FailureTally.end_program``), and so do the views.
     """
     loose = [c for c in turn.calls if c.pmap is None]
     last = max(loose, key=lambda c: c.id) if loose else None
-    return (
+    if (
         last is not None and last.status == "error" and turn.error is not None
         and (last.error or {}).get("type") == turn.error.get("type")
-    )
+    ):
+        return last
+    return None
+
+
+def ended_its_program(turn: TurnRecord) -> bool:
+    """Whether a call's error ended the turn's program (:func:`program_ender`)."""
+    return program_ender(turn) is not None
 
 
 def run_status(t: Transcript) -> str:

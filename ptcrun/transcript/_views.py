@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._runs import ended_its_program, run_status
+from ._runs import ended_its_program, program_ender, run_status
 from ._transcript import CallRecord, PmapRecord, SpanRecord, Transcript, TurnRecord
 
 __all__ = [
@@ -443,7 +443,12 @@ def _status(t: Transcript) -> str:
 # -- tree --------------------------------------------------------------------------------------
 
 
-def _span_label(s: SpanRecord, slow_rank: Mapping[str, int], unfinished_run: str = "unfinished") -> str:
+def _span_label(
+    s: SpanRecord,
+    slow_rank: Mapping[str, int],
+    unfinished_run: str = "unfinished",
+    enders: frozenset[str] = frozenset(),
+) -> str:
     f = s.fields
     kind = s.kind
     if kind == "run":
@@ -481,6 +486,8 @@ def _span_label(s: SpanRecord, slow_rank: Mapping[str, int], unfinished_run: str
     text = f"{head}  {status}  {_secs(s.seconds)}"
     if f.get("retries"):
         text += f"  ↻ {_retry_note(f['retries'])}"
+    if s.span in enders:
+        text += "  ◀ ended the program"
     if s.span in slow_rank:
         text += f"  ◀ slowest #{slow_rank[s.span]}"
     return text
@@ -502,6 +509,13 @@ def render_tree(t: Transcript, *, slowest: int = _SLOWEST, depth: int | None = N
         children.setdefault(parent, []).append(s)
     timed = sorted((c for c in t.calls if c.seconds is not None), key=lambda c: -(c.seconds or 0.0))
     slow_rank = {c.span: rank for rank, c in enumerate(timed[:slowest], 1)}
+    # Not among the run's failed calls: the program's error (see program_ender).
+    enders = frozenset(
+        prefix + ender.span
+        for prefix, run in t.walk()
+        for ender in map(program_ender, run.turns)
+        if ender is not None
+    )
     # A run with no end reads as `ptcrun runs` and `show` say it: running, or interrupted.
     unfinished_run = run_status(t) if not t.complete else "unfinished"
     lines: list[str] = []
@@ -512,7 +526,7 @@ def render_tree(t: Transcript, *, slowest: int = _SLOWEST, depth: int | None = N
     def walk(node: SpanRecord, prefix: str, last: bool, root: bool, level: int) -> None:
         joint = "" if root else ("└─ " if last else "├─ ")
         kids = children.get(node.span, [])
-        label = _span_label(node, slow_rank, unfinished_run)
+        label = _span_label(node, slow_rank, unfinished_run, enders)
         if kids and depth is not None and level >= depth:
             hidden = under(node)
             lines.append(prefix + joint + label + f"  (+{hidden:,} span{'s' * (hidden != 1)} below)")

@@ -28,7 +28,7 @@ from ptcrun.sandbox._results import ExecResult
 from ptcrun.transcript._html import render_html
 from ptcrun.transcript._progress import LineProgress, TerminalProgress
 from ptcrun.transcript._schema import CallEnd, ItemEnd, PmapEnd, PmapStart
-from ptcrun.transcript._views import render_show, render_summary
+from ptcrun.transcript._views import render_show, render_summary, render_tree
 
 from ..clirun import run_cli
 
@@ -479,6 +479,11 @@ def test_show_and_the_page_name_the_call_that_ended_the_program_apart(tmp_path):
     page = render_html(t)
     assert "2 calls (1 failed, 1 ended the program)" in page
     assert "2 calls, 1 failed, 1 ended the program" in page
+    tree = render_tree(t).splitlines()
+    [c1] = [line for line in tree if "lookup c1" in line]
+    [c2] = [line for line in tree if "lookup c2" in line]
+    assert "ended the program" not in c1 and "error" in c1
+    assert "error" in c2 and "◀ ended the program" in c2
 
 
 CAUGHT_IN_ITEMS = """```python
