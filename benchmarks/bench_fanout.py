@@ -113,8 +113,8 @@ done(sum(1 for a in answers if a == "ok"))
 ```"""
 
 
-def through_ptcrun(url: str, n: int, concurrency: int, out: Path) -> tuple[float, float]:
-    """The same requests through a ptcrun run; returns (wall time, the child's CPU seconds)."""
+def through_ptcrun(url: str, n: int, concurrency: int, out: Path) -> tuple[float, Path]:
+    """The same requests through a ptcrun run; returns (wall time, its transcript)."""
     from ptcrun import AnthropicProvider, Limits, Runtime, ScriptedProvider
 
     worker = AnthropicProvider("claude-haiku-4-5", api_key="k", base_url=url, max_retries=0)
@@ -127,12 +127,18 @@ def through_ptcrun(url: str, n: int, concurrency: int, out: Path) -> tuple[float
     result = rt.run("Say ok to each chunk.", [f"chunk {i}" for i in range(n)])
     wall = time.perf_counter() - start
     assert result.status == "done" and result.answer == n, (result.status, result.error)
+    return wall, result.transcript
+
+
+def child_cpu_seconds(transcript: Path) -> float:
+    """The sandbox child's CPU seconds, from the run's ``program.end`` events (read after the
+    host's CPU was taken, so that reading the file is not counted as the run's work)."""
     child = 0.0
-    for line in result.transcript.read_text().splitlines():
+    for line in transcript.read_text().splitlines():
         event = json.loads(line)
         if event["type"] == "program.end" and event.get("cpu_seconds"):
             child += event["cpu_seconds"]
-    return wall, child
+    return child
 
 
 def measure(calls: int, latency: float, concurrency: int, pairs: int) -> str:
@@ -149,8 +155,9 @@ def measure(calls: int, latency: float, concurrency: int, pairs: int) -> str:
                 plain_connections = api.stats()["connections"] - before - 1  # less the stats request's
                 before = api.stats()["connections"]
                 c0 = cpu()
-                ptcrun_wall, child_cpu = through_ptcrun(api.url, calls, concurrency, Path(scratch))
+                ptcrun_wall, transcript = through_ptcrun(api.url, calls, concurrency, Path(scratch))
                 ptcrun_cpu = cpu() - c0
+                child_cpu = child_cpu_seconds(transcript)
                 ptcrun_connections = api.stats()["connections"] - before - 1
                 rows.append({
                     "plain_wall": plain_wall, "ptcrun_wall": ptcrun_wall,
