@@ -113,8 +113,8 @@ done(sum(1 for a in answers if a == "ok"))
 ```"""
 
 
-def through_ptcrun(url: str, n: int, concurrency: int, out: Path) -> tuple[float, float]:
-    """The same requests through a ptcrun run; returns (wall time, the child's CPU seconds)."""
+def through_ptcrun(url: str, n: int, concurrency: int, out: Path) -> tuple[float, Path]:
+    """The same requests through a ptcrun run; returns (wall time, its transcript)."""
     from ptcrun import AnthropicProvider, Limits, Runtime, ScriptedProvider
 
     worker = AnthropicProvider("claude-haiku-4-5", api_key="k", base_url=url, max_retries=0)
@@ -127,12 +127,18 @@ def through_ptcrun(url: str, n: int, concurrency: int, out: Path) -> tuple[float
     result = rt.run("Say ok to each chunk.", [f"chunk {i}" for i in range(n)])
     wall = time.perf_counter() - start
     assert result.status == "done" and result.answer == n, (result.status, result.error)
+    return wall, result.transcript
+
+
+def child_cpu_seconds(transcript: Path) -> float:
+    """The sandbox child's CPU seconds, from the run's ``program.end`` events (read after the
+    host's CPU was taken, so that reading the file is not counted as the run's work)."""
     child = 0.0
-    for line in result.transcript.read_text().splitlines():
+    for line in transcript.read_text().splitlines():
         event = json.loads(line)
         if event["type"] == "program.end" and event.get("cpu_seconds"):
             child += event["cpu_seconds"]
-    return wall, child
+    return child
 
 
 def measure(calls: int, latency: float, concurrency: int, pairs: int) -> str:
@@ -149,8 +155,9 @@ def measure(calls: int, latency: float, concurrency: int, pairs: int) -> str:
                 plain_connections = api.stats()["connections"] - before - 1  # less the stats request's
                 before = api.stats()["connections"]
                 c0 = cpu()
-                ptcrun_wall, child_cpu = through_ptcrun(api.url, calls, concurrency, Path(scratch))
+                ptcrun_wall, transcript = through_ptcrun(api.url, calls, concurrency, Path(scratch))
                 ptcrun_cpu = cpu() - c0
+                child_cpu = child_cpu_seconds(transcript)
                 ptcrun_connections = api.stats()["connections"] - before - 1
                 rows.append({
                     "plain_wall": plain_wall, "ptcrun_wall": ptcrun_wall,
@@ -219,20 +226,31 @@ def section(rows: list[str], pairs: int) -> str:
 
 
 NOTES = (
-    "Both sides are CPU-bound here: the official client alone spends 1.5-1.8 ms of CPU per request on "
+    "Both sides are CPU-bound here: the official client alone spends 1.3-1.5 ms of CPU per request on "
     "this machine, so N requests take N times that, far above the ideal, and the wall ratio follows "
-    "whatever else the two shared cores are running (while measured, the load average was 4-5): the "
-    "same setting read from 0.7x to 4x from one pair to the next, so the wall ratios here say nothing "
-    "about the 1.05x goal either way. The CPU per call is the steadier figure. ptcrun's host adds the "
-    "*added* column to the client's own work (0.35-0.6 ms per request over these runs; an earlier, "
-    "quieter run measured 0.42 and 0.45), and its sandbox child 0.1 ms (the issue measured about "
-    "0.75 ms and 0.25 ms before these changes): tiktoken no longer runs per request, since worker requests "
-    "are counted from parts counted once (the system prompt, the template with its instruction; a "
-    "chunk by the chunker's own count), and the request's attempt runs in one cancel scope. The goal "
-    "of under 0.3 ms added is not reached: by the profile, what remains is the transcript's six "
-    "events per request (each converted by the JSON rule, its plain scalar fields now skipped, encoded and written at once, so that a "
-    "killed run can be resumed from its last line), then the call boundary (frames, a task per call, "
-    "the argument check) and the layers around the client (the ledger, the throttle's limiter). "
+    "whatever else the two shared cores are running (while measured, the load average rose from 0.7 "
+    "to 2.2 as other work started): the wall ratios say nothing about the 1.05x goal either way. The "
+    "CPU per call is the steadier figure. ptcrun's host adds the *added* column to the client's own "
+    "work (0.34-0.6 ms per request over these pairs, against 0.35-0.6 under more load before the "
+    "transcript's encoding was cut and reading the transcript taken out of the measure), and its "
+    "sandbox child 0.1 ms. The goal "
+    "of under 0.3 ms added is not reached. Where the added CPU goes, each part measured on its own: "
+    "(1) Python's garbage collector, 0.1-0.15 ms at N=1,000: ptcrun allocates more objects per call, so "
+    "the collector's young passes run about twice as often (230 against 125 per 1,000 calls), and so "
+    "does its full pass, which walks the 180,000 objects the SDK and ptcrun loaded (0.1 s each); "
+    "freezing the objects that exist when a run starts (`gc.freeze()`) cut the added CPU from "
+    "0.41-0.54 to 0.24-0.38 ms per call at N=2,000, but it changes the collector for the whole "
+    "process that embeds ptcrun, so it is not done. (2) ptcrun's own work, 0.28-0.31 ms per call with "
+    "a worker that answers in-process: the call boundary (frames, a task per call, the argument "
+    "check), the ledger, the result cache's key, and the transcript's six events per call, 0.05 ms "
+    "of it (0.063 ms before each event was encoded with one encoder and plain argument lists "
+    "skipped the converter; every event is still handed to the OS as it happens, so a killed run "
+    "resumes from its last line). (3) The provider's layer around the client (the raw response "
+    "kept for the rate-limit headers, the retry loop, the attempt's cancel scope, the throttle), "
+    "about 0.1 ms. Under trio the client itself spends 0.06-0.17 ms less than under asyncio, which "
+    "hides part of this. These chunks are plain strings, so tiktoken counts each when the first "
+    "prompt is built and again for its request (a few microseconds for these short lines); chunks "
+    "from `chunk_by_tokens` carry their count. "
     "Connections opened equal the concurrency on both sides: every pooled connection is kept "
     "alive (httpx's default kept 20, the SDK's 100), and `tests/runtime/providers/test_pool.py` "
     "checks it for both providers at concurrency 120."

@@ -24,6 +24,7 @@ errors of LLM requests, pmap items and programs as error payloads (version 1 wro
 from __future__ import annotations
 
 import math
+import re
 import time
 import types
 import typing
@@ -90,8 +91,15 @@ class Event:
             value = getattr(self, name)
             # Most fields are plain scalars that the rule leaves as they are: skip the converter
             # for them (it is most of an event's cost, six events a worker call).
-            out[name] = value if _plain(value) else for_event(value)
+            if _plain(value):
+                out[name] = value
+            else:
+                flat = _flat_copy(value)
+                out[name] = flat if flat is not None else for_event(value)
         return out
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # what for_event replaces in a string
 
 
 def _plain(value: object) -> bool:
@@ -99,12 +107,34 @@ def _plain(value: object) -> bool:
     if value is None or type(value) is bool:
         return True
     if type(value) is str:
-        return value.isascii()
+        return value.isascii() or _SURROGATE.search(value) is None
     if type(value) is int:
         return -(2**63) <= value < 2**63
     if type(value) is float:
         return math.isfinite(value)
     return False
+
+
+def _flat_copy(value: object) -> JSON | None:
+    """What ``for_event(value)`` gives for a list or tuple of plain scalars and str-keyed dicts
+    of them (a call's arguments, a request's messages), or ``None`` for anything else."""
+    if type(value) is dict:
+        if all(type(k) is str and _plain(k) and _plain(v) for k, v in value.items()):
+            return dict(value)
+        return None
+    if type(value) is list or type(value) is tuple:
+        out: list[JSON] = []
+        for item in value:
+            if _plain(item):
+                out.append(item)
+            elif type(item) is dict and all(
+                type(k) is str and _plain(k) and _plain(v) for k, v in item.items()
+            ):
+                out.append(dict(item))
+            else:
+                return None
+        return out
+    return None
 
 
 # -- the run ---------------------------------------------------------------------------------

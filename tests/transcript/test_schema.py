@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ptcrun import Transcript
+from ptcrun._json import for_event
 from ptcrun.errors import TranscriptError
 from ptcrun.transcript._events import EventStream
 from ptcrun.transcript._parsing import _from_v1, parse_event
@@ -107,6 +108,23 @@ def test_values_follow_the_json_rule_and_what_it_refuses_is_still_written():
     assert data["data"]["odd"] == "<not JSON: a value of type Odd>"
     assert data["data"]["nan"] == [None]
     json.dumps(data, allow_nan=False)  # the cycle was cut too
+
+
+@pytest.mark.parametrize("value", [
+    [], {}, ["chunk é", 1, 2.5, None, True], ("a", "b"), [{"role": "user", "content": "ü"}],
+    [math.nan], [math.inf, "x"], {1: "a"}, {"k": -math.inf}, [[1]], [{"a": [1]}], [2**70], {"a": "\ud800"},
+    ["\udfff"], {"\ud800": 1}, "\ud800x", 2**64, math.nan, [True, {"k": None}],
+])
+def test_every_field_is_written_as_the_json_rule_gives_it(value):
+    # Calls' arguments and requests' messages skip the converter when they are plain: the
+    # skip must give what the converter would, lone surrogates and non-finite floats included.
+    event = CallEnd(span="t1.c1", parent="t1.program", call=1, tool="t", ok=True, value=value,
+                    error=None, seconds=0.5, pmap=None, item=None)
+    written = event.as_json()["value"]
+    assert written == for_event(value)
+    if isinstance(value, (list, tuple, dict)):
+        assert written is not value  # a copy: the caller may change its value later
+    json.dumps(written, allow_nan=False)
 
 
 def test_events_of_a_type_this_ptcrun_does_not_know_are_skipped(written, tmp_path):
