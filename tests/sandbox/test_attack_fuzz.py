@@ -500,7 +500,10 @@ CLASS_ROUTES = ["type({o})", "({o}).__class__", "getattr({o}, {n})", "type(type(
 CLASS_USES = [
     "{T}()", "{T}({o})", "{T}({o}, {o})", "functools.partial({T}, {o})()", "list(map({T}, [{o}]))",
     "collections.defaultdict({T})[1]", "json.loads('{{}}', object_hook={T})", "sorted([{o}, {o}], key={T})",
-    "super({T}, {o})", "{T}.mro()", "getattr({T}, 'estimate')", "copy.copy({T})", "operator.call({T})",
+    "super({T}, {o})", "{T}.mro()", "getattr({T}, 'estimate')",
+    # A copy of a class is the class (as in CPython), so a copy of a stand-in is the stand-in:
+    # building from it is refused as building from the original is.
+    "copy.copy({T})()", "copy.deepcopy([{T}])[0]({o})", "operator.call({T})",
     "dataclasses.dataclass({T})", "functools.total_ordering({T})", "json.dumps([1], cls={T})",
     "collections.namedtuple('P', 'a')._make([{T}])[0]()",
 ]
