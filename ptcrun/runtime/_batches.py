@@ -373,19 +373,28 @@ class BatchEngine:
     ) -> None:
         """Cancel at the provider every batch submitted, and end each in the transcript."""
         ended: set[str] = set()
+        refused: dict[str, str] = {}
         with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_SECONDS):
             for _, batch_id, _ in submitted:
                 try:
                     await engine.cancel(batch_id)
-                except errors.ProviderError:
-                    pass  # it may have ended meanwhile; the transcript says it was cancelled
+                except errors.ProviderError as err:
+                    # It may have ended meanwhile, or be running still: batch.end says which
+                    # cancel failed and why, never that it was cancelled.
+                    refused[batch_id] = str(err)
+                    continue
                 ended.add(batch_id)
         stops = (trio.Cancelled, KeyboardInterrupt)
         cancelled = isinstance(exc, stops) or (
             isinstance(exc, BaseExceptionGroup) and exc.subgroup(stops) is not None
         )
         for span, batch_id, items in submitted:
-            told = "cancelled at the provider" if batch_id in ended else "not confirmed cancelled"
+            if batch_id in ended:
+                told = "cancelled at the provider"
+            elif batch_id in refused:
+                told = f"not confirmed cancelled: the provider refused the cancel ({refused[batch_id]})"
+            else:
+                told = "not confirmed cancelled: the cancel did not finish in time"
             why = {"type": "Cancelled",
                    "message": f"the pmap was cancelled (a clock or a cancel); batch {batch_id} was {told}"}
             self._emit(BatchEnd(

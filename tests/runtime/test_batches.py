@@ -82,6 +82,21 @@ done([a if not isinstance(a, Failure) else [a.kind, a.message] for a in answers]
     assert result.usage.worker_calls == 3 and result.usage.worker_input_tokens == 3 * 11
 
 
+def test_a_cancel_the_provider_refuses_is_never_reported_as_a_cancel(tmp_path):
+    body = """
+answers = pmap(lambda c: tool.worker(c, "How many x?"), data, batch=True, timeout=0.5)
+done([a if not isinstance(a, Failure) else a.kind for a in answers])
+"""
+    result, api = batched_run(tmp_path, ["x", "xx"], program=program(body), batch_polls=10**9,
+                              refuse_cancels=True)
+    assert result.answer == ["TimeLimitExceeded"] * 2
+    assert list(api.cancels) == list(api.batches)
+    (end,) = events(result, "batch.end")
+    message = end["error"]["message"]
+    assert "not confirmed cancelled: the provider refused the cancel" in message
+    assert "cannot be canceled" in message and "cancelled at the provider" not in message
+
+
 def test_an_expired_batch_leaves_a_failure_in_every_slot(tmp_path):
     result, _ = batched_run(tmp_path, ["x", "xx"], expire_batches=True)
     assert result.answer == ["ProviderError", "ProviderError"]

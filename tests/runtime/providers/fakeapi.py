@@ -17,7 +17,8 @@ What it plays, besides plain replies after ``latency`` seconds:
 - the Message Batches API: create, retrieve, results as JSONL, cancel. A batch ends after
   ``batch_polls`` retrieves; ``batch_outcome(custom_id, params)`` decides each request's result
   (``("succeeded", text)``, ``("errored", message)``, ``("canceled",)``, ``("expired",)``);
-  ``expire_batches=True`` ends every batch ``expired`` with its requests expired.
+  ``expire_batches=True`` ends every batch ``expired`` with its requests expired;
+  ``refuse_cancels=True`` answers every cancel with a 400, as for a batch that cannot be cancelled.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class FakeAPI:
         batch_polls: int = 2,
         batch_outcome: Callable[[str, dict[str, Any]], Outcome] | None = None,
         expire_batches: bool = False,
+        refuse_cancels: bool = False,
         usage: tuple[int, int] = (11, 3),
     ) -> None:
         self.latency = latency
@@ -99,6 +101,7 @@ class FakeAPI:
         self.batch_polls = batch_polls
         self.batch_outcome = batch_outcome
         self.expire_batches = expire_batches
+        self.refuse_cancels = refuse_cancels
         self.usage = usage
         #: TCP connections accepted, requests answered, 429s sent, most requests at once.
         self.connections = 0
@@ -248,6 +251,9 @@ class FakeAPI:
             return 404, {"type": "error", "error": {"type": "not_found_error", "message": rest}}, {}, "application/json"
         if method == "POST" and parts[1:] == ["cancel"]:
             self.cancels.append(batch.id)
+            if self.refuse_cancels:
+                error = {"type": "invalid_request_error", "message": "this batch cannot be canceled"}
+                return 400, {"type": "error", "error": error}, {}, "application/json"
             if batch.status == "in_progress":
                 batch.cancel_asked = True
                 batch.status = "canceling"
