@@ -11,7 +11,7 @@ import textwrap
 from typing import Any
 
 from ptcrun.sandbox.child._namespace import build_globals, warm_up
-from ptcrun.sandbox.child._policy import compile_program
+from ptcrun.sandbox.child._policy import ProgramRejected, compile_program
 
 warm_up()
 
@@ -71,3 +71,17 @@ class Session:
 def run(source: str, **host: Any) -> str:
     """Run source in a fresh session; return what it printed."""
     return Session(**host).run(source)
+
+
+def refusal(session: Session, source: str, error: type[BaseException]) -> str:
+    """Run ``source``, which must raise ``error``; the message a program would read."""
+    import pytest
+
+    with pytest.raises(error) as info:
+        session.run(source)
+    return info.value.message if isinstance(info.value, ProgramRejected) else str(info.value)
+
+
+def in_scope(context: str, source: str) -> str:
+    """``source`` placed where ``context`` says: ``{body}`` one level deep, ``{body2}`` two."""
+    return context.format(body=textwrap.indent(source, " " * 4), body2=textwrap.indent(source, " " * 8))

@@ -11,7 +11,6 @@ check what the program gets when the attack is not refused outright: nothing of 
 
 from __future__ import annotations
 
-import textwrap
 import types
 
 import pytest
@@ -22,7 +21,7 @@ from ptcrun.sandbox import execute
 from ptcrun.sandbox.child import _exact, _pmap
 from ptcrun.sandbox.child._names import SPECIAL_METHODS
 from ptcrun.sandbox.child._policy import ProgramRejected
-from tests.sandbox.inproc import DATA, Done, FakeBudget, Session, run
+from tests.sandbox.inproc import DATA, Done, FakeBudget, Session, in_scope, refusal, run
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"
 NOT_SPECIAL = "is not a special method a program's class may use"
@@ -177,10 +176,7 @@ def test_attack_is_refused(source: str, error: type[BaseException], message: str
 
     session = Session(host_class=_pmap.Fanout, FakeBudget=FakeBudget, abstract=contextlib.AbstractContextManager,
                       Failure=_pmap.Failure, tool=_pmap.Failure(0, "x", "y"), ToolError=ToolError)
-    with pytest.raises(error) as info:
-        session.run(source)
-    text = info.value.message if isinstance(info.value, ProgramRejected) else str(info.value)
-    assert message in text
+    assert message in refusal(session, source, error)
 
 
 CONTEXTS = {
@@ -207,10 +203,7 @@ _TOP_LEVEL_ONLY = {
 def test_attack_is_refused_in_any_scope(
     source: str, error: type[BaseException], message: str, context: str
 ) -> None:
-    wrapped = context.format(
-        body=textwrap.indent(source, " " * 4), body2=textwrap.indent(source, " " * 8)
-    )
-    test_attack_is_refused(wrapped, error, message)
+    test_attack_is_refused(in_scope(context, source), error, message)
 
 
 def test_special_methods_are_the_listed_ones_and_none_that_reach_the_interpreter():
