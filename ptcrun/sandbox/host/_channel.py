@@ -2,8 +2,9 @@
 
 A :class:`Channel` owns the two pipes to one child and nothing else: it does not know what the
 frames mean. Many tasks send at once (every tool call ends in a reply), so frames queue while
-one task writes, and that task sends the whole queue in one write: under a wide fan-out this
-turns hundreds of small writes into a few. One task receives.
+one task writes, and that task sends the whole queue in one write, once the other tasks of the
+scheduler's step have queued theirs: under a wide fan-out this turns hundreds of small writes
+into a few. One task receives.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class Channel:
         if self._send_lock.locked():
             return
         async with self._send_lock:
+            # Let the tasks that run in this same step of the scheduler queue their frames
+            # first: under a fan-out many replies are ready at once, and leave in one write.
+            # Shielded: a cancel must not strand the frames other tasks queued behind this one.
+            await trio.lowlevel.cancel_shielded_checkpoint()
             await self._write_outbox()
 
     async def send_flushed(self, frame: _protocol.Frame) -> None:

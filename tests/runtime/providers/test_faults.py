@@ -121,13 +121,13 @@ def events_of(transcript: Path) -> list[dict[str, Any]]:
 FAULTS: dict[str, tuple[Any, dict[str, str], int]] = {
     "truncated_json": (
         lambda kind: truncated_json(success(kind)),
-        {"anthropic": "200 reply is not a Messages API message: JSONDecodeError",
+        {"anthropic": "200 reply is not a Messages API message: the body is not JSON",
          "openai": "200 reply is not a chat completion (the body is not JSON"},
         1,
     ),
     "html_page_200": (
         lambda kind: html_page(200),
-        {"anthropic": "200 reply is not a Messages API message: ValueError: the body is a str",
+        {"anthropic": "200 reply is not a Messages API message: the body is not JSON (text/html",
          "openai": "200 reply is not a chat completion (the body is not JSON"},
         1,
     ),
@@ -139,7 +139,7 @@ FAULTS: dict[str, tuple[Any, dict[str, str], int]] = {
     ),
     "empty_body": (
         lambda kind: empty_body(200),
-        {"anthropic": "200 reply is not a Messages API message: JSONDecodeError",
+        {"anthropic": "200 reply is not a Messages API message: the body is not JSON",
          "openai": "200 reply is not a chat completion (the body is not JSON"},
         1,
     ),
