@@ -53,8 +53,9 @@ from ptcrun.errors import (
     ToolError,
 )
 from ptcrun.sandbox import ExecResult, Sandbox, _protocol
-from ptcrun.sandbox.child import _guards
-from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES, ClassOf, TypeOf
+from ptcrun.sandbox.child import _class_of
+from ptcrun.sandbox.child._attributes import HIDDEN_ATTRIBUTES
+from ptcrun.sandbox.child._class_of import ClassOf, TypeOf
 from ptcrun.sandbox.child._host_api import Budget, Remaining, Tools
 from ptcrun.sandbox.child._link import Pending
 from ptcrun.sandbox.child._mod_classes import is_program_class
@@ -852,7 +853,7 @@ def nameable(value: object) -> bool:
     if isinstance(value, (TypeOf, ContainerType, ClassOf)):
         return True
     return isinstance(value, type) and (
-        value in _guards._OFFERED or is_program_class(value) or issubclass(value, enum.Enum)
+        value in _class_of._OFFERED or is_program_class(value) or issubclass(value, enum.Enum)
     )
 
 

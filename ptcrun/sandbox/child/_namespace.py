@@ -43,24 +43,20 @@ from typing import Any
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from . import _withheld
-from ._guards import (
-    TYPE,
-    Ownership,
-    Super,
-    catchable,
-    guarded_apply,
-    guarded_getattr,
-    guarded_hasattr,
-    guarded_vars,
-    guarded_with,
-    offer,
-    real_class,
-)
+from ._attributes import guarded_getattr, guarded_hasattr, guarded_vars
+from ._class_of import TYPE, Super, offer, real_class
+from ._handlers import catchable, guarded_with
 from ._modules import ContainerType, guarded_import, served_modules
+from ._ownership import Ownership
 
 __all__ = ["TYPE", "Printer", "build_globals", "warm_up"]
 
 _getiter = iter
+
+
+def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """The ``_apply_`` hook, used for calls with ``*args`` or ``**kwargs``."""
+    return func(*args, **kwargs)
 
 
 class Printer:
