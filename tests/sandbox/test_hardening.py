@@ -31,6 +31,7 @@ from ptcrun.sandbox.child import (
     _attributes,
     _class_of,
     _exact,
+    _failure,
     _handlers,
     _modules,
     _namespace,
@@ -89,7 +90,7 @@ def fanout_session(cap: int = CAP) -> tuple[_pmap.Fanout, Items, Session]:
         send=items.send, default_concurrency=100, default_timeout=10.0, max_items=1000,
         max_threads=cap,
     )
-    session = Session(pmap=fanout.pmap, pcalls=fanout.pcalls, hold=items.hold, Failure=_pmap.Failure)
+    session = Session(pmap=fanout.pmap, pcalls=fanout.pcalls, hold=items.hold, Failure=_failure.Failure)
     session.run(LIAR)
     return fanout, items, session
 
@@ -307,7 +308,7 @@ def test_no_program_value_reaches_the_budget_or_a_clock_unconverted(
                 results = fanout.pmap(
                     lambda i: i, range(count), concurrency=concurrency, timeout=timeout, fail_fast=fail_fast
                 )
-        except (ValueError, _pmap.PmapError):  # refused, or failed fast on a timed-out item
+        except (ValueError, _failure.PmapError):  # refused, or failed fast on a timed-out item
             results = None
     if results is not None:
         assert len(results) == count
@@ -329,7 +330,7 @@ def test_program_values_become_exact_copies():
     assert type(_exact.whole_number(number, "n")) is int
     assert type(_exact.seconds(number, "t")) is float
     assert type(_exact.plain_str(name, "s")) is str
-    failure = _pmap.Failure(number, name, "m")
+    failure = _failure.Failure(number, name, "m")
     assert (failure.index, type(failure.index), failure.kind, type(failure.kind)) == (7, int, "k", str)
 
 
@@ -487,7 +488,7 @@ def test_careless_reporter_runs_program_code_that_escapes_it():
         errors.to_payload(caught.value)  # the payload as the reporter built it before
     payload = _exact.error_payload(caught.value)
     assert payload == {"type": "ValueError", "message": "<ValueError whose message could not be read>"}
-    failure = _pmap.Failure.from_exception(3, caught.value)
+    failure = _failure.Failure.from_exception(3, caught.value)
     assert (failure.index, failure.kind) == (3, "ValueError")
 
 
@@ -788,7 +789,7 @@ def test_metaclass_is_never_handed_out():
     for module, proxy in _modules._PROXIES.items():
         reachable.update({f"{module}.{name}": value for name, value in proxy._members.items()})
     for host_name in ("Failure", "PmapError"):
-        reachable[host_name] = getattr(_pmap, host_name)
+        reachable[host_name] = getattr(_failure, host_name)
     for name, value in reachable.items():
         assert not (isinstance(value, type) and issubclass(value, type)), name
         assert type(value).__name__ != "module", name
