@@ -56,6 +56,7 @@ from ptcrun.sandbox import ExecResult, Sandbox, _protocol
 from ptcrun.sandbox.child import _class_of
 from ptcrun.sandbox.child._attributes import HIDDEN_ATTRIBUTES
 from ptcrun.sandbox.child._class_of import ClassOf, TypeOf
+from ptcrun.sandbox.child._compile import ProgramRejected
 from ptcrun.sandbox.child._failure import Failure, PmapError
 from ptcrun.sandbox.child._host_api import Budget, Remaining, Tools
 from ptcrun.sandbox.child._link import Pending
@@ -68,7 +69,6 @@ from ptcrun.sandbox.child._modules import (
 )
 from ptcrun.sandbox.child._names import SPECIAL_METHODS
 from ptcrun.sandbox.child._pmap import Fanout
-from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, Session
 
 from .conftest import limits

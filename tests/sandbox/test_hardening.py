@@ -341,7 +341,7 @@ import contextlib, gc, json, sys
 sys.path.insert(0, {root!r})
 from ptcrun.sandbox.child import _modules, _tripwire
 from ptcrun.sandbox.child._namespace import build_globals
-from ptcrun.sandbox.child._policy import compile_program
+from ptcrun.sandbox.child._compile import compile_program
 from ptcrun.sandbox.child._tripwire import exec_program, install_tripwire, trusted
 
 off = {off!r}

@@ -19,8 +19,8 @@ from ptcrun import _json
 from ptcrun.errors import ToolError
 from ptcrun.sandbox import execute
 from ptcrun.sandbox.child import _exact, _failure, _pmap
+from ptcrun.sandbox.child._compile import ProgramRejected
 from ptcrun.sandbox.child._names import SPECIAL_METHODS
-from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, FakeBudget, Session, in_scope, refusal, run
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"

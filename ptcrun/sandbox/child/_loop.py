@@ -196,7 +196,7 @@ class Child:
             except SyntaxError as exc:
                 text = (exc.text or "").strip() or None
                 raise _Rejected("SyntaxError", str(exc.msg), exc.lineno, text) from None
-        from ._policy import ProgramRejected, compile_program
+        from ._compile import ProgramRejected, compile_program
 
         try:
             return compile_program(source, filename="<program>")

@@ -299,7 +299,7 @@ def warm_up() -> None:
     lazy import (``_strptime`` for ``datetime.strptime``, ``unicodedata`` for ``"\\N{...}"``,
     a codec module for ``str.encode``) would fail. Safe to call more than once.
     """
-    from ._policy import compile_program
+    from ._compile import compile_program
 
     moment = datetime.datetime(2024, 2, 3, 4, 5, 6, tzinfo=datetime.UTC)
     for fmt in ("%Y-%m-%d %H:%M:%S", "%d %B %Y %A", "%a %b %d %I:%M %p %j", "%Y-%m-%dT%H:%M:%S%z",
