@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from ._events import Observer
-from ._views import failure_kinds, preview, status_text
+from ._wording import failure_kinds, preview, status_text
 
 __all__ = ["LineProgress", "TerminalProgress", "parallel_events", "progress_callback"]
 
