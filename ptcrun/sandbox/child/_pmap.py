@@ -7,6 +7,9 @@ by ``Limits.sandbox_threads``: a pmap takes the threads it can get, and when non
 (deeply nested pmaps) it runs its items one by one on the calling thread. Only the host limiter
 bounds calls, and a thread waiting on a nested pmap holds no call slot, so nesting cannot
 deadlock.
+
+``pmap(..., batch=True)`` runs no threads and is ``_batch``'s; the ``Failure`` a failed item
+leaves in its slot, and ``PmapError``, are ``_failure``'s.
 """
 
 from __future__ import annotations
