@@ -83,8 +83,8 @@ _HOMES = {
     "build_store": ".corpus._writer",
     "open_store": ".corpus._store",
     "write_store": ".corpus._writer",
-    "parallel_events": ".transcript._progress",
-    "progress_callback": ".transcript._progress",
+    "parallel_events": ".transcript._callbacks",
+    "progress_callback": ".transcript._callbacks",
     "tool": "._tools",
 }
 
@@ -101,7 +101,7 @@ if TYPE_CHECKING:
     from .runtime.providers._base import Message, Price, Provider, Reply, Request
     from .runtime.providers._openai_compat import OpenAICompatProvider
     from .runtime.providers._scripted import ScriptedProvider
-    from .transcript._progress import parallel_events, progress_callback
+    from .transcript._callbacks import parallel_events, progress_callback
     from .transcript._records import (
         CallRecord,
         ItemRecord,

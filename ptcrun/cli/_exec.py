@@ -260,7 +260,7 @@ class _Replay:
 
     def tool(self, name: str, live: Tool | None) -> Tool:
         from .._tools import Tool
-        from ..transcript._views import preview
+        from ..transcript._wording import preview
 
         async def replay(*args: Any, **kwargs: Any) -> Any:
             shown = preview([list(args), kwargs], 80)

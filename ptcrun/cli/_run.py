@@ -283,7 +283,7 @@ def _run(args: argparse.Namespace, options: ChunkOptions, store: Path) -> int:
 
 def _failures_warning(result: Result) -> str:
     """The line on standard error that says which calls failed, and what it means for the answer."""
-    from ..transcript._views import failure_kinds
+    from ..transcript._wording import failure_kinds
 
     count = result.failed_call_count
     made = max(result.calls_made, count)
@@ -307,7 +307,7 @@ def _whole_transcript(result: Result) -> Transcript | None:
 
 def _result_summary(result: Result) -> str:
     """The summary's first lines, from the Result, for a run whose transcript stops short."""
-    from ..transcript._views import status_text, sub_runs_text
+    from ..transcript._wording import status_text, sub_runs_text
 
     u = result.usage
     error = f" ({type(result.error).__name__}: {result.error})" if result.error is not None else ""

@@ -17,9 +17,9 @@ __all__ = ["ExecResult", "Failure", "Layers", "PmapError", "ProgramError", "Sand
 
 _HOMES = {
     "ExecResult": "._results",
-    "Failure": ".child._pmap",
+    "Failure": ".child._failure",
     "Layers": ".child._confine",
-    "PmapError": ".child._pmap",
+    "PmapError": ".child._failure",
     "ProgramError": "._results",
     "Sandbox": ".host._driver",
     "execute": ".host._driver",
@@ -29,7 +29,7 @@ _HOMES = {
 if TYPE_CHECKING:
     from ._results import ExecResult, ProgramError
     from .child._confine import Layers, probe
-    from .child._pmap import Failure, PmapError
+    from .child._failure import Failure, PmapError
     from .host._driver import Sandbox, execute
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import ConfigError
 from ._runs import ended_its_program, run_status
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
-from ._views import (
+from ._wording import (
     batch_counts,
     batch_note,
     failed_notes,

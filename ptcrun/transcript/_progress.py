@@ -1,8 +1,8 @@
-"""Observers that show a run while it goes: a live terminal display, plain lines, callbacks.
+"""Observers that show a run while it goes: a live terminal display, or plain lines.
 
 An observer is a function called with each event as the run emits it (the same events the
 transcript holds), on the run's own thread, before the run goes on: it must be quick and must
-not raise. Four ready-made ones:
+not raise. Two ready-made ones draw what ``_progress_state`` counts:
 
 - :class:`TerminalProgress`: redraws a few lines in place on a terminal: the current turn,
   a progress bar per running pmap (done / total, failures, elapsed), the ``tool.agent``
@@ -12,10 +12,8 @@ not raise. Four ready-made ones:
   at the end, the run's status, ``done (partial: 43 of 92 calls failed)`` when the answer was
   built while calls were failing.
 - :class:`LineProgress`: the same news as plain lines, for logs, pipes and CI.
-- :func:`progress_callback`: ``fn(completed, total, latest_result)`` after each pmap item that
-  finished well, the simple case.
-- :func:`parallel_events`: the worker-pool events ``parallel.start``, ``worker.start``,
-  ``worker.complete`` and ``parallel.complete``, for code written against that vocabulary.
+
+The observers that hand progress to the application's own function are ``_callbacks``'.
 """
 
 from __future__ import annotations
@@ -24,200 +22,19 @@ import math
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from ._events import Observer
-from ._views import failure_kinds, preview, status_text
+from ._progress_state import Event, ProgressState, in_sub_run
+from ._wording import preview
 
-__all__ = ["LineProgress", "TerminalProgress", "parallel_events", "progress_callback"]
+__all__ = ["LineProgress", "TerminalProgress"]
 
-Event = Mapping[str, Any]
 _BAR_CELLS = 24
 _REDRAW_EVERY = 0.1  # seconds; a 1,000-item pmap must not redraw 4,000 times
 _SHOWN_PMAPS = 6
 _SHOWN_SUB_RUNS = 4
 _TICK_EVERY = 0.5  # seconds between redraws when no event comes (the planner thinking)
-
-
-class _State:
-    """What the observers know of the run so far, updated event by event."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.turn = 0
-        self.max_turns: int | None = None
-        self.max_tokens: int | None = None
-        self.tokens = 0
-        self.cost: float | None = None
-        self.phase = "starting"
-        self.pmaps: dict[str, dict[str, Any]] = {}
-        #: Failed calls so far, counted as the run counts them (``FailureTally``): failed pmap
-        #: items, calls a pmap item caught, calls outside pmap, and those of sub-runs that
-        #: answered; a call whose error ended its program is that program's error, not a
-        #: failure the program went on after (the run's end gives the count).
-        self.failed = 0
-        #: Failed calls outside pmap whose error ended their program, so far.
-        self.enders = 0
-        self._last_loose: str | None = None  # the error type of the last call outside pmap
-        # Failed calls inside a pmap item, by (pmap, item), until the item ends: failures of
-        # their own if it then ends well (its function caught them), else the item's failure.
-        self._pending: Counter[tuple[object, object]] = Counter()
-        #: LLM requests the provider sent again (``llm.retry`` events) so far.
-        self.retries = 0
-        self.turn_started = self.started
-        self.ended: str | None = None  # the run's status, as the views show it, once it ended
-        self.failures = ""  # how many calls failed, and their kinds, once it ended
-        self.kinds = ""  # the failures' kinds alone
-        #: The sub-runs running, by the span of the call that started each (``t1.c3``,
-        #: ``t1.c3/t2.c1``): their depth, goal, turn and start.
-        self.sub_runs: dict[str, dict[str, Any]] = {}
-        #: The sub-runs that ended, by status.
-        self.sub_ended: Counter[str] = Counter()
-
-    def update(self, event: Event) -> None:
-        kind = event["type"]
-        if in_sub_run(event):
-            # A sub-run's tokens are the run's; its turns and pmaps are its own, and only its
-            # start, its turns and its end are followed.
-            self._sub_run(kind, event)
-            self._sub_run_failures(kind, event)
-            if kind not in ("llm.end", "llm.retry"):
-                return
-        if kind == "run.start":
-            limits = event.get("limits") or {}
-            self.max_turns = limits.get("max_turns")
-            self.max_tokens = limits.get("max_tokens")
-        elif kind == "turn.start":
-            self.turn = int(event.get("turn", self.turn + 1))
-            self.phase = "planner thinking"
-            self.turn_started = time.monotonic()
-        elif kind == "program.start":
-            self.phase = "program running"
-            self._last_loose = None
-            self._pending.clear()
-        elif kind == "turn.end":
-            self.phase = f"turn ended: {event.get('status')}"
-        elif kind == "llm.retry":
-            self.retries += 1
-        elif kind == "llm.end":
-            self.tokens += int(event.get("input_tokens") or 0) + int(event.get("output_tokens") or 0)
-            if isinstance(event.get("cost"), (int, float)):
-                self.cost = (self.cost or 0.0) + float(event["cost"])
-        elif kind == "pmap.start":
-            self.pmaps[event["span"]] = {
-                "total": int(event.get("total", 0)), "done": 0, "failed": 0,
-                "started": time.monotonic(), "running": True,
-            }
-        elif kind == "item.end":
-            pmap = self.pmaps.get(str(event.get("parent")))
-            if pmap is not None:
-                pmap["done" if event.get("ok") else "failed"] += 1
-            caught = self._pending.pop((event.get("pmap"), event.get("item")), 0)
-            if event.get("ok"):
-                self.failed += caught
-        elif kind == "pmap.end":
-            pmap = self.pmaps.get(event["span"])
-            if pmap is not None:
-                pmap["running"] = False
-                pmap["done"] = int(event.get("done", pmap["done"]))
-                pmap["failed"] = int(event.get("failed", pmap["failed"]))
-                pmap["seconds"] = time.monotonic() - pmap["started"]
-                self.failed += pmap["failed"]
-        elif kind == "call.end" and event.get("pmap") is not None:
-            if not event.get("ok") and _error_type(event.get("error")) != "Cancelled":
-                self._pending[(event.get("pmap"), event.get("item"))] += 1
-        elif kind == "call.end":
-            self._last_loose = None if event.get("ok") else _error_type(event.get("error"))
-            if self._last_loose not in (None, "Cancelled"):
-                self.failed += 1
-        elif kind == "program.end":
-            ended_by = _error_type(event.get("error")) if event.get("error") else None
-            if ended_by is not None and ended_by == self._last_loose and ended_by != "Cancelled":
-                self.failed -= 1
-                self.enders += 1
-            self._last_loose = None
-        elif kind == "run.end":
-            self._run_end(event)
-
-    def _sub_run(self, kind: str, event: Event) -> None:
-        call, _, span = str(event.get("span")).rpartition("/")
-        if kind == "run.start":
-            depth = event.get("depth")
-            self.sub_runs[call] = {
-                "depth": depth if isinstance(depth, int) else call.count("/") + 1,
-                "goal": str(event.get("goal", "")),
-                "max_turns": (event.get("limits") or {}).get("max_turns"),
-                "turn": 0,
-                "started": time.monotonic(),
-            }
-        elif kind == "turn.start" and call in self.sub_runs:
-            self.sub_runs[call]["turn"] = int(event.get("turn") or 0)
-        elif kind == "run.end" and span == "run":
-            self.sub_runs.pop(call, None)
-            self.sub_ended[str(event.get("status"))] += 1
-
-    def _sub_run_failures(self, kind: str, event: Event) -> None:
-        # A sub-run that answered gave an answer built on its calls: its failed calls (its own
-        # sub-runs' among them) are the run's, as FailureTally.sub_run_ended counts them.
-        call, _, span = str(event.get("span")).rpartition("/")
-        if kind == "run.end" and span == "run" and "/" not in call and event.get("status") == "done":
-            failed = event.get("failed_calls")
-            if isinstance(failed, Mapping):
-                self.failed += sum(int(n) for n in failed.values())
-
-    def sub_runs_text(self) -> str:
-        """``"sub-runs: 3 running (depth 1: 2, depth 2: 1) · 5 ended (4 done, 1 failed)"``, or
-        nothing when no sub-run started."""
-        if not self.sub_runs and not self.sub_ended:
-            return ""
-        depths = Counter(sub["depth"] for sub in self.sub_runs.values())
-        where = ", ".join(f"depth {d}: {n}" for d, n in sorted(depths.items()))
-        text = f"sub-runs: {len(self.sub_runs):,} running" + (f" ({where})" if where else "")
-        ended = sum(self.sub_ended.values())
-        if ended:
-            statuses = ", ".join(f"{n:,} {status}" for status, n in sorted(
-                self.sub_ended.items(), key=lambda kv: (-kv[1], kv[0])))
-            text += f" · {ended:,} ended ({statuses})"
-        return text
-
-    def _run_end(self, event: Event) -> None:
-        failed = event.get("failed_calls")
-        failed = {str(k): int(v) for k, v in failed.items()} if isinstance(failed, Mapping) else {}
-        calls = int(event.get("calls_made") or 0)
-        self.ended = status_text(str(event.get("status")), failed, calls, event.get("partial") is True)
-        if failed:
-            count = sum(failed.values())
-            self.kinds = failure_kinds(failed)
-            self.failures = f"{count:,} of {max(calls, count):,} calls failed: {self.kinds}"
-
-    def tokens_text(self) -> str:
-        text = f"tokens {self.tokens:,}"
-        if self.max_tokens:
-            text += f" / {self.max_tokens:,} ({self.tokens / self.max_tokens:.0%})"
-        if self.cost is not None:
-            text += f" · ${self.cost:.4f}"
-        if (self.failed or self.enders) and self.ended is None:
-            text += f" · {self.failed:,} call{'s' * (self.failed != 1)} failed"
-            if self.enders:
-                whose = "its program" if self.enders == 1 else "their programs"
-                text += f" (+{self.enders:,} that ended {whose})"
-        if self.retries:
-            text += f" · {self.retries:,} retr{'y' if self.retries == 1 else 'ies'}"
-        return text
-
-
-def in_sub_run(event: Event) -> bool:
-    """Whether the event is a ``tool.agent`` sub-run's: its span id has a ``/``. The progress
-    lines follow the run's own turns and pmaps; a sub-run adds its tokens and retries."""
-    return "/" in str(event.get("span", ""))
-
-
-def _error_type(error: object) -> str:
-    kind = error.get("type") if isinstance(error, Mapping) else None
-    return kind if isinstance(kind, str) and kind else "Error"
-
 
 def _same(text: str) -> str:
     return text
@@ -258,7 +75,7 @@ class TerminalProgress:
         self.stream = stream if stream is not None else sys.stderr
         self.redraw_every = redraw_every
         self.tick_every = tick_every
-        self._state = _State()
+        self._state = ProgressState()
         self._drawn = 0
         self._last = -math.inf
         self._lock = threading.Lock()
@@ -382,7 +199,7 @@ class LineProgress:
     def __init__(self, stream: TextIO | None = None, *, words: Callable[[str], str] = _same) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self._words = words
-        self._state = _State()
+        self._state = ProgressState()
         self._quarters: dict[str, int] = {}
 
     def _say(self, text: str) -> None:
@@ -464,91 +281,3 @@ class LineProgress:
             self._say(f"run {s.ended} after {turns} · {s.tokens_text()}")
             if s.failures:
                 self._say(f"run: {s.failures}")
-
-
-def progress_callback(fn: Callable[[int, int, Any], None]) -> Observer:
-    """Turn ``fn(completed, total, latest_result)`` into an observer of pmap progress.
-
-    ``fn`` is called after each item of a top-level pmap that finished well (not after a
-    failed one): ``completed`` counts the items of that pmap finished so far, failed ones
-    included; ``total`` is its item count; ``latest_result`` is the value of the last tool
-    call the item made (``None`` if it made none). Items finish in any order. Nested pmaps
-    count inside their parent's item, not on their own.
-
-    Example::
-
-        def show(done, total, latest):
-            print(f"{done}/{total} - latest: {latest}")
-
-        Runtime(planner=..., observers=[ptcrun.progress_callback(show)])
-    """
-    totals: dict[str, int] = {}
-    finished: dict[str, int] = {}
-    last_value: dict[str, Any] = {}
-
-    def observe(event: Event) -> None:
-        if in_sub_run(event):
-            return  # the run's own top-level pmaps only
-        kind = event["type"]
-        if kind == "pmap.start":
-            if str(event.get("parent", "")).endswith(".program"):
-                totals[event["span"]] = int(event.get("total", 0))
-                finished[event["span"]] = 0
-        elif kind == "call.end" and event.get("ok"):
-            last_value[str(event.get("parent"))] = event.get("value")
-        elif kind == "item.end":
-            pmap = str(event.get("parent"))
-            if pmap in totals:
-                finished[pmap] += 1
-                value = last_value.pop(str(event.get("span")), None)
-                if event.get("ok"):
-                    fn(finished[pmap], totals[pmap], value)
-        elif kind == "pmap.end":
-            totals.pop(event["span"], None)
-            finished.pop(event["span"], None)
-
-    return observe
-
-
-def parallel_events(fn: Callable[[dict[str, Any]], None]) -> Observer:
-    """Turn the run's pmap events into worker-pool events and pass each to ``fn``.
-
-    =======================  ===========================================================
-    ``parallel.start``       a pmap started: ``worker_count`` (threads), ``item_count``
-    ``worker.start``         an item started: ``worker_id`` (its slot), ``item_index``,
-                             ``total_items``
-    ``worker.complete``      an item ended: the same, plus ``error`` (true or false)
-    ``parallel.complete``    a pmap ended: ``items_processed``, ``items_failed``,
-                             ``timed_out``
-    =======================  ===========================================================
-
-    Each is ``{"type", "ts", "source": <pmap span>, "data": {...}}``.
-    """
-    totals: dict[str, int] = {}
-
-    def send(kind: str, event: Event, source: str, data: dict[str, Any]) -> None:
-        fn({"type": kind, "ts": event.get("ts"), "source": source, "data": data})
-
-    def observe(event: Event) -> None:
-        kind = event["type"]
-        if kind == "pmap.start":
-            totals[event["span"]] = int(event.get("total", 0))
-            send("parallel.start", event, event["span"],
-                 {"worker_count": event.get("concurrency"), "item_count": event.get("total")})
-        elif kind in ("item.start", "item.end"):
-            pmap = str(event.get("parent"))
-            data = {"worker_id": event.get("slot"), "item_index": event.get("item"),
-                    "total_items": totals.get(pmap)}
-            if kind == "item.start":
-                send("worker.start", event, pmap, data)
-            else:
-                send("worker.complete", event, pmap, {**data, "error": not event.get("ok")})
-        elif kind == "pmap.end":
-            totals.pop(event["span"], None)
-            send("parallel.complete", event, event["span"], {
-                "items_processed": int(event.get("done") or 0) + int(event.get("failed") or 0),
-                "items_failed": event.get("failed"),
-                "timed_out": bool(event.get("timed_out")),
-            })
-
-    return observe

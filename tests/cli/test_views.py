@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ptcrun import Transcript
-from ptcrun.transcript._views import planner_prose
+from ptcrun.transcript._wording import planner_prose
 
 from ..clirun import run_cli
 from .test_cli import FAN_OUT, run_args, write_files

@@ -26,8 +26,8 @@ import attrs
 import trio
 
 from ptcrun import _json
+from ptcrun.sandbox.child._compile import compile_program
 from ptcrun.sandbox.child._namespace import build_globals, warm_up
-from ptcrun.sandbox.child._policy import compile_program
 
 __all__ = ["Case", "Outcome", "check", "check_in_child", "run_child", "run_cpython", "run_sandbox"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+from ptcrun.sandbox.child._compile import ProgramRejected, compile_program
 from ptcrun.sandbox.child._namespace import build_globals, warm_up
-from ptcrun.sandbox.child._policy import ProgramRejected, compile_program
 
 warm_up()
 

@@ -53,8 +53,11 @@ from ptcrun.errors import (
     ToolError,
 )
 from ptcrun.sandbox import ExecResult, Sandbox, _protocol
-from ptcrun.sandbox.child import _guards
-from ptcrun.sandbox.child._guards import HIDDEN_ATTRIBUTES, ClassOf, TypeOf
+from ptcrun.sandbox.child import _class_of
+from ptcrun.sandbox.child._attributes import HIDDEN_ATTRIBUTES
+from ptcrun.sandbox.child._class_of import ClassOf, TypeOf
+from ptcrun.sandbox.child._compile import ProgramRejected
+from ptcrun.sandbox.child._failure import Failure, PmapError
 from ptcrun.sandbox.child._host_api import Budget, Remaining, Tools
 from ptcrun.sandbox.child._link import Pending
 from ptcrun.sandbox.child._mod_classes import is_program_class
@@ -65,8 +68,7 @@ from ptcrun.sandbox.child._modules import (
     guarded_import,
 )
 from ptcrun.sandbox.child._names import SPECIAL_METHODS
-from ptcrun.sandbox.child._pmap import Failure, Fanout, PmapError
-from ptcrun.sandbox.child._policy import ProgramRejected
+from ptcrun.sandbox.child._pmap import Fanout
 from tests.sandbox.inproc import DATA, Done, Session
 
 from .conftest import limits
@@ -852,7 +854,7 @@ def nameable(value: object) -> bool:
     if isinstance(value, (TypeOf, ContainerType, ClassOf)):
         return True
     return isinstance(value, type) and (
-        value in _guards._OFFERED or is_program_class(value) or issubclass(value, enum.Enum)
+        value in _class_of._OFFERED or is_program_class(value) or issubclass(value, enum.Enum)
     )
 
 

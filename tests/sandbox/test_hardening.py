@@ -27,8 +27,18 @@ from hypothesis import strategies as st
 
 from ptcrun import _json, errors
 from ptcrun.sandbox import Sandbox
-from ptcrun.sandbox.child import _exact, _guards, _modules, _namespace, _pmap, _scope
-from ptcrun.sandbox.child._guards import Ownership
+from ptcrun.sandbox.child import (
+    _attributes,
+    _class_of,
+    _exact,
+    _failure,
+    _handlers,
+    _modules,
+    _namespace,
+    _pmap,
+    _scope,
+)
+from ptcrun.sandbox.child._ownership import Ownership
 from tests.sandbox.inproc import Done, Session
 
 from .conftest import limits
@@ -80,7 +90,7 @@ def fanout_session(cap: int = CAP) -> tuple[_pmap.Fanout, Items, Session]:
         send=items.send, default_concurrency=100, default_timeout=10.0, max_items=1000,
         max_threads=cap,
     )
-    session = Session(pmap=fanout.pmap, pcalls=fanout.pcalls, hold=items.hold, Failure=_pmap.Failure)
+    session = Session(pmap=fanout.pmap, pcalls=fanout.pcalls, hold=items.hold, Failure=_failure.Failure)
     session.run(LIAR)
     return fanout, items, session
 
@@ -298,7 +308,7 @@ def test_no_program_value_reaches_the_budget_or_a_clock_unconverted(
                 results = fanout.pmap(
                     lambda i: i, range(count), concurrency=concurrency, timeout=timeout, fail_fast=fail_fast
                 )
-        except (ValueError, _pmap.PmapError):  # refused, or failed fast on a timed-out item
+        except (ValueError, _failure.PmapError):  # refused, or failed fast on a timed-out item
             results = None
     if results is not None:
         assert len(results) == count
@@ -320,7 +330,7 @@ def test_program_values_become_exact_copies():
     assert type(_exact.whole_number(number, "n")) is int
     assert type(_exact.seconds(number, "t")) is float
     assert type(_exact.plain_str(name, "s")) is str
-    failure = _pmap.Failure(number, name, "m")
+    failure = _failure.Failure(number, name, "m")
     assert (failure.index, type(failure.index), failure.kind, type(failure.kind)) == (7, int, "k", str)
 
 
@@ -331,7 +341,7 @@ import contextlib, gc, json, sys
 sys.path.insert(0, {root!r})
 from ptcrun.sandbox.child import _modules, _tripwire
 from ptcrun.sandbox.child._namespace import build_globals
-from ptcrun.sandbox.child._policy import compile_program
+from ptcrun.sandbox.child._compile import compile_program
 from ptcrun.sandbox.child._tripwire import exec_program, install_tripwire, trusted
 
 off = {off!r}
@@ -478,7 +488,7 @@ def test_careless_reporter_runs_program_code_that_escapes_it():
         errors.to_payload(caught.value)  # the payload as the reporter built it before
     payload = _exact.error_payload(caught.value)
     assert payload == {"type": "ValueError", "message": "<ValueError whose message could not be read>"}
-    failure = _pmap.Failure.from_exception(3, caught.value)
+    failure = _failure.Failure.from_exception(3, caught.value)
     assert (failure.index, failure.kind) == (3, "ValueError")
 
 
@@ -685,7 +695,7 @@ except ValueError:
 
 def test_careless_except_catches_an_error_raised_over_done(monkeypatch):
     monkeypatch.setattr(
-        _guards, "_ends_the_program",
+        _handlers, "_ends_the_program",
         lambda pending: pending is not None and not isinstance(pending, Exception),
     )
     assert Session().run(RAISED_OVER_DONE) == "still running\n"
@@ -727,13 +737,13 @@ f = lambda: 0
 
 
 def careless_check(name: object) -> str:
-    if not isinstance(name, str) or name.startswith("_") or name in _guards.HIDDEN_ATTRIBUTES:
+    if not isinstance(name, str) or name.startswith("_") or name in _attributes.HIDDEN_ATTRIBUTES:
         raise AttributeError(f"{name!r} is not allowed")
     return name
 
 
 def test_careless_name_check_lets_a_str_subclass_read_globals(monkeypatch):
-    monkeypatch.setattr(_guards, "check_attribute_name", careless_check)
+    monkeypatch.setattr(_attributes, "check_attribute_name", careless_check)
     session = Session()
     session.run(IMPOSTOR + "g = getattr(f, Name('__globals__'))")
     assert session["g"] is session.globals
@@ -765,7 +775,7 @@ class Holder:
 
 
 def test_careless_getattr_hands_out_the_metaclass(monkeypatch):
-    monkeypatch.setattr(_guards, "_check_value", lambda name, value: value)
+    monkeypatch.setattr(_attributes, "_check_value", lambda name, value: value)
     session = Session(holder=Holder())
     # type() with three arguments defines special methods the compile policy refuses.
     out = session.run("K = holder.kind('K', (), {'__len__': lambda self: 7})\nprint(len(K()))")
@@ -779,7 +789,7 @@ def test_metaclass_is_never_handed_out():
     for module, proxy in _modules._PROXIES.items():
         reachable.update({f"{module}.{name}": value for name, value in proxy._members.items()})
     for host_name in ("Failure", "PmapError"):
-        reachable[host_name] = getattr(_pmap, host_name)
+        reachable[host_name] = getattr(_failure, host_name)
     for name, value in reachable.items():
         assert not (isinstance(value, type) and issubclass(value, type)), name
         assert type(value).__name__ != "module", name
@@ -789,8 +799,8 @@ def test_except_matches_exactly_the_tuple_it_checked():
     session = Session()
     session.run("class Pair(tuple):\n    pass\nkinds = Pair([KeyError, ValueError])")
     assert session.run("try:\n    raise KeyError(1)\nexcept kinds:\n    print('caught')") == "caught\n"
-    assert _guards.catchable(session["kinds"]) == (KeyError, ValueError)
-    assert type(_guards.catchable(session["kinds"])) is tuple
+    assert _handlers.catchable(session["kinds"]) == (KeyError, ValueError)
+    assert type(_handlers.catchable(session["kinds"])) is tuple
 
 
 def test_module_machinery_without_rules_stays_closed():
@@ -839,7 +849,7 @@ def test_a_program_exit_swallows_errors_but_never_done_or_fail():
 def test_careless_with_hands_a_program_exit_the_host_exception(monkeypatch):
     # A program's __exit__ treated as the host's: it keeps done()'s exception class, and can
     # raise it later with an answer that never went through the JSON conversion.
-    monkeypatch.setattr(_guards, "is_program_class", lambda cls: False)
+    monkeypatch.setattr(_handlers, "is_program_class", lambda cls: False)
     session = Session()
     session.run(SWALLOWING_CLASS + "s = Swallow()")
     with pytest.raises(Done):
@@ -873,7 +883,7 @@ def test_type_never_hands_out_a_metaclass():
 def test_careless_getattr_reads_the_internals_of_a_host_class_through_a_subclass(monkeypatch):
     # Private names on the program's own objects, without the rule that a class the program
     # did not make must not define them: a subclass of a host class reaches its internals.
-    monkeypatch.setattr(_guards, "_defined_outside_the_program", lambda *a, **k: False)
+    monkeypatch.setattr(_attributes, "_defined_outside_the_program", lambda *a, **k: False)
     session = Session(host_class=_pmap.Fanout)
     session.run("class Mine(host_class):\n    pass\nleaked = Mine._thread_main")
     assert callable(session["leaked"])
@@ -909,7 +919,7 @@ except ValueError:
 def test_careless_type_hands_out_the_class_of_a_host_object(monkeypatch):
     # type() that returns every class as it is: the Tools class, called with the program's own
     # object as its link, runs the program's code from inside the sandbox's tool call.
-    monkeypatch.setattr(_guards, "_nameable", lambda kind: True)
+    monkeypatch.setattr(_class_of, "_nameable", lambda kind: True)
     session = Session(tool=_host_tools())
     session.run(FORGED_TOOLS)
     assert session["calls"] == ["program code"]
@@ -935,7 +945,7 @@ E.__init__(json.JSONEncoder, separators=(";", "="))
 def test_careless_getattr_hands_out_methods_that_take_any_self(monkeypatch):
     # Without the check of self, json's encoder __init__ rewrites the class's separators, for
     # every json.dumps in the child.
-    monkeypatch.setattr(_guards, "_unbound", lambda obj, name, value: value)
+    monkeypatch.setattr(_attributes, "_unbound", lambda obj, name, value: value)
     before = dict(vars(json.JSONEncoder))
     try:
         Session().run(ENCODER_REWRITE)

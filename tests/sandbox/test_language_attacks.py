@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from ptcrun.sandbox._language import ALLOWED_MODULES
-from ptcrun.sandbox.child._policy import ProgramRejected
+from ptcrun.sandbox.child._compile import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, Session, in_scope, refusal
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"

@@ -18,9 +18,9 @@ import pytest
 from ptcrun import _json
 from ptcrun.errors import ToolError
 from ptcrun.sandbox import execute
-from ptcrun.sandbox.child import _exact, _pmap
+from ptcrun.sandbox.child import _exact, _failure, _pmap
+from ptcrun.sandbox.child._compile import ProgramRejected
 from ptcrun.sandbox.child._names import SPECIAL_METHODS
-from ptcrun.sandbox.child._policy import ProgramRejected
 from tests.sandbox.inproc import DATA, Done, FakeBudget, Session, in_scope, refusal, run
 
 PRIVATE = "is not allowed: names starting with '_' are private in the sandbox"
@@ -175,7 +175,7 @@ def test_attack_is_refused(source: str, error: type[BaseException], message: str
     import contextlib
 
     session = Session(host_class=_pmap.Fanout, FakeBudget=FakeBudget, abstract=contextlib.AbstractContextManager,
-                      Failure=_pmap.Failure, tool=_pmap.Failure(0, "x", "y"), ToolError=ToolError)
+                      Failure=_failure.Failure, tool=_failure.Failure(0, "x", "y"), ToolError=ToolError)
     assert message in refusal(session, source, error)
 
 
@@ -606,7 +606,7 @@ def test_except_catches_through_the_class_a_program_cannot_name():
 
 
 def test_classes_a_program_can_name_come_back_as_themselves():
-    session = Session(Failure=_pmap.Failure)
+    session = Session(Failure=_failure.Failure)
     out = session.run("""
         import collections, decimal, re, enum, io
         class Own:

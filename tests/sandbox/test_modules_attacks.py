@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptcrun.sandbox import Sandbox
-from ptcrun.sandbox.child import _guards, _mod_copy
-from ptcrun.sandbox.child._guards import guarded_getattr
+from ptcrun.sandbox.child import _attributes, _mod_copy
+from ptcrun.sandbox.child._attributes import guarded_getattr
 from ptcrun.sandbox.child._mod_classes import record_program_class
 from ptcrun.sandbox.child._modules import _PROXIES
 from tests.sandbox.inproc import DATA, Session
@@ -282,7 +282,7 @@ def test_attribute_walks_from_served_members_reach_nothing_hidden(start, picks):
 
 
 def test_the_walks_find_a_careless_private_name_check(monkeypatch):
-    monkeypatch.setattr(_guards, "check_private", lambda obj, name: None)
+    monkeypatch.setattr(_attributes, "check_private", lambda obj, name: None)
     with pytest.raises(AssertionError, match=r"\.__"):
         test_attribute_walks_from_served_members_reach_nothing_hidden()
 

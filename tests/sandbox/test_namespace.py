@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from ptcrun.sandbox.child import _namespace
+from ptcrun.sandbox.child._compile import compile_program
 from ptcrun.sandbox.child._namespace import build_globals, warm_up
-from ptcrun.sandbox.child._policy import compile_program
 from tests.sandbox.inproc import DATA, Session, run
 
 
@@ -556,7 +556,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from ptcrun.sandbox.child import _tripwire
 from ptcrun.sandbox.child._namespace import build_globals, warm_up
-from ptcrun.sandbox.child._policy import compile_program
+from ptcrun.sandbox.child._compile import compile_program
 
 events = set()
 

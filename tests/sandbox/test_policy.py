@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-from ptcrun.sandbox.child import _policy
-from ptcrun.sandbox.child._policy import (
+from ptcrun.sandbox.child import _compile
+from ptcrun.sandbox.child._compile import (
     MAX_SOURCE_CHARS,
     MAX_SOURCE_LINES,
     ProgramRejected,
@@ -87,7 +87,7 @@ def test_memory_error_while_compiling_is_a_rejection(monkeypatch: pytest.MonkeyP
     def exhausted(*args: object, **kwargs: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(_policy, "compile_restricted_exec", exhausted)
+    monkeypatch.setattr(_compile, "compile_restricted_exec", exhausted)
     assert rejected("x = 1").kind == "TooDeep"
 
 

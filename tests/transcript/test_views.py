@@ -11,7 +11,8 @@ from ptcrun import Transcript
 from ptcrun.errors import TranscriptError
 from ptcrun.transcript._chrome import chrome_trace
 from ptcrun.transcript._html import write_html
-from ptcrun.transcript._views import preview, render_show, render_summary, render_tree
+from ptcrun.transcript._views import render_show, render_summary, render_tree
+from ptcrun.transcript._wording import preview
 
 from .example_runs import CHUNKS, block, example_run, runtime
 

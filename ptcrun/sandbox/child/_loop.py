@@ -129,7 +129,7 @@ class Child:
         self._trusted: Any = contextlib.nullcontext
         self._exec: Any = exec
         self.output = Output(link, int(self.limits["sandbox_output_bytes"]))
-        from . import _pmap
+        from . import _failure, _pmap
 
         self.fanout = _pmap.Fanout(
             send=link.send,
@@ -151,8 +151,8 @@ class Child:
             "pcalls": self.fanout.pcalls,
             "done": done,
             "fail": fail,
-            "Failure": _pmap.Failure,
-            "PmapError": _pmap.PmapError,
+            "Failure": _failure.Failure,
+            "PmapError": _failure.PmapError,
             "ToolError": errors.ToolError,
             "ToolArgumentError": errors.ToolArgumentError,
             "LimitExceeded": errors.LimitExceeded,
@@ -196,7 +196,7 @@ class Child:
             except SyntaxError as exc:
                 text = (exc.text or "").strip() or None
                 raise _Rejected("SyntaxError", str(exc.msg), exc.lineno, text) from None
-        from ._policy import ProgramRejected, compile_program
+        from ._compile import ProgramRejected, compile_program
 
         try:
             return compile_program(source, filename="<program>")

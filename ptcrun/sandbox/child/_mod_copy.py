@@ -32,8 +32,8 @@ import re
 import types
 from typing import Any
 
+from ._failure import Failure
 from ._mod_classes import is_program_class
-from ._pmap import Failure
 from ._stand_ins import ClassStandIn
 
 __all__ = ["MEMBERS", "copy", "deepcopy"]

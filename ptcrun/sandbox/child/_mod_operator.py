@@ -18,18 +18,18 @@ from typing import Any
 __all__ = ["MEMBERS", "attrgetter", "methodcaller"]
 
 
-def _guards() -> Any:
-    # Imported when called: the guards module imports the module proxies, which import this.
-    from . import _guards
+def _attribute_guard() -> Any:
+    # Imported when called: the attribute guard imports the module proxies, which import this.
+    from . import _attributes
 
-    return _guards
+    return _attributes
 
 
 def _check(name: object) -> str:
     if type(name) is not str:
         raise TypeError(f"attribute name must be a string, not {type(name).__name__!r}")
     for part in name.split("."):
-        _guards().check_attribute_name(part)
+        _attribute_guard().check_attribute_name(part)
     return name
 
 
@@ -40,7 +40,7 @@ class _AttrGetter:
         self._paths = tuple(tuple(name.split(".")) for name in names)
 
     def __call__(self, obj: object) -> Any:
-        getattr_ = _guards().guarded_getattr
+        getattr_ = _attribute_guard().guarded_getattr
         values = []
         for path in self._paths:
             value = obj
@@ -62,7 +62,7 @@ class _MethodCaller:
         self._kwargs = kwargs
 
     def __call__(self, obj: object) -> Any:
-        return _guards().guarded_getattr(obj, self._name)(*self._args, **self._kwargs)
+        return _attribute_guard().guarded_getattr(obj, self._name)(*self._args, **self._kwargs)
 
     def __repr__(self) -> str:
         return f"operator.methodcaller({self._name!r}, ...)"

@@ -1,5 +1,5 @@
 """Which names a planner program may bind, define and read: one table, read by the compile
-policy (``_policy``) and the attribute guard (``_guards``).
+policy (``_policy``) and the attribute guard (``_attributes``).
 
 RestrictedPython supplies its hooks as globals named ``_x_`` (``_getattr_``, ``_write_``...),
 plus its print collector ``_print`` and temporaries ``_tmpN``; the interpreter's own names are

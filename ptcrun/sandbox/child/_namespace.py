@@ -43,24 +43,20 @@ from typing import Any
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from . import _withheld
-from ._guards import (
-    TYPE,
-    Ownership,
-    Super,
-    catchable,
-    guarded_apply,
-    guarded_getattr,
-    guarded_hasattr,
-    guarded_vars,
-    guarded_with,
-    offer,
-    real_class,
-)
+from ._attributes import guarded_getattr, guarded_hasattr, guarded_vars
+from ._class_of import TYPE, Super, offer, real_class
+from ._handlers import catchable, guarded_with
 from ._modules import ContainerType, guarded_import, served_modules
+from ._ownership import Ownership
 
 __all__ = ["TYPE", "Printer", "build_globals", "warm_up"]
 
 _getiter = iter
+
+
+def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """The ``_apply_`` hook, used for calls with ``*args`` or ``**kwargs``."""
+    return func(*args, **kwargs)
 
 
 class Printer:
@@ -303,7 +299,7 @@ def warm_up() -> None:
     lazy import (``_strptime`` for ``datetime.strptime``, ``unicodedata`` for ``"\\N{...}"``,
     a codec module for ``str.encode``) would fail. Safe to call more than once.
     """
-    from ._policy import compile_program
+    from ._compile import compile_program
 
     moment = datetime.datetime(2024, 2, 3, 4, 5, 6, tzinfo=datetime.UTC)
     for fmt in ("%Y-%m-%d %H:%M:%S", "%d %B %Y %A", "%a %b %d %I:%M %p %j", "%Y-%m-%dT%H:%M:%S%z",

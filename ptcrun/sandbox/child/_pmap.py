@@ -7,6 +7,9 @@ by ``Limits.sandbox_threads``: a pmap takes the threads it can get, and when non
 (deeply nested pmaps) it runs its items one by one on the calling thread. Only the host limiter
 bounds calls, and a thread waiting on a nested pmap holds no call slot, so nesting cannot
 deadlock.
+
+``pmap(..., batch=True)`` runs no threads and is ``_batch``'s; the ``Failure`` a failed item
+leaves in its slot, and ``PmapError``, are ``_failure``'s.
 """
 
 from __future__ import annotations
@@ -21,79 +24,13 @@ from typing import Any
 from ... import errors
 from .. import _protocol
 from . import _exact, _scope
+from ._batch import BatchedPmap, refuse_a_fan_out_inside
 from ._data import DataView
+from ._failure import Failure, PmapError, event_error
 from ._host_api import Cancelled, ProgramExit
 from ._link import Pending
 
-__all__ = ["Failure", "Fanout", "PmapError"]
-
-#: An item's error message is cut to this many characters in its ``item.end`` event.
-_EVENT_MESSAGE_CHARS = 2_000
-
-
-class Failure:
-    """The value in a pmap slot whose item failed or timed out. It is falsy.
-
-    Its ``kind`` and ``message`` are the ``type`` and ``message`` of the exception's error
-    payload (``ptcrun.errors.to_payload``), and the whole payload goes to the host in the item's
-    ``item.end`` event. A program may build one too; its fields are then exact copies of
-    what it passed (a whole number and two strings).
-
-    Attributes:
-        index: the item's position in the input.
-        kind: the exception's class name (``"ToolError"``, ``"TimeLimitExceeded"``, ...).
-        message: what went wrong.
-    """
-
-    __slots__ = ("_payload", "index", "kind", "message")
-    index: int
-    kind: str
-    message: str
-    _payload: dict[str, Any]
-
-    def __init__(self, index: int, kind: str, message: str) -> None:
-        index = _exact.whole_number(index, "Failure index")
-        kind = _exact.plain_str(kind, "Failure kind")
-        message = _exact.plain_str(message, "Failure message")
-        object.__setattr__(self, "index", index)
-        object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "message", message)
-        object.__setattr__(self, "_payload", {"type": kind, "message": message})
-
-    @classmethod
-    def from_exception(cls, index: int, exc: BaseException) -> Failure:
-        payload = _exact.error_payload(exc)
-        failure = cls(index, payload["type"], payload["message"])
-        object.__setattr__(failure, "_payload", payload)
-        return failure
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Failure is read-only")
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return f"Failure(item {self.index}: {self.kind}: {self.message})"
-
-    __str__ = __repr__
-
-
-class PmapError(Exception):
-    """Raised by ``pmap(..., fail_fast=True)`` at the first failure.
-
-    Attributes:
-        failure: the :class:`Failure` that stopped the fan-out.
-        results: one slot per item: the value of items that finished, ``None`` for the rest.
-    """
-
-    def __init__(self, failure: Failure, results: list[Any], done: int) -> None:
-        super().__init__(
-            f"item {failure.index} failed: {failure.kind}: {failure.message} "
-            f"({done} of {len(results)} items done; the rest were cancelled)"
-        )
-        self.failure = failure
-        self.results = results
+__all__ = ["Fanout"]
 
 
 class _ThreadBudget:
@@ -196,7 +133,6 @@ class Fanout:
         open_request: Callable[[], Pending] | None = None,
     ) -> None:
         self._send = send
-        self._open_request = open_request
         self._default_concurrency = int(default_concurrency)
         self._default_timeout = float(default_timeout)
         self._max_items = max_items
@@ -204,6 +140,9 @@ class Fanout:
         self._ids = itertools.count(1)
         self._live: set[threading.Thread] = set()
         self._live_lock = threading.Lock()
+        self._batched = BatchedPmap(
+            send=send, open_request=open_request, ids=self._ids, default_timeout=self._default_timeout
+        )
 
     @property
     def threads_peak(self) -> int:
@@ -238,11 +177,7 @@ class Fanout:
         """
         if not callable(fn):
             raise TypeError(f"pmap needs a function as its first argument; got {type(fn).__name__}")
-        if _scope.recorder() is not None:
-            raise _BatchShape(
-                "a pmap(batch=True) function cannot run a pmap or pcalls of its own: it is run once "
-                "per item only to collect its tool.worker request. Fan out after the batched pmap"
-            )
+        refuse_a_fan_out_inside()
         if not isinstance(items, DataView):
             items = list(itertools.islice(iter(items), self._max_items + 1))
         # else: data is read item by item as the items start, never copied
@@ -281,7 +216,7 @@ class Fanout:
         if not items:
             return []
         if batch:
-            return self._batch(fn, items, clock_seconds)
+            return self._batched.run(fn, items, clock_seconds)
 
         parent = _scope.current()
         outer = _scope.position()
@@ -335,169 +270,6 @@ class Fanout:
             raise PmapError(run.first_failure, partial, sum(r is not None for r in partial))
         return run.results
 
-    def _batch(self, fn: Callable[[Any], Any], items: list[Any], clock_seconds: float) -> list[Any]:
-        """``pmap(fn, items, batch=True)``: collect each item's worker request, submit them to the
-        host's batch engine, wait for it within the pmap's clock, and fill the slots."""
-        if self._open_request is None:
-            raise errors.ToolError("pmap(batch=True) is not available here", tool="worker")
-        parent = _scope.current()
-        outer = _scope.position()
-        scope = _scope.Scope(
-            parent, deadline=time.monotonic() + clock_seconds, send_cancel=self._send_cancel
-        )
-        pmap_id = next(self._ids)
-        self._send(
-            _protocol.PmapStart(
-                pmap=pmap_id, total=len(items), concurrency=1, parent_pmap=outer["pmap"],
-                parent_item=outer["item"],
-            )
-        )
-        results: list[Any] = [None] * len(items)
-        sent: list[int] = []
-        timed_out = False
-        try:
-            requests = self._collect(fn, items, scope, pmap_id, results)
-            sent = [index for index, _, _ in requests]
-            if requests:
-                timed_out = not self._submit(requests, scope, pmap_id, results)
-        finally:
-            _scope.set_current(parent, outer["pmap"], outer["item"])
-        if timed_out:
-            scope.cancel()
-            exc = errors.TimeLimitExceeded(
-                "pmap", clock_seconds, f"the batch of {len(sent):,} worker requests did not end in time",
-                argument=clock_seconds < self._default_timeout,
-            )
-            for index in sent:
-                if results[index] is None:
-                    results[index] = Failure.from_exception(index, exc)
-        failed = 0
-        for index, value in enumerate(results):
-            if isinstance(value, Failure):
-                failed += 1
-                self._send(_protocol.ItemEnd(pmap_id, index, 0, False, _event_error(value)))
-        self._send(_protocol.PmapEnd(pmap_id, done=len(items) - failed, failed=failed, timed_out=timed_out))
-        return results
-
-    def _collect(
-        self,
-        fn: Callable[[Any], Any],
-        items: list[Any],
-        scope: _scope.Scope,
-        pmap_id: int,
-        results: list[Any],
-    ) -> list[tuple[int, list[Any], dict[str, Any]]]:
-        """Run ``fn`` on each item with tool calls recorded, not sent; return the requests as
-        ``(index, args, kwargs)``. An item that raises gets its Failure; an item that calls
-        no worker keeps its value."""
-        requests: list[tuple[int, list[Any], dict[str, Any]]] = []
-        for index, item in enumerate(items):
-            _scope.set_current(scope, pmap_id, index)
-            made: list[_Answer] = []
-
-            def record(name: str, args: list[Any], kwargs: dict[str, Any], index: int = index,
-                       made: list[_Answer] = made) -> _Answer:
-                if name != "worker":
-                    raise _BatchShape(
-                        f"item {index} called tool.{name}; a pmap(batch=True) function makes one "
-                        "tool.worker call and returns its answer. Call other tools in a pmap without batch"
-                    )
-                if made:
-                    raise _BatchShape(
-                        f"item {index} called tool.worker twice; a pmap(batch=True) function makes "
-                        "one tool.worker call. Batch each step in a pmap of its own"
-                    )
-                made.append(_Answer(index, args, kwargs))
-                return made[0]
-
-            _scope.set_recorder(record)
-            try:
-                value = fn(item)
-            except _BatchShape:
-                raise
-            except Exception as exc:
-                results[index] = Failure.from_exception(index, exc)
-                continue
-            finally:
-                _scope.set_recorder(None)
-            if not made:
-                results[index] = value
-            elif value is not made[0]:
-                raise _BatchShape(
-                    f"item {index}'s function returned something other than its tool.worker answer; "
-                    "in pmap(batch=True) the answer arrives after the pmap, so the function must return "
-                    "tool.worker(...) as it is. Work on the answers after the pmap"
-                )
-            else:
-                requests.append((index, made[0].args, made[0].kwargs))
-        return requests
-
-    def _submit(
-        self,
-        requests: list[tuple[int, list[Any], dict[str, Any]]],
-        scope: _scope.Scope,
-        pmap_id: int,
-        results: list[Any],
-    ) -> bool:
-        """Send the requests to the host in frames, ask it to run the batch, and read the
-        results into ``results``; ``False`` when the pmap's clock ran out first."""
-        part: list[list[Any]] = []
-        size = 0
-        first = True  # the host forgets what an earlier child left under the same pmap number
-        for index, args, kwargs in requests:
-            guess = _size_guess(args) + _size_guess(list(kwargs.values())) + 64
-            if part and size + guess > _BATCH_FRAME_BYTES:
-                self._batch_call(scope, {"op": "add", "batch": pmap_id, "first": first, "requests": part})
-                part, size, first = [], 0, False
-            part.append([index, args, kwargs])
-            size += guess
-        self._batch_call(scope, {"op": "add", "batch": pmap_id, "first": first, "requests": part})
-        ran = self._batch_call(scope, {"op": "run", "batch": pmap_id}, clock=True)
-        if ran is _TIMED_OUT:
-            return False
-        taken = 0
-        while taken < len(requests):
-            entries = self._batch_call(scope, {"op": "take", "batch": pmap_id, "start": taken})
-            if not isinstance(entries, list) or not entries:
-                raise errors.ToolError("the batch engine sent no results", tool="worker")
-            for index, ok, value, error in entries:
-                if ok:
-                    results[index] = value
-                else:
-                    failure = Failure(index, str(error.get("type", "Failure")), str(error.get("message", "")))
-                    object.__setattr__(failure, "_payload", dict(error))
-                    results[index] = failure
-            taken += len(entries)
-        return True
-
-    def _batch_call(self, scope: _scope.Scope, kwargs: dict[str, Any], *, clock: bool = False) -> Any:
-        """One step of the batch, as a call to the host's batch engine; its error is raised.
-
-        With ``clock``, the wait is bounded by the pmap's clock (``_TIMED_OUT`` when it ran out);
-        the call is registered with the pmap's scope, so that cancelling the pmap cancels it."""
-        assert self._open_request is not None
-        if scope.cancelled:
-            raise Cancelled("the pmap was cancelled")
-        pending = self._open_request()
-        scope.register(pending.id)
-        try:
-            self._send(_protocol.Call(pending.id, "_batch", [], kwargs, **_scope.position()))
-            if clock:
-                left = scope.seconds_left()
-                reply = pending.wait_for(None if math.isinf(left) else max(left, 0.0))
-                if reply is None:
-                    return _TIMED_OUT
-            else:
-                reply = pending.wait()
-        finally:
-            scope.unregister(pending.id)
-        if reply.ok:
-            return reply.value
-        payload = reply.error or {}
-        if payload.get("type") == "Cancelled":
-            raise Cancelled(str(payload.get("message", "cancelled")))
-        raise errors.from_payload(payload)
-
     def pcalls(
         self, *fns: Callable[[], Any], timeout: float | None = None, fail_fast: bool = False
     ) -> list[Any]:
@@ -547,7 +319,7 @@ class Fanout:
                 value = run.fn(run.items[index])
             except Cancelled as exc:
                 value = None
-                self._send(_protocol.ItemEnd(pmap_id, index, slot, False, _event_error(exc)))
+                self._send(_protocol.ItemEnd(pmap_id, index, slot, False, event_error(exc)))
                 continue
             except ProgramExit as exc:
                 run.abort(exc)
@@ -558,71 +330,8 @@ class Fanout:
                 run.abort(exc)
                 return
             failed = isinstance(value, Failure)
-            error = _event_error(value) if isinstance(value, Failure) else None
+            error = event_error(value) if isinstance(value, Failure) else None
             self._send(_protocol.ItemEnd(pmap_id, index, slot, not failed, error))
             run.finish(index, value)
             if run.scope.seconds_left() <= 0:
                 break
-
-
-#: Bytes of requests a batched pmap sends to the host in one frame, at most.
-_BATCH_FRAME_BYTES = _protocol.MAX_CHILD_FRAME_BYTES // 2
-_TIMED_OUT = object()
-
-
-class _BatchShape(ValueError):
-    """A ``pmap(batch=True)`` function that does not have the one shape a batch can take."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-
-class _Answer:
-    """What ``tool.worker(...)`` returns inside a ``pmap(batch=True)`` function: a stand-in for
-    an answer that arrives only when the batch ends. Using it in any way is an error that
-    says so; returning it is what the function must do."""
-
-    __slots__ = ("args", "index", "kwargs")
-
-    def __init__(self, index: int, args: list[Any], kwargs: dict[str, Any]) -> None:
-        object.__setattr__(self, "index", index)
-        object.__setattr__(self, "args", args)
-        object.__setattr__(self, "kwargs", kwargs)
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise _BatchShape(
-            f"item {self.index} used its tool.worker answer inside a pmap(batch=True) function; the "
-            "answer arrives after the pmap, so return tool.worker(...) as it is and work on the "
-            "results after the pmap"
-        )
-
-    def __getattr__(self, name: str) -> Any:
-        return self._refuse()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self._refuse()
-
-    __bool__ = __len__ = __iter__ = __getitem__ = __contains__ = __str__ = __int__ = __float__ = _refuse
-    __add__ = __radd__ = __mul__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _refuse
-    __format__ = _refuse
-
-    def __repr__(self) -> str:
-        return f"<item {self.index}'s tool.worker answer, sent in a batch>"
-
-
-def _size_guess(values: list[Any]) -> int:
-    """An upper bound on the UTF-8 bytes of ``values`` as JSON, cheap to take: strings at 6
-    bytes a character (a JSON escape), anything else at its repr's length times 6."""
-    total = 0
-    for value in values:
-        total += 6 * len(value) if type(value) is str else 6 * len(repr(value))
-    return total
-
-
-def _event_error(failed: Failure | Cancelled) -> dict[str, Any]:
-    """The error payload of an item's ``item.end`` event, its message cut to fit a frame."""
-    payload = dict(failed._payload) if isinstance(failed, Failure) else errors.to_payload(failed)
-    message = payload["message"]
-    if len(message) > _EVENT_MESSAGE_CHARS:
-        payload["message"] = message[: _EVENT_MESSAGE_CHARS - 20] + " … (cut)"
-    return payload
