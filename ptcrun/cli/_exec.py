@@ -81,8 +81,12 @@ def _exec_program(args: argparse.Namespace) -> int:
         return _report(execute(source, data=data, tools=list(tools.values()), limits=limits))
 
 
-def _scratch(args: argparse.Namespace) -> Scratch:
-    """Where exec cuts a corpus it is given as text: beside the run folders, as `run` does."""
+def _scratch(args: argparse.Namespace, run: Transcript | None = None) -> Scratch:
+    """Where exec cuts a corpus it is given as text: beside the run folders, as `run` does
+    (beside the run's own folder when it works on a run)."""
+    if run is not None and run.path is not None:
+        runs = run.path.parent.parent
+        return Scratch(runs, where=f"the run folders in {str(runs)!r}")
     return Scratch(Path(args.out), where=f"--out {args.out!r}")
 
 
@@ -100,7 +104,7 @@ def _exec_replay(args: argparse.Namespace) -> int:
     replay = _Replay(transcript.calls, only=args.replay_only)
     names = set(transcript.run.get("tools") or ()) | {c.tool for c in transcript.calls} | set(live)
     tools = [replay.tool(name, live.get(name)) for name in sorted(names)]
-    with _scratch(args) as scratch:
+    with _scratch(args, transcript) as scratch:
         data = _replay_data(args, transcript, scratch) if args.data is None else _data(args, source, scratch)
         code = _report(execute(source, data=data, tools=tools, limits=limits))
     replay.print_log(f"from {transcript.path}")
@@ -463,9 +467,7 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     if args.fresh:
         first = turn.number
     before = [t.program for t in transcript.turns if first <= t.number < turn.number and t.program]
-    # A corpus given as text is cut beside the run's folder, where `run` cut it.
-    runs = top.path.parent.parent if top.path is not None else Path(args.out)
-    with Scratch(runs, where=f"the run folders in {str(runs)!r}") as scratch:
+    with _scratch(args, top) as scratch:
         data = _sub_run_data(top, call, _replay_data(args, top, scratch))
         return _exec_turn_with(args, transcript, turn, first, before, program, data)
 

@@ -120,8 +120,10 @@ class _CorpusRecord:
         try:
             write_record(folder, self._corpus)
         except OSError as exc:
-            stdin = self._corpus.stdin is not None
-            data = "the corpus again (it came from standard input)" if stdin else self._corpus.path
+            corpus = self._corpus
+            data = (str(corpus.store) if corpus.store is not None
+                    else "the corpus again (it came from standard input)" if corpus.stdin is not None
+                    else corpus.path)
             self.warnings.append(
                 f"corpus.json was not written beside the transcript ({os_error_reason(exc)}); "
                 f"`ptcrun exec TRANSCRIPT --turn N` will need --data {data}."

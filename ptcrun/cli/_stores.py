@@ -46,6 +46,7 @@ def _build(args: argparse.Namespace) -> int:
     # A store being replaced is written under another name first: the old one stays whole and
     # readable by running commands until the new one is complete.
     part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    part.unlink(missing_ok=True)  # left by a killed command of the same id: never reused
     started = time.monotonic()
     try:
         with Scratch(target.parent.resolve(), where=f"STORE {args.path!r}") as scratch:
