@@ -404,3 +404,50 @@ def test_a_run_on_the_text_resumes_on_its_store(files):
     assert resumed["answer"] == ANSWER
     assert resumed["resumed_from"] is not None and resumed["replayed"]
     assert re.search(r"planner", json.dumps(resumed["replayed"]))
+
+
+def test_store_build_refuses_a_corpus_that_changes_while_it_is_cut(files, monkeypatch):
+    real = cli_corpus.build_store
+
+    def growing(corpus, path, **options):
+        store = real(corpus, path, **options)
+        with open(corpus, "a") as log:  # a writer appends while the store is cut
+            log.write("late line\n")
+        return store
+
+    monkeypatch.setattr(cli_corpus, "build_store", growing)
+    code, _, err = run_cli(["store", "build", str(files / "app.log"), str(files / "app.store")])
+    assert code == EXIT_CODES["config"]
+    assert "changed while it was cut into the store" in err
+    assert not (files / "app.store").exists()
+    code, _, err = run_cli(run(files, files / "app.log", "--store", str(files / "kept.store")))
+    assert code == EXIT_CODES["config"] and "changed while it was cut" in err
+    assert not (files / "kept.store").exists()
+
+
+@pytest.mark.parametrize("corpus", ["missing.log", "empty.log", "."])
+def test_store_build_refuses_what_run_refuses_and_writes_nothing(files, corpus):
+    (files / "empty.log").write_text("")
+    code, _, err = run_cli(["store", "build", str(files / corpus), str(files / "app.store")])
+    assert code == EXIT_CODES["config"]
+    assert re.search(r"does not exist|is empty|is a directory", err), err
+    assert not (files / "app.store").exists()
+    assert [p.name for p in files.iterdir() if p.name.startswith(".")] == []
+
+
+def test_store_build_from_standard_input(files, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(LOG.encode())))
+    code, out, err = run_cli(["store", "build", "-", str(files / "app.store"), "--chunk-lines", "4"])
+    assert code == 0, err
+    assert "6 chunks cut from standard input" in out
+    assert answer(run_cli(run(files, files / "app.store")))["answer"] == ANSWER
+    assert [p.name for p in files.iterdir() if p.name.startswith(".")] == []  # its copy is gone
+
+
+def test_a_dry_run_makes_a_missing_store_so_the_run_after_it_does_not_cut(files, cuts):
+    store = files / "app.store"
+    code, printed, err = run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store), "--dry-run"))
+    assert code == 0, err
+    assert json.loads(printed)["chunks"] == 6 and cuts == [store]
+    assert answer(run_cli(run(files, files / "app.log", "--store", str(store))))["answer"] == ANSWER
+    assert cuts == [store]
