@@ -384,12 +384,19 @@ def _recorded_corpus(
     else the corpus file cut again as the run cut it."""
     where = folder / CORPUS_FILE
     kept = record.get("store")
+    damaged: ConfigError | None = None
     if isinstance(kept, str) and is_store(kept):
-        corpus = open_corpus(kept, chunk_options(flags, record), flag="--data", scratch=scratch)
-        if corpus.chunks.sha256 == record.get("sha256"):
-            return corpus
+        try:
+            corpus = open_corpus(kept, chunk_options(flags, record), flag="--data", scratch=scratch)
+        except ConfigError as exc:  # damaged since: the corpus file may still be there
+            damaged = exc
+        else:
+            if corpus.chunks.sha256 == record.get("sha256"):
+                return corpus
     path = record["path"]
     if not Path(path).is_file():
+        if damaged is not None:
+            raise damaged
         gone = "" if not isinstance(kept, str) else f" and its store {kept!r} is not either"
         raise ConfigError(
             f"the run's corpus {path!r} (named in {where}) is not there any more{gone}; pass the "

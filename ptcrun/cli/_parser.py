@@ -323,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("path", metavar="STORE", help="a corpus store file")
     info.add_argument("--json", action="store_true", help="print it as one JSON object")
+    info.add_argument("--verify", action="store_true", help="also read every chunk and check the "
+                      "store's fingerprint (exit 2, as for any damaged store, when it does not match)")
 
     runs = sub.add_parser(
         "runs",

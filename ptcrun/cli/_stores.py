@@ -2,12 +2,14 @@
 
 Cutting a 10 GB corpus takes minutes; a store built once is read by ``ptcrun run STORE`` and
 ``ptcrun exec --data STORE`` as it is. The store records its cut and the size, time and SHA-256
-of the file it was cut from, so a command can tell whether it still stands for that file.
+of the file it was cut from, so a command can tell whether it still stands for that file;
+``store info --verify`` reads every chunk to check the store's own fingerprint.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -17,6 +19,7 @@ from typing import Any
 from ..corpus._store import StoredChunks, is_store
 from ..errors import ConfigError
 from ._corpus import STDIN, Scratch, chunk_options, cut_words, open_corpus
+from ._parser import EXIT_CODES
 
 __all__ = ["cmd_store"]
 
@@ -101,9 +104,11 @@ def _info(args: argparse.Namespace) -> int:
             f"build one with `ptcrun store build CORPUS STORE`."
         )
     facts = _facts(store)
+    if args.verify:
+        facts["verified"] = _digest(store) == store.sha256
     if args.json:
         print(json.dumps(facts, ensure_ascii=False))
-        return 0
+        return 0 if facts.get("verified", True) else EXIT_CODES["config"]
     tokens = "unknown" if facts["tokens"] is None else f"{facts['tokens']:,}"
     lines = [
         f"store      {facts['store']} ({facts['bytes']:,} bytes)",
@@ -121,5 +126,25 @@ def _info(args: argparse.Namespace) -> int:
         elif facts["corpus_changed"] is None and source.get("path"):
             lines.append("           no longer there")
     lines.append(f"sha256     {facts['sha256']} (of the chunks, as run.start records it)")
+    if args.verify:
+        lines.append("verified   the chunks' text gives this fingerprint" if facts["verified"] else
+                     "verified   NO: the chunks' text gives another fingerprint; the store is damaged: "
+                     "build it again")
     print("\n".join(lines))
-    return 0
+    return 0 if facts.get("verified", True) else EXIT_CODES["config"]
+
+
+def _digest(store: StoredChunks) -> str:
+    """``corpus_digest`` of the store's chunks, from their bytes read a range at a time: one
+    pass over the file, holding a few MiB, whatever the corpus."""
+    whole = hashlib.sha256()
+    start = 0
+    while start < len(store):
+        sizes, data = store.read_utf8(start, len(store), 4 << 20)
+        view = memoryview(data)
+        at = 0
+        for size in sizes:
+            whole.update(hashlib.sha256(view[at:at + size]).digest())
+            at += size
+        start += len(sizes)
+    return whole.hexdigest()

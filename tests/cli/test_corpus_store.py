@@ -451,3 +451,34 @@ def test_a_dry_run_makes_a_missing_store_so_the_run_after_it_does_not_cut(files,
     assert json.loads(printed)["chunks"] == 6 and cuts == [store]
     assert answer(run_cli(run(files, files / "app.log", "--store", str(store))))["answer"] == ANSWER
     assert cuts == [store]
+
+
+def test_store_info_verify_reads_every_chunk_and_finds_damaged_text(files):
+    from ptcrun.corpus._chunking import corpus_digest
+
+    store = files / "app.store"
+    run_cli(["store", "build", str(files / "app.log"), str(store), "--chunk-lines", "4"])
+    code, out, err = run_cli(["store", "info", str(store), "--verify", "--json"])
+    assert code == 0, err
+    assert json.loads(out)["verified"] is True
+    assert json.loads(out)["sha256"] == corpus_digest(list(StoredChunks(store)))
+    raw = bytearray(store.read_bytes())
+    at = raw.index(b"ERROR disk")
+    raw[at:at + 5] = b"ERR0R"  # rot in the text: the table of contents still reads whole
+    store.write_bytes(bytes(raw))
+    code, out, _ = run_cli(["store", "info", str(store), "--verify"])
+    assert code == EXIT_CODES["config"]
+    assert "NO: the chunks' text gives another fingerprint" in out
+
+
+def test_exec_turn_falls_back_to_the_corpus_when_the_kept_store_was_damaged(files):
+    store = files / "app.store"
+    code, out, err = run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store)))
+    transcript = transcript_of(out)
+    store.write_bytes(store.read_bytes()[:-40])
+    code, out, err = run_cli(["exec", transcript, "--turn", "1"])
+    assert code == 0, err
+    assert "the same output and outcome as the recorded run" in err
+    (files / "app.log").unlink()
+    code, _, err = run_cli(["exec", transcript, "--turn", "1"])
+    assert code == EXIT_CODES["config"] and "is damaged" in err
