@@ -241,8 +241,9 @@ def open_corpus(
         keep: ``--store``: the store to reuse, or to make when missing.
 
     Raises:
-        ConfigError: as ``load_corpus`` does; a store that is damaged, was cut with other
-            options than ``given`` (or, for ``keep``, than ``options``), or from other bytes.
+        ConfigError: as ``load_corpus`` does; a store that is damaged or was cut with other
+            options than ``given``; a ``keep`` that was cut from other bytes, or does not say; a
+            corpus that changed while it was cut into ``keep``.
     """
     given = dict(given or {})
     if path != STDIN and is_store(path):
@@ -285,9 +286,9 @@ def _cut(
     if about is not None and _stat(source) != (about["corpus"]["bytes"], about["corpus"]["mtime_ns"]):
         target.unlink(missing_ok=True)
         raise ConfigError(
-            f"corpus file {str(source)!r} changed while it was cut into the store {str(target)!r}, "
-            f"so the store would hold neither the old text nor the new; cut it again when nothing "
-            f"writes to it (or cut a copy)."
+            f"corpus file {str(source)!r} changed while it was cut into a store, so the store "
+            f"would hold neither the old text nor the new, and none was kept; cut it again when "
+            f"nothing writes to it (or cut a copy)."
         )
     return store
 
