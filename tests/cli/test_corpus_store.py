@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ptcrun import Transcript
 from ptcrun.cli import EXIT_CODES
 from ptcrun.cli import _corpus as cli_corpus
 from ptcrun.corpus._store import StoredChunks
@@ -168,6 +169,9 @@ def test_store_build_records_the_cut_and_the_corpus_and_run_on_it_answers_as_on_
     assert cuts == []  # read as it was cut
     assert on_store["answer"] == on_text["answer"] == ANSWER
     assert on_store["usage"] == on_text["usage"]
+    text_run, store_run = (Transcript.load(r["transcript"]) for r in (on_text, on_store))
+    assert store_run.run["data"] == text_run.run["data"]  # the same chunks, by their fingerprint
+    assert [t.output for t in store_run.turns] == [t.output for t in text_run.turns]
     record = json.loads((Path(on_store["transcript"]).parent / "corpus.json").read_text())
     assert record["store"] == str(store.resolve())
     assert record["path"] == str((files / "app.log").resolve())
