@@ -486,3 +486,20 @@ def test_exec_turn_falls_back_to_the_corpus_when_the_kept_store_was_damaged(file
     (files / "app.log").unlink()
     code, _, err = run_cli(["exec", transcript, "--turn", "1"])
     assert code == EXIT_CODES["config"] and "is damaged" in err
+
+
+def test_exec_turn_gives_the_sandbox_a_store_not_a_list(files, monkeypatch):
+    from ptcrun.sandbox.host import _driver
+
+    given = []
+
+    class Spy(_driver.Sandbox):
+        def __init__(self, *args, data, **kwargs):
+            given.append(data)
+            super().__init__(*args, data=data, **kwargs)
+
+    code, out, err = run_cli(run(files, files / "app.log", "--chunk-lines", "4"))
+    monkeypatch.setattr(_driver, "Sandbox", Spy)
+    code, out, err = run_cli(["exec", transcript_of(out), "--turn", "1"])
+    assert code == 0, err
+    assert [type(d) for d in given] == [StoredChunks]
