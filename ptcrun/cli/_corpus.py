@@ -1,39 +1,59 @@
-"""The corpus of a command: the chunk flags, checked in their own words, and ``corpus.json``.
+"""The corpus of a command: the chunk flags, the store its chunks are read from, ``corpus.json``.
 
-Every command that takes a corpus (``run CORPUS``, ``exec --data FILE``, ``exec --turn``) turns
-its flags into options here and reads the file with :func:`~ptcrun.corpus._load.load_corpus`.
+Every command that takes a corpus (``run CORPUS``, ``exec --data FILE``, ``exec --turn``) reads
+it through :func:`open_corpus`, so a program sees the same ``data`` whichever command runs it.
+The chunks are always read from a corpus store on disk, never held as a list, so a corpus larger
+than memory runs. The store is one of three:
+
+- a store file named as the corpus (``ptcrun run app.store``, found by its first bytes): read as
+  it is, never cut again;
+- ``--store FILE``: made from the corpus when missing, and reused when it was cut from the same
+  bytes with the same chunk options, which are checked each time;
+- otherwise a scratch store, cut for this command in a hidden folder beside the run folders
+  (:class:`Scratch`) and removed when the command ends.
+
 ``run`` writes ``corpus.json`` into the run folder as soon as the folder is made, saying where
-the chunks came from and how they were cut, so that ``exec TRANSCRIPT --turn N`` can cut the same
-chunks again, even after the run was killed. A corpus read from standard input (``-``) is kept
-in the run folder as ``corpus.txt``, the file ``corpus.json`` then names.
+the chunks came from, how they were cut and which store holds them, so that ``exec TRANSCRIPT
+--turn N`` reads the same chunks again, even after the run was killed. A corpus read from
+standard input is kept in the run folder as ``corpus.txt``, the file ``corpus.json`` then names.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypedDict
 
-from ..corpus._chunking import Chunk, corpus_digest
-from ..corpus._load import DEFAULT_CHUNK_TOKENS, load_corpus
-from ..corpus._store import StoredChunks
+import attrs
+
+from ..corpus._load import DEFAULT_CHUNK_TOKENS
+from ..corpus._store import StoredChunks, is_store, open_store
 from ..corpus._writer import build_store
 from ..errors import ConfigError
+from ..transcript._events import os_error_reason
 
 __all__ = [
     "CORPUS_FILE",
+    "SCRATCH_PREFIX",
     "STDIN",
     "STDIN_COPY",
     "ChunkOptions",
     "Corpus",
+    "Scratch",
     "chunk_options",
-    "read_corpus",
+    "cut_words",
+    "given_cut",
+    "open_corpus",
     "read_record",
+    "store_about",
     "write_record",
 ]
 
@@ -43,51 +63,10 @@ CORPUS_FILE = "corpus.json"
 STDIN = "-"
 #: The copy of a corpus read from standard input, in the run folder.
 STDIN_COPY = "corpus.txt"
-
-
-class Corpus:
-    """A corpus as a command read it: its chunks, and its bytes when they came from stdin."""
-
-    def __init__(self, path: str, chunks: list[Chunk] | StoredChunks, stdin: bytes | None = None) -> None:
-        self.path = path
-        self.chunks = chunks
-        self.stdin = stdin
-
-
-def read_corpus(path: str, options: ChunkOptions, *, flag: str, store: Path | None = None) -> Corpus:
-    """Read and cut the corpus ``path`` names; ``-`` reads standard input to its end.
-
-    With ``store``, the chunks are written to a store file there as the corpus is read, and
-    served from it (a corpus larger than memory); without, they are a list in memory.
-
-    The bytes of standard input are checked and cut as a file's are; a message about them says
-    "standard input" where it would name a file.
-
-    Raises:
-        ConfigError: as ``load_corpus`` does; or standard input is a terminal (nothing was
-            piped in).
-    """
-    def cut(source: str) -> list[Chunk] | StoredChunks:
-        return load_corpus(source, **options) if store is None else build_store(source, store, **options)
-
-    if path != STDIN:
-        return Corpus(path, cut(path))
-    if sys.stdin is None or sys.stdin.isatty():
-        raise ConfigError(
-            f"{flag} - reads the corpus from standard input, but standard input is a terminal; "
-            f"pipe the text in (cat app.log | ptcrun ...) or pass a file."
-        )
-    data = sys.stdin.buffer.read()
-    with tempfile.TemporaryDirectory(prefix="ptcrun-stdin-") as folder:
-        copy = os.path.join(folder, STDIN_COPY)
-        with open(copy, "wb") as file:
-            file.write(data)
-        try:
-            chunks = cut(copy)
-        except ConfigError as exc:
-            message = str(exc).replace(f"corpus file {copy!r}", "the corpus on standard input")
-            raise ConfigError(message.replace(repr(copy), "standard input")) from None
-    return Corpus(path, chunks, data)
+#: The start of a scratch folder's name; the process id that follows tells a live one.
+SCRATCH_PREFIX = ".ptcrun-corpus-"
+#: The chunk options' settings, in the order messages name them.
+_CUT = ("chunk_tokens", "chunk_lines", "overlap")
 
 
 class ChunkOptions(TypedDict):
@@ -96,6 +75,96 @@ class ChunkOptions(TypedDict):
     chunk_tokens: int | None
     chunk_lines: int | None
     overlap: int
+
+
+@attrs.frozen
+class Corpus:
+    """A corpus as a command opened it.
+
+    Attributes:
+        path: the text file the chunks were cut from (a copy of standard input for ``-``), or
+            the store file when it does not say.
+        chunks: the chunks, read from ``store`` or from a scratch store.
+        options: how they were cut; ``None`` sizes when a store does not say.
+        store: the store file kept across runs (named as the corpus, or ``--store``), else None.
+        stdin: the copy of standard input the chunks were cut from, for ``-``.
+        warnings: what the command should print before it goes on.
+    """
+
+    path: str
+    chunks: StoredChunks
+    options: ChunkOptions
+    store: Path | None = None
+    stdin: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+
+class Scratch:
+    """A hidden folder beside the run folders for a command's scratch store and its copy of
+    standard input, made on first use and removed, with all it holds, when the command ends.
+
+    Not the system's temporary folder: that is often held in memory, and a store is as large as
+    its corpus. Its name holds the process id, so the next command removes the folders of
+    commands that were killed (their clean-up never ran) and leaves those of running ones.
+    """
+
+    def __init__(self, beside: Path, *, where: str) -> None:
+        self._beside = beside
+        self._where = where
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> Scratch:
+        _remove_stale(self._beside)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def folder(self) -> Path:
+        """The folder, made now if it was not yet.
+
+        Raises:
+            ConfigError: it cannot be made, naming where and the fix.
+        """
+        if self._folder is None:
+            try:
+                self._beside.mkdir(parents=True, exist_ok=True)
+                prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
+                self._folder = tempfile.TemporaryDirectory(prefix=prefix, dir=self._beside)
+            except OSError as exc:
+                raise ConfigError(
+                    f"the corpus cannot be cut into a scratch store beside {self._where}: "
+                    f"{os_error_reason(exc)}; use a folder you can write to, or cut the corpus "
+                    f"once with `ptcrun store build CORPUS STORE` and pass the store."
+                ) from None
+        return Path(self._folder.name)
+
+
+def _remove_stale(beside: Path) -> None:
+    """Remove the scratch folders that killed commands left in beside: a store is as large as
+    its corpus, and one whose command is gone is read by nobody."""
+    try:
+        folders = [p for p in beside.iterdir() if p.name.startswith(SCRATCH_PREFIX) and p.is_dir()]
+    except OSError:
+        return  # no folder yet, or not readable: whoever needs it says so
+    for folder in folders:
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive, and not ours to judge
+    return True
 
 
 def chunk_options(args: argparse.Namespace, recorded: Mapping[str, Any] | None = None) -> ChunkOptions:
@@ -134,10 +203,259 @@ def chunk_options(args: argparse.Namespace, recorded: Mapping[str, Any] | None =
     return ChunkOptions(chunk_tokens=tokens, chunk_lines=lines, overlap=overlap)
 
 
-def write_record(folder: Path, corpus: Corpus, options: ChunkOptions) -> None:
-    """Write ``corpus.json`` into a run folder: the corpus's path, its cut and its fingerprint.
+def given_cut(args: argparse.Namespace) -> dict[str, int]:
+    """The chunk options given as flags on this command line (not the environment's or the
+    config file's, which are defaults for cutting a corpus, not a claim about a store)."""
+    flags: frozenset[str] = getattr(args, "from_flags", frozenset())
+    return {name: getattr(args, name) for name in _CUT if name in flags}
 
-    A corpus from standard input is written beside it first, as ``corpus.txt``. Each file is
+
+def cut_words(options: Mapping[str, Any]) -> str:
+    """Chunk options as the flags that give them: ``--chunk-lines 100 --overlap 0``."""
+    size = ("--chunk-lines", options.get("chunk_lines")) if options.get("chunk_lines") is not None \
+        else ("--chunk-tokens", options.get("chunk_tokens"))
+    return f"{size[0]} {size[1]} --overlap {options.get('overlap') or 0}"
+
+
+# -- opening a corpus --------------------------------------------------------------------------
+
+
+def open_corpus(
+    path: str,
+    options: ChunkOptions,
+    *,
+    flag: str,
+    scratch: Scratch,
+    given: Mapping[str, int] | None = None,
+    keep: str | None = None,
+) -> Corpus:
+    """Open the corpus ``path`` names: a store file as it is; a text file (``-``: standard input)
+    cut into ``keep`` (``--store``) or a scratch store.
+
+    Args:
+        path: the corpus: a UTF-8 text file, ``-``, or a store file.
+        options: the cut for a text corpus.
+        flag: how the command line names ``path`` (``CORPUS``, ``--data``), for messages.
+        scratch: where a scratch store and a copy of standard input go.
+        given: the chunk options given as flags; a store cut otherwise is refused.
+        keep: ``--store``: the store to reuse, or to make when missing.
+
+    Raises:
+        ConfigError: as ``load_corpus`` does; a store that is damaged or was cut with other
+            options than ``given``; a ``keep`` that was cut from other bytes, or does not say; a
+            corpus that changed while it was cut into ``keep``.
+    """
+    given = dict(given or {})
+    if path != STDIN and is_store(path):
+        if keep is not None:
+            raise ConfigError(
+                f"{flag} {path!r} is already a corpus store, and --store FILE keeps the store a text "
+                f"corpus is cut into; drop --store and run on {path!r} as it is."
+            )
+        return _on_store(path, given)
+    source: Path
+    stdin: Path | None = None
+    digest: str | None = None
+    if path == STDIN:
+        stdin, digest = _copy_stdin(flag, scratch.folder())
+        source = stdin
+    else:
+        source = Path(path)
+    shown = "standard input" if stdin is not None else repr(path)
+    if keep is not None and os.path.lexists(keep):
+        store = _reuse(keep, source, shown, digest, given)
+        return Corpus(path=str(source), chunks=store, options=_cut_of(store), store=Path(keep), stdin=stdin)
+    target = Path(keep) if keep is not None else scratch.folder() / "corpus.store"
+    about = None if keep is None else store_about(source, options, stdin=stdin is not None, digest=digest)
+    chunks = _cut(source, target, options, about, stdin=stdin is not None)
+    return Corpus(path=str(source), chunks=chunks, options=options,
+                  store=None if keep is None else target, stdin=stdin)
+
+
+def _cut(
+    source: Path, target: Path, options: ChunkOptions, about: dict[str, Any] | None, *, stdin: bool
+) -> StoredChunks:
+    """Cut source into a store at target; a source that changes while it is cut is refused."""
+    try:
+        store = build_store(source, target, **options, about=about)
+    except ConfigError as exc:
+        if not stdin:
+            raise
+        message = str(exc).replace(f"corpus file {str(source)!r}", "the corpus on standard input")
+        raise ConfigError(message.replace(repr(str(source)), "standard input")) from None
+    if about is not None and _stat(source) != (about["corpus"]["bytes"], about["corpus"]["mtime_ns"]):
+        target.unlink(missing_ok=True)
+        raise ConfigError(
+            f"corpus file {str(source)!r} changed while it was cut into a store, so the store "
+            f"would hold neither the old text nor the new, and none was kept; cut it again when "
+            f"nothing writes to it (or cut a copy)."
+        )
+    return store
+
+
+def store_about(
+    source: Path, options: ChunkOptions, *, stdin: bool = False, digest: str | None = None
+) -> dict[str, Any]:
+    """What a kept store records of its source: the file, its size, time and SHA-256, the cut."""
+    size, mtime = _stat(source)
+    return {
+        "corpus": {
+            "path": None if stdin else str(source.resolve()),
+            "bytes": size,
+            "mtime_ns": mtime,
+            "sha256": digest if digest is not None else _file_sha256(source),
+        },
+        "cut": dict(options),
+    }
+
+
+def _stat(source: Path) -> tuple[int, int]:
+    try:
+        info = source.stat()
+    except OSError:
+        return (-1, -1)  # build_store names what is wrong with the file
+    return (info.st_size, info.st_mtime_ns)
+
+
+def _file_sha256(source: Path) -> str:
+    try:
+        with open(source, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return ""  # build_store names what is wrong with the file
+
+
+def _copy_stdin(flag: str, folder: Path) -> tuple[Path, str]:
+    """Standard input, copied to a file in folder a block at a time; the copy and its SHA-256."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError(
+            f"{flag} - reads the corpus from standard input, but standard input is a terminal; "
+            f"pipe the text in (cat app.log | ptcrun ...) or pass a file."
+        )
+    copy = folder / STDIN_COPY
+    digest = hashlib.sha256()
+    try:
+        with open(copy, "wb") as out:
+            while block := sys.stdin.buffer.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+    except OSError as exc:
+        raise ConfigError(
+            f"standard input cannot be kept in {folder.parent}: {os_error_reason(exc)}; use a folder "
+            f"with room for the corpus."
+        ) from None
+    return copy, digest.hexdigest()
+
+
+def _opened(path: str, flag: str) -> StoredChunks:
+    """The store at path, of one corpus (a store of named datasets is for Python)."""
+    store = open_store(path)
+    if not isinstance(store, StoredChunks):
+        raise ConfigError(
+            f"{flag} {path!r} holds named datasets ({', '.join(map(repr, store))}), and the command "
+            f"line runs one corpus; run it from Python (Runtime.run(goal, ptcrun.open_store(path))) "
+            f"or build a store of one corpus with `ptcrun store build`."
+        )
+    return store
+
+
+def _cut_of(store: StoredChunks) -> ChunkOptions:
+    """The chunk options a store records, or ``None`` sizes when it does not say."""
+    cut = (store.about or {}).get("cut")
+    if isinstance(cut, dict) and all(cut.get(k) is None or type(cut.get(k)) is int for k in _CUT):
+        return ChunkOptions(chunk_tokens=cut.get("chunk_tokens"), chunk_lines=cut.get("chunk_lines"),
+                            overlap=int(cut.get("overlap") or 0))
+    return ChunkOptions(chunk_tokens=None, chunk_lines=None, overlap=0)
+
+
+def _source_of(store: StoredChunks) -> dict[str, Any] | None:
+    source = (store.about or {}).get("corpus")
+    if (isinstance(source, dict) and type(source.get("bytes")) is int
+            and isinstance(source.get("sha256"), str)):
+        return source
+    return None
+
+
+def _check_cut(store: StoredChunks, given: Mapping[str, int], flag: str) -> None:
+    """Refuse chunk flags that say another cut than the one the store holds."""
+    if not given:
+        return
+    cut = _cut_of(store)
+    shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in given.items())
+    if cut["chunk_tokens"] is None and cut["chunk_lines"] is None:
+        raise ConfigError(
+            f"{flag} {store.path!r} does not record how its chunks were cut (it was not written by "
+            f"`ptcrun store build`), so {shown} cannot be checked against it; drop the chunk flags."
+        )
+    if any(cut.get(k) != v for k, v in given.items()):
+        raise ConfigError(
+            f"{flag} {store.path!r} was cut with {cut_words(cut)}, but {shown} was given; drop the "
+            f"chunk flags to use the store as it was cut, or cut the corpus again with them "
+            f"(`ptcrun store build CORPUS NEW_STORE {shown}`)."
+        )
+
+
+def _on_store(path: str, given: Mapping[str, int]) -> Corpus:
+    """A store file named as the corpus: its chunks as they were cut, the file it came from."""
+    flag = "corpus store"
+    store = _opened(path, flag)
+    _check_cut(store, given, flag)
+    source = _source_of(store)
+    warnings = []
+    recorded = source.get("path") if source is not None else None
+    origin = recorded if isinstance(recorded, str) else path
+    if source is not None and isinstance(recorded, str) and os.path.isfile(recorded) \
+            and _stat(Path(recorded)) != (source["bytes"], source.get("mtime_ns")):
+        warnings.append(
+            f"corpus store {path!r} was cut from {recorded!r}, which has changed since (its size or "
+            f"time differ); this command reads the chunks as they were cut then. Cut the file again "
+            f"(`ptcrun store build {recorded} {path}`) to read it as it is now."
+        )
+    return Corpus(path=origin, chunks=store, options=_cut_of(store), store=Path(path).resolve(),
+                  warnings=tuple(warnings))
+
+
+def _reuse(
+    keep: str, source: Path, shown: str, digest: str | None, given: Mapping[str, int]
+) -> StoredChunks:
+    """``--store FILE`` that exists: its chunks, once it is proven cut from these bytes this way."""
+    store = _opened(keep, "--store")
+    recorded = _source_of(store)
+    if recorded is None:
+        raise ConfigError(
+            f"--store {keep!r} does not record the corpus it was cut from (it was not written by "
+            f"`ptcrun store build` or `ptcrun run --store`), so it cannot be checked against "
+            f"{shown}; run on the store itself (ptcrun run {keep} ...) or pass --store a new path."
+        )
+    # Only flags are checked: the environment's and the config file's chunk options are
+    # defaults for new cuts, and the store's own cut stands.
+    _check_cut(store, given, "--store")
+    if not source.is_file():
+        raise ConfigError(
+            f"corpus file {str(source)!r} does not exist; check the path, or run on the store "
+            f"alone (ptcrun run {keep} ...)."
+        )
+    size, _ = _stat(source)
+    if size != recorded["bytes"] or (digest or _file_sha256(source)) != recorded["sha256"]:
+        was = recorded.get("path") or "standard input"
+        raise ConfigError(
+            f"the corpus on {shown} is not the one --store {keep!r} was cut from ({was!s}, "
+            f"{recorded['bytes']:,} bytes): its bytes differ. Delete the store to cut the corpus "
+            f"again, pass --store a new path, or run on the store alone (ptcrun run {keep} ...) "
+            f"for the corpus as it was."
+        )
+    return store
+
+
+# -- corpus.json -------------------------------------------------------------------------------
+
+
+def write_record(folder: Path, corpus: Corpus) -> None:
+    """Write ``corpus.json`` into a run folder: where the chunks came from, their cut, their
+    fingerprint and the store they are kept in (when it outlives the command).
+
+    A corpus from standard input is kept beside it first, as ``corpus.txt`` (a hard link to the
+    command's copy when the disk allows, so a large one is not written twice). Each file is
     written whole or not at all (a temporary file, renamed), so a kill or a full disk never
     leaves half a record.
 
@@ -147,16 +465,30 @@ def write_record(folder: Path, corpus: Corpus, options: ChunkOptions) -> None:
     path = Path(corpus.path).resolve()
     if corpus.stdin is not None:
         path = folder.resolve() / STDIN_COPY
-        _write_whole(path, corpus.stdin)
+        _copy_whole(corpus.stdin, path)
     record = {
         "path": str(path),
-        **options,
+        **corpus.options,
         "chunks": len(corpus.chunks),
         # A store's fingerprint was taken as it was written: no second pass over the corpus.
-        "sha256": (corpus.chunks.sha256 if isinstance(corpus.chunks, StoredChunks)
-                   else corpus_digest(corpus.chunks)),
+        "sha256": corpus.chunks.sha256,
     }
+    if corpus.store is not None:
+        record["store"] = str(corpus.store.resolve())
     _write_whole(folder / CORPUS_FILE, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+
+
+def _copy_whole(source: Path, path: Path) -> None:
+    part = path.with_name(path.name + ".part")
+    try:
+        try:
+            os.link(source, part)
+        except OSError:
+            shutil.copyfile(source, part)
+        os.replace(part, path)
+    except OSError:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def _write_whole(path: Path, data: bytes) -> None:

@@ -24,10 +24,9 @@ import attrs
 
 from .. import errors
 from .._limits import Limits
-from ..corpus._chunking import corpus_digest
-from ..corpus._load import load_corpus
+from ..corpus._store import StoredChunks, is_store
 from ..errors import ConfigError
-from ._corpus import CORPUS_FILE, chunk_options, read_corpus, read_record
+from ._corpus import CORPUS_FILE, Corpus, Scratch, chunk_options, given_cut, open_corpus, read_record
 from ._options import build_limits, build_provider
 from ._parser import EXIT_CODES, in_cli_words
 from ._runs import resolve_transcript
@@ -77,7 +76,18 @@ def _exec_program(args: argparse.Namespace) -> int:
     source = _program(args.program)
     limits = build_limits(args)
     tools = {"agent": _agent_tool(), **_live_tools(args), "worker": _worker_tool(args, limits)}
-    return _report(execute(source, data=_data(args, source), tools=list(tools.values()), limits=limits))
+    with _scratch(args) as scratch:
+        data = _data(args, source, scratch)
+        return _report(execute(source, data=data, tools=list(tools.values()), limits=limits))
+
+
+def _scratch(args: argparse.Namespace, run: Transcript | None = None) -> Scratch:
+    """Where exec cuts a corpus it is given as text: beside the run folders, as `run` does
+    (beside the run's own folder when it works on a run)."""
+    if run is not None and run.path is not None:
+        runs = run.path.parent.parent
+        return Scratch(runs, where=f"the run folders in {str(runs)!r}")
+    return Scratch(Path(args.out), where=f"--out {args.out!r}")
 
 
 def _exec_replay(args: argparse.Namespace) -> int:
@@ -91,11 +101,12 @@ def _exec_replay(args: argparse.Namespace) -> int:
     if args.worker is not None:  # else a worker call the run never made is refused, saying how
         live["worker"] = _worker_tool(args, limits)
     transcript = Transcript.load(resolve_transcript(args.replay, args.out))
-    data = _replay_data(args, transcript) if args.data is None else _data(args, source)
     replay = _Replay(transcript.calls, only=args.replay_only)
     names = set(transcript.run.get("tools") or ()) | {c.tool for c in transcript.calls} | set(live)
     tools = [replay.tool(name, live.get(name)) for name in sorted(names)]
-    code = _report(execute(source, data=data, tools=tools, limits=limits))
+    with _scratch(args, transcript) as scratch:
+        data = _replay_data(args, transcript, scratch) if args.data is None else _data(args, source, scratch)
+        code = _report(execute(source, data=data, tools=tools, limits=limits))
     replay.print_log(f"from {transcript.path}")
     return code
 
@@ -155,11 +166,14 @@ def _uses_data(source: str) -> bool:
     )
 
 
-def _data(args: argparse.Namespace, source: str) -> list[str]:
+def _data(args: argparse.Namespace, source: str, scratch: Scratch) -> StoredChunks | list[str]:
     """The chunks of ``--data``; a program that reads ``data`` with no ``--data`` is refused
     rather than run on no chunks at all."""
     if args.data is not None:
-        return list(read_corpus(args.data, chunk_options(args), flag="--data").chunks)
+        corpus = open_corpus(args.data, chunk_options(args), flag="--data", scratch=scratch,
+                             given=given_cut(args))
+        _warn(corpus)
+        return corpus.chunks
     if _uses_data(source):
         raise ConfigError(
             f"program {args.program!r} reads `data`, but no --data FILE was given, so it would run "
@@ -323,32 +337,30 @@ def _flags_only(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**kept)
 
 
-def _replay_data(args: argparse.Namespace, transcript: Transcript) -> list[str]:
-    """The run's chunks: from ``--data`` (flags not given default to the run's), or cut again
-    from the corpus ``corpus.json`` names; checked against the run's fingerprint."""
+def _warn(corpus: Corpus) -> None:
+    for warning in corpus.warnings:
+        print(f"ptcrun: warning: {warning}", file=sys.stderr)
+
+
+def _replay_data(args: argparse.Namespace, transcript: Transcript, scratch: Scratch) -> StoredChunks:
+    """The run's chunks: from ``--data`` (flags not given default to the run's), else from the
+    store the run kept, else cut again from the corpus ``corpus.json`` names; checked against
+    the run's fingerprint, which a store carries (no pass over a corpus larger than memory)."""
     folder = transcript.path.parent if transcript.path is not None else Path(".")
     record = read_record(folder)
-    chunks: list[str]
     flags = _flags_only(args)
     if args.data is not None:
-        chunks = list(read_corpus(args.data, chunk_options(flags, record), flag="--data").chunks)
+        corpus = open_corpus(args.data, chunk_options(flags, record), flag="--data", scratch=scratch,
+                             given=given_cut(args))
     elif record is not None:
-        if not Path(record["path"]).is_file():
-            raise ConfigError(
-                f"the run's corpus {record['path']!r} (named in {folder / CORPUS_FILE}) is not "
-                f"there any more; pass the corpus with --data FILE."
-            )
-        chunks = list(load_corpus(record["path"], **chunk_options(flags, record)))
-        if record.get("sha256") and corpus_digest(chunks) != record["sha256"]:
-            raise ConfigError(
-                f"corpus {record['path']!r} changed since the run (its chunks differ from the ones "
-                f"recorded in {folder / CORPUS_FILE}); pass the original text with --data."
-            )
+        corpus = _recorded_corpus(record, folder, flags, scratch)
     else:
         raise ConfigError(
             f"the run folder has no {CORPUS_FILE} (the run was not started by `ptcrun run`); pass "
             f"the corpus with --data FILE and the chunk options the run used."
         )
+    _warn(corpus)
+    chunks = corpus.chunks
     recorded_data = transcript.run.get("data") or {}
     expected = recorded_data.get("chunks")
     if isinstance(expected, int) and expected != len(chunks):
@@ -357,7 +369,7 @@ def _replay_data(args: argparse.Namespace, transcript: Transcript) -> list[str]:
             f"--chunk-tokens/--chunk-lines/--overlap the run used."
         )
     fingerprint = recorded_data.get("sha256")
-    if isinstance(fingerprint, str) and corpus_digest(chunks) != fingerprint:
+    if isinstance(fingerprint, str) and chunks.sha256 != fingerprint:
         raise ConfigError(
             "--data gives chunks that differ from the run's (their fingerprint in the transcript's "
             "run.start does not match); pass the original text and the chunk options the run used."
@@ -365,7 +377,41 @@ def _replay_data(args: argparse.Namespace, transcript: Transcript) -> list[str]:
     return chunks
 
 
-def _sub_run_data(top: Transcript, call: str, chunks: list[str]) -> Data:
+def _recorded_corpus(
+    record: dict[str, Any], folder: Path, flags: argparse.Namespace, scratch: Scratch
+) -> Corpus:
+    """The corpus ``corpus.json`` records: the store the run kept when it is still the same,
+    else the corpus file cut again as the run cut it."""
+    where = folder / CORPUS_FILE
+    kept = record.get("store")
+    damaged: ConfigError | None = None
+    if isinstance(kept, str) and is_store(kept):
+        try:
+            corpus = open_corpus(kept, chunk_options(flags, record), flag="--data", scratch=scratch)
+        except ConfigError as exc:  # damaged since: the corpus file may still be there
+            damaged = exc
+        else:
+            if corpus.chunks.sha256 == record.get("sha256"):
+                return corpus
+    path = record["path"]
+    if not Path(path).is_file():
+        if damaged is not None:
+            raise damaged
+        gone = "" if not isinstance(kept, str) else f" and its store {kept!r} is not either"
+        raise ConfigError(
+            f"the run's corpus {path!r} (named in {where}) is not there any more{gone}; pass the "
+            f"corpus with --data FILE."
+        )
+    corpus = open_corpus(path, chunk_options(flags, record), flag="--data", scratch=scratch)
+    if record.get("sha256") and corpus.chunks.sha256 != record["sha256"]:
+        raise ConfigError(
+            f"corpus {path!r} changed since the run (its chunks differ from the ones recorded in "
+            f"{where}); pass the original text with --data."
+        )
+    return corpus
+
+
+def _sub_run_data(top: Transcript, call: str, chunks: StoredChunks) -> Data:
     """The sub-run's corpus, chosen from the run's ``chunks`` as each ``tool.agent`` call on the
     way down chose it (its ``data=`` argument), and checked against the sub-run's fingerprint."""
     from ..runtime._agent import select_data
@@ -408,9 +454,6 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     they drew in the run. Returns the turn's ``ExecResult``, the recorded
     turn and the replay counts.
     """
-    import trio
-
-    from ..sandbox.host._driver import Sandbox
     from ..transcript._transcript import Transcript
 
     top = Transcript.load(resolve_transcript(args.program, args.out))
@@ -431,7 +474,20 @@ def exec_turn(args: argparse.Namespace) -> tuple[ExecResult, Any, _Replay]:
     if args.fresh:
         first = turn.number
     before = [t.program for t in transcript.turns if first <= t.number < turn.number and t.program]
-    data = _sub_run_data(top, call, _replay_data(args, top))
+    with _scratch(args, top) as scratch:
+        data = _sub_run_data(top, call, _replay_data(args, top, scratch))
+        return _exec_turn_with(args, transcript, turn, first, before, program, data)
+
+
+def _exec_turn_with(
+    args: argparse.Namespace, transcript: Transcript, turn: Any, first: int, before: list[str],
+    program: str, data: Data,
+) -> tuple[ExecResult, Any, _Replay]:
+    """exec_turn's second half: the turn's program and those before it, on data."""
+    import trio
+
+    from ..sandbox.host._driver import Sandbox
+
     live = _live_tools(args)
     limits = build_limits(_flags_only(args), _limits_from(transcript.limits))
     if args.worker is not None:

@@ -20,6 +20,7 @@ from ._exec import cmd_exec
 from ._parser import EXIT_CODES, in_cli_words, parse
 from ._run import cmd_run
 from ._runs import cmd_runs
+from ._stores import cmd_store
 from ._views import cmd_export, cmd_show, cmd_tree, cmd_view
 
 __all__ = ["main"]
@@ -32,6 +33,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "tree": cmd_tree,
     "export": cmd_export,
     "view": cmd_view,
+    "store": cmd_store,
     "bench": cmd_bench,
 }
 

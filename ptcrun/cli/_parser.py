@@ -106,6 +106,10 @@ def in_cli_words(message: str) -> str:
     message = _BASE_URL_ARGUMENT.sub(_base_url_words, message)
     message = _PROVIDER_SETTINGS.sub(_provider_flags, message)
     message = re.sub(r"\bmath\.inf\b", "inf", message)
+    # The corpus store's messages name the Python call that builds a store; here it is a command.
+    message = _BUILD_STORE_CALL.sub(r"`ptcrun store build CORPUS \1`", message)
+    message = message.replace("ptcrun.build_store or ptcrun.write_store", "`ptcrun store build`")
+    message = message.replace("(ptcrun.build_store)", "(`ptcrun store build`)")
     for name, flag in _ARGUMENT_FLAGS.items():
         message = re.sub(rf"\b{name}=(?=['\"])", f"{flag} ", message)
         message = re.sub(rf"\b{name}=(?=[\s.,;)]|$)", flag, message)
@@ -115,6 +119,7 @@ def in_cli_words(message: str) -> str:
     return message
 
 
+_BUILD_STORE_CALL = re.compile(r"ptcrun\.build_store\(corpus, ('[^']*'|\"[^\"]*\")\)")
 _API_KEY_ARGUMENT = re.compile(r" or pass (?:AnthropicProvider|OpenAICompatProvider)\(api_key=\.\.\.\)")
 _BASE_URL_ARGUMENT = re.compile(r"\b(AnthropicProvider|OpenAICompatProvider)\(base_url=\.\.\.\)")
 
@@ -230,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         "config file, then their defaults.",
     )
     run.add_argument("corpus", metavar="CORPUS",
-                     help="a UTF-8 text file, cut into chunks as `data`; - reads standard input")
+                     help="a UTF-8 text file, cut into chunks as `data` (- reads standard input), "
+                     "or a corpus store file (`ptcrun store build`), read as it was cut")
     goal = run.add_mutually_exclusive_group(required=True)
     goal.add_argument("--goal", help="what the planner must find out or produce")
     goal.add_argument("--goal-file", metavar="FILE", help="a UTF-8 file that holds the goal")
@@ -243,13 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", metavar="FILE", help="a SQLite file that keeps worker replies across "
                      "runs: a request an earlier run asked is answered from it at no cost "
                      "(created if missing)")
+    run.add_argument("--store", metavar="FILE", help="keep the cut corpus in this store file: made "
+                     "from CORPUS when missing, reused without cutting when it was cut from the same "
+                     "bytes with the same chunk options (checked each run)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an earlier run of the same goal and "
                      "corpus (interrupted or not): its recorded replies are replayed at no cost until this "
                      "run diverges from it")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("--dry-run", action="store_true",
-                     help="print what the run would cost (no LLM is called, no run folder is made) and exit")
+                     help="print what the run would cost (no LLM is called, no run folder is made) and "
+                     "exit; a text corpus is cut into a scratch store beside --out, removed on exit")
     run.add_argument("--fail-on-partial", action="store_true",
                      help=f"exit {EXIT_CODES['partial']}, not 0, when the answer was built while calls "
                      "were failing")
@@ -264,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a .py program file; with --turn, a transcript, its run folder or latest "
                     "(the default)")
     ex.add_argument("--data", metavar="FILE",
-                    help="a UTF-8 text file, cut into chunks as `data`; - reads standard input")
+                    help="a UTF-8 text file, cut into chunks as `data` (- reads standard input), or a "
+                    "corpus store file")
     _add_corpus_flags(ex)
     _tools_flag(ex)
     _add_settings(ex, "worker")
@@ -284,6 +295,36 @@ def build_parser() -> argparse.ArgumentParser:
                     "(a transcript, run folder or latest) where it made the same call")
     ex.add_argument("--replay-only", action="store_true",
                     help="with --replay: a call the run never made fails, instead of going live")
+
+    store = sub.add_parser(
+        "store",
+        help="cut a corpus once into a store file that runs reuse",
+        description="A corpus store holds a corpus cut into chunks, read from disk by index: `ptcrun "
+        "run STORE` and `ptcrun exec --data STORE` read it without cutting the corpus again.",
+    )
+    stores = store.add_subparsers(dest="store_command", required=True, metavar="ACTION", parser_class=_Parser)
+    build = stores.add_parser(
+        "build",
+        help="cut CORPUS into a store file",
+        description="Cut CORPUS into chunks as `ptcrun run` would and write them to STORE, with the "
+        "chunk options and the corpus's size and SHA-256, so a run can check what it reuses.",
+    )
+    build.add_argument("corpus", metavar="CORPUS", help="a UTF-8 text file; - reads standard input")
+    build.add_argument("path", metavar="STORE", help="the store file to write (replaced when it is a store)")
+    _add_corpus_flags(build)
+    build.add_argument("--config", metavar="FILE", help="the TOML config file whose [corpus] settings "
+                       "apply (default ~/.config/ptcrun/config.toml; none for no file; env PTCRUN_CONFIG)")
+    build.add_argument("--json", action="store_true", help="print what was written as one JSON object")
+    info = stores.add_parser(
+        "info",
+        help="what a store holds and what it was cut from",
+        description="The store's chunks, characters and tokens, its cut, the corpus it was cut from "
+        "and whether that file has changed since.",
+    )
+    info.add_argument("path", metavar="STORE", help="a corpus store file")
+    info.add_argument("--json", action="store_true", help="print it as one JSON object")
+    info.add_argument("--verify", action="store_true", help="also read every chunk and check the "
+                      "store's fingerprint (exit 2, as for any damaged store, when it does not match)")
 
     runs = sub.add_parser(
         "runs",

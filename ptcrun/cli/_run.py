@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +21,7 @@ import attrs
 from ..errors import ConfigError, TranscriptError, to_payload
 from ..runtime._runtime import Runtime
 from ..transcript._events import os_error_reason
-from ._corpus import STDIN, ChunkOptions, Corpus, chunk_options, read_corpus, write_record
+from ._corpus import STDIN, ChunkOptions, Corpus, Scratch, chunk_options, given_cut, open_corpus, write_record
 from ._options import build_limits, build_provider, unused_prices
 from ._parser import EXIT_CODES, in_cli_words, status_exit_code
 
@@ -114,17 +112,18 @@ class _CorpusRecord:
     event, so a run killed at any point can still be run again turn by turn (the runtime's
     ``on_run_folder``). A failure to write it does not stop the run: it is a warning."""
 
-    def __init__(self, corpus: Corpus, options: Any) -> None:
+    def __init__(self, corpus: Corpus) -> None:
         self._corpus = corpus
-        self._options = options
         self.warnings: list[str] = []
 
     def __call__(self, folder: Path) -> None:
         try:
-            write_record(folder, self._corpus, self._options)
+            write_record(folder, self._corpus)
         except OSError as exc:
-            stdin = self._corpus.stdin is not None
-            data = "the corpus again (it came from standard input)" if stdin else self._corpus.path
+            corpus = self._corpus
+            data = (str(corpus.store) if corpus.store is not None
+                    else "the corpus again (it came from standard input)" if corpus.stdin is not None
+                    else corpus.path)
             self.warnings.append(
                 f"corpus.json was not written beside the transcript ({os_error_reason(exc)}); "
                 f"`ptcrun exec TRANSCRIPT --turn N` will need --data {data}."
@@ -160,52 +159,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = chunk_options(args)
     if not args.dry_run:
         _check_out(args.out)
-    # The corpus is cut into a store on disk, not a list in memory, so a corpus larger than
-    # memory runs. It lives in a hidden folder beside the run folders (a system temporary
-    # folder is often held in memory) and goes when the command ends.
-    beside = None if args.dry_run else args.out
-    if beside is not None:
-        _remove_stale_stores(Path(beside))
-    # The folder's name holds this process's id, so a later run can tell a store whose command
-    # was killed (the with-block never ran its clean-up) from one a running command still reads.
-    prefix = f"{_STORE_PREFIX}{os.getpid()}-"
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=beside) as folder:
-        return _run(args, options, Path(folder) / "corpus.store")
+    # A corpus that is not a store already is cut into one beside the run folders, not into a
+    # list in memory nor the system's temporary folder (often held in memory), so a corpus
+    # larger than memory runs; a dry run too, as it needs the chunks' token counts.
+    with Scratch(Path(args.out), where=f"--out {args.out!r}") as scratch:
+        return _run(args, options, scratch)
 
 
-_STORE_PREFIX = ".ptcrun-corpus-"
-
-
-def _remove_stale_stores(out: Path) -> None:
-    """Remove the corpus stores that killed commands left in ``out``: a store is as large as its
-    corpus, and one whose command is gone is read by nobody."""
-    try:
-        folders = [p for p in out.iterdir() if p.name.startswith(_STORE_PREFIX) and p.is_dir()]
-    except OSError:
-        return  # no folder yet, or not readable: _check_out has said what it needs to
-    for folder in folders:
-        pid = folder.name.removeprefix(_STORE_PREFIX).partition("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process: alive, and not ours to judge
-    return True
-
-
-def _run(args: argparse.Namespace, options: ChunkOptions, store: Path) -> int:
+def _run(args: argparse.Namespace, options: ChunkOptions, scratch: Scratch) -> int:
     from .._tools import load_tools_file
     from ..transcript._views import render_summary
 
     goal = _goal(args)
     schema = _schema(args.schema)
-    corpus = read_corpus(args.corpus, options, flag="CORPUS", store=store)
+    corpus = open_corpus(args.corpus, options, flag="CORPUS", scratch=scratch, given=given_cut(args),
+                         keep=args.store)
     planner = build_provider(args.planner, args)
     worker = build_provider(args.worker, args) if args.worker else None
     sub_planner = build_provider(args.sub_planner, args) if args.sub_planner else None
@@ -213,7 +181,7 @@ def _run(args: argparse.Namespace, options: ChunkOptions, store: Path) -> int:
     if sub_planner is not None:
         named.append((args.sub_planner, sub_planner))
     tools = list(load_tools_file(args.tools).values()) if args.tools else None
-    record = _CorpusRecord(corpus, options)
+    record = _CorpusRecord(corpus)
     runtime = Runtime(
         planner=planner,
         worker=worker,
@@ -229,13 +197,15 @@ def _run(args: argparse.Namespace, options: ChunkOptions, store: Path) -> int:
         print(f"ptcrun: warning: --price {entry!r} names neither the planner nor the worker; no cost "
               f"uses it.", file=sys.stderr)
     if args.dry_run:
+        for warning in corpus.warnings:
+            print(f"ptcrun: warning: {warning}", file=sys.stderr)
         return _dry_run(runtime.estimate(goal, corpus.chunks, schema=schema), as_json=args.json)
     result = runtime.run(goal, corpus.chunks, schema=schema, resume=args.resume)
     code = status_exit_code(result.status, result.error, result.signal)
     if args.fail_on_partial and result.partial and code == EXIT_CODES["done"]:
         code = EXIT_CODES["partial"]
     assert result.transcript is not None  # the command always writes one
-    warnings = [in_cli_words(w) for w in (*result.warnings, *record.warnings)]
+    warnings = [in_cli_words(w) for w in (*corpus.warnings, *result.warnings, *record.warnings)]
     transcript = _whole_transcript(result)
     if result.error is not None:
         # What ended the run and its fix, where a failing command says it, whatever stdout holds.

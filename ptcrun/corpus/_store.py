@@ -102,6 +102,8 @@ class _StoreFile:
             footer = json.loads(os.pread(fd, footer_bytes, footer_at))
             self.kind = footer["kind"]
             self.datasets = [_Dataset(self, footer_at, **d) for d in footer["datasets"]]
+            about = footer.get("about")  # optional: stores written before it have none
+            self.about: dict[str, object] | None = dict(about) if isinstance(about, dict) else None
         except (ValueError, KeyError, TypeError) as exc:
             raise _damaged(path, f"its table of contents cannot be read ({exc})") from None
         if self.kind not in ("sequence", "mapping") or (self.kind == "sequence" and len(self.datasets) != 1):
@@ -151,6 +153,8 @@ class StoredChunks(Sequence[str]):
         name: the dataset's name, or ``None`` for a store of one unnamed sequence.
         chars: characters in all chunks.
         sha256: the corpus fingerprint (``corpus_digest`` of the chunks), computed when written.
+        about: what the writer recorded of where the chunks came from (the command line's
+            ``ptcrun store build`` records the corpus file and the cut), or ``None``.
     """
 
     def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
@@ -180,6 +184,7 @@ class StoredChunks(Sequence[str]):
         self.name = dataset.name
         self.chars = dataset.chars
         self.sha256 = dataset.sha256
+        self.about = dataset.file.about
 
     def __len__(self) -> int:
         return self._dataset.count
@@ -289,6 +294,16 @@ class StoredChunks(Sequence[str]):
             return self._file.read(offset, length, f"the text of chunk {index}").decode("utf-8")
         except UnicodeDecodeError:
             raise _damaged(self.path, f"chunk {index} is not UTF-8 text") from None
+
+
+def is_store(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at path starts as a corpus store does (a damaged one included), so a
+    command can take a store wherever it takes a corpus file; ``False`` when it cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(12) == _MAGIC[:12]
+    except OSError:
+        return False
 
 
 def open_store(path: str | os.PathLike[str]) -> StoredChunks | Mapping[str, StoredChunks]:

@@ -36,12 +36,17 @@ __all__ = ["build_store", "write_store"]
 
 
 def write_store(
-    path: str | os.PathLike[str], data: Iterable[str] | Mapping[str, Iterable[str]]
+    path: str | os.PathLike[str],
+    data: Iterable[str] | Mapping[str, Iterable[str]],
+    *,
+    about: Mapping[str, Any] | None = None,
 ) -> StoredChunks | Mapping[str, StoredChunks]:
     """Write chunks to a store file, one at a time, and open it.
 
     ``data`` is an iterable of chunk strings (a generator is fine: it is read once) or a mapping
-    of dataset names to such iterables. The file is replaced only when complete.
+    of dataset names to such iterables. The file is replaced only when complete. ``about``, a
+    JSON object, is kept in the footer as it is (``StoredChunks.about``): where the chunks came
+    from, so a reader can tell whether the store still stands for its source.
 
     Raises:
         ConfigError: a chunk is not a str or holds a lone surrogate; the file cannot be written.
@@ -75,10 +80,12 @@ def write_store(
             shutil.copyfileobj(index, out, 1 << 20)
             for dataset in datasets:
                 dataset["index"] += text_end
-            footer = json.dumps(
-                {"kind": "sequence" if not isinstance(data, Mapping) else "mapping", "datasets": datasets},
-                separators=(",", ":"),
-            ).encode()
+            contents: dict[str, Any] = {
+                "kind": "sequence" if not isinstance(data, Mapping) else "mapping", "datasets": datasets
+            }
+            if about is not None:
+                contents["about"] = dict(about)
+            footer = json.dumps(contents, separators=(",", ":")).encode()
             footer_at = out.tell()
             out.write(footer)
             out.write(_TRAILER.pack(footer_at, len(footer), _END))
@@ -143,12 +150,13 @@ def build_store(
     chunk_tokens: int | None = None,
     chunk_lines: int | None = None,
     overlap: int = 0,
+    about: Mapping[str, Any] | None = None,
 ) -> StoredChunks:
     """Cut a corpus file into chunks as it is read and write them to a store; open it.
 
     The chunks are those :func:`~ptcrun.corpus._load.load_corpus` makes with the same options
     (by tokens, ``DEFAULT_CHUNK_TOKENS`` when no size is given), but the corpus is never held in
-    memory: a 10 GB file needs about 100 MB.
+    memory: a 10 GB file needs about 100 MB. ``about`` is kept as :func:`write_store` keeps it.
 
     Raises:
         ConfigError: as ``load_corpus``; or the store cannot be written.
@@ -169,7 +177,7 @@ def build_store(
             f"corpus path {shown!r} is a directory, not a file; join the files in it into one "
             f"text file and pass that."
         )
-    store = write_store(path, stream_chunks(corpus, unit, size, overlap))  # type: ignore[arg-type]
+    store = write_store(path, stream_chunks(corpus, unit, size, overlap), about=about)  # type: ignore[arg-type]
     assert isinstance(store, StoredChunks)
     if not len(store):
         os.unlink(path)
