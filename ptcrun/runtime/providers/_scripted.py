@@ -186,7 +186,11 @@ class ScriptedProvider:
             # A plain function may block (time.sleep, a subprocess, a local model): on the
             # event loop it would run the calls one at a time, so it runs in a thread. A
             # cancelled call abandons the thread, which finishes on its own, answer dropped.
-            answer = await trio.to_thread.run_sync(respond, request, abandon_on_cancel=True)
+            # Threads without a cap of their own: trio's default of 40 would quietly hold a run
+            # of Limits.max_concurrency=64 to 40 calls at once; the run's limiter bounds them.
+            answer = await trio.to_thread.run_sync(
+                respond, request, abandon_on_cancel=True, limiter=_uncapped_threads()
+            )
         return await answer if inspect.isawaitable(answer) else answer
 
     def _next_delay(self) -> float:
@@ -243,3 +247,16 @@ def _cut_to_tokens(text: str, max_tokens: int, count: Callable[[str], int]) -> s
         else:
             high = mid - 1
     return text[:low]
+
+
+_THREADS: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("ptcrun scripted threads")
+
+
+def _uncapped_threads() -> trio.CapacityLimiter:
+    """The current trio run's limiter for scripted functions' threads: no cap."""
+    try:
+        return _THREADS.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(math.inf)
+        _THREADS.set(limiter)
+        return limiter

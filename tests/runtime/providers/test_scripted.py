@@ -57,6 +57,33 @@ async def test_async_function_provider_is_awaited():
     assert reply.text == "system was 'be brief'"
 
 
+async def test_blocking_functions_overlap_beyond_trios_default_thread_cap():
+    # trio runs at most 40 threads at once unless told otherwise; a run's concurrency may be
+    # higher, and the provider must not quietly lower it.
+    import threading
+    import time
+
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+
+    def respond(request: Request) -> str:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.3)
+        with lock:
+            inside -= 1
+        return "ok"
+
+    provider = ScriptedProvider(respond)
+    async with trio.open_nursery() as nursery:
+        for _ in range(64):
+            nursery.start_soon(provider.complete, ask())
+    assert most == 64
+
+
 async def test_function_may_return_a_whole_reply_with_its_own_usage():
     given = Reply("x", input_tokens=7, output_tokens=9, cache_read_tokens=2, model="m")
     assert await ScriptedProvider(lambda request: given).complete(ask()) == given
