@@ -42,7 +42,7 @@ _IN_FLIGHT = 2
 _STREAM_BYTES = _protocol.CHUNKS_FRAME_BYTES // 2
 _STREAM_MAX = 16_384
 #: Reading the store file: the bytes one batch aims at, and the most chunks it holds.
-_FILE_BYTES = 256 << 10
+_FILE_BYTES = 512 << 10
 _FILE_MAX = 2048
 
 
