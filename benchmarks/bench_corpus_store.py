@@ -346,7 +346,9 @@ def render_speed(speed: Speed, speed_lines: int, child_peak: float, loads: list[
             "child), as when the corpus is a list or a part of a store. The ratio is the list's time "
             "over the store's: 1.0 is as fast as the list; the goal is at least 0.5. *Remade* is the "
             "list loop with each chunk made anew from its UTF-8 bytes (`len(chunk.encode().decode())`), "
-            "with no file and no host: the ratio any reader that turns bytes into a `str` can reach."
+            "with no file and no host: over large chunks, about the best ratio a reader that turns "
+            "bytes into a `str` can reach; over short ones its two method calls a chunk cost more "
+            "than the store's reading, and it says little."
         ),
         "",
         (
@@ -394,8 +396,9 @@ def render_speed(speed: Speed, speed_lines: int, child_peak: float, loads: list[
             f"{per_chunk(big['remade'], big_chunks)} a chunk, a ratio of {big['list'] / big['remade']:.2f}, "
             f"where the store reads {per_chunk(big['store'], big_chunks)} ({big['list'] / big['store']:.2f}). "
             "A ratio of 0.5 there would need 9.5 KB made into a string in the time of one turn of "
-            f"the loop, {9_500 / (big['list'] / big_chunks) / 1e9:,.0f} GB/s, where a plain copy from "
-            "memory ran at about 3 GB/s on this machine while these were measured. "
+            f"the loop, {9_500 / (big['list'] / big_chunks) / 1e9:,.0f} GB/s, where copying from the "
+            "page cache into a buffer, the first of the two passes, ran at about 3 GB/s on this "
+            "machine (measured apart, under similar load). "
             "With a body that reads the text (`count`), the text is read anyway and the same two "
             "passes cost less than the work. Over one-line chunks (about 130 bytes) the bytes are "
             "few and the cost is per chunk: the list's loop takes "
