@@ -4,8 +4,11 @@ A corpus can be far larger than the child's memory ceiling, so the child holds o
 ``data[i]`` asks the host for chunk ``i`` (and, when reads go forward one after another, for the
 chunks after it in the same request), and keeps what it got in a cache bounded in bytes, shared
 by the datasets and the pmap threads. ``for chunk in data`` streams: while the program works on
-one batch, the next is already on its way. A slice is a view, ``data[1000:2000]``, read the same
-way, so ``pmap(f, data[a:b])`` costs nothing until its items read their chunks.
+one batch, the next is already on its way. When the corpus is one whole store, the host hands
+the child a read-only descriptor of its file, and the same reads go to the file instead, with no
+round trip (``_stored.py``); what does not add up there is asked of the host after all. A slice
+is a view, ``data[1000:2000]``, read the same way, so ``pmap(f, data[a:b])`` costs nothing until
+its items read their chunks.
 
 For programs, ``data`` is a read-only sequence of strings: ``len``, indexes (negative too),
 slices with steps, ``for``, ``reversed``, ``in``, ``.count``, ``.index``, ``random.sample`` and
