@@ -6,8 +6,9 @@ chunks on disk, in one file: reading chunk ``i`` costs one read of a fixed-width
 one of its text (``os.pread``, safe from any thread), served by the page cache when the file is
 warm. It is not memory-mapped: the pages of a mapping count in the process's resident memory as
 they are touched, so reading a 10 GB store through one would show the host at gigabytes. The
-sandbox child never opens the file; the host reads ranges of chunks from it and sends them over
-the wire (see ``docs/design.md``).
+sandbox child never opens the file: when a run's corpus is a whole store, the host hands the child
+a read-only descriptor of it, which the child maps a batch at a time; otherwise the host reads
+ranges of chunks and sends them (see ``ptcrun/sandbox/host/_corpus.py``).
 
 Layout, all integers little-endian::
 
@@ -228,6 +229,19 @@ class StoredChunks(Sequence[str]):
         for records in self._records(0, len(self)):
             for record in records:
                 yield record[2]
+
+    def layout(self) -> tuple[int, int, int]:
+        """Where this dataset lies in its file: its index's offset, its text's start and end."""
+        d = self._dataset
+        return d.index, d.text_start, d.text_end
+
+    def file_layouts(self) -> list[tuple[int, int, int]]:
+        """The :meth:`layout` of every dataset in this dataset's file, this one included."""
+        return [(d.index, d.text_start, d.text_end) for d in self._file.datasets]
+
+    def file_descriptor(self) -> int:
+        """The store file's descriptor, open read-only; it stays open as long as this does."""
+        return self._file.fd
 
     def chunk_bytes(self, index: int) -> int:
         """The length of chunk index (0 <= index < len) in UTF-8 bytes, from the index only."""

@@ -120,6 +120,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "JSON": lambda v: True,
     "list[JSON]": lambda v: type(v) is list,
     "list[int]": lambda v: type(v) is list and all(type(i) is int for i in v),
+    "list[int] | None": lambda v: v is None or (type(v) is list and all(type(i) is int for i in v)),
     "list[str]": lambda v: type(v) is list and all(type(i) is str for i in v),
     "dict[str, JSON]": lambda v: type(v) is dict,
     "dict[str, JSON] | None": lambda v: v is None or type(v) is dict,
@@ -164,6 +165,9 @@ class Init(Frame):
     shared_fd: int | None = None
     shared_slots: int = 0
     shared_slot_bytes: int = 0
+    #: The child's read-only descriptor of the corpus's store file, when the corpus is that
+    #: whole file (see :class:`Data` ``layout``); ``None``: the child asks the host for text.
+    store_fd: int | None = None
 
 
 @_frame
@@ -177,6 +181,9 @@ class Data(Frame):
     name: str | None
     count: int
     last: bool
+    #: Where the dataset lies in the file of :class:`Init` ``store_fd``: its index's offset, its
+    #: text's start and end; ``None`` when the child has no such file.
+    layout: list[int] | None = None
 
 
 @_frame

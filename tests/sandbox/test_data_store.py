@@ -3,7 +3,9 @@ closed to a program that tries to write it, reach the file behind it or make the
 
 from __future__ import annotations
 
+import os
 import textwrap
+from pathlib import Path
 
 import pytest
 import trio
@@ -21,12 +23,20 @@ CHUNKS[7] = "line one\nline two\r\n"
 CHUNKS[11] = CHUNKS[12]  # a repeated chunk: count() and index() must find both
 
 
-@pytest.fixture(params=["store", "list", "store through the pipe"])
+def through_the_host(monkeypatch):
+    """Make the host serve a store's text, as it does when the corpus is not one whole store."""
+    monkeypatch.setattr(_corpus.CorpusServer, "grant_store", lambda self: None)
+
+
+@pytest.fixture(params=["store", "list", "store through the host", "store through the pipe"])
 def corpus(request, tmp_path, monkeypatch):
-    """The same chunks, as a store on disk and as a list in memory, their text crossing in shared
-    memory or (where the OS has none) down the pipe: programs must not tell."""
+    """The same chunks, as a store on disk that the child reads itself, and as a list in memory,
+    whose text the host sends in shared memory or (where the OS has none) down the pipe:
+    programs must not tell."""
     if request.param == "list":
         return list(CHUNKS)
+    if request.param != "store":
+        through_the_host(monkeypatch)
     if request.param == "store through the pipe":
         monkeypatch.setattr(_corpus.SharedText, "create", classmethod(lambda cls: None))
     return write_store(tmp_path / "c.store", CHUNKS)
@@ -314,6 +324,28 @@ async def test_a_chunk_too_big_for_one_frame_is_an_error_the_program_sees(monkey
     assert "chunk 1 is 5,000 bytes, more than the sandbox can receive at once" in result.answer[1]
 
 
+def damage_byte(path: str, at: int) -> None:
+    """Make the byte at ``at`` one that no UTF-8 text holds."""
+    with open(path, "r+b") as file:
+        file.seek(at)
+        file.write(b"\xff")
+
+
+def file_bytes(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def access_modes(pid: int, path: str) -> list[int]:
+    """The access mode of every descriptor process pid holds to the file at path."""
+    modes = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if os.path.realpath(f"/proc/{pid}/fd/{fd}") == os.path.realpath(path):
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                flags = info.read().split("flags:")[1].split()[0]
+            modes.append(int(flags, 8) & os.O_ACCMODE)
+    return modes
+
+
 def damage_first_record(path: str, index_at: int) -> None:
     """Make the first chunk's length (after its offset) point far past the text."""
     with open(path, "r+b") as file:
@@ -321,15 +353,59 @@ def damage_first_record(path: str, index_at: int) -> None:
         file.write((10**6).to_bytes(8, "little"))
 
 
-async def test_a_store_damaged_during_a_run_ends_it_naming_the_file(tmp_path):
+@pytest.mark.parametrize("reader", ["child", "host"])
+@pytest.mark.parametrize("read", ["print(data[0])", "for c in data:\n    pass"])
+async def test_a_store_damaged_during_a_run_ends_it_naming_the_file(tmp_path, monkeypatch, reader, read):
+    # The child that reads the file itself asks the host for what does not add up, and the host
+    # ends the run naming the file, as when it reads every chunk.
+    if reader == "host":
+        through_the_host(monkeypatch)
     store = write_store(tmp_path / "c.store", CHUNKS)
-    damage_first_record(store.path, store._dataset.index)
     async with Sandbox(data=store, limits=limits()) as sandbox:
+        damage_first_record(store.path, store._dataset.index)
         with pytest.raises(errors.SandboxError, match=r"corpus could not be read: corpus store '.*c\.store' is damaged"):
-            await sandbox.execute("print(data[0])")
+            await sandbox.execute(read)
 
 
-async def test_tool_replies_and_reads_of_data_interleave_without_mixing(tmp_path):
+@pytest.mark.parametrize("reader", ["child", "host"])
+async def test_a_store_cut_short_during_a_run_ends_it_naming_the_file(tmp_path, monkeypatch, reader):
+    # A file cut short under a reader that mapped it would kill the child (SIGBUS); read, it is
+    # a short read, and the host names the file.
+    if reader == "host":
+        through_the_host(monkeypatch)
+    store = write_store(tmp_path / "c.store", CHUNKS * 200)
+    async with Sandbox(data=store, limits=limits()) as sandbox:
+        assert (await sandbox.execute("print(len(data[0]))")).status == "ok"
+        os.truncate(store.path, store._dataset.text_start + 100)
+        with pytest.raises(errors.SandboxError, match=r"corpus could not be read: corpus store '.*c\.store' is damaged"):
+            await sandbox.execute("for c in data[4000:]:\n    pass")
+
+
+@pytest.mark.parametrize("reader", ["child", "host"])
+async def test_text_that_is_not_utf8_is_an_error_naming_the_fix(tmp_path, monkeypatch, reader):
+    if reader == "host":
+        through_the_host(monkeypatch)
+    store = write_store(tmp_path / "c.store", ["abc", "def" * 10, "ghi"])
+    damage_byte(store.path, store._dataset.text_start + 4)
+    program = """
+    out = [data[2]]
+    for read in (lambda: data[1], lambda: list(data)):
+        try:
+            read()
+        except Exception as e:
+            out.append(str(e))
+    done(out)
+    """
+    result = await run(store, program)
+    assert result.status == "done", result.error
+    assert result.answer[0] == "ghi"
+    assert len(result.answer) == 3
+    for message in result.answer[1:]:
+        assert message.startswith("chunk 1 of data is not UTF-8 text: the corpus store is damaged"), message
+
+
+async def test_tool_replies_and_reads_of_data_interleave_without_mixing(tmp_path, monkeypatch):
+    through_the_host(monkeypatch)
     # Replies to tool calls are queued while megabytes of text go down the same pipe: no reply
     # may fall between a frame of text and its bytes.
     chunks = [f"{i:04d}" + "t" * 30_000 for i in range(300)]
@@ -353,7 +429,8 @@ async def test_tool_replies_and_reads_of_data_interleave_without_mixing(tmp_path
     assert result.answer == [True, True]
 
 
-async def test_the_shared_memory_is_read_only_to_the_child(tmp_path):
+async def test_the_shared_memory_is_read_only_to_the_child(tmp_path, monkeypatch):
+    through_the_host(monkeypatch)
     store = write_store(tmp_path / "c.store", CHUNKS)
     probe = """
     import os
@@ -399,7 +476,8 @@ async def test_a_forged_release_of_shared_memory_replaces_the_child(tmp_path):
     assert after.output == CHUNKS[1] + "\n"
 
 
-async def test_the_host_writes_a_slot_only_once_the_child_has_read_it(tmp_path):
+async def test_the_host_writes_a_slot_only_once_the_child_has_read_it(tmp_path, monkeypatch):
+    through_the_host(monkeypatch)
     # More reads in flight than slots: the rest go down the pipe, and every chunk arrives whole.
     chunks = [f"{i:04d}" + "s" * 100_000 for i in range(64)]
     store = write_store(tmp_path / "s.store", chunks)
@@ -415,3 +493,95 @@ async def test_the_host_writes_a_slot_only_once_the_child_has_read_it(tmp_path):
         [f"{i:04d}100004" for i in range(64)],
         [[f"{i:04d}" for i in range(k, 64, 4)] for k in range(4)],
     ]
+
+
+# -- the store file the child reads itself ---------------------------------------------------------
+
+
+async def test_the_child_reads_a_whole_store_without_asking_the_host(tmp_path, monkeypatch):
+    chunks = [f"{i}:" + "y" * (i % 300) for i in range(3_000)]
+    store = write_store(tmp_path / "c.store", chunks)
+    asked: list[_protocol.ChunksQuery] = []
+    answer = CorpusServer.answer
+
+    async def counted(self, query):
+        asked.append(query)
+        return await answer(self, query)
+
+    monkeypatch.setattr(CorpusServer, "answer", counted)
+    program = """
+    streamed = [c for c in data]
+    picked = [data[5], data[-1], data[1234]]
+    mapped = pmap(lambda c: c[:4], data[::7], concurrency=8)
+    done([len(streamed), sum(map(len, streamed)), picked, mapped[:3], len(mapped)])
+    """
+    expected = [
+        len(chunks), sum(map(len, chunks)), [chunks[5], chunks[-1], chunks[1234]],
+        [c[:4] for c in chunks[::7][:3]], len(chunks[::7]),
+    ]
+    result = await run(store, program, limits={"max_concurrency": 8})
+    assert result.status == "done", result.error
+    assert result.answer == expected
+    assert asked == []
+    through_the_host(monkeypatch)  # the same program, each read a query to the host
+    result = await run(store, program, limits={"max_concurrency": 8})
+    assert result.answer == expected
+    assert asked
+
+
+def test_the_child_is_given_the_file_only_when_it_holds_nothing_else(tmp_path):
+    both = write_store(tmp_path / "n.store", {"a": ["a0", "a1"], "b": ["b0"]})
+    twin = write_store(tmp_path / "twin.store", {"a": ["a0", "a1"], "b": ["b0"]})
+
+    def granted(data):
+        grant = CorpusServer(data).grant_store()
+        if grant is not None:
+            os.close(grant.child_fd)
+        return grant
+
+    whole = granted(both)
+    assert whole is not None and set(whole.layouts) == {"a", "b"}
+    renamed = granted({"x": both["b"], "y": both["a"]})
+    assert renamed is not None and renamed.layouts == {"x": whole.layouts["b"], "y": whole.layouts["a"]}
+    assert granted({"a": both["a"]}) is None  # b would be readable, and the run was not given it
+    assert granted({"a": both["a"], "b": twin["b"]}) is None  # two files
+    assert granted({"a": both["a"], "b": both["b"], "c": ["c0"]}) is None
+    assert granted(["a0", "a1"]) is None
+    assert granted(write_store(tmp_path / "one.store", ["x"])) is not None
+
+
+async def test_the_childs_store_descriptor_is_read_only_and_its_own(tmp_path):
+    store = write_store(tmp_path / "c.store", CHUNKS)
+    before = file_bytes(store.path)
+    # Without the language layer the program reaches the descriptor; the OS layers still hold.
+    attack = """
+    import os
+    fd = data._dataset.stored._file._fd
+    out = {}
+    attempts = {
+        "write": lambda: os.write(fd, b"x"),
+        "truncate": lambda: os.ftruncate(fd, 0),
+        "reopen for writing": lambda: open("/proc/self/fd/" + str(fd), "r+b"),
+        "map for writing": lambda: __import__("mmap").mmap(fd, 4096),
+        "unblock": lambda: os.set_blocking(fd, False),
+    }
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+            out[name] = "done"
+        except Exception as e:
+            out[name] = type(e).__name__
+    print(out)
+    """
+    async with Sandbox(data=store, limits=limits(), _language_layer=False) as sandbox:
+        modes = access_modes(sandbox.pid, store.path)
+        result = await sandbox.execute(textwrap.dedent(attack))
+        after = await sandbox.execute("print(data[39])\nprint(sum(len(c) for c in data))")
+    assert modes == [os.O_RDONLY], modes
+    assert result.status == "ok", result.error
+    tried = eval(result.output)  # a dict of names to outcomes, printed by the program
+    assert tried.pop("unblock") == "done"  # a flag of the child's own open file, not the host's
+    assert all(outcome != "done" for outcome in tried.values()), tried
+    assert os.get_blocking(store.file_descriptor())
+    assert file_bytes(store.path) == before
+    assert after.output == f"{CHUNKS[39]}\n{sum(map(len, CHUNKS))}\n"

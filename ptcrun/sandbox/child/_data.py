@@ -4,8 +4,11 @@ A corpus can be far larger than the child's memory ceiling, so the child holds o
 ``data[i]`` asks the host for chunk ``i`` (and, when reads go forward one after another, for the
 chunks after it in the same request), and keeps what it got in a cache bounded in bytes, shared
 by the datasets and the pmap threads. ``for chunk in data`` streams: while the program works on
-one batch, the next is already on its way. A slice is a view, ``data[1000:2000]``, read the same
-way, so ``pmap(f, data[a:b])`` costs nothing until its items read their chunks.
+one batch, the next is already on its way. When the corpus is one whole store, the host hands
+the child a read-only descriptor of its file, and the same reads go to the file instead, with no
+round trip (``_stored.py``); what does not add up there is asked of the host after all. A slice
+is a view, ``data[1000:2000]``, read the same way, so ``pmap(f, data[a:b])`` costs nothing until
+its items read their chunks.
 
 For programs, ``data`` is a read-only sequence of strings: ``len``, indexes (negative too),
 slices with steps, ``for``, ``reversed``, ``in``, ``.count``, ``.index``, ``random.sample`` and
@@ -21,11 +24,13 @@ import operator
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 from ... import errors
 from .. import _protocol
 from ._link import Link, Pending
+from ._stored import Damaged, StoredText
 
 __all__ = ["ChunkCache", "DataView", "Dataset"]
 
@@ -39,6 +44,9 @@ _READAHEAD_FIRST = 8
 _IN_FLIGHT = 2
 _STREAM_BYTES = _protocol.CHUNKS_FRAME_BYTES // 2
 _STREAM_MAX = 16_384
+#: Reading the store file: the bytes one batch aims at, and the most chunks it holds.
+_FILE_BYTES = 512 << 10
+_FILE_MAX = 2048
 
 
 class ChunkCache:
@@ -77,11 +85,15 @@ class ChunkCache:
 class Dataset:
     """One dataset of the corpus, as the child reads it: its length, and the wire to its text."""
 
-    def __init__(self, link: Link, name: str | None, count: int, cache: ChunkCache) -> None:
+    def __init__(
+        self, link: Link, name: str | None, count: int, cache: ChunkCache, stored: StoredText | None = None
+    ) -> None:
         self.link = link
         self.name = name
         self.count = count
         self.cache = cache
+        #: The store file, when the host handed the child one: read with no round trip.
+        self.stored = stored
         self._lock = threading.Lock()
         self._next_miss = 0
         self._readahead = _READAHEAD_FIRST
@@ -103,15 +115,49 @@ class Dataset:
             else:
                 self._readahead = 1
             stop = min(index + self._readahead, self.count)
-            texts, sizes = self._receive(self._request(index, stop), index, stop)
+            texts, sizes = self._fetch(index, stop, _protocol.CHUNKS_FRAME_BYTES)
             for offset, (chunk, size) in enumerate(zip(texts, sizes, strict=True)):
                 self.cache.put((self.name, index + offset), chunk, size)
             self._next_miss = index + len(texts)
             return texts[0]
 
     def stream(self, start: int, stop: int) -> Iterator[str]:
-        """Chunks start to stop - 1 in order, read ahead: two requests stay in flight, so the
-        host reads and sends the next batches while the program works on this one."""
+        """Chunks start to stop - 1 in order: from the store file a batch at a time, or from the
+        host, read ahead."""
+        # Batch by batch, and chunk by chunk in C: a generator that yielded each chunk would
+        # cost a resumed frame per chunk, as much as a program's loop over short chunks.
+        if self.stored is not None:
+            return chain.from_iterable(self._stream_file(start, stop))
+        return chain.from_iterable(self._stream_host(start, stop))
+
+    def _stream_file(self, start: int, stop: int) -> Iterator[list[str]]:
+        # No read-ahead: the text is in the page cache or on its way there (the kernel reads a
+        # file ahead as it is read in order), and a batch is decoded faster than it is asked.
+        # Batches aim at _FILE_BYTES; never cached, as a stream's chunks are not read again.
+        at = start
+        per_request = _READAHEAD_FIRST
+        buffer = bytearray(_FILE_BYTES)
+        while at < stop:
+            texts, sizes = self._fetch(at, min(at + per_request, stop), _FILE_BYTES, buffer)
+            at += len(texts)
+            average = max(sum(sizes) // len(sizes), 1)
+            per_request = max(1, min(_FILE_BYTES // average, _FILE_MAX))
+            yield texts
+
+    def _fetch(
+        self, start: int, stop: int, max_bytes: int, buffer: bytearray | None = None
+    ) -> tuple[list[str], list[int]]:
+        """Chunks start.. before stop, at least one: from the file, or else from the host."""
+        if self.stored is not None:
+            try:
+                return self.stored.read(start, stop, max_bytes, buffer)
+            except Damaged:
+                pass  # the host reads them, and says what is wrong with the file
+        return self._receive(self._request(start, stop), start, stop)
+
+    def _stream_host(self, start: int, stop: int) -> Iterator[list[str]]:
+        # Two requests stay in flight, so the host reads and sends the next batches while the
+        # program works on this one.
         waiting: deque[tuple[Pending, int, int]] = deque()
         asked = start
         per_request = _READAHEAD_FIRST
@@ -128,7 +174,7 @@ class Dataset:
             # Aim each request at _STREAM_BYTES, from the size of the chunks just read.
             average = max(sum(sizes) // len(sizes), 1)
             per_request = max(1, min(_STREAM_BYTES // average, _STREAM_MAX))
-            yield from texts
+            yield texts
 
     def _request(self, start: int, stop: int) -> Pending:
         pending = self.link.open_request(read=True)

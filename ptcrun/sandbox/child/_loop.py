@@ -313,8 +313,10 @@ def _receive_data(link: Link, init: _protocol.Init) -> Any:
     """Read the corpus frames that follow ``init``; return ``data``: a view read from the host,
     or a read-only mapping of such views. Only the datasets' sizes cross here."""
     from ._data import ChunkCache, Dataset, DataView
+    from ._stored import StoredText, StoreFile
 
     cache = ChunkCache()
+    file = None if init.store_fd is None else StoreFile(init.store_fd)
     named: dict[str, DataView] = {}
     plain = DataView(Dataset(link, None, 0, cache), range(0))
     while True:
@@ -322,7 +324,10 @@ def _receive_data(link: Link, init: _protocol.Init) -> Any:
         if not isinstance(frame, _protocol.Data):
             raise RuntimeError(f"expected a data frame, got {frame.OP!r}")
         if frame.count or not frame.last:
-            view = DataView(Dataset(link, frame.name, frame.count, cache), range(frame.count))
+            stored = None
+            if file is not None and frame.layout is not None:
+                stored = StoredText(file, frame.layout)
+            view = DataView(Dataset(link, frame.name, frame.count, cache, stored), range(frame.count))
             if frame.name is None:
                 plain = view
             else:

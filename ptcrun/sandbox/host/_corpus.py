@@ -6,6 +6,14 @@ and gets their UTF-8 text back (:class:`~.._protocol.Chunks`). A corpus passed a
 thread when the read is large, since a page not yet in memory means a wait on the disk; a corpus
 passed as strings is encoded from memory. Either way the program sees the same ``data``.
 
+When the corpus is a whole store, every dataset of one file and nothing else, the child reads it
+without asking: :meth:`CorpusServer.grant_store` opens the file again, read-only, for the child,
+which maps a batch of it at a time (``ptcrun/sandbox/child/_stored.py``). The descriptor gives
+the child nothing it was not given already: the file holds the run's corpus and its index, and
+a read-only descriptor of its own (not the host's, so no flag the child sets on it reaches the
+host's reads) cannot write or grow it. Whatever the child finds damaged there it asks the host
+for instead, so the host still decides what a damaged store means for the run.
+
 Every query is checked first: a dataset the run does not have, or a range outside it, is a
 broken protocol and ends the child, so a program can never make the host read outside the
 corpus. Each answer holds at most ``CHUNKS_FRAME_BYTES`` (one chunk, if a single chunk is
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import sys
 from collections.abc import Mapping, Sequence
 
 import trio
@@ -25,7 +34,7 @@ from ... import errors
 from ...corpus._store import StoredChunks
 from .. import _protocol
 
-__all__ = ["CorpusServer", "SharedText"]
+__all__ = ["CorpusServer", "SharedText", "StoreGrant"]
 
 # Reads of more than one chunk, or of one larger than this, go to a worker thread, so a cold
 # disk cannot stall the event loop; a single small chunk (random access) is read in place.
@@ -113,6 +122,20 @@ class SharedText:
         self._fd = -1
 
 
+class StoreGrant:
+    """The corpus's store file, opened read-only for the child, and where each dataset lies in it.
+
+    Attributes:
+        child_fd: the descriptor to pass to the child; the sandbox closes it once the child
+            has its copy.
+        layouts: per dataset name, its index's offset, its text's start and end in the file.
+    """
+
+    def __init__(self, child_fd: int, layouts: dict[str | None, list[int]]) -> None:
+        self.child_fd = child_fd
+        self.layouts = layouts
+
+
 class CorpusServer:
     """The run's corpus, by dataset name (``None`` for the one unnamed sequence).
 
@@ -128,6 +151,31 @@ class CorpusServer:
         )
         #: The shared memory of the child being served, if it has one; set by the sandbox.
         self.shared: SharedText | None = None
+
+    def grant_store(self) -> StoreGrant | None:
+        """A read-only descriptor of the store file for the child, when the corpus is that whole
+        file; ``None`` when it is not (a list, a part of a store, several files), or where the
+        child could not read the file's little-endian index as it is (a big-endian machine)."""
+        sets = self._sets
+        if sys.byteorder != "little" or not sets:
+            return None
+        stores = [chunks for chunks in sets.values() if isinstance(chunks, StoredChunks)]
+        if len(stores) != len(sets):
+            return None
+        files = {_identity(store.file_descriptor()) for store in stores}
+        given = {store.layout() for store in stores}
+        if len(files) != 1 or given != set(stores[0].file_layouts()):
+            return None  # the file holds text the run was not given
+        try:
+            # A new open file description: flags the child sets on it never reach the host's.
+            fd = os.open(f"/proc/self/fd/{stores[0].file_descriptor()}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        if _identity(fd) not in files:
+            os.close(fd)
+            return None
+        layouts = {name: [*c.layout()] for name, c in sets.items() if isinstance(c, StoredChunks)}
+        return StoreGrant(fd, layouts)
 
     def datasets(self) -> list[tuple[str | None, int]]:
         """Each dataset's name and number of chunks, in order."""
@@ -151,6 +199,16 @@ class CorpusServer:
             raise _protocol.ProtocolError(
                 f"chunks {query.start}..{query.stop} are outside the dataset's {len(chunks):,}"
             )
+        try:
+            return await self._answer(query, chunks)
+        except errors.ConfigError as exc:
+            # A damaged store: not the program's doing, and nothing it could fix. The run ends,
+            # saying why.
+            raise errors.SandboxError(f"the corpus could not be read: {exc}") from exc
+
+    async def _answer(
+        self, query: _protocol.ChunksQuery, chunks: Sequence[str]
+    ) -> _protocol.Chunks | _protocol.Reply:
         shared = self.shared
         slot = into = None
         if shared is not None and _first_bytes(chunks, query.start) <= shared.slot_bytes:
@@ -158,11 +216,7 @@ class CorpusServer:
             into = None if slot is None else shared.view(slot)
         try:
             if isinstance(chunks, StoredChunks):
-                try:
-                    sizes, payload = await _read(chunks, query.start, query.stop, into)
-                except errors.ConfigError as exc:
-                    # Not the program's doing, and nothing it could fix: the run ends, saying why.
-                    raise errors.SandboxError(f"the corpus could not be read: {exc}") from exc
+                sizes, payload = await _read(chunks, query.start, query.stop, into)
             else:
                 sizes, payload = _encode(chunks, query.start, query.stop, into)
         except BaseException:
@@ -180,6 +234,12 @@ class CorpusServer:
             )
             return _protocol.Reply(query.id, False, error=errors.to_payload(error))
         return _protocol.Chunks(query.id, query.start, sizes, payload=payload)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    """The file behind a descriptor: its device and inode."""
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
 
 
 def _first_bytes(chunks: Sequence[str], index: int) -> int:

@@ -36,7 +36,7 @@ from .. import _protocol
 from .._results import ExecResult
 from ._calls import BatchHandler, CallServer, Estimator, Event
 from ._channel import CHILD_GONE, Channel
-from ._corpus import CorpusServer, SharedText
+from ._corpus import CorpusServer, SharedText, StoreGrant
 from ._death import Death
 from ._program import ProgramRun
 from ._watch import ChildWatch
@@ -160,6 +160,8 @@ class Sandbox:
         # Kept after the child is stopped: its record of the host's own signals explains a
         # program whose child another task closed.
         self._watch: ChildWatch | None = None
+        #: The store file the child reads itself, when the corpus is one whole store.
+        self._grant: StoreGrant | None = None
         self._ids = itertools.count(1)
         self._stopped_reason: str | None = None
         self._busy = False
@@ -213,7 +215,8 @@ class Sandbox:
         err_r, err_w = os.pipe()
         # Memory for corpus text only when there is a corpus to read.
         shared = SharedText.create() if any(count for _, count in self._corpus.datasets()) else None
-        shared_fds = () if shared is None else (shared.child_fd,)
+        self._grant = grant = self._corpus.grant_store()
+        shared_fds = tuple(given.child_fd for given in (shared, grant) if given is not None)
         argv = [sys.executable, "-I", "-B", "-c", _BOOT, str(to_child_r), str(from_child_w), _PACKAGE_PARENT]
         try:
             self._process = await trio.lowlevel.open_process(
@@ -280,10 +283,12 @@ class Sandbox:
                 strict=self._strict,
                 seed=self._seed,
                 **self._shared_fields(),
+                store_fd=None if self._grant is None else self._grant.child_fd,
             )
         )
+        layouts = {} if self._grant is None else self._grant.layouts
         for name, count in self._corpus.datasets():
-            await channel.send(_protocol.Data(name, count, last=False))
+            await channel.send(_protocol.Data(name, count, last=False, layout=layouts.get(name)))
         await channel.send(_protocol.Data(None, 0, last=True))
 
     def _shared_fields(self) -> dict[str, Any]:
