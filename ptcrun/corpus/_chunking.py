@@ -33,7 +33,8 @@ from itertools import accumulate, pairwise
 from typing import Any, Literal, NoReturn
 
 from ..errors import ConfigError
-from ._tokens import count_tokens, get_encoding, token_boundaries
+from ._counting import count_spans, inexact_points
+from ._tokens import count_tokens, token_boundaries
 
 __all__ = ["Chunk", "chunk_by_chars", "chunk_by_lines", "chunk_by_tokens", "corpus_digest", "read_text"]
 
@@ -59,6 +60,8 @@ _PIECE_CHARS = 1 << 15
 # character, and no pattern looks behind), so counting the two sides on their own adds up to the
 # count of the whole.
 _SPLIT = re.compile(r"[A-Za-z0-9](?=[ !-/:-@\[-`{-~])")
+# A line that starts so that its count adds to the count of the line before (see ._counting).
+_STARTS_A_WORD = re.compile(r"[ \t]*\S")
 
 
 class Chunk(str):
@@ -425,18 +428,19 @@ class _TokenIndex:
     piece starts are only places where positions are known.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, known: Sequence[int] = ()) -> None:
+        """Index text; known holds the counts of its first marks' spans, when counted before."""
         self.text = text
         self.starts = _line_starts(text)
-        encode = get_encoding().encode_ordinary
         long_lines = [(a, b) for a, b in pairwise(self.starts) if b - a > _PIECE_CHARS]
         if not long_lines:
             self.marks = self.starts
         else:
             inside = {a: _pieces(text, a, b) for a, b in long_lines}
             self.marks = [m for a in self.starts for m in (a, *inside.get(a, ()))]
-        counts = (len(encode(text[a:b])) for a, b in pairwise(self.marks))
-        self.positions = [0, *accumulate(counts)]
+        self.counts = count_spans(text, self.marks, known)
+        self.positions = [0, *accumulate(self.counts)]
+        self.inexact = inexact_points(text, [a for a, _ in long_lines])
         self.total = self.positions[-1]
         if self.marks is self.starts:
             self.line_positions = self.positions
@@ -444,6 +448,30 @@ class _TokenIndex:
             at_line = set(self.starts)
             self.line_positions = [p for m, p in zip(self.marks, self.positions, strict=True) if m in at_line]
         self._boundaries: dict[int, tuple[list[int], list[int]]] = {}
+
+    def count(self, start: int, end: int) -> int:
+        """count_tokens(text[start:end]), from the line counts where they add up to it.
+
+        The whole lines in the span count what their lines count one by one, when no line
+        break in the span can join two pre-tokens (see :mod:`._counting`); then only the part
+        lines at either end are encoded. Otherwise the span is encoded whole.
+        """
+        starts = self.starts
+        first = bisect_left(starts, start)  # the first line start in the span
+        last = bisect_right(starts, end, first) - 1  # the last
+        if last - first < 1:  # not one whole line
+            return count_tokens(self.text[start:end])
+        inexact = self.inexact
+        point = bisect_right(inexact, start)
+        if point < len(inexact) and inexact[point] < end:
+            return count_tokens(self.text[start:end])
+        line_start = starts[last]
+        if line_start < end and _STARTS_A_WORD.match(self.text, line_start, end) is None:
+            # The last line is cut before its first word, which the rule needs in the span.
+            return count_tokens(self.text[start:end])
+        head = count_tokens(self.text[start : starts[first]]) if start < starts[first] else 0
+        tail = count_tokens(self.text[line_start:end]) if line_start < end else 0
+        return head + self.line_positions[last] - self.line_positions[first] + tail
 
     def position(self, offset: int) -> int:
         """The token position of a character offset (a cut point at or before it)."""
@@ -511,7 +539,7 @@ def _fill(index: _TokenIndex, start: int, floor: int, size: int) -> tuple[int, i
                 end = index.cut(reach)
         if end <= floor or (best is not None and end <= best[0]):
             break
-        tokens = count_tokens(text[start:end])
+        tokens = index.count(start, end)
         if tokens > size:  # the estimate was short; aim lower, and never grow again
             budget -= tokens - size
             may_grow = False
@@ -563,7 +591,6 @@ def _repeat_start(index: _TokenIndex, start: int, end: int, overlap: int) -> int
     """Where the next chunk starts: at most overlap tokens before end, and after start."""
     if overlap == 0:
         return end
-    text = index.text
     finish = index.position(end)
     near = overlap // _SNAP_DIVISOR
     budget = overlap
@@ -578,7 +605,7 @@ def _repeat_start(index: _TokenIndex, start: int, end: int, overlap: int) -> int
             begin = index.cut(index.position(start) + 1, after=True)
         if begin >= end:
             return end
-        tokens = count_tokens(text[begin:end])
+        tokens = index.count(begin, end)
         if tokens <= overlap:
             return begin
         budget -= tokens - overlap

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import codecs
 import os
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 
 from ._chunking import (
@@ -116,6 +116,7 @@ def stream_chunks(
     global_previous_end = 0
     want = window_chars
     eof = False
+    carried: list[int] = []  # token counts of the window's first lines (or pieces), made before
     while True:
         while not eof and len(buffer) < want:
             piece = next(pieces, None)
@@ -132,7 +133,7 @@ def stream_chunks(
         window = buffer[:cut]
         last = eof and cut == len(buffer)
         if unit == "tokens":
-            index = _TokenIndex(window)
+            index = _TokenIndex(window, carried)
             starts = index.starts
             limit = None if last else cut - guard_chars
             spans, (start, previous_end) = _cut_by_tokens(
@@ -176,8 +177,12 @@ def stream_chunks(
             return
         if resume <= 0:  # not one chunk fits before the guard: read a larger window
             want = len(buffer) * 2
+            if unit == "tokens":
+                carried = index.counts
             continue
         moved = starts[resume]
+        if unit == "tokens":  # the lines kept are counted already
+            carried = index.counts[bisect_left(index.marks, moved) :]
         buffer = buffer[moved:]
         base += moved
         base_line += resume
