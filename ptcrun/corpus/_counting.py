@@ -108,14 +108,20 @@ def _count_range(text: str, marks: Sequence[int], first: int, last: int) -> list
     return [len(encode(text[a:b])) for a, b in pairwise(marks[first : last + 1])]
 
 
+def _worker_count() -> int:
+    """The cores this process may run on: the pool's threads."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
+
+
 def _shared_pool() -> ThreadPoolExecutor:
-    """One pool for the process, a thread per core this process may run on, made on first use."""
+    """One pool for the process, a thread per core it may run on, made on first use."""
     global _pool
     pool = _pool
     if pool is None:
         with _lock:
             if _pool is None:
-                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-                _pool = ThreadPoolExecutor(max(cores or 1, 1), thread_name_prefix="ptcrun-count")
+                _pool = ThreadPoolExecutor(_worker_count(), thread_name_prefix="ptcrun-count")
             pool = _pool
     return pool
