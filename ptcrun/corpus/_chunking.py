@@ -419,8 +419,10 @@ class _TokenIndex:
     The position of a line start is the sum of the token counts of the lines before it, each
     line counted on its own. That can differ from counting the text at once (tokens such as
     ``"\\n\\n"`` can span lines), so it only guides where to cut; every cut is counted exactly
-    afterwards. Inside a line, positions come from the line's own tokens, computed only for
-    the few lines a cut lands in.
+    afterwards (:meth:`count`: from the line counts where they provably add up, else by
+    encoding it). Inside a line, positions come from the line's own tokens, computed only for
+    the few lines a cut lands in. The lines are counted on a thread per core
+    (:func:`._counting.count_spans`).
 
     A line longer than ``_PIECE_CHARS`` is indexed as pieces (:func:`_pieces`): ``marks`` holds
     every line start and piece start, and ``positions`` the token position of each mark, so

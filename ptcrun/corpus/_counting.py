@@ -115,6 +115,16 @@ def _worker_count() -> int:
     return os.cpu_count() or 1
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist here, so make a new pool."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _shared_pool() -> ThreadPoolExecutor:
     """One pool for the process, a thread per core it may run on, made on first use."""
     global _pool

@@ -9,6 +9,8 @@ chunk begins, and goes on. Positions inside a window are those of the whole text
 the window is the chunk the whole-text chunker makes: for a corpus smaller than one window the
 chunks are exactly :func:`~._chunking.chunk_by_tokens`'s, and for a larger one they are too as long
 as no chunk looks further than ``_GUARD_CHARS`` characters ahead (about 500,000 tokens of text).
+The lines a window shares with the one before keep the token counts they were given there, so
+each line of the file is encoded once.
 
 Files are refused exactly as :func:`~._chunking.read_text` refuses them (missing, a directory,
 UTF-16, a NUL byte, bytes that are not UTF-8, with the byte offset), only found as the reading

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import random
+import signal
 import sys
+import time
+import warnings
 from unittest import mock
 
 import pytest
@@ -187,3 +191,28 @@ def test_every_unicode_space_is_a_space_to_python():
     assert all(chr(c).isspace() for c in white_space)
     spaces = regex.compile(r"\s")
     assert all(chr(c).isspace() for c in range(sys.maxunicode + 1) if spaces.fullmatch(chr(c)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+def test_a_process_forked_after_counting_on_the_pool_counts_on_a_pool_of_its_own():
+    # A fork copies the pool but not its threads: work handed to the copy would never run.
+    text = varied_text(7, 400)
+    marks = _chunking._line_starts(text)
+    with PARALLEL[0], PARALLEL[1]:
+        expected = _counting.count_spans(text, marks)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, on 3.12+
+            pid = os.fork()
+        if pid == 0:  # the child: exit at once, whatever happens
+            try:
+                os._exit(0 if _counting.count_spans(text, marks) == expected else 1)
+            finally:
+                os._exit(2)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done == (0, 0):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert done != (0, 0), "the forked process never finished counting"
+    assert os.waitstatus_to_exitcode(done[1]) == 0
