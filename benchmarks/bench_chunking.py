@@ -6,8 +6,9 @@ records, with a multi-line stack trace now and then), then times, in the same pr
 
 - the baseline: one ``encode_ordinary`` of the whole text with the same tiktoken encoding;
 - ``chunk_by_tokens`` at two sizes, with and without overlap, counting lines on a thread per
-  core as it does; and once with every line counted in the calling thread, which shows how much
-  of the gain is the second count saved and how much the other cores;
+  idle core as it does; and at size 4000 once with every line counted in the calling thread and
+  once on a pool of a thread per CPU, whatever the load, which shows how much of the gain is the
+  second count saved and how much the other cores;
 - ``chunk_by_lines`` and ``chunk_by_chars``, which count each chunk's tokens too.
 
 Each case runs ``--repeat`` times, interleaved so that drift hits every case alike, and the table
@@ -27,6 +28,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +95,26 @@ def in_one_thread(run: Callable[[], Any]) -> Any:
         _counting._PARALLEL_CHARS = threshold
 
 
-def render(text: str, tokens: int, repeat: int, rows: list[tuple[str, str, float, float, float]]) -> str:
+def on_a_pool(pool: ThreadPoolExecutor, run: Callable[[], Any]) -> Any:
+    """run() with lines counted on pool, whatever the load average says."""
+    saved = _counting._pool, _counting._pool_decided
+    _counting._pool, _counting._pool_decided = pool, True
+    try:
+        return run()
+    finally:
+        _counting._pool, _counting._pool_decided = saved
+
+
+def pool_threads() -> int:
+    """The threads the chunker counts on in this process (1: no pool, the calling thread)."""
+    pool = _counting._shared_pool()
+    return 1 if pool is None else pool._max_workers
+
+
+def render(
+    text: str, tokens: int, repeat: int, rows: list[tuple[str, str, float, float, float]], threads: int,
+    load: float,
+) -> str:
     lines = [
         SECTION,
         "",
@@ -115,18 +136,23 @@ def render(text: str, tokens: int, repeat: int, rows: list[tuple[str, str, float
     lines += [
         "",
         (
-            "Token chunking encodes each line once to find its cuts, on a thread per core "
-            f"({_counting._worker_count()} here; tiktoken's encoder lets go of the GIL), and takes "
-            "each chunk's exact count from its lines' counts where they provably add up to it: "
-            "between whole lines that start with spaces or tabs and then a non-space, a line break "
-            "never joins two of the tokenizer's pre-tokens (the proof is in "
-            "`ptcrun/corpus/_counting.py`, checked exhaustively in `tests/corpus/test_counting.py`). "
-            "Only a chunk or overlap that a blank or whitespace-led line crosses is encoded again, "
-            "and only the part lines at the ends of one cut inside lines. The chunks and counts are "
-            "byte for byte those of counting every chunk again. With the other core busy (the "
-            "machine is shared), the pool's rows approach the one-thread row; the CPU column (all "
-            "threads' time over the baseline's) is the work done, which the load does not change. Before, every chunk "
-            "and overlap was encoded a second time in one thread: the same table read 1.81 "
+            "Token chunking encodes each line once to find its cuts, and takes each chunk's exact "
+            "count from its lines' counts where they provably add up to it: between whole lines, "
+            "a line break followed by spaces or tabs and then a non-space never joins two of the "
+            "tokenizer's pre-tokens (the proof is in `ptcrun/corpus/_counting.py`, checked "
+            "exhaustively in `tests/corpus/test_counting.py`). Only a chunk or overlap that a blank "
+            "or whitespace-led line crosses is encoded again, and only the part lines at the ends "
+            "of one cut inside lines (overlaps shorter than a line, as at size 500, begin inside "
+            "one). The chunks and counts are byte for byte those of counting every chunk again. "
+            "The lines are counted on a thread per core that the load average shows idle when the "
+            "chunker first needs them (tiktoken's encoder lets go of the GIL), in the calling "
+            f"thread when that is one: here {threads} (load average {load:.1f} at the end, on "
+            f"{os.cpu_count()} CPUs). The last two token rows force one thread, and a pool of a "
+            "thread per CPU. The CPU column (all threads' time over the baseline's) is the work done; "
+            "the wall column is what the load left of it. On this shared machine two counting "
+            "threads each ran 20-30% slower than one alone, and with other work on both cores the "
+            "pool was slower than one thread, which is why it takes only idle cores. Before, every "
+            "chunk and overlap was encoded a second time in one thread: the same table read 1.81 "
             "(size 4000), 1.79 (overlap 200) and 2.35 (size 500, overlap 50) times one encode."
         ),
         "",
@@ -144,6 +170,9 @@ def main() -> None:
     args = parser.parse_args()
 
     text = make_log(args.lines)
+    threads = pool_threads()  # settled now, from the load before the runs
+    cores = os.cpu_count() or 1
+    forced = ThreadPoolExecutor(cores)
     encoding = get_encoding()
     baseline = "one encode (baseline)"
     cases: dict[str, Callable[[], object]] = {
@@ -154,11 +183,15 @@ def main() -> None:
         "chunk_by_tokens(size=4000), lines counted in one thread": lambda: in_one_thread(
             lambda: chunk_by_tokens(text, 4000)
         ),
+        f"chunk_by_tokens(size=4000), lines counted on {cores} threads": lambda: on_a_pool(
+            forced, lambda: chunk_by_tokens(text, 4000)
+        ),
         "chunk_by_lines(size=200, overlap=20)": lambda: chunk_by_lines(text, 200, 20),
         "chunk_by_chars(size=16000, overlap=800)": lambda: chunk_by_chars(text, 16_000, 800),
     }
     counts = {name: len(run()) for name, run in cases.items()}  # also warms every path up
     times, cpu = measure(cases, args.repeat)
+    load = os.getloadavg()[0]
     base = statistics.median(times[baseline])
     base_cpu = statistics.median(cpu[baseline])
     rows = []
@@ -167,7 +200,7 @@ def main() -> None:
         chunks = "" if name == baseline else f"{counts[name]:,}"
         cpu_ratio = statistics.median(cpu[name]) / base_cpu
         rows.append((f"`{name}`" if name != baseline else name, chunks, median, median / base, cpu_ratio))
-    section = render(text, counts[baseline], args.repeat, rows)
+    section = render(text, counts[baseline], args.repeat, rows, threads, load)
     print(section)
     if args.write:
         target = ROOT / "docs" / "benchmarks.md"

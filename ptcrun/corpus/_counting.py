@@ -3,7 +3,7 @@
 The token chunker (:mod:`._chunking`) counts every line of the corpus on its own, to estimate
 where to cut, and then needs the exact count of each chunk. Encoding is nearly all its time, and
 tiktoken's encoder lets go of the GIL while it works, so the lines are counted in parts of the
-text on a pool of threads, one per core (:func:`count_spans`).
+text on a pool of threads, one per core left idle by other work (:func:`count_spans`).
 
 A chunk's exact count used to be a second encode of its text, which doubled the chunker's work.
 Most of the time it is not needed: a chunk made of whole lines has exactly the tokens of its
@@ -62,6 +62,7 @@ _PART_CHARS = 1 << 19
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_pool_decided = False  # whether _pool was settled: None then means "count in the calling thread"
 
 
 def inexact_points(text: str, long_lines: Sequence[int] = ()) -> list[int]:
@@ -83,11 +84,13 @@ def count_spans(text: str, marks: Sequence[int], known: Sequence[int] = ()) -> l
 
     ``known`` holds counts already made for the first spans (the same spans, counted before);
     only the rest are encoded. A long text is counted in parts on a pool of threads, one per
-    core; the counts are the same as counting the spans one by one.
+    idle core, when more than one was idle at first use; the counts are the same as counting the
+    spans one by one.
     """
     first = len(known)
     todo = len(text) - marks[first] if first < len(marks) else 0
-    if todo < _PARALLEL_CHARS:
+    pool = _shared_pool() if todo >= _PARALLEL_CHARS else None
+    if pool is None:
         return [*known, *_count_range(text, marks, first, len(marks) - 1)]
     # Cut the spans to count into parts of about _PART_CHARS characters, at marks.
     bounds = [first]
@@ -95,7 +98,7 @@ def count_spans(text: str, marks: Sequence[int], known: Sequence[int] = ()) -> l
         if marks[mark] - marks[bounds[-1]] >= _PART_CHARS:
             bounds.append(mark)
     bounds.append(len(marks) - 1)
-    parts = _shared_pool().map(lambda part: _count_range(text, marks, *part), pairwise(bounds))
+    parts = pool.map(lambda part: _count_range(text, marks, *part), pairwise(bounds))
     counts = list(known)
     for part in parts:
         counts += part
@@ -108,30 +111,39 @@ def _count_range(text: str, marks: Sequence[int], first: int, last: int) -> list
     return [len(encode(text[a:b])) for a, b in pairwise(marks[first : last + 1])]
 
 
-def _worker_count() -> int:
-    """The cores this process may run on: the pool's threads."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(len(os.sched_getaffinity(0)), 1)
-    return os.cpu_count() or 1
+def _free_cores() -> int:
+    """The cores this process may run on that the load average shows idle, at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this system
+        return max(cores, 1)
+    return max(min(cores, int(cores - load + 0.5)), 1)
 
 
 def _forget_pool() -> None:
-    """In a forked child: the parent's pool threads do not exist here, so make a new pool."""
-    global _pool, _lock
-    _pool, _lock = None, threading.Lock()
+    """In a forked child: the parent's pool threads do not exist here, so decide again."""
+    global _pool, _pool_decided, _lock
+    _pool, _pool_decided, _lock = None, False, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def _shared_pool() -> ThreadPoolExecutor:
-    """One pool for the process, a thread per core it may run on, made on first use."""
-    global _pool
-    pool = _pool
-    if pool is None:
+def _shared_pool() -> ThreadPoolExecutor | None:
+    """The process's pool, a thread per idle core, settled on first use; None with one or none.
+
+    Two threads on a machine whose cores are busy with other work are slower than one: each
+    runs slower, and they wait on each other for the GIL between lines. So the pool takes only
+    the cores idle when it is first needed, and is not made when that is one or none.
+    """
+    global _pool, _pool_decided
+    if not _pool_decided:
         with _lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(_worker_count(), thread_name_prefix="ptcrun-count")
-            pool = _pool
-    return pool
+            if not _pool_decided:
+                threads = _free_cores()
+                if threads > 1:
+                    _pool = ThreadPoolExecutor(threads, thread_name_prefix="ptcrun-count")
+                _pool_decided = True
+    return _pool

@@ -4,6 +4,7 @@ counting every chunk on its own, in one thread."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -12,6 +13,7 @@ import signal
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
 import pytest
@@ -86,11 +88,24 @@ BEFORE = {
     (4, 300, 9, 4): (2086, "c821338d883d2a02"),
 }
 
-# Count on the pool even in small windows, in many parts.
+# Count on a pool of two threads, whatever the machine's load, even in small windows, in many
+# parts; a process forked meanwhile makes its own.
+TWO_THREADS = ThreadPoolExecutor(2)
 PARALLEL = [
     mock.patch.object(_counting, "_PARALLEL_CHARS", 20_000),
     mock.patch.object(_counting, "_PART_CHARS", 3_000),
+    mock.patch.object(_counting, "_pool", TWO_THREADS),
+    mock.patch.object(_counting, "_pool_decided", True),
+    mock.patch.object(_counting, "_free_cores", return_value=2),
 ]
+
+
+@pytest.fixture
+def on_two_threads():
+    with contextlib.ExitStack() as stack:
+        for patch in PARALLEL:
+            stack.enter_context(patch)
+        yield
 
 
 def recount_every_chunk(index: _TokenIndex, start: int, end: int) -> int:
@@ -98,28 +113,28 @@ def recount_every_chunk(index: _TokenIndex, start: int, end: int) -> int:
 
 
 @pytest.mark.parametrize(("seed", "lines", "size", "overlap"), list(BEFORE))
-def test_chunks_and_counts_are_those_made_before(tmp_path, seed, lines, size, overlap):
+def test_chunks_and_counts_are_those_made_before(tmp_path, on_two_threads, seed, lines, size, overlap):
     text = varied_text(seed, lines)
     path = tmp_path / "corpus.log"
     path.write_bytes(text.encode())
-    with PARALLEL[0], PARALLEL[1]:
-        whole = digest(chunk_by_tokens(text, size, overlap))
-        streamed = digest(stream_chunks(path, "tokens", size, overlap, window_chars=50_000, guard_chars=15_000))
-        stored = digest(build_store(path, tmp_path / "c.store", chunk_tokens=size, overlap=overlap))
+    whole = digest(chunk_by_tokens(text, size, overlap))
+    streamed = digest(stream_chunks(path, "tokens", size, overlap, window_chars=50_000, guard_chars=15_000))
+    stored = digest(build_store(path, tmp_path / "c.store", chunk_tokens=size, overlap=overlap))
     assert whole == streamed == stored == BEFORE[seed, lines, size, overlap]
 
 
-def test_chunks_of_a_text_with_lone_surrogates_are_those_made_before():
+def test_chunks_of_a_text_with_lone_surrogates_are_those_made_before(on_two_threads):
     text = varied_text(5, 600)
     text = text[:1000] + "\ud800" + text[1000:5000] + "\udc80\n\ud83d" + text[5000:]
-    with PARALLEL[0], PARALLEL[1]:
-        assert digest(chunk_by_tokens(text, 300, 40)) == (154, "1d0653295d71bef0")
+    assert digest(chunk_by_tokens(text, 300, 40)) == (154, "1d0653295d71bef0")
 
 
 @given(texts, sizes(low=4), st.sampled_from([16, 1 << 15]))
 def test_chunks_are_those_of_counting_every_chunk_again(text, size_overlap, piece_chars):
     with mock.patch.object(_chunking, "_PIECE_CHARS", piece_chars):
-        with PARALLEL[0], PARALLEL[1], mock.patch.object(_counting, "_PARALLEL_CHARS", 1):
+        with contextlib.ExitStack() as stack:
+            for patch in [*PARALLEL, mock.patch.object(_counting, "_PARALLEL_CHARS", 1)]:
+                stack.enter_context(patch)
             fast = chunk_by_tokens(text, *size_overlap)
         with mock.patch.object(_TokenIndex, "count", recount_every_chunk):
             slow = chunk_by_tokens(text, *size_overlap)
@@ -134,14 +149,13 @@ def test_a_span_counts_what_its_text_counts(text, ends):
     assert index.count(start, end) == count_tokens(text[start:end])
 
 
-def test_lines_counted_on_the_pool_or_given_are_counted_as_one_by_one():
+def test_lines_counted_on_the_pool_or_given_are_counted_as_one_by_one(on_two_threads):
     text = varied_text(6, 2000)
     marks = _chunking._line_starts(text)
     one_by_one = [count_tokens(text[a:b]) for a, b in itertools.pairwise(marks)]
-    with PARALLEL[0], PARALLEL[1]:
-        assert _counting.count_spans(text, marks) == one_by_one
-        assert _counting.count_spans(text, marks, one_by_one[:700]) == one_by_one
-        assert _counting.count_spans(text, marks, one_by_one) == one_by_one
+    assert _counting.count_spans(text, marks) == one_by_one
+    assert _counting.count_spans(text, marks, one_by_one[:700]) == one_by_one
+    assert _counting.count_spans(text, marks, one_by_one) == one_by_one
 
 
 # -- the rule: after a line break followed by [ \t]* and a non-space, counts add up ----------
@@ -194,20 +208,20 @@ def test_every_unicode_space_is_a_space_to_python():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
-def test_a_process_forked_after_counting_on_the_pool_counts_on_a_pool_of_its_own():
+def test_a_process_forked_after_counting_on_the_pool_counts_on_a_pool_of_its_own(on_two_threads):
     # A fork copies the pool but not its threads: work handed to the copy would never run.
     text = varied_text(7, 400)
     marks = _chunking._line_starts(text)
-    with PARALLEL[0], PARALLEL[1]:
-        expected = _counting.count_spans(text, marks)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, on 3.12+
-            pid = os.fork()
-        if pid == 0:  # the child: exit at once, whatever happens
-            try:
-                os._exit(0 if _counting.count_spans(text, marks) == expected else 1)
-            finally:
-                os._exit(2)
+    expected = _counting.count_spans(text, marks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, on 3.12+
+        pid = os.fork()
+    if pid == 0:  # the child: exit at once, whatever happens
+        try:
+            counted = _counting.count_spans(text, marks)
+            os._exit(0 if counted == expected and _counting._pool is not TWO_THREADS else 1)
+        finally:
+            os._exit(2)
     deadline = time.monotonic() + 60
     while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -216,3 +230,21 @@ def test_a_process_forked_after_counting_on_the_pool_counts_on_a_pool_of_its_own
         os.waitpid(pid, 0)
     assert done != (0, 0), "the forked process never finished counting"
     assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
+@pytest.mark.parametrize(("cores", "load", "threads"), [(2, 0.1, 2), (2, 0.8, 1), (2, 3.5, 1), (8, 2.2, 6), (8, 0.0, 8)])
+def test_the_pool_takes_the_cores_the_load_leaves_idle_and_is_not_made_for_one(cores, load, threads):
+    with (
+        mock.patch.object(os, "sched_getaffinity", return_value=set(range(cores)), create=True),
+        mock.patch.object(os, "getloadavg", return_value=(load, load, load)),
+        mock.patch.object(_counting, "_pool", None),
+        mock.patch.object(_counting, "_pool_decided", False),
+    ):
+        assert _counting._free_cores() == threads
+        pool = _counting._shared_pool()
+        try:
+            assert (pool is None) == (threads == 1)
+            assert pool is None or pool._max_workers == threads
+        finally:
+            if pool is not None:
+                pool.shutdown()
