@@ -450,6 +450,7 @@ class _TokenIndex:
             at_line = set(self.starts)
             self.line_positions = [p for m, p in zip(self.marks, self.positions, strict=True) if m in at_line]
         self._boundaries: dict[int, tuple[list[int], list[int]]] = {}
+        self._parts: dict[tuple[int, int], int] = {}
 
     def count(self, start: int, end: int) -> int:
         """count_tokens(text[start:end]), from the line counts where they add up to it.
@@ -462,6 +463,8 @@ class _TokenIndex:
         first = bisect_left(starts, start)  # the first line start in the span
         last = bisect_right(starts, end, first) - 1  # the last
         if last - first < 1:  # not one whole line
+            if first > last or starts[first] in (start, end):  # inside one line
+                return self._part_line(start, end)
             return count_tokens(self.text[start:end])
         inexact = self.inexact
         point = bisect_right(inexact, start)
@@ -471,9 +474,21 @@ class _TokenIndex:
         if line_start < end and _STARTS_A_WORD.match(self.text, line_start, end) is None:
             # The last line is cut before its first word, which the rule needs in the span.
             return count_tokens(self.text[start:end])
-        head = count_tokens(self.text[start : starts[first]]) if start < starts[first] else 0
-        tail = count_tokens(self.text[line_start:end]) if line_start < end else 0
+        head = self._part_line(start, starts[first])
+        tail = self._part_line(line_start, end)
         return head + self.line_positions[last] - self.line_positions[first] + tail
+
+    def _part_line(self, start: int, end: int) -> int:
+        """count_tokens(text[start:end]), kept for the next chunk: an overlap that begins inside
+        a line is counted for the overlap and again as the head of the next chunk."""
+        if start == end:
+            return 0
+        found = self._parts.get((start, end))
+        if found is None:
+            if len(self._parts) >= 8:  # cuts move forward; old parts are not needed again
+                self._parts.clear()
+            found = self._parts[start, end] = count_tokens(self.text[start:end])
+        return found
 
     def position(self, offset: int) -> int:
         """The token position of a character offset (a cut point at or before it)."""
