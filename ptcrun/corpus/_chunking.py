@@ -421,7 +421,7 @@ class _TokenIndex:
     ``"\\n\\n"`` can span lines), so it only guides where to cut; every cut is counted exactly
     afterwards (:meth:`count`: from the line counts where they provably add up, else by
     encoding it). Inside a line, positions come from the line's own tokens, computed only for
-    the few lines a cut lands in. The lines are counted on a thread per core
+    the few lines a cut lands in. The lines are counted on a thread per idle core
     (:func:`._counting.count_spans`).
 
     A line longer than ``_PIECE_CHARS`` is indexed as pieces (:func:`_pieces`): ``marks`` holds
