@@ -33,7 +33,7 @@ from itertools import accumulate, pairwise
 from typing import Any, Literal, NoReturn
 
 from ..errors import ConfigError
-from ._counting import count_spans, inexact_points
+from ._counting import count_spans, lines_add_up
 from ._tokens import count_tokens, token_boundaries
 
 __all__ = ["Chunk", "chunk_by_chars", "chunk_by_lines", "chunk_by_tokens", "corpus_digest", "read_text"]
@@ -60,8 +60,6 @@ _PIECE_CHARS = 1 << 15
 # character, and no pattern looks behind), so counting the two sides on their own adds up to the
 # count of the whole.
 _SPLIT = re.compile(r"[A-Za-z0-9](?=[ !-/:-@\[-`{-~])")
-# A line that starts so that its count adds to the count of the line before (see ._counting).
-_STARTS_A_WORD = re.compile(r"[ \t]*\S")
 
 
 class Chunk(str):
@@ -440,9 +438,9 @@ class _TokenIndex:
         else:
             inside = {a: _pieces(text, a, b) for a, b in long_lines}
             self.marks = [m for a in self.starts for m in (a, *inside.get(a, ()))]
-        self.counts = count_spans(text, self.marks, known)
-        self.positions = [0, *accumulate(self.counts)]
-        self.inexact = inexact_points(text, [a for a, _ in long_lines])
+        self.positions = [0, *accumulate(count_spans(text, self.marks, known))]
+        # A line counted in pieces has only an estimated count: a span holding one is encoded.
+        self.long_lines = [a for a, _ in long_lines]
         self.total = self.positions[-1]
         if self.marks is self.starts:
             self.line_positions = self.positions
@@ -451,6 +449,12 @@ class _TokenIndex:
             self.line_positions = [p for m, p in zip(self.marks, self.positions, strict=True) if m in at_line]
         self._boundaries: dict[int, tuple[list[int], list[int]]] = {}
         self._parts: dict[tuple[int, int], int] = {}
+
+    def counts_from(self, offset: int) -> list[int]:
+        """The token counts of the marks' spans from offset (a mark) on, to be given as known
+        to the index of a text that starts there."""
+        mark = bisect_left(self.marks, offset)
+        return [b - a for a, b in pairwise(self.positions[mark:])]
 
     def count(self, start: int, end: int) -> int:
         """count_tokens(text[start:end]), from the line counts where they add up to it.
@@ -466,16 +470,14 @@ class _TokenIndex:
             if first > last or starts[first] in (start, end):  # inside one line
                 return self._part_line(start, end)
             return count_tokens(self.text[start:end])
-        inexact = self.inexact
-        point = bisect_right(inexact, start)
-        if point < len(inexact) and inexact[point] < end:
-            return count_tokens(self.text[start:end])
-        line_start = starts[last]
-        if line_start < end and _STARTS_A_WORD.match(self.text, line_start, end) is None:
-            # The last line is cut before its first word, which the rule needs in the span.
+        long_lines = self.long_lines
+        long_line = bisect_left(long_lines, starts[first])
+        if (long_line < len(long_lines) and long_lines[long_line] < starts[last]) or not lines_add_up(
+            self.text, start, end
+        ):
             return count_tokens(self.text[start:end])
         head = self._part_line(start, starts[first])
-        tail = self._part_line(line_start, end)
+        tail = self._part_line(starts[last], end)
         return head + self.line_positions[last] - self.line_positions[first] + tail
 
     def _part_line(self, start: int, end: int) -> int:

@@ -8,7 +8,7 @@ text on a pool of threads, one per core left idle by other work (:func:`count_sp
 A chunk's exact count used to be a second encode of its text, which doubled the chunker's work.
 Most of the time it is not needed: a chunk made of whole lines has exactly the tokens of its
 lines, counted one by one, whenever every line break inside it is followed by spaces or tabs and
-then a character that is not whitespace (:func:`inexact_points` finds the line breaks that are
+then a character that is not whitespace (:func:`lines_add_up` looks for the line breaks that are
 not). Why, for cl100k's pre-tokenizer::
 
     '(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+
@@ -42,11 +42,11 @@ import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import pairwise
+from itertools import islice, pairwise
 
 from ._tokens import get_encoding
 
-__all__ = ["count_spans", "inexact_points"]
+__all__ = ["count_spans", "lines_add_up"]
 
 # A line break after which the line counts of a text do not add up to its count: one not
 # followed by spaces or tabs and then a non-whitespace character (blank lines, lines of only
@@ -65,18 +65,16 @@ _pool: ThreadPoolExecutor | None = None
 _pool_decided = False  # whether _pool was settled: None then means "count in the calling thread"
 
 
-def inexact_points(text: str, long_lines: Sequence[int] = ()) -> list[int]:
-    """Offsets q, ascending, such that a span of whole lines [a, b) of text, with no q in
-    a < q < b, has exactly as many tokens as its lines counted one by one.
+def lines_add_up(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] has exactly as many tokens as its lines counted one by one
+    (the part lines at its ends included): whether every line break in it, but one that ends
+    it, is followed in it by spaces or tabs and then a non-whitespace character.
 
-    The points are the line starts after line breaks that can join two pre-tokens (see the
-    module's docstring), and one character into each line that starts at an offset of
-    long_lines (lines counted in pieces, whose piece counts are only estimates).
+    Searched, not indexed: a list of such line breaks would take memory in proportion to the
+    text, which for a corpus of blank lines is as much as the text's line index.
     """
-    points = [match.end() for match in _BREAKS_A_MATCH.finditer(text)]
-    if long_lines:
-        points = sorted({*points, *(start + 1 for start in long_lines)})
-    return points
+    found = _BREAKS_A_MATCH.search(text, start, end)  # sees text[start:end] as the whole text
+    return found is None or found.end() == end
 
 
 def count_spans(text: str, marks: Sequence[int], known: Sequence[int] = ()) -> list[int]:
@@ -91,7 +89,8 @@ def count_spans(text: str, marks: Sequence[int], known: Sequence[int] = ()) -> l
     todo = len(text) - marks[first] if first < len(marks) else 0
     pool = _shared_pool() if todo >= _PARALLEL_CHARS else None
     if pool is None:
-        return [*known, *_count_range(text, marks, first, len(marks) - 1)]
+        counted = _count_range(text, marks, first, len(marks) - 1)
+        return [*known, *counted] if known else counted
     # Cut the spans to count into parts of about _PART_CHARS characters, at marks.
     bounds = [first]
     for mark in range(first + 1, len(marks) - 1):
@@ -108,7 +107,7 @@ def count_spans(text: str, marks: Sequence[int], known: Sequence[int] = ()) -> l
 def _count_range(text: str, marks: Sequence[int], first: int, last: int) -> list[int]:
     """The counts of the spans from marks[first] to marks[last]."""
     encode = get_encoding().encode_ordinary
-    return [len(encode(text[a:b])) for a, b in pairwise(marks[first : last + 1])]
+    return [len(encode(text[a:b])) for a, b in pairwise(islice(marks, first, last + 1))]
 
 
 def _free_cores() -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import codecs
 import os
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterator
 
 from ._chunking import (
@@ -180,11 +180,11 @@ def stream_chunks(
         if resume <= 0:  # not one chunk fits before the guard: read a larger window
             want = len(buffer) * 2
             if unit == "tokens":
-                carried = index.counts
+                carried = index.counts_from(0)
             continue
         moved = starts[resume]
         if unit == "tokens":  # the lines kept are counted already
-            carried = index.counts[bisect_left(index.marks, moved) :]
+            carried = index.counts_from(moved)
         buffer = buffer[moved:]
         base += moved
         base_line += resume

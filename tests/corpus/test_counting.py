@@ -179,7 +179,7 @@ def test_a_line_break_before_spaces_and_a_word_never_joins_two_pre_tokens():
         head_pieces = pieces(head)
         for tail in tails:
             assert pieces(head + tail) == head_pieces + pieces(tail), (head, tail)
-            assert len(head) not in _counting.inexact_points(head + tail)
+            assert _counting.lines_add_up(head + tail, len(head) - 1, len(head + tail))
 
 
 @pytest.mark.parametrize(
@@ -193,9 +193,9 @@ def test_a_line_break_before_spaces_and_a_word_never_joins_two_pre_tokens():
         ("a\n", "\xa0b", None),  # adds up, but the rule does not look past spaces and tabs
     ],
 )
-def test_line_breaks_outside_the_rule_are_inexact_as_they_can_join_pre_tokens(head, tail, joined):
+def test_line_breaks_outside_the_rule_count_as_joining_as_they_can_join_pre_tokens(head, tail, joined):
     text = head + tail
-    assert len(head) in _counting.inexact_points(text)
+    assert not _counting.lines_add_up(text, len(head) - 1, len(text))
     assert (joined in pieces(text)) == (pieces(text) != pieces(head) + pieces(tail)) == (joined is not None)
 
 
@@ -248,3 +248,13 @@ def test_the_pool_takes_the_cores_the_load_leaves_idle_and_is_not_made_for_one(c
         finally:
             if pool is not None:
                 pool.shutdown()
+
+
+@given(texts, st.lists(st.integers(0, 10_000), min_size=2, max_size=2))
+def test_a_span_whose_lines_add_up_counts_as_its_lines(text, ends):
+    start, end = sorted(min(e, len(text)) for e in ends)
+    if not _counting.lines_add_up(text, start, end):
+        return
+    *whole, rest = text[start:end].split("\n")  # lines end at \n only, never at \r or \u2028
+    lines = [line + "\n" for line in whole] + [rest]
+    assert sum(map(count_tokens, lines)) == count_tokens(text[start:end])
