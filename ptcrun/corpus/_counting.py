@@ -40,9 +40,9 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice, pairwise
+from itertools import chain, islice, pairwise
 
 from ._tokens import get_encoding
 
@@ -77,7 +77,7 @@ def lines_add_up(text: str, start: int, end: int) -> bool:
     return found is None or found.end() == end
 
 
-def count_spans(text: str, marks: Sequence[int], known: Sequence[int] = ()) -> list[int]:
+def count_spans(text: str, marks: Sequence[int], known: Sequence[int] = ()) -> Iterable[int]:
     """The token count of each text[marks[i]:marks[i + 1]], counted on its own.
 
     ``known`` holds counts already made for the first spans (the same spans, counted before);
@@ -88,26 +88,25 @@ def count_spans(text: str, marks: Sequence[int], known: Sequence[int] = ()) -> l
     first = len(known)
     todo = len(text) - marks[first] if first < len(marks) else 0
     pool = _shared_pool() if todo >= _PARALLEL_CHARS else None
-    if pool is None:
-        counted = _count_range(text, marks, first, len(marks) - 1)
-        return [*known, *counted] if known else counted
+    if pool is None:  # counted as they are read, so the counts are never held as a list
+        return chain(known, _count_range(text, marks, first, len(marks) - 1))
     # Cut the spans to count into parts of about _PART_CHARS characters, at marks.
     bounds = [first]
     for mark in range(first + 1, len(marks) - 1):
         if marks[mark] - marks[bounds[-1]] >= _PART_CHARS:
             bounds.append(mark)
     bounds.append(len(marks) - 1)
-    parts = pool.map(lambda part: _count_range(text, marks, *part), pairwise(bounds))
+    parts = pool.map(lambda part: list(_count_range(text, marks, *part)), pairwise(bounds))
     counts = list(known)
     for part in parts:
         counts += part
     return counts
 
 
-def _count_range(text: str, marks: Sequence[int], first: int, last: int) -> list[int]:
+def _count_range(text: str, marks: Sequence[int], first: int, last: int) -> Iterator[int]:
     """The counts of the spans from marks[first] to marks[last]."""
     encode = get_encoding().encode_ordinary
-    return [len(encode(text[a:b])) for a, b in pairwise(islice(marks, first, last + 1))]
+    return (len(encode(text[a:b])) for a, b in pairwise(islice(marks, first, last + 1)))
 
 
 def _free_cores() -> int:

@@ -153,9 +153,11 @@ def test_lines_counted_on_the_pool_or_given_are_counted_as_one_by_one(on_two_thr
     text = varied_text(6, 2000)
     marks = _chunking._line_starts(text)
     one_by_one = [count_tokens(text[a:b]) for a, b in itertools.pairwise(marks)]
-    assert _counting.count_spans(text, marks) == one_by_one
-    assert _counting.count_spans(text, marks, one_by_one[:700]) == one_by_one
-    assert _counting.count_spans(text, marks, one_by_one) == one_by_one
+    assert list(_counting.count_spans(text, marks)) == one_by_one
+    assert list(_counting.count_spans(text, marks, one_by_one[:700])) == one_by_one
+    assert list(_counting.count_spans(text, marks, one_by_one)) == one_by_one
+    with mock.patch.object(_counting, "_pool", None):  # in the calling thread
+        assert list(_counting.count_spans(text, marks, one_by_one[:700])) == one_by_one
 
 
 # -- the rule: after a line break followed by [ \t]* and a non-space, counts add up ----------
@@ -212,13 +214,13 @@ def test_a_process_forked_after_counting_on_the_pool_counts_on_a_pool_of_its_own
     # A fork copies the pool but not its threads: work handed to the copy would never run.
     text = varied_text(7, 400)
     marks = _chunking._line_starts(text)
-    expected = _counting.count_spans(text, marks)
+    expected = list(_counting.count_spans(text, marks))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, on 3.12+
         pid = os.fork()
     if pid == 0:  # the child: exit at once, whatever happens
         try:
-            counted = _counting.count_spans(text, marks)
+            counted = list(_counting.count_spans(text, marks))
             os._exit(0 if counted == expected and _counting._pool is not TWO_THREADS else 1)
         finally:
             os._exit(2)
