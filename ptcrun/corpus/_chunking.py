@@ -33,7 +33,8 @@ from itertools import accumulate, pairwise
 from typing import Any, Literal, NoReturn
 
 from ..errors import ConfigError
-from ._tokens import count_tokens, get_encoding, token_boundaries
+from ._counting import count_spans, lines_add_up
+from ._tokens import count_tokens, token_boundaries
 
 __all__ = ["Chunk", "chunk_by_chars", "chunk_by_lines", "chunk_by_tokens", "corpus_digest", "read_text"]
 
@@ -416,8 +417,10 @@ class _TokenIndex:
     The position of a line start is the sum of the token counts of the lines before it, each
     line counted on its own. That can differ from counting the text at once (tokens such as
     ``"\\n\\n"`` can span lines), so it only guides where to cut; every cut is counted exactly
-    afterwards. Inside a line, positions come from the line's own tokens, computed only for
-    the few lines a cut lands in.
+    afterwards (:meth:`count`: from the line counts where they provably add up, else by
+    encoding it). Inside a line, positions come from the line's own tokens, computed only for
+    the few lines a cut lands in. The lines are counted on a thread per idle core
+    (:func:`._counting.count_spans`).
 
     A line longer than ``_PIECE_CHARS`` is indexed as pieces (:func:`_pieces`): ``marks`` holds
     every line start and piece start, and ``positions`` the token position of each mark, so
@@ -425,18 +428,19 @@ class _TokenIndex:
     piece starts are only places where positions are known.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, known: Sequence[int] = ()) -> None:
+        """Index text; known holds the counts of its first marks' spans, when counted before."""
         self.text = text
         self.starts = _line_starts(text)
-        encode = get_encoding().encode_ordinary
         long_lines = [(a, b) for a, b in pairwise(self.starts) if b - a > _PIECE_CHARS]
         if not long_lines:
             self.marks = self.starts
         else:
             inside = {a: _pieces(text, a, b) for a, b in long_lines}
             self.marks = [m for a in self.starts for m in (a, *inside.get(a, ()))]
-        counts = (len(encode(text[a:b])) for a, b in pairwise(self.marks))
-        self.positions = [0, *accumulate(counts)]
+        self.positions = [0, *accumulate(count_spans(text, self.marks, known))]
+        # A line counted in pieces has only an estimated count: a span holding one is encoded.
+        self.long_lines = [a for a, _ in long_lines]
         self.total = self.positions[-1]
         if self.marks is self.starts:
             self.line_positions = self.positions
@@ -444,6 +448,49 @@ class _TokenIndex:
             at_line = set(self.starts)
             self.line_positions = [p for m, p in zip(self.marks, self.positions, strict=True) if m in at_line]
         self._boundaries: dict[int, tuple[list[int], list[int]]] = {}
+        self._parts: dict[tuple[int, int], int] = {}
+
+    def counts_from(self, offset: int) -> list[int]:
+        """The token counts of the marks' spans from offset (a mark) on, to be given as known
+        to the index of a text that starts there."""
+        mark = bisect_left(self.marks, offset)
+        return [b - a for a, b in pairwise(self.positions[mark:])]
+
+    def count(self, start: int, end: int) -> int:
+        """count_tokens(text[start:end]), from the line counts where they add up to it.
+
+        The whole lines in the span count what their lines count one by one, when no line
+        break in the span can join two pre-tokens (see :mod:`._counting`); then only the part
+        lines at either end are encoded. Otherwise the span is encoded whole.
+        """
+        starts = self.starts
+        first = bisect_left(starts, start)  # the first line start in the span
+        last = bisect_right(starts, end, first) - 1  # the last
+        if last - first < 1:  # not one whole line
+            if first > last or starts[first] in (start, end):  # inside one line
+                return self._part_line(start, end)
+            return count_tokens(self.text[start:end])
+        long_lines = self.long_lines
+        long_line = bisect_left(long_lines, starts[first])
+        if (long_line < len(long_lines) and long_lines[long_line] < starts[last]) or not lines_add_up(
+            self.text, start, end
+        ):
+            return count_tokens(self.text[start:end])
+        head = self._part_line(start, starts[first])
+        tail = self._part_line(starts[last], end)
+        return head + self.line_positions[last] - self.line_positions[first] + tail
+
+    def _part_line(self, start: int, end: int) -> int:
+        """count_tokens(text[start:end]), kept for the next chunk: an overlap that begins inside
+        a line is counted for the overlap and again as the head of the next chunk."""
+        if start == end:
+            return 0
+        found = self._parts.get((start, end))
+        if found is None:
+            if len(self._parts) >= 8:  # cuts move forward; old parts are not needed again
+                self._parts.clear()
+            found = self._parts[start, end] = count_tokens(self.text[start:end])
+        return found
 
     def position(self, offset: int) -> int:
         """The token position of a character offset (a cut point at or before it)."""
@@ -511,7 +558,7 @@ def _fill(index: _TokenIndex, start: int, floor: int, size: int) -> tuple[int, i
                 end = index.cut(reach)
         if end <= floor or (best is not None and end <= best[0]):
             break
-        tokens = count_tokens(text[start:end])
+        tokens = index.count(start, end)
         if tokens > size:  # the estimate was short; aim lower, and never grow again
             budget -= tokens - size
             may_grow = False
@@ -563,7 +610,6 @@ def _repeat_start(index: _TokenIndex, start: int, end: int, overlap: int) -> int
     """Where the next chunk starts: at most overlap tokens before end, and after start."""
     if overlap == 0:
         return end
-    text = index.text
     finish = index.position(end)
     near = overlap // _SNAP_DIVISOR
     budget = overlap
@@ -578,7 +624,7 @@ def _repeat_start(index: _TokenIndex, start: int, end: int, overlap: int) -> int
             begin = index.cut(index.position(start) + 1, after=True)
         if begin >= end:
             return end
-        tokens = count_tokens(text[begin:end])
+        tokens = index.count(begin, end)
         if tokens <= overlap:
             return begin
         budget -= tokens - overlap

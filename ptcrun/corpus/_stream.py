@@ -9,6 +9,8 @@ chunk begins, and goes on. Positions inside a window are those of the whole text
 the window is the chunk the whole-text chunker makes: for a corpus smaller than one window the
 chunks are exactly :func:`~._chunking.chunk_by_tokens`'s, and for a larger one they are too as long
 as no chunk looks further than ``_GUARD_CHARS`` characters ahead (about 500,000 tokens of text).
+The lines a window shares with the one before keep the token counts they were given there, so
+each line of the file is encoded once.
 
 Files are refused exactly as :func:`~._chunking.read_text` refuses them (missing, a directory,
 UTF-16, a NUL byte, bytes that are not UTF-8, with the byte offset), only found as the reading
@@ -116,6 +118,7 @@ def stream_chunks(
     global_previous_end = 0
     want = window_chars
     eof = False
+    carried: list[int] = []  # token counts of the window's first lines (or pieces), made before
     while True:
         while not eof and len(buffer) < want:
             piece = next(pieces, None)
@@ -132,7 +135,7 @@ def stream_chunks(
         window = buffer[:cut]
         last = eof and cut == len(buffer)
         if unit == "tokens":
-            index = _TokenIndex(window)
+            index = _TokenIndex(window, carried)
             starts = index.starts
             limit = None if last else cut - guard_chars
             spans, (start, previous_end) = _cut_by_tokens(
@@ -176,8 +179,12 @@ def stream_chunks(
             return
         if resume <= 0:  # not one chunk fits before the guard: read a larger window
             want = len(buffer) * 2
+            if unit == "tokens":
+                carried = index.counts_from(0)
             continue
         moved = starts[resume]
+        if unit == "tokens":  # the lines kept are counted already
+            carried = index.counts_from(moved)
         buffer = buffer[moved:]
         base += moved
         base_line += resume
