@@ -3,12 +3,24 @@ batch engine.
 
 The child runs the pmap's function once per item with tool calls recorded, not sent, and sends
 the worker requests here in parts (``add``), then asks for the batch to run (``run``) and reads
-the results back in parts (``take``). This module checks each request as ``tool.worker`` would,
-reserves the worst case of all of them from the ledger in one reservation before anything is
-submitted, cuts them into batches within the API's limits (100,000 requests and 256 MB each),
-submits them, asks how they stand with a growing interval, reads their results, maps each back
-to its item by ``custom_id``, checks each answer against its schema, and settles the
-reservation with the usage the provider reported, at the batch price (half the list price).
+the results back in parts (``take``). This module checks each request as ``tool.worker`` would
+(:mod:`._batch_requests`), answers from the result cache what it can, reserves the worst case
+of the rest from the ledger in one reservation before anything is submitted, cuts them into
+batches within the API's limits (100,000 requests and 256 MB each), submits them, asks how they
+stand with a growing interval, reads their results, maps each back to its item by
+``custom_id``, checks each answer against its schema, and settles the reservation with the usage
+the provider reported, at the batch price (half the list price).
+
+The result cache answers a batched request as it answers a live one: a request identical to
+one answered earlier in the run, kept in the cache file, or recorded by the run being resumed is
+answered from there, at no cost, and recorded as a cached ``llm.start``/``llm.end`` pair under
+the pmap (span ``tN.mK.iI.llm1``); identical requests within the batch are sent once, and one
+that another request of the run has in flight waits for it. When every request is answered so,
+no batch is submitted. Replies the batch brings fill the cache.
+
+A resumed run also finds the batches the earlier run submitted but never read (their
+``batch.start`` records each request's key): requests found there are read from that batch,
+not submitted and paid again.
 
 A request that errored, expired or was cancelled by the provider becomes an error value in its
 slot (a ``ProviderError``), and so does a reply that does not match its schema: a batched
@@ -16,6 +28,10 @@ request gets no repair request. When the pmap's clock, the turn's or the run's, 
 cancels the pmap, every batch still running is cancelled at the provider, ``batch.end`` says
 ``canceled``, and the reservation stays charged in full (the provider may bill what it processed
 before the cancel), as for a cancelled live request.
+
+Memory: a request is held whole only until its entry is encoded into its batch's request body,
+which is built once, as bytes, and let go when the batch is submitted; results are read as a
+stream, each into its slot.
 
 Why only one shape: the items of a batch are answered within minutes to hours, all together, so
 an item's function cannot wait for its answer and then do more; the program makes each batched
@@ -25,7 +41,7 @@ step a pmap of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -35,12 +51,20 @@ from .. import errors
 from .._json import JSON
 from .._limits import Limits
 from ..transcript._schema import BatchEnd, BatchResult, BatchStart
+from ._batch_requests import BatchRequest, build_request
 from ._budget import Ledger, worst_case_tokens
+from ._cache import ReplyCache, Source, request_key
 from ._counts import WorkerCounts
-from ._llm import Emit
-from ._worker import check_worker_arguments, read_answer, worker_prompt, worker_request
-from .providers._base import Message, Provider, Request
-from .providers._batches import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, AnthropicBatches, batch_price
+from ._llm import Emit, reuse_reply
+from ._worker import read_answer
+from .providers._base import Price, Provider, Reply
+from .providers._batches import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_REQUESTS,
+    AnthropicBatches,
+    batch_body,
+    batch_price,
+)
 
 __all__ = ["BatchEngine"]
 
@@ -48,20 +72,8 @@ __all__ = ["BatchEngine"]
 _TAKE_BYTES = 32 << 20
 #: Seconds given to cancelling the batches of a cancelled pmap at the provider.
 _CANCEL_SECONDS = 10.0
-_PARAMS = ("text", "instruction", "schema", "max_tokens")
-
-
-@attrs.define
-class _Request:
-    index: int
-    request: Request | None = None
-    validator: Any = None
-    tokens: int = 0
-    #: The slot's result: ``[index, ok, value, error]`` once known.
-    entry: list[Any] | None = None
-    size: int = 64
-    #: ``(text, instruction, schema)``, to count the request from its parts.
-    parts: tuple[str, str, Any] = ("", "", None)
+#: Bytes of the body around its entries, and between two entries.
+_BODY_BYTES = 1024
 
 
 @attrs.define
@@ -74,10 +86,21 @@ class _Spent:
 
 @attrs.define
 class _Collected:
-    requests: dict[int, _Request] = attrs.field(factory=dict)
+    requests: dict[int, BatchRequest] = attrs.field(factory=dict)
     ran: bool = False
     entries: list[list[Any]] = attrs.field(factory=list)
     sizes: list[int] = attrs.field(factory=list)
+
+
+@attrs.define
+class _Batch:
+    """A batch at the provider while this run waits for it: its requests by ``custom_id``."""
+
+    span: str
+    batch_id: str
+    requests: dict[str, BatchRequest]
+    reserved: int
+    polls: int = 0
 
 
 class BatchEngine:
@@ -88,6 +111,9 @@ class BatchEngine:
         ledger, limits, emit: the run's budget, limits and transcript.
         pmap_span: the span of pmap ``K`` of the running program (``tN.mK``).
         counts: counts worker requests from their parts.
+        cache: the run's result cache for worker requests (one of its own when not given).
+        unread: batches the run being resumed submitted and never read, by id: each request's
+            ``custom_id`` and key there.
     """
 
     def __init__(
@@ -99,6 +125,8 @@ class BatchEngine:
         emit: Emit,
         pmap_span: Any,
         counts: WorkerCounts,
+        cache: ReplyCache | None = None,
+        unread: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self._provider = provider
         self._ledger = ledger
@@ -106,6 +134,8 @@ class BatchEngine:
         self._emit = emit
         self._pmap_span = pmap_span
         self._counts = counts
+        self._cache = cache if cache is not None else ReplyCache()
+        self._unread = {batch_id: dict(keys) for batch_id, keys in (unread or {}).items()}
         self._collected: dict[int, _Collected] = {}
         self._batch_ids = 0
 
@@ -163,62 +193,27 @@ class BatchEngine:
                 setting="Limits.max_pmap_items",
                 limit=self._limits.max_pmap_items,
             )
-        built = [self._build(entry) for entry in requests]
-        for item in built:
+        built = [build_request(entry, self._limits) for entry in requests]
+        for item, _ in built:
             if item.index in collected.requests:
                 raise errors.ToolError(f"item {item.index} sent two batch requests", tool="worker")
             collected.requests[item.index] = item
-        # Counting long texts takes time: off the event loop, for the whole part at once.
-        todo = [r for r in built if r.request is not None]
-        tokens = await trio.to_thread.run_sync(self._count, todo)
-        for item, count in zip(todo, tokens, strict=True):
-            item.tokens = count
+        # Counting and keying long texts takes time: off the event loop, for the whole part.
+        todo = [(item, parts) for item, parts in built if parts is not None]
+        await trio.to_thread.run_sync(self._count, todo)
         return None
 
-    def _count(self, requests: Sequence[_Request]) -> list[int]:
-        out = []
-        for item in requests:
-            out.append(self._counts.request(*item.parts))
-        return out
-
-    def _build(self, entry: Any) -> _Request:
-        """A checked worker request from ``[index, args, kwargs]``, or its slot's error."""
-        if (
-            not isinstance(entry, list) or len(entry) != 3 or type(entry[0]) is not int
-            or not isinstance(entry[1], list) or not isinstance(entry[2], dict)
-        ):
-            raise errors.ToolError("a batch request is not [index, args, kwargs]", tool="worker")
-        index, args, kwargs = entry
-        if not 0 <= index < self._limits.max_pmap_items:
-            raise errors.ToolError(f"a batch request names item {index}, out of range", tool="worker")
-        item = _Request(index)
-        try:
-            bound = _bind(args, kwargs)
-            text, instruction = bound["text"], bound["instruction"]
-            schema, max_tokens = bound.get("schema"), bound.get("max_tokens")
-            if not isinstance(text, str) or not isinstance(instruction, str):
-                raise errors.ToolArgumentError(
-                    "tool 'worker' takes text and instruction as str", tool="worker"
-                )
-            if schema is not None and not isinstance(schema, dict):
-                raise errors.ToolArgumentError("tool 'worker' takes schema as a dict", tool="worker")
-            if max_tokens is not None and type(max_tokens) is not int:
-                raise errors.ToolArgumentError("tool 'worker' takes max_tokens as an int", tool="worker")
-            max_tokens, item.validator = check_worker_arguments(schema, max_tokens, self._limits)
-        except errors.ToolArgumentError as exc:
-            item.entry = [index, False, None, errors.to_payload(exc)]
-            return item
-        messages = (Message("user", worker_prompt(text, instruction, schema)),)
-        item.request = worker_request(messages, max_tokens)
-        item.parts = (text, instruction, schema)
-        return item
+    def _count(self, requests: Sequence[tuple[BatchRequest, tuple[str, str, Any] | None]]) -> None:
+        for item, parts in requests:
+            assert item.request is not None and parts is not None
+            item.tokens = self._counts.request(*parts)
+            item.key = request_key(self._provider, item.request)
 
     # -- running ------------------------------------------------------------------------------
 
     async def _run(self, collected: _Collected, pmap: int) -> JSON:
-        engine = self._engine()
         provider = self._provider
-        todo: list[_Request] = []
+        todo: list[BatchRequest] = []
         for item in collected.requests.values():
             if item.request is None:
                 continue
@@ -230,82 +225,195 @@ class BatchEngine:
                     tool="worker",
                 )
                 item.entry = [item.index, False, None, errors.to_payload(problem)]
+                item.request = None
                 continue
             todo.append(item)
         if todo:
-            await self._send(engine, todo, pmap)
+            await self._answer(todo, pmap)
         entries = [item.entry for item in collected.requests.values() if item.entry]
         entries.sort(key=lambda e: e[0])
-        collected.entries = entries
         collected.sizes = [collected.requests[e[0]].size for e in entries]
+        collected.entries = entries
+        collected.requests.clear()
         return {"count": len(entries)}
 
-    async def _send(self, engine: AnthropicBatches, todo: list[_Request], pmap: int) -> None:
+    async def _answer(self, todo: list[BatchRequest], pmap: int) -> None:
+        """Fill the slots of ``todo``: from the cache what it holds, the rest through batches.
+
+        Each distinct request is sent once; its copies get its answer, or its error. Requests
+        another part of the run has in flight are claimed again once it ends (if it failed,
+        this batch sends them)."""
+        pending = todo
+        while pending:
+            by_key: dict[str, list[BatchRequest]] = {}
+            for item in pending:
+                by_key.setdefault(item.key, []).append(item)
+            async with self._cache.claim_batch(self._provider, by_key) as claim:
+                for key, (reply, source) in claim.hits.items():
+                    for n, item in enumerate(by_key[key]):
+                        if n:
+                            self._cache.count_hit(source)
+                        self._reuse(item, reply, source, pmap)
+                if claim.owned:
+                    owners = [by_key[key][0] for key in claim.owned]
+                    await self._send(owners, pmap, claim.keep)
+                    for key in claim.owned:
+                        owner, *copies = by_key[key]
+                        answer = claim.replies.get(key)
+                        for item in copies:
+                            if answer is not None:
+                                self._cache.count_hit("run")
+                                self._reuse(item, answer, "run", pmap)
+                            else:  # the batch answered this request with an error: so are its copies
+                                item.entry = [item.index, *owner.entry[1:]] if owner.entry else None
+                                item.size, item.request = owner.size, None
+            for event in {id(e): e for e in claim.waiting.values()}.values():
+                await event.wait()
+            pending = [item for key in claim.waiting for item in by_key[key]]
+
+    def _reuse(self, item: BatchRequest, reply: Reply, source: Source, pmap: int) -> None:
+        """Fill ``item``'s slot with a reply that cost nothing, recorded as a live call's is."""
+        assert item.request is not None
+        span = f"{self._pmap_span(pmap)}.i{item.index}"
+        reuse_reply(self._provider, item.request, reply, source, role="worker", emit=self._emit,
+                    span=f"{span}.llm1", parent=self._pmap_span(pmap))
+        item.request = None
+        self._fill(item, reply.text)
+
+    def _fill(self, item: BatchRequest, text: str) -> None:
+        value, problem = read_answer(text, item.validator)
+        if problem is None:
+            item.entry = [item.index, True, value, None]
+        else:
+            failed = errors.ToolError(
+                f"tool 'worker' answered with JSON that does not match the schema: {problem} "
+                "(a batched request gets no repair request)",
+                tool="worker",
+            )
+            item.entry = [item.index, False, None, errors.to_payload(failed)]
+        item.size = 64 + 6 * len(text)
+
+    async def _send(self, todo: list[BatchRequest], pmap: int, keep: Callable[[str, Reply], None]) -> None:
+        """Send ``todo`` through batches (or read them from a resumed run's unread batches), fill
+        their slots, and give each reply to ``keep(key, reply)``."""
+        engine = self._engine()
         provider = self._provider
         price = batch_price(provider.price)
-        needed = [worst_case_tokens(item.tokens, item.request.max_tokens) for item in todo]  # type: ignore[union-attr]
-        groups = _groups(engine, todo, needed)
-        reservation = self._ledger.reserve(sum(needed), what=f"a batch of {len(todo):,} worker requests")
+        found, todo = await self._unread_batches(engine, todo)
+        needed: dict[int, int] = {}
+        for item in [*todo, *(item for items in found.values() for item in items.values())]:
+            assert item.request is not None
+            needed[id(item)] = worst_case_tokens(item.tokens, item.request.max_tokens)
+        count = len(needed)
+        reservation = self._ledger.reserve(sum(needed.values()), what=f"a batch of {count:,} worker requests")
         pmap_span = self._pmap_span(pmap)
-        submitted: list[tuple[str, str, list[_Request]]] = []  # (span, id, requests)
-        by_id: dict[str, _Request] = {}
+        sent: list[_Batch] = []
         started = time.monotonic()
-        polls: dict[str, int] = {}
         totals = _Spent()
         with reservation:
             try:
-                for entries, items, reserved, size in groups:
-                    self._batch_ids += 1
-                    span = f"{pmap_span}.b{self._batch_ids}"
+                for batch_id, adopted in found.items():
+                    reservation.mark_sent()  # it runs at the provider already
+                    batch = self._open(pmap_span, batch_id, adopted, needed)
+                    sent.append(batch)
+                    self._emit_start(batch, pmap, pmap_span, 0, resumed=True)
+                for items, body, size in _bodies(engine, todo):
                     reservation.mark_sent()
-                    batch_id = await engine.create(entries)
-                    submitted.append((span, batch_id, items))
-                    for entry, item in zip(entries, items, strict=True):
-                        by_id[f"{batch_id}:{entry['custom_id']}"] = item
-                    self._emit(BatchStart(
-                        span=span, parent=pmap_span, pmap=pmap, batch_id=batch_id, provider=provider.name,
-                        requests=len(items), first_item=items[0].index, last_item=items[-1].index,
-                        reserved_tokens=reserved, bytes=size,
-                    ))
-                delay = getattr(provider, "batch_poll", 5.0)
-                most = getattr(provider, "batch_poll_max", 60.0)
-                waiting = {batch_id for _, batch_id, _ in submitted}
-                while waiting:
-                    await trio.sleep(delay)
-                    delay = min(delay * 1.5, most)
-                    for batch_id in sorted(waiting):
-                        state = await engine.retrieve(batch_id)
-                        polls[batch_id] = polls.get(batch_id, 0) + 1
-                        if state.ended:
-                            waiting.discard(batch_id)
-                for span, batch_id, items in submitted:
-                    await self._read(engine, span, batch_id, items, by_id, price, totals, polls, started)
+                    batch_id = await engine.create(body)
+                    del body  # the largest object of a batch: let go before the next is built
+                    batch = self._open(pmap_span, batch_id, {f"i{item.index}": item for item in items},
+                                       needed)
+                    sent.append(batch)
+                    self._emit_start(batch, pmap, pmap_span, size)
+                await self._wait(engine, sent)
+                for batch in sent:
+                    await self._read(engine, batch, price, totals, started, keep)
             except BaseException as exc:
-                await self._cancel(engine, submitted, polls, started, exc)
+                await self._cancel(engine, sent, started, exc)
                 raise
             reservation.settle(
                 input_tokens=totals.input, output_tokens=totals.output, role="worker",
                 cost=None if price is None else totals.cost, calls=totals.calls,
             )
 
+    async def _unread_batches(
+        self, engine: AnthropicBatches, todo: list[BatchRequest]
+    ) -> tuple[dict[str, dict[str, BatchRequest]], list[BatchRequest]]:
+        """The requests of ``todo`` that a resumed run's unread batches hold, by batch and
+        ``custom_id`` there, and the rest. A batch the provider no longer knows is left out."""
+        if not self._unread:
+            return {}, todo
+        where = {key: (batch_id, custom_id)
+                 for batch_id, keys in self._unread.items() for custom_id, key in keys.items()}
+        found: dict[str, dict[str, BatchRequest]] = {}
+        rest: list[BatchRequest] = []
+        for item in todo:
+            place = where.pop(item.key, None)
+            if place is None:
+                rest.append(item)
+            else:
+                found.setdefault(place[0], {})[place[1]] = item
+        for batch_id in list(found):
+            del self._unread[batch_id]  # read once
+            try:
+                await engine.retrieve(batch_id)
+            except errors.ProviderError:
+                rest.extend(found.pop(batch_id).values())  # gone (or another key's): submit anew
+        rest.sort(key=lambda item: item.index)
+        return found, rest
+
+    def _open(
+        self, pmap_span: str, batch_id: str, requests: dict[str, BatchRequest], needed: Mapping[int, int]
+    ) -> _Batch:
+        self._batch_ids += 1
+        reserved = sum(needed[id(item)] for item in requests.values())
+        return _Batch(f"{pmap_span}.b{self._batch_ids}", batch_id, requests, reserved)
+
+    def _emit_start(
+        self, batch: _Batch, pmap: int, pmap_span: str, size: int, *, resumed: bool = False
+    ) -> None:
+        indexes = [item.index for item in batch.requests.values()]
+        self._emit(BatchStart(
+            span=batch.span, parent=pmap_span, pmap=pmap, batch_id=batch.batch_id,
+            provider=self._provider.name, requests=len(indexes), first_item=min(indexes),
+            last_item=max(indexes), reserved_tokens=batch.reserved, bytes=size,
+            keys={custom_id: item.key for custom_id, item in batch.requests.items()}, resumed=resumed,
+        ))
+
+    async def _wait(self, engine: AnthropicBatches, sent: list[_Batch]) -> None:
+        """Ask how each batch stands, with a growing interval, until every one has ended."""
+        provider = self._provider
+        delay = getattr(provider, "batch_poll", 5.0)
+        most = getattr(provider, "batch_poll_max", 60.0)
+        waiting = {batch.batch_id: batch for batch in sent}
+        while waiting:
+            await trio.sleep(delay)
+            delay = min(delay * 1.5, most)
+            for batch_id in sorted(waiting):
+                state = await engine.retrieve(batch_id)
+                waiting[batch_id].polls += 1
+                if state.ended:
+                    del waiting[batch_id]
+
     async def _read(
         self,
         engine: AnthropicBatches,
-        span: str,
-        batch_id: str,
-        items: list[_Request],
-        by_id: dict[str, _Request],
-        price: Any,
+        batch: _Batch,
+        price: Price | None,
         totals: _Spent,
-        polls: dict[str, int],
         started: float,
+        keep: Callable[[str, Reply], None],
     ) -> None:
+        """Read an ended batch's results into their slots, as the provider streams them."""
+        span, batch_id, parent = batch.span, batch.batch_id, batch.span.rsplit(".", 1)[0]
         counts = {"succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         used = _Spent()
+        waiting = batch.requests  # emptied as results arrive
         async for result in engine.results(batch_id):
-            item = by_id.get(f"{batch_id}:{result.custom_id}")
-            if item is None or item.entry is not None:
+            item = waiting.pop(result.custom_id, None)
+            if item is None:
                 continue  # not one of ours, or a second line for the same request
+            item.request = None
             counts[result.kind] += 1
             if result.kind == "succeeded" and result.reply is not None:
                 reply = result.reply
@@ -314,21 +422,13 @@ class BatchEngine:
                 used.output += reply.output_tokens
                 used.cost += cost or 0.0
                 used.calls += 1
-                value, problem = read_answer(reply.text, item.validator)
-                if problem is None:
-                    item.entry = [item.index, True, value, None]
-                else:
-                    failed = errors.ToolError(
-                        f"tool 'worker' answered with JSON that does not match the schema: {problem} "
-                        "(a batched request gets no repair request)",
-                        tool="worker",
-                    )
-                    item.entry = [item.index, False, None, errors.to_payload(failed)]
-                item.size = 64 + 6 * len(reply.text)
+                keep(item.key, reply)
+                self._fill(item, reply.text)
+                assert item.entry is not None
                 self._emit(BatchResult(
-                    span=span, parent=span.rsplit(".", 1)[0], item=item.index, status="succeeded",
-                    text=reply.text, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
-                    cost=cost, error=item.entry[3],
+                    span=span, parent=parent, item=item.index, status="succeeded", text=reply.text,
+                    input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, cost=cost,
+                    error=item.entry[3], key=item.key,
                 ))
                 continue
             why = {
@@ -341,54 +441,51 @@ class BatchEngine:
             ))
             item.entry = [item.index, False, None, payload]
             item.size = 256 + len(why)
-            self._emit(BatchResult(span=span, parent=span.rsplit(".", 1)[0], item=item.index,
-                                   status=result.kind, error=payload))
-        for item in items:
-            if item.entry is None:
-                payload = errors.to_payload(errors.ProviderError(
-                    f"{self._provider.name}: batch {batch_id} sent no result for this request.",
-                    provider=self._provider.name,
-                ))
-                item.entry = [item.index, False, None, payload]
-                self._emit(BatchResult(span=span, parent=span.rsplit(".", 1)[0], item=item.index,
-                                       status="missing", error=payload))
+            self._emit(BatchResult(span=span, parent=parent, item=item.index, status=result.kind,
+                                   error=payload, key=item.key))
+        for item in waiting.values():
+            item.request = None
+            payload = errors.to_payload(errors.ProviderError(
+                f"{self._provider.name}: batch {batch_id} sent no result for this request.",
+                provider=self._provider.name,
+            ))
+            item.entry = [item.index, False, None, payload]
+            self._emit(BatchResult(span=span, parent=parent, item=item.index, status="missing",
+                                   error=payload, key=item.key))
+        waiting.clear()
         totals.input += used.input
         totals.output += used.output
         totals.cost += used.cost
         totals.calls += used.calls
         self._emit(BatchEnd(
-            span=span, parent=span.rsplit(".", 1)[0], status="ended", succeeded=counts["succeeded"],
+            span=span, parent=parent, status="ended", succeeded=counts["succeeded"],
             errored=counts["errored"], canceled=counts["canceled"], expired=counts["expired"],
             input_tokens=used.input, output_tokens=used.output, cost=None if price is None else used.cost,
-            polls=polls.get(batch_id, 0), seconds=time.monotonic() - started,
+            polls=batch.polls, seconds=time.monotonic() - started,
         ))
 
     async def _cancel(
-        self,
-        engine: AnthropicBatches,
-        submitted: list[tuple[str, str, list[_Request]]],
-        polls: dict[str, int],
-        started: float,
-        exc: BaseException,
+        self, engine: AnthropicBatches, sent: list[_Batch], started: float, exc: BaseException
     ) -> None:
         """Cancel at the provider every batch submitted, and end each in the transcript."""
         ended: set[str] = set()
         refused: dict[str, str] = {}
         with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_SECONDS):
-            for _, batch_id, _ in submitted:
+            for batch in sent:
                 try:
-                    await engine.cancel(batch_id)
+                    await engine.cancel(batch.batch_id)
                 except errors.ProviderError as err:
                     # It may have ended meanwhile, or be running still: batch.end says which
                     # cancel failed and why, never that it was cancelled.
-                    refused[batch_id] = str(err)
+                    refused[batch.batch_id] = str(err)
                     continue
-                ended.add(batch_id)
+                ended.add(batch.batch_id)
         stops = (trio.Cancelled, KeyboardInterrupt)
         cancelled = isinstance(exc, stops) or (
             isinstance(exc, BaseExceptionGroup) and exc.subgroup(stops) is not None
         )
-        for span, batch_id, items in submitted:
+        for batch in sent:
+            batch_id = batch.batch_id
             if batch_id in ended:
                 told = "cancelled at the provider"
             elif batch_id in refused:
@@ -398,8 +495,9 @@ class BatchEngine:
             why = {"type": "Cancelled",
                    "message": f"the pmap was cancelled (a clock or a cancel); batch {batch_id} was {told}"}
             self._emit(BatchEnd(
-                span=span, parent=span.rsplit(".", 1)[0], status="canceled" if cancelled else "error",
-                canceled=len(items), polls=polls.get(batch_id, 0), seconds=time.monotonic() - started,
+                span=batch.span, parent=batch.span.rsplit(".", 1)[0],
+                status="canceled" if cancelled else "error",
+                canceled=len(batch.requests), polls=batch.polls, seconds=time.monotonic() - started,
                 error=why if cancelled else errors.to_payload(exc),
             ))
 
@@ -420,49 +518,30 @@ class BatchEngine:
         return taken
 
 
-def _bind(args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``tool.worker``'s arguments by name, as its signature binds them."""
-    if len(args) > len(_PARAMS):
-        raise errors.ToolArgumentError(
-            f"tool 'worker' takes at most {len(_PARAMS)} positional arguments; got {len(args)}", tool="worker"
-        )
-    bound = dict(zip(_PARAMS, args, strict=False))
-    for name, value in kwargs.items():
-        if name not in _PARAMS:
-            raise errors.ToolArgumentError(
-                f"tool 'worker' got an unexpected argument {name!r}", tool="worker"
-            )
-        if name in bound:
-            raise errors.ToolArgumentError(f"tool 'worker' got {name!r} twice", tool="worker")
-        bound[name] = value
-    for name in ("text", "instruction"):
-        if name not in bound:
-            raise errors.ToolArgumentError(f"tool 'worker' is missing the argument {name!r}", tool="worker")
-    return bound
+def _bodies(
+    engine: AnthropicBatches, todo: list[BatchRequest]
+) -> Iterator[tuple[list[BatchRequest], bytes, int]]:
+    """The requests cut into batches within the API's limits, each with its request body and
+    its size, built one batch at a time. Each entry's ``custom_id`` is ``i<item index>``; a
+    request is let go once its entry is encoded."""
+    parts: list[bytes] = []
+    items: list[BatchRequest] = []
+    size = _BODY_BYTES
 
+    def body() -> bytes:
+        joined = batch_body(parts)
+        parts.clear()  # the entries are in the body now
+        return joined
 
-def _groups(
-    engine: AnthropicBatches, todo: list[_Request], needed: list[int]
-) -> list[tuple[list[dict[str, Any]], list[_Request], int, int]]:
-    """The requests cut into batches within the API's limits: ``(entries, requests, tokens
-    reserved, bytes)`` each. Each entry's ``custom_id`` is ``i<item index>``."""
-    groups: list[tuple[list[dict[str, Any]], list[_Request], int, int]] = []
-    entries: list[dict[str, Any]] = []
-    items: list[_Request] = []
-    reserved = size = 0
-    for item, tokens in zip(todo, needed, strict=True):
+    for item in todo:
         assert item.request is not None
-        custom_id, params = f"i{item.index}", engine.params(item.request)
-        entry = {"custom_id": custom_id, "params": params}
-        entry_size = engine.entry_bytes(custom_id, params)
-        if entries and (len(entries) >= MAX_BATCH_REQUESTS or size + entry_size > MAX_BATCH_BYTES - 1024):
-            groups.append((entries, items, reserved, size))
-            entries, items, reserved, size = [], [], 0, 0
-        entries.append(entry)
+        part = engine.entry(f"i{item.index}", item.request)
+        item.request = None
+        if parts and (len(parts) >= MAX_BATCH_REQUESTS or size + len(part) + 1 > MAX_BATCH_BYTES):
+            yield items, body(), size
+            items, size = [], _BODY_BYTES
+        parts.append(part)
         items.append(item)
-        reserved += tokens
-        size += entry_size
-    if entries:
-        groups.append((entries, items, reserved, size))
-    return groups
-
+        size += len(part) + 1
+    if parts:
+        yield items, body(), size

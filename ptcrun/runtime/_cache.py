@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +32,7 @@ import trio
 from .. import errors
 from .providers._base import Provider, Reply, Request
 
-__all__ = ["MEMORY_CHARS", "Claim", "DiskCache", "ReplyCache", "Source", "request_key"]
+__all__ = ["MEMORY_CHARS", "BatchClaim", "Claim", "DiskCache", "ReplyCache", "Source", "request_key"]
 
 #: Where a reply that cost nothing came from (``llm.end``'s ``cached``).
 Source = Literal["run", "disk", "resume"]
@@ -47,6 +47,8 @@ _FORMAT = "ptcrun-reply-cache-1"
 #: bound; a dropped reply is read from the cache file, when there is one, or sent again.
 MEMORY_CHARS = 64 * 2**20
 _ENTRY_CHARS = 256
+#: Keys looked up in one SQLite query (its default limit on parameters is 32,766).
+_KEYS_PER_QUERY = 500
 
 
 def request_key(provider: Provider, request: Request, *, mask: Callable[[str], str] | None = None) -> str:
@@ -168,11 +170,53 @@ class DiskCache:
                 "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)", (key, provider, text, time.time())
             )
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Reply]:
+        """The replies kept under any of ``keys``, by key (a batch's lookups in a few queries).
+
+        Raises:
+            sqlite3.Error, ValueError: as :meth:`get`.
+        """
+        found: dict[str, Reply] = {}
+        with self._lock:
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                part = keys[start : start + _KEYS_PER_QUERY]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(f"SELECT key, reply FROM replies WHERE key IN ({marks})", part)
+                for key, reply in rows:
+                    found[key] = _reply_from_json(reply)
+        return found
+
+    def put_many(self, provider: str, replies: Mapping[str, Reply]) -> None:
+        """Keep each of ``replies`` under its key, in one transaction.
+
+        Raises:
+            sqlite3.Error: as :meth:`put`.
+        """
+        now = time.time()
+        rows = (
+            (key, provider, json.dumps(attrs.asdict(reply), ensure_ascii=False), now)
+            for key, reply in replies.items()
+        )
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     async def aget(self, key: str) -> Reply | None:
         return await trio.to_thread.run_sync(self.get, key, limiter=self._limiter)
 
     async def aput(self, key: str, provider: str, reply: Reply) -> None:
         await trio.to_thread.run_sync(self.put, key, provider, reply, limiter=self._limiter)
+
+    async def aget_many(self, keys: Sequence[str]) -> dict[str, Reply]:
+        return await trio.to_thread.run_sync(self.get_many, keys, limiter=self._limiter)
+
+    async def aput_many(self, provider: str, replies: Mapping[str, Reply]) -> None:
+        await trio.to_thread.run_sync(self.put_many, provider, replies, limiter=self._limiter)
 
 
 def _reply_from_json(entry: str) -> Reply:
@@ -202,6 +246,22 @@ class Claim:
 
     def keep(self, reply: Reply) -> None:
         self.reply = reply
+
+
+@attrs.define
+class BatchClaim:
+    """A batch's turn at the cache (:meth:`ReplyCache.claim_batch`): of its distinct keys, those
+    answered (``hits``), those the caller sends (``owned``), and those another request of the
+    run has in flight (``waiting``: try them again once it ends)."""
+
+    hits: dict[str, tuple[Reply, Source]] = attrs.field(factory=dict)
+    owned: list[str] = attrs.field(factory=list)
+    waiting: dict[str, trio.Event] = attrs.field(factory=dict)
+    replies: dict[str, Reply] = attrs.field(factory=dict)
+
+    def keep(self, key: str, reply: Reply) -> None:
+        """The reply an owned request got."""
+        self.replies[key] = reply
 
 
 class ReplyCache:
@@ -278,6 +338,60 @@ class ReplyCache:
         if claim.reply is not None and self._disk is not None:
             await self._disk_put(key, provider.name, claim.reply)
 
+    @contextlib.asynccontextmanager
+    async def claim_batch(self, provider: Provider, keys: Iterable[str]) -> AsyncIterator[BatchClaim]:
+        """:meth:`claim` for the distinct requests of a batch at once, by their keys.
+
+        The owned keys are in flight until the block ends: identical requests of the run wait
+        for them, as for a live request. The caller waits for ``waiting`` after the block (so
+        that two batches that wait on each other's keys cannot deadlock) and claims what is
+        still unanswered again.
+        """
+        claim = BatchClaim()
+        flying = trio.Event()
+        lookup: list[str] = []
+        for key in dict.fromkeys(keys):
+            done = self._done.get(key)
+            if done is not None:
+                claim.hits[key] = (done, "run")
+            elif key in self._flying:
+                claim.waiting[key] = self._flying[key]
+            else:
+                self._flying[key] = flying
+                lookup.append(key)
+        try:
+            found: dict[str, Reply] = {}
+            if self._disk is not None:
+                unknown = [key for key in lookup if key not in self._replayed]
+                found = await self._disk_get_many(unknown) if unknown else {}
+            for key in lookup:
+                replayed = self._replayed.get(key)
+                if replayed is not None:
+                    claim.hits[key] = (replayed, "resume")
+                elif key in found:
+                    claim.hits[key] = (found[key], "disk")
+                else:
+                    claim.owned.append(key)
+            for _, source in claim.hits.values():
+                self.hits[source] += 1
+            yield claim
+            if self._share:
+                for key, (reply, _) in claim.hits.items():
+                    self._remember(key, reply)
+                for key, reply in claim.replies.items():
+                    self._remember(key, reply)
+        finally:
+            for key in lookup:
+                del self._flying[key]
+            flying.set()
+        if claim.replies and self._disk is not None:
+            await self._disk_put_many(provider.name, claim.replies)
+
+    def count_hit(self, source: Source) -> None:
+        """Count a request answered at no cost outside :meth:`claim` (a batch's copy of one of
+        its own requests)."""
+        self.hits[source] += 1
+
     def _remember(self, key: str, reply: Reply) -> None:
         self._done[key] = reply
         self._done_chars += len(reply.text) + _ENTRY_CHARS
@@ -297,6 +411,21 @@ class ReplyCache:
         assert self._disk is not None
         try:
             await self._disk.aput(key, provider, reply)
+        except sqlite3.Error as exc:
+            self._fail(exc)
+
+    async def _disk_get_many(self, keys: Sequence[str]) -> dict[str, Reply]:
+        assert self._disk is not None
+        try:
+            return await self._disk.aget_many(keys)
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            self._fail(exc)
+            return {}
+
+    async def _disk_put_many(self, provider: str, replies: Mapping[str, Reply]) -> None:
+        assert self._disk is not None
+        try:
+            await self._disk.aput_many(provider, replies)
         except sqlite3.Error as exc:
             self._fail(exc)
 

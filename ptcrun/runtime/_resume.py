@@ -31,7 +31,17 @@ import attrs
 
 from .. import errors
 from ..transcript._parsing import parse_event
-from ..transcript._schema import SCHEMA_VERSION, Event, LLMEnd, LLMStart, RunEnd, RunStart
+from ..transcript._schema import (
+    SCHEMA_VERSION,
+    BatchEnd,
+    BatchResult,
+    BatchStart,
+    Event,
+    LLMEnd,
+    LLMStart,
+    RunEnd,
+    RunStart,
+)
 from ._cache import request_key
 from .providers._base import Message, Provider, Reply, Request
 
@@ -81,14 +91,18 @@ class Recorded:
     Attributes:
         transcript: the earlier run's transcript file.
         planner: planner replies by :func:`planner_key`.
-        worker: worker replies by the result cache's key.
+        worker: worker replies by the result cache's key, batched ones too.
         status: how the earlier run ended (``"incomplete"`` when it was killed).
+        batches: the batches of worker requests it submitted and never finished reading (it
+            died first), by the provider's id: each request's ``custom_id`` and key there,
+            those whose results it read left out.
     """
 
     transcript: Path
     planner: Mapping[str, Reply]
     worker: Mapping[str, Reply]
     status: str
+    batches: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
 
 
 def load_recorded(
@@ -133,6 +147,10 @@ def load_recorded(
     providers = {"planner": planner, "worker": worker}
     keys = {"planner": planner_key, "worker": request_key}
     sent: dict[str, LLMStart] = {}
+    # The batches submitted and not yet ended, by span; the requests of each not yet read,
+    # key to custom_id, by the batch's id.
+    batch_spans: dict[str, str] = {}
+    unread: dict[str, dict[str, str]] = {}
     status = "incomplete"
     for event in events:
         if isinstance(event, LLMStart):
@@ -151,9 +169,28 @@ def load_recorded(
             key = keys[start.role](providers[start.role], request)
             replies[start.role][key] = Reply(text=event.text, input_tokens=0, output_tokens=0,
                                              model=event.model or "", stop_reason=event.stop_reason)
+        elif isinstance(event, BatchStart):
+            if event.provider == worker.name and event.keys:
+                batch_spans[event.span] = event.batch_id
+                unread[event.batch_id] = {key: custom_id for custom_id, key in event.keys.items()}
+        elif isinstance(event, BatchResult):
+            batch_id = batch_spans.get(event.span)
+            if batch_id is None or event.key is None:
+                continue
+            # A request whose result was read is replayed (its reply) or sent again (an error),
+            # never read from its batch again.
+            unread[batch_id].pop(event.key, None)
+            if event.status == "succeeded" and event.text is not None:
+                replies["worker"][event.key] = Reply(text=event.text, input_tokens=0, output_tokens=0)
+        elif isinstance(event, BatchEnd):
+            batch_id = batch_spans.pop(event.span, None)
+            if batch_id is not None:
+                unread.pop(batch_id, None)  # read to its end, or cancelled
         elif isinstance(event, RunEnd):
             status = event.status
-    return Recorded(_file(path), replies["planner"], replies["worker"], status)
+    batches = {batch_id: {custom_id: key for key, custom_id in keys.items()}
+               for batch_id, keys in unread.items() if keys}
+    return Recorded(_file(path), replies["planner"], replies["worker"], status, batches)
 
 
 def _file(path: str | os.PathLike[str]) -> Path:

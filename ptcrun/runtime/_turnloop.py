@@ -158,6 +158,7 @@ class Run:
         self.batches = BatchEngine(
             provider=runtime.worker, ledger=self.ledger, limits=self.limits, emit=self.emit,
             pmap_span=lambda pmap: f"t{self.spans.turn}.m{pmap}", counts=self.counts,
+            cache=self.worker_cache, unread=None if recorded is None else recorded.batches,
         )
         worker = make_worker_tool(
             provider=runtime.worker,

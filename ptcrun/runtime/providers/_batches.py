@@ -29,6 +29,7 @@ __all__ = [
     "AnthropicBatches",
     "BatchResult",
     "BatchState",
+    "batch_body",
     "batch_price",
 ]
 
@@ -39,6 +40,11 @@ MAX_BATCH_BYTES = 256_000_000
 BATCH_DISCOUNT = 0.5
 
 Kind = Literal["succeeded", "errored", "canceled", "expired"]
+
+
+def batch_body(entries: Sequence[bytes]) -> bytes:
+    """The request body of a batch create, from its entries (:meth:`AnthropicBatches.entry`)."""
+    return b'{"requests":[' + b",".join(entries) + b"]}"
 
 
 def batch_price(price: Price | None) -> Price | None:
@@ -93,22 +99,27 @@ class AnthropicBatches:
     def __init__(self, provider: AnthropicProvider) -> None:
         self._provider = provider
 
-    def params(self, request: Request) -> dict[str, Any]:
-        """The Messages API parameters of ``request``, as one batch entry carries them."""
-        return self._provider._params(request, batch=True)
+    def entry(self, custom_id: str, request: Request) -> bytes:
+        """One batch entry, ``{"custom_id", "params"}``, as the JSON the request body holds.
 
-    @staticmethod
-    def entry_bytes(custom_id: str, params: dict[str, Any]) -> int:
-        """The bytes ``{"custom_id", "params"}`` takes in the request body (a close upper bound)."""
-        return len(json.dumps(params, ensure_ascii=False).encode("utf-8")) + len(custom_id) + 40
+        Entries are encoded one at a time and joined into the body (:func:`batch_body`), so a
+        batch of 100,000 requests is never held as 100,000 dicts and again as the SDK's copy."""
+        params = self._provider._params(request, batch=True)
+        return json.dumps({"custom_id": custom_id, "params": params}, ensure_ascii=False).encode("utf-8")
 
-    async def create(self, entries: Sequence[dict[str, Any]]) -> str:
-        """Submit one batch of ``{"custom_id", "params"}`` entries; return the batch's id."""
+    async def create(self, body: bytes) -> str:
+        """Submit one batch, its request body as :func:`batch_body` made it; return its id."""
 
         async def attempt() -> Any:
             client = self._provider._client()
-            requests: Any = entries  # plain dicts of the shape the SDK's TypedDict describes
-            return await self._provider._sdk_call(lambda: client.messages.batches.create(requests=requests))
+            from anthropic.types.messages import MessageBatch
+
+            # The body goes as it is: the SDK would otherwise copy every entry to check and
+            # encode it, holding the batch twice more while it is posted.
+            return await self._provider._sdk_call(lambda: client.post(
+                "/v1/messages/batches", cast_to=MessageBatch, content=body,
+                options={"headers": {"Content-Type": "application/json"}},
+            ))
 
         batch = await self._retrying(attempt, "batch create")
         batch_id = getattr(batch, "id", None)
