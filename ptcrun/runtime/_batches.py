@@ -62,7 +62,7 @@ from .providers._batches import (
     MAX_BATCH_BYTES,
     MAX_BATCH_REQUESTS,
     AnthropicBatches,
-    batch_body,
+    BatchBody,
     batch_price,
 )
 
@@ -520,28 +520,27 @@ class BatchEngine:
 
 def _bodies(
     engine: AnthropicBatches, todo: list[BatchRequest]
-) -> Iterator[tuple[list[BatchRequest], bytes, int]]:
+) -> Iterator[tuple[list[BatchRequest], BatchBody, int]]:
     """The requests cut into batches within the API's limits, each with its request body and
     its size, built one batch at a time. Each entry's ``custom_id`` is ``i<item index>``; a
     request is let go once its entry is encoded."""
     parts: list[bytes] = []
     items: list[BatchRequest] = []
     size = _BODY_BYTES
-
-    def body() -> bytes:
-        joined = batch_body(parts)
-        parts.clear()  # the entries are in the body now
-        return joined
-
     for item in todo:
         assert item.request is not None
         part = engine.entry(f"i{item.index}", item.request)
         item.request = None
         if parts and (len(parts) >= MAX_BATCH_REQUESTS or size + len(part) + 1 > MAX_BATCH_BYTES):
-            yield items, body(), size
+            body = BatchBody(parts)
+            parts, items_of = [], items
             items, size = [], _BODY_BYTES
+            yield items_of, body, body.size
+            del body
         parts.append(part)
         items.append(item)
         size += len(part) + 1
     if parts:
-        yield items, body(), size
+        body = BatchBody(parts)
+        del parts
+        yield items, body, body.size

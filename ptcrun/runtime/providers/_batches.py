@@ -27,9 +27,9 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_REQUESTS",
     "AnthropicBatches",
+    "BatchBody",
     "BatchResult",
     "BatchState",
-    "batch_body",
     "batch_price",
 ]
 
@@ -42,9 +42,43 @@ BATCH_DISCOUNT = 0.5
 Kind = Literal["succeeded", "errored", "canceled", "expired"]
 
 
-def batch_body(entries: Sequence[bytes]) -> bytes:
-    """The request body of a batch create, from its entries (:meth:`AnthropicBatches.entry`)."""
-    return b'{"requests":[' + b",".join(entries) + b"]}"
+#: What a batch create's body holds around its entries: ``{"requests":[...]}``.
+_BODY_OPEN, _BODY_CLOSE = b'{"requests":[', b"]}"
+#: Bytes of body handed to the HTTP layer at a time.
+_CHUNK_BYTES = 1 << 20
+
+
+@attrs.frozen
+class BatchBody:
+    """A batch create's request body, kept as its entries (:meth:`AnthropicBatches.entry`).
+
+    It is posted as a stream of them with its length, never joined into one object: a body of
+    100,000 requests is tens of megabytes, and joined it would be held twice (the entries and
+    the body), then a third time by the HTTP layer, which copies what it is given to send.
+    """
+
+    entries: Sequence[bytes]
+
+    @property
+    def size(self) -> int:
+        """Its length in bytes."""
+        commas = max(len(self.entries) - 1, 0)
+        return len(_BODY_OPEN) + sum(len(e) for e in self.entries) + commas + len(_BODY_CLOSE)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body in chunks of about a megabyte."""
+        chunk = [_BODY_OPEN]
+        size = 0
+        for n, entry in enumerate(self.entries):
+            if n:
+                chunk.append(b",")
+            chunk.append(entry)
+            size += len(entry)
+            if size >= _CHUNK_BYTES:
+                yield b"".join(chunk)
+                chunk, size = [], 0
+        chunk.append(_BODY_CLOSE)
+        yield b"".join(chunk)
 
 
 def batch_price(price: Price | None) -> Price | None:
@@ -102,23 +136,25 @@ class AnthropicBatches:
     def entry(self, custom_id: str, request: Request) -> bytes:
         """One batch entry, ``{"custom_id", "params"}``, as the JSON the request body holds.
 
-        Entries are encoded one at a time and joined into the body (:func:`batch_body`), so a
-        batch of 100,000 requests is never held as 100,000 dicts and again as the SDK's copy."""
+        Entries are encoded one at a time into a :class:`BatchBody`, so a batch of 100,000
+        requests is never held as 100,000 dicts and again as the SDK's copy."""
         params = self._provider._params(request, batch=True)
         return json.dumps({"custom_id": custom_id, "params": params}, ensure_ascii=False).encode("utf-8")
 
-    async def create(self, body: bytes) -> str:
-        """Submit one batch, its request body as :func:`batch_body` made it; return its id."""
+    async def create(self, body: BatchBody) -> str:
+        """Submit one batch; return its id."""
+        headers = {"Content-Type": "application/json", "Content-Length": str(body.size)}
 
         async def attempt() -> Any:
-            client = self._provider._client()
             from anthropic.types.messages import MessageBatch
 
-            # The body goes as it is: the SDK would otherwise copy every entry to check and
-            # encode it, holding the batch twice more while it is posted.
+            client = self._provider._client()
+            # The body goes as it is, streamed: the SDK's create() would copy every entry to
+            # check and encode it, holding the batch twice more while it is posted. With its
+            # length given, it is sent as one plain body, not in chunked encoding.
             return await self._provider._sdk_call(lambda: client.post(
-                "/v1/messages/batches", cast_to=MessageBatch, content=body,
-                options={"headers": {"Content-Type": "application/json"}},
+                "/v1/messages/batches", cast_to=MessageBatch, content=body.stream(),
+                options={"headers": headers},
             ))
 
         batch = await self._retrying(attempt, "batch create")
