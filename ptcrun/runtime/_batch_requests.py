@@ -24,14 +24,18 @@ _PARAMS = ("text", "instruction", "schema", "max_tokens")
 
 @attrs.define
 class BatchRequest:
-    """One item's worker request while its batch runs.
+    """One item's worker request while its batch runs: its batch entry, encoded once, and what
+    maps its result back to its slot.
 
-    The request itself is let go once its entry is in a request body (or its answer was found
-    in the cache); what is left maps a result back to its slot.
+    A fan-out of 100,000 requests holds 100,000 of these until its results are read, so each
+    keeps only the bytes its batch's request body is made of (``body``), let go once the
+    batch is submitted; the request is read back from them when the cache answers it instead.
     """
 
     index: int
-    request: Request | None = None
+    #: Its entry in a batch's request body (``custom_id`` ``i<index>``), while not yet submitted.
+    body: bytes | None = None
+    max_tokens: int = 0
     validator: Any = None
     #: Its input tokens, counted from its parts.
     tokens: int = 0
@@ -43,10 +47,12 @@ class BatchRequest:
     size: int = 64
 
 
-def build_request(entry: Any, limits: Limits) -> tuple[BatchRequest, tuple[str, str, Any] | None]:
-    """The checked request of ``[index, args, kwargs]`` and its parts ``(text, instruction,
-    schema)`` to count it from; parts ``None`` when its arguments are wrong (the slot holds
-    the error).
+def build_request(
+    entry: Any, limits: Limits
+) -> tuple[BatchRequest, tuple[Request, tuple[str, str, Any]] | None]:
+    """The checked request of ``[index, args, kwargs]``: its slot's record, and the request
+    with its parts ``(text, instruction, schema)`` to count it from; ``None`` when its
+    arguments are wrong (the slot holds the error).
 
     Raises:
         ToolError: the entry is not ``[index, args, kwargs]`` or names an item out of range:
@@ -76,8 +82,8 @@ def build_request(entry: Any, limits: Limits) -> tuple[BatchRequest, tuple[str, 
         item.entry = [index, False, None, errors.to_payload(exc)]
         return item, None
     messages = (Message("user", worker_prompt(text, instruction, schema)),)
-    item.request = worker_request(messages, max_tokens)
-    return item, (text, instruction, schema)
+    item.max_tokens = max_tokens
+    return item, (worker_request(messages, max_tokens), (text, instruction, schema))
 
 
 def _bind(args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:

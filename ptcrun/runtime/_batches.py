@@ -29,9 +29,9 @@ cancels the pmap, every batch still running is cancelled at the provider, ``batc
 ``canceled``, and the reservation stays charged in full (the provider may bill what it processed
 before the cancel), as for a cancelled live request.
 
-Memory: a request is held whole only until its entry is encoded into its batch's request body,
-which is built once, as bytes, and let go when the batch is submitted; results are read as a
-stream, each into its slot.
+Memory: each request is kept as its batch entry, encoded once when it arrives; a batch's request
+body is those entries, streamed to the provider and let go once it is submitted; results are
+read as a stream, each into its slot, and the child takes them in parts.
 
 Why only one shape: the items of a batch are answered within minutes to hours, all together, so
 an item's function cannot wait for its answer and then do more; the program makes each batched
@@ -41,7 +41,7 @@ step a pmap of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -57,7 +57,7 @@ from ._cache import ReplyCache, Source, request_key
 from ._counts import WorkerCounts
 from ._llm import Emit, reuse_reply
 from ._worker import read_answer
-from .providers._base import Price, Provider, Reply
+from .providers._base import Price, Provider, Reply, Request
 from .providers._batches import (
     MAX_BATCH_BYTES,
     MAX_BATCH_REQUESTS,
@@ -198,16 +198,23 @@ class BatchEngine:
             if item.index in collected.requests:
                 raise errors.ToolError(f"item {item.index} sent two batch requests", tool="worker")
             collected.requests[item.index] = item
-        # Counting and keying long texts takes time: off the event loop, for the whole part.
-        todo = [(item, parts) for item, parts in built if parts is not None]
-        await trio.to_thread.run_sync(self._count, todo)
+        # Counting, keying and encoding long texts takes time: off the event loop, for the
+        # whole part at once.
+        todo = [(item, prepared) for item, prepared in built if prepared is not None]
+        del built, requests
+        await trio.to_thread.run_sync(self._prepare, todo, self._engine())
         return None
 
-    def _count(self, requests: Sequence[tuple[BatchRequest, tuple[str, str, Any] | None]]) -> None:
-        for item, parts in requests:
-            assert item.request is not None and parts is not None
+    def _prepare(
+        self,
+        todo: Sequence[tuple[BatchRequest, tuple[Request, tuple[str, str, Any]]]],
+        engine: AnthropicBatches,
+    ) -> None:
+        """Count, key and encode each request; only its entry's bytes are kept."""
+        for item, (request, parts) in todo:
             item.tokens = self._counts.request(*parts)
-            item.key = request_key(self._provider, item.request)
+            item.key = request_key(self._provider, request)
+            item.body = engine.entry(f"i{item.index}", request)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -215,17 +222,17 @@ class BatchEngine:
         provider = self._provider
         todo: list[BatchRequest] = []
         for item in collected.requests.values():
-            if item.request is None:
+            if item.body is None:
                 continue
-            if item.tokens + item.request.max_tokens > provider.context_window:
+            if item.tokens + item.max_tokens > provider.context_window:
                 problem = errors.ToolError(
-                    f"worker call needs about {item.tokens:,} input tokens plus {item.request.max_tokens:,} "
+                    f"worker call needs about {item.tokens:,} input tokens plus {item.max_tokens:,} "
                     f"output tokens, more than the {provider.context_window:,}-token context window of "
                     f"{provider.name}. Send less text per call (split the chunk), or lower max_tokens.",
                     tool="worker",
                 )
                 item.entry = [item.index, False, None, errors.to_payload(problem)]
-                item.request = None
+                item.body = None
                 continue
             todo.append(item)
         if todo:
@@ -245,39 +252,43 @@ class BatchEngine:
         this batch sends them)."""
         pending = todo
         while pending:
-            by_key: dict[str, list[BatchRequest]] = {}
+            # Each distinct request's first item, and the copies of those that have any.
+            first: dict[str, BatchRequest] = {}
+            copies: dict[str, list[BatchRequest]] = {}
             for item in pending:
-                by_key.setdefault(item.key, []).append(item)
-            async with self._cache.claim_batch(self._provider, by_key) as claim:
+                if item.key in first:
+                    copies.setdefault(item.key, []).append(item)
+                else:
+                    first[item.key] = item
+            async with self._cache.claim_batch(self._provider, first) as claim:
                 for key, (reply, source) in claim.hits.items():
-                    for n, item in enumerate(by_key[key]):
-                        if n:
-                            self._cache.count_hit(source)
+                    self._reuse(first[key], reply, source, pmap)
+                    for item in copies.get(key, ()):
+                        self._cache.count_hit(source)
                         self._reuse(item, reply, source, pmap)
                 if claim.owned:
-                    owners = [by_key[key][0] for key in claim.owned]
-                    await self._send(owners, pmap, claim.keep)
+                    await self._send([first[key] for key in claim.owned], pmap, claim.keep)
                     for key in claim.owned:
-                        owner, *copies = by_key[key]
-                        answer = claim.replies.get(key)
-                        for item in copies:
+                        owner, answer = first[key], claim.replies.get(key)
+                        for item in copies.get(key, ()):
                             if answer is not None:
                                 self._cache.count_hit("run")
                                 self._reuse(item, answer, "run", pmap)
                             else:  # the batch answered this request with an error: so are its copies
                                 item.entry = [item.index, *owner.entry[1:]] if owner.entry else None
-                                item.size, item.request = owner.size, None
+                                item.size, item.body = owner.size, None
             for event in {id(e): e for e in claim.waiting.values()}.values():
                 await event.wait()
-            pending = [item for key in claim.waiting for item in by_key[key]]
+            pending = [item for key in claim.waiting for item in (first[key], *copies.get(key, ()))]
 
     def _reuse(self, item: BatchRequest, reply: Reply, source: Source, pmap: int) -> None:
         """Fill ``item``'s slot with a reply that cost nothing, recorded as a live call's is."""
-        assert item.request is not None
+        assert item.body is not None
         span = f"{self._pmap_span(pmap)}.i{item.index}"
-        reuse_reply(self._provider, item.request, reply, source, role="worker", emit=self._emit,
+        request = AnthropicBatches.request_of(item.body)
+        reuse_reply(self._provider, request, reply, source, role="worker", emit=self._emit,
                     span=f"{span}.llm1", parent=self._pmap_span(pmap))
-        item.request = None
+        item.body = None
         self._fill(item, reply.text)
 
     def _fill(self, item: BatchRequest, text: str) -> None:
@@ -300,12 +311,9 @@ class BatchEngine:
         provider = self._provider
         price = batch_price(provider.price)
         found, todo = await self._unread_batches(engine, todo)
-        needed: dict[int, int] = {}
-        for item in [*todo, *(item for items in found.values() for item in items.values())]:
-            assert item.request is not None
-            needed[id(item)] = worst_case_tokens(item.tokens, item.request.max_tokens)
-        count = len(needed)
-        reservation = self._ledger.reserve(sum(needed.values()), what=f"a batch of {count:,} worker requests")
+        count = len(todo) + sum(len(items) for items in found.values())
+        needed = _worst_case(todo) + sum(_worst_case(items.values()) for items in found.values())
+        reservation = self._ledger.reserve(needed, what=f"a batch of {count:,} worker requests")
         pmap_span = self._pmap_span(pmap)
         sent: list[_Batch] = []
         started = time.monotonic()
@@ -314,15 +322,14 @@ class BatchEngine:
             try:
                 for batch_id, adopted in found.items():
                     reservation.mark_sent()  # it runs at the provider already
-                    batch = self._open(pmap_span, batch_id, adopted, needed)
+                    batch = self._open(pmap_span, batch_id, adopted)
                     sent.append(batch)
                     self._emit_start(batch, pmap, pmap_span, 0, resumed=True)
                 for items, body, size in _bodies(engine, todo):
                     reservation.mark_sent()
                     batch_id = await engine.create(body)
                     del body  # the largest object of a batch: let go before the next is built
-                    batch = self._open(pmap_span, batch_id, {f"i{item.index}": item for item in items},
-                                       needed)
+                    batch = self._open(pmap_span, batch_id, {f"i{item.index}": item for item in items})
                     sent.append(batch)
                     self._emit_start(batch, pmap, pmap_span, size)
                 await self._wait(engine, sent)
@@ -362,11 +369,11 @@ class BatchEngine:
         rest.sort(key=lambda item: item.index)
         return found, rest
 
-    def _open(
-        self, pmap_span: str, batch_id: str, requests: dict[str, BatchRequest], needed: Mapping[int, int]
-    ) -> _Batch:
+    def _open(self, pmap_span: str, batch_id: str, requests: dict[str, BatchRequest]) -> _Batch:
         self._batch_ids += 1
-        reserved = sum(needed[id(item)] for item in requests.values())
+        reserved = _worst_case(requests.values())
+        for item in requests.values():
+            item.body = None  # submitted: its entry's bytes are at the provider
         return _Batch(f"{pmap_span}.b{self._batch_ids}", batch_id, requests, reserved)
 
     def _emit_start(
@@ -413,7 +420,6 @@ class BatchEngine:
             item = waiting.pop(result.custom_id, None)
             if item is None:
                 continue  # not one of ours, or a second line for the same request
-            item.request = None
             counts[result.kind] += 1
             if result.kind == "succeeded" and result.reply is not None:
                 reply = result.reply
@@ -444,7 +450,6 @@ class BatchEngine:
             self._emit(BatchResult(span=span, parent=parent, item=item.index, status=result.kind,
                                    error=payload, key=item.key))
         for item in waiting.values():
-            item.request = None
             payload = errors.to_payload(errors.ProviderError(
                 f"{self._provider.name}: batch {batch_id} sent no result for this request.",
                 provider=self._provider.name,
@@ -518,29 +523,27 @@ class BatchEngine:
         return taken
 
 
+def _worst_case(items: Iterable[BatchRequest]) -> int:
+    """The tokens ``items`` may spend at most: each one's input and whole output allowance."""
+    return sum(worst_case_tokens(item.tokens, item.max_tokens) for item in items)
+
+
 def _bodies(
     engine: AnthropicBatches, todo: list[BatchRequest]
 ) -> Iterator[tuple[list[BatchRequest], BatchBody, int]]:
-    """The requests cut into batches within the API's limits, each with its request body and
-    its size, built one batch at a time. Each entry's ``custom_id`` is ``i<item index>``; a
-    request is let go once its entry is encoded."""
-    parts: list[bytes] = []
+    """The requests cut into batches within the API's limits, each with its request body (made
+    of the requests' own entries, not a copy) and its size."""
     items: list[BatchRequest] = []
     size = _BODY_BYTES
     for item in todo:
-        assert item.request is not None
-        part = engine.entry(f"i{item.index}", item.request)
-        item.request = None
-        if parts and (len(parts) >= MAX_BATCH_REQUESTS or size + len(part) + 1 > MAX_BATCH_BYTES):
-            body = BatchBody(parts)
-            parts, items_of = [], items
-            items, size = [], _BODY_BYTES
-            yield items_of, body, body.size
+        assert item.body is not None
+        if items and (len(items) >= MAX_BATCH_REQUESTS or size + len(item.body) + 1 > MAX_BATCH_BYTES):
+            body = BatchBody([i.body for i in items if i.body is not None])
+            yield items, body, body.size
             del body
-        parts.append(part)
+            items, size = [], _BODY_BYTES
         items.append(item)
-        size += len(part) + 1
-    if parts:
-        body = BatchBody(parts)
-        del parts
+        size += len(item.body) + 1
+    if items:
+        body = BatchBody([i.body for i in items if i.body is not None])
         yield items, body, body.size

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from ...errors import ProviderError
-from ._base import Price, Reply, Request
+from ._base import Message, Price, Reply, Request
 from ._http import call_with_retries
 
 if TYPE_CHECKING:
@@ -140,6 +140,23 @@ class AnthropicBatches:
         requests is never held as 100,000 dicts and again as the SDK's copy."""
         params = self._provider._params(request, batch=True)
         return json.dumps({"custom_id": custom_id, "params": params}, ensure_ascii=False).encode("utf-8")
+
+    @staticmethod
+    def request_of(entry: bytes) -> Request:
+        """The request an :meth:`entry` was encoded from (for the transcript, when the cache
+        answers it instead: an entry is all a batch keeps of its requests)."""
+        params = json.loads(entry)["params"]
+        blocks: Any = params.get("system") or ""
+        cached = isinstance(blocks, list)
+        system = "".join(block["text"] for block in blocks) if cached else str(blocks)
+        return Request(
+            messages=tuple(Message(m["role"], m["content"]) for m in params["messages"]),
+            system=system,
+            max_tokens=params["max_tokens"],
+            purpose="worker",
+            cache_system=cached,
+            temperature=params.get("temperature"),
+        )
 
     async def create(self, body: BatchBody) -> str:
         """Submit one batch; return its id."""
