@@ -16,6 +16,7 @@ from .. import errors
 from .._limits import Limits
 from ._worker import check_worker_arguments, worker_prompt, worker_request
 from .providers._base import Message, Request
+from .providers._batches import Entry
 
 __all__ = ["BatchRequest", "build_request"]
 
@@ -34,7 +35,7 @@ class BatchRequest:
 
     index: int
     #: Its entry in a batch's request body (``custom_id`` ``i<index>``), while not yet submitted.
-    body: bytes | None = None
+    body: Entry | None = None
     max_tokens: int = 0
     validator: Any = None
     #: Its input tokens, counted from its parts.

@@ -138,6 +138,7 @@ class BatchEngine:
         self._unread = {batch_id: dict(keys) for batch_id, keys in (unread or {}).items()}
         self._collected: dict[int, _Collected] = {}
         self._batch_ids = 0
+        self._api: AnthropicBatches | None = None
 
     async def __call__(self, kwargs: Mapping[str, Any], pmap: int | None) -> JSON:
         op = kwargs.get("op")
@@ -174,10 +175,12 @@ class BatchEngine:
                 f"anthropic: worker.",
                 tool="worker",
             )
-        made = engine()
-        if not isinstance(made, AnthropicBatches):
-            raise errors.ToolError(f"the worker {self._provider.name} has no batch engine", tool="worker")
-        return made
+        if self._api is None:
+            made = engine()
+            if not isinstance(made, AnthropicBatches):
+                raise errors.ToolError(f"the worker {self._provider.name} has no batch engine", tool="worker")
+            self._api = made  # one, so that its entries share what their fan-outs share
+        return self._api
 
     async def _add(self, key: int, requests: Any) -> JSON:
         self._engine()  # no batch engine: say so before the child sends the rest
@@ -537,13 +540,14 @@ def _bodies(
     size = _BODY_BYTES
     for item in todo:
         assert item.body is not None
-        if items and (len(items) >= MAX_BATCH_REQUESTS or size + len(item.body) + 1 > MAX_BATCH_BYTES):
+        entry_size = len(item.body[0]) + len(item.body[1]) + 1
+        if items and (len(items) >= MAX_BATCH_REQUESTS or size + entry_size > MAX_BATCH_BYTES):
             body = BatchBody([i.body for i in items if i.body is not None])
             yield items, body, body.size
             del body
             items, size = [], _BODY_BYTES
         items.append(item)
-        size += len(item.body) + 1
+        size += entry_size
     if items:
         body = BatchBody([i.body for i in items if i.body is not None])
         yield items, body, body.size

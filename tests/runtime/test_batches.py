@@ -369,3 +369,25 @@ def test_the_line_progress_tells_the_batch_as_it_goes(tmp_path):
     said = out.getvalue()
     assert f"turn 1: batch {batch_id} submitted: 2 worker requests (items 0-1)" in said
     assert "turn 1: batch t1.m1.b1 ended: 2 succeeded (" in said
+
+
+async def test_a_body_streams_exactly_its_size_of_valid_json_and_entries_share_their_common_part():
+    from ptcrun import AnthropicProvider
+    from ptcrun.runtime._worker import worker_prompt, worker_request
+    from ptcrun.runtime.providers._base import Message
+    from ptcrun.runtime.providers._batches import AnthropicBatches, BatchBody
+
+    api = AnthropicBatches(AnthropicProvider("claude-haiku-4-5", api_key="k", base_url="http://127.0.0.1:9"))
+    texts = ["a", "ü \"quoted\"\n", "x" * 3_000_000, "\ud800 lone"]
+    requests = [worker_request((Message("user", worker_prompt(t, "Count.")),), 64) for t in texts]
+    entries = [api.entry(f"i{n}", r) for n, r in enumerate(requests)]
+    assert len({id(tail) for _, tail in entries}) == 1  # one shared copy of the common part
+    body = BatchBody(entries)
+    streamed = b"".join([chunk async for chunk in body.stream()])
+    assert len(streamed) == body.size
+    sent = json.loads(streamed)["requests"]
+    assert [e["custom_id"] for e in sent] == ["i0", "i1", "i2", "i3"]
+    assert sent[1]["params"]["messages"][0]["content"] == requests[1].messages[0].content
+    assert sent[0]["params"]["system"][0]["cache_control"] == {"type": "ephemeral"}
+    # The request read back from its entry is the one encoded (the transcript records it).
+    assert [AnthropicBatches.request_of(e) for e in entries] == requests

@@ -30,6 +30,7 @@ __all__ = [
     "BatchBody",
     "BatchResult",
     "BatchState",
+    "Entry",
     "batch_price",
 ]
 
@@ -40,6 +41,8 @@ MAX_BATCH_BYTES = 256_000_000
 BATCH_DISCOUNT = 0.5
 
 Kind = Literal["succeeded", "errored", "canceled", "expired"]
+#: A batch entry's JSON in two parts, the request's own and the part its fan-out shares.
+Entry = tuple[bytes, bytes]
 
 
 #: What a batch create's body holds around its entries: ``{"requests":[...]}``.
@@ -57,23 +60,23 @@ class BatchBody:
     the body), then a third time by the HTTP layer, which copies what it is given to send.
     """
 
-    entries: Sequence[bytes]
+    entries: Sequence[Entry]
 
     @property
     def size(self) -> int:
         """Its length in bytes."""
         commas = max(len(self.entries) - 1, 0)
-        return len(_BODY_OPEN) + sum(len(e) for e in self.entries) + commas + len(_BODY_CLOSE)
+        return len(_BODY_OPEN) + sum(len(h) + len(t) for h, t in self.entries) + commas + len(_BODY_CLOSE)
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The body in chunks of about a megabyte."""
         chunk = [_BODY_OPEN]
         size = 0
-        for n, entry in enumerate(self.entries):
+        for n, (head, tail) in enumerate(self.entries):
             if n:
                 chunk.append(b",")
-            chunk.append(entry)
-            size += len(entry)
+            chunk += (head, tail)
+            size += len(head) + len(tail)
             if size >= _CHUNK_BYTES:
                 yield b"".join(chunk)
                 chunk, size = [], 0
@@ -132,20 +135,28 @@ class AnthropicBatches:
 
     def __init__(self, provider: AnthropicProvider) -> None:
         self._provider = provider
+        self._tails: dict[bytes, bytes] = {}
 
-    def entry(self, custom_id: str, request: Request) -> bytes:
-        """One batch entry, ``{"custom_id", "params"}``, as the JSON the request body holds.
+    def entry(self, custom_id: str, request: Request) -> Entry:
+        """One batch entry, ``{"custom_id", "params"}``, as the JSON the request body holds, in
+        two parts: what is the request's own (its ``custom_id`` and messages) and the rest
+        (model, output limit, system prompt), which is the same for every request of a fan-out
+        and is kept once, shared by all of them.
 
         Entries are encoded one at a time into a :class:`BatchBody`, so a batch of 100,000
         requests is never held as 100,000 dicts and again as the SDK's copy."""
         params = self._provider._params(request, batch=True)
-        return json.dumps({"custom_id": custom_id, "params": params}, ensure_ascii=False).encode("utf-8")
+        messages = params.pop("messages")
+        # '{"custom_id": .., "params": {"messages": [..]' + ', "model": .., "system": ..}' + '}'
+        head = _json({"custom_id": custom_id, "params": {"messages": messages}})[:-2]
+        tail = b", " + _json(params)[1:] + b"}"
+        return head, self._tails.setdefault(tail, tail)
 
     @staticmethod
-    def request_of(entry: bytes) -> Request:
+    def request_of(entry: Entry) -> Request:
         """The request an :meth:`entry` was encoded from (for the transcript, when the cache
         answers it instead: an entry is all a batch keeps of its requests)."""
-        params = json.loads(entry)["params"]
+        params = json.loads(b"".join(entry))["params"]
         blocks: Any = params.get("system") or ""
         cached = isinstance(blocks, list)
         system = "".join(block["text"] for block in blocks) if cached else str(blocks)
@@ -254,6 +265,16 @@ class AnthropicBatches:
             purpose="worker",
             rng=provider._rng,
         )
+
+
+def _json(value: Any) -> bytes:
+    """``value`` as UTF-8 JSON; text that UTF-8 cannot hold (a lone surrogate a program made)
+    is written as JSON escapes, as the SDK writes it."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value).encode("ascii")
 
 
 def _error_text(result: object) -> str:
