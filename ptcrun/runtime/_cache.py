@@ -10,7 +10,9 @@ while it is in flight wait for it rather than send their own. Across runs, the a
 in a SQLite file (:class:`DiskCache`), opt-in. Only replies are kept, never errors: a provider
 that failed may answer next time, and a worker's schema check and repair run again on every
 cached reply, so a cached reply means what a live one would. Replies replayed from a resumed
-run come through the same door (:class:`ReplyCache`), marked as such.
+run come through the same door (:class:`ReplyCache`), marked as such. A batched fan-out
+claims all its requests at once (:meth:`ReplyCache.claim_batch`) and reads and writes the file in
+a few queries, not one per request.
 """
 
 from __future__ import annotations

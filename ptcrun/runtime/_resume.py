@@ -4,7 +4,8 @@ The earlier run's transcript holds every planner reply and every worker reply it
 with the requests that asked for them. The new run asks the same questions in the same order
 as long as nothing differs, so each of its requests is looked up among the recorded ones:
 
-- a worker request is replayed when an identical one was answered (the result cache's key);
+- a worker request is replayed when an identical one was answered (the result cache's key),
+  live or in a batch (``batch.result`` records the key);
 - a planner request is replayed when the recorded run sent the same conversation, its budget
   figures aside: a resumed run spends nothing on what it replays, so the tokens, turns and
   seconds left that each feedback message states differ from the recorded ones, and may differ
@@ -16,6 +17,10 @@ live planner reply no longer matches the recorded conversation, so the turns aft
 cancelled or were cut off by a kill are not recorded answers: they are sent again. Tools other
 than the worker always run again: they may have effects, and their results are not the
 model's. A run that had finished replays to its answer at no cost.
+
+A batch the earlier run submitted and never finished reading (``batch.start`` with no
+``batch.end``) is handed to the new run with each unread request's key, so that the requests it
+holds are read from it rather than submitted and paid again.
 """
 
 from __future__ import annotations
