@@ -133,3 +133,71 @@ def test_a_schema_mismatch_from_the_cache_is_a_failure_as_from_the_batch(tmp_pat
         second = run(api, tmp_path / "b", ["x"], cache=cache)
     assert first.answer == ["ToolError", "ToolError"]
     assert second.answer == ["ToolError"] and len(api.batches) == 1
+
+
+# -- the cache's side: a batch's claim on many keys at once -----------------------------------
+
+
+def test_a_batch_claim_sorts_its_keys_into_hits_owned_and_waiting(tmp_path):
+    import trio
+
+    from ptcrun import Reply, ScriptedProvider
+    from ptcrun.runtime._cache import DiskCache, ReplyCache
+
+    disk = DiskCache.open(tmp_path / "c.sqlite")
+    disk.put("on-disk", "p", Reply(text="from disk", input_tokens=5, output_tokens=5))
+    cache = ReplyCache(replayed={"recorded": Reply(text="replayed", input_tokens=0, output_tokens=0)},
+                       disk=disk)
+    provider = ScriptedProvider(["x"])
+
+    async def main() -> None:
+        async with cache.claim_batch(provider, ["earlier"]) as first:
+            assert first.owned == ["earlier"]
+            first.keep("earlier", Reply(text="kept", input_tokens=1, output_tokens=1))
+        in_flight = trio.Event()
+        release = trio.Event()
+
+        async def other_batch() -> None:
+            async with cache.claim_batch(provider, ["busy"]) as claim:
+                assert claim.owned == ["busy"]
+                in_flight.set()
+                await release.wait()
+                claim.keep("busy", Reply(text="from the other batch", input_tokens=1, output_tokens=1))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other_batch)
+            await in_flight.wait()
+            keys = ["earlier", "on-disk", "recorded", "busy", "new", "new"]
+            async with cache.claim_batch(provider, keys) as claim:
+                assert {k: (r.text, s) for k, (r, s) in claim.hits.items()} == {
+                    "earlier": ("kept", "run"), "on-disk": ("from disk", "disk"),
+                    "recorded": ("replayed", "resume"),
+                }
+                assert claim.owned == ["new"] and list(claim.waiting) == ["busy"]
+                claim.keep("new", Reply(text="new reply", input_tokens=1, output_tokens=1))
+            release.set()
+            await claim.waiting["busy"].wait()
+        async with cache.claim_batch(provider, ["busy", "new"]) as again:
+            assert {k: s for k, (_, s) in again.hits.items()} == {"busy": "run", "new": "run"}
+        assert cache.hits == {"run": 3, "disk": 1, "resume": 1}
+
+    trio.run(main)
+    # What the batch received went to the file; what it was answered from stays as it was.
+    assert disk.get("new").text == "new reply"  # type: ignore[union-attr]
+    assert disk.get_many(["new", "busy", "missing"]).keys() == {"new", "busy"}
+    disk.close()
+
+
+def test_two_batches_in_flight_together_send_their_common_requests_once(tmp_path):
+    body = """
+ask = lambda c: tool.worker(c, "How many x?", schema={"type": "integer"})
+left, right = pcalls(lambda: pmap(ask, data[:3], batch=True), lambda: pmap(ask, data[1:], batch=True))
+done([left, right])
+"""
+    with FakeAPI(reply=count_x) as api:
+        result = run(api, tmp_path, ["x", "xx", "xxx", "xxxx"], planner=program(body))
+    assert result.status == "done", result.error
+    assert result.answer == [[1, 2, 3], [2, 3, 4]]
+    # Whichever batch claimed "xx" and "xxx" first sent them; the other waited and was answered.
+    assert sorted(submitted(api)) == ["x", "xx", "xxx", "xxxx"] and len(api.batches) == 2
+    assert result.cached_calls == 2 and result.usage.worker_calls == 4
