@@ -101,6 +101,9 @@ class _Batch:
     requests: dict[str, BatchRequest]
     reserved: int
     polls: int = 0
+    #: Submitted by the run this one resumed: its ``custom_id``\ s are not ``i<item>`` of this
+    #: run, so each ``batch.result`` names its key (else ``batch.start``'s keys tell it).
+    resumed: bool = False
 
 
 class BatchEngine:
@@ -326,6 +329,7 @@ class BatchEngine:
                 for batch_id, adopted in found.items():
                     reservation.mark_sent()  # it runs at the provider already
                     batch = self._open(pmap_span, batch_id, adopted)
+                    batch.resumed = True
                     sent.append(batch)
                     self._emit_start(batch, pmap, pmap_span, 0, resumed=True)
                 for items, body, size in _bodies(engine, todo):
@@ -416,6 +420,7 @@ class BatchEngine:
     ) -> None:
         """Read an ended batch's results into their slots, as the provider streams them."""
         span, batch_id, parent = batch.span, batch.batch_id, batch.span.rsplit(".", 1)[0]
+        named = batch.resumed
         counts = {"succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         used = _Spent()
         waiting = batch.requests  # emptied as results arrive
@@ -437,7 +442,7 @@ class BatchEngine:
                 self._emit(BatchResult(
                     span=span, parent=parent, item=item.index, status="succeeded", text=reply.text,
                     input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, cost=cost,
-                    error=item.entry[3], key=item.key,
+                    error=item.entry[3], key=item.key if named else None,
                 ))
                 continue
             why = {
@@ -451,7 +456,7 @@ class BatchEngine:
             item.entry = [item.index, False, None, payload]
             item.size = 256 + len(why)
             self._emit(BatchResult(span=span, parent=parent, item=item.index, status=result.kind,
-                                   error=payload, key=item.key))
+                                   error=payload, key=item.key if named else None))
         for item in waiting.values():
             payload = errors.to_payload(errors.ProviderError(
                 f"{self._provider.name}: batch {batch_id} sent no result for this request.",
@@ -459,7 +464,7 @@ class BatchEngine:
             ))
             item.entry = [item.index, False, None, payload]
             self._emit(BatchResult(span=span, parent=parent, item=item.index, status="missing",
-                                   error=payload, key=item.key))
+                                   error=payload, key=item.key if named else None))
         waiting.clear()
         totals.input += used.input
         totals.output += used.output

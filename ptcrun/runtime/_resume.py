@@ -155,6 +155,7 @@ def load_recorded(
     # The batches submitted and not yet ended, by span; the requests of each not yet read,
     # key to custom_id, by the batch's id.
     batch_spans: dict[str, str] = {}
+    batch_keys: dict[str, Mapping[str, str]] = {}
     unread: dict[str, dict[str, str]] = {}
     status = "incomplete"
     for event in events:
@@ -177,17 +178,22 @@ def load_recorded(
         elif isinstance(event, BatchStart):
             if event.provider == worker.name and event.keys:
                 batch_spans[event.span] = event.batch_id
+                batch_keys[event.span] = event.keys
                 unread[event.batch_id] = {key: custom_id for custom_id, key in event.keys.items()}
         elif isinstance(event, BatchResult):
             batch_id = batch_spans.get(event.span)
-            if batch_id is None or event.key is None:
+            # A batch this run submitted names its requests i<item>; one it read for the run
+            # it resumed names each result's key.
+            named = event.key or batch_keys.get(event.span, {}).get(f"i{event.item}")
+            if batch_id is None or named is None:
                 continue
             # A request whose result was read is replayed (its reply) or sent again (an error),
             # never read from its batch again.
-            unread[batch_id].pop(event.key, None)
+            unread[batch_id].pop(named, None)
             if event.status == "succeeded" and event.text is not None:
-                replies["worker"][event.key] = Reply(text=event.text, input_tokens=0, output_tokens=0)
+                replies["worker"][named] = Reply(text=event.text, input_tokens=0, output_tokens=0)
         elif isinstance(event, BatchEnd):
+            batch_keys.pop(event.span, None)
             batch_id = batch_spans.pop(event.span, None)
             if batch_id is not None:
                 unread.pop(batch_id, None)  # read to its end, or cancelled

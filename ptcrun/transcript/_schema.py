@@ -437,7 +437,8 @@ class BatchResult(Event):
     output_tokens: int = 0
     cost: float | None = None
     error: Mapping[str, JSON] | None = None
-    #: The request's result-cache key, so that a resumed run replays the reply.
+    #: The request's result-cache key, when ``batch.start``'s ``keys`` do not give it (a batch
+    #: read for the run this one resumed), so that a resumed run replays the reply.
     key: str | None = None
 
 

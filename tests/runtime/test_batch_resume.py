@@ -115,18 +115,25 @@ def test_killed_while_the_batch_was_polled_reads_that_batch_instead_of_paying_ag
         (start,) = events(folder / "transcript.jsonl", "batch.start")
         assert list(api.batches) == [start["batch_id"]] and events(folder / "transcript.jsonl", "batch.end") == []
         result = resume(api, folder, tmp_path / "runs")
+        # The batch it read has the killed run's custom_ids, so each result names its key, and
+        # a resume of the resumed run replays them all.
+        again = resume(api, result.transcript.parent, tmp_path / "again")
     assert result.status == "done", result.error
     assert result.answer == 7
     # One batch was ever created: the resumed run read the one the killed run had submitted.
     assert list(api.batches) == [start["batch_id"]] and submitted(api) == ["x", "xx", "xxx"]
-    (again,) = events(result.transcript, "batch.start")
-    assert again["batch_id"] == start["batch_id"] and again["resumed"] is True and again["requests"] == 3
+    (again_start,) = events(result.transcript, "batch.start")
+    assert again_start["batch_id"] == start["batch_id"] and again_start["resumed"] is True
+    assert again_start["requests"] == 3
     (end,) = events(result.transcript, "batch.end")
     assert end["status"] == "ended" and end["succeeded"] == 3
     # Its requests are charged once, to the run that read them.
     assert result.usage.worker_calls == 3 and result.usage.unsettled_tokens == 0
     assert result.replayed == {"planner": 1, "worker": 0}
     assert f"batch {start['batch_id']}: 3 requests" in render_tree(Transcript.load(result.transcript))
+    assert all(e["key"] for e in events(result.transcript, "batch.result"))
+    assert again.answer == 7 and again.replayed == {"planner": 2, "worker": 4}
+    assert again.usage.total_tokens == 0
 
 
 def test_killed_after_the_results_were_read_replays_them(tmp_path):
