@@ -156,8 +156,8 @@ NOTES = (
     "results. The submission time is the host checking, counting (these log lines are plain "
     "strings, so each is counted with tiktoken), keying and encoding each request; the SDK no longer "
     "checks and copies each entry. The child's peak stays under 100 MB. Times are of one run on a "
-    "machine shared with other work, and vary by a few tenths. The *pmap* column includes the fake "
-    "API's own time to end the batch and stream its results, and the polls (from 0.05 s, half as "
+    "machine shared with other work: two runs of it differed by up to a fifth. The *pmap* column "
+    "includes the fake API's own time to end the batch and stream its results, and the polls (from 0.05 s, half as "
     "long again each time, at most 0.5 s here; 5 s and 60 s by default). Not measured: a real API, "
     "which takes minutes to hours to end a batch."
 )
