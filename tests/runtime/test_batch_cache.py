@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ptcrun import AnthropicProvider, Limits, Price, Runtime, ScriptedProvider, Transcript
+from ptcrun.transcript._html import render_html
 from ptcrun.transcript._views import render_summary, render_tree
 
 from .batch_runs import BATCHED, count_x
@@ -56,7 +57,8 @@ def test_copies_within_a_batch_are_sent_once_and_answered_as_cached(tmp_path):
     assert start["requests"] == 3
     transcript = Transcript.load(result.transcript)
     assert "cached     3 worker requests" in render_summary(transcript)
-    assert "cached (this run)" in render_tree(transcript)
+    assert render_tree(transcript).count("cached (this run)") == 3
+    assert "3 worker requests at no cost" in render_html(transcript)
 
 
 def test_a_second_run_with_the_cache_file_submits_no_batch(tmp_path):
