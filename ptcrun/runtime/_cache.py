@@ -345,49 +345,59 @@ class ReplyCache:
         """:meth:`claim` for the distinct requests of a batch at once, by their keys.
 
         The owned keys are in flight until the block ends: identical requests of the run wait
-        for them, as for a live request. The caller waits for ``waiting`` after the block (so
-        that two batches that wait on each other's keys cannot deadlock) and claims what is
-        still unanswered again.
+        for them, as for a live request; answers found are shared at once. The caller waits for
+        ``waiting`` after the block (so that two batches that wait on each other's keys cannot
+        deadlock) and claims what is still unanswered again.
         """
         claim = BatchClaim()
-        flying = trio.Event()
-        lookup: list[str] = []
+        fresh: list[str] = []
         for key in dict.fromkeys(keys):
-            done = self._done.get(key)
-            if done is not None:
-                claim.hits[key] = (done, "run")
-            elif key in self._flying:
-                claim.waiting[key] = self._flying[key]
-            else:
+            self._sort(key, claim, fresh)
+        # Looked up before any is marked in flight: an answer found here is shared at once,
+        # not held back until the batch ends.
+        found: dict[str, Reply] = {}
+        if self._disk is not None:
+            unknown = [key for key in fresh if key not in self._replayed]
+            found = await self._disk_get_many(unknown) if unknown else {}
+        flying = trio.Event()
+        for key in fresh:
+            replayed = self._replayed.get(key)
+            if replayed is not None:
+                claim.hits[key] = (replayed, "resume")
+            elif key in found:
+                claim.hits[key] = (found[key], "disk")
+            elif self._sort(key, claim):  # another request may have taken it during the lookup
                 self._flying[key] = flying
-                lookup.append(key)
+                claim.owned.append(key)
+        for key, (reply, source) in claim.hits.items():
+            self.hits[source] += 1
+            if self._share and source != "run":
+                self._remember(key, reply)
         try:
-            found: dict[str, Reply] = {}
-            if self._disk is not None:
-                unknown = [key for key in lookup if key not in self._replayed]
-                found = await self._disk_get_many(unknown) if unknown else {}
-            for key in lookup:
-                replayed = self._replayed.get(key)
-                if replayed is not None:
-                    claim.hits[key] = (replayed, "resume")
-                elif key in found:
-                    claim.hits[key] = (found[key], "disk")
-                else:
-                    claim.owned.append(key)
-            for _, source in claim.hits.values():
-                self.hits[source] += 1
             yield claim
             if self._share:
-                for key, (reply, _) in claim.hits.items():
-                    self._remember(key, reply)
                 for key, reply in claim.replies.items():
                     self._remember(key, reply)
         finally:
-            for key in lookup:
+            for key in claim.owned:
                 del self._flying[key]
             flying.set()
         if claim.replies and self._disk is not None:
             await self._disk_put_many(provider.name, claim.replies)
+
+    def _sort(self, key: str, claim: BatchClaim, fresh: list[str] | None = None) -> bool:
+        """Put ``key`` among ``claim``'s hits (answered in this run) or waiting (in flight);
+        else add it to ``fresh`` and return True."""
+        done = self._done.get(key)
+        if done is not None:
+            claim.hits[key] = (done, "run")
+        elif key in self._flying:
+            claim.waiting[key] = self._flying[key]
+        else:
+            if fresh is not None:
+                fresh.append(key)
+            return True
+        return False
 
     def count_hit(self, source: Source) -> None:
         """Count a request answered at no cost outside :meth:`claim` (a batch's copy of one of
