@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ptcrun import Limits, OpenAICompatProvider, Runtime, ScriptedProvider
-from ptcrun.runtime import _batches
+from ptcrun.runtime import _batch_send, _batches
 
 from .batch_runs import batched_run
 from .providers.fakeapi import FakeAPI
@@ -149,7 +149,7 @@ def test_the_reservation_is_each_request_worst_case_and_is_settled_with_the_repo
 
 
 def test_more_requests_than_one_batch_takes_go_in_several(tmp_path, monkeypatch):
-    monkeypatch.setattr(_batches, "MAX_BATCH_REQUESTS", 3)
+    monkeypatch.setattr(_batch_send, "MAX_BATCH_REQUESTS", 3)
     result, api = batched_run(tmp_path, ["x" * i for i in range(8)])
     assert result.answer == list(range(8))
     assert [len(b.requests) for b in api.batches.values()] == [3, 3, 2]
