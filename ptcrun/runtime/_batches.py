@@ -107,7 +107,6 @@ class BatchEngine:
         self._cache = cache if cache is not None else ReplyCache()
         self._unread = {batch_id: dict(keys) for batch_id, keys in (unread or {}).items()}
         self._collected: dict[int, _Collected] = {}
-        self._batch_ids = 0
         self._api: AnthropicBatches | None = None
         self._send: BatchSender | None = None
 
