@@ -10,7 +10,9 @@ while it is in flight wait for it rather than send their own. Across runs, the a
 in a SQLite file (:class:`DiskCache`), opt-in. Only replies are kept, never errors: a provider
 that failed may answer next time, and a worker's schema check and repair run again on every
 cached reply, so a cached reply means what a live one would. Replies replayed from a resumed
-run come through the same door (:class:`ReplyCache`), marked as such.
+run come through the same door (:class:`ReplyCache`), marked as such. A batched fan-out
+claims all its requests at once (:meth:`ReplyCache.claim_batch`) and reads and writes the file in
+a few queries, not one per request.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +34,7 @@ import trio
 from .. import errors
 from .providers._base import Provider, Reply, Request
 
-__all__ = ["MEMORY_CHARS", "Claim", "DiskCache", "ReplyCache", "Source", "request_key"]
+__all__ = ["MEMORY_CHARS", "BatchClaim", "Claim", "DiskCache", "ReplyCache", "Source", "request_key"]
 
 #: Where a reply that cost nothing came from (``llm.end``'s ``cached``).
 Source = Literal["run", "disk", "resume"]
@@ -47,6 +49,8 @@ _FORMAT = "ptcrun-reply-cache-1"
 #: bound; a dropped reply is read from the cache file, when there is one, or sent again.
 MEMORY_CHARS = 64 * 2**20
 _ENTRY_CHARS = 256
+#: Keys looked up in one SQLite query (its default limit on parameters is 32,766).
+_KEYS_PER_QUERY = 500
 
 
 def request_key(provider: Provider, request: Request, *, mask: Callable[[str], str] | None = None) -> str:
@@ -168,11 +172,53 @@ class DiskCache:
                 "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)", (key, provider, text, time.time())
             )
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Reply]:
+        """The replies kept under any of ``keys``, by key (a batch's lookups in a few queries).
+
+        Raises:
+            sqlite3.Error, ValueError: as :meth:`get`.
+        """
+        found: dict[str, Reply] = {}
+        with self._lock:
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                part = keys[start : start + _KEYS_PER_QUERY]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(f"SELECT key, reply FROM replies WHERE key IN ({marks})", part)
+                for key, reply in rows:
+                    found[key] = _reply_from_json(reply)
+        return found
+
+    def put_many(self, provider: str, replies: Mapping[str, Reply]) -> None:
+        """Keep each of ``replies`` under its key, in one transaction.
+
+        Raises:
+            sqlite3.Error: as :meth:`put`.
+        """
+        now = time.time()
+        rows = (
+            (key, provider, json.dumps(attrs.asdict(reply), ensure_ascii=False), now)
+            for key, reply in replies.items()
+        )
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     async def aget(self, key: str) -> Reply | None:
         return await trio.to_thread.run_sync(self.get, key, limiter=self._limiter)
 
     async def aput(self, key: str, provider: str, reply: Reply) -> None:
         await trio.to_thread.run_sync(self.put, key, provider, reply, limiter=self._limiter)
+
+    async def aget_many(self, keys: Sequence[str]) -> dict[str, Reply]:
+        return await trio.to_thread.run_sync(self.get_many, keys, limiter=self._limiter)
+
+    async def aput_many(self, provider: str, replies: Mapping[str, Reply]) -> None:
+        await trio.to_thread.run_sync(self.put_many, provider, replies, limiter=self._limiter)
 
 
 def _reply_from_json(entry: str) -> Reply:
@@ -202,6 +248,22 @@ class Claim:
 
     def keep(self, reply: Reply) -> None:
         self.reply = reply
+
+
+@attrs.define
+class BatchClaim:
+    """A batch's turn at the cache (:meth:`ReplyCache.claim_batch`): of its distinct keys, those
+    answered (``hits``), those the caller sends (``owned``), and those another request of the
+    run has in flight (``waiting``: try them again once it ends)."""
+
+    hits: dict[str, tuple[Reply, Source]] = attrs.field(factory=dict)
+    owned: list[str] = attrs.field(factory=list)
+    waiting: dict[str, trio.Event] = attrs.field(factory=dict)
+    replies: dict[str, Reply] = attrs.field(factory=dict)
+
+    def keep(self, key: str, reply: Reply) -> None:
+        """The reply an owned request got."""
+        self.replies[key] = reply
 
 
 class ReplyCache:
@@ -278,6 +340,70 @@ class ReplyCache:
         if claim.reply is not None and self._disk is not None:
             await self._disk_put(key, provider.name, claim.reply)
 
+    @contextlib.asynccontextmanager
+    async def claim_batch(self, provider: Provider, keys: Iterable[str]) -> AsyncIterator[BatchClaim]:
+        """:meth:`claim` for the distinct requests of a batch at once, by their keys.
+
+        The owned keys are in flight until the block ends: identical requests of the run wait
+        for them, as for a live request; answers found are shared at once. The caller waits for
+        ``waiting`` after the block (so that two batches that wait on each other's keys cannot
+        deadlock) and claims what is still unanswered again.
+        """
+        claim = BatchClaim()
+        fresh: list[str] = []
+        for key in dict.fromkeys(keys):
+            self._sort(key, claim, fresh)
+        # Looked up before any is marked in flight: an answer found here is shared at once,
+        # not held back until the batch ends.
+        found: dict[str, Reply] = {}
+        if self._disk is not None:
+            unknown = [key for key in fresh if key not in self._replayed]
+            found = await self._disk_get_many(unknown) if unknown else {}
+        flying = trio.Event()
+        for key in fresh:
+            replayed = self._replayed.get(key)
+            if replayed is not None:
+                claim.hits[key] = (replayed, "resume")
+            elif key in found:
+                claim.hits[key] = (found[key], "disk")
+            elif self._sort(key, claim):  # another request may have taken it during the lookup
+                self._flying[key] = flying
+                claim.owned.append(key)
+        for key, (reply, source) in claim.hits.items():
+            self.hits[source] += 1
+            if self._share and source != "run":
+                self._remember(key, reply)
+        try:
+            yield claim
+            if self._share:
+                for key, reply in claim.replies.items():
+                    self._remember(key, reply)
+        finally:
+            for key in claim.owned:
+                del self._flying[key]
+            flying.set()
+        if claim.replies and self._disk is not None:
+            await self._disk_put_many(provider.name, claim.replies)
+
+    def _sort(self, key: str, claim: BatchClaim, fresh: list[str] | None = None) -> bool:
+        """Put ``key`` among ``claim``'s hits (answered in this run) or waiting (in flight);
+        else add it to ``fresh`` and return True."""
+        done = self._done.get(key)
+        if done is not None:
+            claim.hits[key] = (done, "run")
+        elif key in self._flying:
+            claim.waiting[key] = self._flying[key]
+        else:
+            if fresh is not None:
+                fresh.append(key)
+            return True
+        return False
+
+    def count_hit(self, source: Source) -> None:
+        """Count a request answered at no cost outside :meth:`claim` (a batch's copy of one of
+        its own requests)."""
+        self.hits[source] += 1
+
     def _remember(self, key: str, reply: Reply) -> None:
         self._done[key] = reply
         self._done_chars += len(reply.text) + _ENTRY_CHARS
@@ -297,6 +423,21 @@ class ReplyCache:
         assert self._disk is not None
         try:
             await self._disk.aput(key, provider, reply)
+        except sqlite3.Error as exc:
+            self._fail(exc)
+
+    async def _disk_get_many(self, keys: Sequence[str]) -> dict[str, Reply]:
+        assert self._disk is not None
+        try:
+            return await self._disk.aget_many(keys)
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            self._fail(exc)
+            return {}
+
+    async def _disk_put_many(self, provider: str, replies: Mapping[str, Reply]) -> None:
+        assert self._disk is not None
+        try:
+            await self._disk.aput_many(provider, replies)
         except sqlite3.Error as exc:
             self._fail(exc)
 

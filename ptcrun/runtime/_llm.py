@@ -24,7 +24,7 @@ from .providers._base import Provider, Reply, Request, call_provider
 from .providers._http import Retry, reporting_retries
 from .providers._ratelimit import Throttle, steering
 
-__all__ = ["budgeted_complete", "request_tokens"]
+__all__ = ["budgeted_complete", "request_tokens", "reuse_reply"]
 
 _THREAD_COUNT_CHARS = 8_000
 
@@ -79,7 +79,7 @@ async def budgeted_complete(
     async with cache.claim(provider, request) as claim:
         if claim.hit is not None:
             assert claim.source is not None
-            return _reuse(provider, request, claim.hit, claim.source, role=role, emit=emit, span=span,
+            return reuse_reply(provider, request, claim.hit, claim.source, role=role, emit=emit, span=span,
                           parent=parent)
         reply = await _send(provider, request, ledger=ledger, role=role, what=what, emit=emit, span=span,
                             parent=parent, throttle=throttle, input_tokens=input_tokens)
@@ -87,7 +87,7 @@ async def budgeted_complete(
     return reply
 
 
-def _reuse(
+def reuse_reply(
     provider: Provider,
     request: Request,
     reply: Reply,

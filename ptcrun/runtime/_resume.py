@@ -4,7 +4,8 @@ The earlier run's transcript holds every planner reply and every worker reply it
 with the requests that asked for them. The new run asks the same questions in the same order
 as long as nothing differs, so each of its requests is looked up among the recorded ones:
 
-- a worker request is replayed when an identical one was answered (the result cache's key);
+- a worker request is replayed when an identical one was answered (the result cache's key),
+  live or in a batch (``batch.result`` records the key);
 - a planner request is replayed when the recorded run sent the same conversation, its budget
   figures aside: a resumed run spends nothing on what it replays, so the tokens, turns and
   seconds left that each feedback message states differ from the recorded ones, and may differ
@@ -16,6 +17,10 @@ live planner reply no longer matches the recorded conversation, so the turns aft
 cancelled or were cut off by a kill are not recorded answers: they are sent again. Tools other
 than the worker always run again: they may have effects, and their results are not the
 model's. A run that had finished replays to its answer at no cost.
+
+A batch the earlier run submitted and never finished reading (``batch.start`` with no
+``batch.end``) is handed to the new run with each unread request's key, so that the requests it
+holds are read from it rather than submitted and paid again.
 """
 
 from __future__ import annotations
@@ -31,7 +36,17 @@ import attrs
 
 from .. import errors
 from ..transcript._parsing import parse_event
-from ..transcript._schema import SCHEMA_VERSION, Event, LLMEnd, LLMStart, RunEnd, RunStart
+from ..transcript._schema import (
+    SCHEMA_VERSION,
+    BatchEnd,
+    BatchResult,
+    BatchStart,
+    Event,
+    LLMEnd,
+    LLMStart,
+    RunEnd,
+    RunStart,
+)
 from ._cache import request_key
 from .providers._base import Message, Provider, Reply, Request
 
@@ -81,14 +96,18 @@ class Recorded:
     Attributes:
         transcript: the earlier run's transcript file.
         planner: planner replies by :func:`planner_key`.
-        worker: worker replies by the result cache's key.
+        worker: worker replies by the result cache's key, batched ones too.
         status: how the earlier run ended (``"incomplete"`` when it was killed).
+        batches: the batches of worker requests it submitted and never finished reading (it
+            died first), by the provider's id: each request's ``custom_id`` and key there,
+            those whose results it read left out.
     """
 
     transcript: Path
     planner: Mapping[str, Reply]
     worker: Mapping[str, Reply]
     status: str
+    batches: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
 
 
 def load_recorded(
@@ -133,6 +152,11 @@ def load_recorded(
     providers = {"planner": planner, "worker": worker}
     keys = {"planner": planner_key, "worker": request_key}
     sent: dict[str, LLMStart] = {}
+    # The batches submitted and not yet ended, by span; the requests of each not yet read,
+    # key to custom_id, by the batch's id.
+    batch_spans: dict[str, str] = {}
+    batch_keys: dict[str, Mapping[str, str]] = {}
+    unread: dict[str, dict[str, str]] = {}
     status = "incomplete"
     for event in events:
         if isinstance(event, LLMStart):
@@ -151,9 +175,33 @@ def load_recorded(
             key = keys[start.role](providers[start.role], request)
             replies[start.role][key] = Reply(text=event.text, input_tokens=0, output_tokens=0,
                                              model=event.model or "", stop_reason=event.stop_reason)
+        elif isinstance(event, BatchStart):
+            if event.provider == worker.name and event.keys:
+                batch_spans[event.span] = event.batch_id
+                batch_keys[event.span] = event.keys
+                unread[event.batch_id] = {key: custom_id for custom_id, key in event.keys.items()}
+        elif isinstance(event, BatchResult):
+            batch_id = batch_spans.get(event.span)
+            # A batch this run submitted names its requests i<item>; one it read for the run
+            # it resumed names each result's key.
+            named = event.key or batch_keys.get(event.span, {}).get(f"i{event.item}")
+            if batch_id is None or named is None:
+                continue
+            # A request whose result was read is replayed (its reply) or sent again (an error),
+            # never read from its batch again.
+            unread[batch_id].pop(named, None)
+            if event.status == "succeeded" and event.text is not None:
+                replies["worker"][named] = Reply(text=event.text, input_tokens=0, output_tokens=0)
+        elif isinstance(event, BatchEnd):
+            batch_keys.pop(event.span, None)
+            batch_id = batch_spans.pop(event.span, None)
+            if batch_id is not None:
+                unread.pop(batch_id, None)  # read to its end, or cancelled
         elif isinstance(event, RunEnd):
             status = event.status
-    return Recorded(_file(path), replies["planner"], replies["worker"], status)
+    batches = {batch_id: {custom_id: key for key, custom_id in keys.items()}
+               for batch_id, keys in unread.items() if keys}
+    return Recorded(_file(path), replies["planner"], replies["worker"], status, batches)
 
 
 def _file(path: str | os.PathLike[str]) -> Path:

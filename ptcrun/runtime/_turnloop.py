@@ -54,7 +54,7 @@ from ._stops import holds, stop_error, unexpected_error
 from ._turns import budget_line, calls_report, extract_code, feedback, first_message, system_prompt
 from ._worker import make_worker_tool
 from .providers._base import Message, Request
-from .providers._ratelimit import Change, Throttle
+from .providers._ratelimit import Change, Throttles
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -105,6 +105,7 @@ class Run:
         clock_source: str = "limit",
         disk: DiskCache | None = None,
         recorded: Recorded | None = None,
+        throttles: Throttles | None = None,
     ) -> None:
         self.rt = runtime
         # What set the run clock: Limits.run_timeout, or for a sub-run what sub_clock chose.
@@ -151,13 +152,18 @@ class Run:
         self.planner_cache = None if recorded is None else ReplyCache(
             key=planner_key, replayed=recorded.planner, share=False
         )
-        # Rate limits steer how many worker requests are in flight, within max_concurrency.
-        self.throttle = Throttle(self.limits.max_concurrency, on_change=self._concurrency_changed)
+        # Rate limits steer how many requests are in flight to each account, within
+        # max_concurrency: the planner's, the workers' and the sub-runs' share one per account.
+        self.throttles = throttles if throttles is not None else Throttles(
+            self.limits.max_concurrency, on_change=self._concurrency_changed
+        )
+        self.throttle = self.throttles.of(runtime.worker)
         # Worker requests are counted from their parts, with the chunker's counts reused.
         self.counts = WorkerCounts.of_data(data)
         self.batches = BatchEngine(
             provider=runtime.worker, ledger=self.ledger, limits=self.limits, emit=self.emit,
             pmap_span=lambda pmap: f"t{self.spans.turn}.m{pmap}", counts=self.counts,
+            cache=self.worker_cache, unread=None if recorded is None else recorded.batches,
         )
         worker = make_worker_tool(
             provider=runtime.worker,
@@ -193,6 +199,7 @@ class Run:
             ledger=ledger,
             nesting=self.nesting.below(),
             clock_source=request.clock_source,
+            throttles=self.throttles,
         )
         try:
             return await sub.go()
@@ -201,9 +208,9 @@ class Run:
             if sub.result is not None:
                 self.failures.sub_run_ended(sub.result)
 
-    def _concurrency_changed(self, change: Change) -> None:
+    def _concurrency_changed(self, provider: str, change: Change) -> None:
         self.emit(ConcurrencyChange(
-            span="run", parent=None, provider=self.rt.worker.name, allowed=change.allowed,
+            span="run", parent=None, provider=provider, allowed=change.allowed,
             previous=change.previous, ceiling=change.ceiling, reason=change.reason,
         ))
 
@@ -329,6 +336,7 @@ class Run:
                             span=f"{turn_span}.planner",
                             parent=turn_span,
                             cache=self.planner_cache,
+                            throttle=self.throttles.of(self.planner),
                         )
             except errors.BudgetExceeded as exc:
                 self._turn_end(turn_span, "budget_exceeded")

@@ -416,6 +416,11 @@ class BatchStart(Event):
     reserved_tokens: int
     #: Bytes of the request body, within the API's limit per batch.
     bytes: int
+    #: Each request's ``custom_id`` and result-cache key, so that a resumed run finds the
+    #: requests of a batch whose results were never read, and reads them instead of paying twice.
+    keys: Mapping[str, str] | None = None
+    #: The batch was submitted by the run this one resumed: its results are read, not paid again.
+    resumed: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -432,6 +437,9 @@ class BatchResult(Event):
     output_tokens: int = 0
     cost: float | None = None
     error: Mapping[str, JSON] | None = None
+    #: The request's result-cache key, when ``batch.start``'s ``keys`` do not give it (a batch
+    #: read for the run this one resumed), so that a resumed run replays the reply.
+    key: str | None = None
 
 
 @attrs.frozen(kw_only=True)

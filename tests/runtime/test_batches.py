@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ptcrun import Limits, OpenAICompatProvider, Runtime, ScriptedProvider
-from ptcrun.runtime import _batches
+from ptcrun.runtime import _batch_send, _batches
 
 from .batch_runs import batched_run
 from .providers.fakeapi import FakeAPI
@@ -149,7 +149,7 @@ def test_the_reservation_is_each_request_worst_case_and_is_settled_with_the_repo
 
 
 def test_more_requests_than_one_batch_takes_go_in_several(tmp_path, monkeypatch):
-    monkeypatch.setattr(_batches, "MAX_BATCH_REQUESTS", 3)
+    monkeypatch.setattr(_batch_send, "MAX_BATCH_REQUESTS", 3)
     result, api = batched_run(tmp_path, ["x" * i for i in range(8)])
     assert result.answer == list(range(8))
     assert [len(b.requests) for b in api.batches.values()] == [3, 3, 2]
@@ -369,3 +369,25 @@ def test_the_line_progress_tells_the_batch_as_it_goes(tmp_path):
     said = out.getvalue()
     assert f"turn 1: batch {batch_id} submitted: 2 worker requests (items 0-1)" in said
     assert "turn 1: batch t1.m1.b1 ended: 2 succeeded (" in said
+
+
+async def test_a_body_streams_exactly_its_size_of_valid_json_and_entries_share_their_common_part():
+    from ptcrun import AnthropicProvider
+    from ptcrun.runtime._worker import worker_prompt, worker_request
+    from ptcrun.runtime.providers._base import Message
+    from ptcrun.runtime.providers._batches import AnthropicBatches, BatchBody
+
+    api = AnthropicBatches(AnthropicProvider("claude-haiku-4-5", api_key="k", base_url="http://127.0.0.1:9"))
+    texts = ["a", "ü \"quoted\"\n", "x" * 3_000_000, "\ud800 lone"]
+    requests = [worker_request((Message("user", worker_prompt(t, "Count.")),), 64) for t in texts]
+    entries = [api.entry(f"i{n}", r) for n, r in enumerate(requests)]
+    assert len({id(tail) for _, tail in entries}) == 1  # one shared copy of the common part
+    body = BatchBody(entries)
+    streamed = b"".join([chunk async for chunk in body.stream()])
+    assert len(streamed) == body.size
+    sent = json.loads(streamed)["requests"]
+    assert [e["custom_id"] for e in sent] == ["i0", "i1", "i2", "i3"]
+    assert sent[1]["params"]["messages"][0]["content"] == requests[1].messages[0].content
+    assert sent[0]["params"]["system"][0]["cache_control"] == {"type": "ephemeral"}
+    # The request read back from its entry is the one encoded (the transcript records it).
+    assert [AnthropicBatches.request_of(e) for e in entries] == requests

@@ -125,3 +125,64 @@ def test_a_fan_out_into_a_rate_limited_provider_backs_off_instead_of_storming(tm
     assert "turn 1: worker requests in flight 40 -> 20 of 40 (429 rate limited)" in progress.getvalue()
     page = render_html(transcript)
     assert "in flight" in page and "worker requests allowed in flight (429 rate limited)" in page
+
+
+# -- the planner spends the same limits as the workers of its account ------------------------
+
+
+class _PlannerLimited(FakeAPI):
+    """Answers the planner (the request whose system prompt is not the worker's) with the
+    program, after a 429 for its first attempt; the workers with ``ok``."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(reply=self._reply, **kwargs)
+        self.planner_attempts = 0
+
+    @staticmethod
+    def _reply(params: dict) -> str:
+        return PROGRAM if _is_planner(params) else "ok"
+
+    async def _answer(self, path, params):
+        if _is_planner(params):
+            self.planner_attempts += 1
+            if self.planner_attempts == 1:
+                self.limited += 1
+                body = {"type": "error", "error": {"type": "rate_limit_error", "message": "rate limited"}}
+                return 429, body, {"retry-after": "0.01"}, "application/json"
+        return await super()._answer(path, params)
+
+
+def _is_planner(params: dict) -> bool:
+    return "<text>" not in params["messages"][0]["content"]
+
+
+def _run_with(planner_key: str, tmp_path):
+    with _PlannerLimited(latency=0.05) as api:
+        worker = AnthropicProvider("claude-haiku-4-5", api_key="k", base_url=api.url, max_retries=3,
+                                   backoff=0.01)
+        planner = AnthropicProvider("claude-sonnet-4-5", api_key=planner_key, base_url=api.url,
+                                    max_retries=3, backoff=0.01)
+        rt = Runtime(planner=planner, worker=worker, transcript_dir=tmp_path,
+                     limits=Limits(max_concurrency=8, call_timeout=30, pmap_timeout=60))
+        result = rt.run("Say ok to each.", [f"chunk {i}" for i in range(24)])
+    events = [json.loads(line) for line in result.transcript.read_text().splitlines()]
+    return result, api, [e for e in events if e["type"] == "concurrency.change"]
+
+
+def test_a_429_to_the_planner_narrows_the_workers_of_the_same_account(tmp_path):
+    result, api, changes = _run_with("k", tmp_path)
+    assert result.status == "done" and result.answer == 24, result.error
+    assert api.planner_attempts == 2
+    first = changes[0]
+    assert (first["previous"], first["allowed"], first["reason"]) == (8, 4, "429 rate limited")
+    assert first["provider"] == "anthropic:claude-haiku-4-5, anthropic:claude-sonnet-4-5"
+    # The planner's 429 came before any worker request: the fan-out started at the cut width
+    # and grew back by one a round, never reaching the 8 that max_concurrency allows.
+    assert api.peak < 8
+
+
+def test_another_accounts_planner_leaves_the_workers_width_alone(tmp_path):
+    result, api, changes = _run_with("another key", tmp_path)
+    assert result.status == "done" and result.answer == 24, result.error
+    assert [(c["provider"], c["allowed"]) for c in changes] == [("anthropic:claude-sonnet-4-5", 4)]
+    assert api.peak == 8

@@ -24,7 +24,7 @@ from ._http import (
     token_count,
 )
 from ._models import lookup_model
-from ._ratelimit import observe_reply
+from ._ratelimit import account_fingerprint, observe_reply
 
 if TYPE_CHECKING:
     import anthropic
@@ -128,6 +128,8 @@ class AnthropicProvider:
         )
         self.price = price if price is not None else (known.price if known else None)
         self.base_url = base_url
+        #: Providers of the same account share its rate limits (see ``_ratelimit.Throttles``).
+        self.rate_limit_account = "anthropic:" + account_fingerprint(base_url, api_key)
         self.max_retries = max_retries
         self.timeout = timeout
         self.backoff = backoff

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from ...errors import ProviderError
-from ._base import Price, Reply, Request
+from ._base import Message, Price, Reply, Request
 from ._http import call_with_retries
 
 if TYPE_CHECKING:
@@ -27,8 +27,10 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_REQUESTS",
     "AnthropicBatches",
+    "BatchBody",
     "BatchResult",
     "BatchState",
+    "Entry",
     "batch_price",
 ]
 
@@ -39,6 +41,47 @@ MAX_BATCH_BYTES = 256_000_000
 BATCH_DISCOUNT = 0.5
 
 Kind = Literal["succeeded", "errored", "canceled", "expired"]
+#: A batch entry's JSON in two parts, the request's own and the part its fan-out shares.
+Entry = tuple[bytes, bytes]
+
+
+#: What a batch create's body holds around its entries: ``{"requests":[...]}``.
+_BODY_OPEN, _BODY_CLOSE = b'{"requests":[', b"]}"
+#: Bytes of body handed to the HTTP layer at a time.
+_CHUNK_BYTES = 1 << 20
+
+
+@attrs.frozen
+class BatchBody:
+    """A batch create's request body, kept as its entries (:meth:`AnthropicBatches.entry`).
+
+    It is posted as a stream of them with its length, never joined into one object: a body of
+    100,000 requests is tens of megabytes, and joined it would be held twice (the entries and
+    the body), then a third time by the HTTP layer, which copies what it is given to send.
+    """
+
+    entries: Sequence[Entry]
+
+    @property
+    def size(self) -> int:
+        """Its length in bytes."""
+        commas = max(len(self.entries) - 1, 0)
+        return len(_BODY_OPEN) + sum(len(h) + len(t) for h, t in self.entries) + commas + len(_BODY_CLOSE)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body in chunks of about a megabyte."""
+        chunk = [_BODY_OPEN]
+        size = 0
+        for n, (head, tail) in enumerate(self.entries):
+            if n:
+                chunk.append(b",")
+            chunk += (head, tail)
+            size += len(head) + len(tail)
+            if size >= _CHUNK_BYTES:
+                yield b"".join(chunk)
+                chunk, size = [], 0
+        chunk.append(_BODY_CLOSE)
+        yield b"".join(chunk)
 
 
 def batch_price(price: Price | None) -> Price | None:
@@ -92,23 +135,55 @@ class AnthropicBatches:
 
     def __init__(self, provider: AnthropicProvider) -> None:
         self._provider = provider
+        self._tails: dict[bytes, bytes] = {}
 
-    def params(self, request: Request) -> dict[str, Any]:
-        """The Messages API parameters of ``request``, as one batch entry carries them."""
-        return self._provider._params(request, batch=True)
+    def entry(self, custom_id: str, request: Request) -> Entry:
+        """One batch entry, ``{"custom_id", "params"}``, as the JSON the request body holds, in
+        two parts: what is the request's own (its ``custom_id`` and messages) and the rest
+        (model, output limit, system prompt), which is the same for every request of a fan-out
+        and is kept once, shared by all of them.
+
+        Entries are encoded one at a time into a :class:`BatchBody`, so a batch of 100,000
+        requests is never held as 100,000 dicts and again as the SDK's copy."""
+        params = self._provider._params(request, batch=True)
+        messages = params.pop("messages")
+        # '{"custom_id": .., "params": {"messages": [..]' + ', "model": .., "system": ..}' + '}'
+        head = _json({"custom_id": custom_id, "params": {"messages": messages}})[:-2]
+        tail = b", " + _json(params)[1:] + b"}"
+        return head, self._tails.setdefault(tail, tail)
 
     @staticmethod
-    def entry_bytes(custom_id: str, params: dict[str, Any]) -> int:
-        """The bytes ``{"custom_id", "params"}`` takes in the request body (a close upper bound)."""
-        return len(json.dumps(params, ensure_ascii=False).encode("utf-8")) + len(custom_id) + 40
+    def request_of(entry: Entry) -> Request:
+        """The request an :meth:`entry` was encoded from (for the transcript, when the cache
+        answers it instead: an entry is all a batch keeps of its requests)."""
+        params = json.loads(b"".join(entry))["params"]
+        blocks: Any = params.get("system") or ""
+        cached = isinstance(blocks, list)
+        system = "".join(block["text"] for block in blocks) if cached else str(blocks)
+        return Request(
+            messages=tuple(Message(m["role"], m["content"]) for m in params["messages"]),
+            system=system,
+            max_tokens=params["max_tokens"],
+            purpose="worker",
+            cache_system=cached,
+            temperature=params.get("temperature"),
+        )
 
-    async def create(self, entries: Sequence[dict[str, Any]]) -> str:
-        """Submit one batch of ``{"custom_id", "params"}`` entries; return the batch's id."""
+    async def create(self, body: BatchBody) -> str:
+        """Submit one batch; return its id."""
+        headers = {"Content-Type": "application/json", "Content-Length": str(body.size)}
 
         async def attempt() -> Any:
+            from anthropic.types.messages import MessageBatch
+
             client = self._provider._client()
-            requests: Any = entries  # plain dicts of the shape the SDK's TypedDict describes
-            return await self._provider._sdk_call(lambda: client.messages.batches.create(requests=requests))
+            # The body goes as it is, streamed: the SDK's create() would copy every entry to
+            # check and encode it, holding the batch twice more while it is posted. With its
+            # length given, it is sent as one plain body, not in chunked encoding.
+            return await self._provider._sdk_call(lambda: client.post(
+                "/v1/messages/batches", cast_to=MessageBatch, content=body.stream(),
+                options={"headers": headers},
+            ))
 
         batch = await self._retrying(attempt, "batch create")
         batch_id = getattr(batch, "id", None)
@@ -190,6 +265,16 @@ class AnthropicBatches:
             purpose="worker",
             rng=provider._rng,
         )
+
+
+def _json(value: Any) -> bytes:
+    """``value`` as UTF-8 JSON; text that UTF-8 cannot hold (a lone surrogate a program made)
+    is written as JSON escapes, as the SDK writes it."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value).encode("ascii")
 
 
 def _error_text(result: object) -> str:

@@ -21,7 +21,7 @@ from ._http import (
     status_summary,
     token_count,
 )
-from ._ratelimit import observe_reply
+from ._ratelimit import account_fingerprint, observe_reply
 
 __all__ = ["OpenAICompatProvider"]
 
@@ -96,6 +96,8 @@ class OpenAICompatProvider:
         self.model = model
         self.name = f"openai:{model}"
         self.base_url = base_url
+        #: Providers of the same account share its rate limits (see ``_ratelimit.Throttles``).
+        self.rate_limit_account = "openai:" + account_fingerprint(base_url, api_key)
         self.context_window = context_window
         self.price = price
         self.max_retries = max_retries

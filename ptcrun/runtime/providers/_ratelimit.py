@@ -20,19 +20,36 @@ replies' headers with :func:`observe_reply`, and the retry loop each failed atte
 :func:`observe_failure`; the throttle is put around requests with :func:`steering`, and each
 attempt of :func:`~._http.call_with_retries` holds one of its slots, so a request waiting to
 retry holds none.
+
+A provider's limits are its account's, not one role's: the planner, the workers and every
+sub-run's planner and workers that call the same API with the same key spend the same limits.
+So a run tree keeps one throttle per account (:class:`Throttles`, keyed by
+:func:`account_of`): a 429 answered to the planner narrows the workers' width too, and the
+planner's requests take a slot of it like any other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import math
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Mapping
 
 import attrs
 import trio
 
-__all__ = ["Change", "Throttle", "observe_failure", "observe_reply", "steering", "throttled"]
+__all__ = [
+    "Change",
+    "Throttle",
+    "Throttles",
+    "account_fingerprint",
+    "account_of",
+    "observe_failure",
+    "observe_reply",
+    "steering",
+    "throttled",
+]
 
 #: Below this share of a limit left, a reply counts as a rate-limit signal.
 LOW_SHARE = 0.1
@@ -137,6 +154,61 @@ class Throttle:
         self._limiter.total_tokens = after
         if self._on_change is not None:
             self._on_change(Change(previous=before, allowed=after, ceiling=self.ceiling, reason=reason))
+
+
+def account_fingerprint(*parts: str | None) -> str:
+    """A short digest of what names an account (its API's URL and key), so that providers can
+    say whether they share limits without keeping the key itself where it would be printed."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = (part or "").encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()[:16]
+
+
+def account_of(provider: object) -> Hashable:
+    """What ``provider``'s rate limits belong to: its ``rate_limit_account`` (the HTTP providers
+    give a fingerprint of their class, base URL and API key), or the provider object itself."""
+    account = getattr(provider, "rate_limit_account", None)
+    return account if isinstance(account, str) and account else id(provider)
+
+
+class Throttles:
+    """One :class:`Throttle` per account, for a run and all its sub-runs.
+
+    Args:
+        ceiling: each throttle's ceiling (the run's ``max_concurrency``).
+        on_change: called with each :class:`Change` of a throttle and the names of the providers
+            of its account (``"anthropic:claude-haiku-4-5, anthropic:claude-sonnet-4-5"``).
+    """
+
+    def __init__(self, ceiling: int, *, on_change: Callable[[str, Change], object] | None = None) -> None:
+        self.ceiling = ceiling
+        self._on_change = on_change
+        self._throttles: dict[Hashable, Throttle] = {}
+        self._names: dict[Hashable, list[str]] = {}
+        # Providers known by id are kept alive, so that their id is not reused by another.
+        self._held: list[object] = []
+
+    def of(self, provider: object) -> Throttle:
+        """The throttle of ``provider``'s account (made on first use)."""
+        account = account_of(provider)
+        name = getattr(provider, "name", None)
+        label = name if isinstance(name, str) else type(provider).__name__
+        names = self._names.setdefault(account, [])
+        if label not in names:
+            names.append(label)  # a change names every provider of the account
+        throttle = self._throttles.get(account)
+        if throttle is None:
+            report = self._on_change
+            throttle = Throttle(
+                self.ceiling,
+                on_change=None if report is None else lambda change: report(", ".join(names), change),
+            )
+            self._throttles[account] = throttle
+            if isinstance(account, int):
+                self._held.append(provider)
+        return throttle
 
 
 _throttle: contextvars.ContextVar[Throttle | None] = contextvars.ContextVar("ptcrun throttle", default=None)

@@ -18,7 +18,10 @@ What it plays, besides plain replies after ``latency`` seconds:
   ``batch_polls`` retrieves; ``batch_outcome(custom_id, params)`` decides each request's result
   (``("succeeded", text)``, ``("errored", message)``, ``("canceled",)``, ``("expired",)``);
   ``expire_batches=True`` ends every batch ``expired`` with its requests expired;
-  ``refuse_cancels=True`` answers every cancel with a 400, as for a batch that cannot be cancelled.
+  ``refuse_cancels=True`` answers every cancel with a 400, as for a batch that cannot be cancelled;
+  ``on_batch(step)`` is called before each ``create``, ``retrieve`` and ``results`` is answered
+  (a test kills its client there), and when it returns ``"drop"`` the request is dropped
+  unanswered (a create then makes no batch).
 """
 
 from __future__ import annotations
@@ -92,7 +95,9 @@ class FakeAPI:
         expire_batches: bool = False,
         refuse_cancels: bool = False,
         usage: tuple[int, int] = (11, 3),
+        on_batch: Callable[[str], object] | None = None,
     ) -> None:
+        self.on_batch = on_batch
         self.latency = latency
         self.reply = reply
         self.allow_in_flight = allow_in_flight
@@ -178,6 +183,9 @@ class FakeAPI:
                         headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length") or 0)
                 body = json.loads(await reader.readexactly(length)) if length else None
+                step = _batch_step(method, path)
+                if step is not None and self.on_batch is not None and self.on_batch(step) == "drop":
+                    break
                 status, payload, extra, content_type = await self._route(method, path, body)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}", f"content-type: {content_type}",
@@ -314,6 +322,21 @@ def _result(outcome: Outcome, params: dict[str, Any], usage: tuple[int, int]) ->
     if kind == "errored":
         return {"type": "errored", "error": {"type": "error", "error": {"type": "invalid_request_error", "message": outcome[1]}}}
     return {"type": kind}
+
+
+def _batch_step(method: str, path: str) -> str | None:
+    """``create``, ``retrieve`` or ``results`` for a Message Batches request, else None."""
+    rest = path.split("?", 1)[0].removeprefix("/v1/messages/batches")
+    if rest == path.split("?", 1)[0]:
+        return None
+    parts = [p for p in rest.split("/") if p]
+    if method == "POST" and not parts:
+        return "create"
+    if method == "GET" and len(parts) == 1:
+        return "retrieve"
+    if method == "GET" and parts[1:] == ["results"]:
+        return "results"
+    return None
 
 
 def _iso(seconds: float) -> str:
