@@ -305,3 +305,23 @@ def test_host_objects_use_only_each_others_public_names():
             ):
                 reaching.append(f"{module.name}:{node.lineno}: {ast.unparse(node)}")
     assert reaching == []
+
+
+def _children() -> set[str]:
+    """The ids of this process's children (zombies too, until they are reaped)."""
+    found: set[str] = set()
+    for task in Path("/proc/self/task").iterdir():
+        found.update((task / "children").read_text().split())
+    return found
+
+
+@pytest.mark.parametrize("after", [0.0, 0.01, 0.05, 0.1, 0.2])
+async def test_a_start_cancelled_midway_leaves_no_child_behind(after):
+    # A sub-run's clock can run out while its sandbox starts: the child must not outlive it.
+    before = _children()
+    sandbox = Sandbox(limits=limits())
+    with trio.move_on_after(after) as scope:
+        await sandbox.__aenter__()
+    if not scope.cancelled_caught:  # started before the clock ran out: an ordinary close
+        await sandbox.aclose()
+    assert _children() - before == set()

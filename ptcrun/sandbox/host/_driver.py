@@ -185,7 +185,14 @@ class Sandbox:
         return None if self._process is None else self._process.pid
 
     async def __aenter__(self) -> Self:
-        await self._start()
+        try:
+            await self._start()
+        except BaseException:
+            # A clock that runs out mid-start (a sub-run's) cancels it, and ``async with``
+            # calls no __aexit__ when __aenter__ raises: the half-started child goes here.
+            if self._process is not None:
+                await self._kill("its start was cancelled")
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
