@@ -152,7 +152,7 @@ class Dataset:
             try:
                 return self.stored.read(start, stop, max_bytes, buffer)
             except Damaged:
-                pass  # the host reads them, and says what is wrong with the file
+                pass  # the host reads them, and says what is wrong (a damaged file, a chunk too large)
         return self._receive(self._request(start, stop), start, stop)
 
     def _stream_host(self, start: int, stop: int) -> Iterator[list[str]]:
