@@ -8,11 +8,14 @@ passed as strings is encoded from memory. Either way the program sees the same `
 
 When the corpus is a whole store, every dataset of one file and nothing else, the child reads it
 without asking: :meth:`CorpusServer.grant_store` opens the file again, read-only, for the child,
-which maps a batch of it at a time (``ptcrun/sandbox/child/_stored.py``). The descriptor gives
-the child nothing it was not given already: the file holds the run's corpus and its index, and
-a read-only descriptor of its own (not the host's, so no flag the child sets on it reaches the
-host's reads) cannot write or grow it. Whatever the child finds damaged there it asks the host
-for instead, so the host still decides what a damaged store means for the run.
+which reads a batch of it at a time (``ptcrun/sandbox/child/_stored.py``). The descriptor gives
+the child no chunk it was not given already: the file holds the run's corpus, its index and its
+footer (the datasets' names and digests, and what the store's writer recorded of its source,
+such as the corpus file's path), and a read-only descriptor of its own (not the host's, so no
+flag the child sets on it, nor its offset, reaches the host's reads) cannot write or grow it.
+Whatever the child finds damaged there, cannot read, or would not be sent (a chunk above
+``MAX_CHUNK_BYTES``) it asks the host for instead, so the host still decides what a damaged
+store or a chunk too large means for the run.
 
 Every query is checked first: a dataset the run does not have, or a range outside it, is a
 broken protocol and ends the child, so a program can never make the host read outside the
