@@ -361,3 +361,36 @@ async def test_an_exec_turn_style_rerun_gets_a_fresh_descriptor_at_offset_zero(t
             seen.append(result.output)
     assert seen == ["0\nTrue\n", "0\nTrue\n"]
     assert os.lseek(store.file_descriptor(), 0, os.SEEK_CUR) == 0
+
+
+def real_path(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def child_descriptors(pid: int) -> list[tuple[str, int]]:
+    """What each descriptor of process pid leads to, and its access mode."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+            flags = info.read().split("flags:")[1].split()[0]
+        found.append((os.readlink(f"/proc/{pid}/fd/{fd}"), int(flags, 8) & os.O_ACCMODE))
+    return found
+
+
+@pytest.mark.parametrize("kind", ["store", "list"])
+async def test_the_store_is_the_only_file_the_child_holds(tmp_path, kind):
+    # Landlock refuses every open in the child; a descriptor it inherits is read past that. The
+    # only file among them may be the run's store, read-only, and only when the run is given it.
+    store = write_store(tmp_path / "c.store", CHUNKS[:40])
+    data = store if kind == "store" else list(CHUNKS[:40])
+    async with Sandbox(data=data, limits=limits()) as sandbox:
+        result = await sandbox.execute("x = pmap(lambda i: data[i], range(40), concurrency=8)")
+        held = child_descriptors(sandbox.pid)
+    assert result.status == "ok", result.error
+    files = [(target, mode) for target, mode in held if target.startswith("/") and target != "/dev/null"]
+    others = [target for target, _ in held if not target.startswith(("/", "pipe:"))]
+    assert others == []
+    memory = [(target, mode) for target, mode in files if target.startswith("/memfd:ptcrun-corpus")]
+    assert memory == [("/memfd:ptcrun-corpus (deleted)", os.O_RDONLY)]
+    rest = [item for item in files if item not in memory]
+    assert rest == ([(real_path(store.path), os.O_RDONLY)] if kind == "store" else [])
