@@ -394,3 +394,22 @@ async def test_the_store_is_the_only_file_the_child_holds(tmp_path, kind):
     assert memory == [("/memfd:ptcrun-corpus (deleted)", os.O_RDONLY)]
     rest = [item for item in files if item not in memory]
     assert rest == ([(real_path(store.path), os.O_RDONLY)] if kind == "store" else [])
+
+
+@pytest.mark.parametrize("reader", ["child", "host"])
+async def test_a_store_written_again_under_the_run_leaves_the_run_on_the_file_it_opened(tmp_path, monkeypatch, reader):
+    # Writing a store replaces the file whole (a new file renamed over the old): the run, and
+    # its child, go on reading the corpus they were given, never a mix of the two.
+    if reader == "host":
+        through_the_host(monkeypatch)
+    path = tmp_path / "c.store"
+    store = write_store(path, CHUNKS[:40])
+    async with Sandbox(data=store, limits=limits()) as sandbox:
+        assert (await sandbox.execute("print(data[0])")).output == CHUNKS[0] + "\n"
+        write_store(path, [chunk.upper() for chunk in CHUNKS[:40]])  # the same layout, other text
+        same_child = await sandbox.execute("done([data[39], list(data)])")
+        assert (await sandbox.execute("while True:\n    pass", timeout=0.5)).restarted
+        new_child = await sandbox.execute("done([data[39], list(data)])")  # its file opened anew
+    for result in (same_child, new_child):
+        assert result.status == "done", result.error
+        assert result.answer == [CHUNKS[39], CHUNKS[:40]]
