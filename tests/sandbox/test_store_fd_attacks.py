@@ -413,3 +413,46 @@ async def test_a_store_written_again_under_the_run_leaves_the_run_on_the_file_it
     for result in (same_child, new_child):
         assert result.status == "done", result.error
         assert result.answer == [CHUNKS[39], CHUNKS[:40]]
+
+
+# -- one iterator of data shared by many threads --------------------------------------------------
+
+
+@pytest.mark.parametrize("reader", ["child", "host", "list"])
+async def test_an_iterator_of_data_shared_by_pmap_items_gives_each_chunk_once(tmp_path, monkeypatch, reader):
+    # iter(data) is a C chain over batches that are read while other threads run. Shared by
+    # pmap items, two of them would ask it for a batch at once: the chain dropped its source
+    # while the other was still running it, and the child crashed (SIGSEGV). As with a list,
+    # every chunk must come out exactly once, in order, to whichever item asks.
+    chunks = [f"{i:05d}" + "x" * (i % 3_000) for i in range(6_000)]
+    if reader == "host":
+        through_the_host(monkeypatch)
+    data = chunks if reader == "list" else write_store(tmp_path / "s.store", chunks)
+    program = """
+    def drain(it):
+        got = []
+        for _ in range(100):
+            try:
+                got.append(int(next(it)[:5]))
+            except StopIteration:
+                break
+        return got
+    def both(it):
+        got = drain(it)
+        for chunk in it:  # a loop in the item, over the same iterator
+            got.append(int(chunk[:5]))
+            if len(got) > 150:
+                break
+        return got
+    shared = iter(data)
+    parts = pmap(lambda k: both(shared), range(60), concurrency=30)
+    rest = [int(c[:5]) for c in shared]
+    failed = [str(p) for p in parts if type(p) is not list]
+    seen = sorted([n for p in parts if type(p) is list for n in p] + rest)
+    done([failed, seen == list(range(len(data))), all(p == sorted(p) for p in parts if type(p) is list)])
+    """
+    async with Sandbox(data=data, limits=limits(max_concurrency=30)) as sandbox:
+        for _ in range(3):
+            result = await sandbox.execute(textwrap.dedent(program))
+            assert result.status == "done", result.error
+            assert result.answer == [[], True, True]
