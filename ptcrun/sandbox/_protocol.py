@@ -43,6 +43,7 @@ __all__ = [
     "CHILD_FRAMES",
     "HOST_FRAMES",
     "MAX_CHILD_FRAME_BYTES",
+    "MAX_CHUNK_BYTES",
     "MAX_ESTIMATE_TEXTS",
     "MAX_HOST_FRAME_BYTES",
     "BudgetQuery",
@@ -75,6 +76,9 @@ __all__ = [
 
 MAX_CHILD_FRAME_BYTES = 8 << 20
 MAX_HOST_FRAME_BYTES = 256 << 20
+#: The largest chunk the sandbox takes: one frame from the host must hold it and its JSON. A
+#: child that reads the store file itself holds to it too, so no program can tell how it reads.
+MAX_CHUNK_BYTES = MAX_HOST_FRAME_BYTES - (1 << 20)
 #: Bytes of corpus text in one :class:`Chunks` frame, unless its first chunk alone is larger.
 CHUNKS_FRAME_BYTES = 4 << 20
 #: The most texts one ``budget.estimate`` may ask about, as many as a pmap may take by default.

@@ -127,8 +127,8 @@ class Dataset:
         # Batch by batch, and chunk by chunk in C: a generator that yielded each chunk would
         # cost a resumed frame per chunk, as much as a program's loop over short chunks.
         if self.stored is not None:
-            return chain.from_iterable(self._stream_file(start, stop))
-        return chain.from_iterable(self._stream_host(start, stop))
+            return chain.from_iterable(_Batches(self._stream_file(start, stop)))
+        return chain.from_iterable(_Batches(self._stream_host(start, stop)))
 
     def _stream_file(self, start: int, stop: int) -> Iterator[list[str]]:
         # No read-ahead: the text is in the page cache or on its way there (the kernel reads a
@@ -152,7 +152,7 @@ class Dataset:
             try:
                 return self.stored.read(start, stop, max_bytes, buffer)
             except Damaged:
-                pass  # the host reads them, and says what is wrong with the file
+                pass  # the host reads them, and says what is wrong (a damaged file, a chunk too large)
         return self._receive(self._request(start, stop), start, stop)
 
     def _stream_host(self, start: int, stop: int) -> Iterator[list[str]]:
@@ -197,6 +197,41 @@ class Dataset:
                 "the run's owner must build it again (ptcrun.build_store)."
             )
         return texts, sizes
+
+
+class _Batches:
+    """The batches of one stream, for a ``chain`` to flatten, safe to share between threads.
+
+    A program may share ``iter(data)`` (or a ``zip`` over it) between pmap items, as it may an
+    iterator of a list. ``chain`` is not made for that: it asks its source for the next batch
+    with no lock, and reading a batch lets other threads run. A second thread asking meanwhile
+    made the source, a generator, raise "already executing", and ``chain`` then released it
+    while the first thread still ran it, which crashed the child (SIGSEGV); had the second
+    thread got a batch, ``chain`` would have put it over the first, whose chunks were lost. So
+    batches are read one at a time, under a lock, into one queue, and every batch ``chain``
+    gets is a view that takes chunks from that queue up to the end of a batch: whichever view
+    ``chain`` keeps, each chunk comes out once, in order. (``chain`` never releases a view it
+    puts another over: a small object, and what is left of a batch, each time threads meet.)
+    """
+
+    __slots__ = ("_batches", "_lock", "_queue")
+
+    def __init__(self, batches: Iterator[list[str]]) -> None:
+        self._batches = batches
+        self._lock = threading.Lock()
+        #: Chunks read and not yet taken, each batch followed by None.
+        self._queue: deque[str | None] = deque()
+
+    def __iter__(self) -> _Batches:
+        return self
+
+    def __next__(self) -> Iterator[str]:
+        queue = self._queue
+        with self._lock:
+            if not queue:
+                queue.extend(next(self._batches))
+                queue.append(None)
+        return iter(queue.popleft, None)
 
 
 class DataView:

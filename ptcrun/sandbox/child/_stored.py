@@ -14,8 +14,10 @@ batch, whatever the size of the file.
 
 The file's layout is ``ptcrun/corpus/_store.py``'s. Whatever does not add up (entries that do
 not follow each other, text outside the dataset's, a file shorter than its index says, bytes
-that are not UTF-8) raises :class:`Damaged`, and the caller asks the host for those chunks
-instead, so a damaged store is reported by the host as it always was.
+that are not UTF-8, a read the system fails) raises :class:`Damaged`, and the caller asks the
+host for those chunks instead, so a damaged store is reported by the host as it always was. A
+chunk larger than the host would send (:data:`~.._protocol.MAX_CHUNK_BYTES`) is asked of the host
+too, which refuses it naming the fix: a program cannot tell whether the child reads the file.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import threading
 from bisect import bisect_right
 from itertools import accumulate, repeat
 
-__all__ = ["Damaged", "StoreFile", "StoredText"]
+from .. import _protocol
+
+__all__ = ["Damaged", "StoreFile", "StoredText", "TooLarge"]
 
 #: u64 words in one index entry: offset, bytes, then seven the child does not need.
 _ENTRY_WORDS = 9
@@ -36,7 +40,12 @@ _SMALL_CHUNK = 2048
 
 
 class Damaged(Exception):
-    """The file does not hold what its index says; the host reads these chunks instead."""
+    """The file does not hold what its index says, or cannot be read; the host reads these
+    chunks instead."""
+
+
+class TooLarge(Damaged):
+    """A chunk larger than the sandbox takes; the host refuses it, naming the limit and the fix."""
 
 
 class StoreFile:
@@ -54,16 +63,20 @@ class StoreFile:
         """Fill target with the file's bytes from at.
 
         Raises:
-            Damaged: the file ends first.
+            Damaged: the file ends first, or the system fails the read (the host reads it
+                instead, and says what is wrong; a raw OSError would reach the program).
         """
         filled = 0
         with self._lock:
-            os.lseek(self._fd, at, os.SEEK_SET)
-            while filled < len(target):
-                count = os.readv(self._fd, [target[filled:]])
-                if not count:
-                    raise Damaged(f"bytes {at}..{at + len(target)} lie past the end of the file")
-                filled += count
+            try:
+                os.lseek(self._fd, at, os.SEEK_SET)
+                while filled < len(target):
+                    count = os.readv(self._fd, [target[filled:]])
+                    if not count:
+                        raise Damaged(f"bytes {at}..{at + len(target)} lie past the end of the file")
+                    filled += count
+            except OSError as exc:
+                raise Damaged(f"bytes {at}..{at + len(target)} could not be read: {exc}") from None
 
 
 class StoredText:
@@ -87,12 +100,15 @@ class StoredText:
 
         Raises:
             Damaged: the file does not hold what its index says.
+            TooLarge: chunk start is larger than the sandbox takes.
         """
         offsets, sizes = self._entries(start, stop)
         first = offsets[0]
         ends = list(accumulate(sizes, initial=first))
         if ends[:-1] != offsets or first < self._text_start or ends[-1] > self._text_end:
             raise Damaged(f"chunks {start}..{stop}")
+        if sizes[0] > _protocol.MAX_CHUNK_BYTES:
+            raise TooLarge(f"chunk {start} is {sizes[0]:,} bytes")
         keep = max(1, bisect_right(ends, first + max_bytes) - 1)
         del sizes[keep:]
         length = ends[keep] - first

@@ -8,11 +8,14 @@ passed as strings is encoded from memory. Either way the program sees the same `
 
 When the corpus is a whole store, every dataset of one file and nothing else, the child reads it
 without asking: :meth:`CorpusServer.grant_store` opens the file again, read-only, for the child,
-which maps a batch of it at a time (``ptcrun/sandbox/child/_stored.py``). The descriptor gives
-the child nothing it was not given already: the file holds the run's corpus and its index, and
-a read-only descriptor of its own (not the host's, so no flag the child sets on it reaches the
-host's reads) cannot write or grow it. Whatever the child finds damaged there it asks the host
-for instead, so the host still decides what a damaged store means for the run.
+which reads a batch of it at a time (``ptcrun/sandbox/child/_stored.py``). The descriptor gives
+the child no chunk it was not given already: the file holds the run's corpus, its index and its
+footer (the datasets' names and digests, and what the store's writer recorded of its source,
+such as the corpus file's path), and a read-only descriptor of its own (not the host's, so no
+flag the child sets on it, nor its offset, reaches the host's reads) cannot write or grow it.
+Whatever the child finds damaged there, cannot read, or would not be sent (a chunk above
+``MAX_CHUNK_BYTES``) it asks the host for instead, so the host still decides what a damaged
+store or a chunk too large means for the run.
 
 Every query is checked first: a dataset the run does not have, or a range outside it, is a
 broken protocol and ends the child, so a program can never make the host read outside the
@@ -39,8 +42,8 @@ __all__ = ["CorpusServer", "SharedText", "StoreGrant"]
 # Reads of more than one chunk, or of one larger than this, go to a worker thread, so a cold
 # disk cannot stall the event loop; a single small chunk (random access) is read in place.
 _THREAD_BYTES = 256 << 10
-# What one frame to the child may hold, less room for its JSON.
-_MAX_CHUNK_BYTES = _protocol.MAX_HOST_FRAME_BYTES - (1 << 20)
+# The largest chunk the child takes (a name of this module, so that tests can lower it).
+_MAX_CHUNK_BYTES = _protocol.MAX_CHUNK_BYTES
 
 
 class SharedText:
@@ -205,13 +208,25 @@ class CorpusServer:
             # A damaged store: not the program's doing, and nothing it could fix. The run ends,
             # saying why.
             raise errors.SandboxError(f"the corpus could not be read: {exc}") from exc
+        except OSError as exc:
+            # The system failed the read (a failing disk, a network file system gone away): the
+            # same, and the child's own reads of the file come here when they fail.
+            what = f"corpus store {chunks.path!r}" if isinstance(chunks, StoredChunks) else "the corpus"
+            raise errors.SandboxError(
+                f"the corpus could not be read: {what} could not be read ({exc.strerror or exc}); "
+                "check the disk or file system it is on, then run again."
+            ) from exc
 
     async def _answer(
         self, query: _protocol.ChunksQuery, chunks: Sequence[str]
     ) -> _protocol.Chunks | _protocol.Reply:
+        first = _first_bytes(chunks, query.start)
+        if isinstance(chunks, StoredChunks) and first > _MAX_CHUNK_BYTES:
+            # Refused from the index alone: reading it first would hold all of it in the host.
+            return _too_large(query, first)
         shared = self.shared
         slot = into = None
-        if shared is not None and _first_bytes(chunks, query.start) <= shared.slot_bytes:
+        if shared is not None and first <= shared.slot_bytes:
             slot = shared.take()
             into = None if slot is None else shared.view(slot)
         try:
@@ -226,14 +241,19 @@ class CorpusServer:
         if slot is not None:
             return _protocol.Chunks(query.id, query.start, sizes, slot=slot)
         if sizes[0] > _MAX_CHUNK_BYTES:
-            error = errors.SandboxLimitExceeded(
-                f"chunk {query.start} is {sizes[0]:,} bytes, more than the sandbox can receive at "
-                f"once ({_MAX_CHUNK_BYTES:,}); cut the corpus into smaller chunks.",
-                setting="chunk_tokens",
-                limit=_MAX_CHUNK_BYTES,
-            )
-            return _protocol.Reply(query.id, False, error=errors.to_payload(error))
+            return _too_large(query, sizes[0])
         return _protocol.Chunks(query.id, query.start, sizes, payload=payload)
+
+
+def _too_large(query: _protocol.ChunksQuery, size: int) -> _protocol.Reply:
+    """The answer to a read of a chunk larger than the sandbox takes: an error the program sees."""
+    error = errors.SandboxLimitExceeded(
+        f"chunk {query.start} is {size:,} bytes, more than the sandbox can receive at "
+        f"once ({_MAX_CHUNK_BYTES:,}); cut the corpus into smaller chunks.",
+        setting="chunk_tokens",
+        limit=_MAX_CHUNK_BYTES,
+    )
+    return _protocol.Reply(query.id, False, error=errors.to_payload(error))
 
 
 def _identity(fd: int) -> tuple[int, int]:
