@@ -112,6 +112,7 @@ class Scratch:
         self._beside = beside
         self._where = where
         self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._made: list[Path] = []  # folders above it this made, deepest first
 
     def __enter__(self) -> Scratch:
         _remove_stale(self._beside)
@@ -123,6 +124,13 @@ class Scratch:
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
+        # A dry run leaves nothing behind, not even the --out folder it made to cut beside.
+        for made in self._made:
+            try:
+                made.rmdir()
+            except OSError:
+                break  # something else is in it now
+        self._made = []
 
     def folder(self) -> Path:
         """The folder, made now if it was not yet.
@@ -132,6 +140,10 @@ class Scratch:
         """
         if self._folder is None:
             try:
+                missing = self._beside
+                while not missing.exists() and missing.parent != missing:
+                    self._made.append(missing)
+                    missing = missing.parent
                 self._beside.mkdir(parents=True, exist_ok=True)
                 prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
                 self._folder = tempfile.TemporaryDirectory(prefix=prefix, dir=self._beside)
