@@ -21,13 +21,14 @@ standard input is kept in the run folder as ``corpus.txt``, the file ``corpus.js
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict
@@ -36,7 +37,7 @@ import attrs
 
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 from ..corpus._store import StoredChunks, is_store, open_store
-from ..corpus._writer import build_store
+from ..corpus._writer import StoreWriteError, build_store
 from ..errors import ConfigError
 from ..transcript._events import os_error_reason
 
@@ -136,12 +137,16 @@ class Scratch:
                 prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
                 self._folder = tempfile.TemporaryDirectory(prefix=prefix, dir=self._beside)
             except OSError as exc:
-                raise ConfigError(
-                    f"the corpus cannot be cut into a scratch store beside {self._where}: "
-                    f"{os_error_reason(exc)}; use a folder you can write to, or cut the corpus "
-                    f"once with `ptcrun store build CORPUS STORE` and pass the store."
-                ) from None
+                raise self.cannot(exc) from None
         return Path(self._folder.name)
+
+    def cannot(self, exc: OSError) -> ConfigError:
+        """The error of a scratch store that cannot be made or written: where, why, the fix."""
+        return ConfigError(
+            f"the corpus cannot be cut into a scratch store beside {self._where}: "
+            f"{os_error_reason(exc)}; use a folder you can write to, with room for the corpus, or "
+            f"cut the corpus once with `ptcrun store build CORPUS STORE` and pass the store."
+        )
 
 
 def _remove_stale(beside: Path) -> None:
@@ -228,6 +233,8 @@ def open_corpus(
     scratch: Scratch,
     given: Mapping[str, int] | None = None,
     keep: str | None = None,
+    keep_flag: str = "--store",
+    replace: bool = False,
 ) -> Corpus:
     """Open the corpus ``path`` names: a store file as it is; a text file (``-``: standard input)
     cut into ``keep`` (``--store``) or a scratch store.
@@ -239,11 +246,13 @@ def open_corpus(
         scratch: where a scratch store and a copy of standard input go.
         given: the chunk options given as flags; a store cut otherwise is refused.
         keep: ``--store``: the store to reuse, or to make when missing.
+        keep_flag: how the command line names ``keep``, for messages.
+        replace: cut the corpus into ``keep`` even when it is a store already (``store build``).
 
     Raises:
         ConfigError: as ``load_corpus`` does; a store that is damaged or was cut with other
-            options than ``given``; a ``keep`` that was cut from other bytes, or does not say; a
-            corpus that changed while it was cut into ``keep``.
+            options than ``given``; a ``keep`` that was cut from other bytes, or does not say, or
+            cannot be written; a corpus that changed while it was cut into ``keep``.
     """
     given = dict(given or {})
     if path != STDIN and is_store(path):
@@ -253,6 +262,8 @@ def open_corpus(
                 f"corpus is cut into; drop --store and run on {path!r} as it is."
             )
         return _on_store(path, given)
+    if keep is not None:
+        _check_keep(keep, keep_flag)
     source: Path
     stdin: Path | None = None
     digest: str | None = None
@@ -262,23 +273,108 @@ def open_corpus(
     else:
         source = Path(path)
     shown = "standard input" if stdin is not None else repr(path)
-    if keep is not None and os.path.lexists(keep):
-        store = _reuse(keep, source, shown, digest, given)
-        return Corpus(path=str(source), chunks=store, options=_cut_of(store), store=Path(keep), stdin=stdin)
-    target = Path(keep) if keep is not None else scratch.folder() / "corpus.store"
-    about = None if keep is None else store_about(source, options, stdin=stdin is not None, digest=digest)
-    chunks = _cut(source, target, options, about, stdin=stdin is not None)
-    return Corpus(path=str(source), chunks=chunks, options=options,
-                  store=None if keep is None else target, stdin=stdin)
+    if keep is None:
+        target = scratch.folder() / "corpus.store"
+        chunks = _cut(source, target, options, None, stdin=stdin is not None, cannot=scratch.cannot)
+        return Corpus(path=str(source), chunks=chunks, options=options, stdin=stdin)
+    if replace or not os.path.lexists(keep):
+        about = store_about(source, options, stdin=stdin is not None, digest=digest)
+        if _publish(source, keep, keep_flag, options, about, stdin=stdin is not None, replace=replace):
+            return Corpus(path=str(source), chunks=StoredChunks(keep), options=options, store=Path(keep),
+                          stdin=stdin)
+        # Another command made the store while this one cut the corpus: the first one made
+        # stands, checked as any store that exists, so no run reads a cut it did not ask for.
+    store = _reuse(keep, source, shown, digest, given)
+    return Corpus(path=str(source), chunks=store, options=_cut_of(store), store=Path(keep), stdin=stdin)
+
+
+def _check_keep(keep: str, keep_flag: str) -> None:
+    """Refuse a ``--store`` path that cannot be a store file, before anything is cut."""
+    if os.path.isdir(keep):
+        raise ConfigError(f"{keep_flag} {keep!r} is a directory; pass {keep_flag} the path of a store file.")
+    if os.path.lexists(keep) and not is_store(keep):
+        # The corpus given as its own store, or two paths the wrong way round: never overwritten.
+        raise ConfigError(
+            f"{keep_flag} {keep!r} exists and is not a corpus store; nothing was written. Pass "
+            f"{keep_flag} a new path, or delete the file first if it is yours to replace."
+        )
+    folder = Path(keep).parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{keep_flag} {keep!r} cannot be written: the folder {str(folder)!r} does not exist; make "
+            f"it first, or pass {keep_flag} a path in a folder that exists."
+        )
+
+
+def _publish(
+    source: Path, keep: str, keep_flag: str, options: ChunkOptions, about: dict[str, Any], *,
+    stdin: bool, replace: bool,
+) -> bool:
+    """Cut source into the store keep, under another name first, and give it its name only once
+    it is whole and the corpus did not change meanwhile. Unless ``replace``, a store another
+    command made in the meantime is left as it is: then ``False``.
+
+    Raises:
+        ConfigError: as ``_cut``; keep cannot be written, naming ``keep_flag`` and the fix.
+    """
+    target = Path(keep)
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+
+    def cannot(exc: OSError) -> ConfigError:
+        return ConfigError(
+            f"{keep_flag} {keep!r} cannot be written: {os_error_reason(exc)}; nothing was kept. Pass "
+            f"{keep_flag} a path on a disk you can write to with room for the store (about the "
+            f"corpus's size)."
+        )
+
+    try:
+        _discard(part)  # left by a killed command of the same id: never reused
+        _cut(source, part, options, about, stdin=stdin, cannot=cannot)
+        if replace:
+            os.replace(part, target)
+            return True
+        try:
+            os.link(part, target)  # unlike a rename, never replaces what another command made
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            if os.path.lexists(target):
+                return False
+            os.replace(part, target)
+        return True
+    except OSError as exc:
+        raise cannot(exc) from None
+    finally:
+        _discard(part)
+
+
+#: The errors of a file system that makes no hard links.
+_NO_LINKS = frozenset(
+    code for code in (getattr(errno, n, None) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK"))
+    if code is not None
+)
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only disk holds no part file; whatever failed to write says so
 
 
 def _cut(
-    source: Path, target: Path, options: ChunkOptions, about: dict[str, Any] | None, *, stdin: bool
+    source: Path, target: Path, options: ChunkOptions, about: dict[str, Any] | None, *, stdin: bool,
+    cannot: Callable[[OSError], ConfigError],
 ) -> StoredChunks:
-    """Cut source into a store at target; a source that changes while it is cut is refused."""
+    """Cut source into a store at target; a source that changes while it is cut is refused.
+    ``cannot`` words a failure to write the store for the command line."""
     try:
         store = build_store(source, target, **options, about=about)
     except ConfigError as exc:
+        if isinstance(exc, StoreWriteError) and isinstance(exc.__cause__, OSError):
+            raise cannot(exc.__cause__) from None
         if not stdin:
             raise
         message = str(exc).replace(f"corpus file {str(source)!r}", "the corpus on standard input")

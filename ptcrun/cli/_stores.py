@@ -38,25 +38,12 @@ def _build(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"CORPUS {args.corpus!r} is already a corpus store; pass the text file it was cut from."
         )
-    if target.is_dir():
-        raise ConfigError(f"STORE {args.path!r} is a directory; pass the path of the store file to write.")
-    if os.path.lexists(target) and not is_store(target):
-        # The two paths given the wrong way round would otherwise overwrite the corpus itself.
-        raise ConfigError(
-            f"STORE {args.path!r} exists and is not a corpus store; nothing was written. Pass a new "
-            f"path, or delete the file first if it is yours to replace."
-        )
-    # A store being replaced is written under another name first: the old one stays whole and
-    # readable by running commands until the new one is complete.
-    part = target.with_name(f".{target.name}.{os.getpid()}.part")
-    part.unlink(missing_ok=True)  # left by a killed command of the same id: never reused
     started = time.monotonic()
-    try:
-        with Scratch(target.parent.resolve(), where=f"STORE {args.path!r}") as scratch:
-            corpus = open_corpus(args.corpus, options, flag="CORPUS", scratch=scratch, keep=str(part))
-            os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
+    # The new store is written under another name first: a store it replaces stays whole and
+    # readable by running commands until the new one is complete.
+    with Scratch(target.parent.resolve(), where=f"STORE {args.path!r}") as scratch:
+        corpus = open_corpus(args.corpus, options, flag="CORPUS", scratch=scratch, keep=args.path,
+                             keep_flag="STORE", replace=True)
     seconds = time.monotonic() - started
     facts = _facts(StoredChunks(target))
     facts["seconds"] = round(seconds, 3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections import Counter
@@ -32,7 +33,12 @@ from ._store import (
 )
 from ._stream import stream_chunks
 
-__all__ = ["build_store", "write_store"]
+__all__ = ["StoreWriteError", "build_store", "write_store"]
+
+
+class StoreWriteError(ConfigError):
+    """The store file could not be written (no such folder, a full or read-only disk, no
+    permission); the ``OSError`` is its ``__cause__``, for a caller to word for its reader."""
 
 
 def write_store(
@@ -65,10 +71,13 @@ def write_store(
     else:
         parts = [(None, data)]
     folder = os.path.dirname(os.path.abspath(shown))
+    # Not mkstemp: its files are readable by their owner only, and a store is as shareable as
+    # any file its user writes, as the umask says.
+    partial = os.path.join(folder, f".ptcrun-store-{secrets.token_hex(8)}")
     try:
-        handle, partial = tempfile.mkstemp(prefix=".ptcrun-store-", dir=folder)
+        handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
-        raise ConfigError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from None
+        raise StoreWriteError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from exc
     try:
         with os.fdopen(handle, "wb") as out, tempfile.TemporaryFile(dir=folder) as index:
             out.write(_MAGIC)
@@ -93,7 +102,7 @@ def write_store(
     except BaseException as exc:
         os.unlink(partial)
         if isinstance(exc, OSError):
-            raise ConfigError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from None
+            raise StoreWriteError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from exc
         raise
     return open_store(shown)
 

@@ -1,0 +1,206 @@
+"""The corpus store from the command line when things go wrong by accident: ``--store`` given a
+path that is not a store file to keep, a disk that is full or read-only, two commands making the
+same store at once, a store shared with other users. The store a run reads is always the one its
+flags ask for, and a failure names the flag or argument to change and leaves no file behind."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ptcrun.cli import EXIT_CODES
+from ptcrun.cli import _corpus as cli_corpus
+from ptcrun.corpus import _writer
+from ptcrun.corpus._store import StoredChunks
+
+from ..clirun import run_cli
+from .test_cli import LOG
+from .test_corpus_store import ANSWER, answer, files, run
+
+__all__ = ["files"]  # the fixture, used by name
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Files a command may leave behind by mistake: partial stores and scratch folders."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or p.name.endswith(".part"))
+
+
+# -- --store given a path that is not a store to keep ----------------------------------------
+
+
+def test_store_naming_the_corpus_itself_is_refused_naming_store_and_the_corpus_survives(files):
+    code, _, err = run_cli(run(files, files / "app.log", "--store", str(files / "app.log")))
+    assert code == EXIT_CODES["config"]
+    assert f"--store {str(files / 'app.log')!r} exists and is not a corpus store" in err
+    assert "Pass --store a new path" in err
+    assert (files / "app.log").read_text() == LOG
+
+
+def test_store_naming_a_folder_is_refused_naming_store(files):
+    (files / "stores").mkdir()
+    code, _, err = run_cli(run(files, files / "app.log", "--store", str(files / "stores")))
+    assert code == EXIT_CODES["config"]
+    assert f"--store {str(files / 'stores')!r} is a directory" in err
+    assert "--store the path of a store file" in err
+    assert list((files / "stores").iterdir()) == []
+
+
+def test_store_in_a_folder_that_does_not_exist_is_refused_naming_store(files):
+    store = files / "nowhere" / "app.store"
+    code, _, err = run_cli(run(files, files / "app.log", "--store", str(store)))
+    assert code == EXIT_CODES["config"]
+    assert f"--store {str(store)!r} cannot be written" in err
+    assert "pass --store" in err
+
+
+# -- full and read-only disks ----------------------------------------------------------------
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """A disk that fills up while a store's text is written."""
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_writer, "_write_text", full)
+
+
+def test_a_full_disk_under_store_names_store_and_leaves_no_file(files, full_disk):
+    store = files / "app.store"
+    code, _, err = run_cli(run(files, files / "app.log", "--store", str(store)))
+    assert code == EXIT_CODES["config"]
+    assert f"--store {str(store)!r} cannot be written: the disk is full" in err
+    assert ".part" not in err and ".ptcrun-store-" not in err
+    assert not store.exists() and leftovers(files) == []
+
+
+def test_a_full_disk_under_store_build_names_store_not_a_temporary_file(files, full_disk):
+    store = files / "app.store"
+    code, _, err = run_cli(["store", "build", str(files / "app.log"), str(store)])
+    assert code == EXIT_CODES["config"]
+    assert f"STORE {str(store)!r} cannot be written: the disk is full" in err
+    assert ".part" not in err and ".ptcrun-store-" not in err
+    assert not store.exists() and leftovers(files) == []
+
+
+def test_a_full_disk_under_out_names_out(files, full_disk):
+    code, _, err = run_cli(run(files, files / "app.log"))
+    assert code == EXIT_CODES["config"]
+    assert f"--out {str(files / 'runs')!r}" in err and "the disk is full" in err
+    assert ".ptcrun-corpus-" not in err and ".ptcrun-store-" not in err
+    assert leftovers(files / "runs") == []
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make a folder read only, as a read-only mount is (root writes anywhere else)."""
+    folders: list[str] = []
+    real_open, real_unlink = os.open, os.unlink
+
+    def inside(path: object) -> bool:
+        return any(os.path.abspath(os.fspath(path)).startswith(f + os.sep) for f in folders)  # type: ignore[arg-type]
+
+    def opening(path, flags, *args, **kwargs):
+        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR) and inside(path):
+            raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def unlinking(path, *args, **kwargs):
+        if inside(path):
+            raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", opening)
+    monkeypatch.setattr(os, "unlink", unlinking)
+    return lambda folder: folders.append(os.path.abspath(folder))
+
+
+def test_store_build_on_a_read_only_disk_says_so_naming_store(files, read_only):
+    (files / "ro").mkdir()
+    read_only(files / "ro")
+    store = files / "ro" / "app.store"
+    code, _, err = run_cli(["store", "build", str(files / "app.log"), str(store)])
+    assert code == EXIT_CODES["config"], err
+    assert f"STORE {str(store)!r} cannot be written: it is on a read-only file system" in err
+    assert "Traceback" not in err
+
+
+def test_run_store_on_a_read_only_disk_says_so_naming_store(files, read_only):
+    (files / "ro").mkdir()
+    read_only(files / "ro")
+    store = files / "ro" / "app.store"
+    code, _, err = run_cli(run(files, files / "app.log", "--store", str(store)))
+    assert code == EXIT_CODES["config"], err
+    assert f"--store {str(store)!r} cannot be written: it is on a read-only file system" in err
+
+
+# -- two commands at once ---------------------------------------------------------------------
+
+
+def test_two_runs_making_the_same_store_at_once_each_read_the_cut_they_asked_for(files, monkeypatch):
+    """Two `run --store X` at once on a missing X, with other chunk flags: whichever finishes
+    cutting second must not run on the first one's chunks while it says its own cut."""
+    store = files / "app.store"
+    real_open = _writer.open_store
+    raced: list[str] = []
+
+    def racing(path):
+        # The other command finishes its cut (by lines of 12) just as this one finishes its own.
+        if not raced:
+            raced.append(os.fspath(path))
+            cut = {"chunk_tokens": None, "chunk_lines": 12, "overlap": 0}
+            about = cli_corpus.store_about(files / "app.log", cut)  # type: ignore[arg-type]
+            _writer.build_store(files / "app.log", files / "other.store", **cut, about=about)
+            os.replace(files / "other.store", store)
+        return real_open(path)
+
+    monkeypatch.setattr(_writer, "open_store", racing)
+    code, printed, err = run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store)))
+    if code == 0:
+        result = json.loads(printed)
+        assert result["answer"] == ANSWER  # the 6 chunks of 4 lines it asked for
+        record = json.loads((Path(result["transcript"]).parent / "corpus.json").read_text())
+        assert record["chunk_lines"] == 4 and record["chunks"] == 6
+    else:
+        assert code == EXIT_CODES["config"]
+        assert "was cut with --chunk-lines 12 --overlap 0, but --chunk-lines 4 was given" in err
+    assert len(StoredChunks(store)) == 2  # the store made first stands
+    assert leftovers(files) == []
+
+
+def test_a_second_run_making_the_same_store_reuses_the_first_ones_when_it_matches(files, monkeypatch):
+    store = files / "app.store"
+    real_open = _writer.open_store
+    raced: list[str] = []
+
+    def racing(path):
+        if not raced:
+            raced.append(os.fspath(path))
+            cut = {"chunk_tokens": None, "chunk_lines": 4, "overlap": 0}
+            about = cli_corpus.store_about(files / "app.log", cut)  # type: ignore[arg-type]
+            _writer.build_store(files / "app.log", files / "other.store", **cut, about=about)
+            os.replace(files / "other.store", store)
+        return real_open(path)
+
+    monkeypatch.setattr(_writer, "open_store", racing)
+    assert answer(run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store))))["answer"] == ANSWER
+    assert leftovers(files) == []
+
+
+# -- a store kept for others ------------------------------------------------------------------
+
+
+def test_a_store_is_readable_as_the_umask_allows_like_any_file_the_user_writes(files):
+    old = os.umask(0o022)
+    try:
+        run_cli(["store", "build", str(files / "app.log"), str(files / "app.store")])
+        answer(run_cli(run(files, files / "app.log", "--store", str(files / "kept.store"))))
+    finally:
+        os.umask(old)
+    assert (files / "app.store").stat().st_mode & 0o777 == 0o644
+    assert (files / "kept.store").stat().st_mode & 0o777 == 0o644
