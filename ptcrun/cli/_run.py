@@ -21,7 +21,17 @@ import attrs
 from ..errors import ConfigError, TranscriptError, to_payload
 from ..runtime._runtime import Runtime
 from ..transcript._events import os_error_reason
-from ._corpus import STDIN, ChunkOptions, Corpus, Scratch, chunk_options, given_cut, open_corpus, write_record
+from ._corpus import (
+    STDIN,
+    ChunkOptions,
+    Corpus,
+    Scratch,
+    chunk_options,
+    given_cut,
+    open_corpus,
+    read_record,
+    write_record,
+)
 from ._options import build_limits, build_provider, unused_prices
 from ._parser import EXIT_CODES, in_cli_words, status_exit_code
 
@@ -154,9 +164,28 @@ def _goal(args: argparse.Namespace) -> str:
     return goal
 
 
+def _cut_options(args: argparse.Namespace) -> ChunkOptions:
+    """How to cut a text corpus: the flags; then, for ``--resume``, the earlier run's own cut (its
+    ``corpus.json``), which the run continues; then the environment's and the config file's."""
+    if args.resume is None:
+        return chunk_options(args)
+    folder = Path(args.resume)
+    try:
+        record = read_record(folder if folder.is_dir() else folder.parent)
+    except ConfigError:
+        record = None  # the resume itself says what is wrong with the run
+    if record is None:
+        return chunk_options(args)
+    flags = argparse.Namespace(**vars(args))
+    for name in ("chunk_tokens", "chunk_lines", "overlap"):
+        if name not in args.from_flags:
+            setattr(flags, name, None)
+    return chunk_options(flags, record)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the planner on ``args.corpus``; print the outcome; return the exit code."""
-    options = chunk_options(args)
+    options = _cut_options(args)
     if not args.dry_run:
         _check_out(args.out)
     # A corpus that is not a store already is cut into one beside the run folders, not into a

@@ -204,3 +204,23 @@ def test_a_store_is_readable_as_the_umask_allows_like_any_file_the_user_writes(f
         os.umask(old)
     assert (files / "app.store").stat().st_mode & 0o777 == 0o644
     assert (files / "kept.store").stat().st_mode & 0o777 == 0o644
+
+
+# -- resuming a run ---------------------------------------------------------------------------
+
+
+def test_a_resume_cuts_the_corpus_as_the_run_did_whatever_the_environment_says(files, monkeypatch):
+    first = answer(run_cli(run(files, files / "app.log", "--chunk-lines", "4")))
+    folder = str(Path(first["transcript"]).parent)
+    monkeypatch.setenv("PTCRUN_CHUNK_LINES", "12")  # a default for new runs, not for this one
+    resumed = answer(run_cli(run(files, files / "app.log", "--resume", folder)))
+    assert resumed["answer"] == ANSWER and resumed["replayed"]
+    record = json.loads((Path(resumed["transcript"]).parent / "corpus.json").read_text())
+    assert record["chunk_lines"] == 4
+
+
+def test_a_resume_with_chunk_flags_of_another_cut_is_refused(files):
+    first = answer(run_cli(run(files, files / "app.log", "--chunk-lines", "4")))
+    folder = str(Path(first["transcript"]).parent)
+    code, _, err = run_cli(run(files, files / "app.log", "--chunk-lines", "12", "--resume", folder))
+    assert code == EXIT_CODES["config"] and "is a run over another corpus" in err
