@@ -40,6 +40,7 @@ from ..corpus._store import StoredChunks, is_store, open_store
 from ..corpus._writer import StoreWriteError, build_store
 from ..errors import ConfigError
 from ..transcript._events import os_error_reason
+from ._stops import stop_on_signals
 
 __all__ = [
     "CORPUS_FILE",
@@ -253,8 +254,17 @@ def open_corpus(
         ConfigError: as ``load_corpus`` does; a store that is damaged or was cut with other
             options than ``given``; a ``keep`` that was cut from other bytes, or does not say, or
             cannot be written; a corpus that changed while it was cut into ``keep``.
+        Stopped: a SIGTERM or SIGHUP arrived meanwhile; what was being written is gone.
     """
-    given = dict(given or {})
+    with stop_on_signals():
+        return _open(path, options, flag=flag, scratch=scratch, given=dict(given or {}), keep=keep,
+                     keep_flag=keep_flag, replace=replace)
+
+
+def _open(
+    path: str, options: ChunkOptions, *, flag: str, scratch: Scratch, given: dict[str, int],
+    keep: str | None, keep_flag: str, replace: bool,
+) -> Corpus:
     if path != STDIN and is_store(path):
         if keep is not None:
             raise ConfigError(

@@ -20,6 +20,7 @@ from ._exec import cmd_exec
 from ._parser import EXIT_CODES, in_cli_words, parse
 from ._run import cmd_run
 from ._runs import cmd_runs
+from ._stops import Stopped
 from ._stores import cmd_store
 from ._views import cmd_export, cmd_show, cmd_tree, cmd_view
 
@@ -54,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PtcrunError as exc:
         print(f"ptcrun: {in_cli_words(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except Stopped as exc:
+        print(f"ptcrun: stopped by {exc} (signal {exc.signum}) while the corpus was cut; what was cut "
+              f"so far was removed", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("ptcrun: interrupted", file=sys.stderr)
         return EXIT_CODES["interrupted"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,45 @@ def test_a_resume_with_chunk_flags_of_another_cut_is_refused(files):
     folder = str(Path(first["transcript"]).parent)
     code, _, err = run_cli(run(files, files / "app.log", "--chunk-lines", "12", "--resume", folder))
     assert code == EXIT_CODES["config"] and "is a run over another corpus" in err
+
+
+# -- stopped while cutting ------------------------------------------------------------------------
+
+
+class ReachedDefault(BaseException):
+    """SIGTERM reached the handler the command found: without one of its own, it would kill
+    the process there and then, leaving the half-written store on disk."""
+
+
+@pytest.fixture
+def terminated_while_cutting(monkeypatch):
+    """A SIGTERM (timeout, docker stop, systemd) that arrives while a store's text is written."""
+    def found(signum, frame):
+        raise ReachedDefault()
+
+    previous = signal.signal(signal.SIGTERM, found)
+    real = _writer._write_text
+
+    def write(out, index, name, chunks):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(out, index, name, chunks)
+
+    monkeypatch.setattr(_writer, "_write_text", write)
+    yield found
+    signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("command", ["store build", "run --store", "run"])
+def test_a_sigterm_while_cutting_stops_as_ctrl_c_does_and_leaves_no_file(files, terminated_while_cutting, command):
+    store = files / "app.store"
+    argv = {
+        "store build": ["store", "build", str(files / "app.log"), str(store)],
+        "run --store": run(files, files / "app.log", "--store", str(store)),
+        "run": run(files, files / "app.log"),
+    }[command]
+    code, _, err = run_cli(argv)
+    assert code == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err
+    assert not store.exists() and leftovers(files) == []
+    assert not (files / "runs").exists() or leftovers(files / "runs") == []
+    assert signal.getsignal(signal.SIGTERM) is terminated_while_cutting  # the one it found, back
