@@ -228,7 +228,7 @@ def cut_words(options: Mapping[str, Any]) -> str:
 
 def open_corpus(
     path: str,
-    options: ChunkOptions,
+    options: ChunkOptions | Callable[[], ChunkOptions],
     *,
     flag: str,
     scratch: Scratch,
@@ -242,7 +242,8 @@ def open_corpus(
 
     Args:
         path: the corpus: a UTF-8 text file, ``-``, or a store file.
-        options: the cut for a text corpus.
+        options: the cut for a text corpus, or what gives it, called only when the corpus is cut
+            (the environment's settings may not even make a valid cut, and a store needs none).
         flag: how the command line names ``path`` (``CORPUS``, ``--data``), for messages.
         scratch: where a scratch store and a copy of standard input go.
         given: the chunk options given as flags; a store cut otherwise is refused.
@@ -262,8 +263,8 @@ def open_corpus(
 
 
 def _open(
-    path: str, options: ChunkOptions, *, flag: str, scratch: Scratch, given: dict[str, int],
-    keep: str | None, keep_flag: str, replace: bool,
+    path: str, options: ChunkOptions | Callable[[], ChunkOptions], *, flag: str, scratch: Scratch,
+    given: dict[str, int], keep: str | None, keep_flag: str, replace: bool,
 ) -> Corpus:
     if path != STDIN and is_store(path):
         if keep is not None:
@@ -274,6 +275,8 @@ def _open(
         return _on_store(path, given)
     if keep is not None:
         _check_keep(keep, keep_flag)
+    cuts = keep is None or replace or not os.path.lexists(keep)
+    cut = (options if isinstance(options, dict) else options()) if cuts else None
     source: Path
     stdin: Path | None = None
     digest: str | None = None
@@ -284,13 +287,14 @@ def _open(
         source = Path(path)
     shown = "standard input" if stdin is not None else repr(path)
     if keep is None:
+        assert cut is not None
         target = scratch.folder() / "corpus.store"
-        chunks = _cut(source, target, options, None, stdin=stdin is not None, cannot=scratch.cannot)
-        return Corpus(path=str(source), chunks=chunks, options=options, stdin=stdin)
-    if replace or not os.path.lexists(keep):
-        about = store_about(source, options, stdin=stdin is not None, digest=digest)
-        if _publish(source, keep, keep_flag, options, about, stdin=stdin is not None, replace=replace):
-            return Corpus(path=str(source), chunks=StoredChunks(keep), options=options, store=Path(keep),
+        chunks = _cut(source, target, cut, None, stdin=stdin is not None, cannot=scratch.cannot)
+        return Corpus(path=str(source), chunks=chunks, options=cut, stdin=stdin)
+    if cut is not None:
+        about = store_about(source, cut, stdin=stdin is not None, digest=digest)
+        if _publish(source, keep, keep_flag, cut, about, stdin=stdin is not None, replace=replace):
+            return Corpus(path=str(source), chunks=StoredChunks(keep), options=cut, store=Path(keep),
                           stdin=stdin)
         # Another command made the store while this one cut the corpus: the first one made
         # stands, checked as any store that exists, so no run reads a cut it did not ask for.

@@ -185,24 +185,23 @@ def _cut_options(args: argparse.Namespace) -> ChunkOptions:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the planner on ``args.corpus``; print the outcome; return the exit code."""
-    options = _cut_options(args)
     if not args.dry_run:
         _check_out(args.out)
     # A corpus that is not a store already is cut into one beside the run folders, not into a
     # list in memory nor the system's temporary folder (often held in memory), so a corpus
     # larger than memory runs; a dry run too, as it needs the chunks' token counts.
     with Scratch(Path(args.out), where=f"--out {args.out!r}") as scratch:
-        return _run(args, options, scratch)
+        return _run(args, scratch)
 
 
-def _run(args: argparse.Namespace, options: ChunkOptions, scratch: Scratch) -> int:
+def _run(args: argparse.Namespace, scratch: Scratch) -> int:
     from .._tools import load_tools_file
     from ..transcript._views import render_summary
 
     goal = _goal(args)
     schema = _schema(args.schema)
-    corpus = open_corpus(args.corpus, options, flag="CORPUS", scratch=scratch, given=given_cut(args),
-                         keep=args.store)
+    corpus = open_corpus(args.corpus, lambda: _cut_options(args), flag="CORPUS", scratch=scratch,
+                         given=given_cut(args), keep=args.store)
     planner = build_provider(args.planner, args)
     worker = build_provider(args.worker, args) if args.worker else None
     sub_planner = build_provider(args.sub_planner, args) if args.sub_planner else None

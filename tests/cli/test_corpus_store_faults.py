@@ -267,3 +267,16 @@ def test_a_sigterm_while_cutting_stops_as_ctrl_c_does_and_leaves_no_file(files, 
     assert not store.exists() and leftovers(files) == []
     assert not (files / "runs").exists() or leftovers(files / "runs") == []
     assert signal.getsignal(signal.SIGTERM) is terminated_while_cutting  # the one it found, back
+
+
+# -- the environment's chunk settings ---------------------------------------------------------
+
+
+def test_an_environment_cut_that_could_not_cut_does_not_stop_a_run_on_a_store(files, monkeypatch):
+    store = files / "app.store"
+    answer(run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store))))
+    monkeypatch.setenv("PTCRUN_OVERLAP", "5000")  # larger than any chunk: a cut would be refused
+    assert answer(run_cli(run(files, store)))["answer"] == ANSWER
+    assert answer(run_cli(run(files, files / "app.log", "--store", str(store))))["answer"] == ANSWER
+    code, _, err = run_cli(run(files, files / "app.log"))  # this one cuts: refused
+    assert code == EXIT_CODES["config"] and "is not smaller than" in err
