@@ -540,6 +540,11 @@ def _reuse(
     # Only flags are checked: the environment's and the config file's chunk options are
     # defaults for new cuts, and the store's own cut stands.
     _check_cut(store, given, "--store")
+    if source.is_dir():
+        raise ConfigError(
+            f"corpus path {str(source)!r} is a directory, not a file; pass the corpus file --store "
+            f"{keep!r} was cut from, or run on the store alone (ptcrun run {keep} ...)."
+        )
     if not source.is_file():
         raise ConfigError(
             f"corpus file {str(source)!r} does not exist; check the path, or run on the store "

@@ -86,6 +86,8 @@ def _info(args: argparse.Namespace) -> int:
     if store is None:
         if not os.path.exists(args.path):
             raise ConfigError(f"STORE {args.path!r} does not exist; check the path.")
+        if os.path.isdir(args.path):
+            raise ConfigError(f"STORE {args.path!r} is a directory; pass the path of a store file.")
         raise ConfigError(
             f"STORE {args.path!r} is not a corpus store (it does not start with the store's marker); "
             f"build one with `ptcrun store build CORPUS STORE`."

@@ -280,3 +280,18 @@ def test_an_environment_cut_that_could_not_cut_does_not_stop_a_run_on_a_store(fi
     assert answer(run_cli(run(files, files / "app.log", "--store", str(store))))["answer"] == ANSWER
     code, _, err = run_cli(run(files, files / "app.log"))  # this one cuts: refused
     assert code == EXIT_CODES["config"] and "is not smaller than" in err
+
+
+# -- a folder where a file is expected ------------------------------------------------------------
+
+
+def test_a_folder_given_as_the_corpus_of_a_store_or_as_a_store_is_called_a_folder(files):
+    store = files / "app.store"
+    run_cli(["store", "build", str(files / "app.log"), str(store)])
+    (files / "logs").mkdir()
+    code, _, err = run_cli(run(files, files / "logs", "--store", str(store)))
+    assert code == EXIT_CODES["config"]
+    assert "is a directory" in err and "does not exist" not in err
+    code, _, err = run_cli(["store", "info", str(files / "logs")])
+    assert code == EXIT_CODES["config"]
+    assert f"STORE {str(files / 'logs')!r} is a directory" in err
