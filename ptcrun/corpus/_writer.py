@@ -8,6 +8,7 @@ histogram) are summed on the way, so writing holds one chunk at a time, whatever
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -186,9 +187,11 @@ def build_store(
             f"corpus path {shown!r} is a directory, not a file; join the files in it into one "
             f"text file and pass that."
         )
-    store = write_store(path, stream_chunks(corpus, unit, size, overlap), about=about)  # type: ignore[arg-type]
-    assert isinstance(store, StoredChunks)
-    if not len(store):
-        os.unlink(path)
+    chunks = stream_chunks(corpus, unit, size, overlap)  # type: ignore[arg-type]
+    # The first chunk before any file is written: an empty corpus leaves a store at path as it was.
+    first = next(chunks, None)
+    if first is None:
         raise empty_corpus(shown)
+    store = write_store(path, itertools.chain([first], chunks), about=about)
+    assert isinstance(store, StoredChunks)
     return store

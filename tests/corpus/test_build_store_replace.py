@@ -1,0 +1,24 @@
+"""``build_store`` over a store that exists: the old one stays until the new one is whole, and a
+corpus that gives no store at all (empty, missing) leaves the old one as it was."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptcrun import build_store
+from ptcrun.corpus._store import StoredChunks
+from ptcrun.errors import ConfigError
+
+
+@pytest.mark.parametrize("corpus", ["empty.log", "missing.log"])
+def test_a_corpus_that_makes_no_store_leaves_the_store_there_as_it_was(tmp_path, corpus):
+    (tmp_path / "app.log").write_text("one\ntwo\nthree\n")
+    (tmp_path / "empty.log").write_text("")
+    store = tmp_path / "app.store"
+    build_store(tmp_path / "app.log", store, chunk_lines=1)
+    before = store.read_bytes()
+    with pytest.raises(ConfigError, match=r"is empty|does not exist"):
+        build_store(tmp_path / corpus, store, chunk_lines=1)
+    assert store.read_bytes() == before
+    assert len(StoredChunks(store)) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log", "app.store", "empty.log"]
