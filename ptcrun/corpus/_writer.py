@@ -7,6 +7,7 @@ histogram) are summed on the way, so writing holds one chunk at a time, whatever
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -99,9 +100,14 @@ def write_store(
             footer_at = out.tell()
             out.write(footer)
             out.write(_TRAILER.pack(footer_at, len(footer), _END))
+            # On disk before it has its name: after a crash a store is whole or not there,
+            # never a file with the right ends and lost text between them.
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(partial, shown)
     except BaseException as exc:
-        os.unlink(partial)
+        with contextlib.suppress(OSError):  # a disk gone read-only: the first error is the one to tell
+            os.unlink(partial)
         if isinstance(exc, OSError):
             raise StoreWriteError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from exc
         raise
