@@ -295,3 +295,13 @@ def test_a_folder_given_as_the_corpus_of_a_store_or_as_a_store_is_called_a_folde
     code, _, err = run_cli(["store", "info", str(files / "logs")])
     assert code == EXIT_CODES["config"]
     assert f"STORE {str(files / 'logs')!r} is a directory" in err
+
+
+def test_a_store_is_made_on_a_disk_that_makes_no_hard_links(files, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = files / "app.store"
+    assert answer(run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store))))["answer"] == ANSWER
+    assert len(StoredChunks(store)) == 6 and leftovers(files) == []
