@@ -40,6 +40,7 @@ from ..corpus._store import StoredChunks, is_store, open_store
 from ..corpus._writer import StoreWriteError, build_store
 from ..errors import ConfigError
 from ..transcript._events import os_error_reason
+from ._settings import SETTINGS
 from ._stops import stop_on_signals
 
 __all__ = [
@@ -199,14 +200,25 @@ def chunk_options(args: argparse.Namespace, recorded: Mapping[str, Any] | None =
     flag, size = ("--chunk-lines", lines) if lines is not None else ("--chunk-tokens", tokens)
     assert size is not None
     if overlap >= size:
-        given = f"{flag} {size}" + (" (the default)" if defaulted else "")
+        given = f"{flag} {size}" + (" (the default)" if defaulted else _origin(args, flag))
         raise ConfigError(
-            f"--overlap {overlap} is not smaller than {given}, so chunks could never move "
-            f"forward; lower --overlap below {size} or raise {flag}."
+            f"--overlap {overlap}{_origin(args, '--overlap')} is not smaller than {given}, so "
+            f"chunks could never move forward; lower --overlap below {size} or raise {flag}."
         )
     if lines is not None:
         tokens = None
     return ChunkOptions(chunk_tokens=tokens, chunk_lines=lines, overlap=overlap)
+
+
+def _origin(args: argparse.Namespace, flag: str) -> str:
+    """Where a chunk setting came from when not from its flag: `` (from PTCRUN_OVERLAP or the
+    config file's [corpus] overlap)``, `` (the run's)`` for a run's ``corpus.json``, else ``""``."""
+    setting = next(s for s in SETTINGS if s.flag == flag)
+    if setting.dest in getattr(args, "from_flags", frozenset()) or not hasattr(args, "from_flags"):
+        return ""
+    if getattr(args, setting.dest) is None:
+        return " (the run's, in its corpus.json)"
+    return f" (from {setting.env} or the config file's {setting.where})"
 
 
 def given_cut(args: argparse.Namespace) -> dict[str, int]:

@@ -305,3 +305,12 @@ def test_a_store_is_made_on_a_disk_that_makes_no_hard_links(files, monkeypatch):
     store = files / "app.store"
     assert answer(run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store))))["answer"] == ANSWER
     assert len(StoredChunks(store)) == 6 and leftovers(files) == []
+
+
+def test_a_cut_the_environment_makes_impossible_names_the_variable(files, monkeypatch):
+    monkeypatch.setenv("PTCRUN_OVERLAP", "5000")
+    code, _, err = run_cli(run(files, files / "app.log"))
+    assert code == EXIT_CODES["config"]
+    assert "--overlap 5000 (from PTCRUN_OVERLAP or the config file's [corpus] overlap) is not smaller" in err
+    code, _, err = run_cli(run(files, files / "app.log", "--overlap", "5000"))
+    assert "--overlap 5000 is not smaller than --chunk-tokens 4000 (the default)" in err
