@@ -54,6 +54,7 @@ __all__ = [
     "chunk_options",
     "cut_words",
     "given_cut",
+    "one_corpus_store",
     "open_corpus",
     "read_record",
     "store_about",
@@ -469,7 +470,7 @@ def _copy_stdin(flag: str, folder: Path) -> tuple[Path, str]:
     return copy, digest.hexdigest()
 
 
-def _opened(path: str, flag: str) -> StoredChunks:
+def one_corpus_store(path: str, flag: str) -> StoredChunks:
     """The store at path, of one corpus (a store of named datasets is for Python)."""
     store = open_store(path)
     if not isinstance(store, StoredChunks):
@@ -520,7 +521,7 @@ def _check_cut(store: StoredChunks, given: Mapping[str, int], flag: str) -> None
 def _on_store(path: str, given: Mapping[str, int]) -> Corpus:
     """A store file named as the corpus: its chunks as they were cut, the file it came from."""
     flag = "corpus store"
-    store = _opened(path, flag)
+    store = one_corpus_store(path, flag)
     _check_cut(store, given, flag)
     source = _source_of(store)
     warnings = []
@@ -541,7 +542,7 @@ def _reuse(
     keep: str, source: Path, shown: str, digest: str | None, given: Mapping[str, int]
 ) -> StoredChunks:
     """``--store FILE`` that exists: its chunks, once it is proven cut from these bytes this way."""
-    store = _opened(keep, "--store")
+    store = one_corpus_store(keep, "--store")
     recorded = _source_of(store)
     if recorded is None:
         raise ConfigError(

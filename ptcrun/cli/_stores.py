@@ -18,7 +18,7 @@ from typing import Any
 
 from ..corpus._store import StoredChunks, is_store
 from ..errors import ConfigError
-from ._corpus import STDIN, Scratch, chunk_options, cut_words, open_corpus
+from ._corpus import STDIN, Scratch, chunk_options, cut_words, one_corpus_store, open_corpus
 from ._parser import EXIT_CODES
 
 __all__ = ["cmd_store"]
@@ -82,7 +82,7 @@ def _facts(store: StoredChunks) -> dict[str, Any]:
 
 
 def _info(args: argparse.Namespace) -> int:
-    store = StoredChunks(args.path) if is_store(args.path) else None
+    store = one_corpus_store(args.path, "STORE") if is_store(args.path) else None
     if store is None:
         if not os.path.exists(args.path):
             raise ConfigError(f"STORE {args.path!r} does not exist; check the path.")

@@ -314,3 +314,12 @@ def test_a_cut_the_environment_makes_impossible_names_the_variable(files, monkey
     assert "--overlap 5000 (from PTCRUN_OVERLAP or the config file's [corpus] overlap) is not smaller" in err
     code, _, err = run_cli(run(files, files / "app.log", "--overlap", "5000"))
     assert "--overlap 5000 is not smaller than --chunk-tokens 4000 (the default)" in err
+
+
+def test_store_info_of_a_store_of_named_datasets_says_what_it_holds(files):
+    from ptcrun import write_store
+
+    write_store(files / "named.store", {"errors": ["a", "b"], "warnings": ["c"]})
+    code, _, err = run_cli(["store", "info", str(files / "named.store")])
+    assert code == EXIT_CODES["config"]
+    assert "holds named datasets ('errors', 'warnings')" in err and "None" not in err
