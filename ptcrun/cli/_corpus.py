@@ -15,7 +15,8 @@ than memory runs. The store is one of three:
 ``run`` writes ``corpus.json`` into the run folder as soon as the folder is made, saying where
 the chunks came from, how they were cut and which store holds them, so that ``exec TRANSCRIPT
 --turn N`` reads the same chunks again, even after the run was killed. A corpus read from
-standard input is kept in the run folder as ``corpus.txt``, the file ``corpus.json`` then names.
+standard input, or from a pipe (``<(zcat app.log.gz)``), which can be read only once, is kept
+in the run folder as ``corpus.txt``, the file ``corpus.json`` then names.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypedDict
+from typing import Any, BinaryIO, TypedDict
 
 import attrs
 
@@ -91,7 +93,7 @@ class Corpus:
         chunks: the chunks, read from ``store`` or from a scratch store.
         options: how they were cut; ``None`` sizes when a store does not say.
         store: the store file kept across runs (named as the corpus, or ``--store``), else None.
-        stdin: the copy of standard input the chunks were cut from, for ``-``.
+        stdin: the copy of standard input (``-``) or of a pipe the chunks were cut from.
         warnings: what the command should print before it goes on.
     """
 
@@ -293,20 +295,25 @@ def _open(
     source: Path
     stdin: Path | None = None
     digest: str | None = None
+    copy_of: tuple[str, str] | None = None  # how messages name a corpus read into a copy
     if path == STDIN:
         stdin, digest = _copy_stdin(flag, scratch.folder())
-        source = stdin
+        source, copy_of = stdin, ("the corpus on standard input", "standard input")
+    elif _is_pipe(path):
+        # A pipe (`<(zcat app.log.gz)`) can be read once: kept on disk as standard input is.
+        stdin, digest = _copy_stream(path, scratch.folder())
+        source, copy_of = stdin, (f"corpus file {path!r}", repr(path))
     else:
         source = Path(path)
-    shown = "standard input" if stdin is not None else repr(path)
+    shown = copy_of[1] if copy_of is not None else repr(path)
     if keep is None:
         assert cut is not None
         target = scratch.folder() / "corpus.store"
-        chunks = _cut(source, target, cut, None, stdin=stdin is not None, cannot=scratch.cannot)
+        chunks = _cut(source, target, cut, None, copy_of=copy_of, cannot=scratch.cannot)
         return Corpus(path=str(source), chunks=chunks, options=cut, stdin=stdin)
     if cut is not None:
         about = store_about(source, cut, stdin=stdin is not None, digest=digest)
-        if _publish(source, keep, keep_flag, cut, about, stdin=stdin is not None, replace=replace):
+        if _publish(source, keep, keep_flag, cut, about, copy_of=copy_of, replace=replace):
             return Corpus(path=str(source), chunks=StoredChunks(keep), options=cut, store=Path(keep),
                           stdin=stdin)
         # Another command made the store while this one cut the corpus: the first one made
@@ -335,7 +342,7 @@ def _check_keep(keep: str, keep_flag: str) -> None:
 
 def _publish(
     source: Path, keep: str, keep_flag: str, options: ChunkOptions, about: dict[str, Any], *,
-    stdin: bool, replace: bool,
+    copy_of: tuple[str, str] | None, replace: bool,
 ) -> bool:
     """Cut source into the store keep, under another name first, and give it its name only once
     it is whole and the corpus did not change meanwhile. Unless ``replace``, a store another
@@ -356,7 +363,7 @@ def _publish(
 
     try:
         _discard(part)  # left by a killed command of the same id: never reused
-        _cut(source, part, options, about, stdin=stdin, cannot=cannot)
+        _cut(source, part, options, about, copy_of=copy_of, cannot=cannot)
         if replace:
             os.replace(part, target)
             return True
@@ -392,20 +399,21 @@ def _discard(path: Path) -> None:
 
 
 def _cut(
-    source: Path, target: Path, options: ChunkOptions, about: dict[str, Any] | None, *, stdin: bool,
-    cannot: Callable[[OSError], ConfigError],
+    source: Path, target: Path, options: ChunkOptions, about: dict[str, Any] | None, *,
+    copy_of: tuple[str, str] | None, cannot: Callable[[OSError], ConfigError],
 ) -> StoredChunks:
     """Cut source into a store at target; a source that changes while it is cut is refused.
-    ``cannot`` words a failure to write the store for the command line."""
+    ``copy_of`` names what source is a copy of (the words for ``corpus file 'PATH'`` and for
+    ``'PATH'``); ``cannot`` words a failure to write the store for the command line."""
     try:
         store = build_store(source, target, **options, about=about)
     except ConfigError as exc:
         if isinstance(exc, StoreWriteError) and isinstance(exc.__cause__, OSError):
             raise cannot(exc.__cause__) from None
-        if not stdin:
+        if copy_of is None:
             raise
-        message = str(exc).replace(f"corpus file {str(source)!r}", "the corpus on standard input")
-        raise ConfigError(message.replace(repr(str(source)), "standard input")) from None
+        message = str(exc).replace(f"corpus file {str(source)!r}", copy_of[0])
+        raise ConfigError(message.replace(repr(str(source)), copy_of[1])) from None
     if about is not None and _stat(source) != (about["corpus"]["bytes"], about["corpus"]["mtime_ns"]):
         target.unlink(missing_ok=True)
         raise ConfigError(
@@ -455,16 +463,41 @@ def _copy_stdin(flag: str, folder: Path) -> tuple[Path, str]:
             f"{flag} - reads the corpus from standard input, but standard input is a terminal; "
             f"pipe the text in (cat app.log | ptcrun ...) or pass a file."
         )
+    return _copied(sys.stdin.buffer, "standard input", folder)
+
+
+def _is_pipe(path: str) -> bool:
+    """Whether path is a pipe or another file that is read once (not a regular file)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # missing or unreadable: cutting it says which
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def _copy_stream(path: str, folder: Path) -> tuple[Path, str]:
+    """The pipe at path, copied to a file in folder; the copy and its SHA-256."""
+    try:
+        with open(path, "rb") as stream:
+            return _copied(stream, repr(path), folder)
+    except OSError as exc:
+        raise ConfigError(
+            f"corpus file {path!r} cannot be read: {os_error_reason(exc)}; check the command that "
+            f"writes it, or pass a file."
+        ) from None
+
+
+def _copied(stream: BinaryIO, what: str, folder: Path) -> tuple[Path, str]:
     copy = folder / STDIN_COPY
     digest = hashlib.sha256()
     try:
         with open(copy, "wb") as out:
-            while block := sys.stdin.buffer.read(1 << 20):
+            while block := stream.read(1 << 20):
                 digest.update(block)
                 out.write(block)
     except OSError as exc:
         raise ConfigError(
-            f"standard input cannot be kept in {folder.parent}: {os_error_reason(exc)}; use a folder "
+            f"{what} cannot be kept in {folder.parent}: {os_error_reason(exc)}; use a folder "
             f"with room for the corpus."
         ) from None
     return copy, digest.hexdigest()

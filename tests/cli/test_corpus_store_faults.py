@@ -9,6 +9,8 @@ import errno
 import json
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -323,3 +325,45 @@ def test_store_info_of_a_store_of_named_datasets_says_what_it_holds(files):
     code, _, err = run_cli(["store", "info", str(files / "named.store")])
     assert code == EXIT_CODES["config"]
     assert "holds named datasets ('errors', 'warnings')" in err and "None" not in err
+
+
+# -- a pipe as the corpus ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def pipe(files):
+    """A named pipe a writer feeds the log into, as `<(zcat app.log.gz)` does; a reader that
+    opens it again after the writer is done gets an end of file, never a hang."""
+    path = files / "app.pipe"
+    os.mkfifo(path)
+
+    def feed() -> None:
+        with open(path, "wb") as out:
+            out.write(LOG.encode())
+        for _ in range(100):  # let a second reader see the end rather than wait for ever
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    return path
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_pipe_as_the_corpus_is_read_whole_once(files, pipe, keep):
+    extra = ["--store", str(files / "app.store")] if keep else []
+    result = answer(run_cli(run(files, pipe, "--chunk-lines", "4", *extra)))
+    assert result["answer"] == ANSWER
+    folder = Path(result["transcript"]).parent
+    assert (folder / "corpus.txt").read_text() == LOG  # kept, as the pipe cannot be read again
+    assert json.loads((folder / "corpus.json").read_text())["path"] == str(folder / "corpus.txt")
+
+
+def test_store_build_from_a_pipe(files, pipe):
+    code, _, err = run_cli(["store", "build", str(pipe), str(files / "app.store"), "--chunk-lines", "4"])
+    assert code == 0, err
+    assert len(StoredChunks(files / "app.store")) == 6
+    assert answer(run_cli(run(files, files / "app.store")))["answer"] == ANSWER
