@@ -598,7 +598,7 @@ def _reuse(
         )
     size, _ = _stat(source)
     if size != recorded["bytes"] or (digest or _file_sha256(source)) != recorded["sha256"]:
-        was = recorded.get("path") or "standard input"
+        was = recorded.get("path") or "standard input or a pipe"
         raise ConfigError(
             f"the corpus on {shown} is not the one --store {keep!r} was cut from ({was!s}, "
             f"{recorded['bytes']:,} bytes): its bytes differ. Delete the store to cut the corpus "

@@ -50,7 +50,7 @@ def _build(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(facts, ensure_ascii=False))
     else:
-        source = "standard input" if corpus.stdin is not None else args.corpus
+        source = "standard input" if args.corpus == STDIN else args.corpus
         print(f"store {target}: {facts['chunks']:,} chunks cut from {source} with "
               f"{cut_words(corpus.options)} in {seconds:.1f} s")
         print(f"run on it with: ptcrun run {target} --goal ...")
@@ -108,7 +108,7 @@ def _info(args: argparse.Namespace) -> int:
     if source is None:
         lines.append("corpus     not recorded (written from Python)")
     else:
-        where = source.get("path") or "standard input"
+        where = source.get("path") or "standard input or a pipe"
         lines.append(f"corpus     {where}: {source['bytes']:,} bytes, sha256 {source['sha256']}")
         if facts["corpus_changed"]:
             lines.append("           changed since the store was cut (its size or time differ)")

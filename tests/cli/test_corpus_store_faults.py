@@ -363,7 +363,8 @@ def test_a_pipe_as_the_corpus_is_read_whole_once(files, pipe, keep):
 
 
 def test_store_build_from_a_pipe(files, pipe):
-    code, _, err = run_cli(["store", "build", str(pipe), str(files / "app.store"), "--chunk-lines", "4"])
+    code, out, err = run_cli(["store", "build", str(pipe), str(files / "app.store"), "--chunk-lines", "4"])
     assert code == 0, err
+    assert f"6 chunks cut from {pipe}" in out
     assert len(StoredChunks(files / "app.store")) == 6
     assert answer(run_cli(run(files, files / "app.store")))["answer"] == ANSWER
