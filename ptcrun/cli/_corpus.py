@@ -324,6 +324,9 @@ def _open(
 
 def _check_keep(keep: str, keep_flag: str) -> None:
     """Refuse a ``--store`` path that cannot be a store file, before anything is cut."""
+    if not keep or keep.endswith(("/", os.sep)):
+        what = "is empty" if not keep else "ends in a slash, so it names a folder"
+        raise ConfigError(f"{keep_flag} {keep!r} {what}; pass {keep_flag} the path of a store file.")
     if os.path.isdir(keep):
         raise ConfigError(f"{keep_flag} {keep!r} is a directory; pass {keep_flag} the path of a store file.")
     if os.path.lexists(keep) and not is_store(keep):

@@ -368,3 +368,14 @@ def test_store_build_from_a_pipe(files, pipe):
     assert f"6 chunks cut from {pipe}" in out
     assert len(StoredChunks(files / "app.store")) == 6
     assert answer(run_cli(run(files, files / "app.store")))["answer"] == ANSWER
+
+
+@pytest.mark.parametrize("store", ["", "new.store/"])
+def test_a_store_path_that_names_no_file_is_refused_naming_the_flag(files, store):
+    code, _, err = run_cli(run(files, files / "app.log", "--store", store))
+    assert code == EXIT_CODES["config"], err
+    assert f"--store {store!r}" in err and "pass --store the path of a store file" in err
+    code, _, err = run_cli(["store", "build", str(files / "app.log"), store])
+    assert code == EXIT_CODES["config"], err
+    assert f"STORE {store!r}" in err and "pass STORE the path of a store file" in err
+    assert sorted(p.name for p in files.iterdir() if "store" in p.name) == []
