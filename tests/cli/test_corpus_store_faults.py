@@ -226,7 +226,14 @@ def test_a_resume_with_chunk_flags_of_another_cut_is_refused(files):
     first = answer(run_cli(run(files, files / "app.log", "--chunk-lines", "4")))
     folder = str(Path(first["transcript"]).parent)
     code, _, err = run_cli(run(files, files / "app.log", "--chunk-lines", "12", "--resume", folder))
-    assert code == EXIT_CODES["config"] and "is a run over another corpus" in err
+    assert code == EXIT_CODES["config"]
+    assert "gives 2 chunks cut with --chunk-lines 12 --overlap 0, but the run --resume" in err
+    assert "read 6 chunks cut with --chunk-lines 4 --overlap 0" in err and "drop the chunk flags" in err
+    (files / "app.log").write_text(LOG.replace("ERROR", "error", 1))  # same size, other text
+    code, _, err = run_cli(run(files, files / "app.log", "--resume", folder))
+    assert code == EXIT_CODES["config"]
+    assert "gives 6 chunks cut with --chunk-lines 4 --overlap 0 of other text" in err
+    assert f"pass the text the run read ({files / 'app.log'})" in err
 
 
 # -- stopped while cutting ------------------------------------------------------------------------
@@ -379,3 +386,18 @@ def test_a_store_path_that_names_no_file_is_refused_naming_the_flag(files, store
     assert code == EXIT_CODES["config"], err
     assert f"STORE {store!r}" in err and "pass STORE the path of a store file" in err
     assert sorted(p.name for p in files.iterdir() if "store" in p.name) == []
+
+
+def test_a_resume_on_a_store_rebuilt_since_names_both_cuts(files):
+    store = files / "app.store"
+    first = answer(run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store))))
+    folder = str(Path(first["transcript"]).parent)
+    run_cli(["store", "build", str(files / "app.log"), str(store), "--chunk-lines", "12"])
+    code, _, err = run_cli(run(files, files / "app.log", "--store", str(store), "--resume", folder))
+    assert code == EXIT_CODES["config"]
+    assert f"--store {str(store)!r} gives 2 chunks cut with --chunk-lines 12 --overlap 0" in err
+    assert "read 6 chunks cut with --chunk-lines 4 --overlap 0" in err
+    assert "--store NEW_PATH" in err
+    # As the fix says: a new store is cut as the run was, and the run goes on.
+    resumed = answer(run_cli(run(files, files / "app.log", "--store", str(files / "new.store"), "--resume", folder)))
+    assert resumed["answer"] == ANSWER and resumed["replayed"]
