@@ -26,6 +26,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -39,7 +40,7 @@ import attrs
 
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 from ..corpus._store import StoredChunks, is_store, open_store
-from ..corpus._writer import StoreWriteError, build_store
+from ..corpus._writer import PARTIAL_PREFIX, StoreWriteError, build_store
 from ..errors import ConfigError
 from ..transcript._events import os_error_reason
 from ._settings import SETTINGS
@@ -365,6 +366,7 @@ def _publish(
         )
 
     try:
+        _remove_leftovers(target)
         _discard(part)  # left by a killed command of the same id: never reused
         _cut(source, part, options, about, copy_of=copy_of, cannot=cannot)
         if replace:
@@ -392,6 +394,23 @@ _NO_LINKS = frozenset(
     code for code in (getattr(errno, n, None) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK"))
     if code is not None
 )
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the partial stores that killed commands (``kill -9``, the OOM killer) left beside
+    target: each is as large as its corpus, and no command reads it. Those of commands still
+    running, and of other stores, are left alone."""
+    ours = re.compile(
+        rf"{re.escape(PARTIAL_PREFIX)}(\d+)-[0-9a-f]+|\.{re.escape(target.name)}\.(\d+)\.part"
+    )
+    try:
+        names = [p.name for p in target.parent.iterdir()]
+    except OSError:
+        return  # writing there says what is wrong
+    for name in names:
+        found = ours.fullmatch(name)
+        if found is not None and not _alive(int(found[1] or found[2])):
+            _discard(target.parent / name)
 
 
 def _discard(path: Path) -> None:

@@ -35,7 +35,10 @@ from ._store import (
 )
 from ._stream import stream_chunks
 
-__all__ = ["StoreWriteError", "build_store", "write_store"]
+__all__ = ["PARTIAL_PREFIX", "StoreWriteError", "build_store", "write_store"]
+
+#: The start of the name of a store being written, beside it: then the writer's process id.
+PARTIAL_PREFIX = ".ptcrun-store-"
 
 
 class StoreWriteError(ConfigError):
@@ -75,7 +78,8 @@ def write_store(
     folder = os.path.dirname(os.path.abspath(shown))
     # Not mkstemp: its files are readable by their owner only, and a store is as shareable as
     # any file its user writes, as the umask says.
-    partial = os.path.join(folder, f".ptcrun-store-{secrets.token_hex(8)}")
+    # The writer's process id in the name tells the file of a killed writer from a live one's.
+    partial = os.path.join(folder, f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(8)}")
     try:
         handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:

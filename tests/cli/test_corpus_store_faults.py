@@ -9,6 +9,8 @@ import errno
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -401,3 +403,21 @@ def test_a_resume_on_a_store_rebuilt_since_names_both_cuts(files):
     # As the fix says: a new store is cut as the run was, and the run goes on.
     resumed = answer(run_cli(run(files, files / "app.log", "--store", str(files / "new.store"), "--resume", folder)))
     assert resumed["answer"] == ANSWER and resumed["replayed"]
+
+
+# -- what kill -9 leaves ----------------------------------------------------------------------
+
+
+def test_the_partial_stores_of_killed_commands_are_removed_and_those_of_live_ones_kept(files):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its id is now free: a command with it was killed (kill -9, the OOM killer)
+    live = os.getppid()
+    for pid in (gone.pid, live):
+        (files / f".ptcrun-store-{pid}-0123456789abcdef").write_bytes(b"half a store")
+        (files / f".app.store.{pid}.part").write_bytes(b"half a store")
+    (files / ".other.store.12.part").write_bytes(b"another store's: not this command's to judge")
+    code, _, err = run_cli(["store", "build", str(files / "app.log"), str(files / "app.store")])
+    assert code == 0, err
+    assert leftovers(files) == sorted(
+        [f".ptcrun-store-{live}-0123456789abcdef", f".app.store.{live}.part", ".other.store.12.part"]
+    )
