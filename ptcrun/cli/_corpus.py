@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import sys
@@ -587,7 +588,8 @@ def _on_store(path: str, given: Mapping[str, int]) -> Corpus:
         warnings.append(
             f"corpus store {path!r} was cut from {recorded!r}, which has changed since (its size or "
             f"time differ); this command reads the chunks as they were cut then. Cut the file again "
-            f"(`ptcrun store build {recorded} {path}`) to read it as it is now."
+            f"(`ptcrun store build {shlex.quote(recorded)} {shlex.quote(path)}`) to read it as it is "
+            f"now."
         )
     return Corpus(path=origin, chunks=store, options=_cut_of(store), store=Path(path).resolve(),
                   warnings=tuple(warnings))
@@ -597,13 +599,14 @@ def _reuse(
     keep: str, source: Path, shown: str, digest: str | None, given: Mapping[str, int]
 ) -> StoredChunks:
     """``--store FILE`` that exists: its chunks, once it is proven cut from these bytes this way."""
+    alone = f"ptcrun run {shlex.quote(keep)} ..."
     store = one_corpus_store(keep, "--store")
     recorded = _source_of(store)
     if recorded is None:
         raise ConfigError(
             f"--store {keep!r} does not record the corpus it was cut from (it was not written by "
             f"`ptcrun store build` or `ptcrun run --store`), so it cannot be checked against "
-            f"{shown}; run on the store itself (ptcrun run {keep} ...) or pass --store a new path."
+            f"{shown}; run on the store itself ({alone}) or pass --store a new path."
         )
     # Only flags are checked: the environment's and the config file's chunk options are
     # defaults for new cuts, and the store's own cut stands.
@@ -611,12 +614,12 @@ def _reuse(
     if source.is_dir():
         raise ConfigError(
             f"corpus path {str(source)!r} is a directory, not a file; pass the corpus file --store "
-            f"{keep!r} was cut from, or run on the store alone (ptcrun run {keep} ...)."
+            f"{keep!r} was cut from, or run on the store alone ({alone})."
         )
     if not source.is_file():
         raise ConfigError(
             f"corpus file {str(source)!r} does not exist; check the path, or run on the store "
-            f"alone (ptcrun run {keep} ...)."
+            f"alone ({alone})."
         )
     size, _ = _stat(source)
     if size != recorded["bytes"] or (digest or _file_sha256(source)) != recorded["sha256"]:
@@ -624,7 +627,7 @@ def _reuse(
         raise ConfigError(
             f"the corpus on {shown} is not the one --store {keep!r} was cut from ({was!s}, "
             f"{recorded['bytes']:,} bytes): its bytes differ. Delete the store to cut the corpus "
-            f"again, pass --store a new path, or run on the store alone (ptcrun run {keep} ...) "
+            f"again, pass --store a new path, or run on the store alone ({alone}) "
             f"for the corpus as it was."
         )
     return store

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def _build(args: argparse.Namespace) -> int:
         source = "standard input" if args.corpus == STDIN else args.corpus
         print(f"store {target}: {facts['chunks']:,} chunks cut from {source} with "
               f"{cut_words(corpus.options)} in {seconds:.1f} s")
-        print(f"run on it with: ptcrun run {target} --goal ...")
+        print(f"run on it with: ptcrun run {shlex.quote(str(target))} --goal ...")
     return 0
 
 

@@ -421,3 +421,13 @@ def test_the_partial_stores_of_killed_commands_are_removed_and_those_of_live_one
     assert leftovers(files) == sorted(
         [f".ptcrun-store-{live}-0123456789abcdef", f".app.store.{live}.part", ".other.store.12.part"]
     )
+
+
+def test_the_commands_messages_suggest_run_as_typed_for_paths_with_spaces(files):
+    store = files / "my app.store"
+    code, out, err = run_cli(["store", "build", str(files / "app.log"), str(store)])
+    assert code == 0, err
+    assert f"ptcrun run '{store}' --goal" in out
+    (files / "app.log").write_text(LOG.replace("ERROR", "error", 1))
+    code, _, err = run_cli(run(files, files / "app.log", "--store", str(store)))
+    assert code == EXIT_CODES["config"] and f"(ptcrun run '{store}' ...)" in err
