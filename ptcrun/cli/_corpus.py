@@ -622,7 +622,16 @@ def _reuse(
             f"alone ({alone})."
         )
     size, _ = _stat(source)
-    if size != recorded["bytes"] or (digest or _file_sha256(source)) != recorded["sha256"]:
+    if size == recorded["bytes"] and digest is None:
+        try:
+            with open(source, "rb") as file:
+                digest = hashlib.file_digest(file, "sha256").hexdigest()
+        except OSError as exc:
+            raise ConfigError(
+                f"corpus file {str(source)!r} cannot be read to check it against --store {keep!r}: "
+                f"{os_error_reason(exc)}; check the file, or run on the store alone ({alone})."
+            ) from None
+    if size != recorded["bytes"] or digest != recorded["sha256"]:
         was = recorded.get("path") or "standard input or a pipe"
         raise ConfigError(
             f"the corpus on {shown} is not the one --store {keep!r} was cut from ({was!s}, "

@@ -6,6 +6,7 @@ flags ask for, and a failure names the flag or argument to change and leaves no 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import signal
@@ -431,3 +432,17 @@ def test_the_commands_messages_suggest_run_as_typed_for_paths_with_spaces(files)
     (files / "app.log").write_text(LOG.replace("ERROR", "error", 1))
     code, _, err = run_cli(run(files, files / "app.log", "--store", str(store)))
     assert code == EXIT_CODES["config"] and f"(ptcrun run '{store}' ...)" in err
+
+
+def test_a_corpus_that_cannot_be_read_is_not_called_another_corpus(files, monkeypatch):
+    store = files / "app.store"
+    answer(run_cli(run(files, files / "app.log", "--store", str(store))))
+
+    def failing(file, digest):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(hashlib, "file_digest", failing)  # the disk fails as the corpus is read
+    code, _, err = run_cli(run(files, files / "app.log", "--store", str(store)))
+    assert code == EXIT_CODES["config"]
+    assert f"corpus file {str(files / 'app.log')!r} cannot be read to check it against --store" in err
+    assert "the disk reported an I/O error" in err and "bytes differ" not in err
