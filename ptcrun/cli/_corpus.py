@@ -315,11 +315,11 @@ def _open(
         return Corpus(path=str(source), chunks=chunks, options=cut, stdin=stdin)
     if cut is not None:
         about = store_about(source, cut, stdin=stdin is not None, digest=digest)
-        if _publish(source, keep, keep_flag, cut, about, copy_of=copy_of, replace=replace):
-            return Corpus(path=str(source), chunks=StoredChunks(keep), options=cut, store=Path(keep),
-                          stdin=stdin)
-        # Another command made the store while this one cut the corpus: the first one made
-        # stands, checked as any store that exists, so no run reads a cut it did not ask for.
+        made = _publish(source, keep, keep_flag, cut, about, copy_of=copy_of, replace=replace)
+        if made is not None and _same_file(kept := StoredChunks(keep), made):
+            return Corpus(path=str(source), chunks=kept, options=cut, store=Path(keep), stdin=stdin)
+        # Another command made the store while this one cut the corpus (or replaced it since):
+        # the store there is checked as any that exists, so no run reads a cut it did not ask for.
     store = _reuse(keep, source, shown, digest, given)
     return Corpus(path=str(source), chunks=store, options=_cut_of(store), store=Path(keep), stdin=stdin)
 
@@ -348,10 +348,10 @@ def _check_keep(keep: str, keep_flag: str) -> None:
 def _publish(
     source: Path, keep: str, keep_flag: str, options: ChunkOptions, about: dict[str, Any], *,
     copy_of: tuple[str, str] | None, replace: bool,
-) -> bool:
+) -> StoredChunks | None:
     """Cut source into the store keep, under another name first, and give it its name only once
-    it is whole and the corpus did not change meanwhile. Unless ``replace``, a store another
-    command made in the meantime is left as it is: then ``False``.
+    it is whole and the corpus did not change meanwhile; return it, opened. Unless ``replace``, a
+    store another command made in the meantime is left as it is: then ``None``.
 
     Raises:
         ConfigError: as ``_cut``; keep cannot be written, naming ``keep_flag`` and the fix.
@@ -369,25 +369,31 @@ def _publish(
     try:
         _remove_leftovers(target)
         _discard(part)  # left by a killed command of the same id: never reused
-        _cut(source, part, options, about, copy_of=copy_of, cannot=cannot)
+        made = _cut(source, part, options, about, copy_of=copy_of, cannot=cannot)
         if replace:
             os.replace(part, target)
-            return True
+            return made
         try:
             os.link(part, target)  # unlike a rename, never replaces what another command made
         except FileExistsError:
-            return False
+            return None
         except OSError as exc:
             if exc.errno not in _NO_LINKS:
                 raise
             if os.path.lexists(target):
-                return False
+                return None
             os.replace(part, target)
-        return True
+        return made
     except OSError as exc:
         raise cannot(exc) from None
     finally:
         _discard(part)
+
+
+def _same_file(one: StoredChunks, other: StoredChunks) -> bool:
+    """Whether two opened stores are the one file (not one replaced by another since)."""
+    a, b = os.fstat(one.file_descriptor()), os.fstat(other.file_descriptor())
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 #: The errors of a file system that makes no hard links.

@@ -446,3 +446,21 @@ def test_a_corpus_that_cannot_be_read_is_not_called_another_corpus(files, monkey
     assert code == EXIT_CODES["config"]
     assert f"corpus file {str(files / 'app.log')!r} cannot be read to check it against --store" in err
     assert "the disk reported an I/O error" in err and "bytes differ" not in err
+
+
+def test_a_store_replaced_just_after_it_was_made_is_checked_not_trusted(files, monkeypatch):
+    store = files / "app.store"
+    real_link = os.link
+
+    def link_then_rebuilt(source, target, *args, **kwargs):
+        real_link(source, target, *args, **kwargs)
+        # `ptcrun store build app.log app.store --chunk-lines 12`, run at that very moment
+        cut = {"chunk_tokens": None, "chunk_lines": 12, "overlap": 0}
+        about = cli_corpus.store_about(files / "app.log", cut)  # type: ignore[arg-type]
+        _writer.build_store(files / "app.log", files / "other.store", **cut, about=about)
+        os.replace(files / "other.store", target)
+
+    monkeypatch.setattr(os, "link", link_then_rebuilt)
+    code, _, err = run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store)))
+    assert code == EXIT_CODES["config"]
+    assert "was cut with --chunk-lines 12 --overlap 0, but --chunk-lines 4 was given" in err
