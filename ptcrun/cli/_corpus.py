@@ -15,30 +15,37 @@ than memory runs. The store is one of three:
 ``run`` writes ``corpus.json`` into the run folder as soon as the folder is made, saying where
 the chunks came from, how they were cut and which store holds them, so that ``exec TRANSCRIPT
 --turn N`` reads the same chunks again, even after the run was killed. A corpus read from
-standard input is kept in the run folder as ``corpus.txt``, the file ``corpus.json`` then names.
+standard input, or from a pipe (``<(zcat app.log.gz)``), which can be read only once, is kept
+in the run folder as ``corpus.txt``, the file ``corpus.json`` then names.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
+import stat
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypedDict
+from typing import Any, BinaryIO, TypedDict
 
 import attrs
 
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 from ..corpus._store import StoredChunks, is_store, open_store
-from ..corpus._writer import build_store
+from ..corpus._writer import PARTIAL_PREFIX, StoreWriteError, build_store
 from ..errors import ConfigError
 from ..transcript._events import os_error_reason
+from ._settings import SETTINGS
+from ._stops import stop_on_signals
 
 __all__ = [
     "CORPUS_FILE",
@@ -51,6 +58,7 @@ __all__ = [
     "chunk_options",
     "cut_words",
     "given_cut",
+    "one_corpus_store",
     "open_corpus",
     "read_record",
     "store_about",
@@ -87,7 +95,7 @@ class Corpus:
         chunks: the chunks, read from ``store`` or from a scratch store.
         options: how they were cut; ``None`` sizes when a store does not say.
         store: the store file kept across runs (named as the corpus, or ``--store``), else None.
-        stdin: the copy of standard input the chunks were cut from, for ``-``.
+        stdin: the copy of standard input (``-``) or of a pipe the chunks were cut from.
         warnings: what the command should print before it goes on.
     """
 
@@ -148,12 +156,16 @@ class Scratch:
                 prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
                 self._folder = tempfile.TemporaryDirectory(prefix=prefix, dir=self._beside)
             except OSError as exc:
-                raise ConfigError(
-                    f"the corpus cannot be cut into a scratch store beside {self._where}: "
-                    f"{os_error_reason(exc)}; use a folder you can write to, or cut the corpus "
-                    f"once with `ptcrun store build CORPUS STORE` and pass the store."
-                ) from None
+                raise self.cannot(exc) from None
         return Path(self._folder.name)
+
+    def cannot(self, exc: OSError) -> ConfigError:
+        """The error of a scratch store that cannot be made or written: where, why, the fix."""
+        return ConfigError(
+            f"the corpus cannot be cut into a scratch store beside {self._where}: "
+            f"{os_error_reason(exc)}; use a folder you can write to, with room for the corpus, or "
+            f"cut the corpus once with `ptcrun store build CORPUS STORE` and pass the store."
+        )
 
 
 def _remove_stale(beside: Path) -> None:
@@ -205,14 +217,25 @@ def chunk_options(args: argparse.Namespace, recorded: Mapping[str, Any] | None =
     flag, size = ("--chunk-lines", lines) if lines is not None else ("--chunk-tokens", tokens)
     assert size is not None
     if overlap >= size:
-        given = f"{flag} {size}" + (" (the default)" if defaulted else "")
+        given = f"{flag} {size}" + (" (the default)" if defaulted else _origin(args, flag))
         raise ConfigError(
-            f"--overlap {overlap} is not smaller than {given}, so chunks could never move "
-            f"forward; lower --overlap below {size} or raise {flag}."
+            f"--overlap {overlap}{_origin(args, '--overlap')} is not smaller than {given}, so "
+            f"chunks could never move forward; lower --overlap below {size} or raise {flag}."
         )
     if lines is not None:
         tokens = None
     return ChunkOptions(chunk_tokens=tokens, chunk_lines=lines, overlap=overlap)
+
+
+def _origin(args: argparse.Namespace, flag: str) -> str:
+    """Where a chunk setting came from when not from its flag: `` (from PTCRUN_OVERLAP or the
+    config file's [corpus] overlap)``, `` (the run's)`` for a run's ``corpus.json``, else ``""``."""
+    setting = next(s for s in SETTINGS if s.flag == flag)
+    if setting.dest in getattr(args, "from_flags", frozenset()) or not hasattr(args, "from_flags"):
+        return ""
+    if getattr(args, setting.dest) is None:
+        return " (the run's, in its corpus.json)"
+    return f" (from {setting.env} or the config file's {setting.where})"
 
 
 def given_cut(args: argparse.Namespace) -> dict[str, int]:
@@ -234,30 +257,44 @@ def cut_words(options: Mapping[str, Any]) -> str:
 
 def open_corpus(
     path: str,
-    options: ChunkOptions,
+    options: ChunkOptions | Callable[[], ChunkOptions],
     *,
     flag: str,
     scratch: Scratch,
     given: Mapping[str, int] | None = None,
     keep: str | None = None,
+    keep_flag: str = "--store",
+    replace: bool = False,
 ) -> Corpus:
     """Open the corpus ``path`` names: a store file as it is; a text file (``-``: standard input)
     cut into ``keep`` (``--store``) or a scratch store.
 
     Args:
         path: the corpus: a UTF-8 text file, ``-``, or a store file.
-        options: the cut for a text corpus.
+        options: the cut for a text corpus, or what gives it, called only when the corpus is cut
+            (the environment's settings may not even make a valid cut, and a store needs none).
         flag: how the command line names ``path`` (``CORPUS``, ``--data``), for messages.
         scratch: where a scratch store and a copy of standard input go.
         given: the chunk options given as flags; a store cut otherwise is refused.
         keep: ``--store``: the store to reuse, or to make when missing.
+        keep_flag: how the command line names ``keep``, for messages.
+        replace: cut the corpus into ``keep`` even when it is a store already (``store build``).
 
     Raises:
         ConfigError: as ``load_corpus`` does; a store that is damaged or was cut with other
-            options than ``given``; a ``keep`` that was cut from other bytes, or does not say; a
-            corpus that changed while it was cut into ``keep``.
+            options than ``given``; a ``keep`` that was cut from other bytes, or does not say, or
+            cannot be written; a corpus that changed while it was cut into ``keep``.
+        Stopped: a SIGTERM or SIGHUP arrived meanwhile; what was being written is gone.
     """
-    given = dict(given or {})
+    with stop_on_signals():
+        return _open(path, options, flag=flag, scratch=scratch, given=dict(given or {}), keep=keep,
+                     keep_flag=keep_flag, replace=replace)
+
+
+def _open(
+    path: str, options: ChunkOptions | Callable[[], ChunkOptions], *, flag: str, scratch: Scratch,
+    given: dict[str, int], keep: str | None, keep_flag: str, replace: bool,
+) -> Corpus:
     if path != STDIN and is_store(path):
         if keep is not None:
             raise ConfigError(
@@ -265,36 +302,159 @@ def open_corpus(
                 f"corpus is cut into; drop --store and run on {path!r} as it is."
             )
         return _on_store(path, given)
+    if keep is not None:
+        _check_keep(keep, keep_flag)
+    cuts = keep is None or replace or not os.path.lexists(keep)
+    cut = (options if isinstance(options, dict) else options()) if cuts else None
     source: Path
     stdin: Path | None = None
     digest: str | None = None
+    copy_of: tuple[str, str] | None = None  # how messages name a corpus read into a copy
     if path == STDIN:
         stdin, digest = _copy_stdin(flag, scratch.folder())
-        source = stdin
+        source, copy_of = stdin, ("the corpus on standard input", "standard input")
+    elif _is_pipe(path):
+        # A pipe (`<(zcat app.log.gz)`) can be read once: kept on disk as standard input is.
+        stdin, digest = _copy_stream(path, scratch.folder())
+        source, copy_of = stdin, (f"corpus file {path!r}", repr(path))
     else:
         source = Path(path)
-    shown = "standard input" if stdin is not None else repr(path)
-    if keep is not None and os.path.lexists(keep):
-        store = _reuse(keep, source, shown, digest, given)
-        return Corpus(path=str(source), chunks=store, options=_cut_of(store), store=Path(keep), stdin=stdin)
-    target = Path(keep) if keep is not None else scratch.folder() / "corpus.store"
-    about = None if keep is None else store_about(source, options, stdin=stdin is not None, digest=digest)
-    chunks = _cut(source, target, options, about, stdin=stdin is not None)
-    return Corpus(path=str(source), chunks=chunks, options=options,
-                  store=None if keep is None else target, stdin=stdin)
+    shown = copy_of[1] if copy_of is not None else repr(path)
+    if keep is None:
+        assert cut is not None
+        target = scratch.folder() / "corpus.store"
+        chunks = _cut(source, target, cut, None, copy_of=copy_of, cannot=scratch.cannot)
+        return Corpus(path=str(source), chunks=chunks, options=cut, stdin=stdin)
+    if cut is not None:
+        about = store_about(source, cut, stdin=stdin is not None, digest=digest)
+        made = _publish(source, keep, keep_flag, cut, about, copy_of=copy_of, replace=replace)
+        if made is not None and _same_file(kept := StoredChunks(keep), made):
+            return Corpus(path=str(source), chunks=kept, options=cut, store=Path(keep), stdin=stdin)
+        # Another command made the store while this one cut the corpus (or replaced it since):
+        # the store there is checked as any that exists, so no run reads a cut it did not ask for.
+    store = _reuse(keep, source, shown, digest, given)
+    return Corpus(path=str(source), chunks=store, options=_cut_of(store), store=Path(keep), stdin=stdin)
+
+
+def _check_keep(keep: str, keep_flag: str) -> None:
+    """Refuse a ``--store`` path that cannot be a store file, before anything is cut."""
+    if not keep or keep.endswith(("/", os.sep)):
+        what = "is empty" if not keep else "ends in a slash, so it names a folder"
+        raise ConfigError(f"{keep_flag} {keep!r} {what}; pass {keep_flag} the path of a store file.")
+    if os.path.isdir(keep):
+        raise ConfigError(f"{keep_flag} {keep!r} is a directory; pass {keep_flag} the path of a store file.")
+    if os.path.lexists(keep) and not is_store(keep):
+        # The corpus given as its own store, or two paths the wrong way round: never overwritten.
+        raise ConfigError(
+            f"{keep_flag} {keep!r} exists and is not a corpus store; nothing was written. Pass "
+            f"{keep_flag} a new path, or delete the file first if it is yours to replace."
+        )
+    folder = Path(keep).parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{keep_flag} {keep!r} cannot be written: the folder {str(folder)!r} does not exist; make "
+            f"it first, or pass {keep_flag} a path in a folder that exists."
+        )
+
+
+def _publish(
+    source: Path, keep: str, keep_flag: str, options: ChunkOptions, about: dict[str, Any], *,
+    copy_of: tuple[str, str] | None, replace: bool,
+) -> StoredChunks | None:
+    """Cut source into the store keep, under another name first, and give it its name only once
+    it is whole and the corpus did not change meanwhile; return it, opened. Unless ``replace``, a
+    store another command made in the meantime is left as it is: then ``None``.
+
+    Raises:
+        ConfigError: as ``_cut``; keep cannot be written, naming ``keep_flag`` and the fix.
+    """
+    target = Path(keep)
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+
+    def cannot(exc: OSError) -> ConfigError:
+        return ConfigError(
+            f"{keep_flag} {keep!r} cannot be written: {os_error_reason(exc)}; nothing was kept. Pass "
+            f"{keep_flag} a path on a disk you can write to with room for the store (about the "
+            f"corpus's size)."
+        )
+
+    try:
+        _remove_leftovers(target)
+        _discard(part)  # left by a killed command of the same id: never reused
+        made = _cut(source, part, options, about, copy_of=copy_of, cannot=cannot)
+        if replace:
+            os.replace(part, target)
+            return made
+        try:
+            os.link(part, target)  # unlike a rename, never replaces what another command made
+        except FileExistsError:
+            return None
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            if os.path.lexists(target):
+                return None
+            os.replace(part, target)
+        return made
+    except OSError as exc:
+        raise cannot(exc) from None
+    finally:
+        _discard(part)
+
+
+def _same_file(one: StoredChunks, other: StoredChunks) -> bool:
+    """Whether two opened stores are the one file (not one replaced by another since)."""
+    a, b = os.fstat(one.file_descriptor()), os.fstat(other.file_descriptor())
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+#: The errors of a file system that makes no hard links.
+_NO_LINKS = frozenset(
+    code for code in (getattr(errno, n, None) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK"))
+    if code is not None
+)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the partial stores that killed commands (``kill -9``, the OOM killer) left beside
+    target: each is as large as its corpus, and no command reads it. Those of commands still
+    running, and of other stores, are left alone."""
+    ours = re.compile(
+        rf"{re.escape(PARTIAL_PREFIX)}(\d+)-[0-9a-f]+|\.{re.escape(target.name)}\.(\d+)\.part"
+    )
+    try:
+        names = [p.name for p in target.parent.iterdir()]
+    except OSError:
+        return  # writing there says what is wrong
+    for name in names:
+        found = ours.fullmatch(name)
+        if found is not None and not _alive(int(found[1] or found[2])):
+            _discard(target.parent / name)
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only disk holds no part file; whatever failed to write says so
 
 
 def _cut(
-    source: Path, target: Path, options: ChunkOptions, about: dict[str, Any] | None, *, stdin: bool
+    source: Path, target: Path, options: ChunkOptions, about: dict[str, Any] | None, *,
+    copy_of: tuple[str, str] | None, cannot: Callable[[OSError], ConfigError],
 ) -> StoredChunks:
-    """Cut source into a store at target; a source that changes while it is cut is refused."""
+    """Cut source into a store at target; a source that changes while it is cut is refused.
+    ``copy_of`` names what source is a copy of (the words for ``corpus file 'PATH'`` and for
+    ``'PATH'``); ``cannot`` words a failure to write the store for the command line."""
     try:
         store = build_store(source, target, **options, about=about)
     except ConfigError as exc:
-        if not stdin:
+        if isinstance(exc, StoreWriteError) and isinstance(exc.__cause__, OSError):
+            raise cannot(exc.__cause__) from None
+        if copy_of is None:
             raise
-        message = str(exc).replace(f"corpus file {str(source)!r}", "the corpus on standard input")
-        raise ConfigError(message.replace(repr(str(source)), "standard input")) from None
+        message = str(exc).replace(f"corpus file {str(source)!r}", copy_of[0])
+        raise ConfigError(message.replace(repr(str(source)), copy_of[1])) from None
     if about is not None and _stat(source) != (about["corpus"]["bytes"], about["corpus"]["mtime_ns"]):
         target.unlink(missing_ok=True)
         raise ConfigError(
@@ -344,22 +504,47 @@ def _copy_stdin(flag: str, folder: Path) -> tuple[Path, str]:
             f"{flag} - reads the corpus from standard input, but standard input is a terminal; "
             f"pipe the text in (cat app.log | ptcrun ...) or pass a file."
         )
+    return _copied(sys.stdin.buffer, "standard input", folder)
+
+
+def _is_pipe(path: str) -> bool:
+    """Whether path is a pipe or another file that is read once (not a regular file)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # missing or unreadable: cutting it says which
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def _copy_stream(path: str, folder: Path) -> tuple[Path, str]:
+    """The pipe at path, copied to a file in folder; the copy and its SHA-256."""
+    try:
+        with open(path, "rb") as stream:
+            return _copied(stream, repr(path), folder)
+    except OSError as exc:
+        raise ConfigError(
+            f"corpus file {path!r} cannot be read: {os_error_reason(exc)}; check the command that "
+            f"writes it, or pass a file."
+        ) from None
+
+
+def _copied(stream: BinaryIO, what: str, folder: Path) -> tuple[Path, str]:
     copy = folder / STDIN_COPY
     digest = hashlib.sha256()
     try:
         with open(copy, "wb") as out:
-            while block := sys.stdin.buffer.read(1 << 20):
+            while block := stream.read(1 << 20):
                 digest.update(block)
                 out.write(block)
     except OSError as exc:
         raise ConfigError(
-            f"standard input cannot be kept in {folder.parent}: {os_error_reason(exc)}; use a folder "
+            f"{what} cannot be kept in {folder.parent}: {os_error_reason(exc)}; use a folder "
             f"with room for the corpus."
         ) from None
     return copy, digest.hexdigest()
 
 
-def _opened(path: str, flag: str) -> StoredChunks:
+def one_corpus_store(path: str, flag: str) -> StoredChunks:
     """The store at path, of one corpus (a store of named datasets is for Python)."""
     store = open_store(path)
     if not isinstance(store, StoredChunks):
@@ -410,7 +595,7 @@ def _check_cut(store: StoredChunks, given: Mapping[str, int], flag: str) -> None
 def _on_store(path: str, given: Mapping[str, int]) -> Corpus:
     """A store file named as the corpus: its chunks as they were cut, the file it came from."""
     flag = "corpus store"
-    store = _opened(path, flag)
+    store = one_corpus_store(path, flag)
     _check_cut(store, given, flag)
     source = _source_of(store)
     warnings = []
@@ -421,7 +606,8 @@ def _on_store(path: str, given: Mapping[str, int]) -> Corpus:
         warnings.append(
             f"corpus store {path!r} was cut from {recorded!r}, which has changed since (its size or "
             f"time differ); this command reads the chunks as they were cut then. Cut the file again "
-            f"(`ptcrun store build {recorded} {path}`) to read it as it is now."
+            f"(`ptcrun store build {shlex.quote(recorded)} {shlex.quote(path)}`) to read it as it is "
+            f"now."
         )
     return Corpus(path=origin, chunks=store, options=_cut_of(store), store=Path(path).resolve(),
                   warnings=tuple(warnings))
@@ -431,29 +617,44 @@ def _reuse(
     keep: str, source: Path, shown: str, digest: str | None, given: Mapping[str, int]
 ) -> StoredChunks:
     """``--store FILE`` that exists: its chunks, once it is proven cut from these bytes this way."""
-    store = _opened(keep, "--store")
+    alone = f"ptcrun run {shlex.quote(keep)} ..."
+    store = one_corpus_store(keep, "--store")
     recorded = _source_of(store)
     if recorded is None:
         raise ConfigError(
             f"--store {keep!r} does not record the corpus it was cut from (it was not written by "
             f"`ptcrun store build` or `ptcrun run --store`), so it cannot be checked against "
-            f"{shown}; run on the store itself (ptcrun run {keep} ...) or pass --store a new path."
+            f"{shown}; run on the store itself ({alone}) or pass --store a new path."
         )
     # Only flags are checked: the environment's and the config file's chunk options are
     # defaults for new cuts, and the store's own cut stands.
     _check_cut(store, given, "--store")
+    if source.is_dir():
+        raise ConfigError(
+            f"corpus path {str(source)!r} is a directory, not a file; pass the corpus file --store "
+            f"{keep!r} was cut from, or run on the store alone ({alone})."
+        )
     if not source.is_file():
         raise ConfigError(
             f"corpus file {str(source)!r} does not exist; check the path, or run on the store "
-            f"alone (ptcrun run {keep} ...)."
+            f"alone ({alone})."
         )
     size, _ = _stat(source)
-    if size != recorded["bytes"] or (digest or _file_sha256(source)) != recorded["sha256"]:
-        was = recorded.get("path") or "standard input"
+    if size == recorded["bytes"] and digest is None:
+        try:
+            with open(source, "rb") as file:
+                digest = hashlib.file_digest(file, "sha256").hexdigest()
+        except OSError as exc:
+            raise ConfigError(
+                f"corpus file {str(source)!r} cannot be read to check it against --store {keep!r}: "
+                f"{os_error_reason(exc)}; check the file, or run on the store alone ({alone})."
+            ) from None
+    if size != recorded["bytes"] or digest != recorded["sha256"]:
+        was = recorded.get("path") or "standard input or a pipe"
         raise ConfigError(
             f"the corpus on {shown} is not the one --store {keep!r} was cut from ({was!s}, "
             f"{recorded['bytes']:,} bytes): its bytes differ. Delete the store to cut the corpus "
-            f"again, pass --store a new path, or run on the store alone (ptcrun run {keep} ...) "
+            f"again, pass --store a new path, or run on the store alone ({alone}) "
             f"for the corpus as it was."
         )
     return store

@@ -170,7 +170,7 @@ def _data(args: argparse.Namespace, source: str, scratch: Scratch) -> StoredChun
     """The chunks of ``--data``; a program that reads ``data`` with no ``--data`` is refused
     rather than run on no chunks at all."""
     if args.data is not None:
-        corpus = open_corpus(args.data, chunk_options(args), flag="--data", scratch=scratch,
+        corpus = open_corpus(args.data, lambda: chunk_options(args), flag="--data", scratch=scratch,
                              given=given_cut(args))
         _warn(corpus)
         return corpus.chunks
@@ -350,8 +350,8 @@ def _replay_data(args: argparse.Namespace, transcript: Transcript, scratch: Scra
     record = read_record(folder)
     flags = _flags_only(args)
     if args.data is not None:
-        corpus = open_corpus(args.data, chunk_options(flags, record), flag="--data", scratch=scratch,
-                             given=given_cut(args))
+        corpus = open_corpus(args.data, lambda: chunk_options(flags, record), flag="--data",
+                             scratch=scratch, given=given_cut(args))
     elif record is not None:
         corpus = _recorded_corpus(record, folder, flags, scratch)
     else:
@@ -387,7 +387,7 @@ def _recorded_corpus(
     damaged: ConfigError | None = None
     if isinstance(kept, str) and is_store(kept):
         try:
-            corpus = open_corpus(kept, chunk_options(flags, record), flag="--data", scratch=scratch)
+            corpus = open_corpus(kept, lambda: chunk_options(flags, record), flag="--data", scratch=scratch)
         except ConfigError as exc:  # damaged since: the corpus file may still be there
             damaged = exc
         else:

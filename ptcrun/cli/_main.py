@@ -9,7 +9,9 @@ command exits with the error's ``exit_code``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -20,6 +22,7 @@ from ._exec import cmd_exec
 from ._parser import EXIT_CODES, in_cli_words, parse
 from ._run import cmd_run
 from ._runs import cmd_runs
+from ._stops import Stopped
 from ._stores import cmd_store
 from ._views import cmd_export, cmd_show, cmd_tree, cmd_view
 
@@ -50,10 +53,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             # bench's flags are its own (its --out is a results file, its --planner excludes
             # --reference): PTCRUN_* settings and the config file describe runs, not suites.
             apply_config(args, os.environ)
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so a reader gone (below) is told apart from any other end
+        return code
+    except BrokenPipeError:
+        # The reader went away (`ptcrun runs | head -3`): stop quietly, as any shell tool does.
+        # What is still buffered for it goes nowhere, rather than fail again at exit.
+        with contextlib.suppress(OSError, ValueError):
+            out = sys.stdout.fileno()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out)
+        return 128 + signal.SIGPIPE
     except PtcrunError as exc:
         print(f"ptcrun: {in_cli_words(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except Stopped as exc:
+        print(f"ptcrun: stopped by {exc} (signal {exc.signum}) while the corpus was cut; what was cut "
+              f"so far was removed", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("ptcrun: interrupted", file=sys.stderr)
         return EXIT_CODES["interrupted"]

@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(created if missing)")
     run.add_argument("--store", metavar="FILE", help="keep the cut corpus in this store file: made "
                      "from CORPUS when missing, reused without cutting when it was cut from the same "
-                     "bytes with the same chunk options (checked each run)")
+                     "bytes (checked each run) and with the chunk flags given, if any")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an earlier run of the same goal and "
                      "corpus (interrupted or not): its recorded replies are replayed at no cost until this "
                      "run diverges from it")

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,19 @@ import attrs
 from ..errors import ConfigError, TranscriptError, to_payload
 from ..runtime._runtime import Runtime
 from ..transcript._events import os_error_reason
-from ._corpus import STDIN, ChunkOptions, Corpus, Scratch, chunk_options, given_cut, open_corpus, write_record
+from ._corpus import (
+    CORPUS_FILE,
+    STDIN,
+    ChunkOptions,
+    Corpus,
+    Scratch,
+    chunk_options,
+    cut_words,
+    given_cut,
+    open_corpus,
+    read_record,
+    write_record,
+)
 from ._options import build_limits, build_provider, unused_prices
 from ._parser import EXIT_CODES, in_cli_words, status_exit_code
 
@@ -154,26 +167,83 @@ def _goal(args: argparse.Namespace) -> str:
     return goal
 
 
+def _cut_options(args: argparse.Namespace) -> ChunkOptions:
+    """How to cut a text corpus: the flags; then, for ``--resume``, the earlier run's own cut (its
+    ``corpus.json``), which the run continues; then the environment's and the config file's."""
+    record = _resumed_record(args)
+    if record is None:
+        return chunk_options(args)
+    flags = argparse.Namespace(**vars(args))
+    for name in ("chunk_tokens", "chunk_lines", "overlap"):
+        if name not in args.from_flags:
+            setattr(flags, name, None)
+    return chunk_options(flags, record)
+
+
+def _resumed_record(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``corpus.json`` of the run ``--resume`` continues, when there is one to read."""
+    if args.resume is None:
+        return None
+    folder = Path(args.resume)
+    try:
+        return read_record(folder if folder.is_dir() else folder.parent)
+    except ConfigError:
+        return None  # the resume itself says what is wrong with the run
+
+
+def _check_resumed(args: argparse.Namespace, corpus: Corpus) -> None:
+    """Refuse chunks other than those of the run ``--resume`` continues, naming both cuts (the
+    resume would refuse them too, without saying which cut each is)."""
+    record = _resumed_record(args)
+    if record is None or not isinstance(record.get("sha256"), str):
+        return
+    if record["sha256"] == corpus.chunks.sha256:
+        return
+
+    def cut(options: Mapping[str, Any], chunks: object) -> str:
+        known = options.get("chunk_tokens") is not None or options.get("chunk_lines") is not None
+        count = f"{chunks:,}" if isinstance(chunks, int) else "its"
+        return f"{count} chunks cut with {cut_words(options) if known else 'an unrecorded cut'}"
+
+    now, then = cut(corpus.options, len(corpus.chunks)), cut(record, record.get("chunks"))
+    same = " of other text" if now == then else ""
+    if corpus.store is not None and args.store is not None:
+        named, fix = f"--store {args.store!r}", (
+            "pass --store the store the run read, or a new path (--store NEW_PATH), which is cut "
+            "as the run was"
+        )
+    elif corpus.store is not None:
+        named, fix = f"CORPUS {args.corpus!r}", "pass the store or the text the run read"
+    else:
+        named = "standard input" if args.corpus == STDIN else f"CORPUS {args.corpus!r}"
+        fix = (f"pass the text the run read ({record['path']})" if same or not given_cut(args) else
+               "drop the chunk flags: without them the corpus is cut as the run was")
+    raise ConfigError(
+        f"{named} gives {now}{same}, but the run --resume {args.resume!r} continues read {then} "
+        f"(its {CORPUS_FILE} says so); {fix}."
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the planner on ``args.corpus``; print the outcome; return the exit code."""
-    options = chunk_options(args)
     if not args.dry_run:
         _check_out(args.out)
     # A corpus that is not a store already is cut into one beside the run folders, not into a
     # list in memory nor the system's temporary folder (often held in memory), so a corpus
     # larger than memory runs; a dry run too, as it needs the chunks' token counts.
     with Scratch(Path(args.out), where=f"--out {args.out!r}") as scratch:
-        return _run(args, options, scratch)
+        return _run(args, scratch)
 
 
-def _run(args: argparse.Namespace, options: ChunkOptions, scratch: Scratch) -> int:
+def _run(args: argparse.Namespace, scratch: Scratch) -> int:
     from .._tools import load_tools_file
     from ..transcript._views import render_summary
 
     goal = _goal(args)
     schema = _schema(args.schema)
-    corpus = open_corpus(args.corpus, options, flag="CORPUS", scratch=scratch, given=given_cut(args),
-                         keep=args.store)
+    corpus = open_corpus(args.corpus, lambda: _cut_options(args), flag="CORPUS", scratch=scratch,
+                         given=given_cut(args), keep=args.store)
+    _check_resumed(args, corpus)
     planner = build_provider(args.planner, args)
     worker = build_provider(args.worker, args) if args.worker else None
     sub_planner = build_provider(args.sub_planner, args) if args.sub_planner else None

@@ -12,13 +12,14 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 from ..corpus._store import StoredChunks, is_store
 from ..errors import ConfigError
-from ._corpus import STDIN, Scratch, chunk_options, cut_words, open_corpus
+from ._corpus import STDIN, Scratch, chunk_options, cut_words, one_corpus_store, open_corpus
 from ._parser import EXIT_CODES
 
 __all__ = ["cmd_store"]
@@ -38,35 +39,22 @@ def _build(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"CORPUS {args.corpus!r} is already a corpus store; pass the text file it was cut from."
         )
-    if target.is_dir():
-        raise ConfigError(f"STORE {args.path!r} is a directory; pass the path of the store file to write.")
-    if os.path.lexists(target) and not is_store(target):
-        # The two paths given the wrong way round would otherwise overwrite the corpus itself.
-        raise ConfigError(
-            f"STORE {args.path!r} exists and is not a corpus store; nothing was written. Pass a new "
-            f"path, or delete the file first if it is yours to replace."
-        )
-    # A store being replaced is written under another name first: the old one stays whole and
-    # readable by running commands until the new one is complete.
-    part = target.with_name(f".{target.name}.{os.getpid()}.part")
-    part.unlink(missing_ok=True)  # left by a killed command of the same id: never reused
     started = time.monotonic()
-    try:
-        with Scratch(target.parent.resolve(), where=f"STORE {args.path!r}") as scratch:
-            corpus = open_corpus(args.corpus, options, flag="CORPUS", scratch=scratch, keep=str(part))
-            os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
+    # The new store is written under another name first: a store it replaces stays whole and
+    # readable by running commands until the new one is complete.
+    with Scratch(target.parent.resolve(), where=f"STORE {args.path!r}") as scratch:
+        corpus = open_corpus(args.corpus, options, flag="CORPUS", scratch=scratch, keep=args.path,
+                             keep_flag="STORE", replace=True)
     seconds = time.monotonic() - started
     facts = _facts(StoredChunks(target))
     facts["seconds"] = round(seconds, 3)
     if args.json:
         print(json.dumps(facts, ensure_ascii=False))
     else:
-        source = "standard input" if corpus.stdin is not None else args.corpus
+        source = "standard input" if args.corpus == STDIN else args.corpus
         print(f"store {target}: {facts['chunks']:,} chunks cut from {source} with "
               f"{cut_words(corpus.options)} in {seconds:.1f} s")
-        print(f"run on it with: ptcrun run {target} --goal ...")
+        print(f"run on it with: ptcrun run {shlex.quote(str(target))} --goal ...")
     return 0
 
 
@@ -95,10 +83,12 @@ def _facts(store: StoredChunks) -> dict[str, Any]:
 
 
 def _info(args: argparse.Namespace) -> int:
-    store = StoredChunks(args.path) if is_store(args.path) else None
+    store = one_corpus_store(args.path, "STORE") if is_store(args.path) else None
     if store is None:
         if not os.path.exists(args.path):
             raise ConfigError(f"STORE {args.path!r} does not exist; check the path.")
+        if os.path.isdir(args.path):
+            raise ConfigError(f"STORE {args.path!r} is a directory; pass the path of a store file.")
         raise ConfigError(
             f"STORE {args.path!r} is not a corpus store (it does not start with the store's marker); "
             f"build one with `ptcrun store build CORPUS STORE`."
@@ -119,7 +109,7 @@ def _info(args: argparse.Namespace) -> int:
     if source is None:
         lines.append("corpus     not recorded (written from Python)")
     else:
-        where = source.get("path") or "standard input"
+        where = source.get("path") or "standard input or a pipe"
         lines.append(f"corpus     {where}: {source['bytes']:,} bytes, sha256 {source['sha256']}")
         if facts["corpus_changed"]:
             lines.append("           changed since the store was cut (its size or time differ)")

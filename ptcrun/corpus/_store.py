@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -312,8 +313,12 @@ class StoredChunks(Sequence[str]):
 
 def is_store(path: str | os.PathLike[str]) -> bool:
     """Whether the file at path starts as a corpus store does (a damaged one included), so a
-    command can take a store wherever it takes a corpus file; ``False`` when it cannot be read."""
+    command can take a store wherever it takes a corpus file; ``False`` when it cannot be read,
+    and for what is not a regular file: a pipe (``<(zcat app.log.gz)``) is never opened, as
+    reading its first bytes here would take them from the command that reads it next."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as file:
             return file.read(12) == _MAGIC[:12]
     except OSError:

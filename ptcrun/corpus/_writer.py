@@ -7,9 +7,12 @@ histogram) are summed on the way, so writing holds one chunk at a time, whatever
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections import Counter
@@ -32,7 +35,15 @@ from ._store import (
 )
 from ._stream import stream_chunks
 
-__all__ = ["build_store", "write_store"]
+__all__ = ["PARTIAL_PREFIX", "StoreWriteError", "build_store", "write_store"]
+
+#: The start of the name of a store being written, beside it: then the writer's process id.
+PARTIAL_PREFIX = ".ptcrun-store-"
+
+
+class StoreWriteError(ConfigError):
+    """The store file could not be written (no such folder, a full or read-only disk, no
+    permission); the ``OSError`` is its ``__cause__``, for a caller to word for its reader."""
 
 
 def write_store(
@@ -65,10 +76,14 @@ def write_store(
     else:
         parts = [(None, data)]
     folder = os.path.dirname(os.path.abspath(shown))
+    # Not mkstemp: its files are readable by their owner only, and a store is as shareable as
+    # any file its user writes, as the umask says.
+    # The writer's process id in the name tells the file of a killed writer from a live one's.
+    partial = os.path.join(folder, f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(8)}")
     try:
-        handle, partial = tempfile.mkstemp(prefix=".ptcrun-store-", dir=folder)
+        handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
-        raise ConfigError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from None
+        raise StoreWriteError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from exc
     try:
         with os.fdopen(handle, "wb") as out, tempfile.TemporaryFile(dir=folder) as index:
             out.write(_MAGIC)
@@ -89,11 +104,16 @@ def write_store(
             footer_at = out.tell()
             out.write(footer)
             out.write(_TRAILER.pack(footer_at, len(footer), _END))
+            # On disk before it has its name: after a crash a store is whole or not there,
+            # never a file with the right ends and lost text between them.
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(partial, shown)
     except BaseException as exc:
-        os.unlink(partial)
+        with contextlib.suppress(OSError):  # a disk gone read-only: the first error is the one to tell
+            os.unlink(partial)
         if isinstance(exc, OSError):
-            raise ConfigError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from None
+            raise StoreWriteError(f"cannot write corpus store {shown!r}: {exc.strerror or exc}.") from exc
         raise
     return open_store(shown)
 
@@ -177,9 +197,11 @@ def build_store(
             f"corpus path {shown!r} is a directory, not a file; join the files in it into one "
             f"text file and pass that."
         )
-    store = write_store(path, stream_chunks(corpus, unit, size, overlap), about=about)  # type: ignore[arg-type]
-    assert isinstance(store, StoredChunks)
-    if not len(store):
-        os.unlink(path)
+    chunks = stream_chunks(corpus, unit, size, overlap)  # type: ignore[arg-type]
+    # The first chunk before any file is written: an empty corpus leaves a store at path as it was.
+    first = next(chunks, None)
+    if first is None:
         raise empty_corpus(shown)
+    store = write_store(path, itertools.chain([first], chunks), about=about)
+    assert isinstance(store, StoredChunks)
     return store

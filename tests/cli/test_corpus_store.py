@@ -66,7 +66,9 @@ def cuts(monkeypatch):
     real = cli_corpus.build_store
 
     def spy(corpus, path, **options):
-        made.append(Path(path))
+        # A kept store is cut under another name first (.NAME.PID.part): record the store's.
+        part = re.fullmatch(rf"\.(.+)\.{os.getpid()}\.part", Path(path).name)
+        made.append(Path(path).with_name(part[1]) if part else Path(path))
         return real(corpus, path, **options)
 
     monkeypatch.setattr(cli_corpus, "build_store", spy)
