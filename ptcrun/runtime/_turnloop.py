@@ -106,6 +106,7 @@ class Run:
         disk: DiskCache | None = None,
         recorded: Recorded | None = None,
         throttles: Throttles | None = None,
+        worker_cache: ReplyCache | None = None,
     ) -> None:
         self.rt = runtime
         # What set the run clock: Limits.run_timeout, or for a sub-run what sub_clock chose.
@@ -144,9 +145,10 @@ class Run:
         # Counts the calls that fail, for the planner's feedback and the Result.
         self.failures = FailureTally()
         self.spans = SandboxSpans(self.failures.watch(self.emit))
-        # Identical worker requests are answered once; a resume replays what was recorded.
+        # Identical worker requests are answered once, in the whole tree of sub-runs (which get
+        # their caller's cache, and so the cache file); a resume replays what was recorded.
         self.recorded = recorded
-        self.worker_cache = ReplyCache(
+        self.worker_cache = worker_cache if worker_cache is not None else ReplyCache(
             replayed=None if recorded is None else recorded.worker, disk=disk, warn=events.warnings.append
         )
         self.planner_cache = None if recorded is None else ReplyCache(
@@ -200,6 +202,7 @@ class Run:
             nesting=self.nesting.below(),
             clock_source=request.clock_source,
             throttles=self.throttles,
+            worker_cache=self.worker_cache,
         )
         try:
             return await sub.go()

@@ -417,3 +417,38 @@ done("after")
     assert argument == ("tool 'agent' failed: the sub-run ended with status 'timeout': run clock expired after "
                         "0.2 s (tool.agent's timeout= argument). Raise that timeout= argument.")
     assert result.sub_runs == {"timeout": 2}
+
+
+def test_a_sub_run_s_worker_requests_share_the_run_s_cache_and_its_file(tmp_path):
+    # The same question about the same chunk is asked once in the whole tree: here by the top
+    # program and again by a sub-run; and a second run with the cache file asks it no more.
+    top = block("""
+first = tool.worker(data[0], "Say the first word.")
+inner = tool.agent("Ask again.", data=[0], max_tokens=8_000, max_turns=1)
+done([first, inner])
+""")
+    sub = block('done(tool.worker(data[0], "Say the first word."))')
+    asked = []
+
+    def worker(request: Request) -> str:
+        asked.append(request)
+        return "alpha"
+
+    def one_run(folder):
+        rt = Runtime(
+            planner=ScriptedProvider([top]), sub_planner=ScriptedProvider([sub]),
+            worker=ScriptedProvider(worker), limits=Limits(**LIMITS), transcript_dir=folder,
+            cache=tmp_path / "cache.db",
+        )
+        return rt.run("Say the first word twice.", CHUNKS)
+
+    result = one_run(tmp_path / "a")
+    assert result.status == "done", result.error
+    assert result.answer == ["alpha", "alpha"]
+    assert len(asked) == 1
+    cached = [e for e in events(result) if e["type"] == "llm.end" and e["role"] == "worker"]
+    assert [e.get("cached") for e in cached] == [None, "run"]
+    assert "/" in cached[1]["span"]  # the cached one is the sub-run's
+
+    again = one_run(tmp_path / "b")
+    assert again.answer == ["alpha", "alpha"] and len(asked) == 1
