@@ -40,6 +40,7 @@ class SandboxSpans:
         self._pmap_parents: dict[str, str] = {}
         #: Where the replies of each running worker call came from (``llm.end``'s ``cached``).
         self._sources: dict[str, list[str | None]] = {}
+        self._started = False  # whether the run's first sandbox child has started
 
     def note(self, event: Event) -> None:
         """Note a worker's ``llm.end``, so its call's ``call.end`` can say whether any request was sent."""
@@ -73,8 +74,14 @@ class SandboxSpans:
         turn = f"t{self.turn}"
         if kind == "sandbox.start":
             layers = event.get("layers")
-            return SandboxStart(span=f"{turn}.sandbox", parent=turn if self.turn else "run", pid=event["pid"],
-                                layers=layers if isinstance(layers, dict) else None, seed=event.get("seed"))
+            # The first child starts while the planner writes its first reply: it is the run's,
+            # whichever turn has begun by then; a later start is a restart in the running turn.
+            if not self._started:
+                self._started = True
+                turn = "t0"
+            return SandboxStart(span=f"{turn}.sandbox", parent=turn if turn != "t0" else "run",
+                                pid=event["pid"], layers=layers if isinstance(layers, dict) else None,
+                                seed=event.get("seed"))
         if kind == "output":
             return ProgramOutput(span=self._program(), parent=turn, text=event["text"],
                                  pmap=event.get("pmap"), item=event.get("item"))

@@ -13,7 +13,7 @@ import contextlib
 import math
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -53,7 +53,7 @@ from ._spans import SandboxSpans
 from ._stops import holds, stop_error, unexpected_error
 from ._turns import budget_line, calls_report, extract_code, feedback, first_message, system_prompt
 from ._worker import make_worker_tool
-from .providers._base import Message, Request
+from .providers._base import Message, Reply, Request
 from .providers._ratelimit import Change, Throttles
 
 if TYPE_CHECKING:
@@ -254,7 +254,9 @@ class Run:
         try:
             with self.stop_scope:
                 with trio.move_on_after(self.limits.run_timeout) as run_scope:
-                    async with Sandbox(
+                    # Started while the planner writes its first reply (see _first_reply),
+                    # closed however the run ends.
+                    sandbox = Sandbox(
                         data=self.data,
                         tools=self.tools,
                         limits=self.limits,
@@ -263,8 +265,11 @@ class Run:
                         limiter=self.limiter,
                         on_event=self.spans.on_sandbox_event,
                         batches=self.batches,
-                    ) as sandbox:
+                    )
+                    try:
                         result = await self._loop(sandbox)
+                    finally:
+                        await sandbox.aclose()
                 if run_scope.cancelled_caught:
                     expired = clock_expired(self.limits.run_timeout, self.clock_source)
                     result = self._end("timeout", error=expired)
@@ -299,6 +304,36 @@ class Run:
     def _stopped(self, signum: signal.Signals) -> Result:
         return self._end("cancelled", error=stop_error(signum), signal=signum)
 
+    async def _first_reply(self, ask: Callable[[], Awaitable[Reply]], sandbox: Sandbox) -> Reply:
+        """The planner's first reply, while the sandbox child starts: a child takes a quarter of
+        a second to start, and a model seconds to reply, so neither waits for the other.
+
+        The errors of either are raised here as they would be alone (not in a group): the
+        sandbox's first, since without it no program can run.
+        """
+        outcome: dict[str, Any] = {}
+
+        async def start() -> None:
+            try:
+                await sandbox.__aenter__()
+            except Exception as exc:  # a SandboxError; raised below, after the reply
+                outcome["start"] = exc
+
+        async def reply() -> None:
+            try:
+                outcome["reply"] = await ask()
+            except Exception as exc:
+                outcome["error"] = exc
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(start)
+            await reply()
+        for failed in ("start", "error"):
+            if failed in outcome:
+                raise outcome[failed]
+        result: Reply = outcome["reply"]
+        return result
+
     async def _loop(self, sandbox: Sandbox) -> Result:
         corpus_tokens, pass_tokens = pass_tokens_about(self.data, self.goal, self.limits.worker_max_tokens)
         # At the deepest level tool.agent only refuses (with a message that says why): it is
@@ -325,22 +360,25 @@ class Run:
                 purpose="planner",
                 cache_system=True,
             )
+            async def ask(request: Request = request, turn_span: str = turn_span) -> Reply:
+                # A sub-run's planner reply is a leaf call like a worker's: it takes a slot.
+                async with self._planner_slot():
+                    return await budgeted_complete(
+                        self.planner,
+                        request,
+                        ledger=self.ledger,
+                        role="planner",
+                        what=f"planner turn {self.turn}",
+                        emit=self.emit,
+                        span=f"{turn_span}.planner",
+                        parent=turn_span,
+                        cache=self.planner_cache,
+                        throttle=self.throttles.of(self.planner),
+                    )
+
             try:
                 with trio.fail_after(self.limits.turn_timeout):
-                    # A sub-run's planner reply is a leaf call like a worker's: it takes a slot.
-                    async with self._planner_slot():
-                        reply = await budgeted_complete(
-                            self.planner,
-                            request,
-                            ledger=self.ledger,
-                            role="planner",
-                            what=f"planner turn {self.turn}",
-                            emit=self.emit,
-                            span=f"{turn_span}.planner",
-                            parent=turn_span,
-                            cache=self.planner_cache,
-                            throttle=self.throttles.of(self.planner),
-                        )
+                    reply = await (ask() if self.turn > 1 else self._first_reply(ask, sandbox))
             except errors.BudgetExceeded as exc:
                 self._turn_end(turn_span, "budget_exceeded")
                 if self.limits.on_budget_exceeded == "return_partial" and self.has_candidate:

@@ -274,7 +274,7 @@ class LineProgress:
                 # A cut, or back at the ceiling: the steps of a recovery are left to the transcript.
                 self._say(f"{turn}: worker requests in flight {event.get('previous')} -> {allowed} of "
                           f"{ceiling} ({event.get('reason')})")
-        elif kind == "sandbox.start" and s.turn:
+        elif kind == "sandbox.start" and not str(event.get("span", "")).rpartition("/")[2].startswith("t0."):
             self._say(f"{turn}: sandbox restarted")
         elif kind == "run.end":
             turns = f"{s.turn} turn{'s' * (s.turn != 1)}"

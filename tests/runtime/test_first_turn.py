@@ -1,0 +1,69 @@
+"""The sandbox child starts while the planner writes its first reply."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import trio
+
+from ptcrun import Limits, Runtime, ScriptedProvider
+
+DONE = "```python\ndone(len(data))\n```"
+
+
+def events(result) -> list[dict]:
+    return [json.loads(line) for line in result.transcript.read_text().splitlines()]
+
+
+def children() -> set[str]:
+    found: set[str] = set()
+    for task in Path("/proc/self/task").iterdir():
+        found.update((task / "children").read_text().split())
+    return found
+
+
+def test_the_child_starts_while_the_planner_replies(tmp_path):
+    rt = Runtime(planner=ScriptedProvider([DONE], latency=1.0), transcript_dir=tmp_path)
+    result = rt.run("Count.", ["a", "b"])
+    assert result.status == "done" and result.answer == 2
+    seen = events(result)
+    (start,) = [e for e in seen if e["type"] == "sandbox.start"]
+    (asked,) = [e for e in seen if e["type"] == "llm.start"]
+    (replied,) = [e for e in seen if e["type"] == "llm.end"]
+    # Started during the planner's second of thinking, and placed as the run's own child, not
+    # as a restart in turn 1.
+    assert asked["ts"] < start["ts"] < replied["ts"]
+    assert (start["span"], start["parent"]) == ("t0.sandbox", "run")
+
+
+def test_a_restart_is_still_placed_in_its_turn(tmp_path):
+    crash = "```python\nx = 'x' * (1 << 40)\n```"
+    rt = Runtime(planner=ScriptedProvider([crash, DONE]), transcript_dir=tmp_path,
+                 limits=Limits(sandbox_memory_bytes=256 << 20))
+    result = rt.run("Count.", ["a"])
+    starts = [(e["span"], e["parent"]) for e in events(result) if e["type"] == "sandbox.start"]
+    assert starts[0] == ("t0.sandbox", "run")
+    assert starts[1:] == [("t2.sandbox", "t2")]  # the next program needed a new child
+
+
+def test_a_planner_that_fails_at_once_leaves_no_child(tmp_path):
+    def fail(request):
+        raise RuntimeError("down")
+
+    before = children()
+    rt = Runtime(planner=ScriptedProvider(fail), transcript_dir=tmp_path)
+    result = rt.run("Count.", ["a"])
+    assert result.status == "error" and "down" in str(result.error.__cause__ or result.error)
+    assert children() - before == set()
+
+
+def test_a_run_cancelled_during_the_first_reply_leaves_no_child(tmp_path):
+    before = children()
+    rt = Runtime(planner=ScriptedProvider([DONE], latency=30), transcript_dir=tmp_path)
+
+    async def main():
+        with trio.move_on_after(0.5):
+            await rt.arun("Count.", ["a"])
+
+    trio.run(main)
+    assert children() - before == set()
