@@ -137,6 +137,16 @@ def through_ptcrun(url: str, n: int, concurrency: int, out: Path, *, own_loop: b
     return wall, result.transcript
 
 
+def pmap_seconds(transcript: Path) -> float:
+    """The fan-out's own wall time: from the run's ``pmap.start`` to its ``pmap.end``."""
+    times = {}
+    for line in transcript.read_text().splitlines():
+        event = json.loads(line)
+        if event["type"] in ("pmap.start", "pmap.end"):
+            times[event["type"]] = event["ts"]
+    return float(times["pmap.end"] - times["pmap.start"])
+
+
 def child_cpu_seconds(transcript: Path) -> float:
     """The sandbox child's CPU seconds, from the run's ``program.end`` events (read after the
     host's CPU was taken, so that reading the file is not counted as the run's work)."""
@@ -165,12 +175,13 @@ def measure(calls: int, latency: float, concurrency: int, pairs: int) -> str:
                 ptcrun_wall, transcript = through_ptcrun(api.url, calls, concurrency, Path(scratch))
                 ptcrun_cpu = cpu() - c0
                 child_cpu = child_cpu_seconds(transcript)
+                fan_out = pmap_seconds(transcript)
                 ptcrun_connections = api.stats()["connections"] - before - 1
                 c0 = cpu()
                 through_ptcrun(api.url, calls, concurrency, Path(scratch), own_loop=True)
                 own_loop_cpu = cpu() - c0
                 rows.append({
-                    "plain_wall": plain_wall, "ptcrun_wall": ptcrun_wall,
+                    "plain_wall": plain_wall, "ptcrun_wall": ptcrun_wall, "pmap_wall": fan_out,
                     "plain_cpu_ms": plain_cpu / calls * 1e3, "ptcrun_cpu_ms": ptcrun_cpu / calls * 1e3,
                     "own_loop_cpu_ms": own_loop_cpu / calls * 1e3,
                     "child_cpu_ms": child_cpu / calls * 1e3,
@@ -191,6 +202,7 @@ def measure(calls: int, latency: float, concurrency: int, pairs: int) -> str:
         f"| {calls:,} | {latency * 1000:g} ms | {concurrency} | {ideal:.2f} | "
         f"{med(r['plain_wall'] for r in rows):.2f} | {med(r['ptcrun_wall'] for r in rows):.2f} | "
         f"{med(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
+        f"{med(r['pmap_wall'] for r in rows):.2f} | {med(r['pmap_wall'] / r['plain_wall'] for r in rows):.2f} | "
         f"{med(r['plain_cpu_ms'] for r in rows):.2f} | {med(r['ptcrun_cpu_ms'] for r in rows):.2f} | "
         f"{med(r['ptcrun_cpu_ms'] - r['plain_cpu_ms'] for r in rows):+.2f} | "
         f"{med(r['own_loop_cpu_ms'] - r['plain_cpu_ms'] for r in rows):+.2f} | "
@@ -219,9 +231,11 @@ def main(args: argparse.Namespace) -> None:
 
 HEADER = (
     "| calls | latency | concurrency | ideal (s) | plain (s) | ptcrun (s) | ptcrun / plain | "
+    "ptcrun's pmap (s) | pmap / plain | "
     "plain host CPU per call (ms) | ptcrun host CPU per call (ms) | added (ms) | added, own loop (ms) | "
     "sandbox child CPU per call (ms) | plain connections | ptcrun connections |\n"
-    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+    "| ---: |\n"
 )
 
 
