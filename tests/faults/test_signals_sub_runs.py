@@ -65,7 +65,9 @@ def _wait_for_depth_two(out: Path, process: subprocess.Popen[str]) -> list[dict]
         if found:
             events = [json.loads(line) for line in found[0].read_text().splitlines() if line.endswith("}")]
             deep = [e for e in events if e["type"] == "llm.start" and e["span"].count("/") == 2]
-            if len(deep) == 2:
+            # Each sub-run's child starts while its planner is asked: wait for all five.
+            started = [e for e in events if e["type"] == "sandbox.start"]
+            if len(deep) == 2 and len(started) == 5:
                 return events
         time.sleep(0.05)
     raise AssertionError("the nested sub-runs did not start in time")
@@ -87,6 +89,9 @@ def test_a_signal_during_nested_sub_runs_ends_every_child_and_every_run(tmp_path
         stdout, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
+        process.wait()  # reaped and its pipes closed, even when an assertion above failed
+        for pipe in (process.stdout, process.stderr):
+            pipe.close()
     assert process.returncode == 0, stderr
     assert stdout.split()[0] == "cancelled", stdout
     assert stdout.split()[2] == "0", stdout  # no child was running when run() returned
