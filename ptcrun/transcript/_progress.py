@@ -272,8 +272,9 @@ class LineProgress:
             if allowed is not None and ceiling is not None and (allowed < (event.get("previous") or 0)
                                                                  or allowed == ceiling):
                 # A cut, or back at the ceiling: the steps of a recovery are left to the transcript.
-                self._say(f"{turn}: worker requests in flight {event.get('previous')} -> {allowed} of "
-                          f"{ceiling} ({event.get('reason')})")
+                # The throttle is an account's (planner, workers and sub-runs alike): name it.
+                self._say(f"{turn}: requests in flight to {event.get('provider')} {event.get('previous')} "
+                          f"-> {allowed} of {ceiling} ({event.get('reason')})")
         elif kind == "sandbox.start" and s.turn:
             self._say(f"{turn}: sandbox restarted")
         elif kind == "run.end":
