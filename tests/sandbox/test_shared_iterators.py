@@ -10,6 +10,8 @@ others were checked to keep their input, and are run here the same way.
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import textwrap
 import threading
 import types
@@ -193,3 +195,52 @@ def test_walks_from_the_served_classes_reach_neither_the_lock_nor_the_real_class
                 with pytest.raises((AttributeError, TypeError)):
                     guarded_getattr(value, inner)
     assert reached  # from_iterable and __class__ at least
+
+
+# -- the same race in plain threads, against the real classes and the served ones --------------
+
+RACE = """
+import itertools, sys, threading
+from ptcrun.sandbox.child._mod_itertools import MEMBERS
+kinds = itertools if sys.argv[1] == "real" else type("served", (), MEMBERS)
+def rows():
+    for i in range(4000):
+        x = 0
+        for j in range(50):
+            x += j
+        yield [i]
+sys.setswitchinterval(1e-6)
+for _ in range(10):
+    it = {make}
+    def drain():
+        while True:
+            try:
+                next(it)
+            except StopIteration:
+                return
+            except ValueError:
+                pass
+    threads = [threading.Thread(target=drain) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+"""
+RACES = {
+    "chain_from_iterable": "kinds.chain.from_iterable(rows())",
+    "islice": "kinds.islice(rows(), None)",
+    "pairwise": "kinds.pairwise(rows())",
+}
+
+
+@pytest.mark.parametrize("make", RACES.values(), ids=RACES.keys())
+def test_the_real_classes_free_the_generator_and_the_served_ones_do_not(make: str) -> None:
+    # In a process of its own: the real classes corrupt the memory of the process they run in.
+    def race(kind: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", RACE.format(make=make), kind],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    real = race("real")
+    assert real.returncode != 0 or "Exception ignored in: <generator" in real.stderr
+    served = race("served")
+    assert (served.returncode, served.stderr) == (0, "")
