@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ._runs import ended_its_program, run_status
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
 from ._wording import (
+    account,
     batch_counts,
     batch_note,
     failed_notes,
@@ -381,7 +382,7 @@ def _steering_rows(t: Transcript, origin: float, span: float) -> list[str]:
             start = float(change["ts"])
             end = float(after["ts"]) if after is not None else t.ended
             title = (f"{change['allowed']} of {change['ceiling']} requests allowed in flight to "
-                     f"{providers} ({change['reason']}) · {_secs(end - start)}")
+                     f"{account(providers)} ({change['reason']}) · {_secs(end - start)}")
             allowed = f' data-allowed="{int(change["allowed"])}"'
             bars.append(_bar("pmap", start, end, origin, span, title, allowed))
         rows.append(_row("in flight", bars))

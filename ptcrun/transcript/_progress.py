@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from ._progress_state import Event, ProgressState, in_sub_run
-from ._wording import preview
+from ._wording import account, preview
 
 __all__ = ["LineProgress", "TerminalProgress"]
 
@@ -273,8 +273,9 @@ class LineProgress:
                                                                  or allowed == ceiling):
                 # A cut, or back at the ceiling: the steps of a recovery are left to the transcript.
                 # The throttle is an account's (planner, workers and sub-runs alike): name it.
-                self._say(f"{turn}: requests in flight to {event.get('provider')} {event.get('previous')} "
-                          f"-> {allowed} of {ceiling} ({event.get('reason')})")
+                to = account(event.get("provider"))
+                self._say(f"{turn}: requests in flight to {to} {event.get('previous')} -> {allowed} of "
+                          f"{ceiling} ({event.get('reason')})")
         elif kind == "sandbox.start" and s.turn:
             self._say(f"{turn}: sandbox restarted")
         elif kind == "run.end":

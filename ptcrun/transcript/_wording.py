@@ -17,6 +17,7 @@ from ._runs import ended_its_program
 from ._transcript import TurnRecord
 
 __all__ = [
+    "account",
     "batch_counts",
     "batch_note",
     "failed_notes",
@@ -100,10 +101,17 @@ def steering_note(events: Iterable[Mapping[str, Any]]) -> str:
     return "; ".join(_steered(providers, changes) for providers, changes in accounts.items())
 
 
+def account(providers: object) -> str:
+    """The providers of one account (``concurrency.change``'s comma-separated ``provider``), as
+    words: ``"anthropic:a and anthropic:b"``."""
+    names = str(providers or "a provider").split(", ")
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _steered(providers: str, changes: list[Mapping[str, Any]]) -> str:
     lowest = min(changes, key=lambda e: e["allowed"])
     last = changes[-1]
-    return (f"rate limits steered the requests in flight to {providers} {len(changes):,} time"
+    return (f"rate limits steered the requests in flight to {account(providers)} {len(changes):,} time"
             f"{'s' * (len(changes) != 1)}: down to {lowest['allowed']} of {lowest['ceiling']} "
             f"({lowest['reason']}), {last['allowed']} at the end")
 
