@@ -7,8 +7,10 @@ one of its text (``os.pread``, safe from any thread), served by the page cache w
 warm. It is not memory-mapped: the pages of a mapping count in the process's resident memory as
 they are touched, so reading a 10 GB store through one would show the host at gigabytes. The
 sandbox child never opens the file: when a run's corpus is a whole store, the host hands the child
-a read-only descriptor of it, which the child maps a batch at a time; otherwise the host reads
-ranges of chunks and sends them (see ``ptcrun/sandbox/host/_corpus.py``).
+a read-only descriptor of it, from which the child reads a batch at a time (``lseek`` then
+``readv`` of the batch's index entries and its text into a buffer of its own, never a mapping;
+``ptcrun/sandbox/child/_stored.py``); otherwise the host reads ranges of chunks and sends them
+(see ``ptcrun/sandbox/host/_corpus.py``).
 
 Layout, all integers little-endian::
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ._runs import ended_its_program, run_status
 from ._transcript import CallRecord, PmapRecord, Transcript, TurnRecord
 from ._wording import (
+    account,
     batch_counts,
     batch_note,
     failed_notes,
@@ -350,9 +351,7 @@ def _overview(t: Transcript) -> str:
     rows = [_row("sandbox", sandbox), _row("planner", planner), _row("programs", program)]
     rows += [_row(f"pmaps {index + 1}", bars) for index, bars in enumerate(lane_bars)]
     rows += _sub_run_rows(t, origin, span)
-    steered = _steering_bars(t, origin, span)
-    if steered:
-        rows.append(_row("in flight", steered))
+    rows += _steering_rows(t, origin, span)
     batches = _batch_bars(t, origin, span)
     if batches:
         rows.append(_row("batches", batches))
@@ -368,19 +367,26 @@ def _overview(t: Transcript) -> str:
             f'<div class="legend">{legend}</div></section>')
 
 
-def _steering_bars(t: Transcript, origin: float, span: float) -> list[str]:
-    """One bar per stretch of time at one allowed width (``concurrency.change``); its title says
-    the width, of how many, and why it changed."""
-    changes = [e for e in t.events if e["type"] == "concurrency.change"]
-    bars = []
-    for change, after in zip(changes, [*changes[1:], None][: len(changes)], strict=True):
-        start = float(change["ts"])
-        end = float(after["ts"]) if after is not None else t.ended
-        title = (f"{change['allowed']} of {change['ceiling']} worker requests allowed in flight "
-                 f"({change['reason']}) · {_secs(end - start)}")
-        allowed = f' data-allowed="{int(change["allowed"])}"'
-        bars.append(_bar("pmap", start, end, origin, span, title, allowed))
-    return bars
+def _steering_rows(t: Transcript, origin: float, span: float) -> list[str]:
+    """One row per account whose throttle changed (``concurrency.change``), with one bar per
+    stretch of time at one allowed width; its title says the width, of how many, to which
+    providers (planner, workers and sub-runs of one account share it), and why it changed."""
+    accounts: dict[str, list[Mapping[str, Any]]] = {}
+    for event in t.events:
+        if event["type"] == "concurrency.change":
+            accounts.setdefault(str(event.get("provider") or "a provider"), []).append(event)
+    rows = []
+    for providers, changes in accounts.items():
+        bars = []
+        for change, after in zip(changes, [*changes[1:], None], strict=True):
+            start = float(change["ts"])
+            end = float(after["ts"]) if after is not None else t.ended
+            title = (f"{change['allowed']} of {change['ceiling']} requests allowed in flight to "
+                     f"{account(providers)} ({change['reason']}) · {_secs(end - start)}")
+            allowed = f' data-allowed="{int(change["allowed"])}"'
+            bars.append(_bar("pmap", start, end, origin, span, title, allowed))
+        rows.append(_row("in flight", bars))
+    return rows
 
 
 def _batch_bars(t: Transcript, origin: float, span: float) -> list[str]:

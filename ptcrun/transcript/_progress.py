@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from ._progress_state import Event, ProgressState, in_sub_run
-from ._wording import preview
+from ._wording import account, preview
 
 __all__ = ["LineProgress", "TerminalProgress"]
 
@@ -272,7 +272,9 @@ class LineProgress:
             if allowed is not None and ceiling is not None and (allowed < (event.get("previous") or 0)
                                                                  or allowed == ceiling):
                 # A cut, or back at the ceiling: the steps of a recovery are left to the transcript.
-                self._say(f"{turn}: worker requests in flight {event.get('previous')} -> {allowed} of "
+                # The throttle is an account's (planner, workers and sub-runs alike): name it.
+                to = account(event.get("provider"))
+                self._say(f"{turn}: requests in flight to {to} {event.get('previous')} -> {allowed} of "
                           f"{ceiling} ({event.get('reason')})")
         elif kind == "sandbox.start" and not str(event.get("span", "")).rpartition("/")[2].startswith("t0."):
             self._say(f"{turn}: sandbox restarted")

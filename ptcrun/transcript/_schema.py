@@ -272,9 +272,11 @@ class LLMRetry(Event):
 
 @attrs.frozen(kw_only=True)
 class ConcurrencyChange(Event):
-    """The worker requests allowed in flight changed (span ``run``): the provider's rate limits
-    (a 429 or 529, or headers saying little of a limit is left) halved it, or replies without
-    them let it grow back by one, up to ``Limits.max_concurrency``."""
+    """The requests allowed in flight to one account changed (span ``run``): the planner, the
+    workers and the sub-runs that call the same API with the same key share it, and
+    ``provider`` names them all. The account's rate limits (a 429 or 529, or headers saying
+    little of a limit is left) halved it, or replies without them let it grow back by one, up
+    to ``Limits.max_concurrency``."""
 
     type = "concurrency.change"
     provider: str

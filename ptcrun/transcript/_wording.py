@@ -17,6 +17,7 @@ from ._runs import ended_its_program
 from ._transcript import TurnRecord
 
 __all__ = [
+    "account",
     "batch_counts",
     "batch_note",
     "failed_notes",
@@ -86,14 +87,31 @@ def planner_prose(reply: str) -> tuple[str, str]:
 
 
 def steering_note(events: Iterable[Mapping[str, Any]]) -> str:
-    """What rate limits did to the worker requests in flight (``concurrency.change``), in one
-    line; empty when they never changed it."""
-    changes = [e for e in events if e.get("type") == "concurrency.change"]
-    if not changes:
-        return ""
+    """What rate limits did to the requests in flight (``concurrency.change``), in one line;
+    empty when they never changed it.
+
+    The throttle is an account's, shared by the planner, the workers and the sub-runs that call
+    the same API with the same key, so the line names each account by its providers (the
+    event's ``provider``), not a role.
+    """
+    accounts: dict[str, list[Mapping[str, Any]]] = {}
+    for event in events:
+        if event.get("type") == "concurrency.change":
+            accounts.setdefault(str(event.get("provider") or "a provider"), []).append(event)
+    return "; ".join(_steered(providers, changes) for providers, changes in accounts.items())
+
+
+def account(providers: object) -> str:
+    """The providers of one account (``concurrency.change``'s comma-separated ``provider``), as
+    words: ``"anthropic:a and anthropic:b"``."""
+    names = str(providers or "a provider").split(", ")
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _steered(providers: str, changes: list[Mapping[str, Any]]) -> str:
     lowest = min(changes, key=lambda e: e["allowed"])
     last = changes[-1]
-    return (f"rate limits steered the worker requests in flight {len(changes):,} time"
+    return (f"rate limits steered the requests in flight to {account(providers)} {len(changes):,} time"
             f"{'s' * (len(changes) != 1)}: down to {lowest['allowed']} of {lowest['ceiling']} "
             f"({lowest['reason']}), {last['allowed']} at the end")
 

@@ -11,6 +11,7 @@ from ptcrun import AnthropicProvider, Limits, OpenAICompatProvider, Runtime, Scr
 from ptcrun.runtime.providers._base import Message, Request
 from ptcrun.runtime.providers._ratelimit import Throttle, steering
 from ptcrun.transcript._progress import LineProgress
+from ptcrun.transcript._views import render_summary
 
 from .providers.fakeapi import FakeAPI
 from .providers.fakeservers import FakeServer, anthropic_message, openai_completion
@@ -117,14 +118,14 @@ def test_a_fan_out_into_a_rate_limited_provider_backs_off_instead_of_storming(tm
     assert transcript.status == "done"
     # Every view says so.
     from ptcrun.transcript._html import render_html
-    from ptcrun.transcript._views import render_summary
 
     summary = render_summary(transcript)
-    assert f"rate limits steered the worker requests in flight {len(changes):,} times" in summary
+    provider = changes[0]["provider"]
+    assert f"rate limits steered the requests in flight to {provider} {len(changes):,} times" in summary
     assert "down to " in summary and "of 40 (429 rate limited)" in summary
-    assert "turn 1: worker requests in flight 40 -> 20 of 40 (429 rate limited)" in progress.getvalue()
+    assert f"turn 1: requests in flight to {provider} 40 -> 20 of 40 (429 rate limited)" in progress.getvalue()
     page = render_html(transcript)
-    assert "in flight" in page and "worker requests allowed in flight (429 rate limited)" in page
+    assert f"requests allowed in flight to {provider} (429 rate limited)" in page
 
 
 # -- the planner spends the same limits as the workers of its account ------------------------
@@ -176,6 +177,10 @@ def test_a_429_to_the_planner_narrows_the_workers_of_the_same_account(tmp_path):
     first = changes[0]
     assert (first["previous"], first["allowed"], first["reason"]) == (8, 4, "429 rate limited")
     assert first["provider"] == "anthropic:claude-haiku-4-5, anthropic:claude-sonnet-4-5"
+    # The summary names the account, not the workers: the planner's 429 did this.
+    summary = render_summary(Transcript.load(result.transcript))
+    assert ("rate limits steered the requests in flight to anthropic:claude-haiku-4-5 and "
+            "anthropic:claude-sonnet-4-5 ") in summary
     # The planner's 429 came before any worker request: the fan-out started at the cut width
     # and grew back by one a round, never reaching the 8 that max_concurrency allows.
     assert api.peak < 8

@@ -298,3 +298,19 @@ def test_deaths_are_classified_by_their_evidence(death, cls, setting, start):
 def test_a_crash_shows_the_childs_last_words():
     death = Death(returncode=-signal.SIGABRT, stderr="Traceback...\nFatal Python error: bad thing\n")
     assert str(classify(death, LIMITS)).endswith("child said: Fatal Python error: bad thing")
+
+
+def test_a_generator_freed_while_it_ran_is_named_as_such_not_blamed_on_nesting():
+    # What CPython 3.11 wrote before the child died, when an iterator shared by pmap items let
+    # go of the generator another item was running.
+    stderr = (
+        "Exception ignored in: <generator object rows at 0x7f3a2c1d5e40>\n"
+        "Traceback (most recent call last):\n"
+        "ValueError: generator already executing\n"
+    )
+    shared = str(classify(Death(returncode=-signal.SIGSEGV, cpu_seconds=0.1, stderr=stderr), LIMITS))
+    assert "asked for values by pmap items at once" in shared and "Give each pmap item its own iterator" in shared
+    assert "nest" not in shared
+    assert shared.endswith("child said: ValueError: generator already executing")
+    nested = str(classify(Death(returncode=-signal.SIGSEGV, cpu_seconds=0.1), LIMITS))
+    assert "make the program nest less" in nested and "pmap" not in nested

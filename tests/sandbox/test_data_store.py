@@ -324,6 +324,19 @@ async def test_a_chunk_too_big_for_one_frame_is_an_error_the_program_sees(monkey
     assert "chunk 1 is 5,000 bytes, more than the sandbox can receive at once" in result.answer[1]
 
 
+async def test_a_chunk_too_big_names_the_chunk_size_with_the_byte_ceiling(monkeypatch):
+    # Not a Limits field: it used to come out as "Limits.chunk_tokens" with no value (NaN).
+    monkeypatch.setattr(_corpus.SharedText, "create", classmethod(lambda cls: None))
+    monkeypatch.setattr(_corpus, "_MAX_CHUNK_BYTES", 1_000)
+    monkeypatch.setattr(_protocol, "CHUNKS_FRAME_BYTES", 1_000)
+    result = await run(["small", "b" * 5_000], "x = data[1]")
+    assert result.status == "error" and result.error.kind == "SandboxLimitExceeded"
+    assert result.error.fields == {"setting": "chunk_tokens", "limit": 1_000, "observed": 5_000, "restarted": False}
+    assert isinstance(result.limit, errors.SandboxLimitExceeded)
+    assert (result.limit.setting, result.limit.limit) == ("chunk_tokens", 1_000)
+    assert result.error.message.startswith("chunk 1 is 5,000 bytes, more than the sandbox can receive")
+
+
 def damage_byte(path: str, at: int) -> None:
     """Make the byte at ``at`` one that no UTF-8 text holds."""
     with open(path, "r+b") as file:

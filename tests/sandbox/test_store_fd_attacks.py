@@ -300,7 +300,9 @@ async def test_a_chunk_too_large_for_the_sandbox_is_refused_however_the_child_re
     assert result.status == "done", result.error
     refused = ["SandboxLimitExceeded", (
         f"chunk 1 is {huge:,} bytes, more than the sandbox can receive at once "
-        f"({_protocol.MAX_CHUNK_BYTES:,}); cut the corpus into smaller chunks."
+        f"({_protocol.MAX_CHUNK_BYTES:,}); cut the corpus into smaller chunks (a smaller "
+        "chunk_tokens= or chunk_lines= of ptcrun.build_store, or --chunk-tokens or "
+        "--chunk-lines of the ptcrun command)."
     )]
     assert result.answer == ["small", "tail", refused, refused, [5, 4, refused]]
 

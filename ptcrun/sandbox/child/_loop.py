@@ -269,10 +269,15 @@ class Child:
                 "the sandbox was restarted and earlier variables are gone. Process the data in "
                 "smaller pieces, or raise sandbox_memory_bytes."
             )
+        # A limit of the host's that is no Limits field (a chunk too large names chunk_tokens,
+        # the chunk size the corpus is cut with) keeps its own name and value: "Limits.x" with
+        # no value would name a setting nobody can change.
+        known = setting in self.limits
         limit = errors.SandboxLimitExceeded(
             _clip(message),
-            setting=f"Limits.{setting}",
-            limit=self.limits.get(setting, math.nan),
+            setting=f"Limits.{setting}" if known else setting,
+            limit=self.limits[setting] if known else _finite(getattr(exc, "limit", None)),
+            observed=None if known else _finite(getattr(exc, "observed", None), None),
             restarted=setting == "sandbox_memory_bytes",
         )
         return errors.to_payload(limit)
@@ -290,6 +295,13 @@ class Child:
                 resource.setrlimit(resource.RLIMIT_CPU, (wanted, hard))
         except (ValueError, OSError):
             pass  # the session-wide hard limit still holds
+
+
+def _finite(value: object, otherwise: float | None = math.nan) -> Any:
+    """An exact finite number, or ``otherwise``: what crosses as a limit's value is JSON."""
+    if type(value) in (int, float) and math.isfinite(value):  # type: ignore[arg-type]
+        return value
+    return otherwise
 
 
 def _send_result(link: Link, frame: _protocol.Result) -> None:

@@ -4,7 +4,8 @@
 ``ALLOWED_MODULES`` (``sandbox/_language.py``). Each is handed out as a ``ModuleProxy`` that
 serves a hand-written list of names; a module that needs wrappers has them in a ``_mod_*.py``
 file of its own (``_mod_random``, ``_mod_copy``, ``_mod_operator``, ``_mod_typing``,
-``_mod_dataclasses``, ``_mod_enum``, ``_mod_re``). Real module objects are never reachable:
+``_mod_dataclasses``, ``_mod_enum``, ``_mod_re``, ``_mod_itertools``). Real module objects are
+never reachable:
 ``json.codecs`` leads to ``builtins.open``, ``datetime.sys`` to ``sys.modules``, and
 ``from json import codecs`` skips ``_getattr_`` entirely. The lists also leave out whatever
 reads or writes attributes behind the guards' backs (``string.Formatter``,
@@ -47,7 +48,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._language import ALLOWED_MODULES
-from . import _mod_copy, _mod_dataclasses, _mod_enum, _mod_operator, _mod_random, _mod_re, _mod_typing
+from . import (
+    _mod_copy,
+    _mod_dataclasses,
+    _mod_enum,
+    _mod_itertools,
+    _mod_operator,
+    _mod_random,
+    _mod_re,
+    _mod_typing,
+)
 from ._mod_classes import is_program_class, record_program_class
 from ._stand_ins import ClassStandIn, named_as_classes
 from ._tripwire import trusted
@@ -318,6 +328,7 @@ _NAMES: dict[str, tuple[Any, tuple[str, ...]]] = {
 _WRAPPED: dict[str, dict[str, object]] = {
     "collections": {"namedtuple": _namedtuple},
     "functools": {"total_ordering": _total_ordering},
+    "itertools": _mod_itertools.MEMBERS,
     "copy": _mod_copy.MEMBERS,
     "csv": {"DictReader": _DictReader},
     "dataclasses": _mod_dataclasses.MEMBERS,

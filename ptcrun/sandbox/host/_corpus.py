@@ -37,13 +37,22 @@ from ... import errors
 from ...corpus._store import StoredChunks
 from .. import _protocol
 
-__all__ = ["CorpusServer", "SharedText", "StoreGrant"]
+__all__ = ["CHUNK_SIZE_SETTING", "CorpusServer", "SharedText", "StoreGrant", "limit_of"]
 
 # Reads of more than one chunk, or of one larger than this, go to a worker thread, so a cold
 # disk cannot stall the event loop; a single small chunk (random access) is read in place.
 _THREAD_BYTES = 256 << 10
 # The largest chunk the child takes (a name of this module, so that tests can lower it).
 _MAX_CHUNK_BYTES = _protocol.MAX_CHUNK_BYTES
+#: What a chunk too large names as its setting: not a ``Limits`` field (the byte ceiling is the
+#: protocol's), but the chunk size the corpus is cut with, ``chunk_tokens=`` of
+#: ``ptcrun.build_store`` and ``--chunk-tokens`` of ``ptcrun store build`` and ``ptcrun run``.
+CHUNK_SIZE_SETTING = "chunk_tokens"
+
+
+def limit_of(setting: str) -> float | None:
+    """The host's own value of a corpus limit an error names, or None for another setting."""
+    return _MAX_CHUNK_BYTES if setting == CHUNK_SIZE_SETTING else None
 
 
 class SharedText:
@@ -249,9 +258,12 @@ def _too_large(query: _protocol.ChunksQuery, size: int) -> _protocol.Reply:
     """The answer to a read of a chunk larger than the sandbox takes: an error the program sees."""
     error = errors.SandboxLimitExceeded(
         f"chunk {query.start} is {size:,} bytes, more than the sandbox can receive at "
-        f"once ({_MAX_CHUNK_BYTES:,}); cut the corpus into smaller chunks.",
-        setting="chunk_tokens",
+        f"once ({_MAX_CHUNK_BYTES:,}); cut the corpus into smaller chunks (a smaller "
+        "chunk_tokens= or chunk_lines= of ptcrun.build_store, or --chunk-tokens or "
+        "--chunk-lines of the ptcrun command).",
+        setting=CHUNK_SIZE_SETTING,
         limit=_MAX_CHUNK_BYTES,
+        observed=size,
     )
     return _protocol.Reply(query.id, False, error=errors.to_payload(error))
 

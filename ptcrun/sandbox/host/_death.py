@@ -45,6 +45,9 @@ _CRASH_SIGNALS = frozenset(
     {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT, signal.SIGTRAP}
 )
 _RESTARTED = "the sandbox was restarted and earlier variables are gone"
+#: What CPython writes to stderr when it frees a generator that is still running (its close()
+#: fails, and the error is printed as unraisable): the mark of a use after free, not nesting.
+_FREED_WHILE_RUNNING = "generator already executing"
 
 
 def lifetime_cpu_ceiling(limits: Limits) -> int:
@@ -107,6 +110,24 @@ def _last_line(stderr: str) -> str:
     # Only the last line: it names the fault without showing the host's own code.
     lines = stderr.strip().splitlines()
     return f"child said: {lines[-1].strip()[:300]}" if lines else ""
+
+
+def _crash_hint(stderr: str) -> str:
+    """What most likely crashed the child, from its last words, and what the program can do."""
+    if _FREED_WHILE_RUNNING in stderr:
+        return (
+            "The child's last words show a generator freed while a thread still ran it (a use "
+            "after free in CPython 3.11): one iterator over a generator, asked for values by "
+            "pmap items at once. Give each pmap item its own iterator, or share a list. The "
+            "sandbox guards the iterators known to do this, so this one is a bug worth "
+            "reporting with the program."
+        )
+    return (
+        "The crash a program is known to cause is a C stack overflow from very deep nesting "
+        "(generators wrapping generators, deeply nested data, recursion through built-ins): if "
+        "the program nests deeply, make the program nest less; if not, the crash is a bug in "
+        "CPython or the sandbox, worth reporting with the program."
+    )
 
 
 def _cpu(death: Death) -> str:
@@ -200,11 +221,7 @@ def classify(death: Death, limits: Limits) -> errors.PtcrunError:
             restarted=True,
         )
     if number in _CRASH_SIGNALS:
-        hint = (
-            "A crash in C code is most often a C stack overflow from very deep nesting "
-            "(generators wrapping generators, deeply nested data, recursion through built-ins): "
-            "make the program nest less."
-        )
+        hint = _crash_hint(death.stderr)
         return errors.SandboxError(
             f"the sandbox crashed ({name}){_cpu(death)}; {_RESTARTED}. {hint} {said}".strip()
         )

@@ -21,7 +21,7 @@ from .. import _protocol
 from .._results import ExecResult, ProgramError
 from ._calls import CallServer, Event
 from ._channel import CHILD_GONE, Channel
-from ._corpus import CorpusServer
+from ._corpus import CorpusServer, limit_of
 from ._death import Death, classify
 
 __all__ = ["ProgramRun"]
@@ -133,10 +133,11 @@ class ProgramRun:
                 setting = setting if isinstance(setting, str) else "Limits"
                 name = setting.removeprefix("Limits.")
                 known = name in attrs.fields_dict(Limits)
+                own = getattr(self._limits, name) if known else limit_of(setting)
                 limit = errors.SandboxLimitExceeded(
                     program_error.message,
                     setting=setting,
-                    limit=getattr(self._limits, name) if known else math.nan,
+                    limit=math.nan if own is None else own,
                     restarted=frame.restart,
                 )
         if frame.restart_reason is not None:
