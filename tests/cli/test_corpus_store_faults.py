@@ -148,24 +148,30 @@ def test_run_store_on_a_read_only_disk_says_so_naming_store(files, read_only):
 # -- two commands at once ---------------------------------------------------------------------
 
 
-def test_two_runs_making_the_same_store_at_once_each_read_the_cut_they_asked_for(files, monkeypatch):
-    """Two `run --store X` at once on a missing X, with other chunk flags: whichever finishes
-    cutting second must not run on the first one's chunks while it says its own cut."""
-    store = files / "app.store"
+def race_with_another_cut(files, store, chunk_lines, monkeypatch):
+    """Make another command's store, cut by ``chunk_lines``, land at ``store`` just as this
+    command opens the store it made."""
     real_open = _writer.open_store
     raced: list[str] = []
 
     def racing(path):
-        # The other command finishes its cut (by lines of 12) just as this one finishes its own.
         if not raced:
             raced.append(os.fspath(path))
-            cut = {"chunk_tokens": None, "chunk_lines": 12, "overlap": 0}
+            cut = {"chunk_tokens": None, "chunk_lines": chunk_lines, "overlap": 0}
             about = cli_corpus.store_about(files / "app.log", cut)  # type: ignore[arg-type]
             _writer.build_store(files / "app.log", files / "other.store", **cut, about=about)
             os.replace(files / "other.store", store)
         return real_open(path)
 
     monkeypatch.setattr(_writer, "open_store", racing)
+
+
+def test_two_runs_making_the_same_store_at_once_each_read_the_cut_they_asked_for(files, monkeypatch):
+    """Two `run --store X` at once on a missing X, with other chunk flags: whichever finishes
+    cutting second must not run on the first one's chunks while it says its own cut."""
+    store = files / "app.store"
+    # The other command finishes its cut (by lines of 12) just as this one finishes its own.
+    race_with_another_cut(files, store, 12, monkeypatch)
     code, printed, err = run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store)))
     if code == 0:
         result = json.loads(printed)
@@ -181,19 +187,7 @@ def test_two_runs_making_the_same_store_at_once_each_read_the_cut_they_asked_for
 
 def test_a_second_run_making_the_same_store_reuses_the_first_ones_when_it_matches(files, monkeypatch):
     store = files / "app.store"
-    real_open = _writer.open_store
-    raced: list[str] = []
-
-    def racing(path):
-        if not raced:
-            raced.append(os.fspath(path))
-            cut = {"chunk_tokens": None, "chunk_lines": 4, "overlap": 0}
-            about = cli_corpus.store_about(files / "app.log", cut)  # type: ignore[arg-type]
-            _writer.build_store(files / "app.log", files / "other.store", **cut, about=about)
-            os.replace(files / "other.store", store)
-        return real_open(path)
-
-    monkeypatch.setattr(_writer, "open_store", racing)
+    race_with_another_cut(files, store, 4, monkeypatch)
     assert answer(run_cli(run(files, files / "app.log", "--chunk-lines", "4", "--store", str(store))))["answer"] == ANSWER
     assert leftovers(files) == []
 

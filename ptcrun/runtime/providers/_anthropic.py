@@ -335,34 +335,12 @@ def to_reply(message: object) -> Reply:
     if not isinstance(message, anthropic.types.Message):
         raise ValueError(f"the body is a {type(message).__name__}: {str(message)[:120]!r}")
     usage = message.usage
-    cache_read = token_count(
-        getattr(usage, "cache_read_input_tokens", None) or 0, "usage.cache_read_input_tokens"
-    )
-    cache_write = token_count(
-        getattr(usage, "cache_creation_input_tokens", None) or 0, "usage.cache_creation_input_tokens"
-    )
-    input_tokens = token_count(getattr(usage, "input_tokens", None), "usage.input_tokens")
-    output_tokens = token_count(getattr(usage, "output_tokens", None), "usage.output_tokens")
-    content: object = message.content
-    if not isinstance(content, list):
-        raise ValueError(f"content is a {type(content).__name__}, not a list of blocks")
-    texts = []
-    for block in content:
-        if getattr(block, "type", None) == "text":
-            text = getattr(block, "text", None)
-            if not isinstance(text, str):
-                raise ValueError(f"a text block's text is a {type(text).__name__}, not a string")
-            texts.append(text)
-    stop_reason = message.stop_reason
-    return Reply(
-        text="".join(texts),
-        # The API reports cached input apart from input_tokens; the budget charges all of it.
-        input_tokens=input_tokens + cache_read + cache_write,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        model=message.model if isinstance(message.model, str) else "",
-        stop_reason=stop_reason if isinstance(stop_reason, str) else None,
+    return _reply(
+        lambda field: getattr(usage, field, None),
+        message.content,
+        lambda block, field: getattr(block, field, None),
+        message.model,
+        message.stop_reason,
     )
 
 
@@ -379,23 +357,37 @@ def reply_from_json(body: object) -> Reply:
     usage = body.get("usage")
     if not isinstance(usage, dict):
         raise ValueError(f"usage is a {type(usage).__name__}, not an object")
-    cache_read = token_count(usage.get("cache_read_input_tokens") or 0, "usage.cache_read_input_tokens")
-    cache_write = token_count(
-        usage.get("cache_creation_input_tokens") or 0, "usage.cache_creation_input_tokens"
+    return _reply(
+        usage.get,
+        body.get("content"),
+        lambda block, field: block.get(field) if isinstance(block, dict) else None,
+        body.get("model"),
+        body.get("stop_reason"),
     )
-    input_tokens = token_count(usage.get("input_tokens"), "usage.input_tokens")
-    output_tokens = token_count(usage.get("output_tokens"), "usage.output_tokens")
-    content = body.get("content")
+
+
+def _reply(
+    usage: Callable[[str], object],
+    content: object,
+    field_of: Callable[[object, str], object],
+    model: object,
+    stop_reason: object,
+) -> Reply:
+    """The reply of a message's usage, content blocks, model and stop reason, each checked,
+    read through ``usage(name)`` and ``field_of(block, name)`` (a parsed model or its JSON)."""
+    cache_read = token_count(usage("cache_read_input_tokens") or 0, "usage.cache_read_input_tokens")
+    cache_write = token_count(usage("cache_creation_input_tokens") or 0, "usage.cache_creation_input_tokens")
+    input_tokens = token_count(usage("input_tokens"), "usage.input_tokens")
+    output_tokens = token_count(usage("output_tokens"), "usage.output_tokens")
     if not isinstance(content, list):
         raise ValueError(f"content is a {type(content).__name__}, not a list of blocks")
     texts = []
     for block in content:
-        if isinstance(block, dict) and block.get("type") == "text":
-            text = block.get("text")
+        if field_of(block, "type") == "text":
+            text = field_of(block, "text")
             if not isinstance(text, str):
                 raise ValueError(f"a text block's text is a {type(text).__name__}, not a string")
             texts.append(text)
-    model, stop_reason = body.get("model"), body.get("stop_reason")
     return Reply(
         text="".join(texts),
         # The API reports cached input apart from input_tokens; the budget charges all of it.
