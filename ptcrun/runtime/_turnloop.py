@@ -309,7 +309,8 @@ class Run:
         a second to start, and a model seconds to reply, so neither waits for the other.
 
         The errors of either are raised here as they would be alone (not in a group): the
-        sandbox's first, since without it no program can run.
+        sandbox's first, since without it no program can run. The turn's clock times the reply
+        only; the child's start has its own clock, within the run's.
         """
         outcome: dict[str, Any] = {}
 
@@ -321,8 +322,9 @@ class Run:
 
         async def reply() -> None:
             try:
-                outcome["reply"] = await ask()
-            except Exception as exc:
+                with trio.fail_after(self.limits.turn_timeout):
+                    outcome["reply"] = await ask()
+            except Exception as exc:  # trio.TooSlowError too: the caller words it
                 outcome["error"] = exc
 
         async with trio.open_nursery() as nursery:
@@ -377,8 +379,11 @@ class Run:
                     )
 
             try:
-                with trio.fail_after(self.limits.turn_timeout):
-                    reply = await (ask() if self.turn > 1 else self._first_reply(ask, sandbox))
+                if self.turn > 1:
+                    with trio.fail_after(self.limits.turn_timeout):
+                        reply = await ask()
+                else:
+                    reply = await self._first_reply(ask, sandbox)
             except errors.BudgetExceeded as exc:
                 self._turn_end(turn_span, "budget_exceeded")
                 if self.limits.on_budget_exceeded == "return_partial" and self.has_candidate:
