@@ -72,7 +72,7 @@ def test_a_run_cancelled_during_the_first_reply_leaves_no_child(tmp_path):
 def test_a_first_reply_slower_than_the_turn_clock_ends_the_run_as_before(tmp_path):
     before = children()
     rt = Runtime(planner=ScriptedProvider([DONE], latency=5), transcript_dir=tmp_path,
-                 limits=Limits(turn_timeout=0.5))
+                 limits=Limits(turn_timeout=0.5, pmap_timeout=0.4, call_timeout=0.3))
     result = rt.run("Count.", ["a"])
     assert result.status == "timeout"
     assert "the planner did not reply in time" in str(result.error)
