@@ -32,6 +32,7 @@ from ..transcript._events import EventStream
 from ..transcript._schema import (
     ConcurrencyChange,
     Event,
+    LLMEnd,
     ProgramEnd,
     ProgramStart,
     RunEnd,
@@ -125,7 +126,18 @@ class Run:
         # A sub-run's events go through its caller's emit (NestedEvents), so the top run's
         # tracing makes the whole tree's spans, the sub-run's under the agent call's.
         tracing = open_tracing(events.path, events.warnings) if isinstance(events, EventStream) else None
-        self.emit = events.emit if tracing is None else tracing.watch(events.emit)
+        emit = events.emit if tracing is None else tracing.watch(events.emit)
+        # Worker requests answered at no cost, by source, in this run and the sub-runs below it
+        # (whose events come through here): the cache is the whole tree's, so its own counts
+        # would give a sub-run its caller's answers too.
+        self.answered_free: dict[str, int] = {"run": 0, "disk": 0, "resume": 0}
+
+        def counted(event: Event) -> object:
+            if isinstance(event, LLMEnd) and event.role == "worker" and event.cached in self.answered_free:
+                self.answered_free[event.cached] += 1
+            return emit(event)
+
+        self.emit = counted
         self.turn = 0
         self.turns: list[Turn] = []
         self.started = time.monotonic()
@@ -526,7 +538,7 @@ class Run:
             failed_calls=self.failures.run_failures,
             calls_made=self.failures.calls,
             sub_runs=self.failures.run_sub_runs,
-            cached_calls=self.worker_cache.hits["run"] + self.worker_cache.hits["disk"],
+            cached_calls=self.answered_free["run"] + self.answered_free["disk"],
             resumed_from=None if self.recorded is None else self.recorded.transcript,
             replayed=self._replayed(),
         )
@@ -553,7 +565,7 @@ class Run:
     def _replayed(self) -> dict[str, int]:
         if self.planner_cache is None:
             return {}
-        return {"planner": self.planner_cache.hits["resume"], "worker": self.worker_cache.hits["resume"]}
+        return {"planner": self.planner_cache.hits["resume"], "worker": self.answered_free["resume"]}
 
 
 def _conversation_tokens(messages: Sequence[Message], system: str) -> int:

@@ -452,3 +452,23 @@ done([first, inner])
 
     again = one_run(tmp_path / "b")
     assert again.answer == ["alpha", "alpha"] and len(asked) == 1
+
+
+def test_a_sub_run_counts_the_cached_answers_of_its_own_tree_not_its_caller_s(tmp_path):
+    # The top program's second question is answered by the cache; the sub-run, which starts
+    # after it, asks a question of its own and has none answered so.
+    top = block("""
+tool.worker(data[0], "Say the first word.")
+tool.worker(data[0], "Say the first word.")
+done(tool.agent("Ask another.", data=[1], max_tokens=8_000, max_turns=1))
+""")
+    sub = block('done(tool.worker(data[0], "Say the last word."))')
+    rt = Runtime(
+        planner=ScriptedProvider([top]), sub_planner=ScriptedProvider([sub]),
+        worker=ScriptedProvider(lambda request: "alpha"), limits=Limits(**LIMITS), transcript_dir=tmp_path,
+    )
+    result = rt.run("Ask twice, then once below.", CHUNKS)
+    assert result.status == "done", result.error
+    assert result.cached_calls == 1
+    (sub_end,) = [e for e in events(result) if e["type"] == "run.end" and e["span"] != "run"]
+    assert sub_end["cached_calls"] == 0
