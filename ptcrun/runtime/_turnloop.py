@@ -325,12 +325,15 @@ class Run:
         only; the child's start has its own clock, within the run's.
         """
         outcome: dict[str, Any] = {}
+        asking = trio.CancelScope()
 
         async def start() -> None:
             try:
                 await sandbox.__aenter__()
-            except Exception as exc:  # a SandboxError; raised below, after the reply
+            except Exception as exc:  # a SandboxError; raised below
                 outcome["start"] = exc
+                # No program can run: the reply is not waited for (before, no request was sent).
+                asking.cancel()
 
         async def reply() -> None:
             try:
@@ -341,7 +344,8 @@ class Run:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(start)
-            await reply()
+            with asking:
+                await reply()
         for failed in ("start", "error"):
             if failed in outcome:
                 raise outcome[failed]

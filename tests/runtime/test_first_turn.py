@@ -77,3 +77,16 @@ def test_a_first_reply_slower_than_the_turn_clock_ends_the_run_as_before(tmp_pat
     assert result.status == "timeout"
     assert "the planner did not reply in time" in str(result.error)
     assert children() - before == set()
+
+
+def test_a_child_that_cannot_start_ends_the_run_without_waiting_for_the_reply(tmp_path, monkeypatch):
+    from ptcrun.sandbox.host import _driver
+
+    monkeypatch.setattr(_driver, "_BOOT", "import sys; sys.exit('no sandbox on this machine')")
+    rt = Runtime(planner=ScriptedProvider([DONE], latency=5), transcript_dir=tmp_path)
+    result = rt.run("Count.", ["a"])
+    assert result.status == "error"
+    assert "no sandbox on this machine" in str(result.error)
+    # The planner's reply could not have been used: it is not waited for, nor taken as a turn.
+    ends = [e for e in events(result) if e["type"] == "llm.end"]
+    assert [e["status"] for e in ends] != ["ok"] and result.turns == ()
