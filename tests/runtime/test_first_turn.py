@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
+import pytest
 import trio
 
 from ptcrun import Limits, Runtime, ScriptedProvider
@@ -90,3 +93,34 @@ def test_a_child_that_cannot_start_ends_the_run_without_waiting_for_the_reply(tm
     # The planner's reply could not have been used: it is not waited for, nor taken as a turn.
     ends = [e for e in events(result) if e["type"] == "llm.end"]
     assert [e["status"] for e in ends] != ["ok"] and result.turns == ()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("during", ["reply", "start"])
+def test_a_signal_during_the_first_reply_or_the_start_cancels_the_run_and_leaves_no_child(
+    tmp_path, monkeypatch, signum, during
+):
+    from ptcrun.sandbox.host import _driver
+
+    planner = ScriptedProvider([DONE], latency=2)
+    if during == "start":
+        send_init = _driver.Sandbox._send_init
+
+        async def signalled(self, channel):
+            os.kill(os.getpid(), signum)
+            await trio.sleep(0.3)
+            await send_init(self, channel)
+
+        monkeypatch.setattr(_driver.Sandbox, "_send_init", signalled)
+    else:
+        def reply(request):
+            os.kill(os.getpid(), signum)
+            return DONE
+
+        planner = ScriptedProvider(reply, latency=0.05)
+    before = children()
+    result = Runtime(planner=planner, transcript_dir=tmp_path).run("Count.", ["a"])
+    assert (result.status, result.signal) == ("cancelled", signum)
+    assert children() - before == set()
+    last = events(result)[-1]
+    assert (last["type"], last["status"]) == ("run.end", "cancelled")
