@@ -316,13 +316,16 @@ class Run:
     def _stopped(self, signum: signal.Signals) -> Result:
         return self._end("cancelled", error=stop_error(signum), signal=signum)
 
-    async def _first_reply(self, ask: Callable[[], Awaitable[Reply]], sandbox: Sandbox) -> Reply:
+    async def _first_reply(
+        self, ask: Callable[[], Awaitable[Reply]], sandbox: Sandbox
+    ) -> tuple[Reply, float]:
         """The planner's first reply, while the sandbox child starts: a child takes a quarter of
         a second to start, and a model seconds to reply, so neither waits for the other.
 
         The errors of either are raised here as they would be alone (not in a group): the
         sandbox's first, since without it no program can run. The turn's clock times the reply
-        only; the child's start has its own clock, within the run's.
+        only; the child's start has its own clock, within the run's. Returns the reply and the
+        seconds then spent waiting for the child, which the program's turn clock leaves out.
         """
         outcome: dict[str, Any] = {}
         asking = trio.CancelScope()
@@ -339,6 +342,7 @@ class Run:
             try:
                 with trio.fail_after(self.limits.turn_timeout):
                     outcome["reply"] = await ask()
+                outcome["replied"] = time.monotonic()
             except Exception as exc:  # trio.TooSlowError too: the caller words it
                 outcome["error"] = exc
 
@@ -350,7 +354,7 @@ class Run:
             if failed in outcome:
                 raise outcome[failed]
         result: Reply = outcome["reply"]
-        return result
+        return result, time.monotonic() - outcome["replied"]
 
     async def _loop(self, sandbox: Sandbox) -> Result:
         corpus_tokens, pass_tokens = pass_tokens_about(self.data, self.goal, self.limits.worker_max_tokens)
@@ -370,7 +374,7 @@ class Run:
             self.spans.turn = self.turn
             self.emit(TurnStart(span=turn_span, parent="run", turn=self.turn))
             self.open_turn = turn_span
-            turn_started = time.monotonic()
+            turn_started = clock_from = time.monotonic()
             request = Request(
                 messages=tuple(messages),
                 system=system,
@@ -399,7 +403,8 @@ class Run:
                     with trio.fail_after(self.limits.turn_timeout):
                         reply = await ask()
                 else:
-                    reply = await self._first_reply(ask, sandbox)
+                    reply, waited = await self._first_reply(ask, sandbox)
+                    clock_from += waited  # the child's start is not on the turn clock
             except errors.BudgetExceeded as exc:
                 self._turn_end(turn_span, "budget_exceeded")
                 if self.limits.on_budget_exceeded == "return_partial" and self.has_candidate:
@@ -426,7 +431,7 @@ class Run:
                 continue
             self.emit(ProgramStart(span=f"{turn_span}.program", parent=turn_span, source=code))
             self.open_program = f"{turn_span}.program"
-            left = max(self.limits.turn_timeout - (time.monotonic() - turn_started), 0.001)
+            left = max(self.limits.turn_timeout - (time.monotonic() - clock_from), 0.001)
             # Nothing else of the run is going on between the reply and its program: counting
             # here holds up no call.
             conversation = _conversation_tokens(messages, system)

@@ -124,3 +124,23 @@ def test_a_signal_during_the_first_reply_or_the_start_cancels_the_run_and_leaves
     assert children() - before == set()
     last = events(result)[-1]
     assert (last["type"], last["status"]) == ("run.end", "cancelled")
+
+
+def test_a_slow_start_does_not_take_the_first_program_s_turn_clock(tmp_path, monkeypatch):
+    # The reply is at once (as when a run resumes); the child takes longer than the turn clock
+    # to start. The program still has the turn clock less the reply's time, as in later turns.
+    from ptcrun.sandbox.host import _driver
+
+    send_init = _driver.Sandbox._send_init
+
+    async def slow(self, channel):
+        await trio.sleep(1.2)
+        await send_init(self, channel)
+
+    monkeypatch.setattr(_driver.Sandbox, "_send_init", slow)
+    busy = "```python\nx = 0\nfor i in range(20_000):\n    x += i\ndone(len(data))\n```"
+    rt = Runtime(planner=ScriptedProvider([busy]), transcript_dir=tmp_path,
+                 limits=Limits(turn_timeout=1.0, pmap_timeout=0.9, call_timeout=0.8))
+    result = rt.run("Count.", ["a", "b"])
+    assert [turn.status for turn in result.turns] == ["done"], result.turns[0].error
+    assert result.answer == 2
