@@ -187,7 +187,8 @@ class Result:
             Each sub-run's own record (turns, answer, error, usage) is in the transcript:
             ``Transcript.load(result.transcript).sub_runs``.
         cached_calls: worker requests answered by the result cache at no cost: an identical
-            request earlier in the run, or the cache file (``Runtime(cache=...)``).
+            request earlier in the run, or the cache file (``Runtime(cache=...)``); those of the
+            sub-runs below the run too, which share its cache.
         resumed_from: the transcript of the run this one resumed (``resume=``), or ``None``.
         replayed: replies replayed from that run at no cost, by role
             (``{"planner": 2, "worker": 40}``); empty when the run resumed none.
