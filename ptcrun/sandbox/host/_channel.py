@@ -9,6 +9,7 @@ into a few. One task receives.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 
 import trio
@@ -73,16 +74,37 @@ class Channel:
             self._outbox.append(head)
             data = b"".join(self._outbox)
             self._outbox.clear()
-            await self._to_child.send_all(data)
+            await self._write(data)
             if payload:  # written as it is: megabytes of text are not copied into one buffer
-                await self._to_child.send_all(payload)
+                await self._write(payload)
             await self._write_outbox()
 
     async def _write_outbox(self) -> None:
         while self._outbox:
             data = b"".join(self._outbox)
             self._outbox.clear()
-            await self._to_child.send_all(data)
+            await self._write(data)
+
+    async def _write(self, data: bytes | memoryview) -> None:
+        """Write ``data`` whole, or, when cancelled, put what is left of it back at the head of
+        the queue for the next writer: a frame another task queued is never lost, and none is
+        cut in two (``send_all`` says neither how much it wrote when cancelled, nor keeps it)."""
+        view = memoryview(data)
+        sent = 0
+        try:
+            while sent < len(view):
+                fd = self._to_child.fileno()
+                if fd < 0:
+                    raise trio.ClosedResourceError("the channel to the sandbox child is closed")
+                try:
+                    sent += os.write(fd, view[sent:])
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(fd)
+                except (BrokenPipeError, ConnectionResetError) as exc:
+                    raise trio.BrokenResourceError("the sandbox child closed its pipe") from exc
+        finally:
+            if sent < len(view):
+                self._outbox.insert(0, bytes(view[sent:]))
 
     async def receive(self) -> _protocol.Frame:
         """Return the child's next frame.
