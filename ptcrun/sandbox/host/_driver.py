@@ -205,11 +205,13 @@ class Sandbox:
                 if not self._busy and self._channel is not None:
                     # An idle child exits on request; one still running a program (the run
                     # was cancelled mid-pmap) is killed at once.
-                    try:
-                        await self._channel.send(_protocol.Shutdown())
-                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                        pass
+                    # Bounded: the request may queue behind the rest of a reply a cancelled
+                    # writer left, which a child that no longer reads would never take.
                     with trio.move_on_after(2):
+                        try:
+                            await self._channel.send(_protocol.Shutdown())
+                        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                            pass
                         await self._process.wait()
                 await self._kill("the sandbox was closed")
 
