@@ -45,7 +45,7 @@ class Channel:
         """Send ``frame``, after the frames queued before it.
 
         Returns once the frame is written or queued behind a write in progress (whose task
-        then writes it too).
+        then writes it too, or, if that task is cancelled, the next send).
 
         Raises:
             TypeError, ValueError: a field cannot be encoded as JSON; nothing was queued.
