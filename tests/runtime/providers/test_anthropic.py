@@ -137,6 +137,19 @@ async def test_reply_that_is_not_a_message_fails_at_once(server):
     assert len(server.received) == 1
 
 
+async def test_a_message_without_its_type_field_is_read_and_another_type_is_refused(server):
+    # Some servers that speak the Messages API leave "type" out; the fields a reply needs are there.
+    untyped = anthropic_message("fine")
+    del untyped.body["type"]
+    server.queue(untyped)
+    assert (await provider_for(server).complete(ask())).text == "fine"
+    other = anthropic_message("no")
+    other.body["type"] = "error"
+    server.queue(other)
+    with pytest.raises(ProviderError, match="its type is 'error', not 'message'"):
+        await provider_for(server).complete(ask())
+
+
 async def test_slow_reply_times_out_and_is_retried(server):
     server.queue(Answer(delay=10), anthropic_message("late but fine"))
     reply = await provider_for(server, timeout=0.3, max_retries=1).complete(ask())
