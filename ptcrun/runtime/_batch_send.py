@@ -270,7 +270,7 @@ class BatchSender:
                 self._emit(BatchResult(
                     span=span, parent=parent, item=item.index, status="succeeded", text=reply.text,
                     input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, cost=cost,
-                    error=item.entry[3], key=item.key if named else None,
+                    error=item.entry[3], key=item.key if named else None, stop_reason=reply.stop_reason,
                 ))
                 continue
             why = {
