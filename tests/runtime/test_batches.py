@@ -413,3 +413,25 @@ done(pmap(lambda c: tool.worker(c, "Describe."), data, batch=True))
                              planner=ScriptedProvider(["x"]),
                              worker=AnthropicProvider("claude-haiku-4-5", api_key="k", base_url=api.url))
     assert sorted(r.stop_reason or "" for r in recorded.worker.values()) == ["end_turn", "max_tokens"]
+
+
+def test_a_batch_that_cannot_be_reserved_counts_its_requests_as_failed_even_when_caught(tmp_path):
+    # The program goes on after the refused batch: its answer was built without those calls,
+    # and the run must say so (as a live pmap's failed items do), not end clean.
+    from ptcrun import Transcript
+    from ptcrun.transcript._views import render_summary, render_tree
+
+    body = """
+try:
+    pmap(lambda c: tool.worker(c, "How many x?"), data, batch=True)
+except BudgetExceeded:
+    done("a guess")
+"""
+    limits = Limits(max_tokens=20_000, feedback_reserve_tokens=0, max_turns=1, **FAST)
+    result, api = batched_run(tmp_path, [f"chunk {i}" for i in range(40)], program=program(body), limits=limits)
+    assert result.status == "done" and result.answer == "a guess"
+    assert api.batches == {}
+    assert result.failed_calls == {"BudgetExceeded": 40} and result.partial
+    transcript = Transcript.load(result.transcript)
+    assert "40 of 40 calls failed" in render_summary(transcript)
+    assert "pmap m1: 40 items, 0 ok, 40 failed" in render_tree(transcript)
