@@ -14,7 +14,7 @@ import pytest
 
 from ptcrun import AnthropicProvider, Limits, Price, Runtime, ScriptedProvider, Transcript
 from ptcrun.runtime._resume import load_recorded
-from ptcrun.transcript._views import render_tree
+from ptcrun.transcript._views import render_summary, render_tree
 
 from .batch_runs import count_x
 from .providers.fakeapi import FakeAPI
@@ -230,6 +230,10 @@ def test_requests_an_unread_batch_never_ran_are_submitted_anew_on_resume(tmp_pat
     assert [(e["status"], e[ended], e["succeeded"]) for e in ends] == [("ended", 3, 0), ("ended", 0, 3)]
     # Charged once, for the requests that ran.
     assert result.usage.worker_calls == 3 and result.usage.unsettled_tokens == 0
+    # The summary says why there are twice as many requests as were asked.
+    summary = render_summary(Transcript.load(result.transcript))
+    assert f"2 batches of 6 worker requests: 3 succeeded, 3 {ended}" in summary
+    assert "1 was the resumed run's, read by its id; what did not succeed there was sent again" in summary
 
 
 def test_a_clock_while_the_resent_requests_run_cancels_only_the_batch_still_running(tmp_path):
