@@ -6,7 +6,9 @@ rest); this sends them. All of a pmap's requests are reserved in one reservation
 is submitted, cut into batches within the API's limits, and their bodies streamed from the
 requests' encoded entries; each batch is asked how it stands with a growing interval, its results
 read as a stream into their slots, and the reservation settled with the usage the provider
-reported, at the batch price. A cancel (a clock, a signal) cancels every batch at the provider
+reported, at the batch price. Requests of a resumed run's batch that did not succeed there
+(expired, cancelled, errored: a resume never replays an error) are submitted anew, within the
+same reservation. A cancel (a clock, a signal) cancels every batch at the provider
 and leaves the reservation charged in full.
 """
 
@@ -61,6 +63,8 @@ class _Batch:
     #: Submitted by the run this one resumed: its ``custom_id``\ s are not ``i<item>`` of this
     #: run, so each ``batch.result`` names its key (else ``batch.start``'s keys tell it).
     resumed: bool = False
+    #: Its ``batch.end`` is written (a cancel must not write a second).
+    ended: bool = False
 
 
 def fill_slot(item: BatchRequest, text: str) -> None:
@@ -124,20 +128,20 @@ class BatchSender:
             try:
                 for batch_id, adopted in found.items():
                     reservation.mark_sent()  # it runs at the provider already
-                    batch = self._open(pmap_span, batch_id, adopted)
-                    batch.resumed = True
+                    batch = self._open(pmap_span, batch_id, adopted, resumed=True)
                     sent.append(batch)
                     self._emit_start(batch, pmap, pmap_span, 0, resumed=True)
-                for items, body, size in _bodies(engine, todo):
-                    reservation.mark_sent()
-                    batch_id = await engine.create(body)
-                    del body  # the largest object of a batch: let go before the next is built
-                    batch = self._open(pmap_span, batch_id, {f"i{item.index}": item for item in items})
-                    sent.append(batch)
-                    self._emit_start(batch, pmap, pmap_span, size)
+                await self._submit(engine, todo, pmap, pmap_span, sent, reservation.mark_sent)
                 await self._wait(engine, sent)
+                again: list[BatchRequest] = []
                 for batch in sent:
-                    await self._read(engine, batch, price, totals, started, keep)
+                    again += await self._read(engine, batch, price, totals, started, keep)
+                if again:  # requests a resumed run's batches did not answer: sent once more
+                    again.sort(key=lambda item: item.index)
+                    fresh = await self._submit(engine, again, pmap, pmap_span, sent, reservation.mark_sent)
+                    await self._wait(engine, fresh)
+                    for batch in fresh:
+                        await self._read(engine, batch, price, totals, started, keep)
             except BaseException as exc:
                 await self._cancel(engine, sent, started, exc)
                 raise
@@ -172,12 +176,37 @@ class BatchSender:
         rest.sort(key=lambda item: item.index)
         return found, rest
 
-    def _open(self, pmap_span: str, batch_id: str, requests: dict[str, BatchRequest]) -> _Batch:
+    async def _submit(
+        self,
+        engine: AnthropicBatches,
+        todo: list[BatchRequest],
+        pmap: int,
+        pmap_span: str,
+        sent: list[_Batch],
+        mark_sent: Callable[[], None],
+    ) -> list[_Batch]:
+        """Submit ``todo`` in batches within the API's limits; each is added to ``sent`` as soon
+        as the provider holds it (a cancel must reach it), and the new ones are returned."""
+        new: list[_Batch] = []
+        for items, body, size in _bodies(engine, todo):
+            mark_sent()
+            batch_id = await engine.create(body)
+            del body  # the largest object of a batch: let go before the next is built
+            batch = self._open(pmap_span, batch_id, {f"i{item.index}": item for item in items})
+            sent.append(batch)
+            new.append(batch)
+            self._emit_start(batch, pmap, pmap_span, size)
+        return new
+
+    def _open(
+        self, pmap_span: str, batch_id: str, requests: dict[str, BatchRequest], *, resumed: bool = False
+    ) -> _Batch:
         self._batch_ids += 1
         reserved = _worst_case(requests.values())
-        for item in requests.values():
-            item.body = None  # submitted: its entry's bytes are at the provider
-        return _Batch(f"{pmap_span}.b{self._batch_ids}", batch_id, requests, reserved)
+        if not resumed:  # a resumed run's request keeps its entry, to be sent again if it fails there
+            for item in requests.values():
+                item.body = None  # submitted: its entry's bytes are at the provider
+        return _Batch(f"{pmap_span}.b{self._batch_ids}", batch_id, requests, reserved, resumed=resumed)
 
     def _emit_start(
         self, batch: _Batch, pmap: int, pmap_span: str, size: int, *, resumed: bool = False
@@ -213,13 +242,15 @@ class BatchSender:
         totals: _Spent,
         started: float,
         keep: Callable[[str, Reply], None],
-    ) -> None:
-        """Read an ended batch's results into their slots, as the provider streams them."""
+    ) -> list[BatchRequest]:
+        """Read an ended batch's results into their slots, as the provider streams them; the
+        requests of a resumed run's batch that did not succeed there are returned, to be sent."""
         span, batch_id, parent = batch.span, batch.batch_id, batch.span.rsplit(".", 1)[0]
         named = batch.resumed
         counts = {"succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         used = _Spent()
         waiting = batch.requests  # emptied as results arrive
+        again: list[BatchRequest] = []
         async for result in engine.results(batch_id):
             item = waiting.pop(result.custom_id, None)
             if item is None:
@@ -234,11 +265,12 @@ class BatchSender:
                 used.calls += 1
                 keep(item.key, reply)
                 fill_slot(item, reply.text)
+                item.body = None
                 assert item.entry is not None
                 self._emit(BatchResult(
                     span=span, parent=parent, item=item.index, status="succeeded", text=reply.text,
                     input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, cost=cost,
-                    error=item.entry[3], key=item.key if named else None,
+                    error=item.entry[3], key=item.key if named else None, stop_reason=reply.stop_reason,
                 ))
                 continue
             why = {
@@ -253,6 +285,7 @@ class BatchSender:
             item.size = 256 + len(why)
             self._emit(BatchResult(span=span, parent=parent, item=item.index, status=result.kind,
                                    error=payload, key=item.key if named else None))
+            again.append(item)
         for item in waiting.values():
             payload = errors.to_payload(errors.ProviderError(
                 f"{self._provider.name}: batch {batch_id} sent no result for this request.",
@@ -261,6 +294,7 @@ class BatchSender:
             item.entry = [item.index, False, None, payload]
             self._emit(BatchResult(span=span, parent=parent, item=item.index, status="missing",
                                    error=payload, key=item.key if named else None))
+            again.append(item)
         waiting.clear()
         totals.input += used.input
         totals.output += used.output
@@ -272,11 +306,15 @@ class BatchSender:
             input_tokens=used.input, output_tokens=used.output, cost=None if price is None else used.cost,
             polls=batch.polls, seconds=time.monotonic() - started,
         ))
+        batch.ended = True
+        return again if batch.resumed else []
 
     async def _cancel(
         self, engine: AnthropicBatches, sent: list[_Batch], started: float, exc: BaseException
     ) -> None:
-        """Cancel at the provider every batch submitted, and end each in the transcript."""
+        """Cancel at the provider every batch submitted and not yet read, and end each in the
+        transcript."""
+        sent = [batch for batch in sent if not batch.ended]
         ended: set[str] = set()
         refused: dict[str, str] = {}
         with trio.CancelScope(shield=True), trio.move_on_after(_CANCEL_SECONDS):

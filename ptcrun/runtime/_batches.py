@@ -21,7 +21,8 @@ no batch is submitted. Replies the batch brings fill the cache.
 
 A resumed run also finds the batches the earlier run submitted but never read (their
 ``batch.start`` records each request's key): requests found there are read from that batch,
-not submitted and paid again.
+not submitted and paid again; those that did not succeed there (expired, cancelled, errored) are
+submitted anew, as a resume sends again any error it finds.
 
 A request that errored, expired or was cancelled by the provider becomes an error value in its
 slot (a ``ProviderError``), and so does a reply that does not match its schema: a batched

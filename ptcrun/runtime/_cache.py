@@ -6,13 +6,14 @@ the instruction, the text and the schema), the output limit and the temperature.
 changes the price (``cache_system``) or the bookkeeping (spans, the call's number) is left out.
 
 Within a run, identical requests share one answer: the first sends it, and those that arrive
-while it is in flight wait for it rather than send their own. Across runs, the answers are kept
-in a SQLite file (:class:`DiskCache`), opt-in. Only replies are kept, never errors: a provider
-that failed may answer next time, and a worker's schema check and repair run again on every
-cached reply, so a cached reply means what a live one would. Replies replayed from a resumed
-run come through the same door (:class:`ReplyCache`), marked as such. A batched fan-out
-claims all its requests at once (:meth:`ReplyCache.claim_batch`) and reads and writes the file in
-a few queries, not one per request.
+while it is in flight wait for it rather than send their own; but a live request never waits for
+a batched one, answered in minutes to hours, past its own clock of seconds: it is sent. Across
+runs, the answers are kept in a SQLite file (:class:`DiskCache`), opt-in. Only replies are kept,
+never errors: a provider that failed may answer next time, and a worker's schema check and repair
+run again on every cached reply, so a cached reply means what a live one would. Replies replayed
+from a resumed run come through the same door (:class:`ReplyCache`), marked as such. A batched
+fan-out claims all its requests at once (:meth:`ReplyCache.claim_batch`) and reads and writes the
+file in a few queries, not one per request.
 """
 
 from __future__ import annotations
@@ -296,7 +297,8 @@ class ReplyCache:
         self._warn = warn
         self._done: dict[str, Reply] = {}  # oldest first
         self._done_chars = 0
-        self._flying: dict[str, trio.Event] = {}
+        self._flying: dict[str, trio.Event] = {}  # live requests in flight
+        self._in_batch: dict[str, trio.Event] = {}  # batched requests in flight
         #: Requests answered at no cost, by where the answer came from.
         self.hits: dict[Source, int] = {"run": 0, "disk": 0, "resume": 0}
 
@@ -305,7 +307,8 @@ class ReplyCache:
         """Find an answer to ``request``, or the right to send it.
 
         While one task holds the right to send a request, identical ones wait here; if it
-        fails or is cancelled, the next of them sends it instead (errors are never shared).
+        fails or is cancelled, the next of them sends it instead (errors are never shared). A
+        request a batch has in flight is sent all the same: the batch may take hours.
         """
         key = self._key(provider, request)
         while True:
@@ -344,8 +347,9 @@ class ReplyCache:
     async def claim_batch(self, provider: Provider, keys: Iterable[str]) -> AsyncIterator[BatchClaim]:
         """:meth:`claim` for the distinct requests of a batch at once, by their keys.
 
-        The owned keys are in flight until the block ends: identical requests of the run wait
-        for them, as for a live request; answers found are shared at once. The caller waits for
+        The owned keys are in flight until the block ends: identical batched requests of the
+        run wait for them (live ones are sent, see :meth:`claim`); answers found are shared at
+        once. The caller waits for
         ``waiting`` after the block (so that two batches that wait on each other's keys cannot
         deadlock) and claims what is still unanswered again.
         """
@@ -367,7 +371,7 @@ class ReplyCache:
             elif key in found:
                 claim.hits[key] = (found[key], "disk")
             elif self._sort(key, claim):  # another request may have taken it during the lookup
-                self._flying[key] = flying
+                self._in_batch[key] = flying
                 claim.owned.append(key)
         for key, (reply, source) in claim.hits.items():
             self.hits[source] += 1
@@ -380,7 +384,7 @@ class ReplyCache:
                     self._remember(key, reply)
         finally:
             for key in claim.owned:
-                del self._flying[key]
+                del self._in_batch[key]
             flying.set()
         if claim.replies and self._disk is not None:
             await self._disk_put_many(provider.name, claim.replies)
@@ -391,8 +395,8 @@ class ReplyCache:
         done = self._done.get(key)
         if done is not None:
             claim.hits[key] = (done, "run")
-        elif key in self._flying:
-            claim.waiting[key] = self._flying[key]
+        elif key in self._flying or key in self._in_batch:
+            claim.waiting[key] = self._flying.get(key) or self._in_batch[key]
         else:
             if fresh is not None:
                 fresh.append(key)

@@ -191,7 +191,8 @@ def load_recorded(
             # never read from its batch again.
             unread[batch_id].pop(named, None)
             if event.status == "succeeded" and event.text is not None:
-                replies["worker"][named] = Reply(text=event.text, input_tokens=0, output_tokens=0)
+                replies["worker"][named] = Reply(text=event.text, input_tokens=0, output_tokens=0,
+                                                 stop_reason=event.stop_reason)
         elif isinstance(event, BatchEnd):
             batch_keys.pop(event.span, None)
             batch_id = batch_spans.pop(event.span, None)

@@ -442,6 +442,9 @@ class BatchResult(Event):
     #: The request's result-cache key, when ``batch.start``'s ``keys`` do not give it (a batch
     #: read for the run this one resumed), so that a resumed run replays the reply.
     key: str | None = None
+    #: Why the model stopped (``succeeded`` only), as ``llm.end`` says: ``max_tokens`` when the
+    #: reply was cut at its output limit.
+    stop_reason: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -141,5 +141,10 @@ def batch_note(events: Iterable[Mapping[str, Any]]) -> str:
         cost = f", ${sum(c for c in costs if c is not None):.4f} at the batch price"
     cancelled = sum(1 for e in ends if e.get("status") == "canceled")
     note = f"; {cancelled} cancelled by a clock or a cancel" if cancelled else ""
+    resumed = sum(1 for e in starts if e["type"] == "batch.start" and e.get("resumed"))
+    if resumed:
+        one = resumed == 1
+        note += (f"; {resumed} {'was' if one else 'were'} the resumed run's, read by "
+                 f"{'its id' if one else 'their ids'}; what did not succeed there was sent again")
     return (f"{batches} batch{'es' * (batches != 1)} of {requests:,} worker requests: "
             f"{batch_counts(totals)}{cost}{note}")

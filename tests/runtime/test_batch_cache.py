@@ -4,10 +4,13 @@ copies within a batch are sent once, and a batch's replies fill the cache."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
-from ptcrun import AnthropicProvider, Limits, Price, Runtime, ScriptedProvider, Transcript
+import trio
+
+from ptcrun import AnthropicProvider, Limits, Price, Runtime, ScriptedProvider, Transcript, tool
 from ptcrun.transcript._html import render_html
 from ptcrun.transcript._views import render_summary, render_tree
 
@@ -203,3 +206,31 @@ done([left, right])
     # Whichever batch claimed "xx" and "xxx" first sent them; the other waited and was answered.
     assert sorted(submitted(api)) == ["x", "xx", "xxx", "xxxx"] and len(api.batches) == 2
     assert result.cached_calls == 2 and result.usage.worker_calls == 4
+
+
+def test_a_live_call_identical_to_a_batched_request_is_sent_not_held_for_the_batch(tmp_path):
+    # A batch is answered in minutes to hours: a live call waiting for it would run out its
+    # clock and fail without ever being sent, its error telling to raise call_timeout.
+    body = """
+ask = lambda c: tool.worker(c, "How many x?", schema={"type": "integer"})
+left, right = pcalls(lambda: pmap(ask, data, batch=True), lambda: [tool.submitted(), ask(data[0])][1])
+done([left, right])
+"""
+    limits = Limits(call_timeout=1, pmap_timeout=30, turn_timeout=40, run_timeout=60)
+    polled = threading.Event()
+    with FakeAPI(reply=count_x, batch_polls=40, on_batch=lambda step: polled.set()) as api:
+
+        async def submitted_batch() -> None:
+            """Wait until the batch is at the provider."""
+            await trio.to_thread.run_sync(polled.wait, 10)
+
+        worker = AnthropicProvider("claude-haiku-4-5", api_key="k", base_url=api.url, batch_poll=0.01,
+                                   batch_poll_max=0.05, price=Price(1.0, 5.0))
+        rt = Runtime(planner=ScriptedProvider([program(body)]), worker=worker, limits=limits,
+                     tools=[tool(submitted_batch, name="submitted")], transcript_dir=tmp_path)
+        result = rt.run("How many x in each chunk?", ["x", "xx"])
+    assert result.status == "done", result.error
+    assert result.answer == [[1, 2], 1]
+    assert result.failed_calls == {} and not result.partial
+    assert api.requests == 1  # the live call went out on its own
+    assert sorted(submitted(api)) == ["x", "xx"]

@@ -14,7 +14,7 @@ import pytest
 
 from ptcrun import AnthropicProvider, Limits, Price, Runtime, ScriptedProvider, Transcript
 from ptcrun.runtime._resume import load_recorded
-from ptcrun.transcript._views import render_tree
+from ptcrun.transcript._views import render_summary, render_tree
 
 from .batch_runs import count_x
 from .providers.fakeapi import FakeAPI
@@ -203,3 +203,60 @@ def test_a_batch_recorded_without_keys_or_for_another_worker_is_not_read(tmp_pat
         result = resume(api, folder, tmp_path / "runs")
     assert result.answer == 7
     assert len(api.batches) == 2  # without the keys it cannot know the requests are the same
+
+
+@pytest.mark.parametrize("ended", ["expired", "canceled"])
+def test_requests_an_unread_batch_never_ran_are_submitted_anew_on_resume(tmp_path, ended):
+    # A run resumed a day later finds its batch expired (or cancelled at the console): its
+    # requests never ran and cost nothing, so the resumed run sends them, not their failures.
+    with FakeAPI(reply=count_x, batch_polls=3) as api:
+        folder = killed(api, tmp_path, kill_on="retrieve")
+        (old,) = api.batches
+        api.batch_outcome = lambda custom_id, params: (ended,)
+
+        def on_batch(step: str) -> None:
+            if step == "create":
+                api.batch_outcome = None  # the new batch runs
+
+        api.on_batch = on_batch
+        result = resume(api, folder, tmp_path / "runs")
+    assert result.status == "done", result.error
+    assert result.answer == 7
+    assert result.failed_calls == {} and not result.partial
+    assert len(api.batches) == 2 and sorted(r["custom_id"] for r in api.batches[old].requests) == ["i0", "i1", "i2"]
+    first, again = events(result.transcript, "batch.start")
+    assert first["batch_id"] == old and first["resumed"] and not again["resumed"] and again["requests"] == 3
+    ends = events(result.transcript, "batch.end")
+    assert [(e["status"], e[ended], e["succeeded"]) for e in ends] == [("ended", 3, 0), ("ended", 0, 3)]
+    # Charged once, for the requests that ran.
+    assert result.usage.worker_calls == 3 and result.usage.unsettled_tokens == 0
+    # The summary says why there are twice as many requests as were asked.
+    summary = render_summary(Transcript.load(result.transcript))
+    assert f"2 batches of 6 worker requests: 3 succeeded, 3 {ended}" in summary
+    assert "1 was the resumed run's, read by its id; what did not succeed there was sent again" in summary
+
+
+def test_a_clock_while_the_resent_requests_run_cancels_only_the_batch_still_running(tmp_path):
+    with FakeAPI(reply=count_x, batch_polls=3) as api:
+        folder = killed(api, tmp_path, kill_on="retrieve")
+        (old,) = api.batches
+        api.expire_batches = True
+
+        def on_batch(step: str) -> None:
+            if step == "create":
+                api.expire_batches, api.batch_polls = False, 10**6  # the new batch never ends
+
+        api.on_batch = on_batch
+        worker = AnthropicProvider("claude-haiku-4-5", api_key="k", base_url=api.url, batch_poll=0.01,
+                                   batch_poll_max=0.05, price=Price(1.0, 5.0))
+        limits = Limits(**{**LIMITS, "call_timeout": 1, "pmap_timeout": 1})
+        rt = Runtime(planner=ScriptedProvider(planner), worker=worker, limits=limits,
+                     transcript_dir=tmp_path / "runs")
+        result = rt.run(GOAL, CHUNKS, resume=folder)
+    (new,) = set(api.batches) - {old}
+    assert api.cancels == [new]  # the batch read to its end is not cancelled
+    ends = {e["span"]: e["status"] for e in events(result.transcript, "batch.end")}
+    starts = {e["span"]: e["batch_id"] for e in events(result.transcript, "batch.start")}
+    assert len(events(result.transcript, "batch.end")) == len(ends) == 2  # one end per batch
+    assert {starts[span]: status for span, status in ends.items()} == {old: "ended", new: "canceled"}
+    assert result.failed_calls == {"TimeLimitExceeded": 4}  # the clock, said as such

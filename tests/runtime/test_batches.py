@@ -391,3 +391,47 @@ async def test_a_body_streams_exactly_its_size_of_valid_json_and_entries_share_t
     assert sent[0]["params"]["system"][0]["cache_control"] == {"type": "ephemeral"}
     # The request read back from its entry is the one encoded (the transcript records it).
     assert [AnthropicBatches.request_of(e) for e in entries] == requests
+
+
+def test_a_reply_cut_at_its_output_limit_says_so_in_the_transcript_and_on_resume(tmp_path):
+    from ptcrun import AnthropicProvider
+    from ptcrun.runtime._resume import load_recorded
+
+    def outcome(custom_id, params):
+        return ("succeeded", "a long answer, cut", "max_tokens") if custom_id == "i0" else ("succeeded", "fine")
+
+    body = """
+done(pmap(lambda c: tool.worker(c, "Describe."), data, batch=True))
+"""
+    result, api = batched_run(tmp_path, ["a", "b"], program=program(body), batch_outcome=outcome)
+    assert result.answer == ["a long answer, cut", "fine"]
+    # As llm.end records a live reply's stop_reason, batch.result records a batched one's.
+    stops = {e["item"]: e["stop_reason"] for e in events(result, "batch.result")}
+    assert stops == {0: "max_tokens", 1: "end_turn"}
+    first = json.loads(result.transcript.read_text().splitlines()[0])
+    recorded = load_recorded(result.transcript, goal=first["goal"], data_summary=first["data"],
+                             planner=ScriptedProvider(["x"]),
+                             worker=AnthropicProvider("claude-haiku-4-5", api_key="k", base_url=api.url))
+    assert sorted(r.stop_reason or "" for r in recorded.worker.values()) == ["end_turn", "max_tokens"]
+
+
+def test_a_batch_that_cannot_be_reserved_counts_its_requests_as_failed_even_when_caught(tmp_path):
+    # The program goes on after the refused batch: its answer was built without those calls,
+    # and the run must say so (as a live pmap's failed items do), not end clean.
+    from ptcrun import Transcript
+    from ptcrun.transcript._views import render_summary, render_tree
+
+    body = """
+try:
+    pmap(lambda c: tool.worker(c, "How many x?"), data, batch=True)
+except BudgetExceeded:
+    done("a guess")
+"""
+    limits = Limits(max_tokens=20_000, feedback_reserve_tokens=0, max_turns=1, **FAST)
+    result, api = batched_run(tmp_path, [f"chunk {i}" for i in range(40)], program=program(body), limits=limits)
+    assert result.status == "done" and result.answer == "a guess"
+    assert api.batches == {}
+    assert result.failed_calls == {"BudgetExceeded": 40} and result.partial
+    transcript = Transcript.load(result.transcript)
+    assert "40 of 40 calls failed" in render_summary(transcript)
+    assert "pmap m1: 40 items, 0 ok, 40 failed" in render_tree(transcript)

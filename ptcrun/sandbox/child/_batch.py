@@ -73,6 +73,16 @@ class BatchedPmap:
             sent = [index for index, _, _ in requests]
             if requests:
                 timed_out = not self._submit(requests, scope, pmap_id, results)
+        except Exception as failed:
+            if sent:
+                # The batch failed as a whole (the budget refused it, the provider failed):
+                # each request without an answer failed with it, and is counted so even if
+                # the program catches the error and goes on.
+                for index in sent:
+                    if results[index] is None:
+                        results[index] = Failure.from_exception(index, failed)
+                self._end(pmap_id, results, timed_out=False)
+            raise
         finally:
             _scope.set_current(parent, outer["pmap"], outer["item"])
         if timed_out:
@@ -84,13 +94,17 @@ class BatchedPmap:
             for index in sent:
                 if results[index] is None:
                     results[index] = Failure.from_exception(index, exc)
+        self._end(pmap_id, results, timed_out=timed_out)
+        return results
+
+    def _end(self, pmap_id: int, results: list[Any], *, timed_out: bool) -> None:
+        """Tell the host how each failed item and the pmap ended."""
         failed = 0
         for index, value in enumerate(results):
             if isinstance(value, Failure):
                 failed += 1
                 self._send(_protocol.ItemEnd(pmap_id, index, 0, False, event_error(value)))
-        self._send(_protocol.PmapEnd(pmap_id, done=len(items) - failed, failed=failed, timed_out=timed_out))
-        return results
+        self._send(_protocol.PmapEnd(pmap_id, done=len(results) - failed, failed=failed, timed_out=timed_out))
 
     def _collect(
         self,

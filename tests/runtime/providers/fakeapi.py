@@ -16,7 +16,8 @@ What it plays, besides plain replies after ``latency`` seconds:
   headers when ``rate_headers`` is set;
 - the Message Batches API: create, retrieve, results as JSONL, cancel. A batch ends after
   ``batch_polls`` retrieves; ``batch_outcome(custom_id, params)`` decides each request's result
-  (``("succeeded", text)``, ``("errored", message)``, ``("canceled",)``, ``("expired",)``);
+  (``("succeeded", text)`` or ``("succeeded", text, stop_reason)``, ``("errored", message)``,
+  ``("canceled",)``, ``("expired",)``);
   ``expire_batches=True`` ends every batch ``expired`` with its requests expired;
   ``refuse_cancels=True`` answers every cancel with a 400, as for a batch that cannot be cancelled;
   ``on_batch(step)`` is called before each ``create``, ``retrieve`` and ``results`` is answered
@@ -40,14 +41,16 @@ __all__ = ["FakeAPI"]
 Outcome = tuple[Any, ...]
 
 
-def _message(text: str, params: dict[str, Any], *, input_tokens: int = 11, output_tokens: int = 3) -> dict[str, Any]:
+def _message(
+    text: str, params: dict[str, Any], *, input_tokens: int = 11, output_tokens: int = 3, stop_reason: str = "end_turn"
+) -> dict[str, Any]:
     return {
         "id": "msg_" + uuid.uuid4().hex[:12],
         "type": "message",
         "role": "assistant",
         "model": params.get("model", "claude-haiku-4-5"),
         "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "stop_reason": stop_reason,
         "stop_sequence": None,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
                   "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0},
@@ -318,7 +321,9 @@ class FakeAPI:
 def _result(outcome: Outcome, params: dict[str, Any], usage: tuple[int, int]) -> dict[str, Any]:
     kind = outcome[0]
     if kind == "succeeded":
-        return {"type": "succeeded", "message": _message(outcome[1], params, input_tokens=usage[0], output_tokens=usage[1])}
+        stop = outcome[2] if len(outcome) > 2 else "end_turn"
+        return {"type": "succeeded", "message": _message(outcome[1], params, input_tokens=usage[0], output_tokens=usage[1],
+                                                         stop_reason=stop)}
     if kind == "errored":
         return {"type": "errored", "error": {"type": "error", "error": {"type": "invalid_request_error", "message": outcome[1]}}}
     return {"type": kind}
