@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import attrs
 import trio
@@ -120,9 +121,19 @@ class BatchSender:
         found, todo = await self._unread_batches(engine, todo)
         count = len(todo) + sum(len(items) for items in found.values())
         needed = _worst_case(todo) + sum(_worst_case(items.values()) for items in found.values())
-        reservation = self._ledger.reserve(needed, what=f"a batch of {count:,} worker requests")
-        sent: list[_Batch] = []
         started = time.monotonic()
+        try:
+            reservation = self._ledger.reserve(needed, what=f"a batch of {count:,} worker requests")
+        except BaseException as exc:
+            # The resumed run's batches run at the provider already: this run cannot pay for
+            # them, so they are cancelled there rather than left to run on and be billed.
+            running = [self._open(pmap_span, batch_id, items, resumed=True)
+                       for batch_id, items in found.items()]
+            for batch in running:
+                self._emit_start(batch, pmap, pmap_span, 0, resumed=True)
+            await self._cancel(engine, running, started, exc)
+            raise
+        sent: list[_Batch] = []
         totals = _Spent()
         with reservation:
             try:
@@ -345,8 +356,13 @@ class BatchSender:
                 span=batch.span, parent=batch.span.rsplit(".", 1)[0],
                 status="canceled" if cancelled else "error",
                 canceled=len(batch.requests), polls=batch.polls, seconds=time.monotonic() - started,
-                error=why if cancelled else errors.to_payload(exc),
+                error=why if cancelled else _and_told(errors.to_payload(exc), f"batch {batch_id} was {told}"),
             ))
+
+
+def _and_told(payload: dict[str, Any], told: str) -> dict[str, Any]:
+    """An error payload whose message also says what became of the batch at the provider."""
+    return {**payload, "message": f"{str(payload.get('message', '')).rstrip('.')}; {told}"}
 
 
 def _worst_case(items: Iterable[BatchRequest]) -> int:

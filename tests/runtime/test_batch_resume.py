@@ -260,3 +260,23 @@ def test_a_clock_while_the_resent_requests_run_cancels_only_the_batch_still_runn
     assert len(events(result.transcript, "batch.end")) == len(ends) == 2  # one end per batch
     assert {starts[span]: status for span, status in ends.items()} == {old: "ended", new: "canceled"}
     assert result.failed_calls == {"TimeLimitExceeded": 4}  # the clock, said as such
+
+
+def test_a_resumed_batch_the_budget_cannot_hold_is_cancelled_at_the_provider(tmp_path):
+    # The killed run's batch runs on at the provider; a resume with too small a budget for it
+    # must not leave it there to be billed.
+    with FakeAPI(reply=count_x, batch_polls=50) as api:
+        folder = killed(api, tmp_path, kill_on="retrieve")
+        (start,) = events(folder / "transcript.jsonl", "batch.start")
+        worker = AnthropicProvider("claude-haiku-4-5", api_key="k", base_url=api.url, batch_poll=0.01,
+                                   batch_poll_max=0.05, price=Price(1.0, 5.0))
+        rt = Runtime(planner=ScriptedProvider(planner), worker=worker, transcript_dir=tmp_path / "runs",
+                     limits=Limits(**{**LIMITS, "max_tokens": 6_000}))
+        result = rt.run(GOAL, CHUNKS, resume=folder)
+        cancels = list(api.cancels)
+    assert cancels == [start["batch_id"]]
+    (end,) = events(result.transcript, "batch.end")
+    assert end["status"] == "error"
+    assert end["error"]["type"] == "BudgetExceeded"
+    assert end["error"]["message"].endswith(f"batch {start['batch_id']} was cancelled at the provider")
+    assert result.failed_calls  # the pmap's requests failed: never a silent partial answer
