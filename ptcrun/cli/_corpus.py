@@ -10,7 +10,7 @@ than memory runs. The store is one of three:
 - ``--store FILE``: made from the corpus when missing, and reused when it was cut from the same
   bytes with the same chunk options, which are checked each time;
 - otherwise a scratch store, cut for this command in a hidden folder beside the run folders
-  (:class:`Scratch`) and removed when the command ends.
+  (:class:`~._scratch.Scratch`) and removed when the command ends.
 
 ``run`` writes ``corpus.json`` into the run folder as soon as the folder is made, saying where
 the chunks came from, how they were cut and which store holds them, so that ``exec TRANSCRIPT
@@ -26,35 +26,31 @@ import errno
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, BinaryIO, TypedDict
 
 import attrs
 
 from ..corpus._load import DEFAULT_CHUNK_TOKENS
 from ..corpus._store import StoredChunks, is_store, open_store
-from ..corpus._writer import PARTIAL_PREFIX, StoreWriteError, build_store
+from ..corpus._writer import StoreWriteError, build_store
 from ..errors import ConfigError
 from ..transcript._events import os_error_reason
+from ._scratch import Scratch, discard, remove_leftovers
 from ._settings import SETTINGS
 from ._stops import stop_on_signals
 
 __all__ = [
     "CORPUS_FILE",
-    "SCRATCH_PREFIX",
     "STDIN",
     "STDIN_COPY",
     "ChunkOptions",
     "Corpus",
-    "Scratch",
     "chunk_options",
     "cut_words",
     "given_cut",
@@ -65,15 +61,14 @@ __all__ = [
     "write_record",
 ]
 
+#: The chunk options' settings, in the order messages name them.
 #: The file in a run folder that records the run's corpus.
 CORPUS_FILE = "corpus.json"
 #: The corpus path that means standard input.
 STDIN = "-"
 #: The copy of a corpus read from standard input, in the run folder.
 STDIN_COPY = "corpus.txt"
-#: The start of a scratch folder's name; the process id that follows tells a live one.
-SCRATCH_PREFIX = ".ptcrun-corpus-"
-#: The chunk options' settings, in the order messages name them.
+
 _CUT = ("chunk_tokens", "chunk_lines", "overlap")
 
 
@@ -105,90 +100,6 @@ class Corpus:
     store: Path | None = None
     stdin: Path | None = None
     warnings: tuple[str, ...] = ()
-
-
-class Scratch:
-    """A hidden folder beside the run folders for a command's scratch store and its copy of
-    standard input, made on first use and removed, with all it holds, when the command ends.
-
-    Not the system's temporary folder: that is often held in memory, and a store is as large as
-    its corpus. Its name holds the process id, so the next command removes the folders of
-    commands that were killed (their clean-up never ran) and leaves those of running ones.
-    """
-
-    def __init__(self, beside: Path, *, where: str) -> None:
-        self._beside = beside
-        self._where = where
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
-        self._made: list[Path] = []  # folders above it this made, deepest first
-
-    def __enter__(self) -> Scratch:
-        _remove_stale(self._beside)
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._folder is not None:
-            self._folder.cleanup()
-            self._folder = None
-        # A dry run leaves nothing behind, not even the --out folder it made to cut beside.
-        for made in self._made:
-            try:
-                made.rmdir()
-            except OSError:
-                break  # something else is in it now
-        self._made = []
-
-    def folder(self) -> Path:
-        """The folder, made now if it was not yet.
-
-        Raises:
-            ConfigError: it cannot be made, naming where and the fix.
-        """
-        if self._folder is None:
-            try:
-                missing = self._beside
-                while not missing.exists() and missing.parent != missing:
-                    self._made.append(missing)
-                    missing = missing.parent
-                self._beside.mkdir(parents=True, exist_ok=True)
-                prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
-                self._folder = tempfile.TemporaryDirectory(prefix=prefix, dir=self._beside)
-            except OSError as exc:
-                raise self.cannot(exc) from None
-        return Path(self._folder.name)
-
-    def cannot(self, exc: OSError) -> ConfigError:
-        """The error of a scratch store that cannot be made or written: where, why, the fix."""
-        return ConfigError(
-            f"the corpus cannot be cut into a scratch store beside {self._where}: "
-            f"{os_error_reason(exc)}; use a folder you can write to, with room for the corpus, or "
-            f"cut the corpus once with `ptcrun store build CORPUS STORE` and pass the store."
-        )
-
-
-def _remove_stale(beside: Path) -> None:
-    """Remove the scratch folders that killed commands left in beside: a store is as large as
-    its corpus, and one whose command is gone is read by nobody."""
-    try:
-        folders = [p for p in beside.iterdir() if p.name.startswith(SCRATCH_PREFIX) and p.is_dir()]
-    except OSError:
-        return  # no folder yet, or not readable: whoever needs it says so
-    for folder in folders:
-        pid = folder.name.removeprefix(SCRATCH_PREFIX).partition("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process: alive, and not ours to judge
-    return True
 
 
 def chunk_options(args: argparse.Namespace, recorded: Mapping[str, Any] | None = None) -> ChunkOptions:
@@ -379,8 +290,8 @@ def _publish(
         )
 
     try:
-        _remove_leftovers(target)
-        _discard(part)  # left by a killed command of the same id: never reused
+        remove_leftovers(target)
+        discard(part)  # left by a killed command of the same id: never reused
         made = _cut(source, part, options, about, copy_of=copy_of, cannot=cannot)
         if replace:
             os.replace(part, target)
@@ -399,7 +310,7 @@ def _publish(
     except OSError as exc:
         raise cannot(exc) from None
     finally:
-        _discard(part)
+        discard(part)
 
 
 def _same_file(one: StoredChunks, other: StoredChunks) -> bool:
@@ -413,30 +324,6 @@ _NO_LINKS = frozenset(
     code for code in (getattr(errno, n, None) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK"))
     if code is not None
 )
-
-
-def _remove_leftovers(target: Path) -> None:
-    """Remove the partial stores that killed commands (``kill -9``, the OOM killer) left beside
-    target: each is as large as its corpus, and no command reads it. Those of commands still
-    running, and of other stores, are left alone."""
-    ours = re.compile(
-        rf"{re.escape(PARTIAL_PREFIX)}(\d+)-[0-9a-f]+|\.{re.escape(target.name)}\.(\d+)\.part"
-    )
-    try:
-        names = [p.name for p in target.parent.iterdir()]
-    except OSError:
-        return  # writing there says what is wrong
-    for name in names:
-        found = ours.fullmatch(name)
-        if found is not None and not _alive(int(found[1] or found[2])):
-            _discard(target.parent / name)
-
-
-def _discard(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        pass  # a read-only disk holds no part file; whatever failed to write says so
 
 
 def _cut(

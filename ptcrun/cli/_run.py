@@ -27,7 +27,6 @@ from ._corpus import (
     STDIN,
     ChunkOptions,
     Corpus,
-    Scratch,
     chunk_options,
     cut_words,
     given_cut,
@@ -37,6 +36,7 @@ from ._corpus import (
 )
 from ._options import build_limits, build_provider, unused_prices
 from ._parser import EXIT_CODES, in_cli_words, status_exit_code
+from ._scratch import Scratch
 
 if TYPE_CHECKING:
     from .._result import Result

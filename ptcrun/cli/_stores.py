@@ -19,8 +19,9 @@ from typing import Any
 
 from ..corpus._store import StoredChunks, is_store
 from ..errors import ConfigError
-from ._corpus import STDIN, Scratch, chunk_options, cut_words, one_corpus_store, open_corpus
+from ._corpus import STDIN, chunk_options, cut_words, one_corpus_store, open_corpus
 from ._parser import EXIT_CODES
+from ._scratch import Scratch
 
 __all__ = ["cmd_store"]
 
