@@ -1,4 +1,4 @@
-"""The corpus of a command: the chunk flags, the store its chunks are read from, ``corpus.json``.
+"""The corpus of a command: the chunk flags, and the store its chunks are read from.
 
 Every command that takes a corpus (``run CORPUS``, ``exec --data FILE``, ``exec --turn``) reads
 it through :func:`open_corpus`, so a program sees the same ``data`` whichever command runs it.
@@ -12,11 +12,10 @@ than memory runs. The store is one of three:
 - otherwise a scratch store, cut for this command in a hidden folder beside the run folders
   (:class:`~._scratch.Scratch`) and removed when the command ends.
 
-``run`` writes ``corpus.json`` into the run folder as soon as the folder is made, saying where
-the chunks came from, how they were cut and which store holds them, so that ``exec TRANSCRIPT
---turn N`` reads the same chunks again, even after the run was killed. A corpus read from
-standard input, or from a pipe (``<(zcat app.log.gz)``), which can be read only once, is kept
-in the run folder as ``corpus.txt``, the file ``corpus.json`` then names.
+A corpus read from standard input, or from a pipe (``<(zcat app.log.gz)``), which can be read
+only once, is copied as it is read; ``run`` keeps the copy in the run folder as ``corpus.txt``
+(:mod:`._record`, which also writes ``corpus.json``, so ``exec TRANSCRIPT --turn N`` reads the
+same chunks again).
 """
 
 from __future__ import annotations
@@ -24,10 +23,8 @@ from __future__ import annotations
 import argparse
 import errno
 import hashlib
-import json
 import os
 import shlex
-import shutil
 import stat
 import sys
 from collections.abc import Callable, Mapping
@@ -46,7 +43,6 @@ from ._settings import SETTINGS
 from ._stops import stop_on_signals
 
 __all__ = [
-    "CORPUS_FILE",
     "STDIN",
     "STDIN_COPY",
     "ChunkOptions",
@@ -56,14 +52,10 @@ __all__ = [
     "given_cut",
     "one_corpus_store",
     "open_corpus",
-    "read_record",
     "store_about",
-    "write_record",
 ]
 
 #: The chunk options' settings, in the order messages name them.
-#: The file in a run folder that records the run's corpus.
-CORPUS_FILE = "corpus.json"
 #: The corpus path that means standard input.
 STDIN = "-"
 #: The copy of a corpus read from standard input, in the run folder.
@@ -548,72 +540,3 @@ def _reuse(
 
 
 # -- corpus.json -------------------------------------------------------------------------------
-
-
-def write_record(folder: Path, corpus: Corpus) -> None:
-    """Write ``corpus.json`` into a run folder: where the chunks came from, their cut, their
-    fingerprint and the store they are kept in (when it outlives the command).
-
-    A corpus from standard input is kept beside it first, as ``corpus.txt`` (a hard link to the
-    command's copy when the disk allows, so a large one is not written twice). Each file is
-    written whole or not at all (a temporary file, renamed), so a kill or a full disk never
-    leaves half a record.
-
-    Raises:
-        OSError: a file could not be written.
-    """
-    path = Path(corpus.path).resolve()
-    if corpus.stdin is not None:
-        path = folder.resolve() / STDIN_COPY
-        _copy_whole(corpus.stdin, path)
-    record = {
-        "path": str(path),
-        **corpus.options,
-        "chunks": len(corpus.chunks),
-        # A store's fingerprint was taken as it was written: no second pass over the corpus.
-        "sha256": corpus.chunks.sha256,
-    }
-    if corpus.store is not None:
-        record["store"] = str(corpus.store.resolve())
-    _write_whole(folder / CORPUS_FILE, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
-
-
-def _copy_whole(source: Path, path: Path) -> None:
-    part = path.with_name(path.name + ".part")
-    try:
-        try:
-            os.link(source, part)
-        except OSError:
-            shutil.copyfile(source, part)
-        os.replace(part, path)
-    except OSError:
-        part.unlink(missing_ok=True)
-        raise
-
-
-def _write_whole(path: Path, data: bytes) -> None:
-    part = path.with_name(path.name + ".part")
-    try:
-        part.write_bytes(data)
-        os.replace(part, path)
-    except OSError:
-        part.unlink(missing_ok=True)
-        raise
-
-
-def read_record(folder: Path) -> dict[str, Any] | None:
-    """The ``corpus.json`` of a run folder, or ``None`` when the run did not write one.
-
-    Raises:
-        ConfigError: the file is there but is not a JSON object.
-    """
-    path = folder / CORPUS_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); pass the corpus with --data FILE.") from None
-    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
-        raise ConfigError(f"{path} does not say where the corpus is; pass the corpus with --data FILE.")
-    return record

@@ -26,9 +26,10 @@ from .. import errors
 from .._limits import Limits
 from ..corpus._store import StoredChunks, is_store
 from ..errors import ConfigError
-from ._corpus import CORPUS_FILE, Corpus, chunk_options, given_cut, open_corpus, read_record
+from ._corpus import Corpus, chunk_options, given_cut, open_corpus
 from ._options import build_limits, build_provider
 from ._parser import EXIT_CODES, in_cli_words
+from ._record import CORPUS_FILE, read_record
 from ._runs import resolve_transcript
 from ._scratch import Scratch
 

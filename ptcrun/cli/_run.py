@@ -23,7 +23,6 @@ from ..errors import ConfigError, TranscriptError, to_payload
 from ..runtime._runtime import Runtime
 from ..transcript._events import os_error_reason
 from ._corpus import (
-    CORPUS_FILE,
     STDIN,
     ChunkOptions,
     Corpus,
@@ -31,11 +30,10 @@ from ._corpus import (
     cut_words,
     given_cut,
     open_corpus,
-    read_record,
-    write_record,
 )
 from ._options import build_limits, build_provider, unused_prices
 from ._parser import EXIT_CODES, in_cli_words, status_exit_code
+from ._record import CORPUS_FILE, read_record, write_record
 from ._scratch import Scratch
 
 if TYPE_CHECKING:
